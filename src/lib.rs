@@ -1,0 +1,9 @@
+//! builder: a daemonless OCI image builder for Dockerfiles.
+//!
+//! Data flows one way through the modules: the Dockerfile front end
+//! (`dockerfile`, `ignore`) feeds the instruction graph (`plan`), which the
+//! executor runs against the store and registry, which feed the outputs.
+//! Nothing flows back up: the parser knows nothing of the store, and the
+//! registry client knows nothing of Dockerfiles.
+
+pub mod cli;
