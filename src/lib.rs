@@ -7,3 +7,4 @@
 //! registry client knows nothing of Dockerfiles.
 
 pub mod cli;
+pub mod digest;
