@@ -8,3 +8,5 @@
 
 pub mod cli;
 pub mod digest;
+pub mod dockerfile;
+pub mod ignore;

@@ -1,0 +1,186 @@
+//! `.dockerignore`: reading the file, choosing which one applies, and
+//! matching paths with Docker's rules exactly (moby/patternmatcher and
+//! its `ignorefile` reader).
+//!
+//! No crate implements these rules (gitignore-style crates differ on `[!x]`,
+//! braces, anchoring and `**`), so the matcher is ours: Go's
+//! `filepath.Clean` on patterns and paths, `filepath.Match` syntax checks,
+//! `*`/`?` within one path element, `**` across elements, `!` exceptions,
+//! and the last matching pattern wins.
+
+mod clean;
+mod glob_syntax;
+mod go_regex;
+mod matcher;
+mod pattern;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use clean::clean as clean_path;
+pub use matcher::{MatchInfo, PatternMatcher};
+pub use pattern::Pattern;
+
+/// Why a set of patterns cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// A pattern that is not valid glob syntax (an unclosed `[`, a `[]`
+    /// class, a trailing `\`…), reported when the matcher is built or, for
+    /// the few Docker only rejects while matching, when a path is matched.
+    #[error("syntax error in pattern {pattern:?}")]
+    BadPattern {
+        /// The pattern, cleaned and without its `!`.
+        pattern: String,
+    },
+    /// A line consisting only of `!`.
+    #[error("illegal exclusion pattern: \"!\"")]
+    LoneExclamation,
+    /// A [`MatchInfo`] made by a different matcher.
+    #[error("match info from another pattern list (wrong number of values)")]
+    ForeignMatchInfo,
+}
+
+/// Why the ignore file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum IgnoreError {
+    /// The file exists but could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The patterns in the file are not valid.
+    #[error("in {}: {source}", path.display())]
+    Pattern {
+        /// The file.
+        path: PathBuf,
+        /// The bad pattern.
+        source: PatternError,
+    },
+}
+
+/// The ignore file that applies to a build, and its patterns.
+#[derive(Debug, Clone)]
+pub struct IgnoreFile {
+    /// Where the patterns came from.
+    pub path: PathBuf,
+    /// The patterns, in order, as [`IgnoreFile::parse`] returns them.
+    pub patterns: Vec<String>,
+}
+
+impl IgnoreFile {
+    /// The patterns of an ignore file's text, as Docker reads them: a
+    /// leading BOM is dropped, lines starting with `#` are comments, lines
+    /// are trimmed and blank ones skipped, and each pattern is cleaned with
+    /// one leading `/` removed (`!` kept in front).
+    pub fn parse(text: &str) -> Vec<String> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut patterns = Vec::new();
+        for line in text.lines() {
+            if line.starts_with('#') {
+                continue;
+            }
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (body, invert) = match line.strip_prefix('!') {
+                Some(rest) => (rest.trim(), true),
+                None => (line, false),
+            };
+            let mut pattern = if body.is_empty() {
+                String::new()
+            } else {
+                let cleaned = clean::clean(body);
+                match cleaned.strip_prefix('/') {
+                    Some(rest) if !rest.is_empty() => rest.to_owned(),
+                    _ => cleaned,
+                }
+            };
+            if invert {
+                pattern.insert(0, '!');
+            }
+            patterns.push(pattern);
+        }
+        patterns
+    }
+
+    /// The ignore file for a build of `context_dir`: `<Dockerfile>.dockerignore`
+    /// beside the Dockerfile when it exists, else `.dockerignore` at the root
+    /// of the context, else none. `dockerfile` is `None` when the Dockerfile
+    /// does not come from a file (stdin).
+    pub fn for_build(
+        context_dir: &Path,
+        dockerfile: Option<&Path>,
+    ) -> Result<Option<IgnoreFile>, IgnoreError> {
+        let specific = dockerfile.and_then(|df| {
+            let name = df.file_name()?;
+            let mut ignore_name = name.to_os_string();
+            ignore_name.push(".dockerignore");
+            Some(df.with_file_name(ignore_name))
+        });
+        for path in specific
+            .into_iter()
+            .chain([context_dir.join(".dockerignore")])
+        {
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let patterns = IgnoreFile::parse(&String::from_utf8_lossy(&bytes));
+                    return Ok(Some(IgnoreFile { path, patterns }));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(IgnoreError::Read { path, source }),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The matcher for these patterns.
+    pub fn matcher(&self) -> Result<PatternMatcher, IgnoreError> {
+        PatternMatcher::new(&self.patterns).map_err(|source| IgnoreError::Pattern {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_patterns_never_panic() {
+        // A small deterministic generator: no new dependency for fuzzing.
+        let alphabet: Vec<char> = "[]^-\\*?!/.:{}ab\u{e9}pPdx0E".chars().collect();
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut word = |max: u64| -> String {
+            let len = next() % max;
+            (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect()
+        };
+        let mut built = 0;
+        for _ in 0..5_000 {
+            let patterns = [word(10), word(10)];
+            let path = word(12);
+            if let Ok(pm) = PatternMatcher::new(&patterns) {
+                built += 1;
+                let _ = pm.matches_or_parent_matches(&path);
+                let _ = pm.matches_using_parent_results(&path, &MatchInfo::default());
+            }
+            let _ = IgnoreFile::parse(&patterns.join("\n"));
+        }
+        assert!(
+            built > 500,
+            "the generator must produce usable patterns: {built}"
+        );
+    }
+}
