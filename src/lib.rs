@@ -7,6 +7,7 @@
 //! registry client knows nothing of Dockerfiles.
 
 pub mod cli;
+pub mod context;
 pub mod digest;
 pub mod dockerfile;
 pub mod ignore;

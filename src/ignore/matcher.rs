@@ -12,6 +12,9 @@ use super::pattern::Pattern;
 pub struct PatternMatcher {
     patterns: Vec<Pattern>,
     exclusions: bool,
+    /// No `!` pattern has a wildcard (other than a trailing `/*` or `/**`),
+    /// so what an exception can re-include is known from its text.
+    literal_exceptions: bool,
 }
 
 /// What matched a directory, handed to the matching of its entries so a
@@ -50,9 +53,14 @@ impl PatternMatcher {
             }
             compiled.push(Pattern::compile(text, exclusion));
         }
+        let literal_exceptions = compiled
+            .iter()
+            .filter(|p| p.is_exclusion())
+            .all(|p| !without_trailing_glob(p.as_str()).contains(['*', '[', ']', '?', '^', '\\']));
         Ok(PatternMatcher {
             patterns: compiled,
             exclusions,
+            literal_exceptions,
         })
     }
 
@@ -60,6 +68,24 @@ impl PatternMatcher {
     /// excluded directory can be skipped without looking inside it.
     pub fn exclusions(&self) -> bool {
         self.exclusions
+    }
+
+    /// Whether a walk may skip everything inside the excluded directory
+    /// `dir` (as BuildKit does): true when no `!` pattern could re-include
+    /// something below it.
+    pub fn can_skip_excluded_dir(&self, dir: &str) -> bool {
+        if !self.exclusions {
+            return true;
+        }
+        if !self.literal_exceptions {
+            return false;
+        }
+        let dir_slash = format!("{dir}/");
+        !self
+            .patterns
+            .iter()
+            .filter(|p| p.is_exclusion())
+            .any(|p| format!("{}/", without_trailing_glob(p.as_str())).starts_with(&dir_slash))
     }
 
     /// The patterns in order.
@@ -133,6 +159,13 @@ impl PatternMatcher {
     }
 }
 
+/// A pattern without a trailing `/**` or `/*`, whose re-inclusions are
+/// then all below the remaining text.
+fn without_trailing_glob(pattern: &str) -> &str {
+    let p = pattern.strip_suffix("/**").unwrap_or(pattern);
+    p.strip_suffix("/*").unwrap_or(p)
+}
+
 /// `a`, `a/b` for `a/b/c` (nothing for a top-level name), as Docker
 /// derives them with `filepath.Dir` and a split on `/`.
 fn parent_dirs(path: &str) -> Vec<String> {
@@ -153,6 +186,18 @@ fn parent_dirs(path: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipping_excluded_dirs() {
+        let none = PatternMatcher::new(["build"]).unwrap();
+        assert!(none.can_skip_excluded_dir("build"));
+        let literal = PatternMatcher::new(["build", "!build/keep/**"]).unwrap();
+        assert!(!literal.can_skip_excluded_dir("build"));
+        assert!(!literal.can_skip_excluded_dir("build/keep"));
+        assert!(literal.can_skip_excluded_dir("build/other"));
+        let wild = PatternMatcher::new(["build", "!**/*.go"]).unwrap();
+        assert!(!wild.can_skip_excluded_dir("build/other"));
+    }
 
     #[test]
     fn parent_dirs_follow_go() {
