@@ -159,6 +159,7 @@ impl<W: Write> Writer<W> {
         let mut header = ::tar::Header::new_ustar();
         let mut pax = BTreeMap::<String, Vec<u8>>::new();
         header.set_mode(meta.mode() & 0o7777);
+        header.set_size(0);
         for (key, id, set) in [
             (
                 "uid",
