@@ -11,3 +11,4 @@ pub mod context;
 pub mod digest;
 pub mod dockerfile;
 pub mod ignore;
+pub mod layer;

@@ -1,0 +1,30 @@
+//! Layers: applying OCI layer tars onto snapshot directories safely, and
+//! producing deterministic, compressed layer tars from a change.
+//!
+//! - [`extract`]: apply a tar stream under a root, contained by `openat2`
+//!   with `RESOLVE_IN_ROOT`, with whiteouts applied or kept as overlay
+//!   whiteouts.
+//! - [`diff`]: the change a step made, from an overlay upperdir or by
+//!   comparing a copied tree with its parent.
+//! - [`tar`]: the deterministic writer of a change.
+//! - [`compress`]: compression and the digests taken in the same pass,
+//!   and decompression by media type.
+//! - [`copy`]: copy-up snapshots for the tree-diff fallback.
+
+pub mod compress;
+pub mod copy;
+pub mod diff;
+mod error;
+pub mod extract;
+mod fsmeta;
+mod resolve;
+pub mod tar;
+
+pub use error::{LayerError, Refusal};
+pub use fsmeta::OverlayXattrs;
+
+/// Prefix of an OCI whiteout file name: `.wh.name` removes `name`.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+
+/// Name of the OCI opaque-directory marker: the directory hides all lower content.
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";

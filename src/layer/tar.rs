@@ -1,0 +1,347 @@
+//! The deterministic layer writer: the same change always gives the same
+//! bytes, so the same step gives the same layer digest on every machine.
+//!
+//! Entries are sorted by path (a directory's opaque marker first among its
+//! children), headers are USTAR with fixed fields: no user or group names,
+//! no atime/ctime, mtimes in whole seconds and clamped to
+//! `SOURCE_DATE_EPOCH` when given. Long names, large ids and xattrs go in
+//! PAX records. Files hardlinked to each other within the layer are written
+//! once, then as hardlink entries.
+
+use super::fsmeta::{self, Xattrs};
+use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// One path of a change, relative to the tree the change is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// The path as it now is in the source tree (added or modified).
+    Put(PathBuf),
+    /// The path was removed: written as a `.wh.<name>` entry.
+    Whiteout(PathBuf),
+    /// The directory hides all lower content: written as `<dir>/.wh..wh..opq`.
+    Opaque(PathBuf),
+}
+
+impl Change {
+    /// The path the change is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Change::Put(p) | Change::Whiteout(p) | Change::Opaque(p) => p,
+        }
+    }
+
+    /// The order of entries in the layer: by path components, with a
+    /// directory's opaque marker before its other children.
+    fn sort_key(&self) -> Vec<Vec<u8>> {
+        let mut key: Vec<Vec<u8>> = self
+            .path()
+            .components()
+            .map(|c| c.as_os_str().as_bytes().to_vec())
+            .collect();
+        match self {
+            Change::Put(_) => {}
+            Change::Opaque(_) => key.push(Vec::new()),
+            Change::Whiteout(_) => {
+                if let Some(last) = key.last_mut() {
+                    last.splice(0..0, WHITEOUT_PREFIX.bytes());
+                }
+            }
+        }
+        key
+    }
+
+    /// The entry name in the tar.
+    fn entry_name(&self) -> Vec<u8> {
+        let path = self.path().as_os_str().as_bytes();
+        match self {
+            Change::Put(_) => path.to_vec(),
+            Change::Opaque(_) => join(path, OPAQUE_MARKER.as_bytes()),
+            Change::Whiteout(p) => {
+                let parent = p
+                    .parent()
+                    .map(|p| p.as_os_str().as_bytes())
+                    .unwrap_or_default();
+                let name = p.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
+                join(parent, &[WHITEOUT_PREFIX.as_bytes(), name].concat())
+            }
+        }
+    }
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        name.to_vec()
+    } else {
+        [dir, b"/", name].concat()
+    }
+}
+
+/// Settings that change the bytes of a layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// `SOURCE_DATE_EPOCH`: no mtime in the layer is later than this.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// Writes `changes`, read from the tree at `source`, as a layer tar to `out`
+/// and returns `out` once the archive is complete.
+pub fn write_changes<W: Write>(
+    source: &Path,
+    changes: Vec<Change>,
+    out: W,
+    options: &WriteOptions,
+) -> Result<W, LayerError> {
+    let mut keyed: Vec<(Vec<Vec<u8>>, Change)> = Vec::with_capacity(changes.len());
+    for change in changes {
+        let plain = change
+            .path()
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+        if !plain || (change.path().as_os_str().is_empty() && !matches!(change, Change::Opaque(_)))
+        {
+            return Err(LayerError::InvalidChangePath(change.path().to_path_buf()));
+        }
+        keyed.push((change.sort_key(), change));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.dedup_by(|a, b| a.0 == b.0);
+    let mut writer = Writer {
+        builder: ::tar::Builder::new(out),
+        options: *options,
+        links: HashMap::new(),
+    };
+    for (_, change) in &keyed {
+        writer.write(source, change)?;
+    }
+    writer
+        .builder
+        .into_inner()
+        .map_err(|source| LayerError::Write {
+            action: "finishing the tar",
+            source,
+        })
+}
+
+struct Writer<W: Write> {
+    builder: ::tar::Builder<W>,
+    options: WriteOptions,
+    /// The first entry written for each multiply-linked inode.
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+/// The largest value an octal USTAR id or time field holds (7 digits / 11 digits).
+const USTAR_MAX_ID: u64 = 0o7777777;
+const USTAR_NAME_LEN: usize = 100;
+
+impl<W: Write> Writer<W> {
+    fn write(&mut self, source: &Path, change: &Change) -> Result<(), LayerError> {
+        let name = change.entry_name();
+        let Change::Put(rel) = change else {
+            return self.append_marker(&name);
+        };
+        let full = source.join(rel);
+        let fs_err = |action| {
+            let path = full.clone();
+            move |source| LayerError::Fs {
+                action,
+                path,
+                source,
+            }
+        };
+        let meta = fs::symlink_metadata(&full).map_err(fs_err("reading metadata of"))?;
+        let file_type = meta.file_type();
+        let mut header = ::tar::Header::new_ustar();
+        let mut pax = BTreeMap::<String, Vec<u8>>::new();
+        header.set_mode(meta.mode() & 0o7777);
+        header.set_size(0);
+        for (key, id, set) in [
+            (
+                "uid",
+                u64::from(meta.uid()),
+                ::tar::Header::set_uid as fn(&mut ::tar::Header, u64),
+            ),
+            ("gid", u64::from(meta.gid()), ::tar::Header::set_gid),
+        ] {
+            if id > USTAR_MAX_ID {
+                pax.insert(key.to_owned(), id.to_string().into_bytes());
+                set(&mut header, 0);
+            } else {
+                set(&mut header, id);
+            }
+        }
+        header.set_mtime(self.mtime(meta.mtime()));
+        let xattrs: Xattrs = fsmeta::read_xattrs(&full).map_err(fs_err("reading xattrs of"))?;
+        for (key, value) in xattrs {
+            if !fsmeta::is_overlay_xattr(&key) {
+                pax.insert(format!("SCHILY.xattr.{key}"), value);
+            }
+        }
+        let mut entry_name = name;
+        let mut content: Option<File> = None;
+        if file_type.is_file() {
+            let inode = (meta.dev(), meta.ino());
+            match self.links.get(&inode) {
+                Some(first) if meta.nlink() > 1 => {
+                    header.set_entry_type(::tar::EntryType::Link);
+                    set_link(&mut header, &mut pax, first);
+                }
+                _ => {
+                    if meta.nlink() > 1 {
+                        self.links.insert(inode, entry_name.clone());
+                    }
+                    header.set_entry_type(::tar::EntryType::Regular);
+                    header.set_size(meta.len());
+                    let file = fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(&full)
+                        .map_err(fs_err("opening"))?;
+                    content = Some(file);
+                }
+            }
+        } else if file_type.is_dir() {
+            header.set_entry_type(::tar::EntryType::Directory);
+            entry_name.push(b'/');
+        } else if file_type.is_symlink() {
+            header.set_entry_type(::tar::EntryType::Symlink);
+            let target = fs::read_link(&full).map_err(fs_err("reading the symlink"))?;
+            set_link(&mut header, &mut pax, target.as_os_str().as_bytes());
+        } else if file_type.is_char_device() || file_type.is_block_device() {
+            header.set_entry_type(if file_type.is_char_device() {
+                ::tar::EntryType::Char
+            } else {
+                ::tar::EntryType::Block
+            });
+            let rdev = meta.rdev();
+            let device_err = |source| LayerError::Fs {
+                action: "recording the device numbers of",
+                path: full.clone(),
+                source,
+            };
+            header
+                .set_device_major(rustix::fs::major(rdev))
+                .map_err(device_err)?;
+            header
+                .set_device_minor(rustix::fs::minor(rdev))
+                .map_err(device_err)?;
+        } else if file_type.is_fifo() {
+            header.set_entry_type(::tar::EntryType::Fifo);
+        } else {
+            // Sockets cannot be carried in a tar; Docker leaves them out too.
+            return Ok(());
+        }
+        set_name(&mut header, &mut pax, &entry_name);
+        self.append(&header, &pax, content, meta.len())
+    }
+
+    /// A whiteout or opaque marker: an empty regular file, mode 0, owned by root.
+    fn append_marker(&mut self, name: &[u8]) -> Result<(), LayerError> {
+        let mut header = ::tar::Header::new_ustar();
+        let mut pax = BTreeMap::new();
+        header.set_entry_type(::tar::EntryType::Regular);
+        header.set_mode(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        set_name(&mut header, &mut pax, name);
+        self.append(&header, &pax, None, 0)
+    }
+
+    fn append(
+        &mut self,
+        header: &::tar::Header,
+        pax: &BTreeMap<String, Vec<u8>>,
+        content: Option<File>,
+        len: u64,
+    ) -> Result<(), LayerError> {
+        let write_err = |source| LayerError::Write {
+            action: "appending an entry",
+            source,
+        };
+        if !pax.is_empty() {
+            self.builder
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .map_err(write_err)?;
+        }
+        let mut header = header.clone();
+        header.set_cksum();
+        match content {
+            Some(file) => self
+                .builder
+                .append(&header, Exact::new(file, len))
+                .map_err(write_err),
+            None => self.builder.append(&header, io::empty()).map_err(write_err),
+        }
+    }
+
+    fn mtime(&self, mtime: i64) -> u64 {
+        let mtime = u64::try_from(mtime).unwrap_or(0);
+        match self.options.source_date_epoch {
+            Some(epoch) => mtime.min(epoch),
+            None => mtime,
+        }
+    }
+}
+
+/// Puts `name` in the header, or in a PAX `path` record when it does not fit.
+fn set_name(header: &mut ::tar::Header, pax: &mut BTreeMap<String, Vec<u8>>, name: &[u8]) {
+    let field = &mut header.as_old_mut().name;
+    if name.len() > USTAR_NAME_LEN {
+        pax.insert("path".to_owned(), name.to_vec());
+    }
+    field.fill(0);
+    field
+        .iter_mut()
+        .zip(name)
+        .for_each(|(slot, byte)| *slot = *byte);
+}
+
+/// Puts a link target in the header, or in a PAX `linkpath` record when it does not fit.
+fn set_link(header: &mut ::tar::Header, pax: &mut BTreeMap<String, Vec<u8>>, target: &[u8]) {
+    let field = &mut header.as_old_mut().linkname;
+    if target.len() > USTAR_NAME_LEN {
+        pax.insert("linkpath".to_owned(), target.to_vec());
+    }
+    field.fill(0);
+    field
+        .iter_mut()
+        .zip(target)
+        .for_each(|(slot, byte)| *slot = *byte);
+}
+
+/// Reads exactly the size the header announced; a file that shrank while
+/// being read is an error instead of a corrupt archive.
+struct Exact<R> {
+    inner: io::Take<R>,
+    remaining: u64,
+}
+
+impl<R: Read> Exact<R> {
+    fn new(inner: R, len: u64) -> Self {
+        Self {
+            inner: inner.take(len),
+            remaining: len,
+        }
+    }
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.remaining > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while it was being written to the layer",
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}

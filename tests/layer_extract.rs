@@ -1,0 +1,408 @@
+//! Applying layer tars: hostile paths stay inside the root, and whiteouts,
+//! links, modes, owners, mtimes and xattrs come out as the tar says.
+
+mod layer_common;
+
+use builder::digest::sha256;
+use builder::layer::extract::{ExtractOptions, ExtractWarning, Ownership, WhiteoutStyle, extract};
+use builder::layer::{LayerError, OverlayXattrs, Refusal};
+use layer_common::{OverlayMount, Sandbox, TarBuf, get_xattr, listing, root_or_skip};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+fn apply() -> ExtractOptions {
+    ExtractOptions {
+        whiteouts: WhiteoutStyle::Apply,
+        ownership: Ownership::Preserve,
+    }
+}
+
+fn refusal(
+    result: Result<builder::layer::extract::ExtractReport, LayerError>,
+) -> (String, Refusal) {
+    match result {
+        Err(LayerError::Refused { entry, reason }) => (entry, reason),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn dotdot_escape_is_refused_naming_the_entry() {
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new().file("../escape", b"x").finish();
+    let (entry, reason) = refusal(extract(&tar[..], &sandbox.root(), &apply()));
+    assert_eq!(entry, "../escape");
+    assert_eq!(reason, Refusal::PathEscapes);
+    assert!(sandbox.outside().is_empty());
+    let err = extract(&tar[..], &sandbox.root(), &apply()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "refused tar entry `../escape`: its path climbs out of the root"
+    );
+}
+
+#[test]
+fn dotdot_that_stays_inside_is_cleaned() {
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new().file("a/../b", b"in").finish();
+    extract(&tar[..], &sandbox.root(), &apply()).unwrap();
+    assert_eq!(listing(&sandbox.root()), ["b file:in"]);
+}
+
+#[test]
+fn absolute_path_lands_inside_the_root() {
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new().file("/abs", b"inside").finish();
+    extract(&tar[..], &sandbox.root(), &apply()).unwrap();
+    assert_eq!(listing(&sandbox.root()), ["abs file:inside"]);
+    assert!(sandbox.outside().is_empty());
+}
+
+#[test]
+fn symlink_to_slash_then_a_path_through_it_resolves_in_the_root() {
+    let sandbox = Sandbox::new();
+    let host_passwd = fs::read("/etc/passwd").unwrap();
+    let tar = TarBuf::new()
+        .symlink("evil", "/")
+        .file("evil/etc/passwd", b"root::0:0::/:/bin/sh\n")
+        .finish();
+    extract(&tar[..], &sandbox.root(), &apply()).unwrap();
+    assert_eq!(
+        listing(&sandbox.root()),
+        [
+            "etc dir",
+            "etc/passwd file:root::0:0::/:/bin/sh\n",
+            "evil link->/"
+        ]
+    );
+    assert_eq!(fs::read("/etc/passwd").unwrap(), host_passwd);
+    assert!(sandbox.outside().is_empty());
+}
+
+#[test]
+fn symlink_climbing_up_then_a_path_through_it_resolves_in_the_root() {
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new()
+        .symlink("up", "../../..")
+        .file("up/x", b"x")
+        .finish();
+    extract(&tar[..], &sandbox.root(), &apply()).unwrap();
+    assert_eq!(listing(&sandbox.root()), ["up link->../../..", "x file:x"]);
+    assert!(sandbox.outside().is_empty());
+}
+
+#[test]
+fn symlinked_parent_directory_pointing_out_is_contained() {
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new()
+        .symlink("a", "../../")
+        .file("a/b", b"b")
+        .dir("etc")
+        .symlink("c", "/etc")
+        .file("c/evil.conf", b"c")
+        .finish();
+    extract(&tar[..], &sandbox.root(), &apply()).unwrap();
+    assert_eq!(
+        listing(&sandbox.root()),
+        [
+            "a link->../../",
+            "b file:b",
+            "c link->/etc",
+            "etc dir",
+            "etc/evil.conf file:c"
+        ]
+    );
+    assert!(!Path::new("/etc/evil.conf").exists());
+    assert!(sandbox.outside().is_empty());
+}
+
+#[test]
+fn path_through_a_dangling_symlink_is_an_error_naming_the_entry() {
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new()
+        .symlink("c", "/nonexistent-dir")
+        .file("c/evil.conf", b"c")
+        .finish();
+    match extract(&tar[..], &sandbox.root(), &apply()) {
+        Err(LayerError::Apply { entry, .. }) => assert_eq!(entry, "c/evil.conf"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert!(!Path::new("/nonexistent-dir").exists());
+    assert!(sandbox.outside().is_empty());
+}
+
+#[test]
+fn file_replacing_a_symlink_does_not_write_through_it() {
+    let sandbox = Sandbox::new();
+    fs::write(sandbox.dir.path().join("victim"), b"untouched").unwrap();
+    let layer1 = TarBuf::new().symlink("f", "../victim").finish();
+    let layer2 = TarBuf::new().file("f", b"new").finish();
+    extract(&layer1[..], &sandbox.root(), &apply()).unwrap();
+    extract(&layer2[..], &sandbox.root(), &apply()).unwrap();
+    assert_eq!(listing(&sandbox.root()), ["f file:new"]);
+    assert_eq!(
+        fs::read(sandbox.dir.path().join("victim")).unwrap(),
+        b"untouched"
+    );
+}
+
+#[test]
+fn hardlink_to_a_host_path_is_refused_as_missing_in_the_root() {
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new().hardlink("pw", "/etc/passwd").finish();
+    let (entry, reason) = refusal(extract(&tar[..], &sandbox.root(), &apply()));
+    assert_eq!(entry, "pw");
+    assert_eq!(reason, Refusal::LinkTargetMissing("/etc/passwd".into()));
+    assert_eq!(listing(&sandbox.root()), Vec::<String>::new());
+}
+
+#[test]
+fn hardlink_climbing_out_is_refused() {
+    let sandbox = Sandbox::new();
+    fs::write(sandbox.dir.path().join("outside"), b"secret").unwrap();
+    let tar = TarBuf::new().hardlink("h", "../outside").finish();
+    let (entry, reason) = refusal(extract(&tar[..], &sandbox.root(), &apply()));
+    assert_eq!(entry, "h");
+    assert_eq!(reason, Refusal::LinkTargetEscapes("../outside".into()));
+    assert_eq!(
+        fs::metadata(sandbox.dir.path().join("outside"))
+            .unwrap()
+            .nlink(),
+        1
+    );
+}
+
+#[test]
+fn hardlink_through_a_symlinked_dir_is_resolved_in_the_root() {
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new()
+        .symlink("etc", "/")
+        .hardlink("pw", "etc/etc/passwd")
+        .finish();
+    let (_, reason) = refusal(extract(&tar[..], &sandbox.root(), &apply()));
+    assert_eq!(reason, Refusal::LinkTargetMissing("etc/etc/passwd".into()));
+}
+
+#[test]
+fn whiteout_of_a_parent_name_is_refused() {
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new().file("d/.wh...", b"").finish();
+    let (entry, reason) = refusal(extract(&tar[..], &sandbox.root(), &apply()));
+    assert_eq!(entry, "d/.wh...");
+    assert_eq!(reason, Refusal::InvalidWhiteout);
+}
+
+fn lower_layer() -> Vec<u8> {
+    TarBuf::new()
+        .dir("a")
+        .file("a/1", b"1")
+        .file("a/2", b"2")
+        .dir("b")
+        .file("b/x", b"x")
+        .dir("b/sub")
+        .file("b/sub/deep", b"d")
+        .file("c", b"c")
+        .finish()
+}
+
+fn upper_layer() -> Vec<u8> {
+    TarBuf::new()
+        .file("a/.wh.1", b"")
+        .dir("b")
+        // `-` sorts before `.`: this layer's own child precedes the marker.
+        .file("b/-mine", b"m")
+        .file("b/.wh..wh..opq", b"")
+        .file("b/y", b"y")
+        .file(".wh.c", b"")
+        .file(".wh.never-existed", b"")
+        .finish()
+}
+
+#[test]
+fn whiteouts_and_opaque_dirs_apply_across_two_layers() {
+    let sandbox = Sandbox::new();
+    extract(&lower_layer()[..], &sandbox.root(), &apply()).unwrap();
+    extract(&upper_layer()[..], &sandbox.root(), &apply()).unwrap();
+    assert_eq!(
+        listing(&sandbox.root()),
+        [
+            "a dir",
+            "a/2 file:2",
+            "b dir",
+            "b/-mine file:m",
+            "b/y file:y"
+        ]
+    );
+}
+
+#[test]
+fn overlay_style_snapshots_stack_as_overlay_lowerdirs() {
+    if !root_or_skip("overlay_style_snapshots_stack_as_overlay_lowerdirs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let [lower, upper, merged] = ["lower", "upper", "merged"].map(|n| {
+        let p = tmp.path().join(n);
+        fs::create_dir(&p).unwrap();
+        p
+    });
+    let overlay = ExtractOptions {
+        whiteouts: WhiteoutStyle::Overlay(OverlayXattrs::Trusted),
+        ownership: Ownership::Preserve,
+    };
+    extract(&lower_layer()[..], &lower, &overlay).unwrap();
+    extract(&upper_layer()[..], &upper, &overlay).unwrap();
+    assert_eq!(
+        listing(&upper),
+        [
+            "a dir",
+            "a/1 chr:0:0",
+            "b dir",
+            "b/-mine file:m",
+            "b/y file:y",
+            "c chr:0:0",
+            "never-existed chr:0:0"
+        ]
+    );
+    assert_eq!(
+        get_xattr(&upper.join("b"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+    let Some(mount) = OverlayMount::mount(&[&upper, &lower], None, &merged) else {
+        return;
+    };
+    assert_eq!(
+        listing(&mount.merged),
+        [
+            "a dir",
+            "a/2 file:2",
+            "b dir",
+            "b/-mine file:m",
+            "b/y file:y"
+        ]
+    );
+}
+
+#[test]
+fn hardlinks_symlinks_and_special_files_are_recreated() {
+    if !root_or_skip("hardlinks_symlinks_and_special_files_are_recreated") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new()
+        .file("bin/tool", b"elf")
+        .hardlink("bin/alias", "bin/tool")
+        .symlink("bin/sh", "/bin/tool")
+        .char_device("dev/null", 1, 3)
+        .fifo("run/pipe")
+        .finish();
+    let report = extract(&tar[..], &sandbox.root(), &apply()).unwrap();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let root = sandbox.root();
+    assert_eq!(
+        listing(&root),
+        [
+            "bin dir",
+            "bin/alias file:elf",
+            "bin/sh link->/bin/tool",
+            "bin/tool file:elf",
+            "dev dir",
+            "dev/null chr:1:3",
+            "run dir",
+            "run/pipe fifo"
+        ]
+    );
+    let tool = fs::metadata(root.join("bin/tool")).unwrap();
+    let alias = fs::metadata(root.join("bin/alias")).unwrap();
+    assert_eq!((tool.ino(), tool.nlink()), (alias.ino(), 2));
+}
+
+#[test]
+fn owners_modes_setuid_mtimes_and_xattrs_are_applied() {
+    if !root_or_skip("owners_modes_setuid_mtimes_and_xattrs_are_applied") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new()
+        .dir_with("opt", 0o750, 1_000_000)
+        .file_with("opt/su", b"s", 0o4755, 1000, 1001, 2_000_000)
+        .file_with("opt/ro", b"r", 0o400, 0, 0, 3_000_000)
+        .file_with_xattrs(
+            "opt/tagged",
+            b"t",
+            &[("user.kind", b"layer"), ("trusted.note", b"\x00\x01")],
+        )
+        .finish();
+    let report = extract(&tar[..], &sandbox.root(), &apply()).unwrap();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let root = sandbox.root();
+    let su = fs::metadata(root.join("opt/su")).unwrap();
+    assert_eq!(
+        (su.uid(), su.gid(), su.mode() & 0o7777),
+        (1000, 1001, 0o4755)
+    );
+    assert_eq!(su.mtime(), 2_000_000);
+    let ro = fs::metadata(root.join("opt/ro")).unwrap();
+    assert_eq!(ro.permissions().mode() & 0o7777, 0o400);
+    let opt = fs::metadata(root.join("opt")).unwrap();
+    assert_eq!((opt.mode() & 0o7777, opt.mtime()), (0o750, 1_000_000));
+    assert_eq!(
+        get_xattr(&root.join("opt/tagged"), "user.kind").as_deref(),
+        Some(&b"layer"[..])
+    );
+    assert_eq!(
+        get_xattr(&root.join("opt/tagged"), "trusted.note").as_deref(),
+        Some(&b"\x00\x01"[..])
+    );
+}
+
+#[test]
+fn owners_outside_the_mapped_range_are_reported() {
+    let sandbox = Sandbox::new();
+    let me = u64::from(rustix::process::geteuid().as_raw());
+    let tar = TarBuf::new()
+        .file_with("mine", b"m", 0o644, me, me, 0)
+        .file_with("theirs", b"t", 0o644, 70_000, 70_000, 0)
+        .finish();
+    let options = ExtractOptions {
+        whiteouts: WhiteoutStyle::Apply,
+        ownership: Ownership::Within {
+            uids: me..me + 1,
+            gids: me..me + 1,
+        },
+    };
+    let report = extract(&tar[..], &sandbox.root(), &options).unwrap();
+    assert_eq!(
+        report.warnings,
+        [ExtractWarning::OwnerNotSet {
+            entry: "theirs".into(),
+            uid: 70_000,
+            gid: 70_000
+        }]
+    );
+    assert_eq!(
+        fs::metadata(sandbox.root().join("theirs")).unwrap().uid() as u64,
+        me
+    );
+}
+
+#[test]
+fn report_carries_the_diff_id_of_the_whole_stream() {
+    let sandbox = Sandbox::new();
+    let tar = lower_layer();
+    let report = extract(&tar[..], &sandbox.root(), &apply()).unwrap();
+    assert_eq!(report.diff_id, sha256(&tar));
+    assert_eq!(report.entries, 8);
+}
+
+#[test]
+fn truncated_stream_is_an_error_not_a_panic() {
+    let sandbox = Sandbox::new();
+    let tar = lower_layer();
+    let err = extract(&tar[..700], &sandbox.root(), &apply()).unwrap_err();
+    assert!(
+        matches!(err, LayerError::ReadTar { .. } | LayerError::Apply { .. }),
+        "{err:?}"
+    );
+}
