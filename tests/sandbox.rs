@@ -574,3 +574,49 @@ fn rootless_inner() {
         Err(err) => panic!("{err}"),
     }
 }
+
+#[test]
+fn dropping_the_run_kills_every_process_of_the_step() {
+    if !is_root() {
+        return;
+    }
+    let fixture = Fixture::new();
+    let spec = fixture.spec("sleep 4242004 & sleep 4242005");
+    let step_is_running =
+        || !host_pids_with_arg("4242004").is_empty() && !host_pids_with_arg("4242005").is_empty();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sandbox = sandbox();
+        let run = sandbox.run(&spec, |_, _| {});
+        tokio::pin!(run);
+        while !step_is_running() {
+            tokio::select! {
+                ended = &mut run => panic!("the step ended on its own: {ended:?}"),
+                () = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+            }
+        }
+        // Leaving the block drops the run: the cancellation under test.
+    });
+    while !host_pids_with_arg("4242004").is_empty() || !host_pids_with_arg("4242005").is_empty() {
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn the_helper_subcommand_is_hidden_and_refuses_to_run_by_hand() {
+    let help = assert_cmd::Command::new(env!("CARGO_BIN_EXE_builder"))
+        .arg("--help")
+        .assert()
+        .success();
+    assert!(!String::from_utf8_lossy(&help.get_output().stdout).contains("sandbox"));
+    assert_cmd::Command::new(env!("CARGO_BIN_EXE_builder"))
+        .arg("__sandbox")
+        .assert()
+        .code(125)
+        .stderr(predicates::str::contains(
+            "is run by builder itself, with a status pipe on fd 3",
+        ));
+}
