@@ -3,7 +3,7 @@
 //! the image's layers, with Docker's default capabilities.
 //!
 //! The async parent never forks itself to build namespaces: it re-executes
-//! the builder binary as `builder __sandbox` (see [`helper`]) with a JSON
+//! the builder binary as `builder __sandbox` (the `helper` module) with a JSON
 //! [`Spec`] on stdin. The helper is single-threaded, so it may unshare and
 //! fork safely; its pid-1 child becomes the step. [`Sandbox::run`] streams the
 //! step's output and returns its exact [`Outcome`].
@@ -13,11 +13,16 @@
 //! resolv.conf}` live in an extra top lower layer made per step (as Docker's
 //! init layer), so they never reach the upper directory. Only the working
 //! directory and extra bind-mount targets, when missing, are created there.
+//! That layer's `/etc`, `/proc`, `/sys` and `/dev` copy the image's mode,
+//! owner and times, so a step writing into `/etc` copies `/etc` up as the
+//! image has it (extended attributes of those four directories are not
+//! copied). A plain-directory rootfs gets the missing mountpoints created
+//! before the step and removed after it.
 
 mod capabilities;
 mod exec;
-pub mod helper;
-pub mod idmap;
+pub(crate) mod helper;
+mod idmap;
 mod init;
 mod mountpoints;
 mod mounts;

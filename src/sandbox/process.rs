@@ -103,8 +103,16 @@ impl Sandbox {
     }
 
     /// Runs one step, passing its output to `output` line by line as it comes
-    /// (a line keeps its `\n`; an unterminated tail comes last). Dropping the
-    /// returned future kills the helper, and with it every process of the step.
+    /// (a line keeps its `\n`; an unterminated tail comes last).
+    ///
+    /// Every process of the step ends with it: the step's shell is pid 1 of
+    /// its pid namespace, so the kernel kills the rest when it exits.
+    /// Dropping the returned future (cancellation) SIGKILLs the helper, whose
+    /// death SIGKILLs pid 1. The helper stays in the caller's process group,
+    /// so a terminal's SIGINT ends it too, while the step (in its own session)
+    /// never reads the terminal. The helper's parent-death signal fires when
+    /// the *thread* that spawned it exits: call this from a runtime worker
+    /// thread (any async task), not from a short-lived blocking thread.
     pub async fn run(
         &self,
         spec: &Spec,
@@ -117,10 +125,8 @@ impl Sandbox {
             parent_pid: rustix::process::getpid().as_raw_nonzero().get(),
             user_namespace: id_map.as_ref().map(IdMap::summary),
         };
-        let mut line = serde_json::to_vec(&request).map_err(|err| SandboxError::Protocol {
-            line: String::new(),
-            source: err,
-        })?;
+        // Plain structs with string keys: serializing cannot fail.
+        let mut line = serde_json::to_vec(&request).expect("a sandbox request always serializes");
         line.push(b'\n');
 
         let helper_err = |source| SandboxError::Helper {
