@@ -2,7 +2,7 @@
 //!
 //! It reads the [`Request`] on stdin, arms the parent-death signal, makes the
 //! user namespace when rootless (and waits until the parent has mapped it),
-//! unshares the pid namespace, prepares its scratch directory, and forks the
+//! unshares the pid namespace, fills the scratch directory, and forks the
 //! step's pid 1 (see `init`). It then waits for that child and reports its
 //! exact end on the status pipe (fd 3).
 
@@ -13,7 +13,7 @@ use super::{init, namespaces};
 use std::fs;
 use std::io::{BufRead, Write};
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Why the sandbox could not be set up; sent to the parent as text.
@@ -128,7 +128,7 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
         check_mapped(&request.spec.user, map)?;
     }
     namespaces::unshare_pid()?;
-    let scratch = Scratch::prepare(&request.spec)?;
+    let scratch = Scratch::prepare(&request.scratch, &request.spec)?;
     let (alive_read, alive_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context(|| "creating the liveness pipe".into())?;
 
@@ -142,8 +142,8 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
         drop(alive_write);
         let err = init::run(&request, &scratch, alive_read);
         let _ = status.send(&Message::SetupFailed(err.to_string()));
-        // SAFETY: _exit skips the destructors that belong to the helper
-        // (its scratch directory), which it cleans up itself.
+        // SAFETY: _exit skips destructors, which belong to the helper (the
+        // plain-rootfs mountpoints it removes after the step).
         unsafe { libc::_exit(i32::from(SETUP_FAILED)) };
     }
     drop(alive_read);
@@ -210,23 +210,23 @@ fn wait_for(pid: libc::pid_t) -> Result<Message, SetupError> {
     }
 }
 
-/// The helper's scratch directory: the rootfs mountpoint, the `/etc` files
-/// bind-mounted into the step, and the mountpoint layer.
+/// The step's scratch directory (made and removed by the parent, so that
+/// even a killed helper leaves nothing behind): the rootfs mountpoint, the
+/// `/etc` files bind-mounted into the step, and the mountpoint layer.
 pub(crate) struct Scratch {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     /// Mountpoints created in a plain-directory rootfs.
     created: Option<Created>,
 }
 
 impl Scratch {
-    fn prepare(spec: &Spec) -> Result<Scratch, SetupError> {
-        let dir = tempfile::Builder::new()
-            .prefix("builder-sandbox-")
-            .tempdir()
-            .context(|| "creating the sandbox's scratch directory".into())?;
-        let scratch = Scratch { dir, created: None };
+    fn prepare(dir: &Path, spec: &Spec) -> Result<Scratch, SetupError> {
+        let scratch = Scratch {
+            dir: dir.to_path_buf(),
+            created: None,
+        };
         fs::create_dir(scratch.root()).context(|| "creating the rootfs mountpoint".into())?;
-        fs::create_dir(scratch.dir.path().join("etc")).context(|| "creating etc".into())?;
+        fs::create_dir(scratch.dir.join("etc")).context(|| "creating etc".into())?;
         for (name, content) in [
             ("hosts", spec.hosts.as_str()),
             ("hostname", &format!("{}\n", spec.hostname)),
@@ -252,25 +252,21 @@ impl Scratch {
 
     /// Where the step's rootfs is mounted before pivot_root.
     pub(crate) fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
+        self.dir.join("root")
     }
 
     /// The host file behind the step's `/etc/<name>`.
     pub(crate) fn etc_file(&self, name: &str) -> PathBuf {
-        self.dir.path().join("etc").join(name)
+        self.dir.join("etc").join(name)
     }
 
     /// The top lower layer holding the mountpoints (overlay rootfs only).
     pub(crate) fn mountpoint_layer(&self) -> PathBuf {
-        self.dir.path().join("mountpoints")
+        self.dir.join("mountpoints")
     }
 
+    /// Removes the mountpoints made in a plain-directory rootfs.
     fn cleanup(self) -> Result<(), SetupError> {
-        let removed = self.created.map_or(Ok(()), Created::remove);
-        let path = self.dir.path().to_path_buf();
-        self.dir
-            .close()
-            .context(|| format!("removing {}", path.display()))?;
-        removed
+        self.created.map_or(Ok(()), Created::remove)
     }
 }

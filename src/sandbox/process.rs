@@ -120,8 +120,18 @@ impl Sandbox {
     ) -> Result<Outcome, SandboxError> {
         spec.validate()?;
         let id_map = (!rustix::process::geteuid().is_root()).then(IdMap::detect);
+        let helper_err = |source| SandboxError::Helper {
+            helper: self.helper.clone(),
+            source,
+        };
+        // Dropped (removed) when this future ends or is dropped.
+        let scratch = tempfile::Builder::new()
+            .prefix("builder-sandbox-")
+            .tempdir()
+            .map_err(helper_err)?;
         let request = Request {
             spec: spec.clone(),
+            scratch: scratch.path().to_path_buf(),
             parent_pid: rustix::process::getpid().as_raw_nonzero().get(),
             user_namespace: id_map.as_ref().map(IdMap::summary),
         };
@@ -129,10 +139,6 @@ impl Sandbox {
         let mut line = serde_json::to_vec(&request).expect("a sandbox request always serializes");
         line.push(b'\n');
 
-        let helper_err = |source| SandboxError::Helper {
-            helper: self.helper.clone(),
-            source,
-        };
         let (status_read, status_write) = status_pipe().map_err(helper_err)?;
         let mut child = spawn_helper(&self.helper, &status_write).map_err(helper_err)?;
         // The helper holds its own copy now; ours must go so EOF can arrive.
@@ -191,6 +197,7 @@ impl Sandbox {
         }
         drop(stdin);
         let helper_status = child.wait().await.map_err(helper_err)?;
+        scratch.close().map_err(helper_err)?;
         if let Some(reason) = setup_failure {
             return Err(SandboxError::Setup(reason));
         }

@@ -24,6 +24,9 @@ pub(crate) struct Request {
     /// The parent's pid, so the helper notices if it died before the
     /// parent-death signal was armed.
     pub parent_pid: i32,
+    /// An empty directory of the parent's for the helper's files (removed by
+    /// the parent, also when it cancels the step).
+    pub scratch: std::path::PathBuf,
     /// Present when the helper must make a user namespace (rootless).
     pub user_namespace: Option<IdMapSummary>,
 }
