@@ -12,3 +12,4 @@ pub mod digest;
 pub mod dockerfile;
 pub mod ignore;
 pub mod layer;
+pub mod sandbox;

@@ -4,6 +4,8 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
+mod sandbox;
+
 /// builder: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
 #[command(name = "builder", version, about, long_about = None)]
@@ -13,7 +15,11 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Internal: runs one RUN step in a sandbox (re-executed by builder itself).
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox(sandbox::SandboxArgs),
+}
 
 /// Parses the process arguments, runs the subcommand and reports its outcome.
 pub fn main() -> ExitCode {
@@ -24,6 +30,8 @@ pub fn main() -> ExitCode {
             let _ = Cli::command().print_help();
             ExitCode::from(2)
         }
-        Some(command) => match command {},
+        Some(command) => match command {
+            Command::Sandbox(args) => sandbox::run(args),
+        },
     }
 }

@@ -1,0 +1,82 @@
+//! Docker's default capability set, and dropping everything else.
+
+use super::helper::{Context, SetupError};
+use rustix::thread::{CapabilitySet, CapabilitySets};
+
+/// The capabilities Docker grants a container by default.
+pub(crate) const DOCKER_DEFAULT: CapabilitySet = CapabilitySet::CHOWN
+    .union(CapabilitySet::DAC_OVERRIDE)
+    .union(CapabilitySet::FSETID)
+    .union(CapabilitySet::FOWNER)
+    .union(CapabilitySet::MKNOD)
+    .union(CapabilitySet::NET_RAW)
+    .union(CapabilitySet::SETGID)
+    .union(CapabilitySet::SETUID)
+    .union(CapabilitySet::SETFCAP)
+    .union(CapabilitySet::SETPCAP)
+    .union(CapabilitySet::NET_BIND_SERVICE)
+    .union(CapabilitySet::SYS_CHROOT)
+    .union(CapabilitySet::KILL)
+    .union(CapabilitySet::AUDIT_WRITE);
+
+/// Removes every capability outside [`DOCKER_DEFAULT`] from the bounding
+/// set, so no later exec can regain it. Needs CAP_SETPCAP: call before
+/// switching to the step's user.
+pub(crate) fn limit_bounding_set() -> Result<(), SetupError> {
+    let last = last_capability()?;
+    for cap in 0..=last {
+        let bit = 1u64.checked_shl(cap).unwrap_or(0);
+        if DOCKER_DEFAULT.bits() & bit != 0 {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_DROP takes an integer argument and no pointers.
+        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+        if ret < 0 {
+            return Err(std::io::Error::last_os_error())
+                .context(|| format!("dropping capability {cap} from the bounding set"));
+        }
+    }
+    Ok(())
+}
+
+/// Sets the effective and permitted sets to Docker's default for root (a
+/// non-root user gets none, as with Docker) and empties the inheritable and
+/// ambient sets, as Docker does since CVE-2022-24769.
+pub(crate) fn set_final(uid: u32) -> Result<(), SetupError> {
+    let granted = if uid == 0 {
+        DOCKER_DEFAULT
+    } else {
+        CapabilitySet::empty()
+    };
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: granted,
+            permitted: granted,
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+    .context(|| "setting the step's capabilities".into())?;
+    rustix::thread::clear_ambient_capability_set()
+        .context(|| "clearing the ambient capabilities".into())
+}
+
+/// The highest capability number the running kernel knows.
+fn last_capability() -> Result<u32, SetupError> {
+    let path = "/proc/sys/kernel/cap_last_cap";
+    let text = std::fs::read_to_string(path).context(|| format!("reading {path}"))?;
+    text.trim()
+        .parse()
+        .map_err(|err| SetupError::Invalid(format!("{path} holds {text:?}: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_set_is_dockers() {
+        // CapEff of a root process in `docker run` on Linux.
+        assert_eq!(DOCKER_DEFAULT.bits(), 0x00000000a80425fb);
+    }
+}

@@ -1,0 +1,96 @@
+//! The step's pid 1, forked by the helper: builds the step's namespaces and
+//! filesystem, becomes the step's user and executes its program.
+
+use super::helper::{Context, Scratch, SetupError};
+use super::protocol::Request;
+use super::spec::{Network, User};
+use super::{capabilities, exec, mounts, namespaces};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Runs the step; returns only if setting it up failed.
+pub(crate) fn run(request: &Request, scratch: &Scratch, alive: OwnedFd) -> SetupError {
+    match prepare(request, scratch, alive) {
+        Ok(()) => exec::exec(&request.spec),
+        Err(err) => err,
+    }
+}
+
+fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), SetupError> {
+    let spec = &request.spec;
+    let rootless = request.user_namespace.is_some();
+    namespaces::die_with_helper(&alive)?;
+    drop(alive);
+    // Detach from the caller's terminal: the step cannot read it, and a
+    // terminal's signals reach the helper, whose death ends the step.
+    rustix::process::setsid().context(|| "starting a new session".into())?;
+    namespaces::unshare_step(spec.network)?;
+
+    mounts::make_private()?;
+    mounts::mount_rootfs(&spec.rootfs, scratch, rootless)?;
+    let root = scratch.root();
+    mounts::mount_proc(&root)?;
+    // devpts refuses a gid the user namespace does not map.
+    let tty_gid = request.user_namespace.is_none_or(|map| map.gids > 5);
+    mounts::mount_dev(&root, tty_gid.then_some(5))?;
+    mounts::mount_sys(&root)?;
+    mounts::mount_etc_files(&root, scratch)?;
+    let binds = mounts::detach_binds(&spec.mounts)?;
+    mounts::pivot(&root)?;
+    mounts::attach_binds(binds)?;
+
+    namespaces::set_hostname(&spec.hostname)?;
+    if spec.network == Network::None {
+        namespaces::loopback_up()?;
+    }
+    std::fs::create_dir_all(&spec.cwd)
+        .context(|| format!("creating the working directory {}", spec.cwd.display()))?;
+    rustix::process::chdir(&spec.cwd)
+        .context(|| format!("entering the working directory {}", spec.cwd.display()))?;
+    stdin_from_null()?;
+
+    rustix::thread::set_no_new_privs(true).context(|| "setting no_new_privs".into())?;
+    capabilities::limit_bounding_set()?;
+    become_user(
+        &spec.user,
+        request.user_namespace.is_none_or(|map| map.setgroups),
+    )?;
+    capabilities::set_final(spec.user.uid)
+}
+
+fn stdin_from_null() -> Result<(), SetupError> {
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .context(|| "opening /dev/null".into())?;
+    // SAFETY: fd 0 is the helper's request pipe, which the step must not
+    // inherit; replacing it is the point.
+    let mut stdin = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(0) };
+    let duplicated =
+        rustix::io::dup2(null.as_fd(), &mut stdin).context(|| "redirecting stdin".into());
+    // fd 0 must stay open for the step.
+    std::mem::forget(stdin);
+    duplicated
+}
+
+/// Switches to the step's groups and user. Capabilities other than the
+/// bounding set are left to [`capabilities::set_final`].
+fn become_user(user: &User, may_setgroups: bool) -> Result<(), SetupError> {
+    use rustix::process::{Gid, Uid};
+    if may_setgroups {
+        let groups: Vec<Gid> = user
+            .additional_gids
+            .iter()
+            .map(|&gid| Gid::from_raw(gid))
+            .collect();
+        rustix::thread::set_thread_groups(&groups)
+            .context(|| format!("setting the groups {:?}", user.additional_gids))?;
+    }
+    let gid = Gid::from_raw(user.gid);
+    rustix::thread::set_thread_res_gid(gid, gid, gid)
+        .context(|| format!("setting gid {}", user.gid))?;
+    let uid = Uid::from_raw(user.uid);
+    rustix::thread::set_thread_res_uid(uid, uid, uid)
+        .context(|| format!("setting uid {}", user.uid))
+}

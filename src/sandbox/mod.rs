@@ -1,0 +1,36 @@
+//! The RUN sandbox: a step runs in fresh mount, pid, ipc and uts namespaces
+//! (plus user when rootless and net for `--network=none`), on an overlay of
+//! the image's layers, with Docker's default capabilities.
+//!
+//! The async parent never forks itself to build namespaces: it re-executes
+//! the builder binary as `builder __sandbox` (the `helper` module) with a JSON
+//! [`Spec`] on stdin. The helper is single-threaded, so it may unshare and
+//! fork safely; its pid-1 child becomes the step. [`Sandbox::run`] streams the
+//! step's output and returns its exact [`Outcome`].
+//!
+//! After a step, an overlay upper directory holds only what the step changed:
+//! the mountpoints for `/proc`, `/sys`, `/dev` and `/etc/{hosts,hostname,
+//! resolv.conf}` live in an extra top lower layer made per step (as Docker's
+//! init layer), so they never reach the upper directory. Only the working
+//! directory and extra bind-mount targets, when missing, are created there.
+//! That layer's `/etc`, `/proc`, `/sys` and `/dev` copy the image's mode,
+//! owner and times, so a step writing into `/etc` copies `/etc` up as the
+//! image has it (extended attributes of those four directories are not
+//! copied). A plain-directory rootfs gets the missing mountpoints created
+//! before the step and removed after it.
+
+mod capabilities;
+mod exec;
+pub(crate) mod helper;
+mod idmap;
+mod init;
+mod mountpoints;
+mod mounts;
+mod namespaces;
+mod process;
+mod protocol;
+pub mod spec;
+
+pub use idmap::IdMapError;
+pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
+pub use spec::{BindMount, EnvVar, Network, Rootfs, Spec, SpecError, User};

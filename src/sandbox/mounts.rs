@@ -1,0 +1,393 @@
+//! The step's filesystem: the rootfs (overlay or plain directory), a fresh
+//! `/proc`, a minimal `/dev`, a read-only `/sys`, the `/etc` files, extra bind
+//! mounts, and the switch into the rootfs with `pivot_root`.
+//!
+//! Order (as runc and bubblewrap do it): make every mount private, mount the
+//! rootfs, mount the kernel filesystems under it while the host's `/proc` is
+//! still visible (the kernel only lets a user namespace mount procfs or
+//! sysfs when an unobstructed instance is visible), pivot into it, detach
+//! the old root, then attach the extra bind mounts, whose targets are then
+//! resolved inside the rootfs and cannot point back to the host.
+
+use super::helper::{Context, Scratch, SetupError};
+use super::mountpoints::ETC_FILES;
+use super::spec::{BindMount, Rootfs};
+use rustix::fs::CWD;
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags,
+    OpenTreeFlags, UnmountFlags,
+};
+use std::ffi::CStr;
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Keeps every mount of the step out of the host's mount table.
+pub(crate) fn make_private() -> Result<(), SetupError> {
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .context(|| "making the mounts private".into())
+}
+
+/// Mounts the rootfs on `scratch.root()`.
+pub(crate) fn mount_rootfs(
+    rootfs: &Rootfs,
+    scratch: &Scratch,
+    rootless: bool,
+) -> Result<(), SetupError> {
+    let target = scratch.root();
+    match rootfs {
+        Rootfs::Overlay { lower, upper, work } => {
+            let layers: Vec<PathBuf> = std::iter::once(scratch.mountpoint_layer())
+                .chain(lower.iter().cloned())
+                .collect();
+            mount_overlay(&layers, upper, work, rootless, &target)
+        }
+        Rootfs::Directory(dir) => rustix::mount::mount_bind_recursive(dir, &target)
+            .context(|| format!("bind-mounting the rootfs {}", dir.display())),
+    }
+}
+
+/// Overlay through the new mount API: one `lowerdir+` per layer avoids the
+/// page-size limit of the legacy option string (and any escaping), which
+/// needs Linux ≥ 6.8.
+fn mount_overlay(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    rootless: bool,
+    target: &Path,
+) -> Result<(), SetupError> {
+    let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+        .context(|| "opening an overlay filesystem context".into())?;
+    for layer in layers {
+        let set = rustix::mount::fsconfig_set_string(&fs, "lowerdir+", layer);
+        checked(&fs, set, || {
+            format!(
+                "adding the overlay layer {} (lowerdir+ needs Linux ≥ 6.8)",
+                layer.display()
+            )
+        })?;
+    }
+    let set = rustix::mount::fsconfig_set_string(&fs, "upperdir", upper);
+    checked(&fs, set, || {
+        format!("setting the overlay upperdir {}", upper.display())
+    })?;
+    let set = rustix::mount::fsconfig_set_string(&fs, "workdir", work);
+    checked(&fs, set, || {
+        format!("setting the overlay workdir {}", work.display())
+    })?;
+    // Plain copy-ups and whiteouts only, so the upper directory diffs simply.
+    for (key, value) in [("redirect_dir", "nofollow"), ("metacopy", "off")] {
+        let set = rustix::mount::fsconfig_set_string(&fs, key, value);
+        checked(&fs, set, || {
+            format!("setting the overlay option {key}={value}")
+        })?;
+    }
+    if rootless {
+        let set = rustix::mount::fsconfig_set_flag(&fs, "userxattr");
+        checked(&fs, set, || "setting the overlay option userxattr".into())?;
+    }
+    let created = rustix::mount::fsconfig_create(&fs);
+    checked(&fs, created, || {
+        format!("creating the overlay (upper {})", upper.display())
+    })?;
+    let mounted =
+        rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty());
+    let mount = checked(&fs, mounted, || "mounting the overlay".into())?;
+    attach(&mount, target)
+}
+
+/// Adds what the kernel logged on the filesystem context to a failure.
+fn checked<T>(
+    fs: &OwnedFd,
+    result: rustix::io::Result<T>,
+    what: impl FnOnce() -> String,
+) -> Result<T, SetupError> {
+    result.map_err(|err| {
+        let detail = kernel_messages(fs);
+        let what = what();
+        SetupError::Os {
+            what: if detail.is_empty() {
+                what
+            } else {
+                format!("{what} ({detail})")
+            },
+            source: err.into(),
+        }
+    })
+}
+
+/// What the kernel logged on a filesystem context (why a mount failed).
+fn kernel_messages(fs: &OwnedFd) -> String {
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = rustix::io::read(fs, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        messages.push(String::from_utf8_lossy(&buf[..n]).trim().to_string());
+    }
+    messages.join("; ")
+}
+
+/// A fresh procfs for the step's pid namespace.
+pub(crate) fn mount_proc(root: &Path) -> Result<(), SetupError> {
+    let target = root.join("proc");
+    rustix::mount::mount(
+        "proc",
+        &target,
+        "proc",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        None,
+    )
+    .context(|| "mounting /proc".into())
+}
+
+/// Device nodes bind-mounted from the host into the step's `/dev`.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// A tmpfs `/dev` with the usual devices, a private devpts and `/dev/shm`.
+pub(crate) fn mount_dev(root: &Path, devpts_gid: Option<u32>) -> Result<(), SetupError> {
+    let dev = root.join("dev");
+    mount_fs(
+        "tmpfs",
+        &dev,
+        MountFlags::NOSUID | MountFlags::STRICTATIME,
+        c"mode=755,size=65536k",
+        "/dev",
+    )?;
+    for name in DEVICES {
+        let target = dev.join(name);
+        fs::File::create(&target).context(|| format!("creating /dev/{name}"))?;
+        bind(
+            Path::new("/dev").join(name).as_path(),
+            &target,
+            MountAttrFlags::empty(),
+        )?;
+    }
+    let pts = dev.join("pts");
+    fs::create_dir(&pts).context(|| "creating /dev/pts".into())?;
+    let options = match devpts_gid {
+        Some(gid) => format!("newinstance,ptmxmode=0666,mode=0620,gid={gid}"),
+        None => "newinstance,ptmxmode=0666,mode=0620".into(),
+    };
+    let options =
+        std::ffi::CString::new(options).map_err(|err| SetupError::Invalid(err.to_string()))?;
+    mount_fs(
+        "devpts",
+        &pts,
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        &options,
+        "/dev/pts",
+    )?;
+    let shm = dev.join("shm");
+    fs::create_dir(&shm).context(|| "creating /dev/shm".into())?;
+    mount_fs(
+        "tmpfs",
+        &shm,
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        c"mode=1777,size=65536k",
+        "/dev/shm",
+    )?;
+    for (link, points_to) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(points_to, dev.join(link))
+            .context(|| format!("creating /dev/{link}"))?;
+    }
+    Ok(())
+}
+
+fn mount_fs(
+    fstype: &str,
+    target: &Path,
+    flags: MountFlags,
+    options: &CStr,
+    what: &str,
+) -> Result<(), SetupError> {
+    rustix::mount::mount(fstype, target, fstype, flags, Some(options))
+        .context(|| format!("mounting {what}"))
+}
+
+/// A read-only `/sys`: a fresh sysfs where the kernel allows it (it refuses
+/// in a user namespace that shares the host's network namespace), otherwise
+/// a recursive read-only bind of the host's.
+pub(crate) fn mount_sys(root: &Path) -> Result<(), SetupError> {
+    let target = root.join("sys");
+    let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    match rustix::mount::mount("sysfs", &target, "sysfs", flags, None) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::PERM) => bind(
+            Path::new("/sys"),
+            &target,
+            MountAttrFlags::MOUNT_ATTR_RDONLY
+                | MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        ),
+        Err(err) => Err(err).context(|| "mounting /sys".into()),
+    }
+}
+
+/// Binds the scratch copies of `/etc/{hosts,hostname,resolv.conf}`.
+pub(crate) fn mount_etc_files(root: &Path, scratch: &Scratch) -> Result<(), SetupError> {
+    for name in ETC_FILES {
+        bind(
+            &scratch.etc_file(name),
+            &root.join("etc").join(name),
+            MountAttrFlags::empty(),
+        )?;
+    }
+    Ok(())
+}
+
+/// A bind mount cut from the host before `pivot_root`, attached after it.
+pub(crate) struct Detached {
+    tree: OwnedFd,
+    target: PathBuf,
+    is_dir: bool,
+}
+
+/// Clones the sources of the extra bind mounts while the host is visible.
+pub(crate) fn detach_binds(mounts: &[BindMount]) -> Result<Vec<Detached>, SetupError> {
+    mounts
+        .iter()
+        .map(|mount| {
+            let attrs = if mount.readonly {
+                MountAttrFlags::MOUNT_ATTR_RDONLY
+            } else {
+                MountAttrFlags::empty()
+            };
+            let tree = clone_tree(&mount.source, attrs)?;
+            let stat = rustix::fs::fstat(&tree)
+                .context(|| format!("inspecting {}", mount.source.display()))?;
+            Ok(Detached {
+                tree,
+                target: mount.target.clone(),
+                is_dir: rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                    == rustix::fs::FileType::Directory,
+            })
+        })
+        .collect()
+}
+
+/// Attaches the extra bind mounts inside the new root, creating missing
+/// targets (those stay in the step's layer, as with BuildKit).
+pub(crate) fn attach_binds(binds: Vec<Detached>) -> Result<(), SetupError> {
+    for bind in binds {
+        let target = &bind.target;
+        let created = if bind.is_dir {
+            fs::create_dir_all(target)
+        } else {
+            let parent = target.parent().unwrap_or(Path::new("/"));
+            fs::create_dir_all(parent).and_then(|()| {
+                match fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(target)
+                {
+                    Ok(_) => Ok(()),
+                    Err(err) if err.raw_os_error() == Some(libc::EISDIR) => Ok(()),
+                    Err(err) => Err(err),
+                }
+            })
+        };
+        created.context(|| format!("creating the mount target {}", target.display()))?;
+        rustix::mount::move_mount(
+            &bind.tree,
+            c"",
+            CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_SYMLINKS,
+        )
+        .context(|| format!("mounting onto {}", target.display()))?;
+    }
+    Ok(())
+}
+
+/// Binds `source` onto `target` with the given extra restrictions.
+fn bind(source: &Path, target: &Path, attrs: MountAttrFlags) -> Result<(), SetupError> {
+    attach(&clone_tree(source, attrs)?, target)
+}
+
+fn attach(tree: &OwnedFd, target: &Path) -> Result<(), SetupError> {
+    rustix::mount::move_mount(
+        tree,
+        c"",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .context(|| format!("mounting onto {}", target.display()))
+}
+
+/// A detached recursive copy of the mount tree at `source`, with `attrs`
+/// applied to every mount in it.
+fn clone_tree(source: &Path, attrs: MountAttrFlags) -> Result<OwnedFd, SetupError> {
+    let tree = rustix::mount::open_tree(
+        CWD,
+        source,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .context(|| format!("cloning the mount of {}", source.display()))?;
+    if !attrs.is_empty() {
+        set_attrs_recursive(&tree, attrs)
+            .context(|| format!("restricting the mount of {}", source.display()))?;
+    }
+    Ok(tree)
+}
+
+/// `struct mount_attr` of mount_setattr(2), which rustix does not wrap.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn set_attrs_recursive(tree: &OwnedFd, attrs: MountAttrFlags) -> std::io::Result<()> {
+    let attr = MountAttr {
+        attr_set: u64::from(attrs.bits()),
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `size_of::<MountAttr>()` bytes from `attr`,
+    // which is a live, correctly laid out struct; the path is a valid C string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Makes `root` the root of the mount namespace and detaches the host's.
+pub(crate) fn pivot(root: &Path) -> Result<(), SetupError> {
+    rustix::process::chdir(root).context(|| "entering the rootfs".into())?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; the
+    // detach below removes it without needing a directory in the rootfs.
+    rustix::process::pivot_root(".", ".").context(|| "pivoting into the rootfs".into())?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH)
+        .context(|| "detaching the host's root".into())?;
+    rustix::process::chdir("/").context(|| "entering the new root".into())
+}

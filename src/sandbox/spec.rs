@@ -1,0 +1,299 @@
+//! What the parent asks the sandbox to run: the step's root filesystem,
+//! mounts, process and identity. Sent to the helper as JSON on its stdin, so
+//! everything here is plain data with serde derives.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Component, Path, PathBuf};
+
+/// One RUN step to execute in a fresh set of namespaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    /// The root filesystem the step sees.
+    pub rootfs: Rootfs,
+    /// Extra bind mounts (RUN --mount), applied in order after the rootfs.
+    pub mounts: Vec<BindMount>,
+    /// The program and its arguments; `argv[0]` is looked up in the step's
+    /// `PATH` inside the rootfs when it has no slash.
+    pub argv: Vec<String>,
+    /// The complete environment of the step (nothing is inherited).
+    pub env: Vec<EnvVar>,
+    /// Who the step runs as, already resolved against the image's
+    /// `/etc/passwd` and `/etc/group` by the caller.
+    pub user: User,
+    /// Absolute working directory inside the rootfs; created when missing.
+    pub cwd: PathBuf,
+    /// Which network the step sees.
+    pub network: Network,
+    /// The step's hostname (also the content of `/etc/hostname`).
+    pub hostname: String,
+    /// The content of the step's `/etc/hosts`.
+    pub hosts: String,
+    /// The content of the step's `/etc/resolv.conf`.
+    pub resolv_conf: String,
+}
+
+/// The root filesystem of a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rootfs {
+    /// An overlay mounted by the helper: read-only layers plus a fresh
+    /// writable upper directory that collects the step's changes.
+    Overlay {
+        /// Read-only layers, topmost first (the order of overlayfs `lowerdir`).
+        lower: Vec<PathBuf>,
+        /// Receives every change of the step (the layer diff reads it).
+        upper: PathBuf,
+        /// Overlayfs' scratch directory, empty, on the same filesystem as `upper`.
+        work: PathBuf,
+    },
+    /// A plain writable directory used as is (the copy-up fallback when
+    /// overlayfs is unavailable); the step modifies it in place.
+    Directory(PathBuf),
+}
+
+/// A host path made visible inside the step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    /// Host path (file or directory).
+    pub source: PathBuf,
+    /// Absolute path inside the rootfs; created when missing.
+    pub target: PathBuf,
+    /// Whether the step may write through the mount.
+    pub readonly: bool,
+}
+
+/// One environment variable of the step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvVar {
+    /// Variable name (no `=` and no NUL).
+    pub name: String,
+    /// Variable value (no NUL).
+    pub value: String,
+}
+
+/// The numeric identity of the step's process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// User ID inside the sandbox.
+    pub uid: u32,
+    /// Primary group ID inside the sandbox.
+    pub gid: u32,
+    /// Supplementary group IDs.
+    pub additional_gids: Vec<u32>,
+}
+
+/// The network a step sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// The host's network stack. Dockerfile's `--network=default` maps here
+    /// (as Buildah's `--network=host`), so package managers reach the net.
+    #[default]
+    Host,
+    /// A new network namespace with only the loopback interface, up.
+    None,
+}
+
+/// Why a spec cannot be run; found before any namespace is made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// `argv` is empty.
+    #[error("the step has no command to run")]
+    EmptyArgv,
+    /// A string that becomes a C string holds a NUL byte.
+    #[error("{what} contains a NUL byte")]
+    Nul {
+        /// Which field.
+        what: &'static str,
+    },
+    /// An environment variable name is empty or holds `=`.
+    #[error("invalid environment variable name {name:?}")]
+    EnvName {
+        /// The offending name.
+        name: String,
+    },
+    /// A path inside the rootfs is not absolute or has `..` components.
+    #[error("{what} {path:?} must be an absolute path without `..`")]
+    InsidePath {
+        /// Which field.
+        what: &'static str,
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// A host path is not absolute.
+    #[error("{what} {path:?} must be an absolute host path")]
+    HostPath {
+        /// Which field.
+        what: &'static str,
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// An overlay without any read-only layer.
+    #[error("an overlay rootfs needs at least one lower directory")]
+    NoLowerDir,
+    /// The hostname is longer than the kernel allows or holds a NUL.
+    #[error("invalid hostname {hostname:?} (1 to 64 bytes, no NUL)")]
+    Hostname {
+        /// The offending hostname.
+        hostname: String,
+    },
+}
+
+impl Spec {
+    /// Checks everything the helper would otherwise fail on half-way, so a
+    /// bad spec is reported before any process or namespace exists.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        match &self.rootfs {
+            Rootfs::Overlay { lower, upper, work } => {
+                if lower.is_empty() {
+                    return Err(SpecError::NoLowerDir);
+                }
+                for dir in lower {
+                    host_path("overlay lower directory", dir)?;
+                }
+                host_path("overlay upper directory", upper)?;
+                host_path("overlay work directory", work)?;
+            }
+            Rootfs::Directory(dir) => host_path("rootfs directory", dir)?,
+        }
+        for mount in &self.mounts {
+            host_path("bind mount source", &mount.source)?;
+            inside_path("bind mount target", &mount.target)?;
+        }
+        let Some(program) = self.argv.first() else {
+            return Err(SpecError::EmptyArgv);
+        };
+        if program.is_empty() {
+            return Err(SpecError::EmptyArgv);
+        }
+        if self.argv.iter().any(|arg| arg.contains('\0')) {
+            return Err(SpecError::Nul { what: "argv" });
+        }
+        for var in &self.env {
+            if var.name.is_empty() || var.name.contains('=') || var.name.contains('\0') {
+                return Err(SpecError::EnvName {
+                    name: var.name.clone(),
+                });
+            }
+            if var.value.contains('\0') {
+                return Err(SpecError::Nul {
+                    what: "an environment value",
+                });
+            }
+        }
+        inside_path("working directory", &self.cwd)?;
+        if self.hostname.is_empty() || self.hostname.len() > 64 || self.hostname.contains('\0') {
+            return Err(SpecError::Hostname {
+                hostname: self.hostname.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The value of `PATH` in the step's environment, if set.
+    pub(crate) fn path_var(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|var| var.name == "PATH")
+            .map(|var| var.value.as_str())
+    }
+}
+
+fn host_path(what: &'static str, path: &Path) -> Result<(), SpecError> {
+    if !path.is_absolute() {
+        return Err(SpecError::HostPath {
+            what,
+            path: path.to_path_buf(),
+        });
+    }
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(SpecError::Nul { what });
+    }
+    Ok(())
+}
+
+fn inside_path(what: &'static str, path: &Path) -> Result<(), SpecError> {
+    let bad = || SpecError::InsidePath {
+        what,
+        path: path.to_path_buf(),
+    };
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(bad());
+    }
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(SpecError::Nul { what });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec {
+            rootfs: Rootfs::Directory("/srv/root".into()),
+            mounts: vec![],
+            argv: vec!["/bin/sh".into(), "-c".into(), "true".into()],
+            env: vec![EnvVar {
+                name: "PATH".into(),
+                value: "/bin".into(),
+            }],
+            user: User::default(),
+            cwd: "/".into(),
+            network: Network::default(),
+            hostname: "step".into(),
+            hosts: String::new(),
+            resolv_conf: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_spec_passes() {
+        assert_eq!(spec().validate(), Ok(()));
+    }
+
+    #[test]
+    fn rejects_what_the_helper_could_not_run() {
+        let mut s = spec();
+        s.argv.clear();
+        assert_eq!(s.validate(), Err(SpecError::EmptyArgv));
+
+        let mut s = spec();
+        s.cwd = "/a/../../etc".into();
+        assert!(matches!(s.validate(), Err(SpecError::InsidePath { .. })));
+
+        let mut s = spec();
+        s.env.push(EnvVar {
+            name: "A=B".into(),
+            value: String::new(),
+        });
+        assert!(matches!(s.validate(), Err(SpecError::EnvName { .. })));
+
+        let mut s = spec();
+        s.rootfs = Rootfs::Overlay {
+            lower: vec![],
+            upper: "/u".into(),
+            work: "/w".into(),
+        };
+        assert_eq!(s.validate(), Err(SpecError::NoLowerDir));
+
+        let mut s = spec();
+        s.mounts.push(BindMount {
+            source: "relative".into(),
+            target: "/mnt".into(),
+            readonly: true,
+        });
+        assert!(matches!(s.validate(), Err(SpecError::HostPath { .. })));
+
+        let mut s = spec();
+        s.hostname = "x".repeat(65);
+        assert!(matches!(s.validate(), Err(SpecError::Hostname { .. })));
+    }
+
+    #[test]
+    fn network_defaults_to_the_host() {
+        assert_eq!(Network::default(), Network::Host);
+    }
+}
