@@ -9,3 +9,4 @@
 pub mod cli;
 pub mod digest;
 pub mod image;
+pub mod store;
