@@ -251,3 +251,70 @@ fn concurrent_writers_and_taggers_share_one_root() {
     // Nothing is unreferenced, so prune removes nothing.
     assert!(store.prune().unwrap().removed_blobs.is_empty());
 }
+
+/// Run as the parent, this test starts itself again as a child that streams
+/// a blob into the store and never finishes, kills it with SIGKILL midway,
+/// and checks that nothing appeared under a digest name; the leftover temp
+/// file is prune's to remove.
+#[test]
+fn a_killed_writer_leaves_no_blob() {
+    const CHILD_ROOT: &str = "BUILDER_TEST_KILLED_WRITER_ROOT";
+    if let Some(root) = std::env::var_os(CHILD_ROOT) {
+        let store = Store::open(root).unwrap();
+        let expected = builder::store::Expected {
+            digest: builder::digest::sha256(b"never completed"),
+            size: Some(1 << 40),
+        };
+        let mut writer = store.blobs().writer(Some(expected)).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..16 {
+            std::io::Write::write_all(&mut writer, &chunk).unwrap();
+            std::io::Write::flush(&mut writer).unwrap();
+        }
+        // Wait to be killed.
+        loop {
+            std::thread::park();
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    Store::open(root).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["a_killed_writer_leaves_no_blob", "--exact", "--nocapture"])
+        .env(CHILD_ROOT, root)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the child has streamed all 16 MiB into its temp file.
+    let tmp = root.join("tmp");
+    let mut polls = 0;
+    loop {
+        let written: u64 = std::fs::read_dir(&tmp)
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if written >= 16 << 20 {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the writer child exited early: {status}");
+        }
+        polls += 1;
+        assert!(polls < 60_000, "the writer child made no progress");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(blob_count(root), 0);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
+    // The child's locks died with it: prune runs and clears the leftover.
+    builder(root)
+        .arg("prune")
+        .assert()
+        .success()
+        .stdout("Removed 1 leftover temporary file(s)\nTotal reclaimed space: 0B\n");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
