@@ -120,8 +120,15 @@ pub enum ReferenceErrorKind {
 pub struct Reference {
     registry: String,
     repository: String,
-    tag: Option<String>,
-    digest: Option<Digest>,
+    pin: Pin,
+}
+
+/// What a reference names within its repository: never nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Pin {
+    Tag(String),
+    Digest(Digest),
+    TagAndDigest(String, Digest),
 }
 
 impl Reference {
@@ -155,12 +162,18 @@ impl Reference {
 
     /// The tag, if the reference names one (always, unless only a digest was given).
     pub fn tag(&self) -> Option<&str> {
-        self.tag.as_deref()
+        match &self.pin {
+            Pin::Tag(tag) | Pin::TagAndDigest(tag, _) => Some(tag),
+            Pin::Digest(_) => None,
+        }
     }
 
     /// The digest, if the reference pins one.
     pub fn digest(&self) -> Option<&Digest> {
-        self.digest.as_ref()
+        match &self.pin {
+            Pin::Digest(digest) | Pin::TagAndDigest(_, digest) => Some(digest),
+            Pin::Tag(_) => None,
+        }
     }
 
     /// The full repository name, `registry/repository`.
@@ -196,8 +209,7 @@ impl Reference {
         Ok(Self {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
-            tag: Some(tag.to_owned()),
-            digest: None,
+            pin: Pin::Tag(tag.to_owned()),
         })
     }
 
@@ -206,17 +218,16 @@ impl Reference {
         Self {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
-            tag: None,
-            digest: Some(digest),
+            pin: Pin::Digest(digest),
         }
     }
 
     fn write_suffix(&self, out: &mut String) {
-        if let Some(tag) = &self.tag {
+        if let Some(tag) = self.tag() {
             out.push(':');
             out.push_str(tag);
         }
-        if let Some(digest) = &self.digest {
+        if let Some(digest) = self.digest() {
             out.push('@');
             out.push_str(digest.as_ref());
         }
@@ -293,15 +304,16 @@ fn parse(input: &str) -> Result<Reference, ReferenceErrorKind> {
         return Err(ReferenceErrorKind::NameTooLong { len });
     }
 
-    let tag = match (&tag, &digest) {
-        (None, None) => Some(DEFAULT_TAG.to_owned()),
-        _ => tag,
+    let pin = match (tag, digest) {
+        (Some(tag), Some(digest)) => Pin::TagAndDigest(tag, digest),
+        (Some(tag), None) => Pin::Tag(tag),
+        (None, Some(digest)) => Pin::Digest(digest),
+        (None, None) => Pin::Tag(DEFAULT_TAG.to_owned()),
     };
     Ok(Reference {
         registry,
         repository,
-        tag,
-        digest,
+        pin,
     })
 }
 

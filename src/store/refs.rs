@@ -187,11 +187,10 @@ impl RefStore {
 /// The index key of a reference: `name:tag` when it has a tag (any digest
 /// dropped), else `name@digest`.
 fn key(reference: &Reference) -> String {
-    match (reference.tag(), reference.digest()) {
-        (Some(tag), _) => format!("{}:{tag}", reference.name()),
-        (None, Some(digest)) => format!("{}@{digest}", reference.name()),
-        // Parsing gives every reference a tag or a digest.
-        (None, None) => reference.name(),
+    match reference.tag() {
+        Some(tag) => format!("{}:{tag}", reference.name()),
+        // Without a tag, a reference is `name@digest`.
+        None => reference.to_string(),
     }
 }
 
