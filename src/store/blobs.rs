@@ -14,7 +14,7 @@
 use super::lock::{FileLock, Lease};
 use super::{Layout, StoreError};
 use crate::digest::HashingWriter;
-use oci_spec::image::{Digest, DigestAlgorithm};
+use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -31,6 +31,16 @@ pub struct Expected {
     pub digest: Digest,
     /// The exact number of bytes, when known (e.g. from a descriptor).
     pub size: Option<u64>,
+}
+
+impl From<&Descriptor> for Expected {
+    /// What a descriptor promises: its digest and size.
+    fn from(descriptor: &Descriptor) -> Self {
+        Self {
+            digest: descriptor.digest().clone(),
+            size: Some(descriptor.size()),
+        }
+    }
 }
 
 /// A blob now in the store: its digest and size, the parts of a descriptor
@@ -335,10 +345,12 @@ mod tests {
     fn streamed_writer_with_expected_digest_and_size_commits() {
         let (_dir, store) = store();
         let data = b"layer bytes ".repeat(100_000);
-        let expected = Expected {
-            digest: sha256(&data),
-            size: Some(data.len() as u64),
-        };
+        let descriptor = Descriptor::new(
+            oci_spec::image::MediaType::ImageLayerGzip,
+            data.len() as u64,
+            sha256(&data),
+        );
+        let expected = Expected::from(&descriptor);
         let mut w = store.blobs().writer(Some(expected.clone())).unwrap();
         for chunk in data.chunks(4093) {
             w.write_all(chunk).unwrap();
