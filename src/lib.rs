@@ -11,5 +11,7 @@ pub mod context;
 pub mod digest;
 pub mod dockerfile;
 pub mod ignore;
+pub mod image;
 pub mod layer;
 pub mod sandbox;
+pub mod store;

@@ -1,21 +1,55 @@
 //! Command-line interface: clap definitions, one file per subcommand, and the
 //! single place where errors become a report and an exit code.
 
-use clap::{CommandFactory, Parser, Subcommand};
-use std::process::ExitCode;
-
+mod images;
+mod prune;
+mod rmi;
 mod sandbox;
+mod tag;
+
+use crate::store::{Store, default_root};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use miette::IntoDiagnostic as _;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// builder: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
 #[command(name = "builder", version, about, long_about = None)]
 pub struct Cli {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+/// Options every subcommand understands.
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
+    /// Where the local store lives (default: /var/lib/builder for root,
+    /// $XDG_DATA_HOME/builder or ~/.local/share/builder otherwise).
+    #[arg(long, global = true, env = "BUILDER_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+impl Globals {
+    /// Opens the store at `--root`, `$BUILDER_ROOT` or the default place.
+    pub fn open_store(&self) -> miette::Result<Store> {
+        let root = match &self.root {
+            Some(root) => root.clone(),
+            None => default_root().into_diagnostic()?,
+        };
+        Store::open(root).into_diagnostic()
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    Images(images::ImagesArgs),
+    Tag(tag::TagArgs),
+    Rmi(rmi::RmiArgs),
+    Prune(prune::PruneArgs),
     /// Internal: runs one RUN step in a sandbox (re-executed by builder itself).
     #[command(name = "__sandbox", hide = true)]
     Sandbox(sandbox::SandboxArgs),
@@ -24,14 +58,31 @@ enum Command {
 /// Parses the process arguments, runs the subcommand and reports its outcome.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        None => {
-            // A bare `builder` shows what it can do, as `docker` does.
-            let _ = Cli::command().print_help();
-            ExitCode::from(2)
+    // Long lines stay whole when stderr is a log or a pipe: errors name
+    // references and digests that must not be broken up.
+    let tty = std::io::stderr().is_terminal();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).build())
+    }));
+    let Some(command) = cli.command else {
+        // A bare `builder` shows what it can do, as `docker` does.
+        let _ = Cli::command().print_help();
+        return ExitCode::from(2);
+    };
+    let globals = &cli.globals;
+    let outcome = match command {
+        Command::Images(args) => images::run(globals, args),
+        Command::Tag(args) => tag::run(globals, args),
+        Command::Rmi(args) => rmi::run(globals, args),
+        Command::Prune(args) => prune::run(globals, args),
+        // The sandbox helper reports over its own protocol, not as a CLI.
+        Command::Sandbox(args) => return sandbox::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
         }
-        Some(command) => match command {
-            Command::Sandbox(args) => sandbox::run(args),
-        },
     }
 }
