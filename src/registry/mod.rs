@@ -1,0 +1,12 @@
+//! An OCI distribution client: talks to registries (auth, manifests, blobs),
+//! pulls images into the store and pushes them from it. It knows nothing of
+//! terminals or Dockerfiles; it reports progress as events.
+
+pub mod auth;
+pub mod client;
+pub mod credentials;
+pub mod error;
+
+pub use client::{Client, Endpoint};
+pub use credentials::{Credential, DockerConfig};
+pub use error::RegistryError;
