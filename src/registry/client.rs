@@ -436,7 +436,7 @@ impl Client {
             .endpoint
             .url(&format!("v2/{repository}/blobs/uploads/"))?;
         url.query_pairs_mut()
-            .append_pair("mount", &digest.to_string())
+            .append_pair("mount", digest.as_ref())
             .append_pair("from", from);
         let resp = self
             .send(Req {
@@ -530,8 +530,7 @@ impl Client {
         subject: &str,
     ) -> Result<(), RegistryError> {
         let mut url = session.clone();
-        url.query_pairs_mut()
-            .append_pair("digest", &digest.to_string());
+        url.query_pairs_mut().append_pair("digest", digest.as_ref());
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
