@@ -8,4 +8,6 @@
 
 pub mod cli;
 pub mod digest;
+pub mod image;
 pub mod registry;
+pub mod store;
