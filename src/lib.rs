@@ -9,5 +9,6 @@
 pub mod cli;
 pub mod digest;
 pub mod image;
+pub mod progress;
 pub mod registry;
 pub mod store;

@@ -121,6 +121,12 @@ pub enum RegistryError {
         context: String,
         source: std::io::Error,
     },
+    /// The local store failed.
+    #[error("{subject}: {source}")]
+    Store {
+        subject: String,
+        source: crate::store::StoreError,
+    },
     /// A registry name that cannot form a URL.
     #[error("invalid registry address {0:?}")]
     InvalidRegistry(String),

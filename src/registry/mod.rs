@@ -6,7 +6,12 @@ pub mod auth;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod platform;
+pub mod pull;
+pub mod sources;
 
 pub use client::{Client, Endpoint};
 pub use credentials::{Credential, DockerConfig};
 pub use error::RegistryError;
+pub use platform::Platform;
+pub use pull::{PullOptions, PulledImage, pull};
