@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod error;
 pub mod platform;
 pub mod pull;
+pub mod push;
 pub mod sources;
 
 pub use client::{Client, Endpoint};
@@ -15,3 +16,4 @@ pub use credentials::{Credential, DockerConfig};
 pub use error::RegistryError;
 pub use platform::Platform;
 pub use pull::{PullOptions, PulledImage, pull};
+pub use push::{PushOptions, push};
