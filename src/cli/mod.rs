@@ -1,29 +1,70 @@
 //! Command-line interface: clap definitions, one file per subcommand, and the
 //! single place where errors become a report and an exit code.
 
-use clap::{CommandFactory, Parser, Subcommand};
+mod common;
+mod inspect;
+mod login;
+mod logout;
+mod pull;
+mod push;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// builder: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
 #[command(name = "builder", version, about, long_about = None)]
 pub struct Cli {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+/// Options every subcommand understands.
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
+    /// Where the local store lives (default: /var/lib/builder for root,
+    /// ~/.local/share/builder otherwise).
+    #[arg(long, global = true, env = "BUILDER_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Talk to this registry over plain HTTP (loopback registries always
+    /// are); repeatable.
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    Pull(pull::PullArgs),
+    Push(push::PushArgs),
+    Login(login::LoginArgs),
+    Logout(logout::LogoutArgs),
+    Inspect(inspect::InspectArgs),
+}
 
 /// Parses the process arguments, runs the subcommand and reports its outcome.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        None => {
-            // A bare `builder` shows what it can do, as `docker` does.
-            let _ = Cli::command().print_help();
-            ExitCode::from(2)
+    let Some(command) = cli.command else {
+        // A bare `builder` shows what it can do, as `docker` does.
+        let _ = Cli::command().print_help();
+        return ExitCode::from(2);
+    };
+    let globals = &cli.globals;
+    let outcome = match command {
+        Command::Pull(args) => pull::run(globals, args),
+        Command::Push(args) => push::run(globals, args),
+        Command::Login(args) => login::run(globals, args),
+        Command::Logout(args) => logout::run(globals, args),
+        Command::Inspect(args) => inspect::run(globals, args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
         }
-        Some(command) => match command {},
     }
 }

@@ -422,6 +422,26 @@ impl Client {
         }
     }
 
+    /// Downloads a small blob (a config) into memory, verifying its digest.
+    pub async fn get_blob_bytes(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        subject: &str,
+    ) -> Result<Bytes, RegistryError> {
+        let resp = self.get_blob(repository, digest, subject).await?;
+        let bytes = read_limited(resp, MAX_MANIFEST * 8, subject, &self.endpoint.name).await?;
+        let actual = sha256(&bytes);
+        if &actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                subject: subject.to_string(),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
     /// Asks the registry to link `digest` from repository `from` into
     /// `repository` (cross-repository mount); 201 means done, 202 means it
     /// opened an ordinary upload instead.

@@ -69,7 +69,8 @@ pub async fn push(
             serde_json::from_slice(&bytes).map_err(|e| ctx.invalid(image, e))?;
         for child in index.manifests() {
             let (child_bytes, child_type) = ctx.read_document(child.digest())?;
-            ctx.push_manifest_blobs(child.digest(), &child_bytes).await?;
+            ctx.push_manifest_blobs(child.digest(), &child_bytes)
+                .await?;
             ctx.put_manifest(child.digest().as_ref(), &child_type, child_bytes)
                 .await?;
         }
@@ -127,7 +128,11 @@ impl Ctx<'_> {
         }
     }
 
-    async fn push_manifest_blobs(&self, digest: &Digest, bytes: &[u8]) -> Result<(), RegistryError> {
+    async fn push_manifest_blobs(
+        &self,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(), RegistryError> {
         let manifest: ImageManifest =
             serde_json::from_slice(bytes).map_err(|e| self.invalid(digest, e))?;
         let mut all: Vec<&Descriptor> = vec![manifest.config()];
@@ -257,7 +262,13 @@ impl Ctx<'_> {
         if size <= self.options.monolithic_limit {
             return self
                 .client
-                .finish_upload(self.repository, &session, digest, part(0, size), self.subject)
+                .finish_upload(
+                    self.repository,
+                    &session,
+                    digest,
+                    part(0, size),
+                    self.subject,
+                )
                 .await;
         }
         let chunk = self.options.chunk_size.max(1);

@@ -1,0 +1,101 @@
+//! `builder inspect REF [--remote]`: print an image's manifest and config
+//! as JSON, from the local store or straight from the registry.
+
+use super::Globals;
+use super::common::{block_on, client_for, open_store, parse_reference, resolve};
+use crate::image::Reference;
+use crate::registry::pull::is_index;
+use crate::registry::{Client, Platform};
+use clap::Args;
+use miette::{IntoDiagnostic as _, Result, miette};
+use oci_spec::image::{Digest, ImageIndex, ImageManifest};
+use serde_json::{Value, json};
+
+/// Show an image's manifest and config.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image.
+    reference: String,
+    /// Ask the registry instead of the local store.
+    #[arg(long)]
+    remote: bool,
+    /// The platform to show from a multi-platform image (with --remote).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+}
+
+/// Runs the subcommand.
+pub fn run(globals: &Globals, args: InspectArgs) -> Result<()> {
+    let reference = parse_reference(&args.reference)?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let shown = if args.remote {
+        let client = client_for(globals, reference.registry())?;
+        block_on(remote(&client, &reference, &platform))?
+    } else {
+        local(globals, &reference)?
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&shown).into_diagnostic()?
+    );
+    Ok(())
+}
+
+fn local(globals: &Globals, reference: &Reference) -> Result<Value> {
+    let store = open_store(globals)?;
+    let digest = resolve(&store, reference)?;
+    let blobs = store.blobs();
+    let manifest_bytes = blobs.read(&digest).into_diagnostic()?;
+    let manifest = parse_json(&manifest_bytes, reference, &digest)?;
+    let config = match serde_json::from_slice::<ImageManifest>(&manifest_bytes) {
+        Ok(m) => {
+            let config = blobs.read(m.config().digest()).into_diagnostic()?;
+            parse_json(&config, reference, m.config().digest())?
+        }
+        Err(_) => Value::Null,
+    };
+    Ok(json!({
+        "reference": reference.to_string(),
+        "digest": digest.to_string(),
+        "manifest": manifest,
+        "config": config,
+    }))
+}
+
+async fn remote(client: &Client, reference: &Reference, platform: &Platform) -> Result<Value> {
+    let subject = reference.to_string();
+    let wanted = reference
+        .digest()
+        .map(ToString::to_string)
+        .or_else(|| reference.tag().map(str::to_string))
+        .unwrap_or_else(|| "latest".into());
+    let repository = reference.repository();
+    let top = client.get_manifest(repository, &wanted, &subject).await?;
+    let mut shown = json!({"reference": subject, "digest": top.digest.to_string()});
+    let manifest = if is_index(&top.media_type) {
+        shown["index"] = parse_json(&top.bytes, reference, &top.digest)?;
+        let index: ImageIndex = serde_json::from_slice(&top.bytes).into_diagnostic()?;
+        let chosen = platform
+            .choose(index.manifests())
+            .ok_or_else(|| miette!("{subject}: no manifest for platform {platform}"))?;
+        client
+            .get_manifest(repository, chosen.digest().as_ref(), &subject)
+            .await?
+    } else {
+        top
+    };
+    shown["manifest"] = parse_json(&manifest.bytes, reference, &manifest.digest)?;
+    let image: ImageManifest = serde_json::from_slice(&manifest.bytes).into_diagnostic()?;
+    let config = client
+        .get_blob_bytes(repository, image.config().digest(), &subject)
+        .await?;
+    shown["config"] = parse_json(&config, reference, image.config().digest())?;
+    Ok(shown)
+}
+
+fn parse_json(bytes: &[u8], reference: &Reference, digest: &Digest) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| miette!("{reference}: {digest} is not JSON: {e}"))
+}

@@ -1,0 +1,41 @@
+//! `builder pull REF [--platform os/arch[/variant]]`: fetch an image from its
+//! registry into the local store and tag it there.
+
+use super::Globals;
+use super::common::{block_on, client_for, open_store, parse_reference, tag, with_progress};
+use crate::registry::{Platform, PullOptions, pull};
+use clap::Args;
+use miette::Result;
+
+/// Pull an image from a registry into the local store.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image, e.g. `busybox`, `127.0.0.1:5000/app:1.0`, `app@sha256:…`.
+    reference: String,
+    /// The platform to take from a multi-platform image (default: this
+    /// machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+}
+
+/// Runs the subcommand.
+pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
+    let reference = parse_reference(&args.reference)?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let store = open_store(globals)?;
+    let client = client_for(globals, reference.registry())?;
+    let options = PullOptions {
+        platform,
+        ..PullOptions::default()
+    };
+    let pulled = with_progress(|progress| {
+        block_on(async { Ok(pull(&client, &store, &reference, &options, &progress).await?) })
+    })?;
+    tag(&store, &reference, &pulled.manifest)?;
+    println!("Digest: {}", pulled.manifest);
+    println!("{reference}");
+    Ok(())
+}
