@@ -9,6 +9,7 @@ mod pull;
 mod push;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,6 +48,12 @@ enum Command {
 /// Parses the process arguments, runs the subcommand and reports its outcome.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Long lines stay whole when stderr is a log or a pipe: errors name
+    // registries and digests that must not be broken up.
+    let tty = std::io::stderr().is_terminal();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).build())
+    }));
     let Some(command) = cli.command else {
         // A bare `builder` shows what it can do, as `docker` does.
         let _ = Cli::command().print_help();

@@ -686,7 +686,7 @@ impl Client {
         let help = match status {
             StatusCode::UNAUTHORIZED => Some(if self.auth.has_credential() {
                 format!(
-                    "the registry refused the stored credentials; run `builder login {}` again",
+                    "the registry refused the credentials; log in again with `builder login {}`",
                     self.endpoint.name
                 )
             } else {
