@@ -51,8 +51,8 @@ fn a_registry_that_is_down_is_named() {
 fn an_invalid_platform_is_refused_before_any_network() {
     let home = tempfile::tempdir().unwrap();
     builder(home.path())
-        .args(["pull", "--platform", "linux", "127.0.0.1:1/app"])
+        .args(["pull", "--platform", "linux//amd64", "127.0.0.1:1/app"])
         .assert()
         .failure()
-        .stderr(contains("invalid platform \"linux\""));
+        .stderr(contains("invalid platform \"linux//amd64\""));
 }

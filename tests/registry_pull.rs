@@ -5,9 +5,10 @@
 
 mod support;
 
+use builder::image::PlatformSpec;
 use builder::image::Reference;
 use builder::progress::ProgressSender;
-use builder::registry::{Client, Credential, Platform, PullOptions, pull};
+use builder::registry::{Client, Credential, PullOptions, pull};
 use builder::store::Store;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,7 +107,7 @@ async fn platform_is_chosen_from_an_index_behind_bearer_auth() {
         .unwrap()
         .clone();
     let other = PullOptions {
-        platform: Platform::parse(&format!("linux/{other_arch}")).unwrap(),
+        platform: PlatformSpec::parse(&format!("linux/{other_arch}")).unwrap(),
         ..PullOptions::default()
     };
     let pulled = pull_into(
@@ -121,7 +122,7 @@ async fn platform_is_chosen_from_an_index_behind_bearer_auth() {
     assert_eq!(pulled.config.to_string(), image.configs[&other_arch]);
 
     let missing = PullOptions {
-        platform: Platform::parse("windows/amd64").unwrap(),
+        platform: PlatformSpec::parse("windows/amd64").unwrap(),
         ..PullOptions::default()
     };
     let err = pull_into(&store, &registry.host(), creds, &image.reference, &missing)

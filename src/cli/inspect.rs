@@ -4,11 +4,11 @@
 use super::Globals;
 use super::common::{block_on, client_for, open_store, parse_reference, resolve};
 use crate::image::Reference;
-use crate::registry::pull::is_index;
-use crate::registry::{Client, Platform};
+use crate::image::{ManifestOrIndex, PlatformSpec};
+use crate::registry::Client;
 use clap::Args;
 use miette::{IntoDiagnostic as _, Result, miette};
-use oci_spec::image::{Digest, ImageIndex, ImageManifest};
+use oci_spec::image::{Digest, ImageManifest};
 use serde_json::{Value, json};
 
 /// Show an image's manifest and config.
@@ -28,8 +28,8 @@ pub struct InspectArgs {
 pub fn run(globals: &Globals, args: InspectArgs) -> Result<()> {
     let reference = parse_reference(&args.reference)?;
     let platform = match &args.platform {
-        Some(p) => Platform::parse(p)?,
-        None => Platform::host(),
+        Some(p) => PlatformSpec::parse(p).into_diagnostic()?,
+        None => PlatformSpec::host(),
     };
     let shown = if args.remote {
         let client = client_for(globals, reference.registry())?;
@@ -65,7 +65,7 @@ fn local(globals: &Globals, reference: &Reference) -> Result<Value> {
     }))
 }
 
-async fn remote(client: &Client, reference: &Reference, platform: &Platform) -> Result<Value> {
+async fn remote(client: &Client, reference: &Reference, platform: &PlatformSpec) -> Result<Value> {
     let subject = reference.to_string();
     let wanted = reference
         .digest()
@@ -75,11 +75,11 @@ async fn remote(client: &Client, reference: &Reference, platform: &Platform) -> 
     let repository = reference.repository();
     let top = client.get_manifest(repository, &wanted, &subject).await?;
     let mut shown = json!({"reference": subject, "digest": top.digest.to_string()});
-    let manifest = if is_index(&top.media_type) {
+    let document = ManifestOrIndex::parse(&top.bytes, Some(&top.media_type)).into_diagnostic()?;
+    let manifest = if let ManifestOrIndex::Index(index) = document {
         shown["index"] = parse_json(&top.bytes, reference, &top.digest)?;
-        let index: ImageIndex = serde_json::from_slice(&top.bytes).into_diagnostic()?;
         let chosen = platform
-            .choose(index.manifests())
+            .select(index.manifests())
             .ok_or_else(|| miette!("{subject}: no manifest for platform {platform}"))?;
         client
             .get_manifest(repository, chosen.digest().as_ref(), &subject)

@@ -3,9 +3,10 @@
 
 use super::Globals;
 use super::common::{block_on, client_for, open_store, parse_reference, tag, with_progress};
-use crate::registry::{Platform, PullOptions, pull};
+use crate::image::PlatformSpec;
+use crate::registry::{PullOptions, pull};
 use clap::Args;
-use miette::Result;
+use miette::{IntoDiagnostic as _, Result};
 
 /// Pull an image from a registry into the local store.
 #[derive(Debug, Args)]
@@ -22,8 +23,8 @@ pub struct PullArgs {
 pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
     let reference = parse_reference(&args.reference)?;
     let platform = match &args.platform {
-        Some(p) => Platform::parse(p)?,
-        None => Platform::host(),
+        Some(p) => PlatformSpec::parse(p).into_diagnostic()?,
+        None => PlatformSpec::host(),
     };
     let store = open_store(globals)?;
     let client = client_for(globals, reference.registry())?;

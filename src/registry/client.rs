@@ -7,6 +7,7 @@ use super::auth::{Authenticator, Scope};
 use super::credentials::Credential;
 use super::error::{ErrorCodes, RegistryError, error_chain};
 use crate::digest::sha256;
+use crate::image::media::MANIFEST_ACCEPT;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use oci_spec::image::Digest;
@@ -20,12 +21,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-
-/// Manifest media types we ask for and understand.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.docker.distribution.manifest.v2+json";
 
 /// Manifests larger than this are refused (distribution's own limit is 4 MiB).
 const MAX_MANIFEST: usize = 4 << 20;

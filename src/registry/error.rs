@@ -125,7 +125,7 @@ pub enum RegistryError {
     #[error("{subject}: {source}")]
     Store {
         subject: String,
-        source: crate::store::StoreError,
+        source: Box<crate::store::StoreError>,
     },
     /// A registry name that cannot form a URL.
     #[error("invalid registry address {0:?}")]

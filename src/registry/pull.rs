@@ -6,25 +6,15 @@
 
 use super::client::Client;
 use super::error::{RegistryError, error_chain};
-use super::platform::{Platform, describe};
 use super::sources::Sources;
-use crate::image::Reference;
+use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
 use crate::progress::{BlobOutcome, Direction, Event, ProgressSender};
 use crate::store::{BlobStore, BlobWriter, Expected, Store, StoreError};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::{self, TryStreamExt as _};
-use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, Digest};
 use std::io::Write as _;
-
-/// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Docker manifest list (schema 2).
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker image manifest (schema 2).
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Download attempts per blob when the connection drops mid-way.
 const BLOB_ATTEMPTS: u32 = 3;
@@ -35,7 +25,7 @@ const WRITE_QUEUE: usize = 32;
 #[derive(Debug, Clone)]
 pub struct PullOptions {
     /// The platform to choose from an index.
-    pub platform: Platform,
+    pub platform: PlatformSpec,
     /// Blobs downloaded at once.
     pub parallel: usize,
 }
@@ -43,7 +33,7 @@ pub struct PullOptions {
 impl Default for PullOptions {
     fn default() -> Self {
         Self {
-            platform: Platform::host(),
+            platform: PlatformSpec::host(),
             parallel: 4,
         }
     }
@@ -83,46 +73,47 @@ pub async fn pull(
     let top = client.get_manifest(repository, &wanted, &subject).await?;
     let blobs = store.blobs();
     let mut documents = vec![top.bytes.clone()];
-    let manifest = if is_index(&top.media_type) {
-        let index: ImageIndex =
-            serde_json::from_slice(&top.bytes).map_err(|e| RegistryError::InvalidManifest {
+    let parse = |m: &super::client::FetchedManifest| {
+        ManifestOrIndex::parse(&m.bytes, Some(&m.media_type)).map_err(|e| {
+            RegistryError::InvalidManifest {
                 subject: subject.clone(),
-                reason: format!("index {}: {e}", top.digest),
-            })?;
-        let chosen = options.platform.choose(index.manifests()).ok_or_else(|| {
-            RegistryError::NoMatchingPlatform {
-                subject: subject.clone(),
-                platform: options.platform.to_string(),
-                available: describe(index.manifests()),
+                reason: format!("{}: {e}", m.digest),
             }
-        })?;
-        let m = client
-            .get_manifest(repository, chosen.digest().as_ref(), &subject)
-            .await?;
-        if m.bytes.len() as u64 != chosen.size() {
-            return Err(RegistryError::SizeMismatch {
-                subject,
-                digest: chosen.digest().clone(),
-                expected: chosen.size(),
-                actual: m.bytes.len() as u64,
-            });
-        }
-        documents.push(m.bytes.clone());
-        m
-    } else {
-        top.clone()
+        })
     };
-    if is_index(&manifest.media_type) || !is_manifest(&manifest.media_type) {
-        return Err(RegistryError::InvalidManifest {
-            subject,
-            reason: format!("unsupported media type {}", manifest.media_type),
-        });
-    }
-    let image: ImageManifest =
-        serde_json::from_slice(&manifest.bytes).map_err(|e| RegistryError::InvalidManifest {
-            subject: subject.clone(),
-            reason: format!("manifest {}: {e}", manifest.digest),
-        })?;
+    let (manifest, image) = match parse(&top)? {
+        ManifestOrIndex::Manifest(image) => (top.clone(), image),
+        ManifestOrIndex::Index(index) => {
+            let chosen = options.platform.select(index.manifests()).ok_or_else(|| {
+                RegistryError::NoMatchingPlatform {
+                    subject: subject.clone(),
+                    platform: options.platform.to_string(),
+                    available: describe(index.manifests()),
+                }
+            })?;
+            let m = client
+                .get_manifest(repository, chosen.digest().as_ref(), &subject)
+                .await?;
+            if m.bytes.len() as u64 != chosen.size() {
+                return Err(RegistryError::SizeMismatch {
+                    subject,
+                    digest: chosen.digest().clone(),
+                    expected: chosen.size(),
+                    actual: m.bytes.len() as u64,
+                });
+            }
+            documents.push(m.bytes.clone());
+            match parse(&m)? {
+                ManifestOrIndex::Manifest(image) => (m, image),
+                ManifestOrIndex::Index(_) => {
+                    return Err(RegistryError::InvalidManifest {
+                        subject,
+                        reason: format!("index entry {} is itself an index", m.digest),
+                    });
+                }
+            }
+        }
+    };
     let mut wanted_blobs: Vec<&Descriptor> = vec![image.config()];
     wanted_blobs.extend(image.layers().iter());
     let sources = Sources::new(store.root());
@@ -150,14 +141,18 @@ pub async fn pull(
     })
 }
 
-/// Whether a media type names an index (OCI index or Docker manifest list).
-pub fn is_index(media_type: &str) -> bool {
-    media_type == OCI_INDEX || media_type == DOCKER_LIST
-}
-
-/// Whether a media type names an image manifest (OCI or Docker schema 2).
-pub fn is_manifest(media_type: &str) -> bool {
-    media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
+/// `linux/amd64, linux/arm64/v8` for an index's entries, for errors.
+fn describe(manifests: &[Descriptor]) -> String {
+    let names: Vec<String> = manifests
+        .iter()
+        .filter_map(|d| d.platform().as_ref())
+        .map(|p| PlatformSpec::of(p).to_string())
+        .collect();
+    if names.is_empty() {
+        "no platforms".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Downloads one blob into the store unless it is there, retrying when the
@@ -332,7 +327,7 @@ pub(crate) fn store_error(subject: &str, e: StoreError) -> RegistryError {
         },
         other => RegistryError::Store {
             subject: subject.to_string(),
-            source: other,
+            source: Box::new(other),
         },
     }
 }

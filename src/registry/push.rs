@@ -6,14 +6,15 @@
 
 use super::client::{Body, Client, MountOutcome};
 use super::error::RegistryError;
-use super::pull::{OCI_INDEX, OCI_MANIFEST, is_index, store_error};
+use super::pull::store_error;
 use super::sources::Sources;
-use crate::image::Reference;
+use crate::image::media::{OCI_INDEX, OCI_MANIFEST};
+use crate::image::{ManifestOrIndex, Reference};
 use crate::progress::{BlobOutcome, Direction, Event, ProgressSender};
 use crate::store::{BlobStore, Store};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
-use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, Digest, ImageManifest};
 use reqwest::Url;
 use std::sync::Arc;
 
@@ -63,19 +64,23 @@ pub async fn push(
         options,
         progress,
     };
-    let (bytes, media_type) = ctx.read_document(image)?;
-    if is_index(&media_type) {
-        let index: ImageIndex =
-            serde_json::from_slice(&bytes).map_err(|e| ctx.invalid(image, e))?;
-        for child in index.manifests() {
-            let (child_bytes, child_type) = ctx.read_document(child.digest())?;
-            ctx.push_manifest_blobs(child.digest(), &child_bytes)
-                .await?;
-            ctx.put_manifest(child.digest().as_ref(), &child_type, child_bytes)
-                .await?;
+    let (bytes, media_type, document) = ctx.read_document(image)?;
+    match document {
+        ManifestOrIndex::Index(index) => {
+            for child in index.manifests() {
+                let (child_bytes, child_type, child_doc) = ctx.read_document(child.digest())?;
+                let ManifestOrIndex::Manifest(manifest) = child_doc else {
+                    return Err(RegistryError::InvalidManifest {
+                        subject,
+                        reason: format!("index entry {} is itself an index", child.digest()),
+                    });
+                };
+                ctx.push_blobs(&manifest).await?;
+                ctx.put_manifest(child.digest().as_ref(), &child_type, child_bytes)
+                    .await?;
+            }
         }
-    } else {
-        ctx.push_manifest_blobs(image, &bytes).await?;
+        ManifestOrIndex::Manifest(manifest) => ctx.push_blobs(&manifest).await?,
     }
     let reference = target
         .tag()
@@ -97,44 +102,38 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// A stored manifest or index and its media type (from its
-    /// `mediaType`, else by shape: OCI allows leaving it out).
-    fn read_document(&self, digest: &Digest) -> Result<(Bytes, String), RegistryError> {
+    /// A stored manifest or index, its media type (from its `mediaType`,
+    /// else by kind: OCI allows leaving it out) and its parsed form.
+    fn read_document(
+        &self,
+        digest: &Digest,
+    ) -> Result<(Bytes, String, ManifestOrIndex), RegistryError> {
         let bytes = self
             .blobs
             .read(digest)
             .map_err(|e| store_error(self.subject, e))?;
+        let document =
+            ManifestOrIndex::parse(&bytes, None).map_err(|e| RegistryError::InvalidManifest {
+                subject: self.subject.to_string(),
+                reason: format!("stored document {digest}: {e}"),
+            })?;
         #[derive(serde::Deserialize)]
         struct Probe {
             #[serde(rename = "mediaType")]
             media_type: Option<String>,
-            manifests: Option<serde_json::Value>,
         }
-        let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| self.invalid(digest, e))?;
-        let media_type = probe.media_type.unwrap_or_else(|| {
-            if probe.manifests.is_some() {
-                OCI_INDEX.to_string()
-            } else {
-                OCI_MANIFEST.to_string()
-            }
+        let declared = serde_json::from_slice::<Probe>(&bytes)
+            .ok()
+            .and_then(|p| p.media_type);
+        let media_type = declared.unwrap_or_else(|| match document {
+            ManifestOrIndex::Index(_) => OCI_INDEX.to_string(),
+            ManifestOrIndex::Manifest(_) => OCI_MANIFEST.to_string(),
         });
-        Ok((bytes.into(), media_type))
+        Ok((bytes.into(), media_type, document))
     }
 
-    fn invalid(&self, digest: &Digest, e: serde_json::Error) -> RegistryError {
-        RegistryError::InvalidManifest {
-            subject: self.subject.to_string(),
-            reason: format!("stored document {digest}: {e}"),
-        }
-    }
-
-    async fn push_manifest_blobs(
-        &self,
-        digest: &Digest,
-        bytes: &[u8],
-    ) -> Result<(), RegistryError> {
-        let manifest: ImageManifest =
-            serde_json::from_slice(bytes).map_err(|e| self.invalid(digest, e))?;
+    /// Sends a manifest's config and layers, in parallel.
+    async fn push_blobs(&self, manifest: &ImageManifest) -> Result<(), RegistryError> {
         let mut all: Vec<&Descriptor> = vec![manifest.config()];
         all.extend(manifest.layers());
         stream::iter(all.into_iter().map(|d| self.push_blob(d)))

@@ -146,6 +146,36 @@ impl BlobStore {
         })
     }
 
+    /// Every stored blob's digest, in no particular order.
+    pub(super) fn list(&self) -> Result<Vec<Digest>, StoreError> {
+        let dir = &self.layout.blobs;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| StoreError::io("list directory", dir, e))?;
+        let mut digests = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list directory", dir, e))?;
+            // Names that are not a digest were not put there by us; leave them.
+            let name = entry.file_name();
+            if let Some(digest) = name
+                .to_str()
+                .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
+            {
+                digests.push(digest);
+            }
+        }
+        Ok(digests)
+    }
+
+    /// Removes a blob; one that is already gone is not an error.
+    pub(super) fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.path(digest)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove", &path, e)),
+        }
+    }
+
     fn missing_or_io(
         &self,
         digest: &Digest,

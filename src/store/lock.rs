@@ -18,6 +18,17 @@ pub(crate) struct FileLock {
 }
 
 impl FileLock {
+    /// Waits for an exclusive lock on `path` (created if missing).
+    pub(crate) fn exclusive(path: &Path) -> Result<Self, StoreError> {
+        Self::acquire(path, FlockOperation::LockExclusive)?.ok_or_else(|| unreachable_busy(path))
+    }
+
+    /// Takes an exclusive lock on `path` if nobody holds any lock on it;
+    /// `None` when it is held.
+    pub(crate) fn try_exclusive(path: &Path) -> Result<Option<Self>, StoreError> {
+        Self::acquire(path, FlockOperation::NonBlockingLockExclusive)
+    }
+
     /// Waits for a shared lock on `path` (created if missing).
     pub(crate) fn shared(path: &Path) -> Result<Self, StoreError> {
         Self::acquire(path, FlockOperation::LockShared)?.ok_or_else(|| unreachable_busy(path))
@@ -68,5 +79,23 @@ pub struct Lease {
 impl Lease {
     pub(crate) fn new(lock: FileLock) -> Self {
         Self { _lock: lock }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusive_is_refused_while_shared_is_held_and_granted_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.lock");
+        let a = FileLock::shared(&path).unwrap();
+        let b = FileLock::shared(&path).unwrap();
+        assert!(FileLock::try_exclusive(&path).unwrap().is_none());
+        drop((a, b));
+        let x = FileLock::try_exclusive(&path).unwrap();
+        assert!(x.is_some());
+        assert!(FileLock::try_exclusive(&path).unwrap().is_none());
     }
 }

@@ -10,11 +10,15 @@
 //!   is held shared by writers and leases and exclusively by prune).
 
 mod blobs;
+mod gc;
 mod lock;
+mod refs;
 mod root;
 
 pub use blobs::{BlobStore, BlobWriter, Expected, StoredBlob};
+pub use gc::PruneReport;
 pub use lock::Lease;
+pub use refs::RefStore;
 pub use root::default_root;
 
 use oci_spec::image::Digest;
@@ -90,6 +94,30 @@ pub enum StoreError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// The index file is of a version this builder does not know.
+    #[error("reference index {path} has version {version}, which this builder does not read")]
+    IndexVersion {
+        /// The index file.
+        path: PathBuf,
+        /// Its version.
+        version: u32,
+    },
+    /// A digest-pinned reference cannot point at other content.
+    #[error("{reference} cannot point to {target}: its digest differs")]
+    RefDigestMismatch {
+        /// The reference.
+        reference: String,
+        /// The digest it was to point to.
+        target: Digest,
+    },
+    /// A manifest or index in the store cannot be read while walking images.
+    #[error("stored document {digest} is unreadable: {source}")]
+    BadDocument {
+        /// The blob concerned.
+        digest: Digest,
+        /// Why.
+        source: crate::image::ManifestError,
+    },
     /// No reference by that name is in the index.
     #[error("no such image: {reference}")]
     RefNotFound {
@@ -121,6 +149,14 @@ struct Layout {
 }
 
 impl Layout {
+    fn refs_index(&self) -> PathBuf {
+        self.root.join("refs.json")
+    }
+
+    fn refs_lock(&self) -> PathBuf {
+        self.locks.join("refs.lock")
+    }
+
     fn gc_lock(&self) -> PathBuf {
         self.locks.join("gc.lock")
     }
@@ -159,6 +195,11 @@ impl Store {
     /// The content-addressed blobs.
     pub fn blobs(&self) -> BlobStore {
         BlobStore::new(self.layout.clone())
+    }
+
+    /// The reference index (tags and pinned digests → manifest descriptors).
+    pub fn refs(&self) -> RefStore {
+        RefStore::new(self.layout.clone())
     }
 
     /// Keeps `prune` away until the lease is dropped; see [`Lease`].
