@@ -4,7 +4,7 @@
 use super::Globals;
 use crate::image::Reference;
 use crate::progress::{self, ProgressSender};
-use crate::registry::{Client, DockerConfig};
+use crate::registry::{Client, DockerConfig, PulledImage};
 use crate::store::{Store, default_root};
 use miette::{IntoDiagnostic as _, Result, miette};
 use oci_spec::image::Digest;
@@ -28,19 +28,30 @@ pub fn open_store(globals: &Globals) -> Result<Store> {
     Store::open(root).into_diagnostic()
 }
 
-/// Points `reference` at `digest` in the store's reference index.
-pub fn tag(_store: &Store, reference: &Reference, _digest: &Digest) -> Result<()> {
-    // Wired to the store's ref index when the store branch lands it.
-    Err(miette!(
-        "cannot tag {reference}: the store's reference index is not available yet"
-    ))
+/// Records a pulled image in the store's reference index: under its tag,
+/// or for a pull by digest under `name@<manifest digest>` (the platform's
+/// manifest, which is what the store holds, even when the digest named an
+/// index).
+pub fn tag(store: &Store, reference: &Reference, pulled: &PulledImage) -> Result<()> {
+    let key = match reference.tag() {
+        Some(_) => reference.clone(),
+        None => reference.with_digest(pulled.manifest.clone()),
+    };
+    store
+        .refs()
+        .set(&key, pulled.descriptor())
+        .into_diagnostic()
 }
 
-/// The digest `reference` names in the store's reference index.
-pub fn resolve(_store: &Store, reference: &Reference) -> Result<Digest> {
-    Err(miette!(
-        "{reference}: the store's reference index is not available yet"
-    ))
+/// The manifest digest `reference` names in the store's reference index.
+pub fn resolve(store: &Store, reference: &Reference) -> Result<Digest> {
+    match store.refs().get(reference).into_diagnostic()? {
+        Some(descriptor) => Ok(descriptor.digest().clone()),
+        None => Err(miette!(
+            help = format!("pull it first with `builder pull {reference}`"),
+            "{reference}: no such image in the local store"
+        )),
+    }
 }
 
 /// Parses an image reference given on the command line.

@@ -35,7 +35,7 @@ pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
     let pulled = with_progress(|progress| {
         block_on(async { Ok(pull(&client, &store, &reference, &options, &progress).await?) })
     })?;
-    tag(&store, &reference, &pulled.manifest)?;
+    tag(&store, &reference, &pulled)?;
     println!("Digest: {}", pulled.manifest);
     println!("{reference}");
     Ok(())

@@ -49,10 +49,23 @@ pub struct PulledImage {
     pub manifest: Digest,
     /// Its media type.
     pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
     /// The config blob.
     pub config: Digest,
     /// The layer blobs, bottom first.
     pub layers: Vec<Digest>,
+}
+
+impl PulledImage {
+    /// The descriptor of the pulled manifest, as the reference index keeps it.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(
+            self.media_type.as_str().into(),
+            self.size,
+            self.manifest.clone(),
+        )
+    }
 }
 
 /// Pulls `reference` into `store`; the caller tags it.
@@ -135,6 +148,7 @@ pub async fn pull(
     Ok(PulledImage {
         resolved: top.digest,
         manifest: manifest.digest,
+        size: manifest.bytes.len() as u64,
         media_type: manifest.media_type,
         config: image.config().digest().clone(),
         layers: image.layers().iter().map(|d| d.digest().clone()).collect(),
