@@ -13,5 +13,7 @@ pub mod dockerfile;
 pub mod ignore;
 pub mod image;
 pub mod layer;
+pub mod progress;
+pub mod registry;
 pub mod sandbox;
 pub mod store;

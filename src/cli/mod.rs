@@ -1,8 +1,14 @@
 //! Command-line interface: clap definitions, one file per subcommand, and the
 //! single place where errors become a report and an exit code.
 
+mod common;
 mod images;
+mod inspect;
+mod login;
+mod logout;
 mod prune;
+mod pull;
+mod push;
 mod rmi;
 mod sandbox;
 mod tag;
@@ -31,6 +37,10 @@ pub struct Globals {
     /// $XDG_DATA_HOME/builder or ~/.local/share/builder otherwise).
     #[arg(long, global = true, env = "BUILDER_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Talk to this registry over plain HTTP (loopback registries always
+    /// are); repeatable.
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
 }
 
 impl Globals {
@@ -50,6 +60,11 @@ enum Command {
     Tag(tag::TagArgs),
     Rmi(rmi::RmiArgs),
     Prune(prune::PruneArgs),
+    Pull(pull::PullArgs),
+    Push(push::PushArgs),
+    Login(login::LoginArgs),
+    Logout(logout::LogoutArgs),
+    Inspect(inspect::InspectArgs),
     /// Internal: runs one RUN step in a sandbox (re-executed by builder itself).
     #[command(name = "__sandbox", hide = true)]
     Sandbox(sandbox::SandboxArgs),
@@ -59,7 +74,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Long lines stay whole when stderr is a log or a pipe: errors name
-    // references and digests that must not be broken up.
+    // references, registries and digests that must not be broken up.
     let tty = std::io::stderr().is_terminal();
     let _ = miette::set_hook(Box::new(move |_| {
         Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).build())
@@ -75,6 +90,11 @@ pub fn main() -> ExitCode {
         Command::Tag(args) => tag::run(globals, args),
         Command::Rmi(args) => rmi::run(globals, args),
         Command::Prune(args) => prune::run(globals, args),
+        Command::Pull(args) => pull::run(globals, args),
+        Command::Push(args) => push::run(globals, args),
+        Command::Login(args) => login::run(globals, args),
+        Command::Logout(args) => logout::run(globals, args),
+        Command::Inspect(args) => inspect::run(globals, args),
         // The sandbox helper reports over its own protocol, not as a CLI.
         Command::Sandbox(args) => return sandbox::run(args),
     };

@@ -22,3 +22,8 @@ pub fn conformance_dir(sub: &str) -> Option<PathBuf> {
         None
     }
 }
+
+pub mod http;
+pub mod image;
+pub mod registry;
+pub mod token;

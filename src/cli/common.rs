@@ -1,0 +1,71 @@
+//! What the registry subcommands share: the async runtime, the store, a
+//! client with the user's credentials, and the progress renderer.
+
+use super::Globals;
+use crate::image::Reference;
+use crate::progress::{self, ProgressSender};
+use crate::registry::{Client, DockerConfig, PulledImage};
+use crate::store::Store;
+use miette::{IntoDiagnostic as _, Result, miette};
+use oci_spec::image::Digest;
+use std::future::Future;
+
+/// Runs `f` on a multi-threaded tokio runtime.
+pub fn block_on<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()?
+        .block_on(f)
+}
+
+/// Records a pulled image in the store's reference index: under its tag,
+/// or for a pull by digest under `name@<manifest digest>` (the platform's
+/// manifest, which is what the store holds, even when the digest named an
+/// index).
+pub fn tag(store: &Store, reference: &Reference, pulled: &PulledImage) -> Result<()> {
+    let key = match reference.tag() {
+        Some(_) => reference.clone(),
+        None => reference.with_digest(pulled.manifest.clone()),
+    };
+    store
+        .refs()
+        .set(&key, pulled.descriptor())
+        .into_diagnostic()
+}
+
+/// The manifest digest `reference` names in the store's reference index.
+pub fn resolve(store: &Store, reference: &Reference) -> Result<Digest> {
+    match store.refs().get(reference).into_diagnostic()? {
+        Some(descriptor) => Ok(descriptor.digest().clone()),
+        None => Err(miette!(
+            help = format!("pull it first with `builder pull {reference}`"),
+            "{reference}: no such image in the local store"
+        )),
+    }
+}
+
+/// Parses an image reference given on the command line.
+pub fn parse_reference(text: &str) -> Result<Reference> {
+    Reference::parse(text).into_diagnostic()
+}
+
+/// A client for `registry` carrying the user's stored credentials for it.
+pub fn client_for(globals: &Globals, registry: &str) -> Result<Client> {
+    let credential = DockerConfig::load_default()?.get(registry)?;
+    Ok(Client::new(
+        registry,
+        credential,
+        &globals.insecure_registries,
+    )?)
+}
+
+/// Runs `f` with a progress sender whose events a renderer draws on stderr;
+/// waits for the renderer to finish drawing before returning.
+pub fn with_progress<T>(f: impl FnOnce(ProgressSender) -> Result<T>) -> Result<T> {
+    let (sender, renderer) = progress::spawn_renderer();
+    let outcome = f(sender);
+    // `f` consumed the sender; once its clones are gone the renderer ends.
+    let _ = renderer.join();
+    outcome
+}

@@ -1,0 +1,42 @@
+//! `builder pull REF [--platform os/arch[/variant]]`: fetch an image from its
+//! registry into the local store and tag it there.
+
+use super::Globals;
+use super::common::{block_on, client_for, parse_reference, tag, with_progress};
+use crate::image::PlatformSpec;
+use crate::registry::{PullOptions, pull};
+use clap::Args;
+use miette::{IntoDiagnostic as _, Result};
+
+/// Pull an image from a registry into the local store.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image, e.g. `busybox`, `127.0.0.1:5000/app:1.0`, `app@sha256:…`.
+    reference: String,
+    /// The platform to take from a multi-platform image (default: this
+    /// machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+}
+
+/// Runs the subcommand.
+pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
+    let reference = parse_reference(&args.reference)?;
+    let platform = match &args.platform {
+        Some(p) => PlatformSpec::parse(p).into_diagnostic()?,
+        None => PlatformSpec::host(),
+    };
+    let store = globals.open_store()?;
+    let client = client_for(globals, reference.registry())?;
+    let options = PullOptions {
+        platform,
+        ..PullOptions::default()
+    };
+    let pulled = with_progress(|progress| {
+        block_on(async { Ok(pull(&client, &store, &reference, &options, &progress).await?) })
+    })?;
+    tag(&store, &reference, &pulled)?;
+    println!("Digest: {}", pulled.manifest);
+    println!("{reference}");
+    Ok(())
+}

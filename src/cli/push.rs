@@ -1,0 +1,46 @@
+//! `builder push REF [DEST]`: send an image from the local store to a
+//! registry, under its own name or under DEST.
+
+use super::Globals;
+use super::common::{block_on, client_for, parse_reference, resolve, with_progress};
+use crate::registry::{PushOptions, push};
+use clap::Args;
+use miette::Result;
+
+/// Push an image from the local store to a registry.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image in the local store, e.g. `127.0.0.1:5000/app:1.0`.
+    reference: String,
+    /// Push it under this name instead (tag, or digest-only to push by
+    /// digest); the local tag is left as it is.
+    destination: Option<String>,
+}
+
+/// Runs the subcommand.
+pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
+    let source = parse_reference(&args.reference)?;
+    let target = match &args.destination {
+        Some(d) => parse_reference(d)?,
+        None => source.clone(),
+    };
+    let store = globals.open_store()?;
+    let image = resolve(&store, &source)?;
+    let client = client_for(globals, target.registry())?;
+    let digest = with_progress(|progress| {
+        block_on(async {
+            Ok(push(
+                &client,
+                &store,
+                &image,
+                &target,
+                &PushOptions::default(),
+                &progress,
+            )
+            .await?)
+        })
+    })?;
+    println!("Digest: {digest}");
+    println!("{target}");
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The progress event type and the sending half producers hold.
+
+use oci_spec::image::Digest;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// Which way a blob travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From a registry into the store.
+    Download,
+    /// From the store to a registry.
+    Upload,
+}
+
+/// How a blob ended up where it had to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// Its bytes were sent or received.
+    Transferred,
+    /// Nothing to do: the destination already had it.
+    AlreadyPresent,
+    /// The registry linked it from another repository of its own.
+    Mounted {
+        /// The repository it was mounted from.
+        from: String,
+    },
+}
+
+/// Something worth showing happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A blob transfer begins; `total` is its size when known.
+    BlobStarted {
+        digest: Digest,
+        direction: Direction,
+        total: Option<u64>,
+    },
+    /// `done` bytes of the blob have moved so far (absolute, not a delta;
+    /// it may go back when a transfer restarts).
+    BlobProgress { digest: Digest, done: u64 },
+    /// The blob is done.
+    BlobFinished {
+        digest: Digest,
+        direction: Direction,
+        outcome: BlobOutcome,
+    },
+    /// A one-line status message ("pulled …", "pushed …").
+    Status(String),
+}
+
+/// The sending half of a progress stream; cloning is cheap, and sending
+/// never fails or blocks (a closed or absent receiver drops the event).
+#[derive(Debug, Clone, Default)]
+pub struct ProgressSender(Option<UnboundedSender<Event>>);
+
+impl ProgressSender {
+    /// A sender and the receiver a renderer (or a test) reads from.
+    pub fn channel() -> (Self, UnboundedReceiver<Event>) {
+        let (tx, rx) = unbounded_channel();
+        (Self(Some(tx)), rx)
+    }
+
+    /// A sender that discards everything.
+    pub fn discard() -> Self {
+        Self(None)
+    }
+
+    /// Sends one event.
+    pub fn send(&self, event: Event) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(event);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Progress as a stream of events: pull, push (and later the executor) send
+//! [`Event`]s through a [`ProgressSender`]; renderers draw them on a terminal
+//! ([`tty`]) or as plain lines ([`plain`]). Producers know nothing of
+//! terminals; tests can collect the events instead of drawing them.
+
+pub mod event;
+pub mod plain;
+pub mod tty;
+
+pub use event::{BlobOutcome, Direction, Event, ProgressSender};
+
+use std::io::IsTerminal as _;
+use std::thread::JoinHandle;
+
+/// Starts the renderer that suits stderr (bars on a terminal, lines
+/// otherwise) on its own thread; it ends when every sender is dropped.
+pub fn spawn_renderer() -> (ProgressSender, JoinHandle<()>) {
+    let (sender, receiver) = ProgressSender::channel();
+    let tty = std::io::stderr().is_terminal();
+    let handle = std::thread::spawn(move || {
+        if tty {
+            tty::render(receiver);
+        } else {
+            plain::render(receiver, &mut std::io::stderr());
+        }
+    });
+    (sender, handle)
+}

@@ -1,0 +1,107 @@
+//! Plain-line rendering for logs and pipes: one line when a blob starts
+//! and one when it finishes, no byte-by-byte noise.
+
+use super::event::{BlobOutcome, Direction, Event};
+use std::io::Write;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Writes one line per notable event until the stream ends.
+pub fn render(mut events: UnboundedReceiver<Event>, out: &mut impl Write) {
+    while let Some(event) = events.blocking_recv() {
+        if let Some(line) = line(&event) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+/// The line for an event, if it gets one.
+pub fn line(event: &Event) -> Option<String> {
+    match event {
+        Event::BlobStarted {
+            digest,
+            direction,
+            total,
+        } => {
+            let verb = match direction {
+                Direction::Download => "downloading",
+                Direction::Upload => "uploading",
+            };
+            Some(match total {
+                Some(t) => format!("{} {verb} ({})", short(digest), human_bytes(*t)),
+                None => format!("{} {verb}", short(digest)),
+            })
+        }
+        Event::BlobProgress { .. } => None,
+        Event::BlobFinished {
+            digest,
+            direction,
+            outcome,
+        } => Some(match (outcome, direction) {
+            (BlobOutcome::Transferred, Direction::Download) => {
+                format!("{} downloaded", short(digest))
+            }
+            (BlobOutcome::Transferred, Direction::Upload) => format!("{} pushed", short(digest)),
+            (BlobOutcome::AlreadyPresent, _) => format!("{} already exists", short(digest)),
+            (BlobOutcome::Mounted { from }, _) => {
+                format!("{} mounted from {from}", short(digest))
+            }
+        }),
+        Event::Status(s) => Some(s.clone()),
+    }
+}
+
+/// The first 12 hex digits of a digest, as Docker shows layers.
+pub fn short(digest: &oci_spec::image::Digest) -> String {
+    digest.digest().chars().take(12).collect()
+}
+
+/// `1.5 MiB`-style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_name_the_short_digest_and_outcome() {
+        let digest = crate::digest::sha256(b"x");
+        let hex12: String = digest.digest()[..12].to_string();
+        let (tx, rx) = super::super::ProgressSender::channel();
+        tx.send(Event::BlobStarted {
+            digest: digest.clone(),
+            direction: Direction::Upload,
+            total: Some(3 << 20),
+        });
+        tx.send(Event::BlobProgress {
+            digest: digest.clone(),
+            done: 1,
+        });
+        tx.send(Event::BlobFinished {
+            digest,
+            direction: Direction::Upload,
+            outcome: BlobOutcome::Mounted {
+                from: "library/a".into(),
+            },
+        });
+        drop(tx);
+        let mut out = Vec::new();
+        render(rx, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{hex12} uploading (3.0 MiB)\n{hex12} mounted from library/a\n")
+        );
+    }
+}

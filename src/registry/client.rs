@@ -1,0 +1,811 @@
+//! The HTTP side of the OCI distribution protocol for one registry: the
+//! `/v2/` ping, manifests, blobs, uploads and mounts, with authentication,
+//! manual redirects (credentials never leave the registry's own origin) and
+//! retries with backoff on 429, 5xx and dropped connections.
+
+use super::auth::{Authenticator, Scope};
+use super::credentials::Credential;
+use super::error::{ErrorCodes, RegistryError, error_chain};
+use crate::digest::sha256;
+use crate::image::media::MANIFEST_ACCEPT;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use oci_spec::image::Digest;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION,
+    WWW_AUTHENTICATE,
+};
+use reqwest::{Method, Response, StatusCode, Url};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+
+/// Manifests larger than this are refused (distribution's own limit is 4 MiB).
+const MAX_MANIFEST: usize = 4 << 20;
+/// Attempts per request before a transient failure is final.
+const ATTEMPTS: u32 = 5;
+/// Redirects followed per request.
+const MAX_REDIRECTS: u32 = 10;
+/// Read buffer when streaming a file body.
+const FILE_CHUNK: usize = 1 << 20;
+
+/// Where a registry's API lives: `docker.io` is served from
+/// `registry-1.docker.io`; loopback hosts and those named insecure speak
+/// plain HTTP, everything else HTTPS.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    name: String,
+    base: Url,
+}
+
+impl Endpoint {
+    /// The endpoint of `registry` (`host[:port]` as written in references).
+    pub fn new(registry: &str, insecure: &[String]) -> Result<Self, RegistryError> {
+        let api_host = match registry {
+            "docker.io" | "index.docker.io" => "registry-1.docker.io",
+            other => other,
+        };
+        let scheme = if is_plain_http(registry, insecure) {
+            "http"
+        } else {
+            "https"
+        };
+        let base = Url::parse(&format!("{scheme}://{api_host}/"))
+            .ok()
+            .filter(|u| u.host().is_some() && u.path() == "/")
+            .ok_or_else(|| RegistryError::InvalidRegistry(registry.to_string()))?;
+        Ok(Self {
+            name: registry.to_string(),
+            base,
+        })
+    }
+
+    /// The registry name as the user wrote it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `scheme://host[:port]/`.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> Result<Url, RegistryError> {
+        self.base
+            .join(path)
+            .map_err(|_| RegistryError::InvalidRegistry(self.name.clone()))
+    }
+}
+
+/// Whether `registry` is spoken to over plain HTTP: loopback addresses and
+/// `localhost` (as Docker does), and registries named in `insecure`
+/// (`host` or `host:port`).
+pub fn is_plain_http(registry: &str, insecure: &[String]) -> bool {
+    if insecure.iter().any(|i| i == registry) {
+        return true;
+    }
+    let host = host_part(registry);
+    if insecure.iter().any(|i| i == host) {
+        return true;
+    }
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host` of `host:port`, `[::1]` of `[::1]:5000`.
+fn host_part(registry: &str) -> &str {
+    if let Some(end) = registry.find(']') {
+        return &registry[..=end];
+    }
+    match registry.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => registry,
+    }
+}
+
+/// A request body that can be rebuilt for every attempt.
+#[derive(Clone)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// Bytes in memory (manifests, small blobs).
+    Bytes(Bytes),
+    /// `len` bytes of a file from `offset`, streamed; `progress` hears the
+    /// absolute position in the file as bytes go out.
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+        progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    },
+}
+
+impl Body {
+    async fn attach(
+        &self,
+        rb: reqwest::RequestBuilder,
+        subject: &str,
+    ) -> Result<reqwest::RequestBuilder, RegistryError> {
+        Ok(match self {
+            Body::Empty => rb.header(CONTENT_LENGTH, 0),
+            Body::Bytes(b) => rb.body(b.clone()),
+            Body::File {
+                path,
+                offset,
+                len,
+                progress,
+            } => {
+                let io_err = |source| RegistryError::Io {
+                    subject: subject.to_string(),
+                    context: format!("reading {}", path.display()),
+                    source,
+                };
+                let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
+                file.seek(std::io::SeekFrom::Start(*offset))
+                    .await
+                    .map_err(io_err)?;
+                let stream =
+                    tokio_util::io::ReaderStream::with_capacity(file.take(*len), FILE_CHUNK);
+                let progress = progress.clone();
+                let mut position = *offset;
+                let stream = stream.inspect(move |chunk| {
+                    if let (Ok(c), Some(p)) = (chunk, &progress) {
+                        position += c.len() as u64;
+                        p(position);
+                    }
+                });
+                rb.header(CONTENT_LENGTH, *len)
+                    .body(reqwest::Body::wrap_stream(stream))
+            }
+        })
+    }
+}
+
+/// A manifest or index as the registry sent it.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// From the body's `mediaType`, else the `Content-Type` header.
+    pub media_type: String,
+    /// The exact bytes (their digest is the manifest's identity).
+    pub bytes: Bytes,
+    /// The digest of `bytes`.
+    pub digest: Digest,
+}
+
+/// What a mount attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOutcome {
+    /// The registry linked the blob from the other repository.
+    Mounted,
+    /// It did not; an upload session was opened at this URL instead.
+    Upload(Url),
+}
+
+/// A client for one registry with its credentials; cheap to share (`Arc`)
+/// between parallel blob transfers.
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    auth: Authenticator,
+}
+
+struct Req<'a> {
+    method: Method,
+    url: Url,
+    scope: &'a Scope,
+    headers: HeaderMap,
+    body: Body,
+    subject: &'a str,
+}
+
+impl Client {
+    /// A client for `registry` (`host[:port]`), with optional credentials;
+    /// `insecure` lists registries to reach over plain HTTP.
+    pub fn new(
+        registry: &str,
+        credential: Option<Credential>,
+        insecure: &[String],
+    ) -> Result<Self, RegistryError> {
+        static PROVIDER: Once = Once::new();
+        PROVIDER.call_once(|| {
+            // Another part of the process may have installed one already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("builder/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| RegistryError::Unreachable {
+                subject: registry.to_string(),
+                registry: registry.to_string(),
+                reason: format!("cannot set up HTTP: {}", error_chain(&e)),
+            })?;
+        Ok(Self {
+            http,
+            endpoint: Endpoint::new(registry, insecure)?,
+            auth: Authenticator::new(registry, credential),
+        })
+    }
+
+    /// The registry this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// `GET /v2/`: checks the registry answers and that our credentials (if
+    /// any) are accepted.
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        let subject = self.endpoint.name.clone();
+        let resp = self
+            .send(Req {
+                method: Method::GET,
+                url: self.endpoint.url("v2/")?,
+                scope: &Scope::registry(),
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+                subject: &subject,
+            })
+            .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(resp, &subject).await)
+        }
+    }
+
+    /// Fetches the manifest or index `reference` (a tag or a digest) of
+    /// `repository`; a digest reference is verified against the bytes.
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        subject: &str,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        let resp = self
+            .send(Req {
+                method: Method::GET,
+                url: self
+                    .endpoint
+                    .url(&format!("v2/{repository}/manifests/{reference}"))?,
+                scope: &Scope::pull(repository),
+                headers,
+                body: Body::Empty,
+                subject,
+            })
+            .await?;
+        if resp.status() != StatusCode::OK {
+            return Err(self.status_error(resp, subject).await);
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let bytes = read_limited(resp, MAX_MANIFEST, subject, &self.endpoint.name).await?;
+        let digest = sha256(&bytes);
+        if reference.contains(':') && digest.to_string() != reference {
+            let expected = reference
+                .parse()
+                .map_err(|_| RegistryError::InvalidManifest {
+                    subject: subject.to_string(),
+                    reason: format!("{reference:?} is not a digest"),
+                })?;
+            return Err(RegistryError::DigestMismatch {
+                subject: subject.to_string(),
+                expected,
+                actual: digest,
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            #[serde(rename = "mediaType", default)]
+            media_type: Option<String>,
+        }
+        let media_type = serde_json::from_slice::<Probe>(&bytes)
+            .ok()
+            .and_then(|p| p.media_type)
+            .or(content_type)
+            .ok_or_else(|| RegistryError::InvalidManifest {
+                subject: subject.to_string(),
+                reason: "no media type in the body or the Content-Type".into(),
+            })?;
+        Ok(FetchedManifest {
+            media_type,
+            bytes,
+            digest,
+        })
+    }
+
+    /// Stores a manifest under `reference` (tag or digest); returns the
+    /// digest the registry computed.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+        subject: &str,
+    ) -> Result<(), RegistryError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_str(media_type).map_err(|_| RegistryError::InvalidManifest {
+                subject: subject.to_string(),
+                reason: format!("media type {media_type:?} cannot be sent"),
+            })?,
+        );
+        let resp = self
+            .send(Req {
+                method: Method::PUT,
+                url: self
+                    .endpoint
+                    .url(&format!("v2/{repository}/manifests/{reference}"))?,
+                scope: &Scope::push(repository),
+                headers,
+                body: Body::Bytes(bytes),
+                subject,
+            })
+            .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(resp, subject).await)
+        }
+    }
+
+    /// Whether the registry has blob `digest` in `repository` (HEAD).
+    pub async fn blob_exists(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        scope: &Scope,
+        subject: &str,
+    ) -> Result<bool, RegistryError> {
+        let resp = self
+            .send(Req {
+                method: Method::HEAD,
+                url: self
+                    .endpoint
+                    .url(&format!("v2/{repository}/blobs/{digest}"))?,
+                scope,
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+                subject,
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.status_error(resp, subject).await),
+        }
+    }
+
+    /// Starts downloading blob `digest`; the caller streams and verifies the
+    /// body. Redirects (to a CDN) are followed without our credentials.
+    pub async fn get_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        subject: &str,
+    ) -> Result<Response, RegistryError> {
+        let resp = self
+            .send(Req {
+                method: Method::GET,
+                url: self
+                    .endpoint
+                    .url(&format!("v2/{repository}/blobs/{digest}"))?,
+                scope: &Scope::pull(repository),
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+                subject,
+            })
+            .await?;
+        if resp.status() == StatusCode::OK {
+            Ok(resp)
+        } else {
+            Err(self.status_error(resp, subject).await)
+        }
+    }
+
+    /// Downloads a small blob (a config) into memory, verifying its digest.
+    pub async fn get_blob_bytes(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        subject: &str,
+    ) -> Result<Bytes, RegistryError> {
+        let resp = self.get_blob(repository, digest, subject).await?;
+        let bytes = read_limited(resp, MAX_MANIFEST * 8, subject, &self.endpoint.name).await?;
+        let actual = sha256(&bytes);
+        if &actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                subject: subject.to_string(),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Asks the registry to link `digest` from repository `from` into
+    /// `repository` (cross-repository mount); 201 means done, 202 means it
+    /// opened an ordinary upload instead.
+    pub async fn mount_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        from: &str,
+        subject: &str,
+    ) -> Result<MountOutcome, RegistryError> {
+        let mut url = self
+            .endpoint
+            .url(&format!("v2/{repository}/blobs/uploads/"))?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_ref())
+            .append_pair("from", from);
+        let resp = self
+            .send(Req {
+                method: Method::POST,
+                url,
+                scope: &Scope::mount(repository, from),
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+                subject,
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(MountOutcome::Mounted),
+            StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.location(&resp, subject)?)),
+            _ => Err(self.status_error(resp, subject).await),
+        }
+    }
+
+    /// Opens an upload session in `repository`; returns its URL.
+    pub async fn start_upload(
+        &self,
+        repository: &str,
+        subject: &str,
+    ) -> Result<Url, RegistryError> {
+        let resp = self
+            .send(Req {
+                method: Method::POST,
+                url: self
+                    .endpoint
+                    .url(&format!("v2/{repository}/blobs/uploads/"))?,
+                scope: &Scope::push(repository),
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+                subject,
+            })
+            .await?;
+        if resp.status() == StatusCode::ACCEPTED {
+            self.location(&resp, subject)
+        } else {
+            Err(self.status_error(resp, subject).await)
+        }
+    }
+
+    /// Sends bytes `start..start+len` of an upload (`PATCH` with
+    /// `Content-Range`); returns the session URL for the next request.
+    pub async fn upload_chunk(
+        &self,
+        repository: &str,
+        session: &Url,
+        start: u64,
+        body: Body,
+        len: u64,
+        subject: &str,
+    ) -> Result<Url, RegistryError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let end = (start + len).saturating_sub(1);
+        headers.insert(
+            "Content-Range",
+            HeaderValue::from_str(&format!("{start}-{end}"))
+                .expect("two integers and a dash are a valid header value"),
+        );
+        let resp = self
+            .send(Req {
+                method: Method::PATCH,
+                url: session.clone(),
+                scope: &Scope::push(repository),
+                headers,
+                body,
+                subject,
+            })
+            .await?;
+        if resp.status() == StatusCode::ACCEPTED {
+            self.location(&resp, subject)
+        } else {
+            Err(self.status_error(resp, subject).await)
+        }
+    }
+
+    /// Closes an upload session with `PUT ?digest=`, sending `body` (all of
+    /// the blob for a monolithic upload, nothing after chunks).
+    pub async fn finish_upload(
+        &self,
+        repository: &str,
+        session: &Url,
+        digest: &Digest,
+        body: Body,
+        subject: &str,
+    ) -> Result<(), RegistryError> {
+        let mut url = session.clone();
+        url.query_pairs_mut().append_pair("digest", digest.as_ref());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let resp = self
+            .send(Req {
+                method: Method::PUT,
+                url,
+                scope: &Scope::push(repository),
+                headers,
+                body,
+                subject,
+            })
+            .await?;
+        if resp.status() == StatusCode::CREATED {
+            Ok(())
+        } else {
+            Err(self.status_error(resp, subject).await)
+        }
+    }
+
+    /// The `Location` of a reply, resolved against the request URL (it may
+    /// be relative or absolute).
+    fn location(&self, resp: &Response, subject: &str) -> Result<Url, RegistryError> {
+        let loc = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Protocol {
+                subject: subject.to_string(),
+                reason: format!("{} without a Location header", resp.status()),
+            })?;
+        resp.url().join(loc).map_err(|e| RegistryError::Protocol {
+            subject: subject.to_string(),
+            reason: format!("Location {loc:?} is not a URL: {e}"),
+        })
+    }
+
+    /// Sends a request: authenticates (answering one 401 challenge), follows
+    /// redirects by hand, retries transient failures with backoff.
+    async fn send(&self, req: Req<'_>) -> Result<Response, RegistryError> {
+        let mut auth_header = self.auth.cached_header(req.scope);
+        let mut answered_challenge = false;
+        let mut attempt = 0;
+        let mut redirects = 0;
+        let mut url = req.url.clone();
+        loop {
+            let own_origin = same_origin(&url, &self.endpoint.base);
+            let mut rb = self
+                .http
+                .request(req.method.clone(), url.clone())
+                .headers(req.headers.clone());
+            if let (true, Some(h)) = (own_origin, &auth_header) {
+                rb = rb.header(AUTHORIZATION, h.clone());
+            }
+            let rb = req.body.attach(rb, req.subject).await?;
+            let resp = match rb.send().await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    // Refused connections and DNS failures are not worth
+                    // retrying; resets and timeouts are.
+                    if !e.is_connect() && attempt + 1 < ATTEMPTS {
+                        backoff(attempt, None).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(RegistryError::Unreachable {
+                        subject: req.subject.to_string(),
+                        registry: url_authority(&url),
+                        reason: error_chain(&e),
+                    });
+                }
+            };
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && own_origin && !answered_challenge {
+                answered_challenge = true;
+                let www = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                if let Some(h) = self
+                    .auth
+                    .respond(&self.http, www.as_deref(), req.scope, auth_header.as_ref())
+                    .await?
+                {
+                    auth_header = Some(h);
+                    continue;
+                }
+            }
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                let next = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|loc| url.join(loc).ok());
+                if let Some(next) = next {
+                    if redirects >= MAX_REDIRECTS {
+                        return Err(RegistryError::Protocol {
+                            subject: req.subject.to_string(),
+                            reason: format!("more than {MAX_REDIRECTS} redirects"),
+                        });
+                    }
+                    redirects += 1;
+                    url = next;
+                    continue;
+                }
+            }
+            if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
+                && attempt + 1 < ATTEMPTS
+            {
+                let retry_after = resp
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                backoff(attempt, retry_after).await;
+                attempt += 1;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// The error for an unexpected reply, with the registry's error codes
+    /// and, for 401/403, how to log in.
+    async fn status_error(&self, resp: Response, subject: &str) -> RegistryError {
+        let status = resp.status();
+        let body = read_limited(resp, 64 << 10, subject, &self.endpoint.name)
+            .await
+            .unwrap_or_default();
+        let help = match status {
+            StatusCode::UNAUTHORIZED => Some(if self.auth.has_credential() {
+                format!(
+                    "the registry refused the credentials; log in again with `builder login {}`",
+                    self.endpoint.name
+                )
+            } else {
+                format!("run `builder login {}` first", self.endpoint.name)
+            }),
+            StatusCode::FORBIDDEN => Some(format!(
+                "the account lacks access; check it with `builder login {}`",
+                self.endpoint.name
+            )),
+            _ => None,
+        };
+        RegistryError::Status {
+            subject: subject.to_string(),
+            status,
+            codes: ErrorCodes::parse(&body),
+            help,
+        }
+    }
+}
+
+/// Reads a reply body into memory, refusing more than `limit` bytes.
+async fn read_limited(
+    resp: Response,
+    limit: usize,
+    subject: &str,
+    registry: &str,
+) -> Result<Bytes, RegistryError> {
+    if resp.content_length().is_some_and(|l| l > limit as u64) {
+        return Err(RegistryError::Protocol {
+            subject: subject.to_string(),
+            reason: format!("reply larger than {limit} bytes"),
+        });
+    }
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| RegistryError::Unreachable {
+            subject: subject.to_string(),
+            registry: registry.to_string(),
+            reason: error_chain(&e),
+        })?;
+        if out.len() + chunk.len() > limit {
+            return Err(RegistryError::Protocol {
+                subject: subject.to_string(),
+                reason: format!("reply larger than {limit} bytes"),
+            });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.into())
+}
+
+/// Waits before retry `attempt`: 250 ms doubling up to 8 s, or what the
+/// registry's `Retry-After` asks (capped at 30 s).
+async fn backoff(attempt: u32, retry_after: Option<u64>) {
+    let wait = match retry_after {
+        Some(secs) => Duration::from_secs(secs.min(30)),
+        None => Duration::from_millis(250u64 << attempt.min(5)),
+    };
+    tokio::time::sleep(wait).await;
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+fn url_authority(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_named_insecure_hosts_use_plain_http() {
+        let none: Vec<String> = Vec::new();
+        for r in [
+            "127.0.0.1:5000",
+            "127.3.4.5",
+            "localhost:5000",
+            "[::1]:5000",
+            "localhost",
+        ] {
+            assert!(is_plain_http(r, &none), "{r}");
+        }
+        for r in [
+            "docker.io",
+            "reg.example:5000",
+            "10.0.0.1:5000",
+            "localhost.example",
+        ] {
+            assert!(!is_plain_http(r, &none), "{r}");
+        }
+        let insecure = vec!["reg.example:5000".to_string(), "lan-reg".to_string()];
+        assert!(is_plain_http("reg.example:5000", &insecure));
+        assert!(!is_plain_http("reg.example:6000", &insecure));
+        assert!(is_plain_http("lan-reg:443", &insecure));
+    }
+
+    #[test]
+    fn docker_hub_maps_to_its_api_host() {
+        let e = Endpoint::new("docker.io", &[]).unwrap();
+        assert_eq!(e.base().as_str(), "https://registry-1.docker.io/");
+        assert!(Endpoint::new("bad host/x", &[]).is_err());
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let a = Url::parse("https://r.example/v2/").unwrap();
+        assert!(same_origin(
+            &a,
+            &Url::parse("https://r.example:443/x").unwrap()
+        ));
+        assert!(!same_origin(
+            &a,
+            &Url::parse("https://cdn.example/x").unwrap()
+        ));
+        assert!(!same_origin(&a, &Url::parse("http://r.example/x").unwrap()));
+    }
+}

@@ -1,0 +1,17 @@
+//! An OCI distribution client: talks to registries (auth, manifests, blobs),
+//! pulls images into the store and pushes them from it. It knows nothing of
+//! terminals or Dockerfiles; it reports progress as events.
+
+pub mod auth;
+pub mod client;
+pub mod credentials;
+pub mod error;
+pub mod pull;
+pub mod push;
+pub mod sources;
+
+pub use client::{Client, Endpoint};
+pub use credentials::{Credential, DockerConfig};
+pub use error::RegistryError;
+pub use pull::{PullOptions, PulledImage, pull};
+pub use push::{PushOptions, push};

@@ -1,0 +1,347 @@
+//! Pulling an image into the store: resolve the reference to a manifest
+//! (choosing the platform from an index), download config and layers in
+//! parallel, each verified by digest and size while it streams into the
+//! store, skipping what the store already has. Manifests are stored last, so
+//! a stored manifest always has its blobs.
+
+use super::client::Client;
+use super::error::{RegistryError, error_chain};
+use super::sources::Sources;
+use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
+use crate::progress::{BlobOutcome, Direction, Event, ProgressSender};
+use crate::store::{BlobStore, BlobWriter, Expected, Store, StoreError};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::{self, TryStreamExt as _};
+use oci_spec::image::{Descriptor, Digest};
+use std::io::Write as _;
+
+/// Download attempts per blob when the connection drops mid-way.
+const BLOB_ATTEMPTS: u32 = 3;
+/// Chunks in flight between the network task and the store writer.
+const WRITE_QUEUE: usize = 32;
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The platform to choose from an index.
+    pub platform: PlatformSpec,
+    /// Blobs downloaded at once.
+    pub parallel: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        Self {
+            platform: PlatformSpec::host(),
+            parallel: 4,
+        }
+    }
+}
+
+/// What a pull stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    /// The digest the reference resolved to (an index or a manifest).
+    pub resolved: Digest,
+    /// The image manifest for the chosen platform (equal to `resolved`
+    /// unless the reference named an index).
+    pub manifest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The config blob.
+    pub config: Digest,
+    /// The layer blobs, bottom first.
+    pub layers: Vec<Digest>,
+}
+
+impl PulledImage {
+    /// The descriptor of the pulled manifest, as the reference index keeps it.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(
+            self.media_type.as_str().into(),
+            self.size,
+            self.manifest.clone(),
+        )
+    }
+}
+
+/// Pulls `reference` into `store`; the caller tags it.
+pub async fn pull(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    progress: &ProgressSender,
+) -> Result<PulledImage, RegistryError> {
+    let subject = reference.to_string();
+    let repository = reference.repository();
+    let wanted = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => "latest".to_string(),
+    };
+    let top = client.get_manifest(repository, &wanted, &subject).await?;
+    let blobs = store.blobs();
+    let mut documents = vec![top.bytes.clone()];
+    let parse = |m: &super::client::FetchedManifest| {
+        ManifestOrIndex::parse(&m.bytes, Some(&m.media_type)).map_err(|e| {
+            RegistryError::InvalidManifest {
+                subject: subject.clone(),
+                reason: format!("{}: {e}", m.digest),
+            }
+        })
+    };
+    let (manifest, image) = match parse(&top)? {
+        ManifestOrIndex::Manifest(image) => (top.clone(), image),
+        ManifestOrIndex::Index(index) => {
+            let chosen = options.platform.select(index.manifests()).ok_or_else(|| {
+                RegistryError::NoMatchingPlatform {
+                    subject: subject.clone(),
+                    platform: options.platform.to_string(),
+                    available: describe(index.manifests()),
+                }
+            })?;
+            let m = client
+                .get_manifest(repository, chosen.digest().as_ref(), &subject)
+                .await?;
+            if m.bytes.len() as u64 != chosen.size() {
+                return Err(RegistryError::SizeMismatch {
+                    subject,
+                    digest: chosen.digest().clone(),
+                    expected: chosen.size(),
+                    actual: m.bytes.len() as u64,
+                });
+            }
+            documents.push(m.bytes.clone());
+            match parse(&m)? {
+                ManifestOrIndex::Manifest(image) => (m, image),
+                ManifestOrIndex::Index(_) => {
+                    return Err(RegistryError::InvalidManifest {
+                        subject,
+                        reason: format!("index entry {} is itself an index", m.digest),
+                    });
+                }
+            }
+        }
+    };
+    let mut wanted_blobs: Vec<&Descriptor> = vec![image.config()];
+    wanted_blobs.extend(image.layers().iter());
+    let sources = Sources::new(store.root());
+    stream::iter(
+        wanted_blobs
+            .iter()
+            .map(|d| fetch_blob(client, &blobs, &sources, repository, d, &subject, progress)),
+    )
+    .buffer_unordered(options.parallel.max(1))
+    .try_collect::<Vec<()>>()
+    .await?;
+    for doc in documents.into_iter().rev() {
+        store_bytes(&blobs, doc, &subject).await?;
+    }
+    progress.send(Event::Status(format!(
+        "pulled {subject} ({})",
+        manifest.digest
+    )));
+    Ok(PulledImage {
+        resolved: top.digest,
+        manifest: manifest.digest,
+        size: manifest.bytes.len() as u64,
+        media_type: manifest.media_type,
+        config: image.config().digest().clone(),
+        layers: image.layers().iter().map(|d| d.digest().clone()).collect(),
+    })
+}
+
+/// `linux/amd64, linux/arm64/v8` for an index's entries, for errors.
+fn describe(manifests: &[Descriptor]) -> String {
+    let names: Vec<String> = manifests
+        .iter()
+        .filter_map(|d| d.platform().as_ref())
+        .map(|p| PlatformSpec::of(p).to_string())
+        .collect();
+    if names.is_empty() {
+        "no platforms".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Downloads one blob into the store unless it is there, retrying when the
+/// connection drops.
+async fn fetch_blob(
+    client: &Client,
+    blobs: &BlobStore,
+    sources: &Sources,
+    repository: &str,
+    descriptor: &Descriptor,
+    subject: &str,
+    progress: &ProgressSender,
+) -> Result<(), RegistryError> {
+    let digest = descriptor.digest();
+    let registry = client.endpoint().name();
+    if blobs.contains(digest) {
+        progress.send(Event::BlobFinished {
+            digest: digest.clone(),
+            direction: Direction::Download,
+            outcome: BlobOutcome::AlreadyPresent,
+        });
+        sources.record(digest, registry, repository);
+        return Ok(());
+    }
+    progress.send(Event::BlobStarted {
+        digest: digest.clone(),
+        direction: Direction::Download,
+        total: Some(descriptor.size()),
+    });
+    let mut attempt = 1;
+    loop {
+        match download(client, blobs, repository, descriptor, subject, progress).await {
+            Ok(()) => break,
+            Err(e) if e.is_transient() && attempt < BLOB_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    sources.record(digest, registry, repository);
+    progress.send(Event::BlobFinished {
+        digest: digest.clone(),
+        direction: Direction::Download,
+        outcome: BlobOutcome::Transferred,
+    });
+    Ok(())
+}
+
+/// One download attempt: the network task reads chunks and hands them to a
+/// blocking task that hashes and writes them; the store commits the blob
+/// only if digest and size match.
+async fn download(
+    client: &Client,
+    blobs: &BlobStore,
+    repository: &str,
+    descriptor: &Descriptor,
+    subject: &str,
+    progress: &ProgressSender,
+) -> Result<(), RegistryError> {
+    let digest = descriptor.digest().clone();
+    let size = descriptor.size();
+    let resp = client.get_blob(repository, &digest, subject).await?;
+    let writer = blobs
+        .writer(Some(Expected {
+            digest: digest.clone(),
+            size: Some(size),
+        }))
+        .map_err(|e| store_error(subject, e))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let write_task = tokio::task::spawn_blocking(move || -> std::io::Result<BlobWriter> {
+        let mut writer = writer;
+        while let Some(chunk) = rx.blocking_recv() {
+            writer.write_all(&chunk)?;
+        }
+        Ok(writer)
+    });
+    let mut body = resp.bytes_stream();
+    let mut done: u64 = 0;
+    let mut network_error = None;
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                network_error = Some(RegistryError::Unreachable {
+                    subject: subject.to_string(),
+                    registry: client.endpoint().name().to_string(),
+                    reason: format!("download of {digest} broke off: {}", error_chain(&e)),
+                });
+                break;
+            }
+        };
+        done += chunk.len() as u64;
+        if done > size {
+            network_error = Some(RegistryError::SizeMismatch {
+                subject: subject.to_string(),
+                digest: digest.clone(),
+                expected: size,
+                actual: done,
+            });
+            break;
+        }
+        if tx.send(chunk).await.is_err() {
+            break; // the writer failed; its error is reported below
+        }
+        progress.send(Event::BlobProgress {
+            digest: digest.clone(),
+            done,
+        });
+    }
+    drop(tx);
+    let written = write_task.await.map_err(|e| RegistryError::Io {
+        subject: subject.to_string(),
+        context: format!("writing {digest}"),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    if let Some(e) = network_error {
+        return Err(e); // dropping the writer discards the partial blob
+    }
+    let writer = written.map_err(|source| RegistryError::Io {
+        subject: subject.to_string(),
+        context: format!("writing {digest} to the store"),
+        source,
+    })?;
+    tokio::task::spawn_blocking(move || writer.commit())
+        .await
+        .map_err(|e| RegistryError::Io {
+            subject: subject.to_string(),
+            context: format!("committing {digest}"),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|e| store_error(subject, e))?;
+    Ok(())
+}
+
+/// Stores a small document (manifest, index) already verified in memory.
+async fn store_bytes(
+    blobs: &BlobStore,
+    bytes: Bytes,
+    subject: &str,
+) -> Result<Digest, RegistryError> {
+    let blobs = blobs.clone();
+    tokio::task::spawn_blocking(move || blobs.put(&bytes))
+        .await
+        .map_err(|e| RegistryError::Io {
+            subject: subject.to_string(),
+            context: "storing a manifest".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|e| store_error(subject, e))
+}
+
+/// A store error in registry terms: mismatches name the blob and say the
+/// registry sent them.
+pub(crate) fn store_error(subject: &str, e: StoreError) -> RegistryError {
+    match e {
+        StoreError::DigestMismatch { expected, actual } => RegistryError::DigestMismatch {
+            subject: subject.to_string(),
+            expected,
+            actual,
+        },
+        StoreError::SizeMismatch {
+            digest,
+            expected,
+            actual,
+        } => RegistryError::SizeMismatch {
+            subject: subject.to_string(),
+            digest,
+            expected,
+            actual,
+        },
+        other => RegistryError::Store {
+            subject: subject.to_string(),
+            source: Box::new(other),
+        },
+    }
+}

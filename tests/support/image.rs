@@ -1,0 +1,244 @@
+//! Fixture images built without builder: a rootfs from Debian's static
+//! busybox, written as an OCI layout by the test and pushed with `skopeo
+//! copy` — an independent path, so a bug in builder's push cannot hide a bug
+//! in its pull.
+
+use super::registry::Registry;
+use builder::digest::sha256;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The OCI platform architecture of this machine (`amd64`, `arm64` …).
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// An image pushed to a test registry, with every blob it consists of.
+pub struct BaseImage {
+    /// `127.0.0.1:PORT/busybox:latest`.
+    pub reference: String,
+    /// Digest of what the tag points at (a manifest, or an index).
+    pub digest: String,
+    /// Every blob of the image by digest: index, manifests, configs, layers.
+    pub blobs: BTreeMap<String, Vec<u8>>,
+    /// The layer digest (shared by every platform).
+    pub layer: String,
+    /// The config digest per architecture.
+    pub configs: BTreeMap<String, String>,
+    /// The OCI layout it was pushed from.
+    pub layout: tempfile::TempDir,
+}
+
+impl BaseImage {
+    /// A single-platform busybox image for this host, pushed as
+    /// `<registry>/busybox:latest`.
+    pub fn busybox(registry: &Registry) -> Self {
+        Self::build(registry, "busybox", &[host_arch()], false)
+    }
+
+    /// An OCI index over linux/<host arch> and one other architecture (which
+    /// differ only in their configs), pushed as `<registry>/<name>:latest`.
+    pub fn busybox_index(registry: &Registry, name: &str) -> Self {
+        let other = if host_arch() == "arm64" {
+            "amd64"
+        } else {
+            "arm64"
+        };
+        Self::build(registry, name, &[host_arch(), other], true)
+    }
+
+    fn build(registry: &Registry, name: &str, arches: &[&str], index: bool) -> Self {
+        let layout = tempfile::tempdir().expect("temp dir for the OCI layout");
+        let mut blobs = BTreeMap::new();
+        let tar = busybox_rootfs_tar();
+        let diff_id = sha256(&tar).to_string();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &tar).expect("gzip in memory");
+        let layer_bytes = gz.finish().expect("gzip in memory");
+        let layer = put(&mut blobs, layer_bytes);
+        let mut configs = BTreeMap::new();
+        let mut manifests = Vec::new();
+        for arch in arches {
+            let config = json!({
+                "architecture": arch,
+                "os": "linux",
+                "config": {
+                    "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                    "Cmd": ["sh"],
+                },
+                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                "history": [{"created_by": "builder test fixture: busybox rootfs"}],
+            });
+            let config_bytes = serde_json::to_vec(&config).expect("serialize config");
+            let config_size = config_bytes.len();
+            let config_digest = put(&mut blobs, config_bytes);
+            configs.insert(arch.to_string(), config_digest.clone());
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest,
+                    "size": config_size,
+                },
+                "layers": [{
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer,
+                    "size": blobs[&layer].len(),
+                }],
+            });
+            let bytes = serde_json::to_vec(&manifest).expect("serialize manifest");
+            let size = bytes.len();
+            let digest = put(&mut blobs, bytes);
+            manifests.push(json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": size,
+                "platform": {"architecture": arch, "os": "linux"},
+            }));
+        }
+        let top = if index {
+            let bytes = serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": manifests,
+            }))
+            .expect("serialize index");
+            let size = bytes.len();
+            let digest = put(&mut blobs, bytes);
+            json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size})
+        } else {
+            let mut m = manifests.remove(0);
+            if let Some(o) = m.as_object_mut() {
+                o.remove("platform");
+            }
+            m
+        };
+        let digest = top["digest"].as_str().unwrap_or_default().to_string();
+        write_layout(layout.path(), &blobs, top);
+        let reference = format!("{}/{name}:latest", registry.host());
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"])
+            .args(if index { &["--all"][..] } else { &[][..] })
+            .arg("--dest-tls-verify=false")
+            .args(registry.skopeo_creds("--dest-creds"))
+            .arg(format!("oci:{}:latest", layout.path().display()))
+            .arg(format!("docker://{reference}"));
+        let out = cmd.output().expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo copy to {reference} failed: {}\nregistry log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            registry.log()
+        );
+        Self {
+            reference,
+            digest,
+            blobs,
+            layer,
+            configs,
+            layout,
+        }
+    }
+
+    /// The OCI layout directory (`oci:` transport path for skopeo).
+    pub fn layout_dir(&self) -> PathBuf {
+        self.layout.path().to_path_buf()
+    }
+}
+
+fn put(blobs: &mut BTreeMap<String, Vec<u8>>, bytes: Vec<u8>) -> String {
+    let digest = sha256(&bytes).to_string();
+    blobs.insert(digest.clone(), bytes);
+    digest
+}
+
+fn write_layout(dir: &Path, blobs: &BTreeMap<String, Vec<u8>>, top: Value) {
+    let blob_dir = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blob_dir).expect("create layout blob dir");
+    for (digest, bytes) in blobs {
+        let hex = digest.trim_start_matches("sha256:");
+        std::fs::write(blob_dir.join(hex), bytes).expect("write layout blob");
+    }
+    let mut top = top;
+    top["annotations"] = json!({"org.opencontainers.image.ref.name": "latest"});
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [top]}))
+            .expect("serialize index.json"),
+    )
+    .expect("write index.json");
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
+        .expect("write oci-layout");
+}
+
+/// A deterministic tar of /bin/busybox, its applet links and a minimal
+/// /etc/passwd and /etc/group.
+pub fn busybox_rootfs_tar() -> Vec<u8> {
+    let busybox = std::fs::read("/bin/busybox").expect("read /bin/busybox (busybox-static)");
+    let list = Command::new("/bin/busybox")
+        .arg("--list-full")
+        .output()
+        .expect("run busybox --list-full");
+    let mut applets: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "bin/busybox")
+        .map(str::to_string)
+        .collect();
+    applets.sort();
+    applets.dedup();
+    let mut tar = tar::Builder::new(Vec::new());
+    let dir = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(0);
+        tar.append_data(&mut h, path, std::io::empty())
+            .expect("append dir");
+    };
+    let file = |tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        tar.append_data(&mut h, path, data).expect("append file");
+    };
+    for d in [
+        "bin", "etc", "root", "sbin", "tmp", "usr", "usr/bin", "usr/sbin",
+    ] {
+        dir(&mut tar, d, if d == "tmp" { 0o1777 } else { 0o755 });
+    }
+    file(&mut tar, "bin/busybox", 0o755, &busybox);
+    for applet in &applets {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_mtime(0);
+        tar.append_link(&mut h, applet, "/bin/busybox")
+            .expect("append applet link");
+    }
+    file(
+        &mut tar,
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    );
+    file(
+        &mut tar,
+        "etc/group",
+        0o644,
+        b"root:x:0:\nnogroup:x:65534:\n",
+    );
+    tar.into_inner().expect("finish tar")
+}
