@@ -1,0 +1,20 @@
+//! The Dockerfile front end: text → syntax tree ([`parse`]) → typed
+//! instructions ([`instructions::lower`]). Nothing here expands variables or
+//! touches the file system; the plan module does that later.
+//!
+//! The grammar the parser follows is `grammar/dockerfile.md`; the parser
+//! reproduces BuildKit's, so a file means here what it means to
+//! `docker build`.
+
+pub mod ast;
+pub mod directives;
+pub mod dump;
+pub mod error;
+pub mod heredoc;
+mod json;
+pub mod parser;
+mod source;
+
+pub use ast::SyntaxTree;
+pub use error::{Error, ErrorKind};
+pub use parser::{parse, parse_bytes};
