@@ -19,17 +19,20 @@ enum DebugCommand {
     Parse {
         /// The Dockerfile to parse.
         file: PathBuf,
+        /// Also check the instructions (flags, argument counts) as a build would.
+        #[arg(long)]
+        check: bool,
     },
 }
 
 /// Runs `builder debug`.
 pub fn run(args: DebugArgs) -> ExitCode {
     match args.command {
-        DebugCommand::Parse { file } => parse(&file),
+        DebugCommand::Parse { file, check } => parse(&file, check),
     }
 }
 
-fn parse(file: &PathBuf) -> ExitCode {
+fn parse(file: &PathBuf, check: bool) -> ExitCode {
     let name = file.display().to_string();
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
@@ -42,6 +45,11 @@ fn parse(file: &PathBuf) -> ExitCode {
         Ok(tree) => tree,
         Err(e) => return super::report(e),
     };
+    if check {
+        if let Err(e) = dockerfile::lower(&tree) {
+            return super::report(e);
+        }
+    }
     for warning in &tree.warnings {
         eprintln!("warning: {name}:{}: {}", warning.span, warning.message);
     }

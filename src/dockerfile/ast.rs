@@ -371,6 +371,10 @@ pub struct Warning {
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxTree {
+    /// The file name given to the parser (used in error reports).
+    pub file: String,
+    /// The source text (shared with error reports).
+    pub source: std::sync::Arc<str>,
     /// The parser directives at the head of the file.
     pub directives: Directives,
     /// The instructions, in order (never empty).

@@ -139,6 +139,9 @@ pub enum ErrorKind {
         /// "a destination".
         role: &'static str,
     },
+    /// An instruction other than ARG before the first FROM, or no FROM.
+    #[error("no build stage in current context")]
+    NoStage,
     /// A malformed `# check=` directive.
     #[error("invalid check directive: {0}")]
     InvalidCheck(String),

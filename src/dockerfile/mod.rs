@@ -9,12 +9,15 @@
 pub mod ast;
 pub mod directives;
 pub mod dump;
+mod duration;
 pub mod error;
 pub mod heredoc;
+pub mod instructions;
 mod json;
 pub mod parser;
 mod source;
 
 pub use ast::SyntaxTree;
 pub use error::{Error, ErrorKind};
+pub use instructions::{Dockerfile, load, lower};
 pub use parser::{parse, parse_bytes};

@@ -4,8 +4,8 @@
 //! so that a file means here what it means to `docker build`.
 
 use super::ast::{
-    Args, CommandForm, Flag, Heredoc, KeyValue, Keyword, Node, PairSyntax, Span, SyntaxTree,
-    Warning, Word,
+    Args, CommandForm, Directives, Flag, Heredoc, KeyValue, Keyword, Node, PairSyntax, Span,
+    SyntaxTree, Warning, Word,
 };
 use super::directives::DirectiveScanner;
 use super::error::{Error, ErrorKind, Located};
@@ -30,9 +30,17 @@ const MAX_ONBUILD_DEPTH: usize = 4;
 
 /// Parses Dockerfile `text`; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<SyntaxTree, Error> {
-    Parser::new(text)
-        .run()
-        .map_err(|e| Error::new(e.kind, e.span, file, Arc::from(text)))
+    let source: Arc<str> = Arc::from(text);
+    match Parser::new(text).run() {
+        Ok((directives, nodes, warnings)) => Ok(SyntaxTree {
+            file: file.to_owned(),
+            source,
+            directives,
+            nodes,
+            warnings,
+        }),
+        Err(e) => Err(Error::new(e.kind, e.span, file, source)),
+    }
 }
 
 /// Parses a Dockerfile given as bytes; text that is not UTF-8 is an error
@@ -144,7 +152,7 @@ impl<'a> Parser<'a> {
         Ok(Some(line))
     }
 
-    fn run(mut self) -> Result<SyntaxTree, Located> {
+    fn run(mut self) -> Result<(Directives, Vec<Node>, Vec<Warning>), Located> {
         while let Some(line) = self.next_line()? {
             self.instruction(line)?;
         }
@@ -155,11 +163,7 @@ impl<'a> Parser<'a> {
                 self.index.span(end, end),
             ));
         }
-        Ok(SyntaxTree {
-            directives: self.directives.finish(),
-            nodes: self.nodes,
-            warnings: self.warnings,
-        })
+        Ok((self.directives.finish(), self.nodes, self.warnings))
     }
 
     /// §1–§3 Reads one logical line starting at `first` (skipping it when it
