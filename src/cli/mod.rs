@@ -1,6 +1,8 @@
 //! Command-line interface: clap definitions, one file per subcommand, and the
 //! single place where errors become a report and an exit code.
 
+mod debug;
+
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -13,7 +15,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Look inside builder's stages (parse trees and the like).
+    Debug(debug::DebugArgs),
+}
 
 /// Parses the process arguments, runs the subcommand and reports its outcome.
 pub fn main() -> ExitCode {
@@ -24,6 +29,13 @@ pub fn main() -> ExitCode {
             let _ = Cli::command().print_help();
             ExitCode::from(2)
         }
-        Some(command) => match command {},
+        Some(Command::Debug(args)) => debug::run(args),
     }
+}
+
+/// Prints an error as a miette report (source line with a marker) on stderr
+/// and gives the failure exit code.
+fn report(error: impl miette::Diagnostic + Send + Sync + 'static) -> ExitCode {
+    eprintln!("{:?}", miette::Report::new(error));
+    ExitCode::FAILURE
 }
