@@ -11,4 +11,6 @@ pub mod context;
 pub mod digest;
 pub mod dockerfile;
 pub mod ignore;
+pub mod image;
 pub mod layer;
+pub mod store;

@@ -2,34 +2,86 @@
 //! single place where errors become a report and an exit code.
 
 mod debug;
+mod images;
+mod prune;
+mod rmi;
+mod tag;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use crate::store::{Store, default_root};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use miette::IntoDiagnostic as _;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// builder: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
 #[command(name = "builder", version, about, long_about = None)]
 pub struct Cli {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Options every subcommand understands.
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
+    /// Where the local store lives (default: /var/lib/builder for root,
+    /// $XDG_DATA_HOME/builder or ~/.local/share/builder otherwise).
+    #[arg(long, global = true, env = "BUILDER_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+impl Globals {
+    /// Opens the store at `--root`, `$BUILDER_ROOT` or the default place.
+    pub fn open_store(&self) -> miette::Result<Store> {
+        let root = match &self.root {
+            Some(root) => root.clone(),
+            None => default_root().into_diagnostic()?,
+        };
+        Store::open(root).into_diagnostic()
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Look inside builder's stages (parse trees and the like).
     Debug(debug::DebugArgs),
+    Images(images::ImagesArgs),
+    Tag(tag::TagArgs),
+    Rmi(rmi::RmiArgs),
+    Prune(prune::PruneArgs),
 }
 
 /// Parses the process arguments, runs the subcommand and reports its outcome.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        None => {
-            // A bare `builder` shows what it can do, as `docker` does.
-            let _ = Cli::command().print_help();
-            ExitCode::from(2)
+    // Long lines stay whole when stderr is a log or a pipe: errors name
+    // references and digests that must not be broken up.
+    let tty = std::io::stderr().is_terminal();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).build())
+    }));
+    let Some(command) = cli.command else {
+        // A bare `builder` shows what it can do, as `docker` does.
+        let _ = Cli::command().print_help();
+        return ExitCode::from(2);
+    };
+    let globals = &cli.globals;
+    let outcome = match command {
+        Command::Debug(args) => return debug::run(args),
+        Command::Images(args) => images::run(globals, args),
+        Command::Tag(args) => tag::run(globals, args),
+        Command::Rmi(args) => rmi::run(globals, args),
+        Command::Prune(args) => prune::run(globals, args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
         }
-        Some(Command::Debug(args)) => debug::run(args),
     }
 }
 

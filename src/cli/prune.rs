@@ -1,0 +1,31 @@
+//! `builder prune`: free the space of content no image name reaches.
+
+use super::Globals;
+use super::images::human_size;
+use miette::{IntoDiagnostic as _, Result};
+
+/// Remove content no image in the store refers to, and leftovers of interrupted writes
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {}
+
+/// Prunes the store and prints what went, as `docker image prune` does.
+pub fn run(globals: &Globals, _args: PruneArgs) -> Result<()> {
+    let store = globals.open_store()?;
+    let report = store.prune().into_diagnostic()?;
+    let mut removed = report.removed_blobs;
+    removed.sort_by_key(|d| d.to_string());
+    for digest in &removed {
+        println!("Deleted: {digest}");
+    }
+    if report.removed_temp_files > 0 {
+        println!(
+            "Removed {} leftover temporary file(s)",
+            report.removed_temp_files
+        );
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(report.reclaimed_bytes)
+    );
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The local content store: content-addressed blobs, the reference index
+//! (tags), and garbage collection, in one directory tree shared safely by
+//! concurrent builder processes.
+//!
+//! Layout under the root:
+//! - `blobs/sha256/<hex>`: every blob, named by the SHA-256 of its bytes;
+//! - `tmp/`: blobs being written (same filesystem, so commit is a rename);
+//! - `refs.json`: the reference index;
+//! - `locks/`: `flock` files (`refs.lock` guards index updates, `gc.lock`
+//!   is held shared by writers and leases and exclusively by prune).
+
+mod blobs;
+mod gc;
+mod lock;
+mod refs;
+mod root;
+
+pub use blobs::{BlobStore, BlobWriter, Expected, StoredBlob};
+pub use gc::PruneReport;
+pub use lock::Lease;
+pub use refs::RefStore;
+pub use root::default_root;
+
+use oci_spec::image::Digest;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What went wrong in the store, with the file or digest concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was being done ("create directory", "rename", …).
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Written bytes do not hash to the digest they were announced with.
+    #[error("content digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The announced digest.
+        expected: Digest,
+        /// The digest of what arrived.
+        actual: Digest,
+    },
+    /// Written bytes are not as many as announced.
+    #[error("content size mismatch for {digest}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// The announced digest (or the actual one when none was announced).
+        digest: Digest,
+        /// The announced size.
+        expected: u64,
+        /// The number of bytes that arrived.
+        actual: u64,
+    },
+    /// The store keeps SHA-256 content only.
+    #[error("unsupported digest algorithm in {digest} (the store keeps sha256 content)")]
+    UnsupportedDigest {
+        /// The digest concerned.
+        digest: Digest,
+    },
+    /// No blob with that digest is stored.
+    #[error("blob {digest} is not in the store")]
+    BlobNotFound {
+        /// The missing digest.
+        digest: Digest,
+    },
+    /// A blob read whole into memory is larger than documents may be.
+    #[error("blob {digest} is {size} bytes, more than the {limit} allowed for a document")]
+    DocumentTooLarge {
+        /// The blob concerned.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Prune needs the store to itself.
+    #[error(
+        "the store at {root} is in use by another builder operation; run prune again when it has finished"
+    )]
+    Busy {
+        /// The store root.
+        root: PathBuf,
+    },
+    /// The reference index could not be read.
+    #[error("reference index {path} is corrupt: {source}")]
+    CorruptIndex {
+        /// The index file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The index file is of a version this builder does not know.
+    #[error("reference index {path} has version {version}, which this builder does not read")]
+    IndexVersion {
+        /// The index file.
+        path: PathBuf,
+        /// Its version.
+        version: u32,
+    },
+    /// A digest-pinned reference cannot point at other content.
+    #[error("{reference} cannot point to {target}: its digest differs")]
+    RefDigestMismatch {
+        /// The reference.
+        reference: String,
+        /// The digest it was to point to.
+        target: Digest,
+    },
+    /// A manifest or index in the store cannot be read while walking images.
+    #[error("stored document {digest} is unreadable: {source}")]
+    BadDocument {
+        /// The blob concerned.
+        digest: Digest,
+        /// Why.
+        source: crate::image::ManifestError,
+    },
+    /// No reference by that name is in the index.
+    #[error("no such image: {reference}")]
+    RefNotFound {
+        /// The reference as the user gave it.
+        reference: String,
+    },
+    /// No home directory to put a per-user store under.
+    #[error("cannot choose a store root: neither XDG_DATA_HOME nor HOME is set; pass --root")]
+    NoHome,
+}
+
+impl StoreError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Paths of one store root; shared by the handles taken from a `Store`.
+#[derive(Debug)]
+struct Layout {
+    root: PathBuf,
+    blobs: PathBuf,
+    tmp: PathBuf,
+    locks: PathBuf,
+}
+
+impl Layout {
+    fn refs_index(&self) -> PathBuf {
+        self.root.join("refs.json")
+    }
+
+    fn refs_lock(&self) -> PathBuf {
+        self.locks.join("refs.lock")
+    }
+
+    fn gc_lock(&self) -> PathBuf {
+        self.locks.join("gc.lock")
+    }
+}
+
+/// An open store root. Cheap to clone; clones share the same root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    layout: Arc<Layout>,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating its directories if needed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        let layout = Layout {
+            blobs: root.join("blobs").join("sha256"),
+            tmp: root.join("tmp"),
+            locks: root.join("locks"),
+            root,
+        };
+        for dir in [&layout.blobs, &layout.tmp, &layout.locks] {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::io("create directory", dir, source))?;
+        }
+        Ok(Self {
+            layout: Arc::new(layout),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.layout.root
+    }
+
+    /// The content-addressed blobs.
+    pub fn blobs(&self) -> BlobStore {
+        BlobStore::new(self.layout.clone())
+    }
+
+    /// The reference index (tags and pinned digests → manifest descriptors).
+    pub fn refs(&self) -> RefStore {
+        RefStore::new(self.layout.clone())
+    }
+
+    /// Keeps `prune` away until the lease is dropped; see [`Lease`].
+    pub fn lease(&self) -> Result<Lease, StoreError> {
+        lock::FileLock::shared(&self.layout.gc_lock()).map(Lease::new)
+    }
+}
