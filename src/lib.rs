@@ -13,4 +13,5 @@ pub mod dockerfile;
 pub mod ignore;
 pub mod image;
 pub mod layer;
+pub mod plan;
 pub mod store;
