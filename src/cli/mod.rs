@@ -1,8 +1,11 @@
 //! Command-line interface: clap definitions, one file per subcommand, and the
 //! single place where errors become a report and an exit code.
 
+mod build;
+mod check;
 mod debug;
 mod images;
+mod plan_input;
 mod prune;
 mod rmi;
 mod tag;
@@ -48,6 +51,8 @@ impl Globals {
 enum Command {
     /// Look inside builder's stages (parse trees and the like).
     Debug(debug::DebugArgs),
+    Build(build::BuildCommandArgs),
+    Check(check::CheckArgs),
     Images(images::ImagesArgs),
     Tag(tag::TagArgs),
     Rmi(rmi::RmiArgs),
@@ -71,6 +76,8 @@ pub fn main() -> ExitCode {
     let globals = &cli.globals;
     let outcome = match command {
         Command::Debug(args) => return debug::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Check(args) => check::run(args),
         Command::Images(args) => images::run(globals, args),
         Command::Tag(args) => tag::run(globals, args),
         Command::Rmi(args) => rmi::run(globals, args),

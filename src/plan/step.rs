@@ -321,6 +321,11 @@ fn quoted(value: &str) -> String {
     serde_json::Value::from(value).to_string()
 }
 
+/// A JSON array of strings, spaced as the Dockerfile reference writes them.
 fn json(words: &[String]) -> String {
-    serde_json::Value::from(words.to_vec()).to_string()
+    let items: Vec<String> = words
+        .iter()
+        .map(|w| serde_json::Value::from(w.as_str()).to_string())
+        .collect();
+    format!("[{}]", items.join(", "))
 }
