@@ -45,7 +45,7 @@ fn component(i: &str) -> IResult<&str, u128> {
     let mut scale = per;
     for d in frac.bytes() {
         scale /= 10;
-        nanos += u128::from(d - b'0') * scale;
+        nanos = nanos.saturating_add(u128::from(d - b'0') * scale);
     }
     Ok((rest, nanos))
 }

@@ -818,3 +818,283 @@ fn onbuild(node: &Node) -> Result<Instruction, Located> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile::parse;
+
+    fn load(text: &str) -> Dockerfile {
+        lower(&parse("Dockerfile", text).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn error(text: &str) -> (ErrorKind, usize, usize) {
+        let tree = parse("Dockerfile", text).unwrap_or_else(|e| panic!("{e}"));
+        let e = lower(&tree).expect_err("must not lower");
+        (e.kind().clone(), e.line(), e.column())
+    }
+
+    fn only(text: &str) -> InstructionKind {
+        let file = load(text);
+        file.stages[0].instructions[0].kind.clone()
+    }
+
+    fn values(words: &[Word]) -> Vec<&str> {
+        words.iter().map(|w| w.value.as_str()).collect()
+    }
+
+    #[test]
+    fn stages_and_meta_args() {
+        let file = load("ARG V=1 W\nFROM --platform=$P img:$V AS Build\nRUN make\nFROM scratch\n");
+        assert_eq!(
+            file.meta_args[0].args[0].default.as_ref().unwrap().value,
+            "1"
+        );
+        assert_eq!(file.meta_args[0].args[1].default, None);
+        let from = &file.stages[0].from;
+        assert_eq!(from.image.value, "img:$V");
+        assert_eq!(from.name.as_ref().unwrap().value, "build");
+        assert_eq!(from.platform.as_ref().unwrap().value, "$P");
+        assert_eq!(file.stages.len(), 2);
+        assert_eq!(file.stages[0].instructions.len(), 1);
+        assert_eq!(error("RUN x\nFROM a\n"), (ErrorKind::NoStage, 1, 1));
+        assert_eq!(error("ARG x\n"), (ErrorKind::NoStage, 1, 1));
+        assert_eq!(error("FROM a b\n"), (ErrorKind::FromArguments, 1, 1));
+        assert_eq!(
+            error("FROM a AS 1x\n"),
+            (ErrorKind::InvalidStageName("1x".into()), 1, 11)
+        );
+    }
+
+    #[test]
+    fn run_flags() {
+        let InstructionKind::Run(run) = only(
+            "FROM a\nRUN --mount=type=cache,target=/c --mount=type=secret,id=s --network=none --security=insecure [\"make\", \"all\"]\n",
+        ) else {
+            panic!("RUN expected");
+        };
+        assert_eq!(
+            values(&run.mounts),
+            ["type=cache,target=/c", "type=secret,id=s"]
+        );
+        assert_eq!(run.network, Some(NetworkMode::None));
+        assert_eq!(run.security, Some(SecurityMode::Insecure));
+        assert!(matches!(run.command, Command::Exec(ref w) if values(w) == ["make", "all"]));
+        assert_eq!(
+            error("FROM a\nRUN --network=bridge x\n").0,
+            ErrorKind::InvalidFlagValue {
+                flag: "network",
+                value: "bridge".into(),
+                reason: "expected default, none or host".into()
+            }
+        );
+        assert_eq!(
+            error("FROM a\nRUN --mount x\n"),
+            (ErrorKind::FlagMissingValue("mount".into()), 2, 5)
+        );
+        assert_eq!(
+            error("FROM a\nRUN --network=none --network=host x\n"),
+            (ErrorKind::DuplicateFlag("network".into()), 2, 20)
+        );
+    }
+
+    #[test]
+    fn copy_and_add_flags_and_heredocs() {
+        let InstructionKind::Copy(copy) = only(
+            "FROM a\nCOPY --from=build --chown=1:1 --chmod=644 --link --parents=false --exclude=*.md --exclude=.git a <<EOF /dst/\nhello\nEOF\n",
+        ) else {
+            panic!("COPY expected");
+        };
+        assert_eq!(copy.from.unwrap().value, "build");
+        assert_eq!(copy.chown.unwrap().value, "1:1");
+        assert!(copy.link && !copy.parents);
+        assert_eq!(values(&copy.exclude), ["*.md", ".git"]);
+        assert_eq!(copy.dest.value, "/dst/");
+        assert!(matches!(&copy.sources[0], Source::Path(w) if w.value == "a"));
+        assert!(
+            matches!(&copy.sources[1], Source::Heredoc(h) if h.name == "EOF" && h.content == "hello\n")
+        );
+        let InstructionKind::Add(add) = only(
+            "FROM a\nADD --checksum=sha256:abc --keep-git-dir --unpack=true https://x/y.tgz /\n",
+        ) else {
+            panic!("ADD expected");
+        };
+        assert_eq!(add.checksum.unwrap().value, "sha256:abc");
+        assert!(add.keep_git_dir);
+        assert_eq!(add.unpack, Some(true));
+        assert_eq!(
+            error("FROM a\nCOPY --user=me a b\n"),
+            (
+                ErrorKind::UnknownFlag {
+                    instruction: "COPY",
+                    flag: "user".into()
+                },
+                2,
+                6
+            )
+        );
+        assert_eq!(
+            error("FROM a\nADD --link=maybe a b\n").0,
+            ErrorKind::FlagNotBool {
+                flag: "link".into(),
+                value: "maybe".into()
+            }
+        );
+        assert_eq!(
+            error("FROM a\nCOPY a\n"),
+            (ErrorKind::NoDestination("COPY"), 2, 1)
+        );
+        assert_eq!(
+            error("FROM a\nCOPY a <<EOF\nx\nEOF\n").0,
+            ErrorKind::HeredocNotAllowed {
+                instruction: "COPY",
+                role: "a destination"
+            }
+        );
+    }
+
+    #[test]
+    fn env_label_arg_and_single_word_instructions() {
+        let InstructionKind::Env(env) = only("FROM a\nENV A=1 B=\"two words\"\n") else {
+            panic!("ENV expected");
+        };
+        assert_eq!(env[1].key.value, "B");
+        assert_eq!(env[1].value.value, "\"two words\"");
+        assert_eq!(
+            error("FROM a\nENV =x\n"),
+            (ErrorKind::BlankName("ENV"), 2, 5)
+        );
+        assert_eq!(
+            error("FROM a\nLABEL\n"),
+            (ErrorKind::AtLeastOneArgument("LABEL"), 2, 1)
+        );
+        assert_eq!(
+            error("FROM a\nARG =x\n"),
+            (ErrorKind::BlankName("ARG"), 2, 5)
+        );
+        assert_eq!(
+            error("FROM a\nUSER\n"),
+            (ErrorKind::ExactlyOneArgument("USER"), 2, 1)
+        );
+        assert!(
+            matches!(only("FROM a\nWORKDIR /a b\n"), InstructionKind::Workdir(w) if w.value == "/a b")
+        );
+        assert_eq!(error("FROM a\nVOLUME [\"\"]\n").0, ErrorKind::EmptyVolume);
+        let file = load("FROM a\n# NAME the user name\nARG NAME=me\n");
+        let InstructionKind::Arg(args) = &file.stages[0].instructions[0].kind else {
+            panic!("ARG expected");
+        };
+        assert_eq!(args[0].comment.as_deref(), Some("the user name"));
+    }
+
+    #[test]
+    fn shell_cmd_entrypoint() {
+        assert!(
+            matches!(only("FROM a\nSHELL [\"pwsh\", \"-c\"]\n"), InstructionKind::Shell(w) if w.len() == 2)
+        );
+        assert_eq!(
+            error("FROM a\nSHELL pwsh -c\n"),
+            (ErrorKind::ShellNotJson, 2, 7)
+        );
+        assert_eq!(
+            error("FROM a\nSHELL []\n").0,
+            ErrorKind::AtLeastOneArgument("SHELL")
+        );
+        assert!(
+            matches!(only("FROM a\nCMD []\n"), InstructionKind::Cmd(Some(Command::Exec(w))) if w.is_empty())
+        );
+        assert!(
+            matches!(only("FROM a\nENTRYPOINT run it\n"), InstructionKind::Entrypoint(Some(Command::Shell(w))) if w.value == "run it")
+        );
+        assert_eq!(
+            error("FROM a\nRUN\n").0,
+            ErrorKind::AtLeastOneArgument("RUN")
+        );
+    }
+
+    #[test]
+    fn healthcheck() {
+        let InstructionKind::Healthcheck(Healthcheck::Check(check)) = only(
+            "FROM a\nHEALTHCHECK --interval=1m30s --timeout=0 --start-interval=500ms --retries=3 CMD curl -f x\n",
+        ) else {
+            panic!("HEALTHCHECK CMD expected");
+        };
+        assert_eq!(check.interval, Some(Duration::from_secs(90)));
+        assert_eq!(check.timeout, None);
+        assert_eq!(check.start_interval, Some(Duration::from_millis(500)));
+        assert_eq!(check.retries, Some(3));
+        assert!(matches!(check.command, Command::Shell(ref w) if w.value == "curl -f x"));
+        assert_eq!(
+            only("FROM a\nHEALTHCHECK none\n"),
+            InstructionKind::Healthcheck(Healthcheck::None)
+        );
+        assert_eq!(
+            error("FROM a\nHEALTHCHECK NONE x\n").0,
+            ErrorKind::HealthcheckNoneArguments
+        );
+        assert_eq!(
+            error("FROM a\nHEALTHCHECK CMD\n").0,
+            ErrorKind::HealthcheckMissingCommand
+        );
+        assert_eq!(
+            error("FROM a\nHEALTHCHECK RUN x\n").0,
+            ErrorKind::HealthcheckType("RUN".into())
+        );
+        assert!(matches!(
+            error("FROM a\nHEALTHCHECK --interval=10us CMD x\n").0,
+            ErrorKind::InvalidDuration {
+                flag: "interval",
+                ..
+            }
+        ));
+        assert_eq!(
+            error("FROM a\nHEALTHCHECK --retries=-1 CMD x\n").0,
+            ErrorKind::InvalidRetries("-1".into())
+        );
+    }
+
+    #[test]
+    fn onbuild_triggers() {
+        let file = load("FROM a\nONBUILD RUN <<EOF\necho hi\nEOF\n");
+        let InstructionKind::Onbuild(inner) = &file.stages[0].instructions[0].kind else {
+            panic!("ONBUILD expected");
+        };
+        let InstructionKind::Run(run) = &inner.kind else {
+            panic!("RUN trigger expected");
+        };
+        assert_eq!(run.heredocs[0].content, "echo hi\n");
+        assert_eq!(
+            error("FROM a\nONBUILD ONBUILD RUN x\n"),
+            (ErrorKind::OnbuildChain, 2, 9)
+        );
+        assert_eq!(
+            error("FROM a\nONBUILD from b\n").0,
+            ErrorKind::OnbuildTrigger("FROM")
+        );
+        assert_eq!(
+            error("FROM a\nONBUILD MAINTAINER me\n").0,
+            ErrorKind::OnbuildTrigger("MAINTAINER")
+        );
+        assert_eq!(
+            error("FROM a\nONBUILD\n").0,
+            ErrorKind::AtLeastOneArgument("ONBUILD")
+        );
+    }
+
+    #[test]
+    fn check_directive_is_parsed() {
+        let file = load("# check=skip=all;error=true\nFROM a\n");
+        assert_eq!(
+            file.check,
+            Some(CheckDirective {
+                skip: vec!["all".into()],
+                error: true
+            })
+        );
+        assert!(matches!(
+            error("# check=nope\nFROM a\n").0,
+            ErrorKind::InvalidCheck(_)
+        ));
+    }
+}

@@ -674,3 +674,143 @@ mod tests {
         assert_eq!(w, [r#"abc="123 456""#, "def", r"a\ b", r"'x\'"]);
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+    use crate::dockerfile::dump::dump;
+
+    fn dumped(text: &str) -> String {
+        dump(&parse("Dockerfile", text).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn error(text: &str) -> (ErrorKind, usize, usize) {
+        let e = parse("Dockerfile", text).expect_err("must fail");
+        (e.kind().clone(), e.line(), e.column())
+    }
+
+    #[test]
+    fn crlf_bom_and_whitespace_only_lines() {
+        let text = "\u{feff}# escape=`\r\nFROM a\r\n   \t\r\nRUN x `\r\n  y\r\n";
+        assert_eq!(dumped(text), "(from \"a\")\n(run \"x   y\")\n");
+        let tree = parse("Dockerfile", text).unwrap();
+        assert_eq!(
+            tree.directives.escape_char,
+            crate::dockerfile::ast::EscapeChar::Backtick
+        );
+    }
+
+    #[test]
+    fn directives_only_at_the_head() {
+        let tree = parse(
+            "f",
+            "# syntax=docker/dockerfile:1\n# check=skip=all\nFROM a\n",
+        )
+        .unwrap();
+        assert_eq!(tree.directives.syntax.unwrap().value, "docker/dockerfile:1");
+        assert_eq!(tree.directives.check.unwrap().value, "skip=all");
+        let tree = parse("f", "FROM a\n# escape=`\nRUN a `\n").unwrap();
+        assert_eq!(tree.directives.escape, None);
+        assert_eq!(
+            error("# escape=`\n# escape=\\\nFROM a\n"),
+            (ErrorKind::DuplicateDirective("escape".into()), 2, 1)
+        );
+        assert_eq!(
+            error("#escape=x\nFROM a"),
+            (ErrorKind::InvalidEscape("x".into()), 1, 1)
+        );
+    }
+
+    #[test]
+    fn spans_point_into_the_source() {
+        let tree = parse(
+            "f",
+            "FROM a\nRUN --mount=type=cache,target=/x \\\n    make all\n",
+        )
+        .unwrap();
+        let run = &tree.nodes[1];
+        assert_eq!((run.span.start.line, run.span.end.line), (2, 3));
+        assert_eq!(
+            (run.flags[0].span.start.line, run.flags[0].span.start.column),
+            (2, 5)
+        );
+        let Args::Command(CommandForm::Shell(cmd)) = &run.args else {
+            panic!("shell form expected");
+        };
+        assert_eq!(cmd.value, "make all");
+        assert_eq!((cmd.span.start.line, cmd.span.start.column), (3, 5));
+        assert_eq!((cmd.span.end.line, cmd.span.end.column), (3, 13));
+    }
+
+    #[test]
+    fn env_and_label_pairs() {
+        assert_eq!(
+            dumped("ENV a=1 b=\"x y\" c=d\\ e\nLABEL k v w\n"),
+            "(env \"a\" \"1\" \"=\" \"b\" \"\\\"x y\\\"\" \"=\" \"c\" \"d\\\\ e\" \"=\")\n(label \"k\" \"v w\" \"\")\n"
+        );
+        assert_eq!(
+            error("FROM a\nENV a=1 b\n"),
+            (ErrorKind::MissingEquals("b".into()), 2, 9)
+        );
+        assert_eq!(error("LABEL x\n"), (ErrorKind::MissingValue("LABEL"), 1, 7));
+    }
+
+    #[test]
+    fn heredocs_are_read_and_not_dumped() {
+        let text = "FROM a\nRUN <<EOF bash\necho $x\nEOF\nCOPY <<-\"A\" <<B /dst/\n\tone\n\tA\ntwo\nB\nRUN [\"<<X\"]\n";
+        let tree = parse("f", text).unwrap();
+        assert_eq!(
+            dump(&tree),
+            "(from \"a\")\n(run \"<<EOF bash\")\n(copy \"<<-\\\"A\\\"\" \"<<B\" \"/dst/\")\n(run \"<<X\")\n"
+        );
+        let run = &tree.nodes[1].heredocs;
+        assert_eq!(
+            (run[0].name.as_str(), run[0].content.as_str(), run[0].expand),
+            ("EOF", "echo $x\n", true)
+        );
+        let copy = &tree.nodes[2];
+        assert_eq!(copy.heredocs.len(), 2);
+        assert!(!copy.heredocs[0].expand && copy.heredocs[0].chomp);
+        assert_eq!(copy.heredocs[0].body(), "one\n");
+        assert_eq!(copy.heredocs[1].content, "two\n");
+        assert_eq!((copy.span.start.line, copy.span.end.line), (5, 9));
+        assert_eq!(
+            error("FROM a\nRUN <<EOF\nno end\n"),
+            (ErrorKind::UnterminatedHeredoc("EOF".into()), 2, 1)
+        );
+    }
+
+    #[test]
+    fn onbuild_and_healthcheck_nest() {
+        assert_eq!(
+            dumped(
+                "ONBUILD RUN [\"a\"]\nHEALTHCHECK --interval=5s CMD curl x\nHEALTHCHECK\nHEALTHCHECK NONE\n"
+            ),
+            "(onbuild (run \"a\"))\n(healthcheck [\"--interval=5s\"] \"CMD\" \"curl x\")\n(healthcheck)\n(healthcheck \"NONE\")\n"
+        );
+        let deep = format!("{}RUN x\n", "ONBUILD ".repeat(5_000));
+        assert_eq!(error(&deep).0, ErrorKind::NestingTooDeep);
+    }
+
+    #[test]
+    fn errors_for_unknown_instructions_and_empty_files() {
+        assert_eq!(
+            error("FROM a\n  FORM b\n"),
+            (ErrorKind::UnknownInstruction("FORM".into()), 2, 3)
+        );
+        assert_eq!(error("").0, ErrorKind::NoInstructions);
+        assert_eq!(error("# just\n\n  \n").0, ErrorKind::NoInstructions);
+        assert_eq!(error("CMD [\"a\", 1]").0, ErrorKind::JsonNotStrings);
+        let long = format!("FROM a\nRUN {}\n", "x".repeat(70_000));
+        assert_eq!(error(&long), (ErrorKind::LineTooLong, 2, 1));
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_at_the_byte() {
+        let e = parse_bytes("f", b"FROM a\nRUN \xff\n").expect_err("not UTF-8");
+        assert_eq!(
+            (e.kind(), e.line(), e.column()),
+            (&ErrorKind::InvalidUtf8, 2, 5)
+        );
+    }
+}

@@ -2,19 +2,34 @@
 //! line back to where each piece was written.
 
 use super::ast::{Position, Span};
+use std::cell::Cell;
 
 /// Line starts of a source text, to turn byte offsets into positions.
 #[derive(Debug)]
 pub(crate) struct SourceIndex<'a> {
     text: &'a str,
+    ascii: bool,
     line_starts: Vec<usize>,
+    /// The last position computed: positions are mostly asked for in
+    /// increasing order, so columns are counted on from there, which keeps
+    /// a line with many words linear rather than quadratic.
+    last: Cell<Position>,
 }
 
 impl<'a> SourceIndex<'a> {
     pub(crate) fn new(text: &'a str) -> SourceIndex<'a> {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        SourceIndex { text, line_starts }
+        SourceIndex {
+            text,
+            ascii: text.is_ascii(),
+            line_starts,
+            last: Cell::new(Position {
+                offset: 0,
+                line: 1,
+                column: 1,
+            }),
+        }
     }
 
     /// The position of byte `offset` (clamped to the text and moved back to
@@ -30,16 +45,22 @@ impl<'a> SourceIndex<'a> {
             .get(line.wrapping_sub(1))
             .copied()
             .unwrap_or(0);
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(0, |s| s.chars().count())
-            + 1;
-        Position {
+        let last = self.last.get();
+        let (from, column) = if self.ascii {
+            (offset, offset - start + 1)
+        } else if last.line == line && last.offset <= offset {
+            (last.offset, last.column)
+        } else {
+            (start, 1)
+        };
+        let column = column + self.text.get(from..offset).map_or(0, |s| s.chars().count());
+        let position = Position {
             offset,
             line,
             column,
-        }
+        };
+        self.last.set(position);
+        position
     }
 
     /// The span of bytes `start..end`.
@@ -114,11 +135,15 @@ mod tests {
 
     #[test]
     fn positions_count_lines_and_characters() {
-        let index = SourceIndex::new("ab\nçd\n");
+        let index = SourceIndex::new("ab\nçd é\n");
         assert_eq!(index.position(0).line, 1);
         let p = index.position(5);
         assert_eq!((p.line, p.column), (2, 2));
+        assert_eq!(index.position(7).column, 4);
+        assert_eq!(index.position(6).column, 3);
         assert_eq!(index.position(99).line, 3);
+        let ascii = SourceIndex::new("ab\ncd");
+        assert_eq!((ascii.position(4).line, ascii.position(4).column), (2, 2));
     }
 
     #[test]
