@@ -13,6 +13,7 @@ pub mod dockerfile;
 pub mod ignore;
 pub mod image;
 pub mod layer;
+pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod sandbox;

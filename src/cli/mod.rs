@@ -1,11 +1,15 @@
 //! Command-line interface: clap definitions, one file per subcommand, and the
 //! single place where errors become a report and an exit code.
 
+mod build;
+mod check;
 mod common;
+mod debug;
 mod images;
 mod inspect;
 mod login;
 mod logout;
+mod plan_input;
 mod prune;
 mod pull;
 mod push;
@@ -56,6 +60,10 @@ impl Globals {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Look inside builder's stages (parse trees and the like).
+    Debug(debug::DebugArgs),
+    Build(build::BuildCommandArgs),
+    Check(check::CheckArgs),
     Images(images::ImagesArgs),
     Tag(tag::TagArgs),
     Rmi(rmi::RmiArgs),
@@ -86,6 +94,9 @@ pub fn main() -> ExitCode {
     };
     let globals = &cli.globals;
     let outcome = match command {
+        Command::Debug(args) => return debug::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Check(args) => check::run(args),
         Command::Images(args) => images::run(globals, args),
         Command::Tag(args) => tag::run(globals, args),
         Command::Rmi(args) => rmi::run(globals, args),
@@ -105,4 +116,11 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints an error as a miette report (source line with a marker) on stderr
+/// and gives the failure exit code.
+fn report(error: impl miette::Diagnostic + Send + Sync + 'static) -> ExitCode {
+    eprintln!("{:?}", miette::Report::new(error));
+    ExitCode::FAILURE
 }

@@ -1,0 +1,178 @@
+//! `builder build [--dry-run] [--target T] [--build-arg K[=V]]…
+//! [--platform P] [-f FILE] CONTEXT`.
+//!
+//! `--dry-run` prints the plan: the stages in order with their bases, every
+//! step after expansion, the stages left out and why, and which stages can
+//! run at the same time.
+
+use super::plan_input::{DockerfileArgs, load_graph};
+use crate::image::PlatformSpec;
+use crate::plan::{Base, BuildArgs, Graph, Platforms, SkipReason, StagePlan, StepKind};
+use miette::{IntoDiagnostic as _, Result, miette};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Build an image from a Dockerfile
+#[derive(Debug, clap::Args)]
+pub struct BuildCommandArgs {
+    /// Print the plan (stages, expanded steps, parallel groups) and stop
+    #[arg(long)]
+    dry_run: bool,
+    /// The stage to build (default: the last one)
+    #[arg(long, value_name = "STAGE")]
+    target: Option<String>,
+    /// A build argument; KEY alone takes its value from the environment
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    build_args: Vec<String>,
+    /// The platform to build for (default: this machine's)
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The build context directory
+    #[arg(value_name = "CONTEXT")]
+    context: PathBuf,
+}
+
+/// Runs `builder build`.
+pub fn run(args: BuildCommandArgs) -> Result<()> {
+    if !args.dry_run {
+        return Err(miette!(
+            "builder build: the executor is not implemented yet; use --dry-run"
+        ));
+    }
+    let target = match &args.platform {
+        Some(p) => Some(PlatformSpec::parse(p).into_diagnostic()?),
+        None => None,
+    };
+    let build_args = BuildArgs::from_flags(args.build_args.iter().map(String::as_str), |k| {
+        std::env::var(k).ok()
+    });
+    let dockerfile = DockerfileArgs {
+        file: args.file,
+        context: args.context,
+    };
+    let graph = load_graph(
+        &dockerfile,
+        build_args,
+        args.target,
+        Platforms::for_target(target),
+    )?;
+    for warning in graph.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let needed: Vec<usize> = graph
+        .needed()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.then_some(i))
+        .collect();
+    let plans = graph.plan_stages(&needed, &mut |_| None)?;
+    let unused = graph.unused_build_args();
+    if !unused.is_empty() {
+        eprintln!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            unused.join(" ")
+        );
+    }
+    print!("{}", render(&graph, &plans));
+    Ok(())
+}
+
+/// The dry-run report.
+fn render(graph: &Graph, plans: &[StagePlan]) -> String {
+    let mut out = String::new();
+    let platforms = graph.platforms();
+    let _ = writeln!(
+        out,
+        "plan for {}: target {}, platform {} (building on {})",
+        graph.source().file,
+        stage_ref(graph, graph.target()),
+        platforms.target,
+        platforms.build,
+    );
+    for plan in plans {
+        out.push('\n');
+        render_stage(&mut out, graph, plan);
+    }
+    let skipped = graph.skipped();
+    if !skipped.is_empty() {
+        out.push_str("\nskipped stages:\n");
+        for (index, reason) in skipped {
+            let SkipReason::NotNeededBy { target } = reason;
+            let _ = writeln!(
+                out,
+                "  {}: not needed by the target {}",
+                stage_ref(graph, index),
+                stage_ref(graph, target)
+            );
+        }
+    }
+    out.push_str("\nparallel groups (the stages of a group can run at the same time):\n");
+    for (i, group) in graph.parallel_groups().iter().enumerate() {
+        let names: Vec<String> = group.iter().map(|&s| stage_ref(graph, s)).collect();
+        let _ = writeln!(out, "  {}: {}", i + 1, names.join(", "));
+    }
+    out
+}
+
+/// `name (stage 2)` or `stage 2`.
+fn stage_ref(graph: &Graph, index: usize) -> String {
+    match graph.stages().get(index).and_then(|s| s.name.as_deref()) {
+        Some(name) => format!("{name} (stage {index})"),
+        None => format!("stage {index}"),
+    }
+}
+
+fn render_stage(out: &mut String, graph: &Graph, plan: &StagePlan) {
+    let from = match &plan.base {
+        Base::Scratch => "scratch".to_owned(),
+        Base::Image(reference) => reference.to_string(),
+        Base::Stage(b) => stage_ref(graph, *b),
+    };
+    let _ = writeln!(
+        out,
+        "{}: FROM {from} [{}]",
+        stage_ref(graph, plan.index),
+        plan.platform
+    );
+    if matches!(plan.base, Base::Image(_)) && !plan.base_env_resolved {
+        out.push_str("  note: the base image's environment is not resolved in a dry run; steps are expanded without it\n");
+    } else if !plan.base_env_resolved {
+        out.push_str(
+            "  note: built on a stage whose base image's environment is not resolved in a dry run\n",
+        );
+    }
+    let name = graph.display_name(plan.index);
+    let total = plan.steps.len() + 1;
+    let prefix = |n: usize| {
+        if name.is_empty() {
+            format!("[{n}/{total}]")
+        } else {
+            format!("[{name} {n}/{total}]")
+        }
+    };
+    let _ = writeln!(out, "  {} FROM {from}", prefix(1));
+    for (i, step) in plan.steps.iter().enumerate() {
+        let _ = writeln!(out, "  {} {step}", prefix(i + 2));
+        if let StepKind::Run(run) = &step.kind {
+            let args: Vec<String> = run
+                .args
+                .iter()
+                .filter_map(|a| Some(format!("{}={}", a.name, a.value.as_ref()?)))
+                .collect();
+            if !args.is_empty() {
+                let _ = writeln!(out, "      with args: {}", args.join(" "));
+            }
+            let proxies: Vec<&str> = run.proxy_env.iter().map(|(k, _)| k).collect();
+            if !proxies.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      proxy env (not kept in the image): {}",
+                    proxies.join(" ")
+                );
+            }
+        }
+    }
+}

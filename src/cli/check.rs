@@ -1,0 +1,44 @@
+//! `builder check [-f FILE] [CONTEXT]`: parse a Dockerfile, build its graph
+//! and expand every stage, reporting errors without building anything.
+
+use super::plan_input::{DockerfileArgs, load_graph};
+use crate::plan::{BuildArgs, Platforms};
+use miette::Result;
+
+/// Check a Dockerfile without building: syntax, stages, references and
+/// variable expansion
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    dockerfile: DockerfileArgs,
+}
+
+/// Plans every stage (not only the last one's) and prints a one-line
+/// summary.
+pub fn run(args: CheckArgs) -> Result<()> {
+    let graph = load_graph(
+        &args.dockerfile,
+        BuildArgs::default(),
+        None,
+        Platforms::for_target(None),
+    )?;
+    for warning in graph.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let all: Vec<usize> = (0..graph.stages().len()).collect();
+    let plans = graph.plan_stages(&all, &mut |_| None)?;
+    let steps: usize = plans.iter().map(|p| p.steps.len()).sum();
+    println!(
+        "{}: ok, {} {}, {} {}",
+        graph.source().file,
+        plans.len(),
+        plural(plans.len(), "stage", "stages"),
+        steps,
+        plural(steps, "step", "steps"),
+    );
+    Ok(())
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}

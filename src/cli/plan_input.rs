@@ -1,0 +1,45 @@
+//! What `check` and `build` share: finding and reading the Dockerfile and
+//! turning it into a plan graph.
+
+use crate::plan::{self, BuildArgs, Graph, Options, Platforms};
+use miette::{Result, miette};
+use std::path::PathBuf;
+
+/// The Dockerfile and the build context it belongs to.
+#[derive(Debug, clap::Args)]
+pub struct DockerfileArgs {
+    /// The Dockerfile (default: CONTEXT/Dockerfile)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The build context directory
+    #[arg(value_name = "CONTEXT", default_value = ".")]
+    pub context: PathBuf,
+}
+
+impl DockerfileArgs {
+    /// The Dockerfile's path: `-f`, or `Dockerfile` in the context.
+    pub fn path(&self) -> PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(|| self.context.join("Dockerfile"))
+    }
+}
+
+/// Reads the Dockerfile and builds its graph.
+pub fn load_graph(
+    args: &DockerfileArgs,
+    build_args: BuildArgs,
+    target: Option<String>,
+    platforms: Platforms,
+) -> Result<Graph> {
+    let path = args.path();
+    let name = path.display().to_string();
+    let bytes =
+        std::fs::read(&path).map_err(|e| miette!("cannot read the Dockerfile {name}: {e}"))?;
+    let options = Options {
+        build_args,
+        target,
+        platforms,
+    };
+    plan::load(&name, &bytes, options).map_err(miette::Report::new)
+}
