@@ -540,3 +540,76 @@ fn a_destination_symlink_is_followed_inside_the_destination() {
     .unwrap();
     assert_eq!(plan.paths(), [PathBuf::from("srv/real/f")]);
 }
+
+#[test]
+fn cache_input_digests_are_memoized_until_a_file_changes() {
+    use builder::context::digest::{DigestMemo, MEMO_FILE};
+    let ctx = tempfile::tempdir().unwrap();
+    let memo_dir = tempfile::tempdir().unwrap();
+    write(ctx.path(), "a.txt", "aaaa");
+    write(ctx.path(), "b.txt", "bbbb");
+    let req = request(
+        &["."],
+        "/app/",
+        CopyFlags {
+            chmod: Some("0600".into()),
+            ..CopyFlags::default()
+        },
+    );
+    let inputs = |memo: &mut DigestMemo| {
+        let root = context(ctx.path(), &[]);
+        plan_copy(&req, &root, None)
+            .unwrap()
+            .cache_input(memo)
+            .unwrap()
+    };
+    let mut memo = DigestMemo::load(memo_dir.path());
+    let first = inputs(&mut memo);
+    assert_eq!(memo.bytes_read(), 8);
+    memo.save().unwrap();
+    assert!(memo_dir.path().join(MEMO_FILE).exists());
+    let a = first
+        .sources
+        .iter()
+        .find(|s| s.dest == "app/a.txt")
+        .unwrap();
+    assert_eq!(
+        a.content.as_deref(),
+        Some(builder::digest::sha256(b"aaaa").to_string().as_str())
+    );
+    assert_eq!((a.mode, a.uid, a.gid, a.size), (0o600, 0, 0, 4));
+    assert_eq!(first.options.get("chmod").map(String::as_str), Some("0600"));
+
+    // A second run reads no content at all.
+    let mut memo = DigestMemo::load(memo_dir.path());
+    assert_eq!(inputs(&mut memo), first);
+    assert_eq!(memo.bytes_read(), 0);
+
+    // Same size, mtime put back: the ctime still changed, so it is read again.
+    let path = ctx.path().join("a.txt");
+    let before = fs::metadata(&path).unwrap();
+    fs::write(&path, "AAAA").unwrap();
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: before.atime(),
+            tv_nsec: before.atime_nsec(),
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: before.mtime(),
+            tv_nsec: before.mtime_nsec(),
+        },
+    };
+    rustix::fs::utimensat(rustix::fs::CWD, &path, &times, rustix::fs::AtFlags::empty()).unwrap();
+    let mut memo = DigestMemo::load(memo_dir.path());
+    let third = inputs(&mut memo);
+    assert_eq!(memo.bytes_read(), 4);
+    let a = third
+        .sources
+        .iter()
+        .find(|s| s.dest == "app/a.txt")
+        .unwrap();
+    assert_eq!(
+        a.content.as_deref(),
+        Some(builder::digest::sha256(b"AAAA").to_string().as_str())
+    );
+}
