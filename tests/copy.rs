@@ -613,3 +613,190 @@ fn cache_input_digests_are_memoized_until_a_file_changes() {
         Some(builder::digest::sha256(b"AAAA").to_string().as_str())
     );
 }
+
+mod add {
+    use super::*;
+    use builder::exec::add::{AddRequest, plan_add};
+    use std::io::{Read as _, Write as _};
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, content) in entries {
+            let mut header = tar::Header::new_ustar();
+            // Raw names, so `../` entries can be written.
+            let field = &mut header.as_old_mut().name;
+            field[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o640);
+            header.set_uid(33);
+            header.set_gid(34);
+            header.set_mtime(1_400_000_000);
+            header.set_size(content.len() as u64);
+            header.set_cksum();
+            builder.append(&header, *content).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn add_request(sources: &[&str], dest: &str) -> AddRequest {
+        AddRequest {
+            copy: request(sources, dest, CopyFlags::default()),
+            checksum: None,
+            unpack: None,
+            keep_git_dir: false,
+        }
+    }
+
+    fn run(request: &AddRequest, ctx: &Path) -> Result<tempfile::TempDir, CopyError> {
+        let root = context(ctx, &[]);
+        let scratch = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let plan = runtime.block_on(plan_add(request, &root, None, scratch.path()))?;
+        let tar = plan.write_layer(Vec::new(), &WriteOptions::default())?;
+        let out = tempfile::tempdir().unwrap();
+        let options = ExtractOptions {
+            whiteouts: WhiteoutStyle::Apply,
+            ownership: Ownership::Preserve,
+        };
+        extract(&tar[..], out.path(), &options).unwrap();
+        Ok(out)
+    }
+
+    #[test]
+    fn local_archives_are_extracted_whatever_their_compression() {
+        let ctx = tempfile::tempdir().unwrap();
+        let plain = tar_of(&[("pkg/a.txt", b"a"), ("pkg/b.txt", b"b")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&plain).unwrap();
+        fs::write(ctx.path().join("p.tar.gz"), gz.finish().unwrap()).unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        bz.write_all(&plain).unwrap();
+        fs::write(ctx.path().join("p.tbz"), bz.finish().unwrap()).unwrap();
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        xz.write_all(&plain).unwrap();
+        fs::write(ctx.path().join("p.txz"), xz.finish().unwrap()).unwrap();
+        fs::write(
+            ctx.path().join("p.zst"),
+            zstd::encode_all(&plain[..], 3).unwrap(),
+        )
+        .unwrap();
+        fs::write(ctx.path().join("p.tar"), &plain).unwrap();
+        for name in ["p.tar.gz", "p.tbz", "p.txz", "p.zst", "p.tar"] {
+            let out = run(&add_request(&[name], "/opt"), ctx.path()).unwrap();
+            assert_eq!(
+                listing(out.path()),
+                ["opt/", "opt/pkg/", "opt/pkg/a.txt", "opt/pkg/b.txt"],
+                "{name}"
+            );
+            let a = out.path().join("opt/pkg/a.txt");
+            assert_eq!(owner(&a), (33, 34), "{name}: the archive's owners are kept");
+            assert_eq!(mode(&a), 0o640);
+        }
+        // --unpack=false copies the archive as a file; a non-archive is copied too.
+        let mut keep = add_request(&["p.tar.gz"], "/opt/");
+        keep.unpack = Some(false);
+        assert_eq!(
+            listing(run(&keep, ctx.path()).unwrap().path()),
+            ["opt/", "opt/p.tar.gz"]
+        );
+        write(ctx.path(), "notes.txt", "just text");
+        let out = run(&add_request(&["notes.txt"], "/n"), ctx.path()).unwrap();
+        assert_eq!(
+            fs::read_to_string(out.path().join("n")).unwrap(),
+            "just text"
+        );
+    }
+
+    #[test]
+    fn archive_entries_cannot_leave_the_destination() {
+        let ctx = tempfile::tempdir().unwrap();
+        fs::write(
+            ctx.path().join("evil.tar"),
+            tar_of(&[("../../escape", b"x")]),
+        )
+        .unwrap();
+        let err = run(&add_request(&["evil.tar"], "/opt"), ctx.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("refused tar entry `../../escape`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn git_sources_are_not_supported_yet() {
+        let ctx = tempfile::tempdir().unwrap();
+        let err = run(
+            &add_request(&["https://example.com/repo.git#main"], "/src"),
+            ctx.path(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ADD of a git repository is not supported yet"
+        );
+        let mut keep = add_request(&["x"], "/src");
+        keep.keep_git_dir = true;
+        assert!(
+            run(&keep, ctx.path())
+                .unwrap_err()
+                .to_string()
+                .contains("--keep-git-dir")
+        );
+    }
+
+    /// Serves `body` to every request on 127.0.0.1, with a Last-Modified date.
+    fn serve(body: &'static [u8]) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(body);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn urls_are_downloaded_and_checked() {
+        let base = serve(b"downloaded\n");
+        let ctx = tempfile::tempdir().unwrap();
+        let mut good = add_request(&[&format!("{base}/files/tool.sh")], "/usr/local/bin/");
+        good.checksum = Some(builder::digest::sha256(b"downloaded\n").to_string());
+        let out = run(&good, ctx.path()).unwrap();
+        let file = out.path().join("usr/local/bin/tool.sh");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "downloaded\n");
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(fs::metadata(&file).unwrap().mtime(), 784_111_777);
+
+        // A file destination names the download.
+        let out = run(
+            &add_request(&[&format!("{base}/x")], "/renamed"),
+            ctx.path(),
+        )
+        .unwrap();
+        assert_eq!(listing(out.path()), ["renamed"]);
+
+        let mut bad = add_request(&[&format!("{base}/files/tool.sh")], "/usr/local/bin/");
+        let wrong = builder::digest::sha256(b"something else").to_string();
+        bad.checksum = Some(wrong.clone());
+        let err = run(&bad, ctx.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "checksum mismatch for {base}/files/tool.sh: expected {wrong}, got {}",
+                builder::digest::sha256(b"downloaded\n")
+            )
+        );
+    }
+}

@@ -237,6 +237,12 @@ impl<'d> Target<'d> {
         Ok(dest)
     }
 
+    /// The destination as a directory (planned), for `ADD`'s archives.
+    pub(super) fn dir(&mut self) -> Result<PathBuf, CopyError> {
+        self.planner.ensure_dir(&self.path)?;
+        Ok(self.path.clone())
+    }
+
     pub(super) fn finish(self, request: &CopyRequest) -> CopyPlan {
         let flags = &request.flags;
         let mut options = BTreeMap::new();

@@ -2,8 +2,10 @@
 //! straight from their sources as a deterministic tar (no sandbox), and the
 //! pieces they share with `RUN` (user resolution, the read-only rootfs view).
 
+pub mod add;
 pub mod chmod;
 pub mod copy;
+mod download;
 mod error;
 mod plan;
 pub mod rootfs;
@@ -11,4 +13,4 @@ mod sources;
 pub mod user;
 
 pub use error::CopyError;
-pub use plan::{CacheInput, CopyPlan, SourceRecord};
+pub use plan::{CacheInput, CopyPlan, DefaultOwner, SourceRecord};

@@ -287,6 +287,12 @@ impl<'d> Planner<'d> {
         Ok(())
     }
 
+    /// Whose files are without `--chown` from now on (`ADD` mixes archives,
+    /// whose owners are kept, with other sources).
+    pub(super) fn set_default_owner(&mut self, owner: DefaultOwner) {
+        self.default_owner = owner;
+    }
+
     /// Whether the destination already has a directory at `path`.
     pub(super) fn dest_is_dir(&self, path: &Path) -> Result<bool, CopyError> {
         Ok(self.planned_dirs.contains(path)
