@@ -13,5 +13,6 @@ pub mod dockerfile;
 pub mod ignore;
 pub mod image;
 pub mod layer;
+pub mod output;
 pub mod sandbox;
 pub mod store;
