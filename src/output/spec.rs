@@ -13,11 +13,13 @@ pub enum OutputSpecError {
     /// The value is empty.
     #[error("empty --output value")]
     Empty,
-    /// A quoted CSV field never ends.
-    #[error("--output {spec:?}: unterminated quote")]
-    UnterminatedQuote {
+    /// A quote where CSV does not allow one, or one that is never closed.
+    #[error("--output {spec:?}: {problem}")]
+    Quote {
         /// The whole value.
         spec: String,
+        /// What is wrong with the quoting.
+        problem: &'static str,
     },
     /// A field is not `key=value`.
     #[error("--output {spec:?}: field {field:?} is not key=value")]
@@ -368,38 +370,40 @@ impl<'s> Attrs<'s> {
 }
 
 /// Splits one CSV record as Go's `encoding/csv` does: fields separated by
-/// commas; a field that starts with `"` is quoted, with `""` for a quote.
+/// commas; a field that starts with `"` is quoted, with `""` for a quote
+/// inside it; a quote anywhere else is an error, as in Go.
 fn split_csv(spec: &str) -> Result<Vec<String>, OutputSpecError> {
+    let quote_error = |problem| OutputSpecError::Quote {
+        spec: spec.to_owned(),
+        problem,
+    };
     let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut at_field_start = true;
-    let mut quoted = false;
     let mut chars = spec.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c != '"' {
-                field.push(c);
-            } else if chars.next_if_eq(&'"').is_some() {
-                field.push('"');
-            } else {
-                quoted = false;
+    loop {
+        let mut field = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next() {
+                    Some('"') if chars.next_if_eq(&'"').is_some() => field.push('"'),
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err(quote_error("unterminated quoted field")),
+                }
             }
-        } else if c == ',' {
-            fields.push(std::mem::take(&mut field));
-            at_field_start = true;
-            continue;
-        } else if c == '"' && at_field_start {
-            quoted = true;
+            if chars.peek().is_some_and(|c| *c != ',') {
+                return Err(quote_error("text after the closing quote of a field"));
+            }
         } else {
-            field.push(c);
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                if c == '"' {
+                    return Err(quote_error("a quote inside an unquoted field"));
+                }
+                field.push(c);
+            }
         }
-        at_field_start = false;
+        fields.push(field);
+        if chars.next().is_none() {
+            return Ok(fields);
+        }
     }
-    if quoted {
-        return Err(OutputSpecError::UnterminatedQuote {
-            spec: spec.to_owned(),
-        });
-    }
-    fields.push(field);
-    Ok(fields)
 }
