@@ -287,8 +287,20 @@ fn listing(root: &Path) -> Vec<String> {
     out
 }
 
-/// The entries of a tar: path → (type, mode, uid, gid, mtime, content).
-fn tar_entries(bytes: &[u8]) -> Vec<(String, char, u32, u64, u64, u64, Vec<u8>)> {
+/// One entry of a tar as read back.
+struct TarEntry {
+    path: String,
+    kind: EntryType,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+    link: Option<String>,
+    content: Vec<u8>,
+}
+
+/// The entries of a tar, in order.
+fn tar_entries(bytes: &[u8]) -> Vec<TarEntry> {
     let mut archive = tar::Archive::new(bytes);
     archive
         .entries()
@@ -298,15 +310,16 @@ fn tar_entries(bytes: &[u8]) -> Vec<(String, char, u32, u64, u64, u64, Vec<u8>)>
             let h = e.header().clone();
             let mut content = Vec::new();
             e.read_to_end(&mut content).unwrap();
-            (
-                String::from_utf8(e.path_bytes().into_owned()).unwrap(),
-                h.entry_type().as_byte() as char,
-                h.mode().unwrap(),
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-                h.mtime().unwrap(),
+            TarEntry {
+                path: String::from_utf8(e.path_bytes().into_owned()).unwrap(),
+                kind: h.entry_type(),
+                mode: h.mode().unwrap(),
+                uid: h.uid().unwrap(),
+                gid: h.gid().unwrap(),
+                mtime: h.mtime().unwrap(),
+                link: e.link_name().unwrap().map(|l| l.display().to_string()),
                 content,
-            )
+            }
         })
         .collect()
 }
@@ -470,19 +483,19 @@ fn oci_tar_holds_the_directory_form_and_is_reproducible() {
     assert_eq!(std::fs::read_dir(work.path().join("a")).unwrap().count(), 1);
 
     let entries = tar_entries(&bytes);
-    let paths: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
     let mut sorted = paths.clone();
     sorted.sort();
     assert_eq!(paths, sorted, "entries are sorted");
     assert_eq!(&paths[..2], ["blobs/", "blobs/sha256/"]);
     assert_eq!(&paths[paths.len() - 2..], ["index.json", "oci-layout"]);
-    for (path, _, _, uid, gid, mtime, _) in &entries {
-        assert_eq!((*uid, *gid, *mtime), (0, 0, 0), "{path}");
+    for e in &entries {
+        assert_eq!((e.uid, e.gid, e.mtime), (0, 0, 0), "{}", e.path);
     }
     let from_tar: BTreeMap<String, (u32, Vec<u8>)> = entries
         .into_iter()
-        .filter(|e| e.1 == '0')
-        .map(|e| (e.0, (e.2, e.6)))
+        .filter(|e| e.kind == EntryType::Regular)
+        .map(|e| (e.path, (e.mode, e.content)))
         .collect();
     assert_eq!(from_tar, dir_files(&dir));
 }
@@ -539,9 +552,9 @@ fn docker_archive_is_what_docker_load_reads() {
     let file = |name: &str| -> Value {
         let e = entries
             .iter()
-            .find(|e| e.0 == name)
+            .find(|e| e.path == name)
             .unwrap_or_else(|| panic!("no {name}"));
-        serde_json::from_slice(&e.6).unwrap()
+        serde_json::from_slice(&e.content).unwrap()
     };
     let blob = |d: &Descriptor| format!("blobs/sha256/{}", d.digest().digest());
     assert_eq!(
@@ -566,13 +579,13 @@ fn docker_archive_is_what_docker_load_reads() {
         index["manifests"][1]["annotations"]["org.opencontainers.image.ref.name"],
         "v2"
     );
-    assert!(entries.iter().any(|e| e.0 == "oci-layout"));
+    assert!(entries.iter().any(|e| e.path == "oci-layout"));
     // Layers as stored: gzip.
     let layer = entries
         .iter()
-        .find(|e| e.0 == blob(&image.layers[0]))
+        .find(|e| e.path == blob(&image.layers[0]))
         .unwrap();
-    assert_eq!(&layer.6[..2], [0x1f, 0x8b]);
+    assert_eq!(&layer.content[..2], [0x1f, 0x8b]);
 
     let inspect: Value = serde_json::from_str(&run(Command::new("skopeo")
         .arg("inspect")
@@ -644,24 +657,15 @@ fn tar_output_is_the_final_filesystem_as_a_tar() {
     let bytes = std::fs::read(&file).unwrap();
     let lines: Vec<String> = tar_entries(&bytes)
         .into_iter()
-        .map(|(path, kind, mode, uid, gid, _, content)| {
-            let path = path.trim_end_matches('/');
-            match kind {
-                '5' => format!("{path} dir {mode:o} {uid}:{gid}"),
-                '2' => {
-                    let mut a = tar::Archive::new(&bytes[..]);
-                    let target = a
-                        .entries()
-                        .unwrap()
-                        .map(|e| e.unwrap())
-                        .find(|e| e.path_bytes() == path.as_bytes())
-                        .and_then(|e| e.link_name().unwrap().map(|l| l.display().to_string()))
-                        .unwrap();
-                    format!("{path} symlink {target}")
-                }
+        .map(|e| {
+            let path = e.path.trim_end_matches('/');
+            let (mode, uid, gid) = (e.mode, e.uid, e.gid);
+            match e.kind {
+                EntryType::Directory => format!("{path} dir {mode:o} {uid}:{gid}"),
+                EntryType::Symlink => format!("{path} symlink {}", e.link.unwrap()),
                 _ => format!(
                     "{path} file {mode:o} {uid}:{gid} {}",
-                    String::from_utf8(content).unwrap()
+                    String::from_utf8(e.content).unwrap()
                 ),
             }
         })
