@@ -444,7 +444,7 @@ fn oci_layout_directory_is_read_by_umoci_and_skopeo() {
         .arg("--image")
         .arg(format!("{}:v1", layout.display()))
         .arg(&bundle));
-    // umoci writes the rootfs with the image's own mode for the root.
+    // umoci, an independent reader, unpacks the same filesystem as our local output.
     assert_eq!(listing(&bundle.join("rootfs")), EXPECTED_FS);
 }
 

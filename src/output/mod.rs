@@ -5,12 +5,13 @@
 //! keeps and pushes the image itself.
 
 mod archive;
-pub mod docker_archive;
-pub mod local;
-pub mod oci_layout;
+mod docker_archive;
+mod local;
+mod oci_layout;
 mod spec;
 mod stream;
 
+pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 pub use spec::{Destination, Export, OciTarget, Output, OutputSpecError};
 
 use crate::image::config::ConfigError;

@@ -241,7 +241,10 @@ impl Output {
                 let names = attrs.names()?;
                 // buildx loads into the Docker daemon without dest; there is
                 // no daemon here, so the archive must go somewhere.
-                let dest = Destination::parse(&attrs.dest("docker", "FILE")?);
+                let dest = Destination::parse(&attrs.dest(
+                    "docker",
+                    "FILE (there is no Docker daemon to load into; dest=- | docker load does it)",
+                )?);
                 Self::Export(Export::Docker { dest, names })
             }
             "image" => {
