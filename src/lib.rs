@@ -14,6 +14,7 @@ pub mod exec;
 pub mod ignore;
 pub mod image;
 pub mod layer;
+pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod registry;

@@ -2,6 +2,8 @@
 //! module with `mod support;` and uses what it needs.
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod schema;
+
 use std::path::PathBuf;
 
 /// The conformance data in `../shared/conformance/<sub>` (or under
