@@ -142,11 +142,11 @@ pub enum StoreError {
     #[error("layer {layer} unpacks to diff ID {actual}, but the image config lists {expected}")]
     DiffIdMismatch {
         /// The layer blob.
-        layer: Digest,
+        layer: Box<Digest>,
         /// The diff ID the config lists.
-        expected: Digest,
+        expected: Box<Digest>,
         /// The diff ID of what the blob holds.
-        actual: Digest,
+        actual: Box<Digest>,
     },
     /// A manifest lists another number of layers than its config's diff IDs.
     #[error("the image has {layers} layers but its config lists {diff_ids} diff IDs")]

@@ -112,9 +112,9 @@ impl SnapshotStore {
         let report = extract(tar, pending.path(), &extract_options()).map_err(layer_error)?;
         if &report.diff_id != diff_id {
             return Err(StoreError::DiffIdMismatch {
-                layer: layer.digest().clone(),
-                expected: diff_id.clone(),
-                actual: report.diff_id,
+                layer: Box::new(layer.digest().clone()),
+                expected: Box::new(diff_id.clone()),
+                actual: Box::new(report.diff_id),
             });
         }
         pending.commit(self, &chain)?;
