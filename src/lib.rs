@@ -10,6 +10,7 @@ pub mod cli;
 pub mod context;
 pub mod digest;
 pub mod dockerfile;
+pub mod exec;
 pub mod ignore;
 pub mod image;
 pub mod layer;
