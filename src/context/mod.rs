@@ -6,6 +6,7 @@
 //! `O_NOFOLLOW`, so a link swapped in during the walk cannot lead it out of
 //! the context.
 
+pub mod digest;
 mod walk;
 
 use std::io;

@@ -101,7 +101,12 @@ pub fn explain_miss(previous: &serde_json::Value, current: &StepInputs) -> Vec<S
         ));
     }
     diff_sources(&previous.sources, &current.sources, &mut reasons);
-    diff_map("build setting", &previous.flags, &current.flags, &mut reasons);
+    diff_map(
+        "build setting",
+        &previous.flags,
+        &current.flags,
+        &mut reasons,
+    );
     diff_map("variable", &previous.env, &current.env, &mut reasons);
     for (what, before, now) in [
         ("USER", &previous.user, &current.user),

@@ -108,7 +108,10 @@ mod tests {
 
     #[test]
     fn quotes_like_go() {
-        assert_eq!(go_quote("a \"b\" \\ \n\t\x01é"), r#""a \"b\" \\ \n\t\x01é""#);
+        assert_eq!(
+            go_quote("a \"b\" \\ \n\t\x01é"),
+            r#""a \"b\" \\ \n\t\x01é""#
+        );
         assert_eq!(
             go_quoted_list(&["/bin/sh".into(), "-c".into(), "echo hi".into()]),
             r#"["/bin/sh" "-c" "echo hi"]"#

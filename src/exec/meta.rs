@@ -179,7 +179,10 @@ pub fn apply(
             for spec in specs {
                 ports.extend(parse_port(spec)?);
             }
-            let exposed = config.config.exposed_ports.get_or_insert_with(Default::default);
+            let exposed = config
+                .config
+                .exposed_ports
+                .get_or_insert_with(Default::default);
             for port in &ports {
                 exposed.insert(port.clone(), Empty {});
             }
@@ -414,7 +417,9 @@ fn parse_port(spec: &str) -> Result<Vec<String>, MetaError> {
     if last < first {
         return Err(invalid());
     }
-    Ok((first..=last).map(|port| format!("{port}/{proto}")).collect())
+    Ok((first..=last)
+        .map(|port| format!("{port}/{proto}"))
+        .collect())
 }
 
 const SIGNALS: &[&str] = &[
@@ -511,7 +516,10 @@ mod tests {
     fn scratch_gets_buildkits_empty_image() {
         let config = base();
         assert_eq!(config.config.working_dir.as_deref(), Some("/"));
-        assert_eq!(config.config.env, Some(vec![format!("PATH={DEFAULT_PATH}")]));
+        assert_eq!(
+            config.config.env,
+            Some(vec![format!("PATH={DEFAULT_PATH}")])
+        );
         let with_path = stage_config(Some(config.clone()), &PlatformSpec::host());
         assert_eq!(with_path.config.env, config.config.env);
     }
@@ -528,7 +536,10 @@ mod tests {
     fn ports_are_normalized_and_bad_ones_refused() {
         assert_eq!(parse_port("80").unwrap(), ["80/tcp"]);
         assert_eq!(parse_port("53/UDP").unwrap(), ["53/udp"]);
-        assert_eq!(parse_port("8000-8002").unwrap(), ["8000/tcp", "8001/tcp", "8002/tcp"]);
+        assert_eq!(
+            parse_port("8000-8002").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
         assert_eq!(parse_port("127.0.0.1:8080:80").unwrap(), ["80/tcp"]);
         for bad in ["", "x", "0", "70000", "80/", "80/http", "9-8"] {
             assert!(parse_port(bad).is_err(), "{bad}");
@@ -575,9 +586,15 @@ mod tests {
     #[test]
     fn run_history_lists_build_args_like_buildkit() {
         let argv = shell_argv(&base(), "echo hi");
-        assert_eq!(run_created_by(&argv, &[]), "RUN /bin/sh -c echo hi # buildkit");
         assert_eq!(
-            run_created_by(&argv, &[("A".into(), "1".into()), ("B".into(), "x y".into())]),
+            run_created_by(&argv, &[]),
+            "RUN /bin/sh -c echo hi # buildkit"
+        );
+        assert_eq!(
+            run_created_by(
+                &argv,
+                &[("A".into(), "1".into()), ("B".into(), "x y".into())]
+            ),
             "RUN |2 A=1 B=x y /bin/sh -c echo hi # buildkit"
         );
     }

@@ -3,19 +3,32 @@
 //!
 //! - [`run`]: a RUN step in the sandbox on an overlay of the parent's
 //!   snapshots, its upper directory becoming the new layer and snapshot;
+//! - [`copy`]: COPY and ADD, which write their layer straight from their
+//!   sources as a deterministic tar (no sandbox);
 //! - [`meta`]: what metadata instructions do to the image config, and the
 //!   history entries BuildKit writes;
 //! - [`cache_key`]: step cache keys and miss explanations;
-//! - [`config`]: the image config type (OCI plus Docker's extensions).
+//! - [`config`]: the image config type (OCI plus Docker's extensions);
+//! - [`rootfs`], [`user`]: the read-only rootfs view and user resolution
+//!   RUN and COPY share.
 
 pub mod cache_key;
+pub mod chmod;
 pub mod config;
+pub mod copy;
+mod error;
 mod gofmt;
 pub mod meta;
+mod plan;
+pub mod rootfs;
 pub mod run;
+mod sources;
+pub mod user;
 mod user_of;
 
-pub use run::{Executor, ExecOptions, LayerRef, RunOutcome, RunStep, StepEvent};
+pub use error::CopyError;
+pub use plan::{CacheInput, CopyPlan, SourceRecord};
+pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, StepEvent};
 
 use crate::layer::LayerError;
 use crate::sandbox::SandboxError;

@@ -29,8 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const HOSTNAME: &str = "buildkitsandbox";
 
 /// Nameservers used when the host's are unusable inside the step.
-const DEFAULT_RESOLV_CONF: &str =
-    "nameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844\n";
+const DEFAULT_RESOLV_CONF: &str = "nameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844\n";
 
 /// One layer of an image being built: its blob and its diff ID.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,11 @@ pub(crate) fn resolve(layers: &[PathBuf], overlay: bool, spec: &str) -> Result<U
     let view = if overlay {
         RootfsView::layers(layers)
     } else {
-        RootfsView::dir(layers.first().map_or(Path::new("/nonexistent"), PathBuf::as_path))
+        RootfsView::dir(
+            layers
+                .first()
+                .map_or(Path::new("/nonexistent"), PathBuf::as_path),
+        )
     }
     .map_err(|e| failed(e.to_string()))?;
     let read = |path: &str| -> Result<Option<String>, ExecError> {

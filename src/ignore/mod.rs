@@ -21,6 +21,32 @@ pub use clean::clean as clean_path;
 pub use matcher::{MatchInfo, PatternMatcher};
 pub use pattern::Pattern;
 
+/// Go's `filepath.Match(pattern, name)`, which BuildKit uses for the
+/// wildcards of `COPY`/`ADD` sources: `*` and `?` never match a `/`.
+pub fn glob_match(pattern: &str, name: &str) -> Result<bool, PatternError> {
+    glob_syntax::glob_match(pattern, name).map_err(|glob_syntax::BadPattern| {
+        PatternError::BadPattern {
+            pattern: pattern.to_owned(),
+        }
+    })
+}
+
+/// Whether `text` has a wildcard (`*`, `?`, `[`) that is not `\`-escaped:
+/// BuildKit's test for a path element to be matched rather than named.
+pub fn has_wildcards(text: &str) -> bool {
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '*' | '?' | '[' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Why a set of patterns cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
@@ -176,6 +202,7 @@ mod tests {
                 let _ = pm.matches_or_parent_matches(&path);
                 let _ = pm.matches_using_parent_results(&path, &MatchInfo::default());
             }
+            let _ = glob_match(&patterns[0], &path);
             let _ = IgnoreFile::parse(&patterns.join("\n"));
         }
         assert!(

@@ -6,7 +6,8 @@
 //!   whiteouts.
 //! - [`diff`]: the change a step made, from an overlay upperdir or by
 //!   comparing a copied tree with its parent.
-//! - [`tar`]: the deterministic writer of a change.
+//! - [`tar`]: the deterministic writer of a change, or of entries a step
+//!   describes itself (`COPY`, `ADD`).
 //! - [`compress`]: compression and the digests taken in the same pass,
 //!   and decompression by media type.
 //! - [`copy`]: copy-up snapshots for the tree-diff fallback.

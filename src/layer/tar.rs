@@ -39,11 +39,7 @@ impl Change {
     /// The order of entries in the layer: by path components, with a
     /// directory's opaque marker before its other children.
     fn sort_key(&self) -> Vec<Vec<u8>> {
-        let mut key: Vec<Vec<u8>> = self
-            .path()
-            .components()
-            .map(|c| c.as_os_str().as_bytes().to_vec())
-            .collect();
+        let mut key = path_key(self.path());
         match self {
             Change::Put(_) => {}
             Change::Opaque(_) => key.push(Vec::new()),
@@ -89,6 +85,125 @@ pub struct WriteOptions {
     pub source_date_epoch: Option<u64>,
 }
 
+/// One entry of a layer described by its producer (`COPY`, `ADD`) rather
+/// than read from a tree: the metadata is the entry's, whatever the
+/// content's source file says.
+#[derive(Debug)]
+pub struct LayerEntry {
+    /// Path in the layer: plain relative components only.
+    pub path: PathBuf,
+    /// What the entry is.
+    pub kind: LayerEntryKind,
+    /// Permission bits, set-id and sticky included.
+    pub mode: u32,
+    /// Owner user ID.
+    pub uid: u32,
+    /// Owner group ID.
+    pub gid: u32,
+    /// Modification time, seconds since the epoch (clamped by `SOURCE_DATE_EPOCH`).
+    pub mtime: i64,
+    /// Extended attributes, written as `SCHILY.xattr.*` records.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+/// The kind of a [`LayerEntry`], with what each kind carries.
+#[derive(Debug)]
+pub enum LayerEntryKind {
+    /// A regular file of exactly `size` bytes.
+    File {
+        /// Its size; content that is shorter is an error, longer is cut.
+        size: u64,
+        /// Where the bytes come from.
+        content: Content,
+    },
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink {
+        /// The target, stored as is.
+        target: PathBuf,
+    },
+    /// A hardlink to an entry earlier in the same layer.
+    Hardlink {
+        /// The linked entry's path in the layer.
+        target: PathBuf,
+    },
+    /// A character device.
+    CharDevice {
+        /// Device major number.
+        major: u32,
+        /// Device minor number.
+        minor: u32,
+    },
+    /// A block device.
+    BlockDevice {
+        /// Device major number.
+        major: u32,
+        /// Device minor number.
+        minor: u32,
+    },
+    /// A named pipe.
+    Fifo,
+}
+
+/// The content of a file entry.
+pub enum Content {
+    /// Bytes in memory (a heredoc).
+    Bytes(Vec<u8>),
+    /// A file opened only when its entry is written, so a layer of many
+    /// files never holds many descriptors.
+    Open(Box<dyn FnOnce() -> io::Result<File> + Send>),
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Content::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+            Content::Open(_) => f.write_str("Open(..)"),
+        }
+    }
+}
+
+/// The order of entries in a layer: by path components.
+fn path_key(path: &Path) -> Vec<Vec<u8>> {
+    path.components()
+        .map(|c| c.as_os_str().as_bytes().to_vec())
+        .collect()
+}
+
+fn is_plain(path: &Path) -> bool {
+    !path.as_os_str().is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Writes `entries` as a layer tar to `out`, sorted by path (a later entry
+/// for the same path replaces an earlier one), and returns `out` once the
+/// archive is complete.
+pub fn write_entries<W: Write>(
+    entries: Vec<LayerEntry>,
+    out: W,
+    options: &WriteOptions,
+) -> Result<W, LayerError> {
+    let mut keyed = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if !is_plain(&entry.path) {
+            return Err(LayerError::InvalidChangePath(entry.path));
+        }
+        keyed.push((path_key(&entry.path), entry));
+    }
+    // Stable sort, then keep the last of each path.
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut writer = Writer::new(out, options);
+    let mut iter = keyed.into_iter().peekable();
+    while let Some((key, entry)) = iter.next() {
+        if iter.peek().is_some_and(|(next, _)| *next == key) {
+            continue;
+        }
+        let name = entry.path.as_os_str().as_bytes().to_vec();
+        writer.append_entry(name, entry)?;
+    }
+    writer.finish()
+}
+
 /// Writes `changes`, read from the tree at `source`, as a layer tar to `out`
 /// and returns `out` once the archive is complete.
 pub fn write_changes<W: Write>(
@@ -99,33 +214,20 @@ pub fn write_changes<W: Write>(
 ) -> Result<W, LayerError> {
     let mut keyed: Vec<(Vec<Vec<u8>>, Change)> = Vec::with_capacity(changes.len());
     for change in changes {
-        let plain = change
-            .path()
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
-        if !plain || (change.path().as_os_str().is_empty() && !matches!(change, Change::Opaque(_)))
-        {
+        let plain = is_plain(change.path())
+            || (change.path().as_os_str().is_empty() && matches!(change, Change::Opaque(_)));
+        if !plain {
             return Err(LayerError::InvalidChangePath(change.path().to_path_buf()));
         }
         keyed.push((change.sort_key(), change));
     }
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     keyed.dedup_by(|a, b| a.0 == b.0);
-    let mut writer = Writer {
-        builder: ::tar::Builder::new(out),
-        options: *options,
-        links: HashMap::new(),
-    };
+    let mut writer = Writer::new(out, options);
     for (_, change) in &keyed {
         writer.write(source, change)?;
     }
-    writer
-        .builder
-        .into_inner()
-        .map_err(|source| LayerError::Write {
-            action: "finishing the tar",
-            source,
-        })
+    writer.finish()
 }
 
 struct Writer<W: Write> {
@@ -140,6 +242,24 @@ const USTAR_MAX_ID: u64 = 0o7777777;
 const USTAR_NAME_LEN: usize = 100;
 
 impl<W: Write> Writer<W> {
+    fn new(out: W, options: &WriteOptions) -> Self {
+        Writer {
+            builder: ::tar::Builder::new(out),
+            options: *options,
+            links: HashMap::new(),
+        }
+    }
+
+    fn finish(self) -> Result<W, LayerError> {
+        self.builder
+            .into_inner()
+            .map_err(|source| LayerError::Write {
+                action: "finishing the tar",
+                source,
+            })
+    }
+
+    /// The change `change` of the tree at `source`, as the tree has it now.
     fn write(&mut self, source: &Path, change: &Change) -> Result<(), LayerError> {
         let name = change.entry_name();
         let Change::Put(rel) = change else {
@@ -156,17 +276,78 @@ impl<W: Write> Writer<W> {
         };
         let meta = fs::symlink_metadata(&full).map_err(fs_err("reading metadata of"))?;
         let file_type = meta.file_type();
+        let kind = if file_type.is_file() {
+            let inode = (meta.dev(), meta.ino());
+            match self.links.get(&inode) {
+                Some(first) if meta.nlink() > 1 => LayerEntryKind::Hardlink {
+                    target: PathBuf::from(std::ffi::OsStr::from_bytes(first)),
+                },
+                _ => {
+                    if meta.nlink() > 1 {
+                        self.links.insert(inode, name.clone());
+                    }
+                    let path = full.clone();
+                    LayerEntryKind::File {
+                        size: meta.len(),
+                        content: Content::Open(Box::new(move || {
+                            fs::OpenOptions::new()
+                                .read(true)
+                                .custom_flags(libc::O_NOFOLLOW)
+                                .open(path)
+                        })),
+                    }
+                }
+            }
+        } else if file_type.is_dir() {
+            LayerEntryKind::Dir
+        } else if file_type.is_symlink() {
+            LayerEntryKind::Symlink {
+                target: fs::read_link(&full).map_err(fs_err("reading the symlink"))?,
+            }
+        } else if file_type.is_char_device() || file_type.is_block_device() {
+            let rdev = meta.rdev();
+            let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+            if file_type.is_char_device() {
+                LayerEntryKind::CharDevice { major, minor }
+            } else {
+                LayerEntryKind::BlockDevice { major, minor }
+            }
+        } else if file_type.is_fifo() {
+            LayerEntryKind::Fifo
+        } else {
+            // Sockets cannot be carried in a tar; Docker leaves them out too.
+            return Ok(());
+        };
+        let xattrs: Xattrs = fsmeta::read_xattrs(&full).map_err(fs_err("reading xattrs of"))?;
+        let entry = LayerEntry {
+            path: rel.clone(),
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: meta.mtime(),
+            xattrs: xattrs
+                .into_iter()
+                .filter(|(key, _)| !fsmeta::is_overlay_xattr(key))
+                .collect(),
+        };
+        self.append_entry(name, entry)
+    }
+
+    /// Appends one entry named `name` (without a directory's trailing `/`).
+    fn append_entry(&mut self, name: Vec<u8>, entry: LayerEntry) -> Result<(), LayerError> {
+        let shown = || entry.path.clone();
         let mut header = ::tar::Header::new_ustar();
         let mut pax = BTreeMap::<String, Vec<u8>>::new();
-        header.set_mode(meta.mode() & 0o7777);
+        header.set_mode(entry.mode & 0o7777);
         header.set_size(0);
         for (key, id, set) in [
             (
                 "uid",
-                u64::from(meta.uid()),
+                u64::from(entry.uid),
                 ::tar::Header::set_uid as fn(&mut ::tar::Header, u64),
             ),
-            ("gid", u64::from(meta.gid()), ::tar::Header::set_gid),
+            ("gid", u64::from(entry.gid), ::tar::Header::set_gid),
         ] {
             if id > USTAR_MAX_ID {
                 pax.insert(key.to_owned(), id.to_string().into_bytes());
@@ -175,69 +356,60 @@ impl<W: Write> Writer<W> {
                 set(&mut header, id);
             }
         }
-        header.set_mtime(self.mtime(meta.mtime()));
-        let xattrs: Xattrs = fsmeta::read_xattrs(&full).map_err(fs_err("reading xattrs of"))?;
-        for (key, value) in xattrs {
-            if !fsmeta::is_overlay_xattr(&key) {
-                pax.insert(format!("SCHILY.xattr.{key}"), value);
-            }
+        header.set_mtime(self.mtime(entry.mtime));
+        for (key, value) in entry.xattrs {
+            pax.insert(format!("SCHILY.xattr.{key}"), value);
         }
         let mut entry_name = name;
-        let mut content: Option<File> = None;
-        if file_type.is_file() {
-            let inode = (meta.dev(), meta.ino());
-            match self.links.get(&inode) {
-                Some(first) if meta.nlink() > 1 => {
-                    header.set_entry_type(::tar::EntryType::Link);
-                    set_link(&mut header, &mut pax, first);
-                }
-                _ => {
-                    if meta.nlink() > 1 {
-                        self.links.insert(inode, entry_name.clone());
-                    }
-                    header.set_entry_type(::tar::EntryType::Regular);
-                    header.set_size(meta.len());
-                    let file = fs::OpenOptions::new()
-                        .read(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(&full)
-                        .map_err(fs_err("opening"))?;
-                    content = Some(file);
-                }
+        let mut content: Option<(Box<dyn Read>, u64)> = None;
+        match entry.kind {
+            LayerEntryKind::File {
+                size,
+                content: body,
+            } => {
+                header.set_entry_type(::tar::EntryType::Regular);
+                header.set_size(size);
+                let reader: Box<dyn Read> = match body {
+                    Content::Bytes(bytes) => Box::new(io::Cursor::new(bytes)),
+                    Content::Open(open) => Box::new(open().map_err(|source| LayerError::Fs {
+                        action: "opening",
+                        path: shown(),
+                        source,
+                    })?),
+                };
+                content = Some((reader, size));
             }
-        } else if file_type.is_dir() {
-            header.set_entry_type(::tar::EntryType::Directory);
-            entry_name.push(b'/');
-        } else if file_type.is_symlink() {
-            header.set_entry_type(::tar::EntryType::Symlink);
-            let target = fs::read_link(&full).map_err(fs_err("reading the symlink"))?;
-            set_link(&mut header, &mut pax, target.as_os_str().as_bytes());
-        } else if file_type.is_char_device() || file_type.is_block_device() {
-            header.set_entry_type(if file_type.is_char_device() {
-                ::tar::EntryType::Char
-            } else {
-                ::tar::EntryType::Block
-            });
-            let rdev = meta.rdev();
-            let device_err = |source| LayerError::Fs {
-                action: "recording the device numbers of",
-                path: full.clone(),
-                source,
-            };
-            header
-                .set_device_major(rustix::fs::major(rdev))
-                .map_err(device_err)?;
-            header
-                .set_device_minor(rustix::fs::minor(rdev))
-                .map_err(device_err)?;
-        } else if file_type.is_fifo() {
-            header.set_entry_type(::tar::EntryType::Fifo);
-        } else {
-            // Sockets cannot be carried in a tar; Docker leaves them out too.
-            return Ok(());
+            LayerEntryKind::Hardlink { target } => {
+                header.set_entry_type(::tar::EntryType::Link);
+                set_link(&mut header, &mut pax, target.as_os_str().as_bytes());
+            }
+            LayerEntryKind::Dir => {
+                header.set_entry_type(::tar::EntryType::Directory);
+                entry_name.push(b'/');
+            }
+            LayerEntryKind::Symlink { target } => {
+                header.set_entry_type(::tar::EntryType::Symlink);
+                set_link(&mut header, &mut pax, target.as_os_str().as_bytes());
+            }
+            LayerEntryKind::CharDevice { major, minor }
+            | LayerEntryKind::BlockDevice { major, minor } => {
+                header.set_entry_type(if matches!(entry.kind, LayerEntryKind::CharDevice { .. }) {
+                    ::tar::EntryType::Char
+                } else {
+                    ::tar::EntryType::Block
+                });
+                let device_err = |source| LayerError::Fs {
+                    action: "recording the device numbers of",
+                    path: shown(),
+                    source,
+                };
+                header.set_device_major(major).map_err(device_err)?;
+                header.set_device_minor(minor).map_err(device_err)?;
+            }
+            LayerEntryKind::Fifo => header.set_entry_type(::tar::EntryType::Fifo),
         }
         set_name(&mut header, &mut pax, &entry_name);
-        self.append(&header, &pax, content, meta.len())
+        self.append(&header, &pax, content)
     }
 
     /// A whiteout or opaque marker: an empty regular file, mode 0, owned by root.
@@ -251,15 +423,14 @@ impl<W: Write> Writer<W> {
         header.set_mtime(0);
         header.set_size(0);
         set_name(&mut header, &mut pax, name);
-        self.append(&header, &pax, None, 0)
+        self.append(&header, &pax, None)
     }
 
     fn append(
         &mut self,
         header: &::tar::Header,
         pax: &BTreeMap<String, Vec<u8>>,
-        content: Option<File>,
-        len: u64,
+        content: Option<(Box<dyn Read>, u64)>,
     ) -> Result<(), LayerError> {
         let write_err = |source| LayerError::Write {
             action: "appending an entry",
@@ -273,9 +444,9 @@ impl<W: Write> Writer<W> {
         let mut header = header.clone();
         header.set_cksum();
         match content {
-            Some(file) => self
+            Some((reader, len)) => self
                 .builder
-                .append(&header, Exact::new(file, len))
+                .append(&header, Exact::new(reader, len))
                 .map_err(write_err),
             None => self.builder.append(&header, io::empty()).map_err(write_err),
         }

@@ -1,0 +1,1 @@
+//! `ADD` (placeholder replaced below).

@@ -1,0 +1,437 @@
+//! What a `COPY` or `ADD` puts in its layer, decided before anything is
+//! written: the entries with their final metadata, where each one's bytes
+//! come from, and the record of every source for the step's cache key.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::CopyError;
+use super::chmod::Chmod;
+use super::rootfs::{Node, NodeKind, RootfsView};
+use super::user::Ids;
+use crate::context::digest::{DigestMemo, StatIdentity};
+use crate::ignore::PatternMatcher;
+use crate::layer::tar::{Content, LayerEntry, LayerEntryKind, WriteOptions, write_entries};
+
+/// Where a file's bytes come from.
+#[derive(Debug)]
+enum Body {
+    /// A file of a root filesystem view.
+    View(Arc<RootfsView>, Node),
+    /// Bytes given with the step (a heredoc).
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug)]
+enum PlannedKind {
+    File { size: u64, body: Body },
+    Dir,
+    Symlink(PathBuf),
+    Hardlink(PathBuf),
+    CharDevice(u32, u32),
+    BlockDevice(u32, u32),
+    Fifo,
+}
+
+/// One entry of the layer to write.
+#[derive(Debug)]
+struct Planned {
+    dest: PathBuf,
+    kind: PlannedKind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    xattrs: BTreeMap<String, Vec<u8>>,
+    /// The source path it came from (for the cache record), if any.
+    source: Option<String>,
+}
+
+/// The record of one source for the cache key: where it came from, where
+/// it goes, and everything about it that the layer depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRecord {
+    /// The source's path in its root (`<<NAME` for a heredoc).
+    pub source: String,
+    /// Its path in the layer.
+    pub dest: String,
+    /// `file`, `dir`, `symlink`, `hardlink`, `char`, `block` or `fifo`.
+    pub kind: &'static str,
+    /// Final permission bits.
+    pub mode: u32,
+    /// Final owner.
+    pub uid: u32,
+    /// Final group.
+    pub gid: u32,
+    /// Size in bytes (files only).
+    pub size: u64,
+    /// Content digest (files), or link target (links).
+    pub content: Option<String>,
+}
+
+/// Everything a `COPY`/`ADD` result depends on, for the step's cache key:
+/// every source and the step's options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CacheInput {
+    /// Every entry of the layer with where it came from.
+    pub sources: Vec<SourceRecord>,
+    /// The options as given (`--chown`, `--chmod`, `--link`, …).
+    pub options: BTreeMap<String, String>,
+}
+
+/// The planned layer of a `COPY` or `ADD`.
+#[derive(Debug)]
+pub struct CopyPlan {
+    entries: Vec<Planned>,
+    options: BTreeMap<String, String>,
+}
+
+impl CopyPlan {
+    /// The record of every source, with content digests taken through
+    /// `memo` (so unchanged files are not read again).
+    pub fn cache_input(&self, memo: &mut DigestMemo) -> Result<CacheInput, CopyError> {
+        let mut sources = Vec::with_capacity(self.entries.len());
+        for entry in &self.entries {
+            let (kind, size, content) = match &entry.kind {
+                PlannedKind::File { size, body } => {
+                    let digest = match body {
+                        Body::Bytes(bytes) => crate::digest::sha256(bytes),
+                        Body::View(view, node) => {
+                            let host = view.host_path(node)?;
+                            memo.digest(&host, identity(node), || {
+                                view.open(node).map_err(std::io::Error::other)
+                            })?
+                        }
+                    };
+                    ("file", *size, Some(digest.to_string()))
+                }
+                PlannedKind::Dir => ("dir", 0, None),
+                PlannedKind::Symlink(target) => {
+                    ("symlink", 0, Some(target.to_string_lossy().into_owned()))
+                }
+                PlannedKind::Hardlink(target) => {
+                    ("hardlink", 0, Some(target.to_string_lossy().into_owned()))
+                }
+                PlannedKind::CharDevice(major, minor) => {
+                    ("char", 0, Some(format!("{major}:{minor}")))
+                }
+                PlannedKind::BlockDevice(major, minor) => {
+                    ("block", 0, Some(format!("{major}:{minor}")))
+                }
+                PlannedKind::Fifo => ("fifo", 0, None),
+            };
+            sources.push(SourceRecord {
+                source: entry.source.clone().unwrap_or_default(),
+                dest: entry.dest.to_string_lossy().into_owned(),
+                kind,
+                mode: entry.mode,
+                uid: entry.uid,
+                gid: entry.gid,
+                size,
+                content,
+            });
+        }
+        sources.sort_by(|a, b| a.dest.cmp(&b.dest));
+        Ok(CacheInput {
+            sources,
+            options: self.options.clone(),
+        })
+    }
+
+    /// The paths the layer will hold, in layer order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self.entries.iter().map(|e| e.dest.clone()).collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+
+    /// Writes the layer as a deterministic tar to `out`.
+    pub fn write_layer<W: Write>(self, out: W, options: &WriteOptions) -> Result<W, CopyError> {
+        let entries = self
+            .entries
+            .into_iter()
+            .map(|p| LayerEntry {
+                path: p.dest,
+                kind: match p.kind {
+                    PlannedKind::File { size, body } => LayerEntryKind::File {
+                        size,
+                        content: match body {
+                            Body::Bytes(bytes) => Content::Bytes(bytes),
+                            Body::View(view, node) => Content::Open(Box::new(move || {
+                                view.open(&node).map_err(std::io::Error::other)
+                            })),
+                        },
+                    },
+                    PlannedKind::Dir => LayerEntryKind::Dir,
+                    PlannedKind::Symlink(target) => LayerEntryKind::Symlink { target },
+                    PlannedKind::Hardlink(target) => LayerEntryKind::Hardlink { target },
+                    PlannedKind::CharDevice(major, minor) => {
+                        LayerEntryKind::CharDevice { major, minor }
+                    }
+                    PlannedKind::BlockDevice(major, minor) => {
+                        LayerEntryKind::BlockDevice { major, minor }
+                    }
+                    PlannedKind::Fifo => LayerEntryKind::Fifo,
+                },
+                mode: p.mode,
+                uid: p.uid,
+                gid: p.gid,
+                mtime: p.mtime,
+                xattrs: p.xattrs,
+            })
+            .collect();
+        Ok(write_entries(entries, out, options)?)
+    }
+}
+
+fn identity(node: &Node) -> StatIdentity {
+    let ns = |(secs, nanos): (i64, u32)| {
+        secs.saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(nanos))
+    };
+    StatIdentity {
+        dev: node.stat.dev,
+        ino: node.stat.ino,
+        size: node.stat.size,
+        mtime_ns: ns(node.stat.mtime),
+        ctime_ns: ns(node.stat.ctime),
+        mode: node.stat.mode,
+    }
+}
+
+/// Whose the copied files become when `--chown` is not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultOwner {
+    /// root (files from the build context).
+    Root,
+    /// The owner the source has (files from a stage or an image).
+    Source,
+}
+
+/// Builds a [`CopyPlan`] entry by entry.
+pub(super) struct Planner<'d> {
+    dest_view: Option<&'d RootfsView>,
+    owner: Option<Ids>,
+    default_owner: DefaultOwner,
+    chmod: Option<Chmod>,
+    excludes: Option<PatternMatcher>,
+    entries: Vec<Planned>,
+    planned_dirs: HashSet<PathBuf>,
+    /// The first destination of each multiply-linked source inode.
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl<'d> Planner<'d> {
+    pub(super) fn new(
+        dest_view: Option<&'d RootfsView>,
+        owner: Option<Ids>,
+        default_owner: DefaultOwner,
+        chmod: Option<Chmod>,
+        excludes: Option<PatternMatcher>,
+    ) -> Self {
+        Self {
+            dest_view,
+            owner,
+            default_owner,
+            chmod,
+            excludes,
+            entries: Vec::new(),
+            planned_dirs: HashSet::new(),
+            links: HashMap::new(),
+        }
+    }
+
+    pub(super) fn finish(self, options: BTreeMap<String, String>) -> CopyPlan {
+        CopyPlan {
+            entries: self.entries,
+            options,
+        }
+    }
+
+    /// The destination directory `dir` and its parents: those the
+    /// destination lacks are created 0755, owned by the `--chown` user,
+    /// with mtime 0; existing ones keep their metadata and stay out of the layer.
+    pub(super) fn ensure_dir(&mut self, dir: &Path) -> Result<(), CopyError> {
+        let mut current = PathBuf::new();
+        for component in dir.components() {
+            current.push(component);
+            if self.planned_dirs.contains(&current) {
+                continue;
+            }
+            let exists = match self.dest_view {
+                Some(view) => view
+                    .lookup(&current, true)?
+                    .is_some_and(|n| n.kind == NodeKind::Dir),
+                None => false,
+            };
+            self.planned_dirs.insert(current.clone());
+            if !exists {
+                let ids = self.owner.unwrap_or(Ids { uid: 0, gid: 0 });
+                self.entries.push(Planned {
+                    dest: current.clone(),
+                    kind: PlannedKind::Dir,
+                    mode: 0o755,
+                    uid: ids.uid,
+                    gid: ids.gid,
+                    mtime: 0,
+                    xattrs: BTreeMap::new(),
+                    source: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the destination already has a directory at `path`.
+    pub(super) fn dest_is_dir(&self, path: &Path) -> Result<bool, CopyError> {
+        Ok(self.planned_dirs.contains(path)
+            || match self.dest_view {
+                Some(view) => view
+                    .lookup(path, true)?
+                    .is_some_and(|n| n.kind == NodeKind::Dir),
+                None => false,
+            })
+    }
+
+    /// A file with the given bytes (a heredoc): mode 0644 unless `--chmod`.
+    pub(super) fn add_bytes(&mut self, dest: PathBuf, name: &str, bytes: Vec<u8>) {
+        let ids = self.owner.unwrap_or(Ids { uid: 0, gid: 0 });
+        let mode = self.chmod.as_ref().map_or(0o644, |c| c.apply(0o644, false));
+        self.entries.push(Planned {
+            dest,
+            kind: PlannedKind::File {
+                size: bytes.len() as u64,
+                body: Body::Bytes(bytes),
+            },
+            mode,
+            uid: ids.uid,
+            gid: ids.gid,
+            mtime: 0,
+            xattrs: BTreeMap::new(),
+            source: Some(format!("<<{name}")),
+        });
+    }
+
+    /// The children of the directory `dir` into the destination directory
+    /// `dest` (a directory source copies its contents, not itself).
+    pub(super) fn add_dir_contents(
+        &mut self,
+        view: &Arc<RootfsView>,
+        dir: &Node,
+        dest: &Path,
+    ) -> Result<(), CopyError> {
+        for child in view.read_dir(dir)? {
+            let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
+                continue;
+            };
+            self.add_tree(view, &child, &dest.join(&name), Path::new(&name))?;
+        }
+        Ok(())
+    }
+
+    /// The directory `dir` alone at `dest`, with its source metadata (a
+    /// parent kept by `--parents`).
+    pub(super) fn add_dir_only(
+        &mut self,
+        view: &Arc<RootfsView>,
+        dir: &Node,
+        dest: &Path,
+    ) -> Result<(), CopyError> {
+        if self.planned_dirs.contains(dest) {
+            return Ok(());
+        }
+        self.add(view, dir, dest, Path::new(""), false)
+    }
+
+    /// `node` at `dest` and, for a directory, everything below it.
+    /// `rel` is its path below the copied source, for `--exclude`.
+    pub(super) fn add_tree(
+        &mut self,
+        view: &Arc<RootfsView>,
+        node: &Node,
+        dest: &Path,
+        rel: &Path,
+    ) -> Result<(), CopyError> {
+        self.add(view, node, dest, rel, true)
+    }
+
+    fn add(
+        &mut self,
+        view: &Arc<RootfsView>,
+        node: &Node,
+        dest: &Path,
+        rel: &Path,
+        recurse: bool,
+    ) -> Result<(), CopyError> {
+        if let Some(excludes) = &self.excludes {
+            if !rel.as_os_str().is_empty()
+                && excludes.matches_or_parent_matches(&rel.to_string_lossy())?
+                && (node.kind != NodeKind::Dir
+                    || excludes.can_skip_excluded_dir(&rel.to_string_lossy()))
+            {
+                return Ok(());
+            }
+        }
+        let (uid, gid) = match (self.owner, self.default_owner) {
+            (Some(ids), _) => (ids.uid, ids.gid),
+            (None, DefaultOwner::Root) => (0, 0),
+            (None, DefaultOwner::Source) => (node.stat.uid, node.stat.gid),
+        };
+        let is_dir = node.kind == NodeKind::Dir;
+        let mode = self
+            .chmod
+            .as_ref()
+            .map_or(node.stat.mode, |c| c.apply(node.stat.mode, is_dir));
+        let kind = match &node.kind {
+            NodeKind::File => {
+                let inode = (node.stat.dev, node.stat.ino);
+                match self.links.get(&inode) {
+                    Some(first) if node.stat.nlink > 1 => PlannedKind::Hardlink(first.clone()),
+                    _ => {
+                        if node.stat.nlink > 1 {
+                            self.links.insert(inode, dest.to_path_buf());
+                        }
+                        PlannedKind::File {
+                            size: node.stat.size,
+                            body: Body::View(Arc::clone(view), node.clone()),
+                        }
+                    }
+                }
+            }
+            NodeKind::Dir => PlannedKind::Dir,
+            NodeKind::Symlink(target) => PlannedKind::Symlink(target.clone()),
+            NodeKind::CharDevice { major, minor } => PlannedKind::CharDevice(*major, *minor),
+            NodeKind::BlockDevice { major, minor } => PlannedKind::BlockDevice(*major, *minor),
+            NodeKind::Fifo => PlannedKind::Fifo,
+            NodeKind::Socket => return Ok(()),
+        };
+        let xattrs = view.xattrs(node)?;
+        self.entries.push(Planned {
+            dest: dest.to_path_buf(),
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime: node.stat.mtime.0,
+            xattrs,
+            source: Some(node.path.to_string_lossy().into_owned()),
+        });
+        if is_dir {
+            self.planned_dirs.insert(dest.to_path_buf());
+        }
+        if is_dir && recurse {
+            for child in view.read_dir(node)? {
+                let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
+                    continue;
+                };
+                self.add_tree(view, &child, &dest.join(&name), &rel.join(&name))?;
+            }
+        }
+        Ok(())
+    }
+}
