@@ -296,10 +296,12 @@ impl Executor {
             .map(|chain| snapshots.path(chain))
             .collect::<Result<_, _>>()?;
         // FROM scratch: overlayfs needs a lower directory, an empty one.
-        let empty = self.scratch_dir("empty-")?;
-        if lower.is_empty() {
-            lower.push(empty.path().to_path_buf());
-        }
+        let empty = if lower.is_empty() {
+            Some(self.scratch_dir("empty-")?)
+        } else {
+            None
+        };
+        lower.extend(empty.iter().map(|dir| dir.path().to_path_buf()));
         let user = super::user_of::resolve(&lower, true, &step.user)?;
         let upper = snapshots.begin()?;
         let work = self.scratch_dir("work-")?;
