@@ -2,6 +2,8 @@
 //! binary as the helper on a busybox rootfs and checks what a RUN step would
 //! see and leave behind. Needs root (as CI runs); skipped otherwise.
 
+mod support;
+
 use builder::sandbox::{
     BindMount, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Spec, Stream, User,
 };
@@ -22,29 +24,8 @@ impl Fixture {
         let tmp = tempfile::tempdir().unwrap();
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let lower = tmp.path().join("lower");
-        let bin = lower.join("bin");
-        fs::create_dir_all(&bin).unwrap();
-        fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-        let list = std::process::Command::new("/bin/busybox")
-            .arg("--list")
-            .output()
-            .unwrap();
-        for applet in String::from_utf8(list.stdout).unwrap().lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-            }
-        }
-        fs::create_dir(lower.join("etc")).unwrap();
-        fs::write(
-            lower.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n",
-        )
-        .unwrap();
-        fs::write(
-            lower.join("etc/group"),
-            "root:x:0:\nuser:x:1000:\nten:x:10:\n",
-        )
-        .unwrap();
+        fs::create_dir(&lower).unwrap();
+        support::busybox::rootfs(&lower);
         fs::create_dir(tmp.path().join("upper")).unwrap();
         fs::create_dir(tmp.path().join("work")).unwrap();
         Fixture {

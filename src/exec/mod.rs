@@ -1,16 +1,103 @@
-//! The executor's steps. So far: `COPY` and `ADD`, which write their layer
-//! straight from their sources as a deterministic tar (no sandbox), and the
-//! pieces they share with `RUN` (user resolution, the read-only rootfs view).
+//! The executor: runs build steps against the store and produces layers,
+//! config changes and history.
+//!
+//! - [`run`]: a RUN step in the sandbox on an overlay of the parent's
+//!   snapshots, its upper directory becoming the new layer and snapshot;
+//! - [`copy`]: COPY and ADD, which write their layer straight from their
+//!   sources as a deterministic tar (no sandbox);
+//! - [`meta`]: what metadata instructions do to the image config, and the
+//!   history entries BuildKit writes;
+//! - [`cache_key`]: step cache keys and miss explanations;
+//! - [`config`]: the image config type (OCI plus Docker's extensions);
+//! - [`rootfs`], [`user`]: the read-only rootfs view and user resolution
+//!   RUN and COPY share.
 
 pub mod add;
+pub mod cache_key;
 pub mod chmod;
+pub mod config;
 pub mod copy;
 mod download;
 mod error;
+mod gofmt;
+pub mod meta;
 mod plan;
 pub mod rootfs;
+pub mod run;
 mod sources;
 pub mod user;
+mod user_of;
 
 pub use error::CopyError;
 pub use plan::{CacheInput, CopyPlan, DefaultOwner, SourceRecord};
+pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, StepEvent};
+
+use crate::layer::LayerError;
+use crate::sandbox::SandboxError;
+use crate::store::StoreError;
+use std::path::PathBuf;
+
+/// Why a step could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The step's command ran and exited with a non-zero code.
+    #[error("the command exited with code {code}")]
+    Failed {
+        /// Its exit code.
+        code: i32,
+    },
+    /// The step's command was killed by a signal.
+    #[error("the command was killed by signal {signal}")]
+    Killed {
+        /// The signal number.
+        signal: i32,
+    },
+    /// The store failed (blobs, snapshots, cache records).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing or reading a layer failed.
+    #[error("layer: {0}")]
+    Layer(#[from] LayerError),
+    /// The sandbox could not run the step.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// USER names an account the image does not have.
+    #[error("USER {spec}: {reason}")]
+    User {
+        /// The USER value.
+        spec: String,
+        /// Why it cannot be resolved.
+        reason: String,
+    },
+    /// A filesystem operation of the executor itself failed.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A metadata instruction has an invalid value.
+    #[error(transparent)]
+    Meta(#[from] meta::MetaError),
+}
+
+impl ExecError {
+    pub(crate) fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// The exit code of a step that ran and failed, for the CLI's report.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Self::Failed { code } => Some(*code),
+            _ => None,
+        }
+    }
+}

@@ -7,19 +7,25 @@
 //! - `tmp/`: blobs being written (same filesystem, so commit is a rename);
 //! - `refs.json`: the reference index;
 //! - `locks/`: `flock` files (`refs.lock` guards index updates, `gc.lock`
-//!   is held shared by writers and leases and exclusively by prune).
+//!   is held shared by writers and leases and exclusively by prune);
+//! - `snapshots/<chain-id-hex>/`: unpacked layers in overlay form;
+//! - `cache/`: step cache records and the per-position index.
 
 mod blobs;
+mod cache;
 mod gc;
 mod lock;
 mod refs;
 mod root;
+mod snapshots;
 
 pub use blobs::{BlobStore, BlobWriter, Expected, StoredBlob};
+pub use cache::{CacheRecord, CacheStore, CachedLayer};
 pub use gc::PruneReport;
 pub use lock::Lease;
 pub use refs::RefStore;
 pub use root::default_root;
+pub use snapshots::{PendingSnapshot, SnapshotStore, chain_id, chain_ids, extract_options};
 
 use oci_spec::image::Digest;
 use std::path::{Path, PathBuf};
@@ -124,6 +130,40 @@ pub enum StoreError {
         /// The reference as the user gave it.
         reference: String,
     },
+    /// A layer blob could not be unpacked into a snapshot.
+    #[error("cannot unpack layer {digest}: {source}")]
+    Layer {
+        /// The layer blob.
+        digest: Digest,
+        /// Why.
+        source: crate::layer::LayerError,
+    },
+    /// A layer unpacked to other content than the image config says.
+    #[error("layer {layer} unpacks to diff ID {actual}, but the image config lists {expected}")]
+    DiffIdMismatch {
+        /// The layer blob.
+        layer: Box<Digest>,
+        /// The diff ID the config lists.
+        expected: Box<Digest>,
+        /// The diff ID of what the blob holds.
+        actual: Box<Digest>,
+    },
+    /// A manifest lists another number of layers than its config's diff IDs.
+    #[error("the image has {layers} layers but its config lists {diff_ids} diff IDs")]
+    LayerCountMismatch {
+        /// Layers in the manifest.
+        layers: usize,
+        /// Diff IDs in the config.
+        diff_ids: usize,
+    },
+    /// A step cache record cannot be read.
+    #[error("step cache record {path} is corrupt: {source}")]
+    CorruptCacheRecord {
+        /// The record file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
     /// No home directory to put a per-user store under.
     #[error("cannot choose a store root: neither XDG_DATA_HOME nor HOME is set; pass --root")]
     NoHome,
@@ -146,6 +186,8 @@ struct Layout {
     blobs: PathBuf,
     tmp: PathBuf,
     locks: PathBuf,
+    snapshots: PathBuf,
+    cache: PathBuf,
 }
 
 impl Layout {
@@ -176,9 +218,17 @@ impl Store {
             blobs: root.join("blobs").join("sha256"),
             tmp: root.join("tmp"),
             locks: root.join("locks"),
+            snapshots: root.join("snapshots"),
+            cache: root.join("cache"),
             root,
         };
-        for dir in [&layout.blobs, &layout.tmp, &layout.locks] {
+        for dir in [
+            &layout.blobs,
+            &layout.tmp,
+            &layout.locks,
+            &layout.snapshots,
+            &layout.cache,
+        ] {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StoreError::io("create directory", dir, source))?;
         }
@@ -200,6 +250,16 @@ impl Store {
     /// The reference index (tags and pinned digests → manifest descriptors).
     pub fn refs(&self) -> RefStore {
         RefStore::new(self.layout.clone())
+    }
+
+    /// The unpacked layers (overlay lower directories) by chain ID.
+    pub fn snapshots(&self) -> SnapshotStore {
+        SnapshotStore::new(self.layout.clone())
+    }
+
+    /// The step cache records.
+    pub fn cache(&self) -> CacheStore {
+        CacheStore::new(self.layout.clone())
     }
 
     /// Keeps `prune` away until the lease is dropped; see [`Lease`].

@@ -6,6 +6,9 @@ pub mod schema;
 
 use std::path::PathBuf;
 
+pub mod busybox;
+pub mod exec;
+
 /// The conformance data in `../shared/conformance/<sub>` (or under
 /// `$BUILDER_SHARED/conformance`), or `None` with a message on stderr saying
 /// the test is skipped, so a fresh clone without `../shared` still passes.

@@ -1,0 +1,533 @@
+//! RUN: a command in the sandbox, on an overlay of the parent layers'
+//! snapshots with a fresh upper directory. What the command changed (the
+//! upper directory) becomes a layer blob, written straight into the store,
+//! and the upper directory itself becomes the new snapshot: it already
+//! holds overlay whiteouts, so nothing is extracted again.
+//!
+//! A step that changes no file makes no layer (BuildKit drops empty layers
+//! and marks the history entry `empty_layer`). Where overlayfs cannot be
+//! mounted, the parent is assembled in a plain directory, copied, run on,
+//! and compared with the copy instead; this is said once per executor.
+
+use super::ExecError;
+use super::cache_key::StepInputs;
+use crate::layer::compress::{Compression, write_compressed};
+use crate::layer::copy::copy_tree;
+use crate::layer::diff::{overlay_changes, tree_changes};
+use crate::layer::extract::{ExtractOptions, WhiteoutStyle, extract};
+use crate::layer::tar::{WriteOptions, write_changes};
+use crate::sandbox::{EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Spec, Stream};
+use crate::store::{CacheRecord, CachedLayer, Store, chain_id, extract_options};
+use oci_spec::image::{Descriptor, Digest, MediaType};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The hostname of every step, as BuildKit's.
+pub const HOSTNAME: &str = "buildkitsandbox";
+
+/// Nameservers used when the host's are unusable inside the step.
+const DEFAULT_RESOLV_CONF: &str = "nameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844\n";
+
+/// One layer of an image being built: its blob and its diff ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRef {
+    /// The blob in the store (media type, digest, size).
+    pub blob: Descriptor,
+    /// The digest of the uncompressed tar.
+    pub diff_id: Digest,
+}
+
+impl LayerRef {
+    fn from_cached(cached: &CachedLayer) -> Self {
+        Self {
+            blob: Descriptor::new(
+                MediaType::from(cached.media_type.as_str()),
+                cached.size,
+                cached.digest.clone(),
+            ),
+            diff_id: cached.diff_id.clone(),
+        }
+    }
+
+    fn to_cached(&self) -> CachedLayer {
+        CachedLayer {
+            digest: self.blob.digest().clone(),
+            size: self.blob.size(),
+            media_type: self.blob.media_type().to_string(),
+            diff_id: self.diff_id.clone(),
+        }
+    }
+}
+
+/// Something a step reports while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepEvent<'a> {
+    /// A line (or piece of a long line) the command printed.
+    Output {
+        /// Which stream.
+        stream: Stream,
+        /// The bytes, with their newline.
+        line: &'a [u8],
+    },
+    /// Something the user should know about how steps run.
+    Notice(&'a str),
+}
+
+/// Settings that hold for every step of a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// How new layers are compressed.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: clamps mtimes in new layers.
+    pub source_date_epoch: Option<u64>,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        Self {
+            compression: Compression::Gzip,
+            source_date_epoch: None,
+        }
+    }
+}
+
+/// One RUN step, its words and settings already expanded by the planner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStep {
+    /// The layers the step runs on, bottom first.
+    pub parent: Vec<LayerRef>,
+    /// The command: the exec form as given, or SHELL + the shell form
+    /// (see [`super::meta::shell_argv`]).
+    pub argv: Vec<String>,
+    /// The image's ENV plus the build args in scope (never written to the config).
+    pub env: Vec<(String, String)>,
+    /// Proxy build args (`HTTP_PROXY`…): passed to the command but kept out
+    /// of the cache key and the history, as BuildKit does.
+    pub proxy_env: Vec<(String, String)>,
+    /// USER in effect (`name`, `uid`, `name:group`…); empty is root.
+    pub user: String,
+    /// WORKDIR in effect (absolute); created when missing.
+    pub workdir: String,
+    /// `RUN --network`.
+    pub network: Network,
+}
+
+impl RunStep {
+    /// The cache inputs of this step after the step keyed `parent_key`.
+    pub fn cache_inputs(&self, parent_key: &str, options: &ExecOptions) -> StepInputs {
+        let mut flags = BTreeMap::new();
+        let network = match self.network {
+            Network::Host => "default",
+            Network::None => "none",
+        };
+        flags.insert("network".to_owned(), network.to_owned());
+        flags.insert(
+            "compression".to_owned(),
+            options.compression.media_type().to_owned(),
+        );
+        if let Some(epoch) = options.source_date_epoch {
+            flags.insert("source-date-epoch".to_owned(), epoch.to_string());
+        }
+        StepInputs {
+            parent: parent_key.to_owned(),
+            kind: "RUN".to_owned(),
+            words: self.argv.clone(),
+            flags,
+            env: self.env.iter().cloned().collect(),
+            user: self.user.clone(),
+            workdir: self.workdir.clone(),
+            ..StepInputs::default()
+        }
+    }
+
+    fn env_vars(&self) -> Vec<EnvVar> {
+        self.env
+            .iter()
+            .chain(&self.proxy_env)
+            .map(|(name, value)| EnvVar {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+}
+
+/// How a RUN step ended successfully.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The new layer; `None` when the command changed no file.
+    pub layer: Option<LayerRef>,
+    /// Whether the result came from the step cache (nothing ran).
+    pub cached: bool,
+    /// On a cache miss, why (compared with the last build at this position).
+    pub miss_reasons: Vec<String>,
+}
+
+/// Runs steps of builds against one store.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    store: Store,
+    sandbox: Sandbox,
+    options: ExecOptions,
+    overlay_unavailable: Arc<AtomicBool>,
+}
+
+impl Executor {
+    /// An executor writing into `store` and running steps in `sandbox`.
+    pub fn new(store: Store, sandbox: Sandbox, options: ExecOptions) -> Self {
+        Self {
+            store,
+            sandbox,
+            options,
+            overlay_unavailable: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The store steps write into.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The build-wide settings.
+    pub fn options(&self) -> &ExecOptions {
+        &self.options
+    }
+
+    /// Runs a RUN step unless the cache has its result: `inputs` (from
+    /// [`RunStep::cache_inputs`]) give the key; `position` names the step's
+    /// place in the build (Dockerfile, stage, index) for miss explanations.
+    /// A record is written only once the layer and snapshot are committed.
+    pub async fn run_cached(
+        &self,
+        step: &RunStep,
+        inputs: &StepInputs,
+        position: &str,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
+    ) -> Result<RunOutcome, ExecError> {
+        let _lease = self.store.lease()?;
+        let key = inputs.key();
+        let cache = self.store.cache();
+        if let Some(record) = cache.get(&key)? {
+            if let Some(layer) = self.reuse(step, &record)? {
+                return Ok(RunOutcome {
+                    layer,
+                    cached: true,
+                    miss_reasons: Vec::new(),
+                });
+            }
+        }
+        let miss_reasons = match cache.last_at(position)? {
+            Some((_, previous)) => super::cache_key::explain_miss(&previous.inputs, inputs),
+            None => Vec::new(),
+        };
+        let layer = self.run(step, on_event).await?;
+        let record = CacheRecord {
+            inputs: inputs.to_json(),
+            layer: layer.as_ref().map(LayerRef::to_cached),
+            config_change: serde_json::Value::Null,
+        };
+        cache.put(&key, position, &record)?;
+        Ok(RunOutcome {
+            layer,
+            cached: false,
+            miss_reasons,
+        })
+    }
+
+    /// The layer a cache record promises, with its snapshot in place;
+    /// `None` (run the step) when its blob is gone.
+    fn reuse(
+        &self,
+        step: &RunStep,
+        record: &CacheRecord,
+    ) -> Result<Option<Option<LayerRef>>, ExecError> {
+        let Some(cached) = &record.layer else {
+            return Ok(Some(None));
+        };
+        let layer = LayerRef::from_cached(cached);
+        if !self.store.blobs().contains(layer.blob.digest()) {
+            return Ok(None);
+        }
+        if !self.overlay_unavailable.load(Ordering::Relaxed) {
+            let mut chain = step.parent.clone();
+            chain.push(layer.clone());
+            self.snapshots_of(&chain)?;
+        }
+        Ok(Some(Some(layer)))
+    }
+
+    /// Runs a RUN step and returns its layer (`None` when it changed no
+    /// file). A non-zero exit is [`ExecError::Failed`] with the code; then
+    /// nothing is kept.
+    pub async fn run(
+        &self,
+        step: &RunStep,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
+    ) -> Result<Option<LayerRef>, ExecError> {
+        let _lease = self.store.lease()?;
+        if !self.overlay_unavailable.load(Ordering::Relaxed) {
+            match self.run_on_overlay(step, on_event).await {
+                Err(ExecError::Sandbox(SandboxError::Setup(reason))) if overlay_failed(&reason) => {
+                    self.overlay_unavailable.store(true, Ordering::Relaxed);
+                    let notice = format!(
+                        "overlayfs cannot be mounted here ({reason}); steps run on full copies of their parent, which is slower"
+                    );
+                    on_event(StepEvent::Notice(&notice));
+                }
+                other => return other,
+            }
+        }
+        self.run_on_copy(step, on_event).await
+    }
+
+    async fn run_on_overlay(
+        &self,
+        step: &RunStep,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
+    ) -> Result<Option<LayerRef>, ExecError> {
+        let snapshots = self.store.snapshots();
+        let chains = self.snapshots_of(&step.parent)?;
+        let mut lower: Vec<PathBuf> = chains
+            .iter()
+            .rev()
+            .map(|chain| snapshots.path(chain))
+            .collect::<Result<_, _>>()?;
+        // FROM scratch: overlayfs needs a lower directory, an empty one.
+        let empty = if lower.is_empty() {
+            Some(self.scratch_dir("empty-")?)
+        } else {
+            None
+        };
+        lower.extend(empty.iter().map(|dir| dir.path().to_path_buf()));
+        let user = super::user_of::resolve(&lower, true, &step.user)?;
+        let upper = snapshots.begin()?;
+        let work = self.scratch_dir("work-")?;
+        let spec = self.spec(
+            step,
+            user,
+            Rootfs::Overlay {
+                lower,
+                upper: upper.path().to_path_buf(),
+                work: work.path().to_path_buf(),
+            },
+        )?;
+        self.execute(&spec, on_event).await?;
+        let changes = overlay_changes(upper.path())?;
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let layer = self.write_layer(upper.path(), changes)?;
+        let chain = chain_id(chains.last(), &layer.diff_id);
+        upper.commit(&snapshots, &chain)?;
+        Ok(Some(layer))
+    }
+
+    async fn run_on_copy(
+        &self,
+        step: &RunStep,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
+    ) -> Result<Option<LayerRef>, ExecError> {
+        let parent = self.scratch_dir("parent-")?;
+        self.assemble(&step.parent, parent.path())?;
+        let rootfs = self.scratch_dir("rootfs-")?;
+        copy_tree(parent.path(), rootfs.path())?;
+        let user = super::user_of::resolve(&[parent.path().to_path_buf()], false, &step.user)?;
+        let spec = self.spec(step, user, Rootfs::Directory(rootfs.path().to_path_buf()))?;
+        self.execute(&spec, on_event).await?;
+        let changes = tree_changes(parent.path(), rootfs.path())?;
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        self.write_layer(rootfs.path(), changes).map(Some)
+    }
+
+    /// The chain IDs of `layers`, bottom first, unpacking any snapshot
+    /// that is missing from its blob.
+    fn snapshots_of(&self, layers: &[LayerRef]) -> Result<Vec<Digest>, ExecError> {
+        let snapshots = self.store.snapshots();
+        let blobs = self.store.blobs();
+        let mut chains: Vec<Digest> = Vec::with_capacity(layers.len());
+        for layer in layers {
+            let chain = snapshots.unpack(&blobs, chains.last(), &layer.blob, &layer.diff_id)?;
+            chains.push(chain);
+        }
+        Ok(chains)
+    }
+
+    /// Applies `layers` in order onto the empty directory `root`.
+    fn assemble(&self, layers: &[LayerRef], root: &Path) -> Result<(), ExecError> {
+        let options = ExtractOptions {
+            whiteouts: WhiteoutStyle::Apply,
+            ownership: extract_options().ownership,
+        };
+        for layer in layers {
+            let blob = self.store.blobs().open(layer.blob.digest())?;
+            let media_type = layer.blob.media_type().to_string();
+            let tar = crate::layer::compress::decompress(blob, &media_type)?;
+            let report = extract(tar, root, &options)?;
+            if report.diff_id != layer.diff_id {
+                return Err(crate::store::StoreError::DiffIdMismatch {
+                    layer: Box::new(layer.blob.digest().clone()),
+                    expected: Box::new(layer.diff_id.clone()),
+                    actual: Box::new(report.diff_id),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh directory (mode 0755) under the store's `tmp/`, removed on drop.
+    fn scratch_dir(&self, prefix: &str) -> Result<tempfile::TempDir, ExecError> {
+        let tmp = self.store.root().join("tmp");
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&tmp)
+            .map_err(|e| ExecError::io("create a directory in", &tmp, e))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| ExecError::io("set permissions of", dir.path(), e))?;
+        Ok(dir)
+    }
+
+    fn spec(
+        &self,
+        step: &RunStep,
+        user: crate::sandbox::User,
+        rootfs: Rootfs,
+    ) -> Result<Spec, ExecError> {
+        Ok(Spec {
+            rootfs,
+            mounts: Vec::new(),
+            argv: step.argv.clone(),
+            env: step.env_vars(),
+            user,
+            cwd: PathBuf::from(if step.workdir.is_empty() {
+                "/"
+            } else {
+                &step.workdir
+            }),
+            network: step.network,
+            hostname: HOSTNAME.to_owned(),
+            hosts: hosts_file(),
+            resolv_conf: resolv_conf(step.network),
+        })
+    }
+
+    async fn execute(
+        &self,
+        spec: &Spec,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
+    ) -> Result<(), ExecError> {
+        let outcome = self
+            .sandbox
+            .run(spec, |stream, line| {
+                on_event(StepEvent::Output { stream, line });
+            })
+            .await?;
+        match outcome {
+            Outcome::Exited(0) => Ok(()),
+            Outcome::Exited(code) => Err(ExecError::Failed { code }),
+            Outcome::Signaled(signal) => Err(ExecError::Killed { signal }),
+        }
+    }
+
+    /// Writes the change found in `source` as a compressed layer blob.
+    fn write_layer(
+        &self,
+        source: &Path,
+        changes: Vec<crate::layer::tar::Change>,
+    ) -> Result<LayerRef, ExecError> {
+        let writer = self.store.blobs().writer(None)?;
+        let options = WriteOptions {
+            source_date_epoch: self.options.source_date_epoch,
+        };
+        let (writer, digests) = write_compressed(writer, self.options.compression, |out| {
+            write_changes(source, changes, out, &options).map(|_| ())
+        })?;
+        let stored = writer.commit()?;
+        Ok(LayerRef {
+            blob: Descriptor::new(
+                MediaType::from(self.options.compression.media_type()),
+                stored.size,
+                stored.digest,
+            ),
+            diff_id: digests.diff_id,
+        })
+    }
+}
+
+/// Whether a sandbox setup failure is overlayfs refusing to mount (as
+/// opposed to anything else, which is reported as it is).
+fn overlay_failed(reason: &str) -> bool {
+    reason.contains("overlay")
+}
+
+/// The step's `/etc/hosts`: loopback names and the step's hostname.
+fn hosts_file() -> String {
+    format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+}
+
+/// The step's `/etc/resolv.conf`: the host's; without the network of the
+/// host, its loopback nameservers cannot be reached, so they are dropped,
+/// and public resolvers stand in if none is left.
+fn resolv_conf(network: Network) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    resolv_conf_from(&host, network)
+}
+
+fn resolv_conf_from(host: &str, network: Network) -> String {
+    let is_loopback = |line: &str| {
+        let mut words = line.split_whitespace();
+        words.next() == Some("nameserver")
+            && words
+                .next()
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .is_some_and(|ip| ip.is_loopback())
+    };
+    let kept: Vec<&str> = match network {
+        Network::Host => host.lines().collect(),
+        Network::None => host.lines().filter(|line| !is_loopback(line)).collect(),
+    };
+    let has_nameserver = kept
+        .iter()
+        .any(|line| line.split_whitespace().next() == Some("nameserver"));
+    if has_nameserver {
+        let mut text = kept.join("\n");
+        text.push('\n');
+        text
+    } else {
+        let mut text: String = kept.iter().map(|line| format!("{line}\n")).collect();
+        text.push_str(DEFAULT_RESOLV_CONF);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_nameservers_are_dropped_without_the_host_network() {
+        let host = "search lan\nnameserver 127.0.0.53\nnameserver 192.0.2.1\n";
+        assert_eq!(resolv_conf_from(host, Network::Host), host);
+        assert_eq!(
+            resolv_conf_from(host, Network::None),
+            "search lan\nnameserver 192.0.2.1\n"
+        );
+        assert_eq!(
+            resolv_conf_from("nameserver ::1\n", Network::None),
+            DEFAULT_RESOLV_CONF
+        );
+        assert_eq!(resolv_conf_from("", Network::Host), DEFAULT_RESOLV_CONF);
+    }
+
+    #[test]
+    fn hosts_name_loopback_and_the_step() {
+        let hosts = hosts_file();
+        assert!(hosts.contains("127.0.0.1\tlocalhost buildkitsandbox\n"));
+        assert!(hosts.contains("::1\tlocalhost ip6-localhost"));
+    }
+}

@@ -1,0 +1,197 @@
+//! Step cache records: `cache/<key-hex>.json` says what a step produced
+//! (its layer, if any, and its config change) and keeps the inputs its key
+//! was computed from, so a later miss can be explained by comparing inputs.
+//! `cache/positions/<hex>.json` remembers, per step position (Dockerfile,
+//! stage, step index), the key last recorded there: the record to compare
+//! with on a miss.
+//!
+//! Records are written to a temp file and renamed, so a reader sees a whole
+//! record or none; a record is only written after the step's layer and
+//! snapshot are committed, so a failed or interrupted step leaves none.
+//! The store does not interpret the inputs: the executor does.
+
+use super::{Layout, StoreError};
+use oci_spec::image::{Digest, DigestAlgorithm};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A layer a cached step produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedLayer {
+    /// Digest of the (compressed) blob in the store.
+    pub digest: Digest,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// Media type of the blob.
+    pub media_type: String,
+    /// Digest of the uncompressed tar (what the image config lists).
+    pub diff_id: Digest,
+}
+
+/// What a step produced: enough to reuse it without running it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheRecord {
+    /// The inputs the key is the SHA-256 of (canonical JSON).
+    pub inputs: serde_json::Value,
+    /// The step's layer; `None` when it changed no file.
+    pub layer: Option<CachedLayer>,
+    /// The step's change to the image config, as the executor records it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub config_change: serde_json::Value,
+}
+
+/// Why a record cannot be read.
+fn corrupt(path: &Path, source: serde_json::Error) -> StoreError {
+    StoreError::CorruptCacheRecord {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The step cache of one store root. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CacheStore {
+    layout: Arc<Layout>,
+}
+
+impl CacheStore {
+    pub(super) fn new(layout: Arc<Layout>) -> Self {
+        Self { layout }
+    }
+
+    fn record_path(&self, key: &Digest) -> Result<PathBuf, StoreError> {
+        match key.algorithm() {
+            DigestAlgorithm::Sha256 => Ok(self.layout.cache.join(format!("{}.json", key.digest()))),
+            _ => Err(StoreError::UnsupportedDigest {
+                digest: key.clone(),
+            }),
+        }
+    }
+
+    fn position_path(&self, position: &str) -> PathBuf {
+        let name = crate::digest::sha256(position.as_bytes());
+        self.layout
+            .cache
+            .join("positions")
+            .join(format!("{}.json", name.digest()))
+    }
+
+    /// The record of `key`, if one was written.
+    pub fn get(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
+        let path = self.record_path(key)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| corrupt(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", &path, e)),
+        }
+    }
+
+    /// Writes the record of `key` atomically and makes it the last record
+    /// of `position` (any string naming where the step is in its build).
+    pub fn put(
+        &self,
+        key: &Digest,
+        position: &str,
+        record: &CacheRecord,
+    ) -> Result<(), StoreError> {
+        let path = self.record_path(key)?;
+        // Plain data with string keys: serializing cannot fail.
+        let bytes = serde_json::to_vec(record).expect("a cache record always serializes");
+        write_atomically(&self.layout.cache, &path, &bytes)?;
+        let position_path = self.position_path(position);
+        let entry = PositionEntry {
+            position: position.to_owned(),
+            key: key.clone(),
+        };
+        let bytes = serde_json::to_vec(&entry).expect("a position entry always serializes");
+        write_atomically(&self.layout.cache.join("positions"), &position_path, &bytes)
+    }
+
+    /// The record last written for `position`, if any is still there.
+    pub fn last_at(&self, position: &str) -> Result<Option<(Digest, CacheRecord)>, StoreError> {
+        let path = self.position_path(position);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("read", &path, e)),
+        };
+        let entry: PositionEntry = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?;
+        if entry.position != position {
+            return Ok(None);
+        }
+        Ok(self.get(&entry.key)?.map(|record| (entry.key, record)))
+    }
+}
+
+/// One step position's last key.
+#[derive(Debug, Serialize, Deserialize)]
+struct PositionEntry {
+    position: String,
+    key: Digest,
+}
+
+fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".record-")
+        .tempfile_in(dir)
+        .map_err(|e| StoreError::io("create temp file in", dir, e))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(|e| StoreError::io("write", temp.path(), e))?;
+    temp.persist(dest)
+        .map_err(|e| StoreError::io("rename into place", dest, e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn records_round_trip_and_positions_find_the_last_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Store::open(dir.path()).unwrap().cache();
+        let key = crate::digest::sha256(b"inputs");
+        assert!(cache.get(&key).unwrap().is_none());
+        assert!(cache.last_at("Dockerfile/0/1").unwrap().is_none());
+        let record = CacheRecord {
+            inputs: serde_json::json!({"kind": "RUN"}),
+            layer: Some(CachedLayer {
+                digest: crate::digest::sha256(b"blob"),
+                size: 4,
+                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                diff_id: crate::digest::sha256(b"tar"),
+            }),
+            config_change: serde_json::Value::Null,
+        };
+        cache.put(&key, "Dockerfile/0/1", &record).unwrap();
+        assert_eq!(cache.get(&key).unwrap(), Some(record.clone()));
+        assert_eq!(
+            cache.last_at("Dockerfile/0/1").unwrap(),
+            Some((key, record))
+        );
+        assert!(cache.last_at("Dockerfile/0/2").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_corrupt_record_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Store::open(dir.path()).unwrap().cache();
+        let key = crate::digest::sha256(b"k");
+        std::fs::write(
+            dir.path()
+                .join("cache")
+                .join(format!("{}.json", key.digest())),
+            b"{not json",
+        )
+        .unwrap();
+        let err = cache.get(&key).unwrap_err();
+        assert!(err.to_string().contains(key.digest()), "{err}");
+    }
+}

@@ -1,0 +1,248 @@
+//! Unpacked layers: `snapshots/<chain-id-hex>/` holds one layer's files in
+//! overlay form (whiteouts as 0/0 character devices, opaque directories
+//! marked by the overlay `opaque` xattr), so a stack of snapshots is
+//! directly a list of overlay lower directories.
+//!
+//! A snapshot is named by its chain ID (OCI image spec): the chain ID of the
+//! bottom layer is its diff ID, and each layer above is
+//! `sha256(<parent chain id> + " " + <diff id>)`, so the same layer on top of
+//! different parents gets different snapshots. Snapshots are filled in a
+//! temp directory under `tmp/` and renamed into place with
+//! `RENAME_NOREPLACE`: once there, a snapshot never changes. When two builds
+//! prepare the same snapshot at once, the first rename wins and the other
+//! discards its copy.
+
+use super::lock::{FileLock, Lease};
+use super::{BlobStore, Layout, StoreError};
+use crate::layer::OverlayXattrs;
+use crate::layer::extract::{ExtractOptions, Ownership, WhiteoutStyle, extract};
+use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
+use rustix::fs::{CWD, RenameFlags};
+use rustix::io::Errno;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The chain ID of a layer with diff ID `diff_id` on top of the layers whose
+/// chain ID is `parent` (`None` for the bottom layer).
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(parent) => crate::digest::sha256(format!("{parent} {diff_id}").as_bytes()),
+    }
+}
+
+/// The chain IDs of every prefix of a layer stack given bottom first.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = chain_id(out.last(), diff_id);
+        out.push(next);
+    }
+    out
+}
+
+/// The unpacked layers of one store root. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    layout: Arc<Layout>,
+}
+
+impl SnapshotStore {
+    pub(super) fn new(layout: Arc<Layout>) -> Self {
+        Self { layout }
+    }
+
+    /// Where the snapshot of `chain_id` lives (whether or not it is there).
+    /// Only SHA-256 chain IDs have a place, so the path never leaves the store.
+    pub fn path(&self, chain_id: &Digest) -> Result<PathBuf, StoreError> {
+        match chain_id.algorithm() {
+            DigestAlgorithm::Sha256 => Ok(self.layout.snapshots.join(chain_id.digest())),
+            _ => Err(StoreError::UnsupportedDigest {
+                digest: chain_id.clone(),
+            }),
+        }
+    }
+
+    /// Whether the snapshot of `chain_id` is committed.
+    pub fn contains(&self, chain_id: &Digest) -> bool {
+        self.path(chain_id).is_ok_and(|path| path.is_dir())
+    }
+
+    /// A fresh, empty directory (mode 0755) on the store's filesystem, to be
+    /// filled and then committed as a snapshot; removed if dropped first.
+    /// It holds a lease, so `prune` leaves it alone meanwhile.
+    pub fn begin(&self) -> Result<PendingSnapshot, StoreError> {
+        let lease = Lease::new(FileLock::shared(&self.layout.gc_lock())?);
+        let dir = tempfile::Builder::new()
+            .prefix("snapshot-")
+            .tempdir_in(&self.layout.tmp)
+            .map_err(|e| StoreError::io("create temp directory in", &self.layout.tmp, e))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| StoreError::io("set permissions of", dir.path(), e))?;
+        Ok(PendingSnapshot {
+            dir: Some(dir),
+            _lease: lease,
+        })
+    }
+
+    /// Makes sure the snapshot of `layer` (a blob in `blobs`, with diff ID
+    /// `diff_id` as the image config lists it) on top of the chain `parent`
+    /// exists, unpacking the blob when it does not. Returns its chain ID.
+    /// The unpacked stream must hash to `diff_id`, else nothing is committed.
+    pub fn unpack(
+        &self,
+        blobs: &BlobStore,
+        parent: Option<&Digest>,
+        layer: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<Digest, StoreError> {
+        let chain = chain_id(parent, diff_id);
+        if self.contains(&chain) {
+            return Ok(chain);
+        }
+        let pending = self.begin()?;
+        let blob = blobs.open(layer.digest())?;
+        let layer_error = |source| StoreError::Layer {
+            digest: layer.digest().clone(),
+            source,
+        };
+        let media_type = layer.media_type().to_string();
+        let tar = crate::layer::compress::decompress(blob, &media_type).map_err(layer_error)?;
+        let report = extract(tar, pending.path(), &extract_options()).map_err(layer_error)?;
+        if &report.diff_id != diff_id {
+            return Err(StoreError::DiffIdMismatch {
+                layer: Box::new(layer.digest().clone()),
+                expected: Box::new(diff_id.clone()),
+                actual: Box::new(report.diff_id),
+            });
+        }
+        pending.commit(self, &chain)?;
+        Ok(chain)
+    }
+
+    /// Unpacks every layer of an image (bottom first, with the config's
+    /// diff IDs in the same order) and returns the chain IDs, bottom first.
+    pub fn unpack_all(
+        &self,
+        blobs: &BlobStore,
+        layers: &[Descriptor],
+        diff_ids: &[Digest],
+    ) -> Result<Vec<Digest>, StoreError> {
+        if layers.len() != diff_ids.len() {
+            return Err(StoreError::LayerCountMismatch {
+                layers: layers.len(),
+                diff_ids: diff_ids.len(),
+            });
+        }
+        let mut chains: Vec<Digest> = Vec::with_capacity(layers.len());
+        for (layer, diff_id) in layers.iter().zip(diff_ids) {
+            let chain = self.unpack(blobs, chains.last(), layer, diff_id)?;
+            chains.push(chain);
+        }
+        Ok(chains)
+    }
+}
+
+/// How layers are unpacked into snapshots: overlay whiteouts in the
+/// namespace overlayfs will read (trusted as root, user when rootless), and
+/// the recorded owners as far as this process may set them.
+pub fn extract_options() -> ExtractOptions {
+    if rustix::process::geteuid().is_root() {
+        ExtractOptions {
+            whiteouts: WhiteoutStyle::Overlay(OverlayXattrs::Trusted),
+            ownership: Ownership::Preserve,
+        }
+    } else {
+        let uid = u64::from(rustix::process::geteuid().as_raw());
+        let gid = u64::from(rustix::process::getegid().as_raw());
+        ExtractOptions {
+            whiteouts: WhiteoutStyle::Overlay(OverlayXattrs::User),
+            ownership: Ownership::Within {
+                uids: uid..uid + 1,
+                gids: gid..gid + 1,
+            },
+        }
+    }
+}
+
+/// A snapshot being filled; see [`SnapshotStore::begin`].
+#[derive(Debug)]
+pub struct PendingSnapshot {
+    dir: Option<tempfile::TempDir>,
+    _lease: Lease,
+}
+
+impl PendingSnapshot {
+    /// The directory to fill.
+    pub fn path(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .map(tempfile::TempDir::path)
+            .expect("a pending snapshot has its directory until committed")
+    }
+
+    /// Moves the directory to the snapshot of `chain_id`. When that snapshot
+    /// already exists (another build committed it first), this copy is
+    /// discarded and the existing one kept. Returns the snapshot's path.
+    pub fn commit(
+        mut self,
+        snapshots: &SnapshotStore,
+        chain_id: &Digest,
+    ) -> Result<PathBuf, StoreError> {
+        let dest = snapshots.path(chain_id)?;
+        let Some(dir) = self.dir.take() else {
+            return Ok(dest);
+        };
+        match rustix::fs::renameat_with(CWD, dir.path(), CWD, &dest, RenameFlags::NOREPLACE) {
+            Ok(()) => {
+                // The directory now lives at `dest`: nothing to clean up.
+                let _ = dir.keep();
+                Ok(dest)
+            }
+            // The loser of a race: `dir` is removed when dropped.
+            Err(Errno::EXIST | Errno::NOTEMPTY) => Ok(dest),
+            Err(e) => Err(StoreError::io("rename into place", &dest, e.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        let a = crate::digest::sha256(b"a");
+        let b = crate::digest::sha256(b"b");
+        let chains = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(chains[0], a);
+        assert_eq!(
+            chains[1],
+            crate::digest::sha256(format!("{a} {b}").as_bytes())
+        );
+    }
+
+    #[test]
+    fn the_first_commit_wins_and_the_second_copy_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let snapshots = store.snapshots();
+        let chain = crate::digest::sha256(b"layer");
+        let first = snapshots.begin().unwrap();
+        std::fs::write(first.path().join("f"), b"first").unwrap();
+        let second = snapshots.begin().unwrap();
+        std::fs::write(second.path().join("f"), b"second").unwrap();
+        let second_tmp = second.path().to_path_buf();
+        let path = first.commit(&snapshots, &chain).unwrap();
+        assert_eq!(second.commit(&snapshots, &chain).unwrap(), path);
+        assert_eq!(std::fs::read(path.join("f")).unwrap(), b"first");
+        assert!(!second_tmp.exists());
+        assert!(snapshots.contains(&chain));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+}
