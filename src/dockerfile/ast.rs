@@ -189,6 +189,40 @@ impl Keyword {
     }
 }
 
+impl Keyword {
+    /// The keyword `word` was most likely meant to be (a typo within two
+    /// edits, case ignored), for "did you mean" hints.
+    pub fn closest(word: &str) -> Option<Keyword> {
+        let word: Vec<char> = word.chars().map(|c| c.to_ascii_uppercase()).collect();
+        if word.len() < 2 {
+            return None;
+        }
+        Keyword::ALL
+            .into_iter()
+            .map(|k| (edit_distance(&word, k.as_str()), k))
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, k)| k)
+    }
+}
+
+/// Levenshtein distance between `a` and the ASCII keyword `b`.
+fn edit_distance(a: &[char], b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let next = (prev + cost).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 /// Go's `unicode.ToLower` for one rune (a single rune out, unlike Rust's
 /// full case mapping).
 fn go_lower(c: char) -> char {
@@ -402,6 +436,15 @@ mod tests {
         assert_eq!(Keyword::from_word("WOR\u{212a}DIR"), Some(Keyword::Workdir));
         assert_eq!(Keyword::from_word("RUNX"), None);
         assert_eq!(Keyword::from_word(""), None);
+    }
+
+    #[test]
+    fn typos_suggest_the_keyword() {
+        assert_eq!(Keyword::closest("FORM"), Some(Keyword::From));
+        assert_eq!(Keyword::closest("cpy"), Some(Keyword::Copy));
+        assert_eq!(Keyword::closest("workdri"), Some(Keyword::Workdir));
+        assert_eq!(Keyword::closest("banana"), None);
+        assert_eq!(Keyword::closest("{{"), None);
     }
 
     #[test]

@@ -26,8 +26,13 @@ pub enum ErrorKind {
     #[error("only one {0} parser directive can be used")]
     DuplicateDirective(String),
     /// A word at the start of an instruction that is no instruction.
-    #[error("unknown instruction: {0}")]
-    UnknownInstruction(String),
+    #[error("unknown instruction: {word}{}", suggestion.map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
+    UnknownInstruction {
+        /// The word as written.
+        word: String,
+        /// The keyword it is closest to, if any is close.
+        suggestion: Option<&'static str>,
+    },
     /// ONBUILD inside ONBUILD inside ONBUILD… beyond any sense.
     #[error("ONBUILD instructions nested too deeply")]
     NestingTooDeep,

@@ -472,7 +472,11 @@ impl LineCtx<'_, '_> {
         let (cmd, rest) = split_command(trimmed);
         let keyword = Keyword::from_word(cmd).ok_or_else(|| {
             let at = if cmd.is_empty() { text } else { cmd };
-            self.error(ErrorKind::UnknownInstruction(cmd.to_owned()), at)
+            let kind = ErrorKind::UnknownInstruction {
+                word: cmd.to_owned(),
+                suggestion: Keyword::closest(cmd).map(Keyword::as_str),
+            };
+            self.error(kind, at)
         })?;
         let (flags, args) = match rest {
             Some(rest) => extract_flags(rest),
@@ -796,7 +800,14 @@ mod file_tests {
     fn errors_for_unknown_instructions_and_empty_files() {
         assert_eq!(
             error("FROM a\n  FORM b\n"),
-            (ErrorKind::UnknownInstruction("FORM".into()), 2, 3)
+            (
+                ErrorKind::UnknownInstruction {
+                    word: "FORM".into(),
+                    suggestion: Some("FROM")
+                },
+                2,
+                3
+            )
         );
         assert_eq!(error("").0, ErrorKind::NoInstructions);
         assert_eq!(error("# just\n\n  \n").0, ErrorKind::NoInstructions);
