@@ -4,7 +4,7 @@
 
 use builder::digest::sha256;
 use builder::layer::compress::{Compression, write_compressed};
-use builder::layer::gzip::{BLOCK_SIZE, BlockGzip};
+use builder::layer::gzip::{BLOCK_SIZE, BlockGzip, GZIP_LEVEL};
 use std::io::{self, Read, Write};
 use std::num::NonZeroUsize;
 use std::process::{Command, Stdio};
@@ -120,7 +120,8 @@ fn priming_each_block_with_the_previous_one_compresses_as_well_as_one_stream() {
     let input = pattern.repeat(8 * BLOCK_SIZE / pattern.len());
     let blob = gzip(&input, workers(4));
 
-    let mut one_stream = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    let mut one_stream =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
     one_stream.write_all(&input).unwrap();
     let one_stream = one_stream.finish().unwrap();
     assert!(
