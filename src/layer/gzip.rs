@@ -86,11 +86,13 @@ impl BlockGzip {
         let (jobs, queue) = sync_channel::<Job>(workers);
         let queue = Mutex::new(queue);
         std::thread::scope(|scope| {
+            // `jobs` is dropped on every return from here, which stops the
+            // workers already started; the scope then waits for them.
             for _ in 0..workers {
-                scope.spawn(|| deflate_jobs(&queue, self.level));
+                std::thread::Builder::new()
+                    .name("gzip-deflate".to_owned())
+                    .spawn_scoped(scope, || deflate_jobs(&queue, self.level))?;
             }
-            // `jobs` moves into the writer, so the workers stop when it
-            // returns, whether it succeeded or not.
             let mut writer = InOrder {
                 out: &mut out,
                 jobs,
