@@ -1,21 +1,23 @@
 //! Layer compression with its digests taken in the same pass, and
 //! decompression by media type.
 //!
-//! Writing runs the tar producer and the compressor on two threads joined
-//! by a bounded channel, so both cores work; the producer hashes the
-//! uncompressed bytes (the diff ID) and the compressor's output is hashed
-//! on its way to the caller's writer (the blob digest and size). The
-//! compressors and levels are pinned: changing them changes every layer
+//! Writing runs the tar producer on its own thread, joined to the
+//! compressor by a bounded channel; the producer hashes the uncompressed
+//! bytes (the diff ID) and the compressor's output is hashed on its way
+//! to the caller's writer (the blob digest and size). Both compressors
+//! deflate on all cores (gzip in deterministic blocks, see
+//! [`super::gzip`]; zstd with its own workers). The compressors, levels
+//! and gzip block size are pinned: changing them changes every layer
 //! digest, so treat that as a cache-breaking change.
 
 use super::LayerError;
+use super::gzip::BlockGzip;
 use crate::digest::HashingWriter;
 use oci_spec::image::Digest;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-/// The pinned gzip level (zlib-rs backend).
-pub const GZIP_LEVEL: u32 = 6;
+pub use super::gzip::GZIP_LEVEL;
 /// The pinned zstd level.
 pub const ZSTD_LEVEL: i32 = 3;
 
@@ -184,14 +186,9 @@ fn compress_chunks<W: Write>(
     };
     let hashed = HashingWriter::new(out);
     let hashed = match compression {
-        Compression::Gzip => {
-            let level = flate2::Compression::new(GZIP_LEVEL);
-            let mut encoder = flate2::write::GzEncoder::new(hashed, level);
-            for chunk in chunks {
-                encoder.write_all(&chunk).map_err(write_err)?;
-            }
-            encoder.finish().map_err(write_err)?
-        }
+        Compression::Gzip => BlockGzip::pinned()
+            .compress(chunks, hashed)
+            .map_err(write_err)?,
         Compression::Zstd => {
             let mut encoder =
                 zstd::stream::write::Encoder::new(hashed, ZSTD_LEVEL).map_err(write_err)?;

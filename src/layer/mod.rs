@@ -10,6 +10,7 @@
 //!   describes itself (`COPY`, `ADD`).
 //! - [`compress`]: compression and the digests taken in the same pass,
 //!   and decompression by media type.
+//! - [`gzip`]: deterministic gzip deflated in blocks on all cores.
 //! - [`copy`]: copy-up snapshots for the tree-diff fallback.
 
 pub mod compress;
@@ -18,6 +19,7 @@ pub mod diff;
 mod error;
 pub mod extract;
 mod fsmeta;
+pub mod gzip;
 mod resolve;
 pub mod tar;
 

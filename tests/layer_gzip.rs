@@ -1,0 +1,184 @@
+//! The block-parallel gzip writer: standard output any gunzip reads,
+//! byte-identical whatever the worker count or input chunking, and the
+//! layer digests of `write_compressed` taken over exactly those bytes.
+
+use builder::digest::sha256;
+use builder::layer::compress::{Compression, write_compressed};
+use builder::layer::gzip::{BLOCK_SIZE, BlockGzip, GZIP_LEVEL};
+use std::io::{self, Read, Write};
+use std::num::NonZeroUsize;
+use std::process::{Command, Stdio};
+
+/// Partly repetitive, partly random bytes, like files in an image.
+fn sample(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        if state % 3 == 0 {
+            data.extend_from_slice(&state.to_le_bytes());
+        } else {
+            data.extend_from_slice(b"layer blob ");
+        }
+    }
+    data.truncate(len);
+    data
+}
+
+fn workers(n: usize) -> BlockGzip {
+    BlockGzip::pinned().with_workers(NonZeroUsize::new(n).unwrap())
+}
+
+fn gzip(input: &[u8], compressor: BlockGzip) -> Vec<u8> {
+    compressor.compress([input.to_vec()], Vec::new()).unwrap()
+}
+
+fn system_gunzip(blob: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running the system gzip");
+    let mut stdin = child.stdin.take().unwrap();
+    let blob = blob.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&blob));
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(output.status.success(), "gzip -dc failed: {output:?}");
+    output.stdout
+}
+
+const SIZES: [usize; 7] = [
+    0,
+    1,
+    BLOCK_SIZE - 1,
+    BLOCK_SIZE,
+    BLOCK_SIZE + 1,
+    4 * BLOCK_SIZE,
+    5 * BLOCK_SIZE + 12_345,
+];
+
+#[test]
+fn output_is_one_gzip_member_that_gunzip_reads_back_exactly() {
+    for len in SIZES {
+        let input = sample(len);
+        let blob = gzip(&input, BlockGzip::pinned());
+
+        // One member: the single-member decoder reads all of it.
+        let mut single = Vec::new();
+        flate2::read::GzDecoder::new(&blob[..])
+            .read_to_end(&mut single)
+            .unwrap();
+        assert_eq!(single, input, "GzDecoder, {len} bytes");
+
+        let mut multi = Vec::new();
+        flate2::read::MultiGzDecoder::new(&blob[..])
+            .read_to_end(&mut multi)
+            .unwrap();
+        assert_eq!(multi, input, "MultiGzDecoder, {len} bytes");
+
+        assert_eq!(system_gunzip(&blob), input, "gzip -dc, {len} bytes");
+    }
+}
+
+#[test]
+fn output_is_identical_across_runs_worker_counts_and_input_chunking() {
+    for len in SIZES {
+        let input = sample(len);
+        let reference = gzip(&input, workers(1));
+        for n in [1, 2, 3, 8] {
+            assert_eq!(
+                gzip(&input, workers(n)),
+                reference,
+                "{n} workers, {len} bytes"
+            );
+        }
+        // Odd-sized chunks that straddle block boundaries.
+        let chunks: Vec<Vec<u8>> = input.chunks(7_919).map(<[u8]>::to_vec).collect();
+        let chunked = workers(2).compress(chunks, Vec::new()).unwrap();
+        assert_eq!(chunked, reference, "chunked input, {len} bytes");
+    }
+}
+
+#[test]
+fn priming_each_block_with_the_previous_one_compresses_as_well_as_one_stream() {
+    // A 16 KiB random pattern repeated over eight blocks: blocks deflated
+    // alone would each pay for a copy of it (~8 times one stream's size);
+    // primed with the previous block's tail they cost what one stream does.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let pattern: Vec<u8> = (0..16 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[3]
+        })
+        .collect();
+    let input = pattern.repeat(8 * BLOCK_SIZE / pattern.len());
+    let blob = gzip(&input, workers(4));
+
+    let mut one_stream =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
+    one_stream.write_all(&input).unwrap();
+    let one_stream = one_stream.finish().unwrap();
+    assert!(
+        blob.len() <= one_stream.len() + one_stream.len() / 50,
+        "{} bytes in blocks vs {} in one stream",
+        blob.len(),
+        one_stream.len()
+    );
+    assert_eq!(system_gunzip(&blob), input);
+}
+
+#[test]
+fn write_compressed_gzip_is_the_block_gzip_of_the_tar_with_matching_digests() {
+    let tar = sample(3 * BLOCK_SIZE + 512);
+    let (blob, digests) = write_compressed(Vec::new(), Compression::Gzip, |w| {
+        w.write_all(&tar)
+            .map_err(|source| builder::layer::LayerError::Write {
+                action: "test tar",
+                source,
+            })
+    })
+    .unwrap();
+    assert_eq!(blob, gzip(&tar, workers(1)));
+    assert_eq!(digests.diff_id, sha256(&tar));
+    assert_eq!(digests.digest, sha256(&blob));
+    assert_eq!(digests.size, blob.len() as u64);
+}
+
+/// A writer that accepts `room` bytes and then fails.
+struct FullDisk {
+    room: usize,
+}
+
+impl Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.room == 0 {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_writer_stops_compression_with_its_error() {
+    let input = sample(16 * BLOCK_SIZE);
+    for room in [0, 5, 20_000] {
+        let chunks = input.chunks(BLOCK_SIZE / 3).map(<[u8]>::to_vec);
+        let err = workers(2)
+            .compress(chunks, FullDisk { room })
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull, "room {room}");
+    }
+}
