@@ -107,3 +107,78 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn another_platform_is_refused_with_a_clear_message() {
+    let home = Home::new();
+    let context = home.context("platform", BASE);
+    let other = if cfg!(target_arch = "s390x") {
+        "linux/amd64"
+    } else {
+        "linux/s390x"
+    };
+    home.build(&["--platform", other, context.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(contains(format!("is for {other}")))
+        .stderr(contains("only this machine's platform"));
+}
+
+#[test]
+fn an_image_without_layers_has_an_empty_layer_list_like_buildkit() {
+    let home = Home::new();
+    let context = home.context("empty", "FROM scratch\nLABEL only=metadata\nCMD [\"x\"]\n");
+    let layout = home.path("layout");
+    home.build(&[
+        "-o",
+        &format!("type=oci,tar=false,dest={}", layout.display()),
+        context.to_str().unwrap(),
+    ])
+    .assert()
+    .success()
+    .stderr(contains("0 steps run, 0 cached"));
+    let (manifest, config) = support::build::layout_image(&layout);
+    assert_eq!(manifest["layers"], serde_json::json!([]));
+    assert_eq!(config["rootfs"]["diff_ids"], serde_json::json!([]));
+    assert_eq!(config["config"]["Labels"]["only"], "metadata");
+    assert_eq!(config["config"]["WorkingDir"], "/");
+}
+
+#[test]
+fn a_failure_cancels_the_stages_running_beside_it() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = format!(
+        "{BASE}FROM 0 AS slow\nRUN sleep 20 && echo slept\n\
+         FROM 0 AS failing\nRUN sleep 1 && exit 4\n\
+         FROM 0\nCOPY --from=slow /bin/busybox /a\nCOPY --from=failing /bin/busybox /b\n"
+    );
+    let dockerfile = dockerfile
+        .replacen("FROM scratch", "FROM scratch AS base", 1)
+        .replace("FROM 0", "FROM base");
+    let context = home.context("cancel", &dockerfile);
+    let output = home
+        .build(&[context.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(contains("exited with code 4"))
+        .get_output()
+        .clone();
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("RUN sleep 20 && echo slept"),
+        "both ran: {stderr}"
+    );
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.ends_with(" slept") && !l.contains("RUN")),
+        "the slow stage was cancelled: {stderr}"
+    );
+    assert!(
+        !stderr.contains("built in"),
+        "no summary after a failure: {stderr}"
+    );
+}

@@ -111,7 +111,8 @@ impl Shared {
 /// Builds the target of `graph` into `store`: runs the stages, then
 /// stores the image config and manifest. Steps run in `sandbox`; base
 /// images come from the store or through `clients`; progress goes to
-/// `progress`. Holds a store lease for the whole build.
+/// `progress`. Holds a store lease for the whole build. Must run on a
+/// multi-threaded tokio runtime (file work runs in `block_in_place`).
 pub async fn build(
     graph: Arc<Graph>,
     store: Store,
