@@ -121,9 +121,8 @@ pub(super) fn commit(
     plan: CopyPlan,
 ) -> Result<LayerOutcome, StepError> {
     let input = {
-        let mut memo = memo
-            .lock()
-            .map_err(|_| StepError::Unsupported("a digest memo after a failed step"))?;
+        // The memo only saves reads: one left by a panicking task is still usable.
+        let mut memo = memo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         plan.cache_input(&mut memo)?
     };
     let inputs = step_inputs(step, input, options);
