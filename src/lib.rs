@@ -6,6 +6,7 @@
 //! Nothing flows back up: the parser knows nothing of the store, and the
 //! registry client knows nothing of Dockerfiles.
 
+pub mod build;
 pub mod cli;
 pub mod context;
 pub mod digest;

@@ -529,19 +529,6 @@ fn missing_target_is_reported_with_a_suggestion() {
 }
 
 #[test]
-fn build_without_dry_run_says_the_executor_is_missing() {
-    Command::cargo_bin("builder")
-        .unwrap()
-        .arg("build")
-        .arg(hello())
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains(
-            "the executor is not implemented yet; use --dry-run",
-        ));
-}
-
-#[test]
 fn check_summarizes_or_points_at_the_error() {
     Command::cargo_bin("builder")
         .unwrap()

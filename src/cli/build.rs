@@ -1,14 +1,17 @@
 //! `builder build [--dry-run] [--target T] [--build-arg K[=V]]…
 //! [--platform P] [-f FILE] CONTEXT`.
 //!
+//! Without `--dry-run` it builds the image (see [`super::build_image`]).
 //! `--dry-run` prints the plan: the stages in order with their bases, every
 //! step after expansion, the stages left out and why, and which stages can
 //! run at the same time.
 
+use super::Globals;
+use super::build_image::{ImageArgs, build_image};
 use super::plan_input::{DockerfileArgs, load_graph};
 use crate::image::PlatformSpec;
 use crate::plan::{Base, BuildArgs, Graph, Platforms, SkipReason, StagePlan, StepKind};
-use miette::{IntoDiagnostic as _, Result, miette};
+use miette::{IntoDiagnostic as _, Result};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -24,24 +27,22 @@ pub struct BuildCommandArgs {
     /// A build argument; KEY alone takes its value from the environment
     #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
     build_args: Vec<String>,
-    /// The platform to build for (default: this machine's)
+    /// The platform to build for (default: this machine's; others are not
+    /// supported yet)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
     /// The Dockerfile (default: CONTEXT/Dockerfile)
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
+    #[command(flatten)]
+    image: ImageArgs,
     /// The build context directory
     #[arg(value_name = "CONTEXT")]
     context: PathBuf,
 }
 
 /// Runs `builder build`.
-pub fn run(args: BuildCommandArgs) -> Result<()> {
-    if !args.dry_run {
-        return Err(miette!(
-            "builder build: the executor is not implemented yet; use --dry-run"
-        ));
-    }
+pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
     let target = match &args.platform {
         Some(p) => Some(PlatformSpec::parse(p).into_diagnostic()?),
         None => None,
@@ -62,13 +63,6 @@ pub fn run(args: BuildCommandArgs) -> Result<()> {
     for warning in graph.warnings() {
         eprintln!("warning: {warning}");
     }
-    let needed: Vec<usize> = graph
-        .needed()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| n.then_some(i))
-        .collect();
-    let plans = graph.plan_stages(&needed, &mut |_| None)?;
     let unused = graph.unused_build_args();
     if !unused.is_empty() {
         eprintln!(
@@ -76,6 +70,16 @@ pub fn run(args: BuildCommandArgs) -> Result<()> {
             unused.join(" ")
         );
     }
+    if !args.dry_run {
+        return build_image(globals, &dockerfile, graph, args.image);
+    }
+    let needed: Vec<usize> = graph
+        .needed()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.then_some(i))
+        .collect();
+    let plans = graph.plan_stages(&needed, &mut |_| None)?;
     print!("{}", render(&graph, &plans));
     Ok(())
 }

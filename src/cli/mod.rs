@@ -2,6 +2,7 @@
 //! single place where errors become a report and an exit code.
 
 mod build;
+mod build_image;
 mod check;
 mod common;
 mod debug;
@@ -95,7 +96,7 @@ pub fn main() -> ExitCode {
     let globals = &cli.globals;
     let outcome = match command {
         Command::Debug(args) => return debug::run(args),
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(globals, args),
         Command::Check(args) => check::run(args),
         Command::Images(args) => images::run(globals, args),
         Command::Tag(args) => tag::run(globals, args),

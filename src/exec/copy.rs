@@ -275,7 +275,7 @@ fn strip_suffix_path(path: &Path, suffix: &Path) -> PathBuf {
 }
 
 /// The `--chown` ids, names looked up in the destination's account files.
-fn resolve_owner(spec: &str, dest: Option<&RootfsView>) -> Result<Ids, CopyError> {
+pub(super) fn resolve_owner(spec: &str, dest: Option<&RootfsView>) -> Result<Ids, CopyError> {
     let read = |path: &str| -> Result<Option<String>, CopyError> {
         Ok(match dest {
             Some(view) => view

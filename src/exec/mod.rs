@@ -5,6 +5,7 @@
 //!   snapshots, its upper directory becoming the new layer and snapshot;
 //! - [`copy`]: COPY and ADD, which write their layer straight from their
 //!   sources as a deterministic tar (no sandbox);
+//! - [`mkdir`]: WORKDIR's directory, planned like a COPY;
 //! - [`meta`]: what metadata instructions do to the image config, and the
 //!   history entries BuildKit writes;
 //! - [`cache_key`]: step cache keys and miss explanations;
@@ -21,6 +22,7 @@ mod download;
 mod error;
 mod gofmt;
 pub mod meta;
+pub mod mkdir;
 mod plan;
 pub mod rootfs;
 pub mod run;

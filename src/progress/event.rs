@@ -46,6 +46,8 @@ pub enum Event {
     },
     /// A one-line status message ("pulled …", "pushed …").
     Status(String),
+    /// A build step's progress.
+    Step(super::step::StepProgress),
 }
 
 /// The sending half of a progress stream; cloning is cheap, and sending

@@ -5,9 +5,11 @@
 
 pub mod event;
 pub mod plain;
+pub mod step;
 pub mod tty;
 
 pub use event::{BlobOutcome, Direction, Event, ProgressSender};
+pub use step::StepProgress;
 
 use std::io::IsTerminal as _;
 use std::thread::JoinHandle;
@@ -15,8 +17,13 @@ use std::thread::JoinHandle;
 /// Starts the renderer that suits stderr (bars on a terminal, lines
 /// otherwise) on its own thread; it ends when every sender is dropped.
 pub fn spawn_renderer() -> (ProgressSender, JoinHandle<()>) {
+    spawn_renderer_for(std::io::stderr().is_terminal())
+}
+
+/// Starts a renderer on its own thread: bars when `tty`, plain lines
+/// otherwise (`--progress=plain` asks for lines on a terminal too).
+pub fn spawn_renderer_for(tty: bool) -> (ProgressSender, JoinHandle<()>) {
     let (sender, receiver) = ProgressSender::channel();
-    let tty = std::io::stderr().is_terminal();
     let handle = std::thread::spawn(move || {
         if tty {
             tty::render(receiver);

@@ -47,6 +47,7 @@ pub fn line(event: &Event) -> Option<String> {
             }
         }),
         Event::Status(s) => Some(s.clone()),
+        Event::Step(step) => Some(step.line()),
     }
 }
 

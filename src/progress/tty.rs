@@ -55,6 +55,9 @@ pub fn render(mut events: UnboundedReceiver<Event>) {
             Event::Status(s) => {
                 let _ = multi.println(s);
             }
+            Event::Step(step) => {
+                let _ = multi.println(step.line());
+            }
         }
     }
 }

@@ -182,6 +182,13 @@ fn write_layout(dir: &Path, blobs: &BTreeMap<String, Vec<u8>>, top: Value) {
 
 /// A deterministic tar of /bin/busybox, its applet links and a minimal
 /// /etc/passwd and /etc/group.
+/// Owner and group 0, written out: a fresh ustar header leaves the fields
+/// empty, which Go's archive/tar reads as 0 but builder's extractor refuses.
+fn root_owned(header: &mut tar::Header) {
+    header.set_uid(0);
+    header.set_gid(0);
+}
+
 pub fn busybox_rootfs_tar() -> Vec<u8> {
     let busybox = std::fs::read("/bin/busybox").expect("read /bin/busybox (busybox-static)");
     let list = Command::new("/bin/busybox")
@@ -203,6 +210,7 @@ pub fn busybox_rootfs_tar() -> Vec<u8> {
         h.set_mode(mode);
         h.set_size(0);
         h.set_mtime(0);
+        root_owned(&mut h);
         tar.append_data(&mut h, path, std::io::empty())
             .expect("append dir");
     };
@@ -211,6 +219,7 @@ pub fn busybox_rootfs_tar() -> Vec<u8> {
         h.set_mode(mode);
         h.set_size(data.len() as u64);
         h.set_mtime(0);
+        root_owned(&mut h);
         tar.append_data(&mut h, path, data).expect("append file");
     };
     for d in [
@@ -225,6 +234,7 @@ pub fn busybox_rootfs_tar() -> Vec<u8> {
         h.set_mode(0o777);
         h.set_size(0);
         h.set_mtime(0);
+        root_owned(&mut h);
         tar.append_link(&mut h, applet, "/bin/busybox")
             .expect("append applet link");
     }

@@ -6,6 +6,7 @@ pub mod schema;
 
 use std::path::PathBuf;
 
+pub mod build;
 pub mod busybox;
 pub mod exec;
 

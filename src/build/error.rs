@@ -1,0 +1,160 @@
+//! Why a build failed: which step (with its Dockerfile line) and why, or
+//! what went wrong around the steps (base images, the context, the store).
+
+use crate::exec::rootfs::RootfsError;
+use crate::exec::{CopyError, ExecError, meta::MetaError};
+use crate::image::ManifestError;
+use crate::layer::LayerError;
+use crate::registry::RegistryError;
+use crate::store::StoreError;
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BuildError {
+    /// A stage could not be planned (its words do not expand).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] crate::plan::Error),
+    /// A step failed.
+    #[error("{location}: {step}: {source}")]
+    Step {
+        /// `Dockerfile:LINE`.
+        location: String,
+        /// `[stage i/n] INSTRUCTION`.
+        step: String,
+        /// Why.
+        source: StepError,
+    },
+    /// A base image could not be had.
+    #[error("{location}: FROM {reference}: {source}")]
+    Base {
+        /// `Dockerfile:LINE` of the FROM.
+        location: String,
+        /// The image.
+        reference: String,
+        /// Why.
+        source: Box<BaseError>,
+    },
+    /// A stage is for a platform this machine cannot run.
+    #[error(
+        "{location}: stage {stage} is for {platform}; only this machine's platform ({host}) can be built for now"
+    )]
+    Platform {
+        /// `Dockerfile:LINE` of the FROM.
+        location: String,
+        /// The stage.
+        stage: String,
+        /// Its platform.
+        platform: String,
+        /// This machine's.
+        host: String,
+    },
+    /// The store failed outside any step.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A build task ended without a result (it panicked).
+    #[error("a build task ended abnormally: {0}")]
+    Task(String),
+}
+
+impl BuildError {
+    /// The exit code of a RUN step that failed, for the report.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            BuildError::Step {
+                source: StepError::Exec(e),
+                ..
+            } => e.exit_code(),
+            _ => None,
+        }
+    }
+}
+
+/// Why one step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// RUN failed (exit code, sandbox, store).
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// COPY/ADD could not be planned or written.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    /// A metadata instruction has an invalid value.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing a layer failed.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// Reading a root filesystem failed.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    /// The build context could not be read.
+    #[error(transparent)]
+    Context(#[from] crate::context::ContextError),
+    /// `.dockerignore` could not be read.
+    #[error(transparent)]
+    Ignore(#[from] crate::ignore::IgnoreError),
+    /// `COPY --from=<image>`: the image could not be had.
+    #[error("--from={reference}: {source}")]
+    FromImage {
+        /// The image.
+        reference: String,
+        /// Why.
+        source: Box<BaseError>,
+    },
+    /// Something the executor does not do yet.
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+}
+
+/// Why a base image (or `COPY --from` image) could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseError {
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored manifest cannot be read.
+    #[error("manifest {digest}: {source}")]
+    Manifest {
+        /// Its digest.
+        digest: String,
+        /// Why.
+        source: ManifestError,
+    },
+    /// The stored name points at an index, not one platform's manifest.
+    #[error("{0} is an index in the store, not an image manifest")]
+    NotAManifest(String),
+    /// The config cannot be read.
+    #[error("config {digest}: {source}")]
+    Config {
+        /// Its digest.
+        digest: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The config lists a different number of layers than the manifest.
+    #[error("the manifest has {layers} layers but the config {diff_ids} diff IDs")]
+    LayerCount {
+        /// Layers in the manifest.
+        layers: usize,
+        /// Diff IDs in the config.
+        diff_ids: usize,
+    },
+    /// A diff ID that is not a digest.
+    #[error("invalid diff ID {0:?} in the config")]
+    DiffId(String),
+    /// The pull task ended without a result.
+    #[error("the pull ended abnormally: {0}")]
+    Task(String),
+    /// The image carries ONBUILD triggers, which are not run yet.
+    #[error(
+        "the image has ONBUILD triggers ({0}); running triggers of registry images is not supported yet"
+    )]
+    Onbuild(String),
+}

@@ -1,0 +1,261 @@
+//! The layers of COPY, ADD and WORKDIR: planned from their sources, keyed
+//! by every source's content (through [`StepInputs`], the key scheme RUN
+//! uses), and on a miss written as a compressed blob, unpacked as a
+//! snapshot, and only then recorded in the step cache.
+
+use super::error::StepError;
+use crate::exec::cache_key::{SourceDigest, StepInputs, explain_miss};
+use crate::exec::rootfs::RootfsView;
+use crate::exec::{CacheInput, CopyError, CopyPlan, ExecOptions, LayerRef};
+use crate::layer::LayerError;
+use crate::layer::compress::write_compressed;
+use crate::layer::tar::WriteOptions;
+use crate::store::{CacheRecord, CachedLayer, Store};
+use oci_spec::image::{Descriptor, Digest, MediaType};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// How a layer step ended.
+#[derive(Debug, Clone)]
+pub(super) struct LayerOutcome {
+    /// The new layer; `None` when the step changed nothing.
+    pub layer: Option<LayerRef>,
+    /// Whether it came from the cache.
+    pub cached: bool,
+    /// On a miss after an earlier build at this position, why.
+    pub miss_reasons: Vec<String>,
+    /// The step's cache key (the parent of the next step's).
+    pub key: String,
+}
+
+/// The snapshot directories of `layers`, topmost first, unpacking any that
+/// is missing.
+pub(super) fn snapshot_dirs(store: &Store, layers: &[LayerRef]) -> Result<Vec<PathBuf>, StepError> {
+    let snapshots = store.snapshots();
+    let descriptors: Vec<Descriptor> = layers.iter().map(|l| l.blob.clone()).collect();
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chains = snapshots.unpack_all(&store.blobs(), &descriptors, &diff_ids)?;
+    Ok(chains
+        .iter()
+        .rev()
+        .map(|chain| snapshots.path(chain))
+        .collect::<Result<_, _>>()?)
+}
+
+/// The root filesystem of `layers` as a view; `None` when there are none.
+pub(super) fn rootfs_view(
+    store: &Store,
+    layers: &[LayerRef],
+) -> Result<Option<RootfsView>, StepError> {
+    if layers.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(RootfsView::layers(&snapshot_dirs(store, layers)?)?))
+}
+
+/// What identifies a layer step besides its sources.
+pub(super) struct LayerStep<'a> {
+    /// The previous step's key, or what the stage starts from.
+    pub parent_key: &'a str,
+    /// `COPY`, `ADD` or `WORKDIR`.
+    pub kind: &'static str,
+    /// The instruction's expanded words.
+    pub words: Vec<String>,
+    /// USER in effect.
+    pub user: &'a str,
+    /// WORKDIR in effect.
+    pub workdir: &'a str,
+    /// The step's place in the build, for miss explanations.
+    pub position: &'a str,
+    /// Run it even when the cache has it.
+    pub no_cache: bool,
+}
+
+/// The step's cache inputs from the plan's record of its sources.
+fn step_inputs(step: &LayerStep<'_>, input: CacheInput, options: &ExecOptions) -> StepInputs {
+    let mut flags: BTreeMap<String, String> = input.options;
+    flags.insert(
+        "compression".to_owned(),
+        options.compression.media_type().to_owned(),
+    );
+    if let Some(epoch) = options.source_date_epoch {
+        flags.insert("source-date-epoch".to_owned(), epoch.to_string());
+    }
+    let sources = input
+        .sources
+        .into_iter()
+        .map(|record| SourceDigest {
+            path: if record.source.is_empty() {
+                record.dest.clone()
+            } else {
+                record.source.clone()
+            },
+            mode: record.mode,
+            uid: record.uid,
+            gid: record.gid,
+            digest: record
+                .content
+                .unwrap_or_else(|| format!("{} {}", record.kind, record.dest)),
+        })
+        .collect();
+    StepInputs {
+        parent: step.parent_key.to_owned(),
+        kind: step.kind.to_owned(),
+        words: step.words.clone(),
+        flags,
+        user: step.user.to_owned(),
+        workdir: step.workdir.to_owned(),
+        sources,
+        ..StepInputs::default()
+    }
+}
+
+/// Commits the layer `plan` on top of `parent`: from the cache when it
+/// has the step, else written, unpacked, and recorded.
+pub(super) fn commit(
+    store: &Store,
+    options: &ExecOptions,
+    memo: &std::sync::Mutex<crate::context::digest::DigestMemo>,
+    parent: &[LayerRef],
+    step: &LayerStep<'_>,
+    plan: CopyPlan,
+) -> Result<LayerOutcome, StepError> {
+    let input = {
+        // The memo only saves reads: one left by a panicking task is still usable.
+        let mut memo = memo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        plan.cache_input(&mut memo)?
+    };
+    let inputs = step_inputs(step, input, options);
+    let key = inputs.key();
+    let cache = store.cache();
+    if !step.no_cache {
+        if let Some(record) = cache.get(&key)? {
+            if let Some(layer) = reuse(store, parent, &record)? {
+                return Ok(LayerOutcome {
+                    layer,
+                    cached: true,
+                    miss_reasons: Vec::new(),
+                    key: key.to_string(),
+                });
+            }
+        }
+    }
+    let miss_reasons = match cache.last_at(step.position)? {
+        Some((_, previous)) if !step.no_cache => explain_miss(&previous.inputs, &inputs),
+        _ => Vec::new(),
+    };
+    let layer = if plan.paths().is_empty() {
+        None
+    } else {
+        let layer = write(store, options, plan)?;
+        let chains = snapshot_chain(store, parent)?;
+        store
+            .snapshots()
+            .unpack(&store.blobs(), chains.as_ref(), &layer.blob, &layer.diff_id)?;
+        Some(layer)
+    };
+    let record = CacheRecord {
+        inputs: inputs.to_json(),
+        layer: layer.as_ref().map(cached_layer),
+        config_change: serde_json::Value::Null,
+    };
+    cache.put(&key, step.position, &record)?;
+    Ok(LayerOutcome {
+        layer,
+        cached: false,
+        miss_reasons,
+        key: key.to_string(),
+    })
+}
+
+/// The chain ID of the top of `parent`, its snapshots unpacked.
+fn snapshot_chain(store: &Store, parent: &[LayerRef]) -> Result<Option<Digest>, StepError> {
+    let descriptors: Vec<Descriptor> = parent.iter().map(|l| l.blob.clone()).collect();
+    let diff_ids: Vec<Digest> = parent.iter().map(|l| l.diff_id.clone()).collect();
+    let chains = store
+        .snapshots()
+        .unpack_all(&store.blobs(), &descriptors, &diff_ids)?;
+    Ok(chains.last().cloned())
+}
+
+/// The layer a cache record promises, its snapshot in place; `None` (do
+/// the step) when its blob is gone.
+fn reuse(
+    store: &Store,
+    parent: &[LayerRef],
+    record: &CacheRecord,
+) -> Result<Option<Option<LayerRef>>, StepError> {
+    let Some(cached) = &record.layer else {
+        return Ok(Some(None));
+    };
+    if !store.blobs().contains(&cached.digest) {
+        return Ok(None);
+    }
+    let layer = LayerRef {
+        blob: Descriptor::new(
+            MediaType::from(cached.media_type.as_str()),
+            cached.size,
+            cached.digest.clone(),
+        ),
+        diff_id: cached.diff_id.clone(),
+    };
+    let chains = snapshot_chain(store, parent)?;
+    store
+        .snapshots()
+        .unpack(&store.blobs(), chains.as_ref(), &layer.blob, &layer.diff_id)?;
+    Ok(Some(Some(layer)))
+}
+
+fn cached_layer(layer: &LayerRef) -> CachedLayer {
+    CachedLayer {
+        digest: layer.blob.digest().clone(),
+        size: layer.blob.size(),
+        media_type: layer.blob.media_type().to_string(),
+        diff_id: layer.diff_id.clone(),
+    }
+}
+
+/// Writes the planned layer as a compressed blob into the store.
+fn write(store: &Store, options: &ExecOptions, plan: CopyPlan) -> Result<LayerRef, StepError> {
+    let writer = store.blobs().writer(None)?;
+    let write_options = WriteOptions {
+        source_date_epoch: options.source_date_epoch,
+    };
+    let (writer, digests) = write_compressed(writer, options.compression, |out| {
+        plan.write_layer(out, &write_options)
+            .map(|_| ())
+            .map_err(|e| match e {
+                CopyError::Layer(layer) => layer,
+                other => LayerError::Write {
+                    action: "the files of the step",
+                    source: std::io::Error::other(other.to_string()),
+                },
+            })
+    })?;
+    let stored = writer.commit()?;
+    Ok(LayerRef {
+        blob: Descriptor::new(
+            MediaType::from(options.compression.media_type()),
+            stored.size,
+            stored.digest,
+        ),
+        diff_id: digests.diff_id,
+    })
+}
+
+/// Records a RUN step run without the cache (`--no-cache`), so the next
+/// build can reuse and explain it as `run_cached` would have.
+pub(super) fn record_run(
+    store: &Store,
+    inputs: &StepInputs,
+    position: &str,
+    layer: Option<&LayerRef>,
+) -> Result<(), StepError> {
+    let record = CacheRecord {
+        inputs: inputs.to_json(),
+        layer: layer.map(cached_layer),
+        config_change: serde_json::Value::Null,
+    };
+    store.cache().put(&inputs.key(), position, &record)?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The image a build produces: the target stage's config (with its
+//! `created` time) as a canonical JSON blob, and an OCI manifest over it
+//! and the stage's layers, both stored as blobs.
+//!
+//! An image without layers (a `FROM scratch` with metadata only) gets
+//! `layers: []`, as BuildKit writes it, although the OCI image-spec's
+//! schema asks for at least one layer.
+
+use super::stage::StageResult;
+use crate::exec::meta;
+use crate::image::manifest::{canonical_json, new_manifest};
+use crate::store::{Store, StoreError};
+use oci_spec::image::{Descriptor, Digest, MediaType};
+
+/// Stores the config and manifest of `result`; returns the manifest's
+/// descriptor and the config's digest.
+pub(super) fn write(
+    store: &Store,
+    result: &StageResult,
+    source_date_epoch: Option<u64>,
+) -> Result<(Descriptor, Digest), StoreError> {
+    let blobs = store.blobs();
+    let mut config = result.config.clone();
+    meta::finish(&mut config, &meta::timestamp(source_date_epoch));
+    let config_bytes = config.to_canonical_json();
+    let config_digest = blobs.put(&config_bytes)?;
+    let config_descriptor = Descriptor::new(
+        MediaType::ImageConfig,
+        config_bytes.len() as u64,
+        config_digest.clone(),
+    );
+    let layers = result.layers.iter().map(|l| l.blob.clone()).collect();
+    let manifest = new_manifest(config_descriptor, layers);
+    // Strings, numbers and string-keyed maps: serializing cannot fail.
+    let manifest_bytes = canonical_json(&manifest).expect("an image manifest always serializes");
+    let manifest_digest = blobs.put(&manifest_bytes)?;
+    Ok((
+        Descriptor::new(
+            MediaType::ImageManifest,
+            manifest_bytes.len() as u64,
+            manifest_digest,
+        ),
+        config_digest,
+    ))
+}

@@ -1,0 +1,64 @@
+//! Building an image from a planned Dockerfile: the scheduler runs the
+//! stages the target needs (those of one parallel group at the same time,
+//! each stage's steps in order) through the executor, then writes the
+//! image config and manifest into the store.
+//!
+//! - [`scheduler`]: the groups, the tasks, cancellation on failure;
+//! - [`stage`]: one stage's steps (RUN, COPY/ADD/WORKDIR, metadata);
+//! - [`files`]: the layers COPY, ADD and WORKDIR write, cached by content;
+//! - [`base`]: FROM images resolved in the store or pulled;
+//! - [`image`]: the final config and manifest.
+
+mod base;
+mod error;
+mod files;
+mod image;
+mod scheduler;
+mod stage;
+
+pub use error::{BaseError, BuildError, StepError};
+pub use scheduler::build;
+
+use crate::exec::ExecOptions;
+use crate::registry::{Client, RegistryError};
+use crate::sandbox::Network;
+use oci_spec::image::{Descriptor, Digest};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Makes a registry client for a registry host (with the user's
+/// credentials): how the build reaches registries without knowing where
+/// credentials live.
+pub type ClientFactory = Arc<dyn Fn(&str) -> Result<Client, RegistryError> + Send + Sync>;
+
+/// What a build is asked to do besides the Dockerfile's plan.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Dockerfile's path, for `<Dockerfile>.dockerignore`.
+    pub dockerfile: Option<PathBuf>,
+    /// `--no-cache`: run every step.
+    pub no_cache: bool,
+    /// `--no-cache-filter`: run every step of these stages (names or indexes).
+    pub no_cache_stages: Vec<String>,
+    /// `--pull`: fetch base images even when the store has them.
+    pub pull: bool,
+    /// `--network`: the network of RUN steps that do not choose one.
+    pub network: Network,
+    /// Compression and `SOURCE_DATE_EPOCH`.
+    pub exec: ExecOptions,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The image manifest, in the store.
+    pub manifest: Descriptor,
+    /// The config blob's digest (the image ID).
+    pub config: Digest,
+    /// Steps that ran.
+    pub steps_run: usize,
+    /// Steps whose result came from the cache.
+    pub steps_cached: usize,
+}

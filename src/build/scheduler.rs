@@ -1,0 +1,199 @@
+//! Runs the stages a target needs: the graph's parallel groups in order,
+//! the stages of one group as concurrent tokio tasks. The first failure
+//! cancels the stages still running (their sandboxes are killed) and ends
+//! the build; nothing of a failed step is kept or recorded.
+
+use super::base::{self, ImageBase, Origin};
+use super::error::{BaseError, BuildError};
+use super::stage::{StageResult, run_stage};
+use super::{BuildOptions, Built, ClientFactory};
+use crate::context::digest::DigestMemo;
+use crate::exec::Executor;
+use crate::exec::rootfs::RootfsView;
+use crate::image::{PlatformSpec, Reference};
+use crate::plan::Graph;
+use crate::progress::{Event, ProgressSender, StepProgress};
+use crate::sandbox::Sandbox;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+/// What every stage task of one build shares.
+pub(super) struct Shared {
+    pub graph: Arc<Graph>,
+    pub store: Store,
+    pub executor: Executor,
+    clients: ClientFactory,
+    pub options: BuildOptions,
+    progress: ProgressSender,
+    next_id: AtomicU64,
+    pub steps_run: AtomicUsize,
+    pub steps_cached: AtomicUsize,
+    /// The build context after `.dockerignore`, walked on first use.
+    context: tokio::sync::OnceCell<Arc<RootfsView>>,
+    /// Content digests of context files, kept between builds.
+    pub memo: Mutex<DigestMemo>,
+    /// Images resolved so far, by reference.
+    images: tokio::sync::Mutex<HashMap<String, Arc<ImageBase>>>,
+}
+
+impl Shared {
+    /// The next step number (`#N`).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Reports step progress.
+    pub fn send(&self, progress: StepProgress) {
+        self.progress.send(Event::Step(progress));
+    }
+
+    /// Reports a notice.
+    pub fn notice(&self, text: String) {
+        self.progress.send(Event::Status(text));
+    }
+
+    /// The build context as a root filesystem, `.dockerignore` applied.
+    pub async fn context(&self) -> Result<Arc<RootfsView>, super::StepError> {
+        self.context
+            .get_or_try_init(|| async {
+                let dir = &self.options.context;
+                let ignore =
+                    crate::ignore::IgnoreFile::for_build(dir, self.options.dockerfile.as_deref())?;
+                let matcher = ignore.as_ref().map(|f| f.matcher()).transpose()?;
+                let entries =
+                    tokio::task::block_in_place(|| crate::context::walk(dir, matcher.as_ref()))?;
+                Ok(Arc::new(RootfsView::context(dir, &entries)?))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The image `reference` for `platform`, resolved once per build, and
+    /// whether it was in the store.
+    pub async fn image(
+        &self,
+        reference: &Reference,
+        platform: &PlatformSpec,
+    ) -> Result<(Arc<ImageBase>, Origin), BaseError> {
+        let mut images = self.images.lock().await;
+        let key = format!("{reference} {platform}");
+        if let Some(image) = images.get(&key) {
+            return Ok((Arc::clone(image), Origin::Store));
+        }
+        let clients = Arc::clone(&self.clients);
+        let (image, origin) = base::resolve(
+            &self.store,
+            || Ok(clients(reference.registry())?),
+            reference,
+            platform,
+            self.options.pull,
+            &self.progress,
+        )
+        .await?;
+        let image = Arc::new(image);
+        images.insert(key, Arc::clone(&image));
+        Ok((image, origin))
+    }
+
+    /// Whether the stage at `index` runs without the cache.
+    pub fn no_cache(&self, index: usize) -> bool {
+        self.options.no_cache
+            || self.options.no_cache_stages.iter().any(|s| {
+                s.eq_ignore_ascii_case(&self.graph.label(index)) || *s == index.to_string()
+            })
+    }
+}
+
+/// Builds the target of `graph` into `store`: runs the stages, then
+/// stores the image config and manifest. Steps run in `sandbox`; base
+/// images come from the store or through `clients`; progress goes to
+/// `progress`. Holds a store lease for the whole build. Must run on a
+/// multi-threaded tokio runtime (file work runs in `block_in_place`).
+pub async fn build(
+    graph: Arc<Graph>,
+    store: Store,
+    sandbox: Sandbox,
+    clients: ClientFactory,
+    options: BuildOptions,
+    progress: ProgressSender,
+) -> Result<Built, BuildError> {
+    let _lease = store.lease()?;
+    let started = Instant::now();
+    let host = PlatformSpec::host();
+    let target = &graph.platforms().target;
+    if !host.can_run(target) {
+        return Err(BuildError::Platform {
+            location: graph.source().file.clone(),
+            stage: graph.label(graph.target()),
+            platform: target.to_string(),
+            host: host.to_string(),
+        });
+    }
+    let memo = DigestMemo::load(&store.root().join("cache").join("context-digests"));
+    let shared = Arc::new(Shared {
+        executor: Executor::new(store.clone(), sandbox, options.exec),
+        graph: Arc::clone(&graph),
+        store: store.clone(),
+        clients,
+        options,
+        progress,
+        next_id: AtomicU64::new(0),
+        steps_run: AtomicUsize::new(0),
+        steps_cached: AtomicUsize::new(0),
+        context: tokio::sync::OnceCell::new(),
+        memo: Mutex::new(memo),
+        images: tokio::sync::Mutex::new(HashMap::new()),
+    });
+    let mut done: HashMap<usize, Arc<StageResult>> = HashMap::new();
+    for group in graph.parallel_groups() {
+        let earlier = Arc::new(done.clone());
+        let mut tasks = JoinSet::new();
+        for index in group {
+            let shared = Arc::clone(&shared);
+            let earlier = Arc::clone(&earlier);
+            tasks.spawn(async move { (index, run_stage(&shared, index, &earlier).await) });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let failure = match joined {
+                Ok((index, Ok(result))) => {
+                    done.insert(index, Arc::new(result));
+                    continue;
+                }
+                Ok((_, Err(error))) => error,
+                Err(error) => BuildError::Task(error.to_string()),
+            };
+            // Cancel the other stages and wait until their sandboxes are gone.
+            tasks.shutdown().await;
+            return Err(failure);
+        }
+    }
+    if let Ok(mut memo) = shared.memo.lock() {
+        if let Err(e) = memo.save() {
+            shared.notice(format!(
+                "warning: the context digest memo was not saved: {e}"
+            ));
+        }
+    }
+    let result = done
+        .get(&graph.target())
+        .ok_or_else(|| BuildError::Task("the target stage did not run".to_owned()))?;
+    let (manifest, config) =
+        super::image::write(&store, result, shared.options.exec.source_date_epoch)?;
+    let built = Built {
+        manifest,
+        config,
+        steps_run: shared.steps_run.load(Ordering::Relaxed),
+        steps_cached: shared.steps_cached.load(Ordering::Relaxed),
+    };
+    shared.notice(format!(
+        "built in {:.1}s: {} steps run, {} cached",
+        started.elapsed().as_secs_f64(),
+        built.steps_run,
+        built.steps_cached
+    ));
+    Ok(built)
+}

@@ -1,0 +1,710 @@
+//! One stage: its base (scratch, an earlier stage's result, or an image),
+//! then its steps in order (its base stage's ONBUILD triggers first, as
+//! the planner lists them). RUN goes to the executor; COPY, ADD and
+//! WORKDIR write layers through [`super::files`]; metadata instructions
+//! change the config and leave history.
+
+use super::error::{BuildError, StepError};
+use super::files::{self, LayerOutcome, LayerStep};
+use super::scheduler::Shared;
+use crate::exec::config::ImageConfig;
+use crate::exec::copy::{CopyFlags, CopyRequest, Source, SourceRoot, plan_copy};
+use crate::exec::meta::{self, CommandLine, ConfigChange, HealthcheckSpec, StageMeta};
+use crate::exec::{LayerRef, StepEvent};
+use crate::plan::{self, Base, CopySource, StagePlan, StageStart, Step, StepKind};
+use crate::progress::StepProgress;
+use crate::sandbox::Network;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What a finished stage hands to the stages built on it or copying from it.
+#[derive(Debug, Clone)]
+pub(super) struct StageResult {
+    /// Its plan (its variables for stages built on it).
+    pub plan: StagePlan,
+    /// Its layers, bottom first.
+    pub layers: Vec<LayerRef>,
+    /// Its config.
+    pub config: ImageConfig,
+    /// The key of its last layer step (or of its base).
+    pub key: String,
+}
+
+/// The state of a stage between steps.
+struct State {
+    layers: Vec<LayerRef>,
+    config: ImageConfig,
+    meta: StageMeta,
+    key: String,
+}
+
+impl State {
+    fn user(&self) -> String {
+        self.config.config.user.clone().unwrap_or_default()
+    }
+
+    fn workdir(&self) -> String {
+        self.config
+            .config
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".to_owned())
+    }
+}
+
+/// How a stage's steps are shown: `[name i/n]`.
+struct Counter {
+    name: String,
+    index: usize,
+    total: usize,
+}
+
+impl Counter {
+    fn next(&mut self) -> String {
+        self.index += 1;
+        self.current()
+    }
+
+    fn current(&self) -> String {
+        if self.name.is_empty() {
+            format!("[{}/{}]", self.index, self.total)
+        } else {
+            format!("[{} {}/{}]", self.name, self.index, self.total)
+        }
+    }
+}
+
+/// Whether a step counts in `[i/n]` (it is a vertex in BuildKit's graph).
+fn counted(kind: &StepKind) -> bool {
+    matches!(
+        kind,
+        StepKind::Run(_) | StepKind::Copy(_) | StepKind::Add(_) | StepKind::Workdir(_)
+    )
+}
+
+/// Runs stage `index`; `earlier` holds the results of the stages it needs.
+pub(super) async fn run_stage(
+    shared: &Shared,
+    index: usize,
+    earlier: &HashMap<usize, Arc<StageResult>>,
+) -> Result<StageResult, BuildError> {
+    let graph = &shared.graph;
+    let node = graph
+        .stages()
+        .get(index)
+        .ok_or_else(|| BuildError::Task(format!("no stage {index}")))?;
+    let file = &graph.source().file;
+    let from_location = format!("{file}:{}", node.span.start.line);
+    let platform = node
+        .platform
+        .clone()
+        .unwrap_or_else(|| graph.platforms().target.clone());
+    let host = crate::image::PlatformSpec::host();
+    if !host.can_run(&platform) {
+        return Err(BuildError::Platform {
+            location: from_location,
+            stage: graph.label(index),
+            platform: platform.to_string(),
+            host: host.to_string(),
+        });
+    }
+    let mut counter = Counter {
+        name: graph.display_name(index),
+        index: 1,
+        total: shown_steps(graph, index),
+    };
+    let (start, layers, base_config, key) = match &node.base {
+        Base::Scratch => (
+            StageStart::scratch(),
+            Vec::new(),
+            None,
+            "scratch".to_owned(),
+        ),
+        Base::Stage(b) => {
+            let base = earlier
+                .get(b)
+                .ok_or_else(|| BuildError::Task(format!("stage {b} has not run")))?;
+            (
+                base.plan.as_base(),
+                base.layers.clone(),
+                Some(base.config.clone()),
+                base.key.clone(),
+            )
+        }
+        Base::Image(reference) => {
+            let id = shared.next_id();
+            let started = Instant::now();
+            shared.send(StepProgress::Started {
+                id,
+                name: format!("{} FROM {reference}", counter.current()),
+            });
+            let (image, origin) =
+                shared
+                    .image(reference, &platform)
+                    .await
+                    .map_err(|source| BuildError::Base {
+                        location: from_location.clone(),
+                        reference: reference.to_string(),
+                        source: Box::new(source),
+                    })?;
+            if let Some(triggers) = image
+                .config
+                .config
+                .on_build
+                .as_ref()
+                .filter(|t| !t.is_empty())
+            {
+                return Err(BuildError::Base {
+                    location: from_location,
+                    reference: reference.to_string(),
+                    source: Box::new(super::BaseError::Onbuild(triggers.join("; "))),
+                });
+            }
+            if origin == super::base::Origin::Store {
+                shared.send(StepProgress::Cached { id });
+            } else {
+                shared.send(StepProgress::Done {
+                    id,
+                    elapsed: started.elapsed(),
+                });
+            }
+            let env = image.config.config.env.clone().unwrap_or_default();
+            (
+                StageStart::image(&env),
+                image.layers.clone(),
+                Some(image.config.clone()),
+                image.config_digest.to_string(),
+            )
+        }
+    };
+    let plan = graph.plan_stage(index, start)?;
+    let mut config = meta::stage_config(base_config, &plan.platform);
+    // The triggers run (the planner put them first); the image keeps none.
+    config.config.on_build = None;
+    let mut state = State {
+        layers,
+        config,
+        meta: StageMeta::default(),
+        key,
+    };
+    let no_cache = shared.no_cache(index);
+    for (position, step) in plan.steps.iter().enumerate() {
+        let location = format!("{file}:{}", step.span.start.line);
+        let name = if counted(&step.kind) {
+            format!("{} {step}", counter.next())
+        } else {
+            format!("{} {step}", counter.current())
+        };
+        let position = format!("{file}:{}:{position}", graph.label(index));
+        let context = StepContext {
+            shared,
+            earlier,
+            step,
+            position: &position,
+            no_cache,
+        };
+        let result = if counted(&step.kind) {
+            context.run_counted(&mut state, &name).await
+        } else {
+            metadata(&mut state, step, shared).map_err(StepError::from)
+        };
+        result.map_err(|source| BuildError::Step {
+            location,
+            step: name,
+            source,
+        })?;
+    }
+    Ok(StageResult {
+        plan,
+        layers: state.layers,
+        config: state.config,
+        key: state.key,
+    })
+}
+
+/// The number of steps a stage shows (`n` of `[i/n]`): FROM and every
+/// RUN, COPY, ADD and WORKDIR, its base stage's triggers included.
+fn shown_steps(graph: &plan::Graph, index: usize) -> usize {
+    use crate::dockerfile::instructions::InstructionKind;
+    let own = graph
+        .dockerfile
+        .stages
+        .get(index)
+        .into_iter()
+        .flat_map(|s| &s.instructions);
+    1 + graph
+        .triggers(index)
+        .chain(own)
+        .filter(|i| {
+            matches!(
+                i.kind,
+                InstructionKind::Run(_)
+                    | InstructionKind::Copy(_)
+                    | InstructionKind::Add(_)
+                    | InstructionKind::Workdir(_)
+            )
+        })
+        .count()
+}
+
+/// One step being run, with what it needs from the build.
+struct StepContext<'a> {
+    shared: &'a Shared,
+    earlier: &'a HashMap<usize, Arc<StageResult>>,
+    step: &'a Step,
+    position: &'a str,
+    no_cache: bool,
+}
+
+impl StepContext<'_> {
+    /// Runs a step that shows as `#N`: reports it, runs it, and records
+    /// its layer and history.
+    async fn run_counted(&self, state: &mut State, name: &str) -> Result<(), StepError> {
+        let id = self.shared.next_id();
+        let started = Instant::now();
+        self.shared.send(StepProgress::Started {
+            id,
+            name: name.to_owned(),
+        });
+        let outcome = match &self.step.kind {
+            StepKind::Run(run) => self.run(state, run, id, started).await,
+            StepKind::Copy(copy) => self.copy(state, copy).await,
+            StepKind::Add(add) => self.add(state, add).await,
+            StepKind::Workdir(dir) => self.workdir(state, dir),
+            _ => Err(StepError::Unsupported("this instruction as a layer step")),
+        };
+        let (outcome, created_by) = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                self.shared.send(StepProgress::Failed {
+                    id,
+                    elapsed: started.elapsed(),
+                    message: error.to_string(),
+                });
+                return Err(error);
+            }
+        };
+        if outcome.cached {
+            self.shared
+                .steps_cached
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.shared.send(StepProgress::Cached { id });
+        } else {
+            self.shared
+                .steps_run
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !outcome.miss_reasons.is_empty() {
+                self.shared.send(StepProgress::Missed {
+                    id,
+                    reasons: outcome.miss_reasons.clone(),
+                });
+            }
+            self.shared.send(StepProgress::Done {
+                id,
+                elapsed: started.elapsed(),
+            });
+        }
+        let created = meta::timestamp(self.shared.options.exec.source_date_epoch);
+        meta::record_step(
+            &mut state.config,
+            created_by,
+            outcome.layer.as_ref().map(|l| &l.diff_id),
+            &created,
+        );
+        state.layers.extend(outcome.layer);
+        state.key = outcome.key;
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        state: &State,
+        run: &plan::RunStep,
+        id: u64,
+        started: Instant,
+    ) -> Result<(LayerOutcome, String), StepError> {
+        if !run.mounts.is_empty() {
+            return Err(StepError::Unsupported("RUN --mount"));
+        }
+        if run.security == Some(crate::dockerfile::instructions::SecurityMode::Insecure) {
+            return Err(StepError::Unsupported("RUN --security=insecure"));
+        }
+        let argv = run_argv(&state.config, run)?;
+        let network = match run.network {
+            None | Some(crate::dockerfile::instructions::NetworkMode::Default) => {
+                self.shared.options.network
+            }
+            Some(crate::dockerfile::instructions::NetworkMode::None) => Network::None,
+            Some(crate::dockerfile::instructions::NetworkMode::Host) => Network::Host,
+        };
+        let pairs = |list: &plan::EnvList| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        };
+        let step = crate::exec::RunStep {
+            parent: state.layers.clone(),
+            argv: argv.clone(),
+            env: pairs(&run.env),
+            proxy_env: pairs(&run.proxy_env),
+            user: state.user(),
+            workdir: state.workdir(),
+            network,
+        };
+        let executor = &self.shared.executor;
+        let inputs = step.cache_inputs(&state.key, executor.options());
+        let shared = self.shared;
+        let mut on_event = |event: StepEvent<'_>| match event {
+            StepEvent::Output { line, .. } => {
+                let text = String::from_utf8_lossy(line);
+                shared.send(StepProgress::Output {
+                    id,
+                    elapsed: started.elapsed(),
+                    line: text.trim_end_matches(['\n', '\r']).to_owned(),
+                });
+            }
+            StepEvent::Notice(text) => shared.notice(format!("#{id} note: {text}")),
+        };
+        let outcome = if self.no_cache {
+            let layer = executor.run(&step, &mut on_event).await?;
+            files::record_run(&self.shared.store, &inputs, self.position, layer.as_ref())?;
+            crate::exec::RunOutcome {
+                layer,
+                cached: false,
+                miss_reasons: Vec::new(),
+            }
+        } else {
+            executor
+                .run_cached(&step, &inputs, self.position, &mut on_event)
+                .await?
+        };
+        let build_args: Vec<(String, String)> = run
+            .args
+            .iter()
+            .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
+            .collect();
+        Ok((
+            LayerOutcome {
+                layer: outcome.layer,
+                cached: outcome.cached,
+                miss_reasons: outcome.miss_reasons,
+                key: inputs.key().to_string(),
+            },
+            meta::run_created_by(&argv, &build_args),
+        ))
+    }
+
+    /// The files of `COPY --from`: a stage's or an image's root filesystem.
+    async fn source_root(
+        &self,
+        from: Option<&plan::CopyFrom>,
+    ) -> Result<(SourceRoot, Option<tempfile::TempDir>), StepError> {
+        let Some(from) = from else {
+            return Ok((SourceRoot::Context(self.shared.context().await?), None));
+        };
+        let layers = match &from.source {
+            plan::Source::Stage(i) => {
+                self.earlier
+                    .get(i)
+                    .map(|r| r.layers.clone())
+                    .ok_or(StepError::Unsupported(
+                        "COPY --from a stage that has not run",
+                    ))?
+            }
+            plan::Source::Image(reference) => {
+                let platform = self.shared.graph.platforms().target.clone();
+                self.shared
+                    .image(reference, &platform)
+                    .await
+                    .map_err(|source| StepError::FromImage {
+                        reference: reference.to_string(),
+                        source: Box::new(source),
+                    })?
+                    .0
+                    .layers
+                    .clone()
+            }
+        };
+        let store = &self.shared.store;
+        tokio::task::block_in_place(|| match files::rootfs_view(store, &layers)? {
+            Some(view) => Ok((SourceRoot::Stage(Arc::new(view)), None)),
+            None => {
+                let empty = self.scratch_dir()?;
+                let view = crate::exec::rootfs::RootfsView::dir(empty.path())?;
+                Ok((SourceRoot::Stage(Arc::new(view)), Some(empty)))
+            }
+        })
+    }
+
+    /// A directory under the store's `tmp/`, removed on drop.
+    fn scratch_dir(&self) -> Result<tempfile::TempDir, StepError> {
+        let tmp = self.shared.store.root().join("tmp");
+        tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&tmp)
+            .map_err(|source| {
+                StepError::Copy(crate::exec::CopyError::Io {
+                    action: format!("creating a directory in {}", tmp.display()),
+                    source,
+                })
+            })
+    }
+
+    fn layer_step<'s>(
+        &'s self,
+        state: &'s State,
+        kind: &'static str,
+        words: Vec<String>,
+        user: &'s str,
+        workdir: &'s str,
+    ) -> LayerStep<'s> {
+        LayerStep {
+            parent_key: &state.key,
+            kind,
+            words,
+            user,
+            workdir,
+            position: self.position,
+            no_cache: self.no_cache,
+        }
+    }
+
+    async fn copy(
+        &self,
+        state: &State,
+        copy: &plan::CopyStep,
+    ) -> Result<(LayerOutcome, String), StepError> {
+        let (root, _empty) = self.source_root(copy.from.as_ref()).await?;
+        let request = copy_request(
+            &copy.sources,
+            &copy.dest,
+            &state.workdir(),
+            CopyFlags {
+                chown: copy.chown.clone(),
+                chmod: copy.chmod.clone(),
+                link: copy.link,
+                parents: copy.parents,
+                excludes: copy.exclude.clone(),
+            },
+        );
+        let words = words(&copy.sources, &copy.dest);
+        let created_by = format!("COPY {} # buildkit", words.join(" "));
+        let (user, workdir) = (state.user(), state.workdir());
+        let store = &self.shared.store;
+        let outcome = tokio::task::block_in_place(|| {
+            let dest = files::rootfs_view(store, &state.layers)?;
+            let plan = plan_copy(&request, &root, dest.as_ref())?;
+            files::commit(
+                store,
+                self.shared.executor.options(),
+                &self.shared.memo,
+                &state.layers,
+                &self.layer_step(state, "COPY", words, &user, &workdir),
+                plan,
+            )
+        })?;
+        Ok((outcome, created_by))
+    }
+
+    async fn add(
+        &self,
+        state: &State,
+        add: &plan::AddStep,
+    ) -> Result<(LayerOutcome, String), StepError> {
+        let (root, _empty) = self.source_root(None).await?;
+        let request = crate::exec::add::AddRequest {
+            copy: copy_request(
+                &add.sources,
+                &add.dest,
+                &state.workdir(),
+                CopyFlags {
+                    chown: add.chown.clone(),
+                    chmod: add.chmod.clone(),
+                    link: add.link,
+                    parents: false,
+                    excludes: add.exclude.clone(),
+                },
+            ),
+            checksum: add.checksum.clone(),
+            unpack: add.unpack,
+            keep_git_dir: add.keep_git_dir,
+        };
+        let words = words(&add.sources, &add.dest);
+        let created_by = format!("ADD {} # buildkit", words.join(" "));
+        let (user, workdir) = (state.user(), state.workdir());
+        let store = &self.shared.store;
+        let scratch = self.scratch_dir()?;
+        let dest = tokio::task::block_in_place(|| files::rootfs_view(store, &state.layers))?;
+        let plan =
+            crate::exec::add::plan_add(&request, &root, dest.as_ref(), scratch.path()).await?;
+        let outcome = tokio::task::block_in_place(|| {
+            files::commit(
+                store,
+                self.shared.executor.options(),
+                &self.shared.memo,
+                &state.layers,
+                &self.layer_step(state, "ADD", words, &user, &workdir),
+                plan,
+            )
+        })?;
+        Ok((outcome, created_by))
+    }
+
+    /// WORKDIR: the new working directory, created (as BuildKit does)
+    /// when the root filesystem lacks it.
+    fn workdir(&self, state: &mut State, dir: &str) -> Result<(LayerOutcome, String), StepError> {
+        let dir = meta::normalize_workdir(&state.workdir(), dir);
+        state.config.config.working_dir = Some(dir.clone());
+        let (user, workdir) = (state.user(), state.workdir());
+        let store = &self.shared.store;
+        let outcome = tokio::task::block_in_place(|| {
+            let dest = files::rootfs_view(store, &state.layers)?;
+            let plan = crate::exec::mkdir::plan_workdir(&dir, &user, dest.as_ref())?;
+            files::commit(
+                store,
+                self.shared.executor.options(),
+                &self.shared.memo,
+                &state.layers,
+                &self.layer_step(state, "WORKDIR", vec![dir.clone()], &user, &workdir),
+                plan,
+            )
+        })?;
+        Ok((outcome, format!("WORKDIR {dir}")))
+    }
+}
+
+/// The argv of a RUN: the exec form as written, or the stage's SHELL with
+/// the command; a command with here-documents goes to the shell with their
+/// bodies (a lone `<<EOF` runs its body as the script, as BuildKit does).
+fn run_argv(config: &ImageConfig, run: &plan::RunStep) -> Result<Vec<String>, StepError> {
+    let command = match &run.command {
+        plan::CommandLine::Exec(words) => return Ok(words.clone()),
+        plan::CommandLine::Shell(command) => command,
+    };
+    let lone = match run.heredocs.as_slice() {
+        [doc] => {
+            let marker = command.trim();
+            let name = marker
+                .trim_start_matches("<<")
+                .trim_start_matches('-')
+                .trim_matches(|c| c == '"' || c == '\'');
+            marker.starts_with("<<") && name == doc.name
+        }
+        _ => false,
+    };
+    if lone {
+        let body = run.heredocs.first().map(|d| d.body()).unwrap_or_default();
+        if body.starts_with("#!") {
+            return Err(StepError::Unsupported(
+                "RUN <<EOF with a #! interpreter line",
+            ));
+        }
+        return Ok(meta::shell_argv(config, &body));
+    }
+    let mut script = command.clone();
+    for doc in &run.heredocs {
+        script.push('\n');
+        script.push_str(&doc.body());
+        script.push_str(&doc.name);
+    }
+    Ok(meta::shell_argv(config, &script))
+}
+
+/// A COPY/ADD request from the plan's step.
+fn copy_request(
+    sources: &[CopySource],
+    dest: &str,
+    workdir: &str,
+    flags: CopyFlags,
+) -> CopyRequest {
+    CopyRequest {
+        sources: sources
+            .iter()
+            .map(|s| match s {
+                CopySource::Path(p) => Source::Path(p.clone()),
+                CopySource::Inline { name, content } => Source::Heredoc {
+                    name: name.clone(),
+                    content: content.clone().into_bytes(),
+                },
+            })
+            .collect(),
+        dest: dest.to_owned(),
+        workdir: PathBuf::from(workdir),
+        flags,
+    }
+}
+
+/// The sources and destination as words (heredocs as `<<NAME`).
+fn words(sources: &[CopySource], dest: &str) -> Vec<String> {
+    sources
+        .iter()
+        .map(|s| match s {
+            CopySource::Path(p) => p.clone(),
+            CopySource::Inline { name, .. } => format!("<<{name}"),
+        })
+        .chain([dest.to_owned()])
+        .collect()
+}
+
+/// Applies a metadata instruction to the config.
+fn metadata(state: &mut State, step: &Step, shared: &Shared) -> Result<(), meta::MetaError> {
+    let command = |c: &plan::CommandLine| match c {
+        plan::CommandLine::Exec(words) => CommandLine::Exec(words.clone()),
+        plan::CommandLine::Shell(line) => CommandLine::Shell(line.clone()),
+    };
+    let change = match &step.kind {
+        StepKind::Env(pairs) => ConfigChange::Env(pairs.clone()),
+        StepKind::Label(pairs) => ConfigChange::Label(pairs.clone()),
+        StepKind::Arg(args) => ConfigChange::Arg(
+            args.iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect(),
+        ),
+        StepKind::Expose(ports) => ConfigChange::Expose(ports.clone()),
+        StepKind::Volume(paths) => ConfigChange::Volume(paths.clone()),
+        StepKind::User(user) => ConfigChange::User(user.clone()),
+        StepKind::StopSignal(signal) => ConfigChange::StopSignal(signal.clone()),
+        StepKind::Maintainer(name) => ConfigChange::Maintainer(name.clone()),
+        StepKind::Cmd(c) => ConfigChange::Cmd(
+            c.as_ref()
+                .map(command)
+                .unwrap_or(CommandLine::Exec(Vec::new())),
+        ),
+        StepKind::Entrypoint(c) => ConfigChange::Entrypoint(
+            c.as_ref()
+                .map(command)
+                .unwrap_or(CommandLine::Exec(Vec::new())),
+        ),
+        StepKind::Healthcheck(check) => ConfigChange::Healthcheck(healthcheck(check)),
+        StepKind::Shell(words) => ConfigChange::Shell(words.clone()),
+        StepKind::Onbuild(trigger) => ConfigChange::Onbuild(trigger.clone()),
+        StepKind::Run(_) | StepKind::Copy(_) | StepKind::Add(_) | StepKind::Workdir(_) => {
+            return Ok(());
+        }
+    };
+    let created = meta::timestamp(shared.options.exec.source_date_epoch);
+    meta::apply(&mut state.config, &mut state.meta, &change, &created)
+}
+
+fn healthcheck(check: &crate::dockerfile::instructions::Healthcheck) -> Option<HealthcheckSpec> {
+    use crate::dockerfile::instructions::{Command, Healthcheck};
+    let Healthcheck::Check(check) = check else {
+        return None;
+    };
+    Some(HealthcheckSpec {
+        command: match &check.command {
+            Command::Exec(words) => {
+                CommandLine::Exec(words.iter().map(|w| w.value.clone()).collect())
+            }
+            Command::Shell(word) => CommandLine::Shell(word.value.clone()),
+        },
+        interval: check.interval,
+        timeout: check.timeout,
+        start_period: check.start_period,
+        start_interval: check.start_interval,
+        retries: check.retries,
+    })
+}

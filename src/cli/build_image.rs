@@ -1,0 +1,274 @@
+//! `builder build` without `--dry-run`: runs the build, then names the
+//! image (`-t`), writes the outputs (`-o`), pushes (`--push`,
+//! `type=image,push=true`, `type=registry`), and writes `--iidfile` and
+//! `--metadata-file` as docker buildx does.
+//!
+//! Progress goes to stderr (BuildKit's plain lines when `--progress=plain`
+//! or stderr is not a terminal), so `-o -` can stream a tar on stdout.
+//! A failed step is reported with its Dockerfile line and, for RUN, its
+//! exit code; the process then exits with code 1.
+
+use super::Globals;
+use super::common::block_on;
+use super::plan_input::DockerfileArgs;
+use crate::build::{BuildOptions, Built, ClientFactory, build};
+use crate::exec::ExecOptions;
+use crate::image::Reference;
+use crate::layer::compress::Compression;
+use crate::output::Output;
+use crate::plan::Graph;
+use crate::progress::{self, Event, ProgressSender};
+use crate::registry::{Client, DockerConfig, PushOptions, push};
+use crate::sandbox::{Network, Sandbox};
+use crate::store::Store;
+use miette::{IntoDiagnostic as _, Result, miette};
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// Plain lines, or bars on a terminal.
+    Auto,
+    /// BuildKit's plain lines (`#N …`), always.
+    Plain,
+}
+
+/// How new layers are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionArg {
+    /// gzip (the default; every registry and runtime reads it).
+    Gzip,
+    /// zstd (smaller and faster; needs a recent runtime).
+    Zstd,
+}
+
+/// The network of RUN steps that do not choose one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkArg {
+    /// The host's network (what BuildKit's default gives a step).
+    Default,
+    /// The host's network.
+    Host,
+    /// Loopback only.
+    None,
+}
+
+/// The flags of a real build.
+#[derive(Debug, clap::Args)]
+pub struct ImageArgs {
+    /// Name the image NAME[:TAG] in the local store (repeatable)
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    tags: Vec<String>,
+    /// Where the result goes: type=local,dest=DIR | type=tar,dest=FILE |
+    /// type=oci[,dest=…][,tar=false] | type=docker,dest=FILE |
+    /// type=image[,name=…][,push=true] | type=registry | DIR | - (repeatable)
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    outputs: Vec<String>,
+    /// Push every -t name to its registry
+    #[arg(long)]
+    push: bool,
+    /// Write the image ID (the config digest, sha256:…) to FILE
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Write the build result metadata (buildx's keys) to FILE as JSON
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    /// Do not use the step cache
+    #[arg(long)]
+    no_cache: bool,
+    /// Do not use the step cache for this stage (repeatable)
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    no_cache_filter: Vec<String>,
+    /// Pull base images even when the local store has them
+    #[arg(long)]
+    pull: bool,
+    /// Compression of new layers
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    compression: CompressionArg,
+    /// Network of RUN steps without --network
+    #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
+    network: NetworkArg,
+    /// Progress output: auto (bars on a terminal) or plain
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+}
+
+/// Builds `graph` and delivers the image as `args` say.
+pub fn build_image(
+    globals: &Globals,
+    dockerfile: &DockerfileArgs,
+    graph: Graph,
+    args: ImageArgs,
+) -> Result<()> {
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t).into_diagnostic())
+        .collect::<Result<Vec<_>>>()?;
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|o| Output::parse(o).into_diagnostic())
+        .collect::<Result<Vec<_>>>()?;
+    let store = globals.open_store()?;
+    let insecure = globals.insecure_registries.clone();
+    let clients: ClientFactory = Arc::new(move |registry: &str| {
+        let credential = DockerConfig::load_default()?.get(registry)?;
+        Client::new(registry, credential, &insecure)
+    });
+    let source_date_epoch = graph
+        .global_args()
+        .get("SOURCE_DATE_EPOCH")
+        .map(str::to_owned)
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| miette!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))
+        })
+        .transpose()?;
+    let options = BuildOptions {
+        context: dockerfile.context.clone(),
+        dockerfile: Some(dockerfile.path()),
+        no_cache: args.no_cache,
+        no_cache_stages: args.no_cache_filter.clone(),
+        pull: args.pull,
+        network: match args.network {
+            NetworkArg::Default | NetworkArg::Host => Network::Host,
+            NetworkArg::None => Network::None,
+        },
+        exec: ExecOptions {
+            compression: match args.compression {
+                CompressionArg::Gzip => Compression::Gzip,
+                CompressionArg::Zstd => Compression::Zstd,
+            },
+            source_date_epoch,
+        },
+    };
+    let tty = args.progress == ProgressMode::Auto && std::io::stderr().is_terminal();
+    let (sender, renderer) = progress::spawn_renderer_for(tty);
+    let outcome = block_on(async {
+        let built = build(
+            Arc::new(graph),
+            store.clone(),
+            Sandbox::new(),
+            Arc::clone(&clients),
+            options,
+            sender.clone(),
+        )
+        .await
+        .map_err(|error| {
+            let code = error.exit_code();
+            let report = miette::Report::new(error);
+            match code {
+                Some(code) => report.wrap_err(format!(
+                    "the build failed: a RUN step exited with code {code}"
+                )),
+                None => report.wrap_err("the build failed"),
+            }
+        })?;
+        deliver(
+            &store, &clients, &built, &tags, &outputs, args.push, &sender,
+        )
+        .await?;
+        Ok(built)
+    });
+    drop(sender);
+    let _ = renderer.join();
+    let built = outcome?;
+    let names = image_names(&tags, &outputs);
+    eprintln!("image {} (id {})", built.manifest.digest(), built.config);
+    for name in &names {
+        eprintln!("named {name}");
+    }
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, built.config.to_string())
+            .map_err(|e| miette!("cannot write --iidfile {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let metadata = serde_json::json!({
+            "containerimage.config.digest": built.config.to_string(),
+            "containerimage.digest": built.manifest.digest().to_string(),
+            "containerimage.descriptor": built.manifest,
+            "image.name": names.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        });
+        let text = serde_json::to_string_pretty(&metadata).into_diagnostic()?;
+        std::fs::write(path, text)
+            .map_err(|e| miette!("cannot write --metadata-file {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Every name the image gets: `-t` names and `type=image` names.
+fn image_names(tags: &[Reference], outputs: &[Output]) -> Vec<Reference> {
+    let mut names: Vec<Reference> = tags.to_vec();
+    for output in outputs {
+        if let Output::Image { names: own, .. } = output {
+            for name in own {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Names the image, writes the exports and pushes.
+async fn deliver(
+    store: &Store,
+    clients: &ClientFactory,
+    built: &Built,
+    tags: &[Reference],
+    outputs: &[Output],
+    push_tags: bool,
+    progress: &ProgressSender,
+) -> Result<()> {
+    let refs = store.refs();
+    for tag in tags {
+        refs.set(tag, built.manifest.clone()).into_diagnostic()?;
+    }
+    let mut to_push: Vec<Reference> = if push_tags { tags.to_vec() } else { Vec::new() };
+    for output in outputs {
+        match output {
+            Output::Export(export) => {
+                let report = export
+                    .write(store, &built.manifest, tags)
+                    .into_diagnostic()?;
+                for warning in report.warnings {
+                    progress.send(Event::Status(format!("warning: {warning}")));
+                }
+            }
+            Output::Image { names, push } => {
+                let names = if names.is_empty() { tags } else { names };
+                if names.is_empty() {
+                    return Err(miette!(
+                        "--output type=image needs name=… or a -t name to name the image"
+                    ));
+                }
+                for name in names {
+                    refs.set(name, built.manifest.clone()).into_diagnostic()?;
+                    if *push && !to_push.contains(name) {
+                        to_push.push(name.clone());
+                    }
+                }
+            }
+        }
+    }
+    for name in &to_push {
+        let client = clients(name.registry()).into_diagnostic()?;
+        let digest = push(
+            &client,
+            store,
+            built.manifest.digest(),
+            name,
+            &PushOptions::default(),
+            progress,
+        )
+        .await
+        .into_diagnostic()?;
+        progress.send(Event::Status(format!("pushed {name}@{digest}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! End-to-end build fixtures: a temp home with its own store, the real
+//! `builder` binary, contexts made from `fixtures/` or from a Dockerfile
+//! text, and readers for what `--output` wrote.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A temp directory holding the store (`store/`), docker config and
+/// whatever a test writes.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    /// A fresh home.
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().expect("temp home"),
+        }
+    }
+
+    /// `path` inside the home.
+    pub fn path(&self, path: &str) -> PathBuf {
+        self.dir.path().join(path)
+    }
+
+    /// `builder build --progress plain ARGS…` against this home's store.
+    pub fn build(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("builder").expect("builder binary");
+        cmd.env("HOME", self.dir.path())
+            .env("DOCKER_CONFIG", self.path("docker"))
+            .env("BUILDER_ROOT", self.path("store"))
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(["build", "--progress", "plain"])
+            .args(args);
+        cmd
+    }
+
+    /// A copy of `fixtures/hello` with `/bin/busybox` beside its Dockerfile.
+    pub fn hello_context(&self) -> PathBuf {
+        let dest = self.path("hello");
+        std::fs::create_dir_all(&dest).unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hello");
+        for name in ["Dockerfile", "app.sh"] {
+            std::fs::copy(fixture.join(name), dest.join(name)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", dest.join("busybox")).unwrap();
+        dest
+    }
+
+    /// A context named `name` with this Dockerfile and `/bin/busybox`.
+    pub fn context(&self, name: &str, dockerfile: &str) -> PathBuf {
+        let dest = self.path(name);
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(dest.join("Dockerfile"), dockerfile).unwrap();
+        std::fs::copy("/bin/busybox", dest.join("busybox")).unwrap();
+        dest
+    }
+}
+
+/// Whether the test may build (namespaces and overlay mounts need root);
+/// prints why not.
+pub fn can_build() -> bool {
+    if rustix::process::geteuid().is_root() {
+        true
+    } else {
+        eprintln!("SKIPPED: builds need root (namespaces and overlay mounts)");
+        false
+    }
+}
+
+/// What the build printed on stderr (its progress and report).
+pub fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A blob of an OCI layout directory.
+pub fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.trim_start_matches("sha256:");
+    std::fs::read(layout.join("blobs/sha256").join(hex)).expect("blob in the layout")
+}
+
+/// The image manifest and config of a single-image OCI layout directory.
+pub fn layout_image(layout: &Path) -> (Value, Value) {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let manifest: Value = serde_json::from_slice(&layout_blob(layout, &digest)).unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap().to_owned();
+    let config: Value = serde_json::from_slice(&layout_blob(layout, &config_digest)).unwrap();
+    (manifest, config)
+}
