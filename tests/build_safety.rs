@@ -194,19 +194,28 @@ fn interrupted_build_leaves_a_clean_store(signal: rustix::process::Signal) {
     let mut seen = String::new();
     for line in BufReader::new(stderr).lines() {
         let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.ends_with(" nap-started") {
+        if line.ends_with(" nap-started") && !seen.contains(" nap-started\n") {
             let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
             rustix::process::kill_process(pid, signal).unwrap();
-            break;
         }
+        seen.push_str(&line);
+        seen.push('\n');
     }
     let status = child.wait().unwrap();
     assert!(!status.success(), "{seen}");
     assert!(seen.contains("nap-started"), "the step started: {seen}");
-
     let store = home.path("store");
+    if signal == rustix::process::Signal::INT {
+        // Stopped cleanly: said so, and removed its scratch directories.
+        assert_eq!(status.code(), Some(1), "{seen}");
+        assert!(seen.contains("interrupted by SIGINT"), "{seen}");
+        let left: Vec<_> = std::fs::read_dir(store.join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "left in the store's tmp/: {left:?}");
+    }
+
     // Every blob is what its name says.
     for entry in std::fs::read_dir(store.join("blobs/sha256")).unwrap() {
         let path = entry.unwrap().path();
