@@ -5,11 +5,11 @@
 //! targets, device numbers and hardlinks.
 
 use super::LayerError;
+use super::error::fs_err;
 use super::fsmeta;
 use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, Timespec, Timestamps, Uid};
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
-use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -23,15 +23,6 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), LayerError> {
     copier.copy_dir_contents(src, dst)?;
     let meta = fs::symlink_metadata(src).map_err(fs_err("reading metadata of", src))?;
     set_metadata(src, dst, &meta)
-}
-
-fn fs_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayerError {
-    let path = path.to_path_buf();
-    move |source| LayerError::Fs {
-        action,
-        path,
-        source,
-    }
 }
 
 struct Copier {

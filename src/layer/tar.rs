@@ -8,6 +8,7 @@
 //! PAX records. Files hardlinked to each other within the layer are written
 //! once, then as hardlink entries.
 
+use super::error::fs_err;
 use super::fsmeta::{self, Xattrs};
 use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::file_kind::{FileKind, SpecialFile};
@@ -253,16 +254,8 @@ impl<W: Write> Writer<W> {
             return self.append_marker(&name);
         };
         let full = source.join(rel);
-        let fs_err = |action| {
-            let path = full.clone();
-            move |source| LayerError::Fs {
-                action,
-                path,
-                source,
-            }
-        };
-        let meta = fs::symlink_metadata(&full).map_err(fs_err("reading metadata of"))?;
-        let read_link = || fs::read_link(&full).map_err(fs_err("reading the symlink"));
+        let meta = fs::symlink_metadata(&full).map_err(fs_err("reading metadata of", &full))?;
+        let read_link = || fs::read_link(&full).map_err(fs_err("reading the symlink", &full));
         let rdev = meta.rdev();
         let file_kind = FileKind::from_mode(
             meta.mode(),
@@ -300,7 +293,8 @@ impl<W: Write> Writer<W> {
             // Sockets cannot be carried in a tar; Docker leaves them out too.
             Some(FileKind::Socket) | None => return Ok(()),
         };
-        let xattrs: Xattrs = fsmeta::read_xattrs(&full).map_err(fs_err("reading xattrs of"))?;
+        let xattrs: Xattrs =
+            fsmeta::read_xattrs(&full).map_err(fs_err("reading xattrs of", &full))?;
         let entry = LayerEntry {
             path: rel.clone(),
             kind,
