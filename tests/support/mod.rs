@@ -7,6 +7,7 @@ pub mod schema;
 use std::path::PathBuf;
 
 pub mod busybox;
+pub mod cli;
 pub mod exec;
 
 /// The conformance data in `../shared/conformance/<sub>` (or under
