@@ -2,7 +2,7 @@
 //! written: the entries with their final metadata, where each one's bytes
 //! come from, and the record of every source for the step's cache key.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use super::user::Ids;
 use crate::context::digest::{DigestMemo, StatIdentity};
 use crate::file_kind::{FileKind, SpecialFile};
 use crate::ignore::PatternMatcher;
+use crate::layer::hardlinks::Hardlinks;
 use crate::layer::tar::{Content, LayerEntry, LayerEntryKind, WriteOptions, write_entries};
 
 /// Where a file's bytes come from.
@@ -216,7 +217,7 @@ pub(super) struct Planner<'d> {
     entries: Vec<Planned>,
     planned_dirs: HashSet<PathBuf>,
     /// The first destination of each multiply-linked source inode.
-    links: HashMap<(u64, u64), PathBuf>,
+    links: Hardlinks<PathBuf>,
 }
 
 impl<'d> Planner<'d> {
@@ -235,7 +236,7 @@ impl<'d> Planner<'d> {
             excludes,
             entries: Vec::new(),
             planned_dirs: HashSet::new(),
-            links: HashMap::new(),
+            links: Hardlinks::default(),
         }
     }
 
@@ -388,18 +389,16 @@ impl<'d> Planner<'d> {
             .map_or(node.stat.mode, |c| c.apply(node.stat.mode, is_dir));
         let kind = match &node.kind {
             FileKind::File => {
-                let inode = (node.stat.dev, node.stat.ino);
-                match self.links.get(&inode) {
-                    Some(first) if node.stat.nlink > 1 => PlannedKind::Hardlink(first.clone()),
-                    _ => {
-                        if node.stat.nlink > 1 {
-                            self.links.insert(inode, dest.to_path_buf());
-                        }
-                        PlannedKind::File {
-                            size: node.stat.size,
-                            body: Body::View(Arc::clone(view), node.clone()),
-                        }
-                    }
+                let stat = &node.stat;
+                match self
+                    .links
+                    .first_of(stat.dev, stat.ino, stat.nlink, &dest.to_path_buf())
+                {
+                    Some(first) => PlannedKind::Hardlink(first),
+                    None => PlannedKind::File {
+                        size: node.stat.size,
+                        body: Body::View(Arc::clone(view), node.clone()),
+                    },
                 }
             }
             FileKind::Dir => PlannedKind::Dir,

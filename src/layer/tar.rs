@@ -10,9 +10,10 @@
 
 use super::error::fs_err;
 use super::fsmeta::{self, Xattrs};
+use super::hardlinks::Hardlinks;
 use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::file_kind::{FileKind, SpecialFile};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -222,7 +223,7 @@ struct Writer<W: Write> {
     builder: ::tar::Builder<W>,
     options: WriteOptions,
     /// The first entry written for each multiply-linked inode.
-    links: HashMap<(u64, u64), Vec<u8>>,
+    links: Hardlinks<Vec<u8>>,
 }
 
 /// The largest value an octal USTAR id or time field holds (7 digits / 11 digits).
@@ -234,7 +235,7 @@ impl<W: Write> Writer<W> {
         Writer {
             builder: ::tar::Builder::new(out),
             options: *options,
-            links: HashMap::new(),
+            links: Hardlinks::default(),
         }
     }
 
@@ -265,15 +266,14 @@ impl<W: Write> Writer<W> {
         )?;
         let kind = match file_kind {
             Some(FileKind::File) => {
-                let inode = (meta.dev(), meta.ino());
-                match self.links.get(&inode) {
-                    Some(first) if meta.nlink() > 1 => LayerEntryKind::Hardlink {
-                        target: PathBuf::from(std::ffi::OsStr::from_bytes(first)),
+                match self
+                    .links
+                    .first_of(meta.dev(), meta.ino(), meta.nlink(), &name)
+                {
+                    Some(first) => LayerEntryKind::Hardlink {
+                        target: PathBuf::from(std::ffi::OsStr::from_bytes(&first)),
                     },
-                    _ => {
-                        if meta.nlink() > 1 {
-                            self.links.insert(inode, name.clone());
-                        }
+                    None => {
                         let path = full.clone();
                         LayerEntryKind::File {
                             size: meta.len(),
