@@ -263,7 +263,8 @@ HAVE_HYPERFINE=$(command -v hyperfine || true)
 measure() {
     local label=$1 prepare=$2 command=$3 runs=$4 warmup=$5
     if [[ -n $HAVE_HYPERFINE ]]; then
-        local csv=$WORK/logs/$label.csv args=(--style basic --runs "$runs" --warmup "$warmup" --export-csv "$csv" --command-name "$label")
+        local csv=$WORK/logs/$label.csv
+        local args=(--style basic --runs "$runs" --warmup "$warmup" --export-csv "$csv" --command-name "$label")
         [[ -n $prepare ]] && args+=(--prepare "$prepare")
         hyperfine "${args[@]}" "$command" >&2 || die "$label: hyperfine failed"
         awk -F, 'NR == 2 { print $4, $7, $8 }' "$csv"
@@ -319,7 +320,7 @@ done
 
 printf '\nbuilder vs buildah %s (bud --layers, runtime %s, %s driver) on %s, %s cores, kernel %s\n' \
     "$(buildah --version | awk '{print $3}')" "$BUILDAH_RUNTIME" "$BUILDAH_DRIVER" \
-    "$(. /etc/os-release && echo "$PRETTY_NAME")" "$(nproc)" "$(uname -r)"
+    "$(grep -oP '^PRETTY_NAME="?\K[^"]*' /etc/os-release)" "$(nproc)" "$(uname -r)"
 printf 'runs: cold %s, cached %s per tool; times in seconds (median / min / max)\n\n' "$COLD_RUNS" "$RUNS"
 printf '%-18s %-7s %-26s %-26s %s\n' fixture case builder buildah 'buildah/builder'
 MISSES=0
