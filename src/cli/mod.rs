@@ -20,7 +20,7 @@ mod tag;
 
 use crate::store::{Store, default_root};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use miette::IntoDiagnostic as _;
+use miette::{IntoDiagnostic as _, WrapErr as _};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +55,11 @@ impl Globals {
             Some(root) => root.clone(),
             None => default_root().into_diagnostic()?,
         };
+        // Made absolute here: store paths end up in overlay mount options
+        // and sandbox specs, which take host paths from `/` only.
+        let root = std::path::absolute(&root)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot resolve the store root {}", root.display()))?;
         Store::open(root).into_diagnostic()
     }
 }

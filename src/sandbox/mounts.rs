@@ -86,6 +86,11 @@ fn mount_overlay(
             format!("setting the overlay option {key}={value}")
         })?;
     }
+    // No fsync per copied-up file (Buildah mounts the same way): the upper
+    // directory is a throw-away until the step's snapshot, and a fresh
+    // workdir per step never meets the leftover marker a crash would leave.
+    let set = rustix::mount::fsconfig_set_flag(&fs, "volatile");
+    checked(&fs, set, || "setting the overlay option volatile".into())?;
     if rootless {
         let set = rustix::mount::fsconfig_set_flag(&fs, "userxattr");
         checked(&fs, set, || "setting the overlay option userxattr".into())?;
