@@ -47,6 +47,23 @@ fn a_cache_mount_is_shared_across_steps_and_builds_but_not_in_the_image() {
         "one\n"
     );
     assert!(!out.join("var").exists());
+
+    // `prune --cache-mounts` empties it.
+    assert_cmd::Command::cargo_bin("builder")
+        .unwrap()
+        .env("BUILDER_ROOT", home.path("store"))
+        .args(["prune", "--cache-mounts"])
+        .assert()
+        .success()
+        .stdout(contains("Removed 1 cache mount(s)"));
+    let third = format!(
+        "{BASE}RUN --mount=type=cache,id=c,target=/c3 test ! -e /c3/f && echo empty > /after-prune\n"
+    );
+    let out = build_to(&home, &home.context("third", &third), "out3");
+    assert_eq!(
+        std::fs::read_to_string(out.join("after-prune")).unwrap(),
+        "empty\n"
+    );
 }
 
 #[test]
@@ -120,4 +137,29 @@ fn bad_and_unsupported_mounts_are_refused_with_their_line() {
         .assert()
         .code(1)
         .stderr(contains("RUN --mount=type=secret is not supported yet"));
+}
+
+#[test]
+fn bound_content_is_part_of_the_cache_key() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = format!("{BASE}RUN --mount=target=/ctx cat /ctx/v.txt > /v\n");
+    let context = home.context("key", &dockerfile);
+    std::fs::write(context.join("v.txt"), "one\n").unwrap();
+    let out = build_to(&home, &context, "out1");
+    assert_eq!(std::fs::read_to_string(out.join("v")).unwrap(), "one\n");
+    std::fs::write(context.join("v.txt"), "two\n").unwrap();
+    let out = build_to(&home, &context, "out2");
+    assert_eq!(std::fs::read_to_string(out.join("v")).unwrap(), "two\n");
+    // Unchanged content: the step comes from the cache.
+    let output = home
+        .build(&[context.to_str().unwrap()])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = support::build::stderr_of(&output);
+    assert_eq!(stderr.matches(" CACHED\n").count(), 3, "{stderr}");
 }

@@ -11,6 +11,7 @@ use crate::exec::rootfs::{Node, RootfsView};
 use crate::file_kind::FileKind;
 use crate::plan::{self, Mount, Sharing};
 use crate::sandbox::{BindMount, TmpfsMount};
+use crate::store::{CacheMountAccess, CacheMountLock};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -29,7 +30,7 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Moun
 #[derive(Default)]
 pub(super) struct Held {
     dirs: Vec<tempfile::TempDir>,
-    locks: Vec<File>,
+    locks: Vec<CacheMountLock>,
 }
 
 impl StepContext<'_> {
@@ -88,9 +89,7 @@ impl StepContext<'_> {
                     ..
                 } => {
                     let target = target(written)?;
-                    let dir = self
-                        .cache_dir(id, *sharing, (*mode, *uid, *gid), &mut held)
-                        .map_err(failed)?;
+                    let dir = self.cache_dir(id, *sharing, (*mode, *uid, *gid), &mut held)?;
                     mounts.binds.push(BindMount {
                         source: dir,
                         target,
@@ -120,55 +119,58 @@ impl StepContext<'_> {
     }
 
     /// The directory of cache `id`, created with `owner` (mode, uid, gid)
-    /// when new, and locked as `sharing` asks for as long as `held` lives.
+    /// when new, and locked as `sharing` asks for as long as `held` lives;
+    /// `private` in use gets a fresh throwaway directory instead.
     fn cache_dir(
         &self,
         id: &str,
         sharing: Sharing,
         (mode, uid, gid): (u32, u32, u32),
         held: &mut Held,
-    ) -> Result<PathBuf, MountSetupError> {
-        let root = self.shared.store.root().join("cache-mounts");
-        // The id is user input: its digest names the directory, so no id
-        // can reach outside `cache-mounts/`.
-        let name = crate::digest::sha256(id.as_bytes()).to_string();
-        let name = name.rsplit(':').next().unwrap_or(&name).to_owned();
-        let dir = root.join(&name);
-        std::fs::create_dir_all(&root).map_err(io_error("create", &root))?;
-        let lock_path = root.join(format!("{name}.lock"));
-        let lock = File::create(&lock_path).map_err(io_error("create", &lock_path))?;
-        use rustix::fs::{FlockOperation, flock};
-        let in_use = match sharing {
-            Sharing::Shared => flock(&lock, FlockOperation::LockShared).map(|()| false),
-            Sharing::Locked => flock(&lock, FlockOperation::LockExclusive).map(|()| false),
-            Sharing::Private => match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => Ok(false),
-                Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
-                Err(e) => Err(e),
-            },
-        }
-        .map_err(|e| io_error("lock", &lock_path)(e.into()))?;
-        let dir = if in_use {
-            let fresh = tempfile::Builder::new()
-                .prefix(&format!("{name}-private-"))
-                .tempdir_in(&root)
-                .map_err(io_error("create a directory in", &root))?;
-            let path = fresh.path().to_path_buf();
-            held.dirs.push(fresh);
-            path
-        } else {
-            held.locks.push(lock);
-            if !dir.exists() {
-                std::fs::create_dir(&dir).map_err(io_error("create", &dir))?;
-                chown(&dir, Some(uid), Some(gid)).map_err(io_error("change the owner of", &dir))?;
-            }
-            dir
+    ) -> Result<PathBuf, StepError> {
+        let access = match sharing {
+            Sharing::Shared => CacheMountAccess::Shared,
+            Sharing::Locked => CacheMountAccess::Exclusive,
+            Sharing::Private => CacheMountAccess::TryExclusive,
         };
-        // A new directory, or a private one: set up as the mount asks.
-        if in_use || std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none()) {
-            chown(&dir, Some(uid), Some(gid)).map_err(io_error("change the owner of", &dir))?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
-                .map_err(io_error("set permissions of", &dir))?;
+        let store = self.shared.store.clone();
+        let id = id.to_owned();
+        let cache = tokio::task::block_in_place(|| store.cache_mount(&id, access))?;
+        let (dir, new) = match cache.lock {
+            Some(lock) => {
+                held.locks.push(lock);
+                let new = !cache.dir.exists();
+                if new {
+                    std::fs::create_dir(&cache.dir).map_err(|source| StepError::Mount {
+                        spec: id.clone(),
+                        source: MountSetupError::Io {
+                            action: "create",
+                            path: cache.dir.clone(),
+                            source,
+                        },
+                    })?;
+                }
+                (cache.dir, new)
+            }
+            None => {
+                let fresh = self.scratch_dir()?;
+                let path = fresh.path().to_path_buf();
+                held.dirs.push(fresh);
+                (path, true)
+            }
+        };
+        if new {
+            let setup = chown(&dir, Some(uid), Some(gid)).and_then(|()| {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+            });
+            setup.map_err(|source| StepError::Mount {
+                spec: id,
+                source: MountSetupError::Io {
+                    action: "set up",
+                    path: dir.clone(),
+                    source,
+                },
+            })?;
         }
         Ok(dir)
     }
