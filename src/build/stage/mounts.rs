@@ -88,6 +88,9 @@ impl StepContext<'_> {
                     gid,
                     ..
                 } => {
+                    if mount.source.is_some() {
+                        return Err(StepError::Unsupported("RUN --mount=type=cache,from="));
+                    }
                     let target = target(written)?;
                     let dir = self.cache_dir(id, *sharing, (*mode, *uid, *gid), &mut held)?;
                     mounts.binds.push(BindMount {
@@ -288,4 +291,19 @@ fn copy_node(
     // build keeps its own.
     let _ = chown(to, Some(stat.uid), Some(stat.gid));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_absolute_and_clean() {
+        let ok = |written: &str, workdir: &str| target_path(written, workdir).ok();
+        assert_eq!(ok("/a/../b/", "/w"), Some(PathBuf::from("/b")));
+        assert_eq!(ok("cache", "/app"), Some(PathBuf::from("/app/cache")));
+        assert_eq!(ok("x", ""), Some(PathBuf::from("/x")));
+        assert_eq!(ok("../../..", "/w"), None);
+        assert_eq!(ok("", ""), None);
+    }
 }
