@@ -227,8 +227,9 @@ impl Mount {
                 "size" if kind == Kind::Tmpfs => {
                     f.size = Some(ram_in_bytes(value).ok_or_else(invalid)?)
                 }
-                "env" if kind == Kind::Secret => f.env = Some(value.to_owned()),
-                "required" | "size" | "env" => return Err(key_for_type(key, kind)),
+                // Read for any type, as BuildKit does; only secrets use it.
+                "env" => f.env = Some(value.to_owned()),
+                "required" | "size" => return Err(key_for_type(key, kind)),
                 "id" => f.id = value.to_owned(),
                 "sharing" => f.sharing = Some(sharing(value)?),
                 "mode" => f.mode = Some(number("mode", value, 8)?),
@@ -439,6 +440,7 @@ mod tests {
             ("target=/a,rw=1,ro", bind("/a", "", false)),
             ("target=/a,ro=false", bind("/a", "", true)),
             ("target=/a,from=x,source=/out", bind("/a", "/out", false)),
+            ("target=/a,env=IGNORED", bind("/a", "", false)),
             (
                 "type=cache,target=/root/.cache",
                 cache(
@@ -537,10 +539,6 @@ mod tests {
             (
                 "type=tmpfs,target=/a,size=lots",
                 "invalid value for size: lots",
-            ),
-            (
-                "type=bind,target=/a,env=X",
-                "unexpected key 'env' for mount type 'bind'",
             ),
             (
                 "target=/a,colour=red",
