@@ -56,6 +56,7 @@ impl Fixture {
                 work: self.root.join("work"),
             },
             mounts: vec![],
+            tmpfs: vec![],
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
             env: vec![EnvVar {
                 name: "PATH".into(),

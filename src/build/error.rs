@@ -108,6 +108,14 @@ pub enum StepError {
     /// Something the executor does not do yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
+    /// A `RUN --mount` could not be set up.
+    #[error("--mount={spec}: {source}")]
+    Mount {
+        /// The mount as written (values expanded).
+        spec: String,
+        /// Why.
+        source: MountSetupError,
+    },
 }
 
 /// Why a base image (or `COPY --from` image) could not be had.
@@ -157,4 +165,25 @@ pub enum BaseError {
         "the image has ONBUILD triggers ({0}); running triggers of registry images is not supported yet"
     )]
     Onbuild(String),
+}
+
+/// Why a `--mount` could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MountSetupError {
+    /// The target is the root or has no path.
+    #[error("invalid mount target {0:?}")]
+    Target(String),
+    /// `source=` names nothing in its root.
+    #[error("source {0:?} not found")]
+    SourceNotFound(String),
+    /// A file system call failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which host path.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }

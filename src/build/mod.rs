@@ -16,7 +16,7 @@ mod image;
 mod scheduler;
 mod stage;
 
-pub use error::{BaseError, BuildError, StepError};
+pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use scheduler::build;
 
 use crate::exec::ExecOptions;

@@ -4,6 +4,8 @@
 //! WORKDIR write layers through [`super::files`]; metadata instructions
 //! change the config and leave history.
 
+mod mounts;
+
 use super::error::{BuildError, StepError};
 use super::files::{self, LayerOutcome, LayerStep};
 use super::scheduler::Shared;
@@ -326,13 +328,11 @@ impl StepContext<'_> {
         id: u64,
         started: Instant,
     ) -> Result<(LayerOutcome, String), StepError> {
-        if !run.mounts.is_empty() {
-            return Err(StepError::Unsupported("RUN --mount"));
-        }
         if run.security == Some(crate::dockerfile::instructions::SecurityMode::Insecure) {
             return Err(StepError::Unsupported("RUN --security=insecure"));
         }
         let argv = run_argv(&state.config, run)?;
+        let (mounts, _held) = self.run_mounts(run, &state.workdir()).await?;
         let network = match run.network {
             None | Some(crate::dockerfile::instructions::NetworkMode::Default) => {
                 self.shared.options.network
@@ -353,6 +353,7 @@ impl StepContext<'_> {
             user: state.user(),
             workdir: state.workdir(),
             network,
+            mounts,
         };
         let executor = &self.shared.executor;
         let inputs = step.cache_inputs(&state.key, executor.options());

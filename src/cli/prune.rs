@@ -6,10 +6,14 @@ use miette::{IntoDiagnostic as _, Result};
 
 /// Remove content no image in the store refers to, and leftovers of interrupted writes
 #[derive(Debug, clap::Args)]
-pub struct PruneArgs {}
+pub struct PruneArgs {
+    /// Also empty the RUN --mount=type=cache directories no build is using
+    #[arg(long)]
+    cache_mounts: bool,
+}
 
 /// Prunes the store and prints what went, as `docker image prune` does.
-pub fn run(globals: &Globals, _args: PruneArgs) -> Result<()> {
+pub fn run(globals: &Globals, args: PruneArgs) -> Result<()> {
     let store = globals.open_store()?;
     let report = store.prune().into_diagnostic()?;
     let mut removed = report.removed_blobs;
@@ -22,6 +26,13 @@ pub fn run(globals: &Globals, _args: PruneArgs) -> Result<()> {
             "Removed {} leftover temporary file(s)",
             report.removed_temp_files
         );
+    }
+    if args.cache_mounts {
+        let pruned = store.prune_cache_mounts().into_diagnostic()?;
+        println!("Removed {} cache mount(s)", pruned.removed);
+        if pruned.in_use > 0 {
+            println!("Kept {} cache mount(s) in use", pruned.in_use);
+        }
     }
     println!(
         "Total reclaimed space: {}",

@@ -26,6 +26,7 @@ pub mod mkdir;
 mod plan;
 pub mod rootfs;
 pub mod run;
+mod run_mounts;
 mod sources;
 pub mod user;
 mod user_of;
@@ -33,6 +34,7 @@ mod user_of;
 pub use error::CopyError;
 pub use plan::{CacheInput, CopyPlan, DefaultOwner, SourceRecord};
 pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, StepEvent};
+pub use run_mounts::StepMounts;
 
 use crate::layer::LayerError;
 use crate::sandbox::SandboxError;

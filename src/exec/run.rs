@@ -113,6 +113,8 @@ pub struct RunStep {
     pub workdir: String,
     /// `RUN --network`.
     pub network: Network,
+    /// `RUN --mount`s.
+    pub mounts: super::run_mounts::StepMounts,
 }
 
 impl RunStep {
@@ -139,6 +141,7 @@ impl RunStep {
             env: self.env.iter().cloned().collect(),
             user: self.user.clone(),
             workdir: self.workdir.clone(),
+            mounts: self.mounts.keys.clone(),
             ..StepInputs::default()
         }
     }
@@ -315,6 +318,9 @@ impl Executor {
             },
         )?;
         self.execute(&spec, on_event).await?;
+        if let Rootfs::Overlay { lower, .. } = &spec.rootfs {
+            step.mounts.remove_mountpoints(upper.path(), lower)?;
+        }
         let changes = overlay_changes(upper.path())?;
         if changes.is_empty() {
             return Ok(None);
@@ -337,6 +343,8 @@ impl Executor {
         let user = super::user_of::resolve(&[parent.path().to_path_buf()], false, &step.user)?;
         let spec = self.spec(step, user, Rootfs::Directory(rootfs.path().to_path_buf()))?;
         self.execute(&spec, on_event).await?;
+        step.mounts
+            .remove_mountpoints(rootfs.path(), &[parent.path().to_path_buf()])?;
         let changes = tree_changes(parent.path(), rootfs.path())?;
         if changes.is_empty() {
             return Ok(None);
@@ -400,7 +408,8 @@ impl Executor {
     ) -> Result<Spec, ExecError> {
         Ok(Spec {
             rootfs,
-            mounts: Vec::new(),
+            mounts: step.mounts.binds.clone(),
+            tmpfs: step.mounts.tmpfs.clone(),
             argv: step.argv.clone(),
             env: step.env_vars(),
             user,

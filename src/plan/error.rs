@@ -51,6 +51,9 @@ pub enum ErrorKind {
     /// A `--mount` value that is not one CSV record.
     #[error("failed to parse csv mounts: {0}")]
     MountCsv(String),
+    /// A `--mount` whose options BuildKit refuses.
+    #[error(transparent)]
+    Mount(#[from] super::run_mount::MountError),
     /// `COPY --from=<n>` with no stage n.
     #[error("invalid stage index {0}")]
     InvalidStageIndex(i64),

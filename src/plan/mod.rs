@@ -12,6 +12,7 @@ mod error;
 mod graph;
 mod mount;
 mod platform;
+mod run_mount;
 mod stage;
 mod step;
 
@@ -20,6 +21,7 @@ pub use error::{Error, ErrorKind, SourceFile};
 pub use graph::{Base, Dependency, Graph, Options, SkipReason, Source, StageNode, Via};
 pub use mount::{MountField, MountSpec};
 pub use platform::Platforms;
+pub use run_mount::{Mount, MountError, SecretMount, Sharing};
 pub use stage::{StagePlan, StageStart};
 pub use step::{
     AddStep, CommandLine, CopyFrom, CopySource, CopyStep, RunMount, RunStep, Step, StepKind,

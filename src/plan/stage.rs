@@ -317,7 +317,13 @@ impl StagePlanner<'_> {
                 field.value = Some(self.text(value, mount.span)?);
             }
         }
-        Ok(RunMount { spec, source })
+        let mount = super::run_mount::Mount::from_spec(&spec)
+            .map_err(|e| self.graph.source.error(e, mount.span))?;
+        Ok(RunMount {
+            spec,
+            mount,
+            source,
+        })
     }
 
     /// COPY/ADD sources: paths expanded; heredoc bodies expanded (with `\`

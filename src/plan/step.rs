@@ -102,6 +102,8 @@ pub struct RunStep {
 pub struct RunMount {
     /// The fields, values expanded.
     pub spec: MountSpec,
+    /// What the fields ask for.
+    pub mount: super::run_mount::Mount,
     /// The stage or image `from=` names.
     pub source: Option<Source>,
 }

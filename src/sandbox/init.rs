@@ -34,7 +34,8 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     mounts::mount_dev(&root, tty_gid.then_some(5))?;
     mounts::mount_sys(&root)?;
     mounts::mount_etc_files(&root, scratch)?;
-    let binds = mounts::detach_binds(&spec.mounts)?;
+    let mut binds = mounts::detach_binds(&spec.mounts)?;
+    binds.extend(mounts::detach_tmpfs(&spec.tmpfs)?);
     mounts::pivot(&root)?;
     mounts::attach_binds(binds)?;
 

@@ -11,7 +11,7 @@
 
 use super::helper::{Context, Scratch, SetupError};
 use super::mountpoints::ETC_FILES;
-use super::spec::{BindMount, Rootfs};
+use super::spec::{BindMount, Rootfs, TmpfsMount};
 use rustix::fs::CWD;
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags,
@@ -283,8 +283,39 @@ pub(crate) fn detach_binds(mounts: &[BindMount]) -> Result<Vec<Detached>, SetupE
         .collect()
 }
 
+/// Makes the tmpfs mounts, detached, to attach with the bind mounts.
+pub(crate) fn detach_tmpfs(mounts: &[TmpfsMount]) -> Result<Vec<Detached>, SetupError> {
+    mounts
+        .iter()
+        .map(|mount| {
+            let target = mount.target.display();
+            let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
+                .context(|| format!("opening a tmpfs for {target}"))?;
+            if let Some(size) = mount.size {
+                let set = rustix::mount::fsconfig_set_string(&fs, "size", size.to_string());
+                checked(&fs, set, || {
+                    format!("setting the size of the tmpfs {target}")
+                })?;
+            }
+            let created = rustix::mount::fsconfig_create(&fs);
+            checked(&fs, created, || format!("creating the tmpfs {target}"))?;
+            let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
+            if mount.readonly {
+                attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+            }
+            let mounted = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs);
+            let tree = checked(&fs, mounted, || format!("mounting the tmpfs {target}"))?;
+            Ok(Detached {
+                tree,
+                target: mount.target.clone(),
+                is_dir: true,
+            })
+        })
+        .collect()
+}
+
 /// Attaches the extra bind mounts inside the new root, creating missing
-/// targets (those stay in the step's layer, as with BuildKit).
+/// targets (the executor removes the new, empty ones from the layer).
 pub(crate) fn attach_binds(binds: Vec<Detached>) -> Result<(), SetupError> {
     for bind in binds {
         let target = &bind.target;

@@ -12,6 +12,9 @@ pub struct Spec {
     pub rootfs: Rootfs,
     /// Extra bind mounts (RUN --mount), applied in order after the rootfs.
     pub mounts: Vec<BindMount>,
+    /// Fresh tmpfs mounts (RUN --mount=type=tmpfs), attached after `mounts`.
+    #[serde(default)]
+    pub tmpfs: Vec<TmpfsMount>,
     /// The program and its arguments; `argv[0]` is looked up in the step's
     /// `PATH` inside the rootfs when it has no slash.
     pub argv: Vec<String>,
@@ -59,6 +62,17 @@ pub struct BindMount {
     /// Absolute path inside the rootfs; created when missing.
     pub target: PathBuf,
     /// Whether the step may write through the mount.
+    pub readonly: bool,
+}
+
+/// An empty in-memory file system made visible inside the step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsMount {
+    /// Absolute path inside the rootfs; created when missing.
+    pub target: PathBuf,
+    /// Size limit in bytes (the kernel's default, half the memory, if none).
+    pub size: Option<u64>,
+    /// Whether the step may only read it.
     pub readonly: bool,
 }
 
@@ -160,6 +174,9 @@ impl Spec {
             host_path("bind mount source", &mount.source)?;
             inside_path("bind mount target", &mount.target)?;
         }
+        for mount in &self.tmpfs {
+            inside_path("tmpfs mount target", &mount.target)?;
+        }
         let Some(program) = self.argv.first() else {
             return Err(SpecError::EmptyArgv);
         };
@@ -235,6 +252,7 @@ mod tests {
         Spec {
             rootfs: Rootfs::Directory("/srv/root".into()),
             mounts: vec![],
+            tmpfs: vec![],
             argv: vec!["/bin/sh".into(), "-c".into(), "true".into()],
             env: vec![EnvVar {
                 name: "PATH".into(),

@@ -13,6 +13,7 @@
 
 mod blobs;
 mod cache;
+mod cache_mounts;
 mod gc;
 mod lock;
 mod refs;
@@ -21,6 +22,7 @@ mod snapshots;
 
 pub use blobs::{BlobStore, BlobWriter, Expected, StoredBlob};
 pub use cache::{CacheRecord, CacheStore, CachedLayer};
+pub use cache_mounts::{CacheMount, CacheMountAccess, CacheMountLock, CacheMountsPruned};
 pub use gc::PruneReport;
 pub use lock::Lease;
 pub use refs::RefStore;

@@ -60,6 +60,7 @@ impl Fixture {
             user: String::new(),
             workdir: "/".into(),
             network: Network::Host,
+            mounts: Default::default(),
         }
     }
 }

@@ -1,0 +1,309 @@
+//! `RUN --mount` set-up for one step: bound files copied out of the
+//! context, a stage or an image into a throwaway directory (so `rw` writes
+//! are lost and `.dockerignore` holds), persistent cache directories under
+//! `<store root>/cache-mounts/` with their sharing locks, and tmpfs mounts.
+
+use super::{StepContext, StepError};
+use crate::build::error::MountSetupError;
+use crate::exec::StepMounts;
+use crate::exec::copy::SourceRoot;
+use crate::exec::rootfs::{Node, RootfsView};
+use crate::file_kind::FileKind;
+use crate::plan::{self, Mount, Sharing};
+use crate::sandbox::{BindMount, TmpfsMount};
+use crate::store::{CacheMountAccess, CacheMountLock};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> MountSetupError {
+    let path = path.to_path_buf();
+    move |source| MountSetupError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// What must live while the step runs: throwaway copies, lock files.
+#[derive(Default)]
+pub(super) struct Held {
+    dirs: Vec<tempfile::TempDir>,
+    locks: Vec<CacheMountLock>,
+}
+
+impl StepContext<'_> {
+    /// The step's mounts, in `--mount` order; `workdir` resolves relative
+    /// targets.
+    pub(super) async fn run_mounts(
+        &self,
+        run: &plan::RunStep,
+        workdir: &str,
+    ) -> Result<(StepMounts, Held), StepError> {
+        let mut mounts = StepMounts::default();
+        let mut held = Held::default();
+        for mount in &run.mounts {
+            let failed = |source: MountSetupError| StepError::Mount {
+                spec: mount.spec.to_string(),
+                source,
+            };
+            let target = |written: &str| target_path(written, workdir).map_err(failed);
+            match &mount.mount {
+                Mount::Bind {
+                    target: written,
+                    source,
+                    writable,
+                } => {
+                    let target = target(written)?;
+                    let from = mount.source.clone().map(|source| plan::CopyFrom {
+                        written: String::new(),
+                        source,
+                    });
+                    let (root, keep) = self.source_root(from.as_ref()).await?;
+                    held.dirs.extend(keep);
+                    let copy = self.scratch_dir()?;
+                    let (view, name) = match &root {
+                        SourceRoot::Context(view) => (view, "context"),
+                        SourceRoot::Stage(view) => (view, "from"),
+                    };
+                    let digest =
+                        tokio::task::block_in_place(|| materialize(view, source, copy.path()))
+                            .map_err(failed)?;
+                    mounts.binds.push(BindMount {
+                        source: copy.path().join("root"),
+                        target,
+                        readonly: !writable,
+                    });
+                    mounts.keys.push(format!("{} {name} {digest}", mount.spec));
+                    held.dirs.push(copy);
+                }
+                Mount::Cache {
+                    target: written,
+                    id,
+                    sharing,
+                    readonly,
+                    mode,
+                    uid,
+                    gid,
+                    ..
+                } => {
+                    if mount.source.is_some() {
+                        return Err(StepError::Unsupported("RUN --mount=type=cache,from="));
+                    }
+                    let target = target(written)?;
+                    let dir = self.cache_dir(id, *sharing, (*mode, *uid, *gid), &mut held)?;
+                    mounts.binds.push(BindMount {
+                        source: dir,
+                        target,
+                        readonly: *readonly,
+                    });
+                    mounts.keys.push(mount.spec.to_string());
+                }
+                Mount::Tmpfs {
+                    target: written,
+                    size,
+                    readonly,
+                } => {
+                    mounts.tmpfs.push(TmpfsMount {
+                        target: target(written)?,
+                        size: *size,
+                        readonly: *readonly,
+                    });
+                    mounts.keys.push(mount.spec.to_string());
+                }
+                Mount::Secret(_) => {
+                    return Err(StepError::Unsupported("RUN --mount=type=secret"));
+                }
+                Mount::Ssh(_) => return Err(StepError::Unsupported("RUN --mount=type=ssh")),
+            }
+        }
+        Ok((mounts, held))
+    }
+
+    /// The directory of cache `id`, created with `owner` (mode, uid, gid)
+    /// when new, and locked as `sharing` asks for as long as `held` lives;
+    /// `private` in use gets a fresh throwaway directory instead.
+    fn cache_dir(
+        &self,
+        id: &str,
+        sharing: Sharing,
+        (mode, uid, gid): (u32, u32, u32),
+        held: &mut Held,
+    ) -> Result<PathBuf, StepError> {
+        let access = match sharing {
+            Sharing::Shared => CacheMountAccess::Shared,
+            Sharing::Locked => CacheMountAccess::Exclusive,
+            Sharing::Private => CacheMountAccess::TryExclusive,
+        };
+        let store = self.shared.store.clone();
+        let id = id.to_owned();
+        let cache = tokio::task::block_in_place(|| store.cache_mount(&id, access))?;
+        let (dir, new) = match cache.lock {
+            Some(lock) => {
+                held.locks.push(lock);
+                let new = !cache.dir.exists();
+                if new {
+                    std::fs::create_dir(&cache.dir).map_err(|source| StepError::Mount {
+                        spec: id.clone(),
+                        source: MountSetupError::Io {
+                            action: "create",
+                            path: cache.dir.clone(),
+                            source,
+                        },
+                    })?;
+                }
+                (cache.dir, new)
+            }
+            None => {
+                let fresh = self.scratch_dir()?;
+                let path = fresh.path().to_path_buf();
+                held.dirs.push(fresh);
+                (path, true)
+            }
+        };
+        if new {
+            let setup = chown(&dir, Some(uid), Some(gid)).and_then(|()| {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+            });
+            setup.map_err(|source| StepError::Mount {
+                spec: id,
+                source: MountSetupError::Io {
+                    action: "set up",
+                    path: dir.clone(),
+                    source,
+                },
+            })?;
+        }
+        Ok(dir)
+    }
+}
+
+/// The absolute, clean path of a mount target; relative ones are below
+/// `workdir`, as BuildKit resolves them.
+fn target_path(written: &str, workdir: &str) -> Result<PathBuf, MountSetupError> {
+    let joined = if written.starts_with('/') {
+        written.to_owned()
+    } else {
+        format!(
+            "{}/{written}",
+            if workdir.is_empty() { "/" } else { workdir }
+        )
+    };
+    let clean = crate::ignore::clean_path(&joined);
+    if clean == "/" {
+        return Err(MountSetupError::Target(written.to_owned()));
+    }
+    Ok(PathBuf::from(clean))
+}
+
+/// Copies what `source` names in `view` to `<dest>/root` and returns a
+/// digest of it (names, kinds, modes, owners and contents, in order).
+fn materialize(
+    view: &RootfsView,
+    source: &str,
+    dest: &Path,
+) -> Result<oci_spec::image::Digest, MountSetupError> {
+    let rootfs = |e: crate::exec::rootfs::RootfsError| MountSetupError::Io {
+        action: "read",
+        path: PathBuf::from(source),
+        source: io::Error::other(e.to_string()),
+    };
+    let node = view
+        .lookup(Path::new(source), true)
+        .map_err(rootfs)?
+        .ok_or_else(|| MountSetupError::SourceNotFound(source.to_owned()))?;
+    let mut hasher = crate::digest::Hasher::new();
+    copy_node(view, &node, &dest.join("root"), &mut hasher).map_err(|e| match e {
+        CopyFailure::View(e) => rootfs(e),
+        CopyFailure::Io(e) => e,
+    })?;
+    Ok(hasher.finish())
+}
+
+enum CopyFailure {
+    View(crate::exec::rootfs::RootfsError),
+    Io(MountSetupError),
+}
+
+impl From<crate::exec::rootfs::RootfsError> for CopyFailure {
+    fn from(e: crate::exec::rootfs::RootfsError) -> Self {
+        CopyFailure::View(e)
+    }
+}
+
+impl From<MountSetupError> for CopyFailure {
+    fn from(e: MountSetupError) -> Self {
+        CopyFailure::Io(e)
+    }
+}
+
+/// Copies `node` to `to`, feeding what identifies it to `hasher`. Devices,
+/// pipes and sockets are left out (a bound tree is for reading files).
+fn copy_node(
+    view: &RootfsView,
+    node: &Node,
+    to: &Path,
+    hasher: &mut crate::digest::Hasher,
+) -> Result<(), CopyFailure> {
+    let stat = &node.stat;
+    let header = format!(
+        "{}\0{:o}\0{}\0{}\0",
+        node.path.display(),
+        stat.mode & 0o7777,
+        stat.uid,
+        stat.gid
+    );
+    hasher.update(header.as_bytes());
+    match &node.kind {
+        FileKind::Dir => {
+            hasher.update(b"d");
+            std::fs::create_dir(to).map_err(io_error("create", to))?;
+            for child in view.read_dir(node)? {
+                let name = child
+                    .path
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                copy_node(view, &child, &to.join(name), hasher)?;
+            }
+        }
+        FileKind::File => {
+            hasher.update(b"f");
+            let mut from = view.open(node)?;
+            let mut file = File::create(to).map_err(io_error("create", to))?;
+            let mut tee = crate::digest::HashingWriter::new(&mut file);
+            io::copy(&mut from, &mut tee).map_err(io_error("write", to))?;
+            let (_, digest, _) = tee.finish();
+            hasher.update(digest.to_string().as_bytes());
+        }
+        FileKind::Symlink { target } => {
+            hasher.update(b"l");
+            hasher.update(target.as_os_str().as_encoded_bytes());
+            std::os::unix::fs::symlink(target, to).map_err(io_error("create", to))?;
+            return Ok(());
+        }
+        FileKind::Special(_) | FileKind::Socket => return Ok(()),
+    }
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(stat.mode & 0o7777))
+        .map_err(io_error("set permissions of", to))?;
+    // Owners are kept where the build may set them (as root); a rootless
+    // build keeps its own.
+    let _ = chown(to, Some(stat.uid), Some(stat.gid));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_absolute_and_clean() {
+        let ok = |written: &str, workdir: &str| target_path(written, workdir).ok();
+        assert_eq!(ok("/a/../b/", "/w"), Some(PathBuf::from("/b")));
+        assert_eq!(ok("cache", "/app"), Some(PathBuf::from("/app/cache")));
+        assert_eq!(ok("x", ""), Some(PathBuf::from("/x")));
+        assert_eq!(ok("../../..", "/w"), None);
+        assert_eq!(ok("", ""), None);
+    }
+}
