@@ -429,12 +429,25 @@ impl StepContext<'_> {
             }
         };
         let store = &self.shared.store;
+        let owners = self.shared.executor.layer_owners();
         tokio::task::block_in_place(|| match files::rootfs_view(store, &layers)? {
-            Some(view) => Ok((SourceRoot::Stage(Arc::new(view)), None)),
+            Some(view) => Ok((
+                SourceRoot::Stage {
+                    view: Arc::new(view),
+                    owners,
+                },
+                None,
+            )),
             None => {
                 let empty = self.scratch_dir()?;
                 let view = crate::exec::rootfs::RootfsView::dir(empty.path())?;
-                Ok((SourceRoot::Stage(Arc::new(view)), Some(empty)))
+                Ok((
+                    SourceRoot::Stage {
+                        view: Arc::new(view),
+                        owners,
+                    },
+                    Some(empty),
+                ))
             }
         })
     }

@@ -23,6 +23,7 @@ use super::rootfs::{NodeKind, RootfsView};
 use super::sources::{self, Match};
 use super::{CopyError, CopyPlan, download};
 use crate::layer::extract::{ExtractOptions, Ownership, WhiteoutStyle, extract};
+use crate::layer::owners::OwnerMap;
 
 /// An `ADD` as the executor hands it over.
 #[derive(Debug, Clone)]
@@ -51,15 +52,11 @@ pub async fn plan_add(
     let copy = &request.copy;
     let dest = if copy.flags.link { None } else { dest };
     let from_context = matches!(root, SourceRoot::Context(_));
-    let own = if from_context {
-        DefaultOwner::Root
-    } else {
-        DefaultOwner::Source
+    let (own, view) = match root {
+        SourceRoot::Context(view) => (DefaultOwner::Root, view),
+        SourceRoot::Stage { view, owners } => (DefaultOwner::Source(*owners), view),
     };
     let mut target = Target::new(copy, dest, own)?;
-    let view = match root {
-        SourceRoot::Context(view) | SourceRoot::Stage(view) => view,
-    };
     let mut scratch_dirs = 0usize;
     let mut next_scratch = || -> Result<PathBuf, CopyError> {
         scratch_dirs += 1;
@@ -155,7 +152,9 @@ fn unpack(target: &mut Target<'_>, file: &Path, dir: PathBuf) -> Result<(), Copy
     let view = Arc::new(RootfsView::dir(&dir)?);
     let root = view.root()?;
     let dest = target.dir()?;
-    target.planner.set_default_owner(DefaultOwner::Source);
+    target
+        .planner
+        .set_default_owner(DefaultOwner::Source(OwnerMap::Identity));
     target.planner.add_dir_contents(&view, &root, &dest)
 }
 

@@ -32,7 +32,7 @@ mod user_of;
 
 pub use error::CopyError;
 pub use plan::{CacheInput, CopyPlan, DefaultOwner, SourceRecord};
-pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, StepEvent};
+pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, Snapshotter, StepEvent};
 
 use crate::layer::LayerError;
 use crate::sandbox::SandboxError;

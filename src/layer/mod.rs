@@ -20,6 +20,7 @@ mod error;
 pub mod extract;
 mod fsmeta;
 pub mod gzip;
+pub mod owners;
 mod resolve;
 pub mod tar;
 
