@@ -144,3 +144,47 @@ fn build_hello_as_nobody(snapshotter: &str) -> Option<Vec<Vec<support::build::Ta
     assert!(stderr.contains("0 steps run, 7 cached"), "{stderr}");
     Some(layers)
 }
+
+#[test]
+fn an_archive_added_rootless_keeps_roots_files_as_roots() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("add", "FROM scratch\nADD files.tar /x/\n");
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_cksum();
+    archive
+        .append_data(&mut header, "hi.txt", &b"hi\n"[..])
+        .unwrap();
+    std::fs::write(context.join("files.tar"), archive.into_inner().unwrap()).unwrap();
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    give_to_nobody(home.dir.path());
+    let layout = home.path("layout");
+    let built = build_as_nobody(
+        &home,
+        "overlay",
+        &[
+            "-o",
+            &format!("type=oci,tar=false,dest={}", layout.display()),
+            context.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "{stderr}");
+    let layers = layout_layer_entries(&layout);
+    let entries: Vec<(String, u64, u64)> = layers
+        .iter()
+        .flatten()
+        .map(|e| (e.path.clone(), e.uid, e.gid))
+        .collect();
+    assert_eq!(
+        entries,
+        [("x/".to_owned(), 0, 0), ("x/hi.txt".to_owned(), 0, 0)]
+    );
+}

@@ -130,16 +130,23 @@ fn unpack(target: &mut Target<'_>, file: &Path, dir: PathBuf) -> Result<(), Copy
     };
     let reader = decompressed(File::open(file).map_err(|e| io_err("opening", e))?)
         .map_err(|e| io_err("decompressing", e))?;
-    let ownership = if rustix::process::geteuid().is_root() {
-        Ownership::Preserve
+    let (ownership, owners) = if rustix::process::geteuid().is_root() {
+        (Ownership::Preserve, OwnerMap::Identity)
     } else {
-        // Rootless: only our own ids can be set; others are reported and left ours.
-        let uid = u64::from(rustix::process::geteuid().as_raw());
-        let gid = u64::from(rustix::process::getegid().as_raw());
-        Ownership::Within {
-            uids: uid..uid + 1,
-            gids: gid..gid + 1,
-        }
+        // Rootless: only our own ids can be set (others are reported and
+        // left ours); they read as root's, as in a rootless step.
+        let (uid, gid) = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        let (uid64, gid64) = (u64::from(uid), u64::from(gid));
+        (
+            Ownership::Within {
+                uids: uid64..uid64 + 1,
+                gids: gid64..gid64 + 1,
+            },
+            OwnerMap::single(uid, gid),
+        )
     };
     extract(
         reader,
@@ -154,7 +161,7 @@ fn unpack(target: &mut Target<'_>, file: &Path, dir: PathBuf) -> Result<(), Copy
     let dest = target.dir()?;
     target
         .planner
-        .set_default_owner(DefaultOwner::Source(OwnerMap::Identity));
+        .set_default_owner(DefaultOwner::Source(owners));
     target.planner.add_dir_contents(&view, &root, &dest)
 }
 

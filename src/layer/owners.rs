@@ -43,6 +43,21 @@ pub enum OwnerMap {
 }
 
 impl OwnerMap {
+    /// A user namespace mapping only `uid` and `gid` (as root).
+    pub fn single(uid: u32, gid: u32) -> OwnerMap {
+        let own = |id| {
+            Some(IdRange {
+                inside: 0,
+                outside: id,
+                count: 1,
+            })
+        };
+        OwnerMap::Namespace {
+            uids: [own(uid), None],
+            gids: [own(gid), None],
+        }
+    }
+
     /// The layer's user ID for the on-disk `uid`.
     pub fn uid(&self, uid: u32) -> u32 {
         match self {

@@ -110,10 +110,7 @@ impl IdMap {
             })
         };
         match self {
-            IdMap::Single { uid, gid } => OwnerMap::Namespace {
-                uids: [own(*uid), None],
-                gids: [own(*gid), None],
-            },
+            IdMap::Single { uid, gid } => OwnerMap::single(*uid, *gid),
             IdMap::Range {
                 uid,
                 gid,
