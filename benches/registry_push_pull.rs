@@ -14,7 +14,6 @@ use builder::progress::ProgressSender;
 use builder::registry::{Client, PullOptions, PushOptions, pull, push};
 use builder::store::Store;
 use serde_json::json;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::registry::Registry;
 
@@ -30,7 +29,7 @@ fn main() {
     let size = write_layout(layout.path(), mb << 20);
     let oci = format!("oci:{}:latest", layout.path().display());
     let src = format!("{}/bench:latest", source.host());
-    skopeo(&[
+    source.skopeo(&[
         "copy",
         "--dest-tls-verify=false",
         &oci,
@@ -41,7 +40,7 @@ fn main() {
     // Pull.
     let out = tempfile::tempdir().expect("temp dir");
     let t = Instant::now();
-    skopeo(&[
+    source.skopeo(&[
         "copy",
         "--src-tls-verify=false",
         &format!("docker://{src}"),
@@ -67,7 +66,7 @@ fn main() {
     // Push, each to a fresh registry.
     let skopeo_dest = Registry::start().expect("registry");
     let t = Instant::now();
-    skopeo(&[
+    skopeo_dest.skopeo(&[
         "copy",
         "--dest-tls-verify=false",
         &oci,
@@ -103,19 +102,6 @@ fn report(what: &str, tool: &str, bytes: u64, took: Duration) {
         "{what} {tool:12} {:>8.2} s {:>9.1} MiB/s",
         took.as_secs_f64(),
         mbs
-    );
-}
-
-fn skopeo(args: &[&str]) {
-    let out = Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .output()
-        .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -12,6 +12,7 @@ pub mod context;
 pub mod digest;
 pub mod dockerfile;
 pub mod exec;
+pub mod file_kind;
 pub mod ignore;
 pub mod image;
 pub mod layer;

@@ -5,7 +5,8 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use builder::context::{EntryKind, walk};
+use builder::context::walk;
+use builder::file_kind::FileKind;
 use builder::ignore::{IgnoreFile, PatternMatcher};
 
 fn write(root: &Path, rel: &str, content: &str) {
@@ -21,7 +22,7 @@ fn listing(root: &Path, ignore: Option<&PatternMatcher>) -> Vec<String> {
         .into_iter()
         .map(|e| {
             let mut p = e.path.to_string_lossy().into_owned();
-            if e.kind == EntryKind::Dir {
+            if e.kind == FileKind::Dir {
                 p.push('/');
             }
             p
@@ -49,7 +50,7 @@ fn entries_come_depth_first_in_name_order_with_metadata() {
         .iter()
         .find(|e| e.path == Path::new("b.txt"))
         .unwrap();
-    assert_eq!(file.kind, EntryKind::File);
+    assert_eq!(file.kind, FileKind::File);
     assert_eq!(file.size, 5);
     assert_eq!(file.mode, 0o4751);
     let meta = fs::metadata(root.join("b.txt")).unwrap();
@@ -63,7 +64,7 @@ fn entries_come_depth_first_in_name_order_with_metadata() {
         .unwrap();
     assert_eq!(
         link.kind,
-        EntryKind::Symlink {
+        FileKind::Symlink {
             target: PathBuf::from("../b.txt")
         }
     );
@@ -82,7 +83,7 @@ fn symlinks_are_entries_and_never_followed() {
     assert!(
         entries
             .iter()
-            .all(|e| matches!(e.kind, EntryKind::Symlink { .. }))
+            .all(|e| matches!(e.kind, FileKind::Symlink { .. }))
     );
 }
 

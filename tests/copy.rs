@@ -804,3 +804,34 @@ mod add {
         );
     }
 }
+
+#[test]
+fn hardlinked_sources_stay_one_file_in_the_layer() {
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "dir/a", "shared");
+    fs::hard_link(ctx.path().join("dir/a"), ctx.path().join("dir/b")).unwrap();
+    write(ctx.path(), "dir/c", "shared");
+    let root = context(ctx.path(), &[]);
+    let out = layer(
+        &request(&["dir"], "/app", CopyFlags::default()),
+        &root,
+        None,
+    )
+    .unwrap();
+    assert_eq!(listing(out.path()), ["app/", "app/a", "app/b", "app/c"]);
+    let inode = |name: &str| {
+        fs::metadata(out.path().join("app").join(name))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(
+        inode("a"),
+        inode("b"),
+        "a and b are one file, as in the context"
+    );
+    assert_ne!(inode("a"), inode("c"), "c only has the same content");
+    assert_eq!(
+        fs::read_to_string(out.path().join("app/b")).unwrap(),
+        "shared"
+    );
+}

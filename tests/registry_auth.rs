@@ -4,22 +4,13 @@
 
 mod support;
 
-use assert_cmd::Command;
 use base64::Engine as _;
 use predicates::str::contains;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use support::cli::builder;
 use support::image::BaseImage;
 use support::registry::Registry;
-
-/// `builder` with a private DOCKER_CONFIG, store and HOME.
-fn builder(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("builder").expect("builder binary");
-    cmd.env("HOME", home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("BUILDER_ROOT", home.join("store"));
-    cmd
-}
 
 fn config(home: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(home.join("docker/config.json")).expect("config.json"))

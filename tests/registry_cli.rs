@@ -4,19 +4,10 @@
 
 mod support;
 
-use assert_cmd::Command;
 use predicates::str::contains;
-use std::path::Path;
+use support::cli::builder;
 use support::image::BaseImage;
 use support::registry::Registry;
-
-fn builder(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("builder").expect("builder binary");
-    cmd.env("HOME", home)
-        .env("DOCKER_CONFIG", home.join("docker"))
-        .env("BUILDER_ROOT", home.join("store"));
-    cmd
-}
 
 #[test]
 fn pull_inspect_push_round_trip() {

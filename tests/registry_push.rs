@@ -8,7 +8,6 @@ use builder::image::Reference;
 use builder::progress::{BlobOutcome, Direction, Event, ProgressSender};
 use builder::registry::{Client, PullOptions, PushOptions, pull, push};
 use builder::store::Store;
-use std::process::Command;
 use support::image::BaseImage;
 use support::registry::Registry;
 
@@ -29,21 +28,6 @@ fn upload_outcomes(events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>) -> 
         }
     }
     out
-}
-
-fn skopeo(registry: &Registry, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .output()
-        .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}\nregistry log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        registry.log()
-    );
-    out.stdout
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -109,30 +93,24 @@ async fn pushed_images_read_back_identically_and_mount_across_repositories() {
     );
 
     // skopeo reads what we pushed, with the same digest and layer.
-    let info: serde_json::Value = serde_json::from_slice(&skopeo(
-        &registry,
-        &[
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{host}/copy:v1"),
-        ],
-    ))
+    let info: serde_json::Value = serde_json::from_slice(&registry.skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{host}/copy:v1"),
+    ]))
     .unwrap();
     assert_eq!(info["Digest"], image.digest.as_str());
     assert_eq!(info["Layers"][0], image.layer.as_str());
 
     // And copies it out: every blob equals the original.
     let out = tempfile::tempdir().unwrap();
-    skopeo(
-        &registry,
-        &[
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            &format!("docker://{host}/copy:v1"),
-            &format!("oci:{}:v1", out.path().display()),
-        ],
-    );
+    registry.skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{host}/copy:v1"),
+        &format!("oci:{}:v1", out.path().display()),
+    ]);
     for (digest, bytes) in &image.blobs {
         let hex = digest.trim_start_matches("sha256:");
         let copied = std::fs::read(out.path().join("blobs/sha256").join(hex))

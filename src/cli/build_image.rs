@@ -6,7 +6,8 @@
 //! Progress goes to stderr (BuildKit's plain lines when `--progress=plain`
 //! or stderr is not a terminal), so `-o -` can stream a tar on stdout.
 //! A failed step is reported with its Dockerfile line and, for RUN, its
-//! exit code; the process then exits with code 1.
+//! exit code; the process then exits with code 1. SIGINT and SIGTERM stop
+//! the build cleanly (same exit code).
 
 use super::Globals;
 use super::common::block_on;
@@ -150,7 +151,7 @@ pub fn build_image(
     };
     let tty = args.progress == ProgressMode::Auto && std::io::stderr().is_terminal();
     let (sender, renderer) = progress::spawn_renderer_for(tty);
-    let outcome = block_on(async {
+    let work = async {
         let built = build(
             Arc::new(graph),
             store.clone(),
@@ -175,6 +176,19 @@ pub fn build_image(
         )
         .await?;
         Ok(built)
+    };
+    // On SIGINT or SIGTERM the build is dropped, not killed: its steps'
+    // sandboxes are killed and their scratch directories removed, and no
+    // record of an unfinished step is written.
+    let outcome = block_on(async {
+        tokio::select! {
+            // The handlers are installed before the build starts.
+            biased;
+            signal = interrupted() => Err(miette!(
+                "the build was interrupted by {signal}; the unfinished steps left nothing behind"
+            )),
+            outcome = work => outcome,
+        }
     });
     drop(sender);
     let _ = renderer.join();
@@ -200,6 +214,23 @@ pub fn build_image(
             .map_err(|e| miette!("cannot write --metadata-file {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// Resolves with the signal's name when the user interrupts the build
+/// (SIGINT, SIGTERM); never, when the handlers cannot be installed (the
+/// signals then keep their default action).
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 /// Every name the image gets: `-t` names and `type=image` names.

@@ -12,6 +12,7 @@ mod walk;
 use std::io;
 use std::path::PathBuf;
 
+use crate::file_kind::FileKind;
 use crate::ignore::PatternError;
 
 pub use walk::walk;
@@ -22,7 +23,7 @@ pub struct Entry {
     /// Path relative to the context root (no leading `/`).
     pub path: PathBuf,
     /// What it is.
-    pub kind: EntryKind,
+    pub kind: FileKind,
     /// Permission bits, including set-id and sticky (`st_mode & 0o7777`).
     pub mode: u32,
     /// Owner user ID.
@@ -33,38 +34,6 @@ pub struct Entry {
     pub size: u64,
     /// Last modification time.
     pub mtime: Timestamp,
-}
-
-/// The kind of an [`Entry`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link, never followed.
-    Symlink {
-        /// The link's target as stored.
-        target: PathBuf,
-    },
-    /// A named pipe.
-    Fifo,
-    /// A Unix socket.
-    Socket,
-    /// A character device.
-    CharDevice {
-        /// Device major number.
-        major: u32,
-        /// Device minor number.
-        minor: u32,
-    },
-    /// A block device.
-    BlockDevice {
-        /// Device major number.
-        major: u32,
-        /// Device minor number.
-        minor: u32,
-    },
 }
 
 /// A modification time as seconds and nanoseconds since the Unix epoch.

@@ -10,9 +10,10 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, StatxFlags};
+use rustix::fs::{AtFlags, CWD, Dir, Mode, OFlags, StatxFlags};
 
-use super::{ContextError, Entry, EntryKind, Timestamp};
+use super::{ContextError, Entry, Timestamp};
+use crate::file_kind::FileKind;
 use crate::ignore::{MatchInfo, PatternMatcher};
 
 /// A directory being walked: its open descriptor, the names still to visit
@@ -65,7 +66,7 @@ pub fn walk(root: &Path, ignore: Option<&PatternMatcher>) -> Result<Vec<Entry>, 
             // Removed while we walked: it is simply not part of the context.
             continue;
         };
-        let is_dir = entry.kind == EntryKind::Dir;
+        let is_dir = entry.kind == FileKind::Dir;
         let (excluded, info) = match ignore {
             Some(pm) => {
                 let key = rel.to_string_lossy();
@@ -163,29 +164,12 @@ fn stat_entry(frame: &Frame, name: &CStr, rel: &Path) -> Result<Option<Entry>, C
         Err(e) => return Err(io_err(e)),
     };
     let mode = u32::from(st.stx_mode);
-    let kind = match FileType::from_raw_mode(mode) {
-        FileType::RegularFile => EntryKind::File,
-        FileType::Directory => EntryKind::Dir,
-        FileType::Symlink => {
-            let target = rustix::fs::readlinkat(&frame.fd, name, Vec::new()).map_err(io_err)?;
-            EntryKind::Symlink {
-                target: PathBuf::from(OsStr::from_bytes(target.as_bytes())),
-            }
-        }
-        FileType::Fifo => EntryKind::Fifo,
-        FileType::Socket => EntryKind::Socket,
-        FileType::CharacterDevice => EntryKind::CharDevice {
-            major: st.stx_rdev_major,
-            minor: st.stx_rdev_minor,
-        },
-        FileType::BlockDevice => EntryKind::BlockDevice {
-            major: st.stx_rdev_major,
-            minor: st.stx_rdev_minor,
-        },
-        FileType::Unknown => {
-            return Err(io_err(rustix::io::Errno::INVAL));
-        }
+    let read_link = || {
+        let target = rustix::fs::readlinkat(&frame.fd, name, Vec::new()).map_err(io_err)?;
+        Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
     };
+    let kind = FileKind::from_mode(mode, st.stx_rdev_major, st.stx_rdev_minor, read_link)?
+        .ok_or_else(|| io_err(rustix::io::Errno::INVAL))?;
     Ok(Some(Entry {
         path: rel.to_owned(),
         kind,

@@ -19,9 +19,10 @@ use std::sync::Arc;
 
 use super::copy::{CopyRequest, Source, SourceRoot, Target};
 use super::plan::DefaultOwner;
-use super::rootfs::{NodeKind, RootfsView};
+use super::rootfs::RootfsView;
 use super::sources::{self, Match};
 use super::{CopyError, CopyPlan, download};
+use crate::file_kind::FileKind;
 use crate::layer::extract::{ExtractOptions, Ownership, WhiteoutStyle, extract};
 use crate::layer::owners::OwnerMap;
 
@@ -107,7 +108,7 @@ pub async fn plan_add(
             ));
         }
         for found in sources::resolve(view, path, from_context)? {
-            if found.node.kind == NodeKind::File && request.unpack != Some(false) {
+            if found.node.kind == FileKind::File && request.unpack != Some(false) {
                 let host = view.host_path(&found.node)?;
                 if is_archive_in(view, &found)? {
                     unpack(&mut target, &host, next_scratch()?)?;

@@ -19,9 +19,10 @@ use std::sync::Arc;
 use super::CopyError;
 use super::chmod::Chmod;
 use super::plan::{CopyPlan, DefaultOwner, Planner};
-use super::rootfs::{NodeKind, RootfsView};
+use super::rootfs::RootfsView;
 use super::sources::{self, Match};
 use super::user::{Accounts, Ids};
+use crate::file_kind::FileKind;
 use crate::ignore::{PatternMatcher, clean_path, has_wildcards};
 use crate::layer::owners::OwnerMap;
 
@@ -169,8 +170,8 @@ impl<'d> Target<'d> {
             || several
             || flags.parents;
         let (path, existing) = resolve_dest(dest, &relative)?;
-        let is_dir = existing == Some(NodeKind::Dir) || dir_by_rule;
-        if several && existing.as_ref().is_some_and(|k| *k != NodeKind::Dir) {
+        let is_dir = existing == Some(FileKind::Dir) || dir_by_rule;
+        if several && existing.as_ref().is_some_and(|k| *k != FileKind::Dir) {
             return Err(CopyError::DestinationNotDirectory(written.clone()));
         }
         Ok(Self {
@@ -205,7 +206,7 @@ impl<'d> Target<'d> {
                 .planner
                 .add_tree(view, &found.node, &dest, Path::new(""));
         }
-        if found.node.kind == NodeKind::Dir {
+        if found.node.kind == FileKind::Dir {
             self.planner.ensure_dir(&self.path)?;
             return self.planner.add_dir_contents(view, &found.node, &self.path);
         }
@@ -302,7 +303,7 @@ pub(super) fn resolve_owner(spec: &str, dest: Option<&RootfsView>) -> Result<Ids
 fn resolve_dest(
     dest: Option<&RootfsView>,
     path: &Path,
-) -> Result<(PathBuf, Option<NodeKind>), CopyError> {
+) -> Result<(PathBuf, Option<FileKind>), CopyError> {
     let Some(view) = dest else {
         return Ok((path.to_path_buf(), None));
     };
@@ -312,7 +313,7 @@ fn resolve_dest(
     match (path.parent(), path.file_name()) {
         (Some(parent), Some(name)) => {
             let (resolved, kind) = resolve_dest(Some(view), parent)?;
-            if kind.as_ref().is_some_and(|k| *k != NodeKind::Dir) {
+            if kind.as_ref().is_some_and(|k| *k != FileKind::Dir) {
                 return Err(CopyError::Rootfs(
                     super::rootfs::RootfsError::NotADirectory(resolved),
                 ));

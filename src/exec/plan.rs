@@ -2,7 +2,7 @@
 //! written: the entries with their final metadata, where each one's bytes
 //! come from, and the record of every source for the step's cache key.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,10 +11,12 @@ use serde::Serialize;
 
 use super::CopyError;
 use super::chmod::Chmod;
-use super::rootfs::{Node, NodeKind, RootfsView};
+use super::rootfs::{Node, RootfsView};
 use super::user::Ids;
 use crate::context::digest::{DigestMemo, StatIdentity};
+use crate::file_kind::{FileKind, SpecialFile};
 use crate::ignore::PatternMatcher;
+use crate::layer::hardlinks::Hardlinks;
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{Content, LayerEntry, LayerEntryKind, WriteOptions, write_entries};
 
@@ -33,9 +35,7 @@ enum PlannedKind {
     Dir,
     Symlink(PathBuf),
     Hardlink(PathBuf),
-    CharDevice(u32, u32),
-    BlockDevice(u32, u32),
-    Fifo,
+    Special(SpecialFile),
 }
 
 /// One entry of the layer to write.
@@ -117,13 +117,13 @@ impl CopyPlan {
                 PlannedKind::Hardlink(target) => {
                     ("hardlink", 0, Some(target.to_string_lossy().into_owned()))
                 }
-                PlannedKind::CharDevice(major, minor) => {
+                PlannedKind::Special(SpecialFile::CharDevice { major, minor }) => {
                     ("char", 0, Some(format!("{major}:{minor}")))
                 }
-                PlannedKind::BlockDevice(major, minor) => {
+                PlannedKind::Special(SpecialFile::BlockDevice { major, minor }) => {
                     ("block", 0, Some(format!("{major}:{minor}")))
                 }
-                PlannedKind::Fifo => ("fifo", 0, None),
+                PlannedKind::Special(SpecialFile::Fifo) => ("fifo", 0, None),
             };
             sources.push(SourceRecord {
                 source: entry.source.clone().unwrap_or_default(),
@@ -171,13 +171,7 @@ impl CopyPlan {
                     PlannedKind::Dir => LayerEntryKind::Dir,
                     PlannedKind::Symlink(target) => LayerEntryKind::Symlink { target },
                     PlannedKind::Hardlink(target) => LayerEntryKind::Hardlink { target },
-                    PlannedKind::CharDevice(major, minor) => {
-                        LayerEntryKind::CharDevice { major, minor }
-                    }
-                    PlannedKind::BlockDevice(major, minor) => {
-                        LayerEntryKind::BlockDevice { major, minor }
-                    }
-                    PlannedKind::Fifo => LayerEntryKind::Fifo,
+                    PlannedKind::Special(special) => LayerEntryKind::Special(special),
                 },
                 mode: p.mode,
                 uid: p.uid,
@@ -225,7 +219,7 @@ pub(super) struct Planner<'d> {
     entries: Vec<Planned>,
     planned_dirs: HashSet<PathBuf>,
     /// The first destination of each multiply-linked source inode.
-    links: HashMap<(u64, u64), PathBuf>,
+    links: Hardlinks<PathBuf>,
 }
 
 impl<'d> Planner<'d> {
@@ -244,7 +238,7 @@ impl<'d> Planner<'d> {
             excludes,
             entries: Vec::new(),
             planned_dirs: HashSet::new(),
-            links: HashMap::new(),
+            links: Hardlinks::default(),
         }
     }
 
@@ -268,7 +262,7 @@ impl<'d> Planner<'d> {
             let exists = match self.dest_view {
                 Some(view) => view
                     .lookup(&current, true)?
-                    .is_some_and(|n| n.kind == NodeKind::Dir),
+                    .is_some_and(|n| n.kind == FileKind::Dir),
                 None => false,
             };
             self.planned_dirs.insert(current.clone());
@@ -301,7 +295,7 @@ impl<'d> Planner<'d> {
             || match self.dest_view {
                 Some(view) => view
                     .lookup(path, true)?
-                    .is_some_and(|n| n.kind == NodeKind::Dir),
+                    .is_some_and(|n| n.kind == FileKind::Dir),
                 None => false,
             })
     }
@@ -379,7 +373,7 @@ impl<'d> Planner<'d> {
         if let Some(excludes) = &self.excludes {
             if !rel.as_os_str().is_empty()
                 && excludes.matches_or_parent_matches(&rel.to_string_lossy())?
-                && (node.kind != NodeKind::Dir
+                && (node.kind != FileKind::Dir
                     || excludes.can_skip_excluded_dir(&rel.to_string_lossy()))
             {
                 return Ok(());
@@ -392,33 +386,29 @@ impl<'d> Planner<'d> {
                 (owners.uid(node.stat.uid), owners.gid(node.stat.gid))
             }
         };
-        let is_dir = node.kind == NodeKind::Dir;
+        let is_dir = node.kind == FileKind::Dir;
         let mode = self
             .chmod
             .as_ref()
             .map_or(node.stat.mode, |c| c.apply(node.stat.mode, is_dir));
         let kind = match &node.kind {
-            NodeKind::File => {
-                let inode = (node.stat.dev, node.stat.ino);
-                match self.links.get(&inode) {
-                    Some(first) if node.stat.nlink > 1 => PlannedKind::Hardlink(first.clone()),
-                    _ => {
-                        if node.stat.nlink > 1 {
-                            self.links.insert(inode, dest.to_path_buf());
-                        }
-                        PlannedKind::File {
-                            size: node.stat.size,
-                            body: Body::View(Arc::clone(view), node.clone()),
-                        }
-                    }
+            FileKind::File => {
+                let stat = &node.stat;
+                match self
+                    .links
+                    .first_of(stat.dev, stat.ino, stat.nlink, &dest.to_path_buf())
+                {
+                    Some(first) => PlannedKind::Hardlink(first),
+                    None => PlannedKind::File {
+                        size: node.stat.size,
+                        body: Body::View(Arc::clone(view), node.clone()),
+                    },
                 }
             }
-            NodeKind::Dir => PlannedKind::Dir,
-            NodeKind::Symlink(target) => PlannedKind::Symlink(target.clone()),
-            NodeKind::CharDevice { major, minor } => PlannedKind::CharDevice(*major, *minor),
-            NodeKind::BlockDevice { major, minor } => PlannedKind::BlockDevice(*major, *minor),
-            NodeKind::Fifo => PlannedKind::Fifo,
-            NodeKind::Socket => return Ok(()),
+            FileKind::Dir => PlannedKind::Dir,
+            FileKind::Symlink { target } => PlannedKind::Symlink(target.clone()),
+            FileKind::Special(special) => PlannedKind::Special(*special),
+            FileKind::Socket => return Ok(()),
         };
         let xattrs = view.xattrs(node)?;
         self.entries.push(Planned {

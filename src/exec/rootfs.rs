@@ -18,8 +18,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags, StatxFlags};
 use rustix::io::Errno;
+
+use crate::file_kind::FileKind;
 
 /// Symlinks followed in one lookup before it fails, as Linux's `MAXSYMLINKS`.
 const MAX_SYMLINKS: usize = 40;
@@ -47,35 +49,6 @@ pub enum RootfsError {
     /// Too many symlinks (or a loop) while resolving a path.
     #[error("too many levels of symbolic links resolving `{}`", .0.display())]
     SymlinkLoop(PathBuf),
-}
-
-/// What a [`Node`] is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link, with its target as stored.
-    Symlink(PathBuf),
-    /// A character device.
-    CharDevice {
-        /// Major number.
-        major: u32,
-        /// Minor number.
-        minor: u32,
-    },
-    /// A block device.
-    BlockDevice {
-        /// Major number.
-        major: u32,
-        /// Minor number.
-        minor: u32,
-    },
-    /// A named pipe.
-    Fifo,
-    /// A socket (never copied into a layer).
-    Socket,
 }
 
 /// The metadata of a file as found in one layer.
@@ -107,7 +80,7 @@ pub struct Node {
     /// Its path inside the root, plain components only (empty is the root).
     pub path: PathBuf,
     /// What it is.
-    pub kind: NodeKind,
+    pub kind: FileKind,
     /// Its metadata, from the topmost layer that has it.
     pub stat: NodeStat,
     /// The layers that hold it, top-first: one, or several for a merged directory.
@@ -194,7 +167,7 @@ impl RootfsView {
             })?;
         Ok(Node {
             path: PathBuf::new(),
-            kind: NodeKind::Dir,
+            kind: FileKind::Dir,
             stat: stat.1.stat,
             layers,
         })
@@ -217,13 +190,13 @@ impl RootfsView {
             let dir = stack
                 .last()
                 .ok_or_else(|| RootfsError::NotADirectory(PathBuf::new()))?;
-            if dir.kind != NodeKind::Dir {
+            if dir.kind != FileKind::Dir {
                 return Err(RootfsError::NotADirectory(dir.path.clone()));
             }
             let Some(child) = self.child(dir, &name)? else {
                 return Ok(None);
             };
-            if let NodeKind::Symlink(target) = &child.kind {
+            if let FileKind::Symlink { target } = &child.kind {
                 if follow || !pending.is_empty() {
                     links += 1;
                     if links > MAX_SYMLINKS {
@@ -252,7 +225,7 @@ impl RootfsView {
                 }
                 if self.overlay {
                     if let Some((_, _, kind)) = self.stat_kind(layer, &dir.path.join(&name))? {
-                        if is_whiteout(&kind) {
+                        if kind.is_overlay_whiteout() {
                             hidden.insert(name);
                             continue;
                         }
@@ -290,7 +263,7 @@ impl RootfsView {
         let Some(node) = self.lookup(path, true)? else {
             return Ok(None);
         };
-        if node.kind != NodeKind::File {
+        if node.kind != FileKind::File {
             return Ok(None);
         }
         let mut content = Vec::new();
@@ -309,7 +282,7 @@ impl RootfsView {
     /// left out), in name order.
     pub fn xattrs(&self, node: &Node) -> Result<BTreeMap<String, Vec<u8>>, RootfsError> {
         let mut out = BTreeMap::new();
-        if !matches!(node.kind, NodeKind::File | NodeKind::Dir) {
+        if !matches!(node.kind, FileKind::File | FileKind::Dir) {
             return Ok(out);
         }
         let err = |source: io::Error| RootfsError::Io {
@@ -384,12 +357,12 @@ impl RootfsView {
             let Some((opaque, stat, kind)) = self.stat_kind(layer, &path)? else {
                 continue;
             };
-            if self.overlay && is_whiteout(&kind) {
+            if self.overlay && kind.is_overlay_whiteout() {
                 break;
             }
             match &mut found {
                 None => {
-                    let is_dir = kind == NodeKind::Dir;
+                    let is_dir = kind == FileKind::Dir;
                     found = Some(Node {
                         path: path.clone(),
                         kind,
@@ -401,7 +374,7 @@ impl RootfsView {
                     }
                 }
                 Some(node) => {
-                    if kind != NodeKind::Dir {
+                    if kind != FileKind::Dir {
                         break;
                     }
                     node.layers.push(layer);
@@ -420,7 +393,7 @@ impl RootfsView {
         &self,
         layer: usize,
         path: &Path,
-    ) -> Result<Option<(bool, NodeStat, NodeKind)>, RootfsError> {
+    ) -> Result<Option<(bool, NodeStat, FileKind)>, RootfsError> {
         let Some((fd, stat)) = self.stat_in(layer, path)? else {
             return Ok(None);
         };
@@ -431,37 +404,14 @@ impl RootfsView {
                 source: e.into(),
             }
         };
-        let (kind, opaque) = match FileType::from_raw_mode(stat.mode_raw) {
-            FileType::RegularFile => (NodeKind::File, false),
-            FileType::Directory => {
-                let opaque = self.overlay && self.is_opaque(layer, path)?;
-                (NodeKind::Dir, opaque)
-            }
-            FileType::Symlink => {
-                let target =
-                    rfs::readlinkat(&fd, c"", Vec::new()).map_err(err("reading the link"))?;
-                (
-                    NodeKind::Symlink(PathBuf::from(OsStr::from_bytes(target.as_bytes()))),
-                    false,
-                )
-            }
-            FileType::CharacterDevice => (
-                NodeKind::CharDevice {
-                    major: stat.rdev.0,
-                    minor: stat.rdev.1,
-                },
-                false,
-            ),
-            FileType::BlockDevice => (
-                NodeKind::BlockDevice {
-                    major: stat.rdev.0,
-                    minor: stat.rdev.1,
-                },
-                false,
-            ),
-            FileType::Fifo => (NodeKind::Fifo, false),
-            FileType::Socket | FileType::Unknown => (NodeKind::Socket, false),
+        let read_link = || {
+            let target = rfs::readlinkat(&fd, c"", Vec::new()).map_err(err("reading the link"))?;
+            Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
         };
+        // A file type the kernel does not name is left out of any layer, as a socket is.
+        let kind = FileKind::from_mode(stat.mode_raw, stat.rdev.0, stat.rdev.1, read_link)?
+            .unwrap_or(FileKind::Socket);
+        let opaque = kind == FileKind::Dir && self.overlay && self.is_opaque(layer, path)?;
         Ok(Some((opaque, stat.stat, kind)))
     }
 
@@ -586,10 +536,6 @@ struct RawStat {
     mode_raw: u32,
     rdev: (u32, u32),
     stat: NodeStat,
-}
-
-fn is_whiteout(kind: &NodeKind) -> bool {
-    *kind == (NodeKind::CharDevice { major: 0, minor: 0 })
 }
 
 fn open_layer(dir: &Path) -> Result<Layer, RootfsError> {

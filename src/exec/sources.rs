@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use super::CopyError;
-use super::rootfs::{Node, NodeKind, RootfsView};
+use super::rootfs::{Node, RootfsView};
+use crate::file_kind::FileKind;
 use crate::ignore::{clean_path, glob_match, has_wildcards};
 
 /// One file or directory a source names.
@@ -62,7 +63,7 @@ pub(super) fn resolve(
     let prefix: PathBuf = elements.iter().take(first_wild).collect();
     let mut matches = Vec::new();
     if let Some(dir) = view.lookup(&prefix, true)? {
-        if dir.kind == NodeKind::Dir {
+        if dir.kind == FileKind::Dir {
             let patterns = elements.get(first_wild..).unwrap_or_default();
             expand(view, &dir, &prefix, patterns, &mut matches)?;
         }
@@ -107,7 +108,7 @@ fn expand(
             if let Some(node) = view.lookup(&child.path, true)? {
                 out.push(Match { node, rel: path });
             }
-        } else if child.kind == NodeKind::Dir {
+        } else if child.kind == FileKind::Dir {
             expand(view, &child, &path, rest, out)?;
         }
     }
@@ -126,7 +127,7 @@ fn not_found(view: &RootfsView, source: &str, whole: &str, from_context: bool) -
             .lookup(parent, true)
             .ok()
             .flatten()
-            .filter(|dir| dir.kind == NodeKind::Dir)
+            .filter(|dir| dir.kind == FileKind::Dir)
             .and_then(|dir| view.names(&dir).ok())
             .map(|names| near_names(&name.to_string_lossy(), names))
             .unwrap_or_default(),

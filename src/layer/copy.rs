@@ -5,11 +5,11 @@
 //! targets, device numbers and hardlinks.
 
 use super::LayerError;
+use super::error::fs_err;
 use super::fsmeta;
+use super::hardlinks::Hardlinks;
 use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, Timespec, Timestamps, Uid};
-use std::collections::HashMap;
 use std::fs::{self, Metadata};
-use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -18,25 +18,16 @@ use std::path::Path;
 /// can share extents (btrfs, xfs) make it cheap.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), LayerError> {
     let mut copier = Copier {
-        links: HashMap::new(),
+        links: Hardlinks::default(),
     };
     copier.copy_dir_contents(src, dst)?;
     let meta = fs::symlink_metadata(src).map_err(fs_err("reading metadata of", src))?;
     set_metadata(src, dst, &meta)
 }
 
-fn fs_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayerError {
-    let path = path.to_path_buf();
-    move |source| LayerError::Fs {
-        action,
-        path,
-        source,
-    }
-}
-
 struct Copier {
     /// The first copy made of each multiply-linked inode.
-    links: HashMap<(u64, u64), std::path::PathBuf>,
+    links: Hardlinks<std::path::PathBuf>,
 }
 
 impl Copier {
@@ -50,15 +41,14 @@ impl Copier {
                 fs::create_dir(&to).map_err(fs_err("creating", &to))?;
                 self.copy_dir_contents(&from, &to)?;
             } else if ft.is_file() {
-                let inode = (meta.dev(), meta.ino());
-                if let Some(first) = self.links.get(&inode).filter(|_| meta.nlink() > 1) {
+                if let Some(first) = self
+                    .links
+                    .first_of(meta.dev(), meta.ino(), meta.nlink(), &to)
+                {
                     fs::hard_link(first, &to).map_err(fs_err("hardlinking", &to))?;
                     continue;
                 }
                 fs::copy(&from, &to).map_err(fs_err("copying to", &to))?;
-                if meta.nlink() > 1 {
-                    self.links.insert(inode, to.clone());
-                }
             } else if ft.is_symlink() {
                 let target = fs::read_link(&from).map_err(fs_err("reading the symlink", &from))?;
                 std::os::unix::fs::symlink(target, &to).map_err(fs_err("creating", &to))?;

@@ -10,6 +10,7 @@
 //! the upperdir without the content it stands for.
 
 use super::LayerError;
+use super::error::fs_err;
 use super::fsmeta::{self, Xattrs};
 use super::tar::Change;
 use std::collections::HashSet;
@@ -18,15 +19,6 @@ use std::fs::{self, Metadata};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-
-fn fs_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayerError {
-    let path = path.to_path_buf();
-    move |source| LayerError::Fs {
-        action,
-        path,
-        source,
-    }
-}
 
 /// The names in a directory, sorted so output does not depend on the filesystem's order.
 fn sorted_names(dir: &Path) -> Result<Vec<OsString>, LayerError> {

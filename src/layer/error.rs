@@ -1,7 +1,7 @@
 //! The one error type of the layer module.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why a tar entry was refused rather than applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,4 +83,14 @@ pub enum LayerError {
     /// The media type is not one of a layer we can decompress.
     #[error("unsupported layer media type `{0}`")]
     UnsupportedMediaType(String),
+}
+
+/// For `map_err`: an I/O error while doing `action` on `path`, as [`LayerError::Fs`].
+pub(crate) fn fs_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LayerError {
+    let path = path.to_path_buf();
+    move |source| LayerError::Fs {
+        action,
+        path,
+        source,
+    }
 }

@@ -12,6 +12,7 @@
 //!   and decompression by media type.
 //! - [`gzip`]: deterministic gzip deflated in blocks on all cores.
 //! - [`copy`]: copy-up snapshots for the tree-diff fallback.
+//! - [`hardlinks`]: which files are further links to one already stored.
 
 pub mod compress;
 pub mod copy;
@@ -20,6 +21,7 @@ mod error;
 pub mod extract;
 mod fsmeta;
 pub mod gzip;
+pub mod hardlinks;
 pub mod owners;
 mod resolve;
 pub mod tar;

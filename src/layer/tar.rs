@@ -8,13 +8,16 @@
 //! PAX records. Files hardlinked to each other within the layer are written
 //! once, then as hardlink entries.
 
+use super::error::fs_err;
 use super::fsmeta::{self, Xattrs};
+use super::hardlinks::Hardlinks;
 use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX};
-use std::collections::{BTreeMap, HashMap};
+use crate::file_kind::{FileKind, SpecialFile};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// One path of a change, relative to the tree the change is read from.
@@ -131,22 +134,8 @@ pub enum LayerEntryKind {
         /// The linked entry's path in the layer.
         target: PathBuf,
     },
-    /// A character device.
-    CharDevice {
-        /// Device major number.
-        major: u32,
-        /// Device minor number.
-        minor: u32,
-    },
-    /// A block device.
-    BlockDevice {
-        /// Device major number.
-        major: u32,
-        /// Device minor number.
-        minor: u32,
-    },
-    /// A named pipe.
-    Fifo,
+    /// A device or named pipe.
+    Special(SpecialFile),
 }
 
 /// The content of a file entry.
@@ -237,7 +226,7 @@ struct Writer<W: Write> {
     builder: ::tar::Builder<W>,
     options: WriteOptions,
     /// The first entry written for each multiply-linked inode.
-    links: HashMap<(u64, u64), Vec<u8>>,
+    links: Hardlinks<Vec<u8>>,
 }
 
 /// The largest value an octal USTAR id or time field holds (7 digits / 11 digits).
@@ -249,7 +238,7 @@ impl<W: Write> Writer<W> {
         Writer {
             builder: ::tar::Builder::new(out),
             options: *options,
-            links: HashMap::new(),
+            links: Hardlinks::default(),
         }
     }
 
@@ -269,59 +258,46 @@ impl<W: Write> Writer<W> {
             return self.append_marker(&name);
         };
         let full = source.join(rel);
-        let fs_err = |action| {
-            let path = full.clone();
-            move |source| LayerError::Fs {
-                action,
-                path,
-                source,
-            }
-        };
-        let meta = fs::symlink_metadata(&full).map_err(fs_err("reading metadata of"))?;
-        let file_type = meta.file_type();
-        let kind = if file_type.is_file() {
-            let inode = (meta.dev(), meta.ino());
-            match self.links.get(&inode) {
-                Some(first) if meta.nlink() > 1 => LayerEntryKind::Hardlink {
-                    target: PathBuf::from(std::ffi::OsStr::from_bytes(first)),
-                },
-                _ => {
-                    if meta.nlink() > 1 {
-                        self.links.insert(inode, name.clone());
-                    }
-                    let path = full.clone();
-                    LayerEntryKind::File {
-                        size: meta.len(),
-                        content: Content::Open(Box::new(move || {
-                            fs::OpenOptions::new()
-                                .read(true)
-                                .custom_flags(libc::O_NOFOLLOW)
-                                .open(path)
-                        })),
+        let meta = fs::symlink_metadata(&full).map_err(fs_err("reading metadata of", &full))?;
+        let read_link = || fs::read_link(&full).map_err(fs_err("reading the symlink", &full));
+        let rdev = meta.rdev();
+        let file_kind = FileKind::from_mode(
+            meta.mode(),
+            rustix::fs::major(rdev),
+            rustix::fs::minor(rdev),
+            read_link,
+        )?;
+        let kind = match file_kind {
+            Some(FileKind::File) => {
+                match self
+                    .links
+                    .first_of(meta.dev(), meta.ino(), meta.nlink(), &name)
+                {
+                    Some(first) => LayerEntryKind::Hardlink {
+                        target: PathBuf::from(std::ffi::OsStr::from_bytes(&first)),
+                    },
+                    None => {
+                        let path = full.clone();
+                        LayerEntryKind::File {
+                            size: meta.len(),
+                            content: Content::Open(Box::new(move || {
+                                fs::OpenOptions::new()
+                                    .read(true)
+                                    .custom_flags(libc::O_NOFOLLOW)
+                                    .open(path)
+                            })),
+                        }
                     }
                 }
             }
-        } else if file_type.is_dir() {
-            LayerEntryKind::Dir
-        } else if file_type.is_symlink() {
-            LayerEntryKind::Symlink {
-                target: fs::read_link(&full).map_err(fs_err("reading the symlink"))?,
-            }
-        } else if file_type.is_char_device() || file_type.is_block_device() {
-            let rdev = meta.rdev();
-            let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
-            if file_type.is_char_device() {
-                LayerEntryKind::CharDevice { major, minor }
-            } else {
-                LayerEntryKind::BlockDevice { major, minor }
-            }
-        } else if file_type.is_fifo() {
-            LayerEntryKind::Fifo
-        } else {
+            Some(FileKind::Dir) => LayerEntryKind::Dir,
+            Some(FileKind::Symlink { target }) => LayerEntryKind::Symlink { target },
+            Some(FileKind::Special(special)) => LayerEntryKind::Special(special),
             // Sockets cannot be carried in a tar; Docker leaves them out too.
-            return Ok(());
+            Some(FileKind::Socket) | None => return Ok(()),
         };
-        let xattrs: Xattrs = fsmeta::read_xattrs(&full).map_err(fs_err("reading xattrs of"))?;
+        let xattrs: Xattrs =
+            fsmeta::read_xattrs(&full).map_err(fs_err("reading xattrs of", &full))?;
         let entry = LayerEntry {
             path: rel.clone(),
             kind,
@@ -394,22 +370,27 @@ impl<W: Write> Writer<W> {
                 header.set_entry_type(::tar::EntryType::Symlink);
                 set_link(&mut header, &mut pax, target.as_os_str().as_bytes());
             }
-            LayerEntryKind::CharDevice { major, minor }
-            | LayerEntryKind::BlockDevice { major, minor } => {
-                header.set_entry_type(if matches!(entry.kind, LayerEntryKind::CharDevice { .. }) {
-                    ::tar::EntryType::Char
-                } else {
-                    ::tar::EntryType::Block
-                });
-                let device_err = |source| LayerError::Fs {
-                    action: "recording the device numbers of",
-                    path: shown(),
-                    source,
+            LayerEntryKind::Special(special) => {
+                let (entry_type, device) = match special {
+                    SpecialFile::CharDevice { major, minor } => {
+                        (::tar::EntryType::Char, Some((major, minor)))
+                    }
+                    SpecialFile::BlockDevice { major, minor } => {
+                        (::tar::EntryType::Block, Some((major, minor)))
+                    }
+                    SpecialFile::Fifo => (::tar::EntryType::Fifo, None),
                 };
-                header.set_device_major(major).map_err(device_err)?;
-                header.set_device_minor(minor).map_err(device_err)?;
+                header.set_entry_type(entry_type);
+                if let Some((major, minor)) = device {
+                    let device_err = |source| LayerError::Fs {
+                        action: "recording the device numbers of",
+                        path: shown(),
+                        source,
+                    };
+                    header.set_device_major(major).map_err(device_err)?;
+                    header.set_device_minor(minor).map_err(device_err)?;
+                }
             }
-            LayerEntryKind::Fifo => header.set_entry_type(::tar::EntryType::Fifo),
         }
         set_name(&mut header, &mut pax, &entry_name);
         self.append(&header, &pax, content)

@@ -22,10 +22,7 @@ pub fn line(event: &Event) -> Option<String> {
             direction,
             total,
         } => {
-            let verb = match direction {
-                Direction::Download => "downloading",
-                Direction::Upload => "uploading",
-            };
+            let verb = under_way(*direction);
             Some(match total {
                 Some(t) => format!("{} {verb} ({})", short(digest), human_bytes(*t)),
                 None => format!("{} {verb}", short(digest)),
@@ -48,6 +45,14 @@ pub fn line(event: &Event) -> Option<String> {
         }),
         Event::Status(s) => Some(s.clone()),
         Event::Step(step) => Some(step.line()),
+    }
+}
+
+/// What a blob travelling in `direction` is doing: `downloading` or `uploading`.
+pub fn under_way(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Download => "downloading",
+        Direction::Upload => "uploading",
     }
 }
 

@@ -1,8 +1,8 @@
 //! Terminal rendering with indicatif: one bar per blob with bytes, rate
 //! and outcome.
 
-use super::event::{BlobOutcome, Direction, Event};
-use super::plain::short;
+use super::event::{BlobOutcome, Event};
+use super::plain::{short, under_way};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -26,10 +26,7 @@ pub fn render(mut events: UnboundedReceiver<Event>) {
                 let bar = multi.add(ProgressBar::new(total.unwrap_or(0)));
                 bar.set_style(style.clone());
                 bar.set_prefix(short(&digest));
-                bar.set_message(match direction {
-                    Direction::Download => "downloading",
-                    Direction::Upload => "uploading",
-                });
+                bar.set_message(under_way(direction));
                 bars.insert(digest.to_string(), bar);
             }
             Event::BlobProgress { digest, done } => {

@@ -204,6 +204,20 @@ struct Req<'a> {
     subject: &'a str,
 }
 
+impl<'a> Req<'a> {
+    /// A request with no headers of its own and no body.
+    fn bare(method: Method, url: Url, scope: &'a Scope, subject: &'a str) -> Self {
+        Self {
+            method,
+            url,
+            scope,
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+            subject,
+        }
+    }
+}
+
 impl Client {
     /// A client for `registry` (`host[:port]`), with optional credentials;
     /// `insecure` lists registries to reach over plain HTTP.
@@ -244,21 +258,17 @@ impl Client {
     /// any) are accepted.
     pub async fn ping(&self) -> Result<(), RegistryError> {
         let subject = self.endpoint.name.clone();
-        let resp = self
-            .send(Req {
-                method: Method::GET,
-                url: self.endpoint.url("v2/")?,
-                scope: &Scope::registry(),
-                headers: HeaderMap::new(),
-                body: Body::Empty,
-                subject: &subject,
-            })
-            .await?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.status_error(resp, &subject).await)
-        }
+        self.send_expecting(
+            Req::bare(
+                Method::GET,
+                self.endpoint.url("v2/")?,
+                &Scope::registry(),
+                &subject,
+            ),
+            |s| s.is_success(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Fetches the manifest or index `reference` (a tag or a digest) of
@@ -272,20 +282,20 @@ impl Client {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let resp = self
-            .send(Req {
-                method: Method::GET,
-                url: self
-                    .endpoint
-                    .url(&format!("v2/{repository}/manifests/{reference}"))?,
-                scope: &Scope::pull(repository),
-                headers,
-                body: Body::Empty,
-                subject,
-            })
+            .send_expecting(
+                Req {
+                    headers,
+                    ..Req::bare(
+                        Method::GET,
+                        self.endpoint
+                            .url(&format!("v2/{repository}/manifests/{reference}"))?,
+                        &Scope::pull(repository),
+                        subject,
+                    )
+                },
+                |s| s == StatusCode::OK,
+            )
             .await?;
-        if resp.status() != StatusCode::OK {
-            return Err(self.status_error(resp, subject).await);
-        }
         let content_type = resp
             .headers()
             .get(CONTENT_TYPE)
@@ -344,23 +354,18 @@ impl Client {
                 reason: format!("media type {media_type:?} cannot be sent"),
             })?,
         );
-        let resp = self
-            .send(Req {
-                method: Method::PUT,
-                url: self
-                    .endpoint
-                    .url(&format!("v2/{repository}/manifests/{reference}"))?,
-                scope: &Scope::push(repository),
-                headers,
-                body: Body::Bytes(bytes),
-                subject,
-            })
-            .await?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.status_error(resp, subject).await)
-        }
+        let req = Req {
+            method: Method::PUT,
+            url: self
+                .endpoint
+                .url(&format!("v2/{repository}/manifests/{reference}"))?,
+            scope: &Scope::push(repository),
+            headers,
+            body: Body::Bytes(bytes),
+            subject,
+        };
+        self.send_expecting(req, |s| s.is_success()).await?;
+        Ok(())
     }
 
     /// Whether the registry has blob `digest` in `repository` (HEAD).
@@ -398,23 +403,17 @@ impl Client {
         digest: &Digest,
         subject: &str,
     ) -> Result<Response, RegistryError> {
-        let resp = self
-            .send(Req {
-                method: Method::GET,
-                url: self
-                    .endpoint
+        self.send_expecting(
+            Req::bare(
+                Method::GET,
+                self.endpoint
                     .url(&format!("v2/{repository}/blobs/{digest}"))?,
-                scope: &Scope::pull(repository),
-                headers: HeaderMap::new(),
-                body: Body::Empty,
+                &Scope::pull(repository),
                 subject,
-            })
-            .await?;
-        if resp.status() == StatusCode::OK {
-            Ok(resp)
-        } else {
-            Err(self.status_error(resp, subject).await)
-        }
+            ),
+            |s| s == StatusCode::OK,
+        )
+        .await
     }
 
     /// Downloads a small blob (a config) into memory, verifying its digest.
@@ -454,14 +453,12 @@ impl Client {
             .append_pair("mount", digest.as_ref())
             .append_pair("from", from);
         let resp = self
-            .send(Req {
-                method: Method::POST,
+            .send(Req::bare(
+                Method::POST,
                 url,
-                scope: &Scope::mount(repository, from),
-                headers: HeaderMap::new(),
-                body: Body::Empty,
+                &Scope::mount(repository, from),
                 subject,
-            })
+            ))
             .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(MountOutcome::Mounted),
@@ -477,22 +474,18 @@ impl Client {
         subject: &str,
     ) -> Result<Url, RegistryError> {
         let resp = self
-            .send(Req {
-                method: Method::POST,
-                url: self
-                    .endpoint
-                    .url(&format!("v2/{repository}/blobs/uploads/"))?,
-                scope: &Scope::push(repository),
-                headers: HeaderMap::new(),
-                body: Body::Empty,
-                subject,
-            })
+            .send_expecting(
+                Req::bare(
+                    Method::POST,
+                    self.endpoint
+                        .url(&format!("v2/{repository}/blobs/uploads/"))?,
+                    &Scope::push(repository),
+                    subject,
+                ),
+                |s| s == StatusCode::ACCEPTED,
+            )
             .await?;
-        if resp.status() == StatusCode::ACCEPTED {
-            self.location(&resp, subject)
-        } else {
-            Err(self.status_error(resp, subject).await)
-        }
+        self.location(&resp, subject)
     }
 
     /// Sends bytes `start..start+len` of an upload (`PATCH` with
@@ -506,32 +499,25 @@ impl Client {
         len: u64,
         subject: &str,
     ) -> Result<Url, RegistryError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
+        let mut headers = octet_stream();
         let end = (start + len).saturating_sub(1);
         headers.insert(
             "Content-Range",
             HeaderValue::from_str(&format!("{start}-{end}"))
                 .expect("two integers and a dash are a valid header value"),
         );
+        let req = Req {
+            method: Method::PATCH,
+            url: session.clone(),
+            scope: &Scope::push(repository),
+            headers,
+            body,
+            subject,
+        };
         let resp = self
-            .send(Req {
-                method: Method::PATCH,
-                url: session.clone(),
-                scope: &Scope::push(repository),
-                headers,
-                body,
-                subject,
-            })
+            .send_expecting(req, |s| s == StatusCode::ACCEPTED)
             .await?;
-        if resp.status() == StatusCode::ACCEPTED {
-            self.location(&resp, subject)
-        } else {
-            Err(self.status_error(resp, subject).await)
-        }
+        self.location(&resp, subject)
     }
 
     /// Closes an upload session with `PUT ?digest=`, sending `body` (all of
@@ -546,26 +532,18 @@ impl Client {
     ) -> Result<(), RegistryError> {
         let mut url = session.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_ref());
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        let resp = self
-            .send(Req {
-                method: Method::PUT,
-                url,
-                scope: &Scope::push(repository),
-                headers,
-                body,
-                subject,
-            })
+        let headers = octet_stream();
+        let req = Req {
+            method: Method::PUT,
+            url,
+            scope: &Scope::push(repository),
+            headers,
+            body,
+            subject,
+        };
+        self.send_expecting(req, |s| s == StatusCode::CREATED)
             .await?;
-        if resp.status() == StatusCode::CREATED {
-            Ok(())
-        } else {
-            Err(self.status_error(resp, subject).await)
-        }
+        Ok(())
     }
 
     /// The `Location` of a reply, resolved against the request URL (it may
@@ -583,6 +561,22 @@ impl Client {
             subject: subject.to_string(),
             reason: format!("Location {loc:?} is not a URL: {e}"),
         })
+    }
+
+    /// Sends `req` and returns the reply when `expected` accepts its status,
+    /// else the error for the reply.
+    async fn send_expecting(
+        &self,
+        req: Req<'_>,
+        expected: impl FnOnce(StatusCode) -> bool,
+    ) -> Result<Response, RegistryError> {
+        let subject = req.subject;
+        let resp = self.send(req).await?;
+        if expected(resp.status()) {
+            Ok(resp)
+        } else {
+            Err(self.status_error(resp, subject).await)
+        }
     }
 
     /// Sends a request: authenticates (answering one 401 challenge), follows
@@ -700,6 +694,16 @@ impl Client {
             help,
         }
     }
+}
+
+/// The headers of a request that sends blob bytes.
+fn octet_stream() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers
 }
 
 /// Reads a reply body into memory, refusing more than `limit` bytes.

@@ -49,6 +49,20 @@ impl Home {
         dest
     }
 
+    /// A copy of `fixtures/every` with `/bin/busybox` and the
+    /// `payload.tar.gz` its ADD extracts (see [`payload_tar_gz`]).
+    pub fn every_context(&self) -> PathBuf {
+        let dest = self.path("every");
+        std::fs::create_dir_all(&dest).unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/every");
+        for name in ["Dockerfile", "app.sh", "config.txt"] {
+            std::fs::copy(fixture.join(name), dest.join(name)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", dest.join("busybox")).unwrap();
+        std::fs::write(dest.join("payload.tar.gz"), payload_tar_gz()).unwrap();
+        dest
+    }
+
     /// A context named `name` with this Dockerfile and `/bin/busybox`.
     pub fn context(&self, name: &str, dockerfile: &str) -> PathBuf {
         let dest = self.path(name);
@@ -165,4 +179,50 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
     }
     listing.sort();
     listing
+}
+
+/// A gzipped tar for ADD to extract: `payload/` holding `readme.txt`
+/// (0644), an executable `bin/run` (0755, owned 1000:1000) and a symlink
+/// `latest -> readme.txt`.
+pub fn payload_tar_gz() -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut entry = |kind: tar::EntryType, path: &str, mode: u32, owner: u64, data: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(owner);
+        header.set_gid(owner);
+        header.set_mtime(1_600_000_000);
+        header.set_size(data.len() as u64);
+        tar.append_data(&mut header, path, data).unwrap();
+    };
+    entry(tar::EntryType::Directory, "payload/", 0o755, 0, b"");
+    entry(
+        tar::EntryType::Regular,
+        "payload/readme.txt",
+        0o644,
+        0,
+        b"read me\n",
+    );
+    entry(tar::EntryType::Directory, "payload/bin/", 0o755, 0, b"");
+    entry(
+        tar::EntryType::Regular,
+        "payload/bin/run",
+        0o755,
+        1000,
+        b"#!/bin/sh\necho run\n",
+    );
+    let mut link = tar::Header::new_ustar();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_mode(0o777);
+    link.set_uid(0);
+    link.set_gid(0);
+    link.set_mtime(1_600_000_000);
+    link.set_size(0);
+    tar.append_link(&mut link, "payload/latest", "readme.txt")
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
 }

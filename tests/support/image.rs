@@ -29,7 +29,7 @@ pub struct BaseImage {
     pub digest: String,
     /// Every blob of the image by digest: index, manifests, configs, layers.
     pub blobs: BTreeMap<String, Vec<u8>>,
-    /// The layer digest (shared by every platform).
+    /// The busybox layer's digest (shared by every platform).
     pub layer: String,
     /// The config digest per architecture.
     pub configs: BTreeMap<String, String>,
@@ -41,7 +41,14 @@ impl BaseImage {
     /// A single-platform busybox image for this host, pushed as
     /// `<registry>/busybox:latest`.
     pub fn busybox(registry: &Registry) -> Self {
-        Self::build(registry, "busybox", &[host_arch()], false)
+        Self::build(registry, "busybox", &[host_arch()], false, None)
+    }
+
+    /// A single-platform image for this host with the busybox layer and
+    /// then `tar` (uncompressed, written as is: it may hold entries no
+    /// well-behaved tool would write), pushed as `<registry>/<name>:latest`.
+    pub fn busybox_with_layer(registry: &Registry, name: &str, tar: Vec<u8>) -> Self {
+        Self::build(registry, name, &[host_arch()], false, Some(tar))
     }
 
     /// An OCI index over linux/<host arch> and one other architecture (which
@@ -52,18 +59,41 @@ impl BaseImage {
         } else {
             "arm64"
         };
-        Self::build(registry, name, &[host_arch(), other], true)
+        Self::build(registry, name, &[host_arch(), other], true, None)
     }
 
-    fn build(registry: &Registry, name: &str, arches: &[&str], index: bool) -> Self {
+    fn build(
+        registry: &Registry,
+        name: &str,
+        arches: &[&str],
+        index: bool,
+        extra: Option<Vec<u8>>,
+    ) -> Self {
         let layout = tempfile::tempdir().expect("temp dir for the OCI layout");
         let mut blobs = BTreeMap::new();
-        let tar = busybox_rootfs_tar();
-        let diff_id = sha256(&tar).to_string();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut gz, &tar).expect("gzip in memory");
-        let layer_bytes = gz.finish().expect("gzip in memory");
-        let layer = put(&mut blobs, layer_bytes);
+        let tars: Vec<Vec<u8>> = [busybox_rootfs_tar()].into_iter().chain(extra).collect();
+        let mut diff_ids = Vec::new();
+        let mut layer_descriptors = Vec::new();
+        for tar in &tars {
+            diff_ids.push(sha256(tar).to_string());
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut gz, tar).expect("gzip in memory");
+            let bytes = gz.finish().expect("gzip in memory");
+            let size = bytes.len();
+            let digest = put(&mut blobs, bytes);
+            layer_descriptors.push(json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": digest,
+                "size": size,
+            }));
+        }
+        let layer = layer_descriptors[0]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let history: Vec<Value> = (0..tars.len())
+            .map(|i| json!({"created_by": format!("builder test fixture: layer {i}")}))
+            .collect();
         let mut configs = BTreeMap::new();
         let mut manifests = Vec::new();
         for arch in arches {
@@ -74,8 +104,8 @@ impl BaseImage {
                     "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                     "Cmd": ["sh"],
                 },
-                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-                "history": [{"created_by": "builder test fixture: busybox rootfs"}],
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "history": history,
             });
             let config_bytes = serde_json::to_vec(&config).expect("serialize config");
             let config_size = config_bytes.len();
@@ -89,11 +119,7 @@ impl BaseImage {
                     "digest": config_digest,
                     "size": config_size,
                 },
-                "layers": [{
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": layer,
-                    "size": blobs[&layer].len(),
-                }],
+                "layers": layer_descriptors,
             });
             let bytes = serde_json::to_vec(&manifest).expect("serialize manifest");
             let size = bytes.len();

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 pub mod build;
 pub mod busybox;
+pub mod cli;
 pub mod exec;
 
 /// The conformance data in `../shared/conformance/<sub>` (or under

@@ -148,6 +148,23 @@ impl Registry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// Runs `skopeo --insecure-policy <args>` and returns its stdout;
+    /// panics with skopeo's stderr and this registry's log if it fails.
+    pub fn skopeo(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("skopeo")
+            .arg("--insecure-policy")
+            .args(args)
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo {args:?}: {}\nregistry log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        out.stdout
+    }
+
     /// `--creds user:pass` / `--dest-creds user:pass` for skopeo, if any.
     pub fn skopeo_creds(&self, flag: &str) -> Vec<String> {
         match &self.credentials {
