@@ -13,6 +13,7 @@ use builder::exec::copy::{CopyFlags, CopyRequest, Source, SourceRoot, plan_copy}
 use builder::exec::rootfs::RootfsView;
 use builder::ignore::PatternMatcher;
 use builder::layer::extract::{ExtractOptions, Ownership, WhiteoutStyle, extract};
+use builder::layer::owners::OwnerMap;
 use builder::layer::tar::WriteOptions;
 
 fn write(root: &Path, rel: &str, content: &str) {
@@ -466,7 +467,10 @@ fn from_a_layer_stack_with_whiteouts_and_owners_kept() {
     symlink("/app/bin", upper.path().join("bin")).unwrap();
     let view =
         RootfsView::layers(&[upper.path().to_path_buf(), lower.path().to_path_buf()]).unwrap();
-    let root = SourceRoot::Stage(Arc::new(view));
+    let root = SourceRoot::Stage {
+        view: Arc::new(view),
+        owners: OwnerMap::Identity,
+    };
     let out = layer(
         &request(&["/app"], "/copy", CopyFlags::default()),
         &root,

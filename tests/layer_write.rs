@@ -97,6 +97,7 @@ fn source_date_epoch_makes_trees_of_different_times_byte_identical() {
     make_tree(&two, 1_800_000_000);
     let epoch = WriteOptions {
         source_date_epoch: Some(1_000_000),
+        ..WriteOptions::default()
     };
     assert_ne!(
         write(&one, &WriteOptions::default()),
@@ -112,6 +113,7 @@ fn source_date_epoch_makes_trees_of_different_times_byte_identical() {
     // Older mtimes are kept as they are.
     let old = WriteOptions {
         source_date_epoch: Some(1_750_000_000),
+        ..WriteOptions::default()
     };
     assert!(
         headers(&write(&one, &old))

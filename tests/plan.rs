@@ -554,3 +554,62 @@ fn check_summarizes_or_points_at_the_error() {
         ))
         .stderr(predicate::str::contains("COPY --from=7 /a /b"));
 }
+
+#[test]
+fn a_base_images_onbuild_triggers_are_planned_first() {
+    let graph = graph(
+        "FROM scratch AS files\nCOPY a /a\nFROM example.com/base\nRUN echo own\n",
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!(graph.needed(), [false, true], "no edge is known yet");
+    let start = StageStart::image(&["GREETING=hi".to_owned()]).with_onbuild(&[
+        "RUN echo $GREETING".to_owned(),
+        "COPY --from=files /a /b".to_owned(),
+    ]);
+    let plan = graph.plan_stage(1, start).unwrap();
+    let onbuild: Vec<bool> = plan.steps.iter().map(|s| s.onbuild).collect();
+    assert_eq!(onbuild, [true, true, false]);
+    let StepKind::Run(run) = &plan.steps[0].kind else {
+        panic!("{:?}", plan.steps[0]);
+    };
+    assert!(
+        run.env.iter().any(|(k, v)| k == "GREETING" && v == "hi"),
+        "the trigger sees the image's env"
+    );
+    assert_eq!(plan.trigger_stages(), [0], "the trigger's COPY --from");
+    // Triggers are steps of this stage only.
+    assert!(
+        plan.as_base()
+            == graph
+                .plan_stage(1, StageStart::image(&["GREETING=hi".to_owned()]))
+                .unwrap()
+                .as_base()
+    );
+}
+
+#[test]
+fn invalid_onbuild_triggers_of_a_base_image_are_refused() {
+    let graph = graph("FROM example.com/base\nRUN echo own\n", &[], None).unwrap();
+    for bad in [
+        "MAINTAINER x",
+        "ONBUILD RUN x",
+        "FROM scratch",
+        "RUN a\nRUN b",
+        "",
+    ] {
+        let start = StageStart::image(&[]).with_onbuild(&[bad.to_owned()]);
+        let error = graph.plan_stage(0, start).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!(
+                "the base image's ONBUILD trigger {bad:?} is invalid"
+            )),
+            "{bad:?}: {error}"
+        );
+        assert!(
+            error.starts_with("Dockerfile:1"),
+            "at the FROM line: {error}"
+        );
+    }
+}

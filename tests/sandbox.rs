@@ -474,6 +474,30 @@ fn a_plain_directory_rootfs_keeps_only_the_steps_changes() {
     assert!(!root.join("etc/hosts").exists());
 }
 
+#[test]
+fn an_overlay_the_kernel_refuses_is_reported_as_overlay_unavailable() {
+    if !is_root() {
+        return;
+    }
+    let fixture = Fixture::new();
+    let mut spec = fixture.spec("echo never");
+    // An upper directory that does not exist: overlayfs refuses it.
+    if let Rootfs::Overlay { upper, .. } = &mut spec.rootfs {
+        *upper = fixture.root.join("no-such-upper");
+    }
+    match try_run(&spec) {
+        Err(SandboxError::OverlayUnavailable(reason)) => {
+            assert!(reason.contains("overlay"), "{reason}");
+        }
+        Err(other) => panic!("expected OverlayUnavailable, got {other}"),
+        Ok(ran) => panic!("the step ran: {:?} {}", ran.outcome, ran.stderr),
+    }
+    // A failure that is not the overlay's stays a setup failure.
+    let mut spec = fixture.spec("echo never");
+    spec.argv = vec!["/no/such/program".to_owned()];
+    assert!(matches!(try_run(&spec), Err(SandboxError::Setup(_))));
+}
+
 /// Where `rootless_step_runs_unprivileged` tells its uid-65534 re-run of this
 /// test binary to find the fixture.
 const ROOTLESS_FIXTURE: &str = "BUILDER_TEST_ROOTLESS_FIXTURE";

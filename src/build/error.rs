@@ -160,11 +160,6 @@ pub enum BaseError {
     /// The pull task ended without a result.
     #[error("the pull ended abnormally: {0}")]
     Task(String),
-    /// The image carries ONBUILD triggers, which are not run yet.
-    #[error(
-        "the image has ONBUILD triggers ({0}); running triggers of registry images is not supported yet"
-    )]
-    Onbuild(String),
 }
 
 /// Why a `--mount` could not be set up.

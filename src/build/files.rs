@@ -220,6 +220,7 @@ fn write(store: &Store, options: &ExecOptions, plan: CopyPlan) -> Result<LayerRe
     let writer = store.blobs().writer(None)?;
     let write_options = WriteOptions {
         source_date_epoch: options.source_date_epoch,
+        ..WriteOptions::default()
     };
     let (writer, digests) = write_compressed(writer, options.compression, |out| {
         plan.write_layer(out, &write_options)

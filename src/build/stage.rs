@@ -17,7 +17,9 @@ use crate::plan::{self, Base, CopySource, StagePlan, StageStart, Step, StepKind}
 use crate::progress::StepProgress;
 use crate::sandbox::Network;
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -152,19 +154,6 @@ pub(super) async fn run_stage(
                         reference: reference.to_string(),
                         source: Box::new(source),
                     })?;
-            if let Some(triggers) = image
-                .config
-                .config
-                .on_build
-                .as_ref()
-                .filter(|t| !t.is_empty())
-            {
-                return Err(BuildError::Base {
-                    location: from_location,
-                    reference: reference.to_string(),
-                    source: Box::new(super::BaseError::Onbuild(triggers.join("; "))),
-                });
-            }
             if origin == super::base::Origin::Store {
                 shared.send(StepProgress::Cached { id });
             } else {
@@ -174,8 +163,9 @@ pub(super) async fn run_stage(
                 });
             }
             let env = image.config.config.env.clone().unwrap_or_default();
+            let triggers = image.config.config.on_build.clone().unwrap_or_default();
             (
-                StageStart::image(&env),
+                StageStart::image(&env).with_onbuild(&triggers),
                 image.layers.clone(),
                 Some(image.config.clone()),
                 image.config_digest.to_string(),
@@ -183,6 +173,21 @@ pub(super) async fn run_stage(
         }
     };
     let plan = graph.plan_stage(index, start)?;
+    // An image's triggers are known only now.
+    counter.total = 1 + plan.steps.iter().filter(|s| counted(&s.kind)).count();
+    // Stages an image's triggers copy from, which the graph could not know.
+    let missing: Vec<usize> = plan
+        .trigger_stages()
+        .into_iter()
+        .filter(|i| !earlier.contains_key(i))
+        .collect();
+    let with_missing;
+    let earlier = if missing.is_empty() {
+        earlier
+    } else {
+        with_missing = run_missing(shared, missing, earlier).await?;
+        &with_missing
+    };
     let mut config = meta::stage_config(base_config, &plan.platform);
     // The triggers run (the planner put them first); the image keeps none.
     config.config.on_build = None;
@@ -224,6 +229,40 @@ pub(super) async fn run_stage(
         layers: state.layers,
         config: state.config,
         key: state.key,
+    })
+}
+
+/// Finished stages by index.
+type Results = HashMap<usize, Arc<StageResult>>;
+
+/// Runs the stages `wanted` and the stages they need that have not run
+/// (in index order: a stage only needs earlier ones) and returns the
+/// results so far with theirs. Boxed: it runs stages, which may call it.
+fn run_missing<'a>(
+    shared: &'a Shared,
+    wanted: Vec<usize>,
+    earlier: &'a HashMap<usize, Arc<StageResult>>,
+) -> Pin<Box<dyn Future<Output = Result<Results, BuildError>> + Send + 'a>> {
+    Box::pin(async move {
+        let mut order = std::collections::BTreeSet::new();
+        let mut pending = wanted;
+        while let Some(i) = pending.pop() {
+            if earlier.contains_key(&i) || !order.insert(i) {
+                continue;
+            }
+            let node = shared
+                .graph
+                .stages()
+                .get(i)
+                .ok_or_else(|| BuildError::Task(format!("no stage {i}")))?;
+            pending.extend(node.stage_deps());
+        }
+        let mut done = earlier.clone();
+        for i in order {
+            let result = run_stage(shared, i, &done).await?;
+            done.insert(i, Arc::new(result));
+        }
+        Ok(done)
     })
 }
 
@@ -430,12 +469,25 @@ impl StepContext<'_> {
             }
         };
         let store = &self.shared.store;
+        let owners = self.shared.executor.layer_owners();
         tokio::task::block_in_place(|| match files::rootfs_view(store, &layers)? {
-            Some(view) => Ok((SourceRoot::Stage(Arc::new(view)), None)),
+            Some(view) => Ok((
+                SourceRoot::Stage {
+                    view: Arc::new(view),
+                    owners,
+                },
+                None,
+            )),
             None => {
                 let empty = self.scratch_dir()?;
                 let view = crate::exec::rootfs::RootfsView::dir(empty.path())?;
-                Ok((SourceRoot::Stage(Arc::new(view)), Some(empty)))
+                Ok((
+                    SourceRoot::Stage {
+                        view: Arc::new(view),
+                        owners,
+                    },
+                    Some(empty),
+                ))
             }
         })
     }

@@ -13,9 +13,10 @@ use super::Globals;
 use super::common::block_on;
 use super::plan_input::DockerfileArgs;
 use crate::build::{BuildOptions, Built, ClientFactory, build};
-use crate::exec::ExecOptions;
+use crate::exec::{ExecOptions, Snapshotter};
 use crate::image::Reference;
 use crate::layer::compress::Compression;
+use crate::layer::extract::ExtractWarning;
 use crate::output::Output;
 use crate::plan::Graph;
 use crate::progress::{self, Event, ProgressSender};
@@ -145,6 +146,7 @@ pub fn build_image(
                 CompressionArg::Zstd => Compression::Zstd,
             },
             source_date_epoch,
+            snapshotter: snapshotter_from_env()?,
         },
     };
     let tty = args.progress == ProgressMode::Auto && std::io::stderr().is_terminal();
@@ -267,7 +269,7 @@ async fn deliver(
                 let report = export
                     .write(store, &built.manifest, tags)
                     .into_diagnostic()?;
-                for warning in report.warnings {
+                for warning in summarize_warnings(report.warnings) {
                     progress.send(Event::Status(format!("warning: {warning}")));
                 }
             }
@@ -302,4 +304,38 @@ async fn deliver(
         progress.send(Event::Status(format!("pushed {name}@{digest}")));
     }
     Ok(())
+}
+
+/// `BUILDER_SNAPSHOTTER`: `overlay` (the default) or `copy` (RUN steps on
+/// full copies of their parent, as where overlayfs cannot be mounted).
+fn snapshotter_from_env() -> Result<Snapshotter> {
+    match std::env::var("BUILDER_SNAPSHOTTER") {
+        Err(std::env::VarError::NotPresent) => Ok(Snapshotter::Overlay),
+        Ok(value) if value.is_empty() || value == "overlay" => Ok(Snapshotter::Overlay),
+        Ok(value) if value == "copy" => Ok(Snapshotter::Copy),
+        Ok(value) => Err(miette!(
+            "BUILDER_SNAPSHOTTER={value:?}: expected \"overlay\" or \"copy\""
+        )),
+        Err(std::env::VarError::NotUnicode(value)) => Err(miette!(
+            "BUILDER_SNAPSHOTTER={value:?}: expected \"overlay\" or \"copy\""
+        )),
+    }
+}
+
+/// The export's warnings as shown: owners that could not be set (every
+/// file of a rootless export) in one line, the others one by one.
+fn summarize_warnings(warnings: Vec<ExtractWarning>) -> Vec<String> {
+    let (owners, others): (Vec<_>, Vec<_>) = warnings
+        .into_iter()
+        .partition(|w| matches!(w, ExtractWarning::OwnerNotSet { .. }));
+    let mut shown: Vec<String> = others.iter().map(ToString::to_string).collect();
+    if let Some(first) = owners.first() {
+        shown.push(match owners.len() {
+            1 => first.to_string(),
+            n => format!(
+                "{n} entries keep the exporting user as owner (their recorded owners are outside the ids this user may set), e.g. {first}"
+            ),
+        });
+    }
+    shown
 }

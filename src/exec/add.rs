@@ -24,6 +24,7 @@ use super::sources::{self, Match};
 use super::{CopyError, CopyPlan, download};
 use crate::file_kind::FileKind;
 use crate::layer::extract::{ExtractOptions, Ownership, WhiteoutStyle, extract};
+use crate::layer::owners::OwnerMap;
 
 /// An `ADD` as the executor hands it over.
 #[derive(Debug, Clone)]
@@ -52,15 +53,11 @@ pub async fn plan_add(
     let copy = &request.copy;
     let dest = if copy.flags.link { None } else { dest };
     let from_context = matches!(root, SourceRoot::Context(_));
-    let own = if from_context {
-        DefaultOwner::Root
-    } else {
-        DefaultOwner::Source
+    let (own, view) = match root {
+        SourceRoot::Context(view) => (DefaultOwner::Root, view),
+        SourceRoot::Stage { view, owners } => (DefaultOwner::Source(*owners), view),
     };
     let mut target = Target::new(copy, dest, own)?;
-    let view = match root {
-        SourceRoot::Context(view) | SourceRoot::Stage(view) => view,
-    };
     let mut scratch_dirs = 0usize;
     let mut next_scratch = || -> Result<PathBuf, CopyError> {
         scratch_dirs += 1;
@@ -134,16 +131,23 @@ fn unpack(target: &mut Target<'_>, file: &Path, dir: PathBuf) -> Result<(), Copy
     };
     let reader = decompressed(File::open(file).map_err(|e| io_err("opening", e))?)
         .map_err(|e| io_err("decompressing", e))?;
-    let ownership = if rustix::process::geteuid().is_root() {
-        Ownership::Preserve
+    let (ownership, owners) = if rustix::process::geteuid().is_root() {
+        (Ownership::Preserve, OwnerMap::Identity)
     } else {
-        // Rootless: only our own ids can be set; others are reported and left ours.
-        let uid = u64::from(rustix::process::geteuid().as_raw());
-        let gid = u64::from(rustix::process::getegid().as_raw());
-        Ownership::Within {
-            uids: uid..uid + 1,
-            gids: gid..gid + 1,
-        }
+        // Rootless: only our own ids can be set (others are reported and
+        // left ours); they read as root's, as in a rootless step.
+        let (uid, gid) = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        let (uid64, gid64) = (u64::from(uid), u64::from(gid));
+        (
+            Ownership::Within {
+                uids: uid64..uid64 + 1,
+                gids: gid64..gid64 + 1,
+            },
+            OwnerMap::single(uid, gid),
+        )
     };
     extract(
         reader,
@@ -156,7 +160,9 @@ fn unpack(target: &mut Target<'_>, file: &Path, dir: PathBuf) -> Result<(), Copy
     let view = Arc::new(RootfsView::dir(&dir)?);
     let root = view.root()?;
     let dest = target.dir()?;
-    target.planner.set_default_owner(DefaultOwner::Source);
+    target
+        .planner
+        .set_default_owner(DefaultOwner::Source(owners));
     target.planner.add_dir_contents(&view, &root, &dest)
 }
 

@@ -24,6 +24,7 @@ use super::sources::{self, Match};
 use super::user::{Accounts, Ids};
 use crate::file_kind::FileKind;
 use crate::ignore::{PatternMatcher, clean_path, has_wildcards};
+use crate::layer::owners::OwnerMap;
 
 /// One source of a `COPY`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,14 +46,20 @@ pub enum Source {
 pub enum SourceRoot {
     /// The build context (after `.dockerignore`): files become root's.
     Context(Arc<RootfsView>),
-    /// A stage's or an image's root filesystem (`--from`): owners are kept.
-    Stage(Arc<RootfsView>),
+    /// A stage's or an image's root filesystem (`--from`): owners are
+    /// kept, as the steps saw them (`owners` translates those on disk).
+    Stage {
+        /// The root filesystem.
+        view: Arc<RootfsView>,
+        /// How its owners on disk read as the image's.
+        owners: OwnerMap,
+    },
 }
 
 impl SourceRoot {
     fn view(&self) -> &Arc<RootfsView> {
         match self {
-            SourceRoot::Context(view) | SourceRoot::Stage(view) => view,
+            SourceRoot::Context(view) | SourceRoot::Stage { view, .. } => view,
         }
     }
 }
@@ -94,10 +101,9 @@ pub fn plan_copy(
 ) -> Result<CopyPlan, CopyError> {
     let dest = if request.flags.link { None } else { dest };
     let from_context = matches!(root, SourceRoot::Context(_));
-    let default_owner = if from_context {
-        DefaultOwner::Root
-    } else {
-        DefaultOwner::Source
+    let default_owner = match root {
+        SourceRoot::Context(_) => DefaultOwner::Root,
+        SourceRoot::Stage { owners, .. } => DefaultOwner::Source(*owners),
     };
     let mut target = Target::new(request, dest, default_owner)?;
     let view = root.view();

@@ -33,7 +33,7 @@ mod user_of;
 
 pub use error::CopyError;
 pub use plan::{CacheInput, CopyPlan, DefaultOwner, SourceRecord};
-pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, StepEvent};
+pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, Snapshotter, StepEvent};
 pub use run_mounts::StepMounts;
 
 use crate::layer::LayerError;

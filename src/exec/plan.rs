@@ -17,6 +17,7 @@ use crate::context::digest::{DigestMemo, StatIdentity};
 use crate::file_kind::{FileKind, SpecialFile};
 use crate::ignore::PatternMatcher;
 use crate::layer::hardlinks::Hardlinks;
+use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{Content, LayerEntry, LayerEntryKind, WriteOptions, write_entries};
 
 /// Where a file's bytes come from.
@@ -203,8 +204,9 @@ fn identity(node: &Node) -> StatIdentity {
 pub enum DefaultOwner {
     /// root (files from the build context).
     Root,
-    /// The owner the source has (files from a stage or an image).
-    Source,
+    /// The owner the source has (files from a stage or an image), read
+    /// through the map from owners on disk to the image's.
+    Source(OwnerMap),
 }
 
 /// Builds a [`CopyPlan`] entry by entry.
@@ -380,7 +382,9 @@ impl<'d> Planner<'d> {
         let (uid, gid) = match (self.owner, self.default_owner) {
             (Some(ids), _) => (ids.uid, ids.gid),
             (None, DefaultOwner::Root) => (0, 0),
-            (None, DefaultOwner::Source) => (node.stat.uid, node.stat.gid),
+            (None, DefaultOwner::Source(owners)) => {
+                (owners.uid(node.stat.uid), owners.gid(node.stat.gid))
+            }
         };
         let is_dir = node.kind == FileKind::Dir;
         let mode = self

@@ -15,6 +15,7 @@ use crate::layer::compress::{Compression, write_compressed};
 use crate::layer::copy::copy_tree;
 use crate::layer::diff::{overlay_changes, tree_changes};
 use crate::layer::extract::{ExtractOptions, WhiteoutStyle, extract};
+use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
 use crate::sandbox::{EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Spec, Stream};
 use crate::store::{CacheRecord, CachedLayer, Store, chain_id, extract_options};
@@ -76,6 +77,18 @@ pub enum StepEvent<'a> {
     Notice(&'a str),
 }
 
+/// How a RUN step gets its root filesystem.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Snapshotter {
+    /// An overlay of the parent's snapshots with a fresh upper directory;
+    /// falls back to [`Snapshotter::Copy`] where overlayfs cannot be mounted.
+    #[default]
+    Overlay,
+    /// A full copy of the parent, compared with it after the step: slower,
+    /// but needs no overlayfs (`BUILDER_SNAPSHOTTER=copy`).
+    Copy,
+}
+
 /// Settings that hold for every step of a build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecOptions {
@@ -83,6 +96,8 @@ pub struct ExecOptions {
     pub compression: Compression,
     /// `SOURCE_DATE_EPOCH`: clamps mtimes in new layers.
     pub source_date_epoch: Option<u64>,
+    /// How RUN steps get their root filesystem (the layers are the same).
+    pub snapshotter: Snapshotter,
 }
 
 impl Default for ExecOptions {
@@ -90,6 +105,7 @@ impl Default for ExecOptions {
         Self {
             compression: Compression::Gzip,
             source_date_epoch: None,
+            snapshotter: Snapshotter::Overlay,
         }
     }
 }
@@ -175,23 +191,37 @@ pub struct Executor {
     store: Store,
     sandbox: Sandbox,
     options: ExecOptions,
+    /// How owners on disk are recorded in RUN layers.
+    owners: OwnerMap,
+    /// Set once overlayfs failed (or with [`Snapshotter::Copy`]): every
+    /// step then runs on a copy.
     overlay_unavailable: Arc<AtomicBool>,
 }
 
 impl Executor {
     /// An executor writing into `store` and running steps in `sandbox`.
     pub fn new(store: Store, sandbox: Sandbox, options: ExecOptions) -> Self {
+        let owners = sandbox.layer_owners();
         Self {
             store,
             sandbox,
             options,
-            overlay_unavailable: Arc::new(AtomicBool::new(false)),
+            owners,
+            overlay_unavailable: Arc::new(AtomicBool::new(
+                options.snapshotter == Snapshotter::Copy,
+            )),
         }
     }
 
     /// The store steps write into.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// How owners of files on disk (in snapshots, in a step's upper
+    /// directory) are recorded in layers.
+    pub fn layer_owners(&self) -> OwnerMap {
+        self.owners
     }
 
     /// The build-wide settings.
@@ -273,12 +303,14 @@ impl Executor {
         let _lease = self.store.lease()?;
         if !self.overlay_unavailable.load(Ordering::Relaxed) {
             match self.run_on_overlay(step, on_event).await {
-                Err(ExecError::Sandbox(SandboxError::Setup(reason))) if overlay_failed(&reason) => {
-                    self.overlay_unavailable.store(true, Ordering::Relaxed);
-                    let notice = format!(
-                        "overlayfs cannot be mounted here ({reason}); steps run on full copies of their parent, which is slower"
-                    );
-                    on_event(StepEvent::Notice(&notice));
+                Err(ExecError::Sandbox(SandboxError::OverlayUnavailable(reason))) => {
+                    // Said once: only the first step to fail swaps the flag.
+                    if !self.overlay_unavailable.swap(true, Ordering::Relaxed) {
+                        let notice = format!(
+                            "overlayfs cannot be mounted here ({reason}); steps run on full copies of their parent, which is slower"
+                        );
+                        on_event(StepEvent::Notice(&notice));
+                    }
                 }
                 other => return other,
             }
@@ -452,6 +484,7 @@ impl Executor {
         let writer = self.store.blobs().writer(None)?;
         let options = WriteOptions {
             source_date_epoch: self.options.source_date_epoch,
+            owners: self.owners,
         };
         let (writer, digests) = write_compressed(writer, self.options.compression, |out| {
             write_changes(source, changes, out, &options).map(|_| ())
@@ -466,12 +499,6 @@ impl Executor {
             diff_id: digests.diff_id,
         })
     }
-}
-
-/// Whether a sandbox setup failure is overlayfs refusing to mount (as
-/// opposed to anything else, which is reported as it is).
-fn overlay_failed(reason: &str) -> bool {
-    reason.contains("overlay")
 }
 
 /// The step's `/etc/hosts`: loopback names and the step's hostname.

@@ -22,6 +22,7 @@ pub mod extract;
 mod fsmeta;
 pub mod gzip;
 pub mod hardlinks;
+pub mod owners;
 mod resolve;
 pub mod tar;
 

@@ -86,6 +86,9 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 pub struct WriteOptions {
     /// `SOURCE_DATE_EPOCH`: no mtime in the layer is later than this.
     pub source_date_epoch: Option<u64>,
+    /// How owners read from a tree are recorded (rootless steps' files
+    /// belong to their root, not to the user on disk).
+    pub owners: super::owners::OwnerMap,
 }
 
 /// One entry of a layer described by its producer (`COPY`, `ADD`) rather
@@ -299,8 +302,8 @@ impl<W: Write> Writer<W> {
             path: rel.clone(),
             kind,
             mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
+            uid: self.options.owners.uid(meta.uid()),
+            gid: self.options.owners.gid(meta.gid()),
             mtime: meta.mtime(),
             xattrs: xattrs
                 .into_iter()

@@ -86,6 +86,15 @@ pub enum ErrorKind {
     /// `--target` naming no stage.
     #[error("target stage {0:?} could not be found")]
     TargetNotFound(String),
+    /// An ONBUILD trigger of the base image that is not one instruction
+    /// allowed as a trigger.
+    #[error("the base image's ONBUILD trigger {trigger:?} is invalid: {reason}")]
+    InvalidImageTrigger {
+        /// The trigger as the image's config has it.
+        trigger: String,
+        /// Why it is refused.
+        reason: String,
+    },
 }
 
 /// A planning error: what went wrong and exactly where.

@@ -25,6 +25,8 @@ pub struct StageStart {
     env: StageEnv,
     platform: Option<PlatformSpec>,
     resolved: bool,
+    /// The base image's ONBUILD triggers, as its config has them.
+    triggers: Vec<String>,
 }
 
 impl StageStart {
@@ -39,6 +41,17 @@ impl StageStart {
             env: StageEnv::from_image(config_env),
             platform: None,
             resolved: true,
+            triggers: Vec::new(),
+        }
+    }
+
+    /// The same start with the base image's ONBUILD triggers (its config's
+    /// `OnBuild`): each is planned as a one-instruction Dockerfile and runs
+    /// before the stage's own steps, as BuildKit runs them.
+    pub fn with_onbuild(self, triggers: &[String]) -> StageStart {
+        StageStart {
+            triggers: triggers.to_vec(),
+            ..self
         }
     }
 
@@ -79,12 +92,44 @@ impl StagePlan {
         &self.env.env
     }
 
+    /// The earlier stages its ONBUILD trigger steps copy or mount from: for
+    /// a registry image's triggers, edges the graph could not know before
+    /// the image was pulled.
+    pub fn trigger_stages(&self) -> Vec<usize> {
+        let mut stages: Vec<usize> = self
+            .steps
+            .iter()
+            .filter(|s| s.onbuild)
+            .flat_map(|s| match &s.kind {
+                StepKind::Copy(CopyStep {
+                    from: Some(from), ..
+                }) => vec![&from.source],
+                StepKind::Run(run) => run
+                    .mounts
+                    .iter()
+                    .filter_map(|m| m.source.as_ref())
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .filter_map(|source| match source {
+                super::graph::Source::Stage(i) => Some(*i),
+                super::graph::Source::Image(_) => None,
+            })
+            .collect();
+        stages.sort_unstable();
+        stages.dedup();
+        stages
+    }
+
     /// The start of a stage built on this one.
     pub fn as_base(&self) -> StageStart {
         StageStart {
             env: self.env.clone(),
             platform: Some(self.platform.clone()),
             resolved: self.base_env_resolved,
+            // A stage's own ONBUILD instructions reach the stages built on
+            // it through the graph (see `Graph::triggers`).
+            triggers: Vec::new(),
         }
     }
 }
@@ -111,7 +156,13 @@ impl Graph {
             index,
             env: start.env,
         };
-        let triggers = self.triggers(index).map(|i| (i, true));
+        let image_triggers = self.image_triggers(stage, &start.triggers)?;
+        let triggers: Vec<&Instruction> = if start.triggers.is_empty() {
+            self.triggers(index).collect()
+        } else {
+            image_triggers.iter().collect()
+        };
+        let triggers = triggers.into_iter().map(|i| (i, true));
         let own = stage.instructions.iter().map(|i| (i, false));
         let mut steps = Vec::new();
         for (instruction, onbuild) in triggers.chain(own) {
@@ -131,6 +182,49 @@ impl Graph {
             steps,
             env: planner.env,
         })
+    }
+
+    /// The base image's ONBUILD `triggers` as instructions, each parsed as
+    /// a one-instruction Dockerfile (with the checks an ONBUILD line gets:
+    /// no FROM, MAINTAINER or nested ONBUILD), located at the stage's FROM.
+    fn image_triggers(
+        &self,
+        stage: &crate::dockerfile::instructions::Stage,
+        triggers: &[String],
+    ) -> Result<Vec<Instruction>, Error> {
+        triggers
+            .iter()
+            .map(|trigger| {
+                let invalid = |reason: String| {
+                    self.source.error(
+                        ErrorKind::InvalidImageTrigger {
+                            trigger: trigger.clone(),
+                            reason,
+                        },
+                        stage.span,
+                    )
+                };
+                let text = format!("FROM scratch\nONBUILD {trigger}\n");
+                let file = crate::dockerfile::load("ONBUILD", text.as_bytes())
+                    .map_err(|e| invalid(e.to_string()))?;
+                let instructions = match file.stages.as_slice() {
+                    [only] => only.instructions.as_slice(),
+                    _ => &[],
+                };
+                match instructions {
+                    [
+                        Instruction {
+                            kind: InstructionKind::Onbuild(inner),
+                            ..
+                        },
+                    ] => Ok(Instruction {
+                        span: stage.span,
+                        ..inner.as_ref().clone()
+                    }),
+                    _ => Err(invalid("it is not a single instruction".to_owned())),
+                }
+            })
+            .collect()
     }
 
     /// Plans the stages `indexes` (in file order, each stage's base stage

@@ -30,6 +30,20 @@ pub enum SetupError {
     /// The request cannot be carried out as given.
     #[error("{0}")]
     Invalid(String),
+    /// overlayfs refused the step's rootfs (not mountable here, or not
+    /// with these options): the caller may fall back to a copied rootfs.
+    #[error(transparent)]
+    Overlay(Box<SetupError>),
+}
+
+impl SetupError {
+    /// The status message that reports this failure to the parent.
+    pub(crate) fn message(&self) -> Message {
+        match self {
+            SetupError::Overlay(_) => Message::OverlayUnavailable(self.to_string()),
+            _ => Message::SetupFailed(self.to_string()),
+        }
+    }
 }
 
 /// Adds what the helper was doing to an OS error.
@@ -69,7 +83,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            let _ = status.send(&Message::SetupFailed(err.to_string()));
+            let _ = status.send(&err.message());
             ExitCode::from(SETUP_FAILED)
         }
     }
@@ -141,7 +155,7 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     if pid == 0 {
         drop(alive_write);
         let err = init::run(&request, &scratch, alive_read);
-        let _ = status.send(&Message::SetupFailed(err.to_string()));
+        let _ = status.send(&err.message());
         // SAFETY: _exit skips destructors, which belong to the helper (the
         // plain-rootfs mountpoints it removes after the step).
         unsafe { libc::_exit(i32::from(SETUP_FAILED)) };

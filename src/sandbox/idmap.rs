@@ -7,6 +7,7 @@
 //! that range as well, so `USER 1000` and `chown` work as with Podman.
 
 use super::protocol::IdMapSummary;
+use crate::layer::owners::{IdRange, OwnerMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -89,6 +90,37 @@ impl IdMap {
                 newgidmap,
             },
             _ => IdMap::Single { uid, gid },
+        }
+    }
+
+    /// How files the namespace's users own on disk are recorded in layers.
+    pub(crate) fn owner_map(&self) -> OwnerMap {
+        let own = |id| {
+            Some(IdRange {
+                inside: 0,
+                outside: id,
+                count: 1,
+            })
+        };
+        let sub = |range: &SubIdRange| {
+            Some(IdRange {
+                inside: 1,
+                outside: range.start,
+                count: range.count,
+            })
+        };
+        match self {
+            IdMap::Single { uid, gid } => OwnerMap::single(*uid, *gid),
+            IdMap::Range {
+                uid,
+                gid,
+                subuid,
+                subgid,
+                ..
+            } => OwnerMap::Namespace {
+                uids: [own(*uid), sub(subuid)],
+                gids: [own(*gid), sub(subgid)],
+            },
         }
     }
 

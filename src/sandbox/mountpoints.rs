@@ -210,7 +210,9 @@ impl Created {
             return Ok(());
         }
         for (parent, untouched) in self.parents.iter().zip(untouched) {
-            if untouched {
+            // A parent we created ourselves (`/etc` of a rootfs without
+            // one) is gone now.
+            if untouched && !self.paths.contains(&parent.path) {
                 set_times(&parent.path, parent.accessed, parent.modified)?;
             }
         }
@@ -255,6 +257,26 @@ mod tests {
         for name in ["proc", "sys", "dev"] {
             assert!(layer.join(name).is_dir());
         }
+    }
+
+    #[test]
+    fn a_plain_rootfs_without_etc_gets_back_to_what_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir(root.join("bin")).unwrap();
+        let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        set_times(root, old, old).unwrap();
+
+        let created = Created::create_missing(root).unwrap();
+        assert!(root.join("etc/hosts").is_file());
+        created.remove().unwrap();
+
+        let names: Vec<_> = fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["bin"]);
+        assert_eq!(fs::metadata(root).unwrap().modified().unwrap(), old);
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub(crate) fn mount_rootfs(
                 .chain(lower.iter().cloned())
                 .collect();
             mount_overlay(&layers, upper, work, rootless, &target)
+                .map_err(|err| SetupError::Overlay(Box::new(err)))
         }
         Rootfs::Directory(dir) => rustix::mount::mount_bind_recursive(dir, &target)
             .context(|| format!("bind-mounting the rootfs {}", dir.display())),

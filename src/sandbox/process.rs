@@ -4,6 +4,7 @@
 use super::idmap::{IdMap, IdMapError};
 use super::protocol::{GO, Message, Request, STATUS_FD};
 use super::spec::{Spec, SpecError};
+use crate::layer::owners::OwnerMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -56,6 +57,11 @@ pub enum SandboxError {
     /// never ran), e.g. a failed mount or an executable not found.
     #[error("sandbox setup failed: {0}")]
     Setup(String),
+    /// overlayfs could not be mounted for an overlay rootfs (the kernel
+    /// lacks it, refuses it in this user namespace, or refuses the
+    /// options); the step never ran. A directory rootfs avoids it.
+    #[error("overlayfs cannot be mounted here: {0}")]
+    OverlayUnavailable(String),
     /// The helper sent something that is not a protocol message.
     #[error("sandbox helper sent an invalid status message {line:?}: {source}")]
     Protocol {
@@ -99,6 +105,17 @@ impl Sandbox {
     pub fn with_helper(helper: impl Into<PathBuf>) -> Sandbox {
         Sandbox {
             helper: helper.into(),
+        }
+    }
+
+    /// How the owners of files the steps create are recorded in layers:
+    /// as they are when running as root; when rootless, as the step's user
+    /// namespace shows them (the invoking user is root).
+    pub fn layer_owners(&self) -> OwnerMap {
+        if rustix::process::geteuid().is_root() {
+            OwnerMap::Identity
+        } else {
+            IdMap::detect().owner_map()
         }
     }
 
@@ -160,7 +177,7 @@ impl Sandbox {
         let mut err = Lines::new(stderr);
         let mut status_open = true;
         let mut result: Option<Message> = None;
-        let mut setup_failure: Option<String> = None;
+        let mut setup_failure: Option<SandboxError> = None;
 
         while status_open || !out.done || !err.done {
             tokio::select! {
@@ -188,7 +205,10 @@ impl Sandbox {
                             input.write_all(format!("{GO}\n").as_bytes()).await.map_err(helper_err)?;
                         }
                         Message::SetupFailed(reason) => {
-                            setup_failure.get_or_insert(reason);
+                            setup_failure.get_or_insert(SandboxError::Setup(reason));
+                        }
+                        Message::OverlayUnavailable(reason) => {
+                            setup_failure.get_or_insert(SandboxError::OverlayUnavailable(reason));
                         }
                         ended @ (Message::Exited(_) | Message::Signaled(_)) => result = Some(ended),
                     }
@@ -198,8 +218,8 @@ impl Sandbox {
         drop(stdin);
         let helper_status = child.wait().await.map_err(helper_err)?;
         scratch.close().map_err(helper_err)?;
-        if let Some(reason) = setup_failure {
-            return Err(SandboxError::Setup(reason));
+        if let Some(failure) = setup_failure {
+            return Err(failure);
         }
         match result {
             Some(Message::Exited(code)) => Ok(Outcome::Exited(code)),

@@ -52,6 +52,8 @@ pub(crate) enum Message {
     UserNamespaceReady,
     /// The sandbox could not be set up; the step never ran.
     SetupFailed(String),
+    /// overlayfs could not be mounted for the rootfs; the step never ran.
+    OverlayUnavailable(String),
     /// The step's pid 1 exited with this code.
     Exited(i32),
     /// The step's pid 1 was killed by this signal.

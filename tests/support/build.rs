@@ -106,6 +106,81 @@ pub fn layout_image(layout: &Path) -> (Value, Value) {
     (manifest, config)
 }
 
+/// One entry of a layer tar as a test compares it: path, type, mode,
+/// owner, size and link target (mtimes left out: they differ per build).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarEntry {
+    pub path: String,
+    pub kind: char,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    pub link: Option<String>,
+}
+
+/// The entries of every layer of a single-image OCI layout, layer by layer.
+pub fn layout_layer_entries(layout: &Path) -> Vec<Vec<TarEntry>> {
+    let (manifest, _) = layout_image(layout);
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            let blob = layout_blob(layout, layer["digest"].as_str().unwrap());
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+            archive
+                .entries()
+                .unwrap()
+                .map(|entry| {
+                    let entry = entry.unwrap();
+                    let header = entry.header();
+                    TarEntry {
+                        path: entry.path().unwrap().to_string_lossy().into_owned(),
+                        kind: header.entry_type().as_byte() as char,
+                        mode: header.mode().unwrap(),
+                        uid: header.uid().unwrap(),
+                        gid: header.gid().unwrap(),
+                        size: header.size().unwrap(),
+                        link: entry
+                            .link_name()
+                            .unwrap()
+                            .map(|l| l.to_string_lossy().into_owned()),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every file under `root` (relative path, type and mode, and content for
+/// regular files, target for symlinks), sorted.
+pub fn tree_listing(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut listing = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let mode = meta.permissions().mode() & 0o7777;
+            let line = if meta.file_type().is_symlink() {
+                format!("{rel} -> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                pending.push(path.clone());
+                format!("{rel}/ {mode:o}")
+            } else {
+                let digest = builder::digest::sha256(&std::fs::read(&path).unwrap());
+                format!("{rel} {mode:o} {digest}")
+            };
+            listing.push(line);
+        }
+    }
+    listing.sort();
+    listing
+}
+
 /// A gzipped tar for ADD to extract: `payload/` holding `readme.txt`
 /// (0644), an executable `bin/run` (0755, owned 1000:1000) and a symlink
 /// `latest -> readme.txt`.

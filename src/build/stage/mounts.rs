@@ -65,7 +65,7 @@ impl StepContext<'_> {
                     let copy = self.scratch_dir()?;
                     let (view, name) = match &root {
                         SourceRoot::Context(view) => (view, "context"),
-                        SourceRoot::Stage(view) => (view, "from"),
+                        SourceRoot::Stage { view, .. } => (view, "from"),
                     };
                     let digest =
                         tokio::task::block_in_place(|| materialize(view, source, copy.path()))

@@ -1,0 +1,190 @@
+//! `builder build` run by an unprivileged user (uid 65534) on
+//! `fixtures/hello`: steps run in a user namespace where that user is root,
+//! and the layers record what the step saw (0:0 for files its root made),
+//! not the user who owns them on disk, on overlays and on the copy path
+//! alike. The test itself must start as root
+//! (to become 65534); it skips where the kernel refuses user namespaces.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use support::build::{Home, can_build, layout_layer_entries};
+
+const NOBODY: u32 = 65534;
+
+/// Gives every entry under `dir` (and `dir`) to uid/gid 65534.
+fn give_to_nobody(dir: &Path) {
+    std::os::unix::fs::lchown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    if !std::fs::symlink_metadata(dir).unwrap().is_dir() {
+        return;
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        give_to_nobody(&entry.unwrap().path());
+    }
+}
+
+/// `builder build ARGS…` as uid 65534 with this home and store, RUN
+/// steps on `snapshotter`.
+fn build_as_nobody(home: &Home, snapshotter: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_builder"))
+        .env_clear()
+        .env("BUILDER_SNAPSHOTTER", snapshotter)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("HOME", home.dir.path())
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("TMPDIR", "/tmp")
+        .arg("--root")
+        .arg(home.path("store"))
+        .args(["build", "--progress", "plain"])
+        .args(args)
+        .current_dir("/")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_unprivileged_user_builds_hello_and_its_layers_are_owned_by_root() {
+    if !can_build() {
+        return;
+    }
+    let mut layers_by_snapshotter = Vec::new();
+    for snapshotter in ["overlay", "copy"] {
+        match build_hello_as_nobody(snapshotter) {
+            Some(layers) => layers_by_snapshotter.push(layers),
+            None => return,
+        }
+    }
+    assert_eq!(
+        layers_by_snapshotter[0], layers_by_snapshotter[1],
+        "the copy path writes the same layers"
+    );
+}
+
+/// Builds `fixtures/hello` as uid 65534 and checks what a user sees;
+/// returns the layers' entries (`None`: user namespaces are refused).
+fn build_hello_as_nobody(snapshotter: &str) -> Option<Vec<Vec<support::build::TarEntry>>> {
+    let home = Home::new();
+    let context = home.hello_context();
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    give_to_nobody(home.dir.path());
+    let out = home.path("out");
+    let layout = home.path("layout");
+    let built = build_as_nobody(
+        &home,
+        snapshotter,
+        &[
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+            "-o",
+            &format!("type=oci,tar=false,dest={}", layout.display()),
+            context.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    if stderr.contains("unsharing the user namespace") {
+        eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+        return None;
+    }
+    assert!(built.status.success(), "{snapshotter}: {stderr}");
+    assert!(stderr.contains("7 steps run, 0 cached"), "{stderr}");
+    // Where overlayfs refuses this user, the copy path runs: said once.
+    assert!(
+        stderr.matches("overlayfs cannot be mounted").count() <= 1,
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("srv/app/greeting.txt")).unwrap(),
+        "hello from builder\n"
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("bin/sh")).unwrap(),
+        Path::new("/bin/busybox")
+    );
+    let app = std::fs::metadata(out.join("srv/app/app.sh")).unwrap();
+    assert_eq!(app.permissions().mode() & 0o111, 0o111, "RUN chmod +x ran");
+    // One line says the exported files keep the user's own owner.
+    assert_eq!(
+        stderr.matches("keep the exporting user as owner").count(),
+        1,
+        "{stderr}"
+    );
+
+    let layers = layout_layer_entries(&layout);
+    assert_eq!(layers.len(), 6, "COPY, RUN, WORKDIR, COPY, COPY, RUN");
+    let not_root: Vec<_> = layers
+        .iter()
+        .flatten()
+        .filter(|e| e.uid != 0 || e.gid != 0)
+        .collect();
+    assert!(
+        not_root.is_empty(),
+        "entries not owned by 0:0: {not_root:?}"
+    );
+    // The RUN layers are there with their files (made by the step's root).
+    assert!(layers[1].iter().any(|e| e.path == "bin/sh"));
+    assert!(
+        layers[5]
+            .iter()
+            .any(|e| e.path == "srv/app/app.sh" && e.mode & 0o111 == 0o111)
+    );
+
+    // A second build is served from the cache.
+    let again = build_as_nobody(
+        &home,
+        snapshotter,
+        &["-o", out.to_str().unwrap(), context.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(stderr.contains("0 steps run, 7 cached"), "{stderr}");
+    Some(layers)
+}
+
+#[test]
+fn an_archive_added_rootless_keeps_roots_files_as_roots() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("add", "FROM scratch\nADD files.tar /x/\n");
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_cksum();
+    archive
+        .append_data(&mut header, "hi.txt", &b"hi\n"[..])
+        .unwrap();
+    std::fs::write(context.join("files.tar"), archive.into_inner().unwrap()).unwrap();
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    give_to_nobody(home.dir.path());
+    let layout = home.path("layout");
+    let built = build_as_nobody(
+        &home,
+        "overlay",
+        &[
+            "-o",
+            &format!("type=oci,tar=false,dest={}", layout.display()),
+            context.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "{stderr}");
+    let layers = layout_layer_entries(&layout);
+    let entries: Vec<(String, u64, u64)> = layers
+        .iter()
+        .flatten()
+        .map(|e| (e.path.clone(), e.uid, e.gid))
+        .collect();
+    assert_eq!(
+        entries,
+        [("x/".to_owned(), 0, 0), ("x/hi.txt".to_owned(), 0, 0)]
+    );
+}
