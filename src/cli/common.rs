@@ -11,16 +11,9 @@ use oci_spec::image::Digest;
 use std::future::Future;
 
 /// Runs `f` on a multi-threaded tokio runtime.
-///
-/// Its threads never retire: a RUN step's sandbox helper dies with the
-/// thread that spawned it (parent-death signal), and a task that went through
-/// `block_in_place` may spawn it from a thread the runtime later counts as an
-/// idle blocking thread, which by default exits after 10 s — killing any RUN
-/// step still running by then.
 pub fn block_on<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_keep_alive(std::time::Duration::MAX)
         .build()
         .into_diagnostic()?
         .block_on(f)

@@ -5,7 +5,7 @@ use super::idmap::{IdMap, IdMapError};
 use super::protocol::{GO, Message, Request, STATUS_FD};
 use super::spec::{Spec, SpecError};
 use crate::layer::owners::OwnerMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -127,9 +127,9 @@ impl Sandbox {
     /// Dropping the returned future (cancellation) SIGKILLs the helper, whose
     /// death SIGKILLs pid 1. The helper stays in the caller's process group,
     /// so a terminal's SIGINT ends it too, while the step (in its own session)
-    /// never reads the terminal. The helper's parent-death signal fires when
-    /// the *thread* that spawned it exits: call this from a runtime worker
-    /// thread (any async task), not from a short-lived blocking thread.
+    /// never reads the terminal. The helper is forked from one thread that
+    /// lives as long as the process (see [`spawn_from_lasting_thread`]), so
+    /// its parent-death signal fires only when builder itself goes.
     pub async fn run(
         &self,
         spec: &Spec,
@@ -157,7 +157,9 @@ impl Sandbox {
         line.push(b'\n');
 
         let (status_read, status_write) = status_pipe().map_err(helper_err)?;
-        let mut child = spawn_helper(&self.helper, &status_write).map_err(helper_err)?;
+        let mut child = spawn_from_lasting_thread(&self.helper, &status_write)
+            .await
+            .map_err(helper_err)?;
         // The helper holds its own copy now; ours must go so EOF can arrive.
         drop(status_write);
         let pid = child.id();
@@ -244,8 +246,52 @@ fn status_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-fn spawn_helper(helper: &Path, status_write: &OwnedFd) -> std::io::Result<tokio::process::Child> {
+/// A job for the spawner thread.
+type SpawnJob = Box<dyn FnOnce() + Send>;
+
+/// Spawns the helper from a thread that lives as long as the process.
+///
+/// The helper asks for `PR_SET_PDEATHSIG`, which the kernel fires when the
+/// *thread* that forked it ends, not the process. Tokio retires idle worker
+/// and blocking threads (after 10 s by default), so a helper forked from one
+/// of them would be SIGKILLed in the middle of a long step. Forking from this
+/// one thread ties the signal to builder's own life, whatever runtime the
+/// caller uses.
+async fn spawn_from_lasting_thread(
+    helper: &Path,
+    status_write: &OwnedFd,
+) -> std::io::Result<tokio::process::Child> {
+    static SPAWNER: std::sync::OnceLock<std::sync::mpsc::Sender<SpawnJob>> =
+        std::sync::OnceLock::new();
+    let gone = || std::io::Error::other("the sandbox spawner thread has ended");
+    let spawner = match SPAWNER.get() {
+        Some(spawner) => spawner,
+        None => {
+            let (jobs, queue) = std::sync::mpsc::channel::<SpawnJob>();
+            std::thread::Builder::new()
+                .name("sandbox-spawner".into())
+                .spawn(move || queue.into_iter().for_each(|job| job()))?;
+            // A racing caller may have set it first; our thread then ends
+            // with its dropped sender.
+            SPAWNER.get_or_init(|| jobs)
+        }
+    };
+    // The child's pipes register with the caller's runtime.
+    let runtime = tokio::runtime::Handle::current();
+    let helper = helper.to_path_buf();
     let fd = status_write.as_raw_fd();
+    let (reply, spawned) = tokio::sync::oneshot::channel();
+    spawner
+        .send(Box::new(move || {
+            let _entered = runtime.enter();
+            let _ = reply.send(spawn_helper(&helper, fd));
+        }))
+        .map_err(|_| gone())?;
+    // `status_write` stays borrowed (open) until the helper holds its copy.
+    spawned.await.map_err(|_| gone())?
+}
+
+fn spawn_helper(helper: &Path, fd: RawFd) -> std::io::Result<tokio::process::Child> {
     let mut command = tokio::process::Command::new(helper);
     command
         .arg("__sandbox")
