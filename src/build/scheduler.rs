@@ -18,7 +18,6 @@ use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::task::JoinSet;
 
 /// What every stage task of one build shares.
@@ -122,7 +121,6 @@ pub async fn build(
     progress: ProgressSender,
 ) -> Result<Built, BuildError> {
     let _lease = store.lease()?;
-    let started = Instant::now();
     let host = PlatformSpec::host();
     let target = &graph.platforms().target;
     if !host.can_run(target) {
@@ -189,11 +187,5 @@ pub async fn build(
         steps_run: shared.steps_run.load(Ordering::Relaxed),
         steps_cached: shared.steps_cached.load(Ordering::Relaxed),
     };
-    shared.notice(format!(
-        "built in {:.1}s: {} steps run, {} cached",
-        started.elapsed().as_secs_f64(),
-        built.steps_run,
-        built.steps_cached
-    ));
     Ok(built)
 }

@@ -3,8 +3,9 @@
 //! `type=image,push=true`, `type=registry`), and writes `--iidfile` and
 //! `--metadata-file` as docker buildx does.
 //!
-//! Progress goes to stderr (BuildKit's plain lines when `--progress=plain`
-//! or stderr is not a terminal), so `-o -` can stream a tar on stdout.
+//! Progress goes to stderr as `--progress` says (see [`crate::progress`]),
+//! ending with a summary, so `-o -` can stream a tar on stdout; `-q` shows
+//! none and prints only the image ID on stdout.
 //! A failed step is reported with its Dockerfile line and, for RUN, its
 //! exit code; the process then exits with code 1. SIGINT and SIGTERM stop
 //! the build cleanly (same exit code).
@@ -12,6 +13,7 @@
 use super::Globals;
 use super::common::block_on;
 use super::plan_input::DockerfileArgs;
+use super::progress_arg::ProgressMode;
 use crate::build::{BuildOptions, Built, ClientFactory, build};
 use crate::exec::{ExecOptions, Snapshotter};
 use crate::image::Reference;
@@ -19,23 +21,14 @@ use crate::layer::compress::Compression;
 use crate::layer::extract::ExtractWarning;
 use crate::output::Output;
 use crate::plan::Graph;
-use crate::progress::{self, Event, ProgressSender};
+use crate::progress::{self, Event, ProgressSender, Style, Summary};
 use crate::registry::{Client, DockerConfig, PushOptions, push};
 use crate::sandbox::{Network, Sandbox};
 use crate::store::Store;
 use miette::{IntoDiagnostic as _, Result, miette};
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProgressMode {
-    /// Plain lines, or bars on a terminal.
-    Auto,
-    /// BuildKit's plain lines (`#N …`), always.
-    Plain,
-}
+use std::time::Instant;
 
 /// How new layers are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,9 +85,12 @@ pub struct ImageArgs {
     /// Network of RUN steps without --network
     #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     network: NetworkArg,
-    /// Progress output: auto (bars on a terminal) or plain
+    /// Progress output on stderr (auto: tty on a terminal, else plain)
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
+    /// Show no progress; print only the image ID (sha256:…) on stdout
+    #[arg(short = 'q', long, conflicts_with = "progress")]
+    quiet: bool,
 }
 
 /// Builds `graph` and delivers the image as `args` say.
@@ -104,6 +100,7 @@ pub fn build_image(
     graph: Graph,
     args: ImageArgs,
 ) -> Result<()> {
+    let started = Instant::now();
     let tags = args
         .tags
         .iter()
@@ -149,8 +146,13 @@ pub fn build_image(
             snapshotter: snapshotter_from_env()?,
         },
     };
-    let tty = args.progress == ProgressMode::Auto && std::io::stderr().is_terminal();
-    let (sender, renderer) = progress::spawn_renderer_for(tty);
+    let style = if args.quiet {
+        Style::Quiet
+    } else {
+        args.progress.style()?
+    };
+    let names = image_names(&tags, &outputs);
+    let (sender, renderer) = progress::spawn_renderer(style);
     let work = async {
         let built = build(
             Arc::new(graph),
@@ -190,13 +192,21 @@ pub fn build_image(
             outcome = work => outcome,
         }
     });
+    if let Ok(built) = &outcome {
+        sender.send(Event::Summary(Summary {
+            steps_run: built.steps_run,
+            steps_cached: built.steps_cached,
+            elapsed: started.elapsed(),
+            manifest: built.manifest.digest().clone(),
+            id: built.config.clone(),
+            names: names.iter().map(ToString::to_string).collect(),
+        }));
+    }
     drop(sender);
     let _ = renderer.join();
     let built = outcome?;
-    let names = image_names(&tags, &outputs);
-    eprintln!("image {} (id {})", built.manifest.digest(), built.config);
-    for name in &names {
-        eprintln!("named {name}");
+    if args.quiet {
+        println!("{}", built.config);
     }
     if let Some(path) = &args.iidfile {
         std::fs::write(path, built.config.to_string())

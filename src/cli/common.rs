@@ -2,6 +2,7 @@
 //! client with the user's credentials, and the progress renderer.
 
 use super::Globals;
+use super::progress_arg::ProgressMode;
 use crate::image::Reference;
 use crate::progress::{self, ProgressSender};
 use crate::registry::{Client, DockerConfig, PulledImage};
@@ -60,10 +61,13 @@ pub fn client_for(globals: &Globals, registry: &str) -> Result<Client> {
     )?)
 }
 
-/// Runs `f` with a progress sender whose events a renderer draws on stderr;
-/// waits for the renderer to finish drawing before returning.
-pub fn with_progress<T>(f: impl FnOnce(ProgressSender) -> Result<T>) -> Result<T> {
-    let (sender, renderer) = progress::spawn_renderer();
+/// Runs `f` with a progress sender whose events a renderer draws on stderr
+/// as `mode` says; waits for the renderer to finish drawing before returning.
+pub fn with_progress<T>(
+    mode: ProgressMode,
+    f: impl FnOnce(ProgressSender) -> Result<T>,
+) -> Result<T> {
+    let (sender, renderer) = progress::spawn_renderer(mode.style()?);
     let outcome = f(sender);
     // `f` consumed the sender; once its clones are gone the renderer ends.
     let _ = renderer.join();

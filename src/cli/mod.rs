@@ -11,6 +11,7 @@ mod inspect;
 mod login;
 mod logout;
 mod plan_input;
+mod progress_arg;
 mod prune;
 mod pull;
 mod push;

@@ -3,6 +3,7 @@
 
 use super::Globals;
 use super::common::{block_on, client_for, parse_reference, tag, with_progress};
+use super::progress_arg::ProgressMode;
 use crate::image::PlatformSpec;
 use crate::registry::{PullOptions, pull};
 use clap::Args;
@@ -17,6 +18,9 @@ pub struct PullArgs {
     /// machine's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
+    /// Progress output on stderr (auto: tty on a terminal, else plain)
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
 }
 
 /// Runs the subcommand.
@@ -32,7 +36,7 @@ pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
         platform,
         ..PullOptions::default()
     };
-    let pulled = with_progress(|progress| {
+    let pulled = with_progress(args.progress, |progress| {
         block_on(async { Ok(pull(&client, &store, &reference, &options, &progress).await?) })
     })?;
     tag(&store, &reference, &pulled)?;

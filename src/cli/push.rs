@@ -3,6 +3,7 @@
 
 use super::Globals;
 use super::common::{block_on, client_for, parse_reference, resolve, with_progress};
+use super::progress_arg::ProgressMode;
 use crate::registry::{PushOptions, push};
 use clap::Args;
 use miette::Result;
@@ -15,6 +16,9 @@ pub struct PushArgs {
     /// Push it under this name instead (tag, or digest-only to push by
     /// digest); the local tag is left as it is.
     destination: Option<String>,
+    /// Progress output on stderr (auto: tty on a terminal, else plain)
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
 }
 
 /// Runs the subcommand.
@@ -27,7 +31,7 @@ pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
     let store = globals.open_store()?;
     let image = resolve(&store, &source)?;
     let client = client_for(globals, target.registry())?;
-    let digest = with_progress(|progress| {
+    let digest = with_progress(args.progress, |progress| {
         block_on(async {
             Ok(push(
                 &client,

@@ -48,6 +48,8 @@ pub enum Event {
     Status(String),
     /// A build step's progress.
     Step(super::step::StepProgress),
+    /// The build is done: the last event of a successful build.
+    Summary(super::summary::Summary),
 }
 
 /// The sending half of a progress stream; cloning is cheap, and sending

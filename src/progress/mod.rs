@@ -1,35 +1,34 @@
-//! Progress as a stream of events: pull, push (and later the executor) send
-//! [`Event`]s through a [`ProgressSender`]; renderers draw them on a terminal
-//! ([`tty`]) or as plain lines ([`plain`]). Producers know nothing of
-//! terminals; tests can collect the events instead of drawing them.
+//! Progress as a stream of events: the build, pull and push send
+//! [`Event`]s through a [`ProgressSender`]; a renderer chosen by [`Style`]
+//! draws them on a terminal ([`tty`]), as plain lines ([`plain`]), as JSON
+//! lines ([`json`]) or not at all. Producers know nothing of terminals;
+//! tests can collect the events instead of drawing them.
 
 pub mod event;
+pub mod json;
+pub mod mode;
 pub mod plain;
 pub mod step;
+pub mod summary;
+pub mod tail;
 pub mod tty;
 
 pub use event::{BlobOutcome, Direction, Event, ProgressSender};
+pub use mode::Style;
 pub use step::StepProgress;
+pub use summary::{Summary, Transfers};
 
-use std::io::IsTerminal as _;
 use std::thread::JoinHandle;
 
-/// Starts the renderer that suits stderr (bars on a terminal, lines
-/// otherwise) on its own thread; it ends when every sender is dropped.
-pub fn spawn_renderer() -> (ProgressSender, JoinHandle<()>) {
-    spawn_renderer_for(std::io::stderr().is_terminal())
-}
-
-/// Starts a renderer on its own thread: bars when `tty`, plain lines
-/// otherwise (`--progress=plain` asks for lines on a terminal too).
-pub fn spawn_renderer_for(tty: bool) -> (ProgressSender, JoinHandle<()>) {
-    let (sender, receiver) = ProgressSender::channel();
-    let handle = std::thread::spawn(move || {
-        if tty {
-            tty::render(receiver);
-        } else {
-            plain::render(receiver, &mut std::io::stderr());
-        }
+/// Starts the renderer of `style` on its own thread, drawing on stderr;
+/// it ends when every sender is dropped (join it to be sure all is drawn).
+pub fn spawn_renderer(style: Style) -> (ProgressSender, JoinHandle<()>) {
+    let (sender, mut receiver) = ProgressSender::channel();
+    let handle = std::thread::spawn(move || match style {
+        Style::Tty => tty::render(receiver),
+        Style::Plain => plain::render(receiver, &mut std::io::stderr()),
+        Style::RawJson => json::render(receiver, &mut std::io::stderr()),
+        Style::Quiet => while receiver.blocking_recv().is_some() {},
     });
     (sender, handle)
 }

@@ -1,21 +1,27 @@
-//! Plain-line rendering for logs and pipes: one line when a blob starts
-//! and one when it finishes, no byte-by-byte noise.
+//! Plain-line rendering for logs and pipes: BuildKit's `#N …` step lines,
+//! one line when a blob starts and one when it finishes (no byte-by-byte
+//! noise), the summary at the end; never an escape sequence of its own.
 
 use super::event::{BlobOutcome, Direction, Event};
+use super::summary::Transfers;
+use oci_spec::image::Digest;
 use std::io::Write;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// Writes one line per notable event until the stream ends.
+/// Writes the lines of each event until the stream ends.
 pub fn render(mut events: UnboundedReceiver<Event>, out: &mut impl Write) {
+    let mut transfers = Transfers::default();
     while let Some(event) = events.blocking_recv() {
-        if let Some(line) = line(&event) {
+        transfers.observe(&event);
+        for line in lines(&event, &transfers) {
             let _ = writeln!(out, "{line}");
         }
     }
 }
 
-/// The line for an event, if it gets one.
-pub fn line(event: &Event) -> Option<String> {
+/// The lines of an event (none for byte counts); `transfers` gives the
+/// summary its bytes.
+pub fn lines(event: &Event, transfers: &Transfers) -> Vec<String> {
     match event {
         Event::BlobStarted {
             digest,
@@ -23,28 +29,34 @@ pub fn line(event: &Event) -> Option<String> {
             total,
         } => {
             let verb = under_way(*direction);
-            Some(match total {
+            vec![match total {
                 Some(t) => format!("{} {verb} ({})", short(digest), human_bytes(*t)),
                 None => format!("{} {verb}", short(digest)),
-            })
+            }]
         }
-        Event::BlobProgress { .. } => None,
+        Event::BlobProgress { .. } => Vec::new(),
         Event::BlobFinished {
             digest,
             direction,
             outcome,
-        } => Some(match (outcome, direction) {
-            (BlobOutcome::Transferred, Direction::Download) => {
-                format!("{} downloaded", short(digest))
-            }
-            (BlobOutcome::Transferred, Direction::Upload) => format!("{} pushed", short(digest)),
-            (BlobOutcome::AlreadyPresent, _) => format!("{} already exists", short(digest)),
-            (BlobOutcome::Mounted { from }, _) => {
-                format!("{} mounted from {from}", short(digest))
-            }
-        }),
-        Event::Status(s) => Some(s.clone()),
-        Event::Step(step) => Some(step.line()),
+        } => vec![finished(digest, *direction, outcome)],
+        Event::Status(s) => vec![s.clone()],
+        Event::Step(step) => vec![step.line()],
+        Event::Summary(summary) => summary.lines(transfers),
+    }
+}
+
+/// `<short digest> downloaded|pushed|already exists|mounted from …`.
+pub fn finished(digest: &Digest, direction: Direction, outcome: &BlobOutcome) -> String {
+    match (outcome, direction) {
+        (BlobOutcome::Transferred, Direction::Download) => {
+            format!("{} downloaded", short(digest))
+        }
+        (BlobOutcome::Transferred, Direction::Upload) => format!("{} pushed", short(digest)),
+        (BlobOutcome::AlreadyPresent, _) => format!("{} already exists", short(digest)),
+        (BlobOutcome::Mounted { from }, _) => {
+            format!("{} mounted from {from}", short(digest))
+        }
     }
 }
 
@@ -57,7 +69,7 @@ pub fn under_way(direction: Direction) -> &'static str {
 }
 
 /// The first 12 hex digits of a digest, as Docker shows layers.
-pub fn short(digest: &oci_spec::image::Digest) -> String {
+pub fn short(digest: &Digest) -> String {
     digest.digest().chars().take(12).collect()
 }
 

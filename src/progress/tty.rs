@@ -1,60 +1,268 @@
-//! Terminal rendering with indicatif: one bar per blob with bytes, rate
-//! and outcome.
+//! Terminal rendering with indicatif: a live area holding one line per
+//! running step (spinner, `#N [stage i/n] INSTRUCTION`, elapsed time) with
+//! the last lines of its output under it, and a byte bar with rate per
+//! blob under way. A finished step or blob collapses into one permanent
+//! line above the live area (its time, `CACHED` or `ERROR`); live lines
+//! are cut to the terminal's width, never wrapped, and redrawn at most
+//! 20 times a second.
 
-use super::event::{BlobOutcome, Event};
-use super::plain::{short, under_way};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use super::event::{Direction, Event};
+use super::plain::{finished, human_bytes, short, under_way};
+use super::step::StepProgress;
+use super::summary::Transfers;
+use super::tail::{Tail, displayed};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use oci_spec::image::Digest;
 use std::collections::HashMap;
+use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
+use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
 
-/// Draws bars on stderr until the stream ends.
+/// How many lines of a running step's output stay in view.
+pub const TAIL_LINES: usize = 6;
+
+/// How often spinners and elapsed times move.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Below this width, blob bars show no bar, only what moves.
+const BAR_MIN_WIDTH: usize = 72;
+
+/// Draws the stream on stderr, which must be a terminal, until it ends.
 pub fn render(mut events: UnboundedReceiver<Event>) {
-    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{prefix:.bold} {msg:12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    let mut screen = Screen::new(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
     while let Some(event) = events.blocking_recv() {
+        screen.show(event);
+    }
+    let _ = screen.multi.clear();
+}
+
+/// The live area and what is in it.
+struct Screen {
+    multi: MultiProgress,
+    steps: HashMap<u64, RunningStep>,
+    blobs: HashMap<Digest, ProgressBar>,
+    transfers: Transfers,
+    step_style: ProgressStyle,
+    tail_style: ProgressStyle,
+}
+
+/// A step on screen: its line and the tail of its output under it.
+struct RunningStep {
+    /// `#N [stage i/n] INSTRUCTION`, made safe to draw.
+    title: String,
+    line: ProgressBar,
+    tail: Tail,
+    tail_lines: Vec<ProgressBar>,
+}
+
+impl Screen {
+    fn new(multi: MultiProgress) -> Screen {
+        let step_style = ProgressStyle::with_template("{spinner} {wide_msg} {secs:>7}")
+            .expect("a valid constant template")
+            .with_key(
+                "secs",
+                |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{:.1}s", state.elapsed().as_secs_f64());
+                },
+            )
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
+        let tail_style =
+            ProgressStyle::with_template("  │ {wide_msg}").expect("a valid constant template");
+        Screen {
+            multi,
+            steps: HashMap::new(),
+            blobs: HashMap::new(),
+            transfers: Transfers::default(),
+            step_style,
+            tail_style,
+        }
+    }
+
+    fn show(&mut self, event: Event) {
+        self.transfers.observe(&event);
         match event {
+            Event::Step(step) => self.step(step),
             Event::BlobStarted {
                 digest,
                 direction,
                 total,
             } => {
-                let bar = multi.add(ProgressBar::new(total.unwrap_or(0)));
-                bar.set_style(style.clone());
+                let bar = self
+                    .multi
+                    .add(ProgressBar::new(total.unwrap_or(0)).with_style(blob_style(width())));
                 bar.set_prefix(short(&digest));
                 bar.set_message(under_way(direction));
-                bars.insert(digest.to_string(), bar);
+                bar.enable_steady_tick(TICK);
+                self.blobs.insert(digest, bar);
             }
             Event::BlobProgress { digest, done } => {
-                if let Some(bar) = bars.get(&digest.to_string()) {
+                if let Some(bar) = self.blobs.get(&digest) {
                     bar.set_position(done);
                 }
             }
             Event::BlobFinished {
-                digest, outcome, ..
+                digest,
+                direction,
+                outcome,
             } => {
-                let message = match outcome {
-                    BlobOutcome::Transferred => "done".to_string(),
-                    BlobOutcome::AlreadyPresent => "exists".to_string(),
-                    BlobOutcome::Mounted { from } => format!("mounted from {from}"),
+                let mut line = finished(&digest, direction, &outcome);
+                if let Some(bar) = self.blobs.remove(&digest) {
+                    if outcome == super::BlobOutcome::Transferred {
+                        line = format!("{line} {}", human_bytes(bar.position()));
+                    }
+                    self.drop_bar(&bar);
+                }
+                let suffix = match direction {
+                    Direction::Download => "pulled",
+                    Direction::Upload => "pushed",
                 };
-                match bars.remove(&digest.to_string()) {
-                    Some(bar) => bar.finish_with_message(message),
-                    None => {
-                        let _ = multi.println(format!("{} {message}", short(&digest)));
+                self.print(&fit(&line, suffix, width()));
+            }
+            Event::Status(text) => self.print(&displayed(&text)),
+            Event::Summary(summary) => {
+                for line in summary.lines(&self.transfers) {
+                    self.print(&line);
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, step: StepProgress) {
+        match step {
+            StepProgress::Started { id, name } => {
+                let title = displayed(&format!("#{id} {name}"));
+                let line = self.multi.add(
+                    ProgressBar::new_spinner()
+                        .with_style(self.step_style.clone())
+                        .with_message(title.clone()),
+                );
+                line.enable_steady_tick(TICK);
+                self.steps.insert(
+                    id,
+                    RunningStep {
+                        title,
+                        line,
+                        tail: Tail::new(TAIL_LINES),
+                        tail_lines: Vec::new(),
+                    },
+                );
+            }
+            StepProgress::Output { id, line, .. } => {
+                if let Some(step) = self.steps.get_mut(&id) {
+                    step.tail.push(&line);
+                    while step.tail_lines.len() < step.tail.lines().len() {
+                        let after = step.tail_lines.last().unwrap_or(&step.line);
+                        let bar = self.multi.insert_after(
+                            after,
+                            ProgressBar::new_spinner().with_style(self.tail_style.clone()),
+                        );
+                        step.tail_lines.push(bar);
+                    }
+                    for (bar, text) in step.tail_lines.iter().zip(step.tail.lines()) {
+                        bar.set_message(text.to_owned());
                     }
                 }
             }
-            Event::Status(s) => {
-                let _ = multi.println(s);
+            StepProgress::Cached { id } => self.collapse(id, "CACHED".to_owned()),
+            StepProgress::Done { id, elapsed } => {
+                self.collapse(id, format!("{:.1}s", elapsed.as_secs_f64()));
             }
-            Event::Step(step) => {
-                let _ = multi.println(step.line());
+            StepProgress::Missed { .. } => self.print(&displayed(&step.line())),
+            StepProgress::Failed { id, elapsed, .. } => {
+                let tail = self.steps.get(&id).map(|s| s.tail.clone());
+                self.collapse(id, format!("ERROR {:.1}s", elapsed.as_secs_f64()));
+                for line in tail.iter().flat_map(Tail::lines) {
+                    self.print(&truncate(&format!("  │ {line}"), width()));
+                }
+                self.print(&displayed(&step.line()));
             }
         }
+    }
+
+    /// Replaces a running step by its permanent one-line form.
+    fn collapse(&mut self, id: u64, suffix: String) {
+        if let Some(step) = self.steps.remove(&id) {
+            for bar in step.tail_lines.iter().chain([&step.line]) {
+                self.drop_bar(bar);
+            }
+            self.print(&fit(&step.title, &suffix, width()));
+        }
+    }
+
+    fn drop_bar(&self, bar: &ProgressBar) {
+        bar.finish_and_clear();
+        self.multi.remove(bar);
+    }
+
+    /// A permanent line above the live area.
+    fn print(&self, line: &str) {
+        let _ = self.multi.println(line);
+    }
+}
+
+/// The style of a blob's bar for a terminal `width` columns wide.
+fn blob_style(width: usize) -> ProgressStyle {
+    let template = if width >= BAR_MIN_WIDTH {
+        "{prefix} {msg:11} {wide_bar} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}"
+    } else {
+        "{prefix} {wide_msg}"
+    };
+    ProgressStyle::with_template(template)
+        .expect("a valid constant template")
+        .progress_chars("=> ")
+}
+
+/// The width of the terminal on stderr (80 when it cannot be known).
+fn width() -> usize {
+    rustix::termios::tcgetwinsize(std::io::stderr())
+        .ok()
+        .map(|size| usize::from(size.ws_col))
+        .filter(|&columns| columns > 0)
+        .unwrap_or(80)
+}
+
+/// `text` and `suffix` on one line `width` columns wide: the suffix at
+/// the right edge, the text cut to fit before it.
+pub fn fit(text: &str, suffix: &str, width: usize) -> String {
+    let room = width.saturating_sub(suffix.width() + 1);
+    let text = truncate(text, room);
+    let padding = room.saturating_sub(text.width());
+    truncate(&format!("{text}{} {suffix}", " ".repeat(padding)), width)
+}
+
+/// The longest start of `text` that fits in `width` columns.
+pub fn truncate(text: &str, width: usize) -> String {
+    let mut used = 0;
+    text.chars()
+        .take_while(|c| {
+            used += c.width().unwrap_or(0);
+            used <= width
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_puts_the_suffix_at_the_right_edge() {
+        assert_eq!(fit("#1 FROM x", "CACHED", 20), "#1 FROM x     CACHED");
+        assert_eq!(fit("#1 FROM x", "CACHED", 20).width(), 20);
+    }
+
+    #[test]
+    fn fit_cuts_the_text_not_the_suffix() {
+        assert_eq!(fit("#2 RUN make all", "1.2s", 12), "#2 RUN  1.2s");
+        // Too narrow even for the suffix: cut at the edge all the same.
+        assert_eq!(fit("#2 RUN make", "CACHED", 4), " CAC");
+    }
+
+    #[test]
+    fn truncate_counts_columns_not_bytes() {
+        assert_eq!(truncate("héllo", 3), "hél");
+        // Wide characters take two columns and are not split.
+        assert_eq!(truncate("日本語", 5), "日本");
+        assert_eq!(truncate("abc", 10), "abc");
     }
 }

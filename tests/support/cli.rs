@@ -6,7 +6,13 @@ use std::path::Path;
 /// `builder` with its own HOME, DOCKER_CONFIG (`<home>/docker`) and store
 /// (`<home>/store`), so tests share no credentials or images.
 pub fn builder(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("builder").expect("builder binary");
+    Command::from_std(process(home))
+}
+
+/// [`builder`] as a std command, for tests that set up its stdio (a
+/// pseudo-terminal) themselves.
+pub fn process(home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("builder"));
     cmd.env("HOME", home)
         .env("DOCKER_CONFIG", home.join("docker"))
         .env("BUILDER_ROOT", home.join("store"));

@@ -1,0 +1,43 @@
+//! `--progress auto|tty|plain|rawjson|quiet`, shared by `build`, `pull`
+//! and `push`.
+
+use crate::progress::Style;
+use miette::{Result, miette};
+use std::io::IsTerminal as _;
+
+/// How progress is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// tty on a terminal, plain otherwise or when CI or NO_COLOR is set.
+    #[default]
+    Auto,
+    /// Live lines: running steps with the tail of their output, byte bars.
+    Tty,
+    /// BuildKit's plain lines (`#N …`), always.
+    Plain,
+    /// One JSON object per line per event (schema in the README).
+    #[value(name = "rawjson")]
+    RawJson,
+    /// Nothing.
+    Quiet,
+}
+
+impl ProgressMode {
+    /// The renderer this mode means here; `tty` needs a terminal on stderr.
+    pub fn style(self) -> Result<Style> {
+        let terminal = std::io::stderr().is_terminal();
+        Ok(match self {
+            ProgressMode::Auto => Style::auto(terminal, |name| std::env::var_os(name)),
+            ProgressMode::Tty if !terminal => {
+                return Err(miette!(
+                    help = "use --progress=plain, or auto to pick by itself",
+                    "--progress=tty needs a terminal on stderr"
+                ));
+            }
+            ProgressMode::Tty => Style::Tty,
+            ProgressMode::Plain => Style::Plain,
+            ProgressMode::RawJson => Style::RawJson,
+            ProgressMode::Quiet => Style::Quiet,
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! Which renderer draws the progress stream, and how `auto` picks one.
+
+use std::ffi::OsString;
+
+/// A way of showing progress, as `--progress` names it once resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Live lines on a terminal: running steps with spinners and the tail
+    /// of their output, byte bars for blobs ([`super::tty`]).
+    Tty,
+    /// BuildKit's plain lines (`#N …`), for logs and pipes ([`super::plain`]).
+    Plain,
+    /// One JSON object per line per event, for tools ([`super::json`]).
+    RawJson,
+    /// Nothing at all.
+    Quiet,
+}
+
+impl Style {
+    /// What `--progress=auto` means: [`Style::Tty`] when stderr is a
+    /// terminal and neither `CI` nor `NO_COLOR` is set to a non-empty value
+    /// (as CI systems and <https://no-color.org> set them), else
+    /// [`Style::Plain`]. `env` reads an environment variable.
+    pub fn auto(stderr_is_terminal: bool, env: impl Fn(&str) -> Option<OsString>) -> Style {
+        let set = |name: &str| env(name).is_some_and(|value| !value.is_empty());
+        if stderr_is_terminal && !set("CI") && !set("NO_COLOR") {
+            Style::Tty
+        } else {
+            Style::Plain
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn auto_draws_on_a_terminal_unless_ci_or_no_color_is_set() {
+        assert_eq!(Style::auto(true, env(&[])), Style::Tty);
+        assert_eq!(Style::auto(false, env(&[])), Style::Plain);
+        assert_eq!(Style::auto(true, env(&[("CI", "true")])), Style::Plain);
+        assert_eq!(Style::auto(true, env(&[("NO_COLOR", "1")])), Style::Plain);
+        // Empty values count as unset.
+        assert_eq!(
+            Style::auto(true, env(&[("CI", ""), ("NO_COLOR", "")])),
+            Style::Tty
+        );
+    }
+}

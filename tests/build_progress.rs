@@ -1,0 +1,369 @@
+//! What `builder build` shows while it works, per `--progress` mode: the
+//! plain and rawjson output of a small build, cold then fully cached, as
+//! snapshots (digests, times and paths redacted); the live tty view in a
+//! pseudo-terminal, and `auto` choosing between tty and plain; `-q`
+//! printing nothing but the image ID. Needs root; skipped otherwise.
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::os::fd::{FromRawFd as _, OwnedFd};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+use support::build::{Home, can_build};
+
+/// One stage, steps in sequence (step numbers never depend on timing):
+/// output on stdout ending in a partial line, then on stderr.
+const SEQUENTIAL: &str = r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "echo one; echo two; printf 'no newline'"]
+WORKDIR /srv
+RUN ["/bin/busybox", "sh", "-c", "echo to stderr >&2"]
+"#;
+
+/// `builder build --progress MODE -t progress:1 CONTEXT` in `home`.
+fn build(home: &Home, mode: &str, context: &Path) -> Output {
+    support::cli::builder(home.dir.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["build", "--progress", mode, "-t", "progress:1"])
+        .arg(context)
+        .output()
+        .expect("builder runs")
+}
+
+/// What a build wrote on stderr, which must have succeeded.
+fn progress_of(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+/// Snapshot settings hiding what differs between runs.
+fn redacted(home: &Home) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        &regex::escape(&home.dir.path().display().to_string()),
+        "[HOME]",
+    );
+    settings.add_filter(r"sha256:[0-9a-f]{64}", "sha256:[DIGEST]");
+    settings.add_filter(r"(?m)^(#\d+) \d+\.\d{3} ", "$1 [ELAPSED] ");
+    settings.add_filter(r"DONE \d+\.\ds", "DONE [ELAPSED]");
+    settings.add_filter(r"built in \d+\.\ds", "built in [ELAPSED]");
+    settings.add_filter(r#""time":"[^"]+""#, r#""time":"[TIME]""#);
+    settings.add_filter(r#""elapsed_ms":\d+"#, r#""elapsed_ms":"[MS]""#);
+    settings
+}
+
+#[test]
+fn plain_progress_cold_then_cached() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("ctx", SEQUENTIAL);
+    let cold = progress_of(&build(&home, "plain", &context));
+    let cached = progress_of(&build(&home, "plain", &context));
+    assert!(!cold.contains('\u{1b}'), "no escape sequences: {cold:?}");
+    redacted(&home).bind(|| {
+        insta::assert_snapshot!("plain_cold", cold);
+        insta::assert_snapshot!("plain_cached", cached);
+    });
+}
+
+#[test]
+fn rawjson_progress_cold_then_cached() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("ctx", SEQUENTIAL);
+    let cold = progress_of(&build(&home, "rawjson", &context));
+    let cached = progress_of(&build(&home, "rawjson", &context));
+    for line in cold.lines().chain(cached.lines()) {
+        let record: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(record["v"], 1, "{line}");
+    }
+    redacted(&home).bind(|| {
+        insta::assert_snapshot!("rawjson_cold", cold);
+        insta::assert_snapshot!("rawjson_cached", cached);
+    });
+}
+
+#[test]
+fn quiet_prints_only_the_image_id() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("ctx", SEQUENTIAL);
+    let iidfile = home.path("iid");
+    let output = support::cli::builder(home.dir.path())
+        .args(["build", "-q", "--iidfile"])
+        .arg(&iidfile)
+        .arg(&context)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let id = std::fs::read_to_string(&iidfile).unwrap();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{id}\n"));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    // `--progress=quiet` shows nothing either, and leaves stdout alone.
+    let output = build(&home, "quiet", &context);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!((output.stdout.len(), output.stderr.len()), (0, 0));
+}
+
+/// The terminal the tty tests draw on: columns and rows (enough that
+/// nothing scrolls away).
+const COLUMNS: u16 = 60;
+const ROWS: u16 = 200;
+
+/// A long command and long output lines, which must be cut to the
+/// terminal's width; the step waits (in `wget`) until the test answers on
+/// `127.0.0.1:$PORT`, so the test sees it running.
+const WAITING: &str = r#"FROM scratch
+COPY busybox /bin/busybox
+ARG PORT
+RUN ["/bin/busybox", "sh", "-c", "echo one; echo two; echo three-with-a-line-much-longer-than-the-terminal-is-wide-xxxxxxxxxxxxxxxxxx; /bin/busybox wget -q -O /dev/null http://127.0.0.1:$PORT/ && echo four-and-more-than-sixty-columns-wide-to-be-cut-yyyyyyyyyyyyyyyyyyyy"]
+"#;
+
+/// What a pseudo-terminal's master side has read so far.
+#[derive(Default)]
+struct Screen {
+    seen: Mutex<Vec<u8>>,
+    changed: Condvar,
+}
+
+impl Screen {
+    fn bytes(&self) -> Vec<u8> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Blocks until `needle` has been drawn (panics after two minutes,
+    /// rather than hanging the suite).
+    fn wait_for(&self, needle: &str) {
+        let mut seen = self.seen.lock().unwrap();
+        loop {
+            if String::from_utf8_lossy(&seen).contains(needle) {
+                return;
+            }
+            let (guard, timeout) = self
+                .changed
+                .wait_timeout(seen, Duration::from_secs(120))
+                .unwrap();
+            assert!(
+                !timeout.timed_out(),
+                "{needle:?} never appeared in {:?}",
+                String::from_utf8_lossy(&guard)
+            );
+            seen = guard;
+        }
+    }
+}
+
+/// A running `builder` whose stderr is a pseudo-terminal `COLUMNS` wide.
+struct OnTerminal {
+    child: std::process::Child,
+    screen: Arc<Screen>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl OnTerminal {
+    fn spawn(mut command: std::process::Command) -> OnTerminal {
+        let (master, slave) = open_pty();
+        let child = command
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(slave))
+            .spawn()
+            .expect("builder runs");
+        // The command held the only other copy of the slave side: once the
+        // child is gone, reads on the master end (EIO).
+        drop(command);
+        let screen = Arc::new(Screen::default());
+        let reader = {
+            let screen = Arc::clone(&screen);
+            let mut master = std::fs::File::from(master);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = master.read(&mut buf) {
+                    screen.seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                    screen.changed.notify_all();
+                }
+            })
+        };
+        OnTerminal {
+            child,
+            screen,
+            reader,
+        }
+    }
+
+    /// Waits for the build to succeed; returns all it drew.
+    fn finish(mut self) -> Vec<u8> {
+        let status = self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        let drawn = self.screen.bytes();
+        assert!(status.success(), "{}", String::from_utf8_lossy(&drawn));
+        drawn
+    }
+}
+
+/// A pseudo-terminal (master, slave) of `COLUMNS` × `ROWS`.
+fn open_pty() -> (OwnedFd, OwnedFd) {
+    let size = libc::winsize {
+        ws_row: ROWS,
+        ws_col: COLUMNS,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors, which we then own; the
+    // name and termios pointers may be null.
+    let ret = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(ret, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and belong to nobody else.
+    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+}
+
+/// The rows a terminal `COLUMNS` × `ROWS` shows once it has drawn
+/// `drawn` (right-trimmed, blank ones left out).
+fn screen_rows(drawn: &[u8]) -> Vec<String> {
+    let size = |n| std::num::NonZeroU16::new(n).expect("a terminal size");
+    let mut terminal = vt100::Parser::new(size(ROWS), size(COLUMNS), 0);
+    terminal.process(drawn);
+    terminal
+        .screen()
+        .rows(0, COLUMNS)
+        .map(|row| row.trim_end().to_owned())
+        .filter(|row| !row.is_empty())
+        .collect()
+}
+
+/// Whether some row matches `pattern`.
+fn shows(rows: &[String], pattern: &str) -> bool {
+    let pattern = regex::Regex::new(pattern).unwrap();
+    rows.iter().any(|row| pattern.is_match(row))
+}
+
+/// Whether `drawn` moves the cursor up or clears lines, as a live view
+/// does to redraw itself.
+fn has_cursor_codes(drawn: &[u8]) -> bool {
+    regex::bytes::Regex::new(r"\x1b\[[0-9]*[AK]")
+        .unwrap()
+        .is_match(drawn)
+}
+
+#[test]
+fn tty_shows_running_steps_with_their_output_and_auto_picks_by_terminal_and_ci() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("ctx", WAITING);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = format!("PORT={}", listener.local_addr().unwrap().port());
+    let build = |mode: &str| {
+        let mut command = support::cli::process(home.dir.path());
+        command
+            .args([
+                "build",
+                "--progress",
+                mode,
+                "--build-arg",
+                &port,
+                "-t",
+                "tty:1",
+            ])
+            .arg(&context);
+        command
+    };
+
+    let mut cold = build("tty");
+    cold.env_remove("CI");
+    let running = OnTerminal::spawn(cold);
+    // The RUN step is on screen, running, with the tail of its output
+    // under it, before it can finish.
+    running.screen.wait_for("│ two");
+    let now = screen_rows(&running.screen.bytes());
+    assert!(shows(&now, r"^. #2 \[3/3\] RUN .* \d+\.\ds$"), "{now:#?}");
+    assert!(shows(&now, r"^  │ one$"), "{now:#?}");
+    assert!(shows(&now, r"^  │ two$"), "{now:#?}");
+    let (mut answer, _) = listener.accept().unwrap();
+    answer
+        .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    drop(answer);
+    let drawn = running.finish();
+    assert!(has_cursor_codes(&drawn));
+    let rows = screen_rows(&drawn);
+    // Finished steps are one line each, with their time; the tail is gone.
+    assert!(
+        shows(&rows, r"^#1 \[2/3\] COPY busybox /bin/busybox +\d+\.\ds$"),
+        "{rows:#?}"
+    );
+    // The RUN line is cut to fit, the time at the right edge.
+    assert!(
+        shows(&rows, r"^#2 \[3/3\] RUN \[.*echo o.* \d+\.\ds$"),
+        "{rows:#?}"
+    );
+    assert!(!shows(&rows, "│"), "{rows:#?}");
+    // Above the summary, every row is one whole step line: nothing spilt
+    // over into the next row.
+    let summary = rows
+        .iter()
+        .position(|row| row.starts_with("built in "))
+        .expect("a summary");
+    let step_line = regex::Regex::new(r"^#\d \[\d/3\] .* \d+\.\ds$").unwrap();
+    assert!(
+        rows[..summary].iter().all(|row| step_line.is_match(row)),
+        "{rows:#?}"
+    );
+    assert!(rows[summary].contains("2 steps run, 0 cached"), "{rows:#?}");
+    assert!(shows(&rows, r"^image sha256:[0-9a-f]+"), "{rows:#?}");
+    assert!(
+        shows(&rows, r"^named docker.io/library/tty:1$"),
+        "{rows:#?}"
+    );
+
+    // `auto` on a terminal draws the same way: everything is cached now.
+    let mut again = build("auto");
+    again.env_remove("CI");
+    let drawn = OnTerminal::spawn(again).finish();
+    assert!(has_cursor_codes(&drawn));
+    let rows = screen_rows(&drawn);
+    let cached = regex::Regex::new(r"^#\d \[\d/3\] .* CACHED$").unwrap();
+    assert_eq!(
+        rows.iter().filter(|row| cached.is_match(row)).count(),
+        2,
+        "{rows:#?}"
+    );
+    assert!(
+        shows(&rows, r"^built in .*0 steps run, 2 cached"),
+        "{rows:#?}"
+    );
+
+    // …but plain lines, without escape sequences, where CI is set.
+    let mut in_ci = build("auto");
+    in_ci.env("CI", "1");
+    let drawn = String::from_utf8(OnTerminal::spawn(in_ci).finish()).unwrap();
+    assert!(!drawn.contains('\u{1b}'), "{drawn:?}");
+    assert!(
+        drawn.contains("#1 [2/3] COPY busybox /bin/busybox\r\n#1 CACHED"),
+        "{drawn:?}"
+    );
+}
