@@ -6,7 +6,7 @@
 //! are cut to the terminal's width, never wrapped, and redrawn at most
 //! 20 times a second.
 
-use super::event::{Direction, Event};
+use super::event::Event;
 use super::plain::{finished, human_bytes, short, under_way};
 use super::step::StepProgress;
 use super::summary::Transfers;
@@ -33,7 +33,7 @@ pub fn render(mut events: UnboundedReceiver<Event>) {
     while let Some(event) = events.blocking_recv() {
         screen.show(event);
     }
-    let _ = screen.multi.clear();
+    screen.cancel_the_rest();
 }
 
 /// The live area and what is in it.
@@ -105,18 +105,17 @@ impl Screen {
                 direction,
                 outcome,
             } => {
-                let mut line = finished(&digest, direction, &outcome);
-                if let Some(bar) = self.blobs.remove(&digest) {
-                    if outcome == super::BlobOutcome::Transferred {
-                        line = format!("{line} {}", human_bytes(bar.position()));
-                    }
+                let line = finished(&digest, direction, &outcome);
+                let moved = self.blobs.remove(&digest).map(|bar| {
                     self.drop_bar(&bar);
+                    bar.length().unwrap_or(0).max(bar.position())
+                });
+                match moved {
+                    Some(bytes) if outcome == super::BlobOutcome::Transferred => {
+                        self.print(&fit(&line, &human_bytes(bytes), width()));
+                    }
+                    _ => self.print(&truncate(&line, width())),
                 }
-                let suffix = match direction {
-                    Direction::Download => "pulled",
-                    Direction::Upload => "pushed",
-                };
-                self.print(&fit(&line, suffix, width()));
             }
             Event::Status(text) => self.print(&displayed(&text)),
             Event::Summary(summary) => {
@@ -176,6 +175,20 @@ impl Screen {
                 }
                 self.print(&displayed(&step.line()));
             }
+        }
+    }
+
+    /// Collapses what is still running when the stream ends early (the
+    /// build failed in another stage or was interrupted): steps as
+    /// `CANCELED`, blobs without a line.
+    fn cancel_the_rest(&mut self) {
+        let mut ids: Vec<u64> = self.steps.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.collapse(id, "CANCELED".to_owned());
+        }
+        for (_, bar) in std::mem::take(&mut self.blobs) {
+            self.drop_bar(&bar);
         }
     }
 
