@@ -29,7 +29,10 @@ const BAR_MIN_WIDTH: usize = 72;
 
 /// Draws the stream on stderr, which must be a terminal, until it ends.
 pub fn render(mut events: UnboundedReceiver<Event>) {
-    let mut screen = Screen::new(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+    let mut screen = Screen::new(
+        MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+        terminal_width,
+    );
     while let Some(event) = events.blocking_recv() {
         screen.show(event);
     }
@@ -44,6 +47,8 @@ struct Screen {
     transfers: Transfers,
     step_style: ProgressStyle,
     tail_style: ProgressStyle,
+    /// The terminal's width now, in columns.
+    width: fn() -> usize,
 }
 
 /// A step on screen: its line and the tail of its output under it.
@@ -56,7 +61,7 @@ struct RunningStep {
 }
 
 impl Screen {
-    fn new(multi: MultiProgress) -> Screen {
+    fn new(multi: MultiProgress, width: fn() -> usize) -> Screen {
         let step_style = ProgressStyle::with_template("{spinner} {wide_msg} {secs:>7}")
             .expect("a valid constant template")
             .with_key(
@@ -75,6 +80,7 @@ impl Screen {
             transfers: Transfers::default(),
             step_style,
             tail_style,
+            width,
         }
     }
 
@@ -87,9 +93,9 @@ impl Screen {
                 direction,
                 total,
             } => {
-                let bar = self
-                    .multi
-                    .add(ProgressBar::new(total.unwrap_or(0)).with_style(blob_style(width())));
+                let bar = self.multi.add(
+                    ProgressBar::new(total.unwrap_or(0)).with_style(blob_style((self.width)())),
+                );
                 bar.set_prefix(short(&digest));
                 bar.set_message(under_way(direction));
                 bar.enable_steady_tick(TICK);
@@ -112,9 +118,9 @@ impl Screen {
                 });
                 match moved {
                     Some(bytes) if outcome == super::BlobOutcome::Transferred => {
-                        self.print(&fit(&line, &human_bytes(bytes), width()));
+                        self.print(&fit(&line, &human_bytes(bytes), (self.width)()));
                     }
-                    _ => self.print(&truncate(&line, width())),
+                    _ => self.print(&truncate(&line, (self.width)())),
                 }
             }
             Event::Status(text) => self.print(&displayed(&text)),
@@ -171,7 +177,7 @@ impl Screen {
                 let tail = self.steps.get(&id).map(|s| s.tail.clone());
                 self.collapse(id, format!("ERROR {:.1}s", elapsed.as_secs_f64()));
                 for line in tail.iter().flat_map(Tail::lines) {
-                    self.print(&truncate(&format!("  │ {line}"), width()));
+                    self.print(&truncate(&format!("  │ {line}"), (self.width)()));
                 }
                 self.print(&displayed(&step.line()));
             }
@@ -198,7 +204,7 @@ impl Screen {
             for bar in step.tail_lines.iter().chain([&step.line]) {
                 self.drop_bar(bar);
             }
-            self.print(&fit(&step.title, &suffix, width()));
+            self.print(&fit(&step.title, &suffix, (self.width)()));
         }
     }
 
@@ -226,7 +232,7 @@ fn blob_style(width: usize) -> ProgressStyle {
 }
 
 /// The width of the terminal on stderr (80 when it cannot be known).
-fn width() -> usize {
+fn terminal_width() -> usize {
     rustix::termios::tcgetwinsize(std::io::stderr())
         .ok()
         .map(|size| usize::from(size.ws_col))
@@ -257,6 +263,123 @@ pub fn truncate(text: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use indicatif::TermLike;
+    use std::sync::{Arc, Mutex};
+
+    /// A terminal 40 columns wide that records what is drawn on it as the
+    /// escape sequences a real one would get.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<u8>>>);
+
+    impl Recorder {
+        fn put(&self, text: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().extend_from_slice(text.as_bytes());
+            Ok(())
+        }
+
+        /// Moves the cursor `n` cells in `direction` (as a terminal does,
+        /// nothing for 0, which an escape sequence would take as 1).
+        fn moved(&self, n: usize, direction: char) -> std::io::Result<()> {
+            match n {
+                0 => Ok(()),
+                n => self.put(&format!("\x1b[{n}{direction}")),
+            }
+        }
+
+        /// The non-blank rows a terminal shows after all that was drawn.
+        fn rows(&self) -> Vec<String> {
+            let size = |n| std::num::NonZeroU16::new(n).unwrap();
+            let mut terminal = vt100::Parser::new(size(50), size(40), 0);
+            terminal.process(&self.0.lock().unwrap());
+            terminal
+                .screen()
+                .rows(0, 40)
+                .map(|row| row.trim_end().to_owned())
+                .filter(|row| !row.is_empty())
+                .collect()
+        }
+    }
+
+    impl TermLike for Recorder {
+        fn width(&self) -> u16 {
+            40
+        }
+        fn height(&self) -> u16 {
+            50
+        }
+        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+            self.moved(n, 'A')
+        }
+        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+            self.moved(n, 'B')
+        }
+        fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+            self.moved(n, 'C')
+        }
+        fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+            self.moved(n, 'D')
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.put(&format!("{s}\r\n"))
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.put(s)
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            self.put("\r\x1b[2K")
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_step_keeps_its_tail_and_unfinished_steps_are_canceled() {
+        let terminal = Recorder::default();
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(
+            terminal.clone(),
+        )));
+        let mut screen = Screen::new(multi, || 40);
+        let step = Event::Step;
+        screen.show(step(StepProgress::Started {
+            id: 1,
+            name: "[1/2] RUN make".into(),
+        }));
+        for n in 1..=8 {
+            screen.show(step(StepProgress::Output {
+                id: 1,
+                elapsed: Duration::from_millis(n),
+                line: format!("line {n}\u{1b}[1A"),
+            }));
+        }
+        screen.show(step(StepProgress::Started {
+            id: 2,
+            name: "[2/2] COPY a-very-long-name-that-does-not-fit /x".into(),
+        }));
+        screen.show(Event::Status("warning: x".into()));
+        screen.show(step(StepProgress::Failed {
+            id: 1,
+            elapsed: Duration::from_millis(300),
+            message: "exit code 2".into(),
+        }));
+        screen.cancel_the_rest();
+        drop(screen);
+        assert_eq!(
+            terminal.rows(),
+            [
+                "warning: x",
+                "#1 [1/2] RUN make             ERROR 0.3s",
+                "  │ line 3",
+                "  │ line 4",
+                "  │ line 5",
+                "  │ line 6",
+                "  │ line 7",
+                "  │ line 8",
+                "#1 ERROR 0.3s: exit code 2",
+                "#2 [2/2] COPY a-very-long-name- CANCELED",
+            ]
+        );
+    }
 
     #[test]
     fn fit_puts_the_suffix_at_the_right_edge() {
