@@ -6,10 +6,9 @@ use miette::{Result, miette};
 use std::io::IsTerminal as _;
 
 /// How progress is shown on stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProgressMode {
-    /// tty on a terminal, plain otherwise or when CI or NO_COLOR is set.
-    #[default]
+    /// The live view on a terminal; plain otherwise, or when CI or NO_COLOR is set.
     Auto,
     /// Live lines: running steps with the tail of their output, byte bars.
     Tty,
