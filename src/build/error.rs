@@ -49,6 +49,9 @@ pub enum BuildError {
         /// This machine's.
         host: String,
     },
+    /// A step needs an entitlement the build was not given.
+    #[error(transparent)]
+    Entitlement(#[from] super::EntitlementError),
     /// The store failed outside any step.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -108,6 +111,15 @@ pub enum StepError {
     /// Something the executor does not do yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
+    /// A RUN (from an ONBUILD trigger) needs an entitlement the build was
+    /// not given.
+    #[error(
+        "{flag} needs the {entitlement} entitlement, which this build was not given; \
+         pass `--allow {entitlement}` to builder build",
+        flag = .0.flag(),
+        entitlement = .0
+    )]
+    NotEntitled(super::Entitlement),
     /// A `RUN --mount` could not be set up.
     #[error("--mount={spec}: {source}")]
     Mount {

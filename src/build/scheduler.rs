@@ -121,6 +121,7 @@ pub async fn build(
     options: BuildOptions,
     progress: ProgressSender,
 ) -> Result<Built, BuildError> {
+    options.entitlements.check(&graph)?;
     let _lease = store.lease()?;
     let started = Instant::now();
     let host = PlatformSpec::host();

@@ -3,7 +3,7 @@
 
 use super::helper::{Context, Scratch, SetupError};
 use super::protocol::Request;
-use super::spec::{Network, User};
+use super::spec::{Network, Security, User};
 use super::{capabilities, exec, mounts, namespaces};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -32,7 +32,7 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     // devpts refuses a gid the user namespace does not map.
     let tty_gid = request.user_namespace.is_none_or(|map| map.gids > 5);
     mounts::mount_dev(&root, tty_gid.then_some(5))?;
-    mounts::mount_sys(&root)?;
+    mounts::mount_sys(&root, spec.security)?;
     mounts::mount_etc_files(&root, scratch)?;
     let mut binds = mounts::detach_binds(&spec.mounts)?;
     binds.extend(mounts::detach_tmpfs(&spec.tmpfs)?);
@@ -49,13 +49,17 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
         .context(|| format!("entering the working directory {}", spec.cwd.display()))?;
     stdin_from_null()?;
 
-    rustix::thread::set_no_new_privs(true).context(|| "setting no_new_privs".into())?;
-    capabilities::limit_bounding_set()?;
+    // As `docker run --privileged`, an insecure step may gain privileges
+    // through setuid programs and file capabilities.
+    if spec.security == Security::Sandbox {
+        rustix::thread::set_no_new_privs(true).context(|| "setting no_new_privs".into())?;
+    }
+    capabilities::limit_bounding_set(spec.security)?;
     become_user(
         &spec.user,
         request.user_namespace.is_none_or(|map| map.setgroups),
     )?;
-    capabilities::set_final(spec.user.uid)
+    capabilities::set_final(spec.user.uid, spec.security)
 }
 
 fn stdin_from_null() -> Result<(), SetupError> {

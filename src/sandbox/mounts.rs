@@ -11,7 +11,7 @@
 
 use super::helper::{Context, Scratch, SetupError};
 use super::mountpoints::ETC_FILES;
-use super::spec::{BindMount, Rootfs, TmpfsMount};
+use super::spec::{BindMount, Rootfs, Security, TmpfsMount};
 use rustix::fs::CWD;
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags,
@@ -222,22 +222,22 @@ fn mount_fs(
         .context(|| format!("mounting {what}"))
 }
 
-/// A read-only `/sys`: a fresh sysfs where the kernel allows it (it refuses
-/// in a user namespace that shares the host's network namespace), otherwise
-/// a recursive read-only bind of the host's.
-pub(crate) fn mount_sys(root: &Path) -> Result<(), SetupError> {
+/// `/sys`, read-only unless `security` is insecure: a fresh sysfs where the
+/// kernel allows it (it refuses in a user namespace that shares the host's
+/// network namespace), otherwise a recursive bind of the host's.
+pub(crate) fn mount_sys(root: &Path, security: Security) -> Result<(), SetupError> {
     let target = root.join("sys");
-    let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let mut flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    if security == Security::Sandbox {
+        flags |= MountFlags::RDONLY;
+        attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+    }
     match rustix::mount::mount("sysfs", &target, "sysfs", flags, None) {
         Ok(()) => Ok(()),
-        Err(rustix::io::Errno::PERM) => bind(
-            Path::new("/sys"),
-            &target,
-            MountAttrFlags::MOUNT_ATTR_RDONLY
-                | MountAttrFlags::MOUNT_ATTR_NOSUID
-                | MountAttrFlags::MOUNT_ATTR_NODEV
-                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-        ),
+        Err(rustix::io::Errno::PERM) => bind(Path::new("/sys"), &target, attrs),
         Err(err) => Err(err).context(|| "mounting /sys".into()),
     }
 }
