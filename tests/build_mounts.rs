@@ -163,3 +163,117 @@ fn bound_content_is_part_of_the_cache_key() {
     let stderr = support::build::stderr_of(&output);
     assert_eq!(stderr.matches(" CACHED\n").count(), 3, "{stderr}");
 }
+
+#[test]
+fn a_new_cache_takes_mode_owner_and_a_seed_from_a_stage() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = format!(
+        "FROM scratch AS tools\nCOPY hello.txt /seed/hello.txt\n\
+         {BASE}RUN --mount=type=cache,id=owned,target=/c,uid=7,gid=8,mode=0710 stat -c '%u %g %a' /c > /owner\n\
+         RUN --mount=type=cache,id=s,target=/c,from=tools,source=/seed cat /c/hello.txt > /seeded && echo kept > /c/new\n\
+         RUN --mount=type=cache,id=s,target=/d,from=tools,source=/seed,ro cat /d/new > /persisted && touch /d/x 2> /refused || true\n"
+    );
+    let context = home.context("seed", &dockerfile);
+    std::fs::write(context.join("hello.txt"), "seed\n").unwrap();
+    let out = build_to(&home, &context, "out");
+    assert_eq!(
+        std::fs::read_to_string(out.join("owner")).unwrap(),
+        "7 8 710\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("seeded")).unwrap(),
+        "seed\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("persisted")).unwrap(),
+        "kept\n"
+    );
+    assert!(
+        std::fs::read_to_string(out.join("refused"))
+            .unwrap()
+            .contains("Read-only file system")
+    );
+    for gone in ["c", "d", "seed"] {
+        assert!(!out.join(gone).exists(), "/{gone} is in the image");
+    }
+
+    // A different seed is a different cache, seeded afresh.
+    std::fs::write(context.join("hello.txt"), "other seed\n").unwrap();
+    let again = format!(
+        "FROM scratch AS tools\nCOPY hello.txt /seed/hello.txt\n\
+         {BASE}RUN --mount=type=cache,id=s,target=/c,from=tools,source=/seed ls /c > /listed\n"
+    );
+    std::fs::write(context.join("Dockerfile"), again).unwrap();
+    let out = build_to(&home, &context, "out2");
+    assert_eq!(
+        std::fs::read_to_string(out.join("listed")).unwrap(),
+        "hello.txt\n"
+    );
+}
+
+/// A base stage with busybox, two stages `a` and `b` on it running the
+/// RUN `step` gives for their name, and a final stage copying their `/seen`.
+fn two_parallel_stages(step: impl Fn(&str) -> String) -> String {
+    format!(
+        "FROM scratch AS base\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         FROM base AS a\n{}\nFROM base AS b\n{}\n\
+         FROM base\nCOPY --from=a /seen /a-seen\nCOPY --from=b /seen /b-seen\n",
+        step("a"),
+        step("b")
+    )
+}
+
+#[test]
+fn parallel_steps_with_a_private_cache_each_get_their_own() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    // Both steps meet through a shared cache, so they hold the private one
+    // at the same time.
+    let dockerfile = two_parallel_stages(|me| {
+        format!(
+            "RUN --mount=type=cache,id=sync,target=/sync \
+             --mount=type=cache,id=p,target=/p,sharing=private \
+             touch /p/{me} /sync/{me} \
+             && for i in $(seq 600); do [ -e /sync/a ] && [ -e /sync/b ] && break; sleep 0.1; done \
+             && ls /p > /seen"
+        )
+    });
+    let out = build_to(&home, &home.context("private", &dockerfile), "out");
+    assert_eq!(std::fs::read_to_string(out.join("a-seen")).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(out.join("b-seen")).unwrap(), "b\n");
+}
+
+#[test]
+fn parallel_steps_with_a_locked_cache_take_turns() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    // `mkdir` fails if the other step holds the cache at the same time.
+    let dockerfile = two_parallel_stages(|me| {
+        format!(
+            "RUN --mount=type=cache,id=l,target=/l,sharing=locked \
+             mkdir /l/busy && sleep 1 && echo {me} >> /l/log && rmdir /l/busy && cp /l/log /seen"
+        )
+    });
+    let out = build_to(&home, &home.context("locked", &dockerfile), "out");
+    let first = std::fs::read_to_string(out.join("a-seen")).unwrap();
+    let second = std::fs::read_to_string(out.join("b-seen")).unwrap();
+    // Whichever went second saw both entries.
+    let (one, both) = if first.len() < second.len() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(one == "a\n" || one == "b\n", "{one}");
+    assert!(
+        both == format!("{one}{}", if one == "a\n" { "b\n" } else { "a\n" }),
+        "{both}"
+    );
+}
