@@ -277,3 +277,81 @@ fn parallel_steps_with_a_locked_cache_take_turns() {
         "{both}"
     );
 }
+
+/// Paths in the last layer of the single-image OCI layout at `layout`.
+fn last_layer_paths(layout: &std::path::Path) -> Vec<String> {
+    let layers = support::build::layout_layer_entries(layout);
+    let mut paths: Vec<String> = layers
+        .last()
+        .unwrap()
+        .iter()
+        .map(|e| e.path.trim_end_matches('/').to_owned())
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn mount_targets_hide_the_image_and_leave_nothing_in_the_layer() {
+    mount_targets_leave_nothing("overlay");
+}
+
+#[test]
+fn mount_targets_leave_nothing_on_the_copy_snapshotter_either() {
+    mount_targets_leave_nothing("copy");
+}
+
+/// Several mounts on one RUN: over image content, at missing paths (deep
+/// ones, a file), under a symlink and under a `..` symlink that climbs
+/// past the root.
+fn mount_targets_leave_nothing(snapshotter: &str) {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = format!(
+        "{BASE}RUN mkdir -p /usr/src/app /data && echo image > /usr/src/app/f \
+         && ln -s /data /link && ln -s ../../../.. /up\n\
+         RUN --mount=type=tmpfs,target=/usr/src/app \
+         --mount=type=bind,target=/new/deep/ctx \
+         --mount=type=cache,target=/usr/src/cache \
+         --mount=type=bind,source=hello.txt,target=/etc/conf/hello.txt \
+         --mount=type=tmpfs,target=/link/sub \
+         --mount=type=tmpfs,target=/up/escaped \
+         test ! -e /usr/src/app/f && echo hidden > /usr/src/app/g \
+         && cat /new/deep/ctx/hello.txt /etc/conf/hello.txt > /seen \
+         && echo x > /data/sub/x && echo y > /escaped/y && echo ran > /ran\n"
+    );
+    let context = home.context("targets", &dockerfile);
+    std::fs::write(context.join("hello.txt"), "hello\n").unwrap();
+    let layout = home.path("layout");
+    let out = home.path("out");
+    home.build(&[
+        "-o",
+        &format!("type=oci,dest={},tar=false", layout.display()),
+        "-o",
+        out.to_str().unwrap(),
+        context.to_str().unwrap(),
+    ])
+    .env("BUILDER_SNAPSHOTTER", snapshotter)
+    .assert()
+    .success();
+    // The step's layer holds only what it wrote outside its mounts.
+    assert_eq!(last_layer_paths(&layout), ["ran", "seen"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("seen")).unwrap(),
+        "hello\nhello\n"
+    );
+    // The image's content under a mount is back, unchanged.
+    assert_eq!(
+        std::fs::read_to_string(out.join("usr/src/app/f")).unwrap(),
+        "image\n"
+    );
+    assert!(!out.join("usr/src/app/g").exists());
+    assert!(!out.join("data/sub").exists());
+    assert!(!out.join("escaped").exists());
+    assert!(
+        !std::path::Path::new("/escaped").exists(),
+        "a mount left the rootfs"
+    );
+}

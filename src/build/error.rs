@@ -183,6 +183,16 @@ pub enum MountSetupError {
     /// `source=` names nothing in its root.
     #[error("source {0:?} not found")]
     SourceNotFound(String),
+    /// `uid=`/`gid=` of a cache that the rootless user namespace lacks.
+    #[error(
+        "uid {uid} / gid {gid} are not mapped in the rootless user namespace (see /etc/subuid and /etc/subgid)"
+    )]
+    Unmapped {
+        /// The user ID asked for.
+        uid: u32,
+        /// The group ID asked for.
+        gid: u32,
+    },
     /// A file system call failed.
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -359,9 +359,6 @@ impl Executor {
             },
         )?;
         self.execute(&spec, on_event).await?;
-        if let Rootfs::Overlay { lower, .. } = &spec.rootfs {
-            step.mounts.remove_mountpoints(upper.path(), lower)?;
-        }
         let changes = overlay_changes(upper.path())?;
         if changes.is_empty() {
             return Ok(None);
@@ -384,8 +381,6 @@ impl Executor {
         let user = super::user_of::resolve(&[parent.path().to_path_buf()], false, &step.user)?;
         let spec = self.spec(step, user, Rootfs::Directory(rootfs.path().to_path_buf()))?;
         self.execute(&spec, on_event).await?;
-        step.mounts
-            .remove_mountpoints(rootfs.path(), &[parent.path().to_path_buf()])?;
         let changes = tree_changes(parent.path(), rootfs.path())?;
         if changes.is_empty() {
             return Ok(None);

@@ -3,7 +3,8 @@
 
 use super::helper::{Context, Scratch, SetupError};
 use super::protocol::Request;
-use super::spec::{Network, Security, User};
+use super::spec::{Network, Rootfs, Security, User};
+use super::targets::Target;
 use super::{capabilities, exec, mounts, namespaces};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -26,6 +27,9 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     namespaces::unshare_step(spec.network)?;
 
     mounts::make_private()?;
+    if let Rootfs::Overlay { lower, .. } = &spec.rootfs {
+        mounts::make_targets_in_layer(lower, &Target::of(spec)?, scratch, rootless)?;
+    }
     mounts::mount_rootfs(&spec.rootfs, scratch, rootless)?;
     let root = scratch.root();
     mounts::mount_proc(&root)?;

@@ -11,8 +11,9 @@
 //! After a step, an overlay upper directory holds only what the step changed:
 //! the mountpoints for `/proc`, `/sys`, `/dev` and `/etc/{hosts,hostname,
 //! resolv.conf}` live in an extra top lower layer made per step (as Docker's
-//! init layer), so they never reach the upper directory. Only the working
-//! directory and extra bind-mount targets, when missing, are created there.
+//! init layer), so they never reach the upper directory; so do the missing
+//! targets of RUN --mount (see `targets`). Only the working directory, when
+//! missing, is created there.
 //! That layer's `/etc`, `/proc`, `/sys` and `/dev` copy the image's mode,
 //! owner and times, so a step writing into `/etc` copies `/etc` up as the
 //! image has it (extended attributes of those four directories are not
@@ -30,6 +31,7 @@ mod namespaces;
 mod process;
 mod protocol;
 pub mod spec;
+mod targets;
 
 pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};

@@ -89,8 +89,18 @@ impl StepContext<'_> {
                         None => (
                             NewCache::Empty {
                                 mode: *mode,
-                                uid: *uid,
-                                gid: *gid,
+                                owner: self
+                                    .shared
+                                    .executor
+                                    .layer_owners()
+                                    .on_disk(*uid, *gid)
+                                    .ok_or_else(|| StepError::Mount {
+                                        spec: mount.spec.to_string(),
+                                        source: MountSetupError::Unmapped {
+                                            uid: *uid,
+                                            gid: *gid,
+                                        },
+                                    })?,
                             },
                             mount.spec.to_string(),
                         ),
@@ -214,8 +224,8 @@ impl StepContext<'_> {
 
 /// What a cache directory starts as.
 enum NewCache {
-    /// Empty, with this mode and owner (`mode=`, `uid=`, `gid=`).
-    Empty { mode: u32, uid: u32, gid: u32 },
+    /// Empty, with this mode (`mode=`) and on-disk owner (`uid=`, `gid=`).
+    Empty { mode: u32, owner: (u32, u32) },
     /// A copy of `from=` at `source=`, with its digest.
     Seeded {
         copy: PathBuf,
@@ -232,7 +242,10 @@ impl NewCache {
         // Kept until the rename: an empty directory is filled beside `dir`.
         let mut _staging = None;
         let made = match self {
-            NewCache::Empty { mode, uid, gid } => {
+            NewCache::Empty {
+                mode,
+                owner: (uid, gid),
+            } => {
                 let parent = dir.parent().unwrap_or(Path::new("/"));
                 let staging = tempfile::Builder::new()
                     .prefix(".new-")
