@@ -355,3 +355,62 @@ fn mount_targets_leave_nothing(snapshotter: &str) {
         "a mount left the rootfs"
     );
 }
+
+/// The `AS` names of a Dockerfile's stages (those without variables).
+fn stage_names(dockerfile: &str) -> Vec<String> {
+    dockerfile
+        .lines()
+        .filter(|line| line.trim_start().to_ascii_uppercase().starts_with("FROM "))
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = words.iter().position(|w| w.eq_ignore_ascii_case("as"))?;
+            words.get(at + 1).map(|name| name.to_string())
+        })
+        .filter(|name| !name.contains('$'))
+        .collect()
+}
+
+/// Every real-world Dockerfile that uses RUN --mount plans with
+/// `builder build --dry-run`, with each of its stages as the target (so
+/// every stage's mounts are read), and the plan shows the mounts.
+#[test]
+fn realworld_files_with_mounts_plan_in_a_dry_run() {
+    let Some(dir) = support::conformance_dir("corpus") else {
+        return;
+    };
+    let context = tempfile::tempdir().unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("realworld"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "Dockerfile"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("--mount"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no real-world file uses --mount");
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let targets = std::iter::once(None).chain(stage_names(&text).into_iter().map(Some));
+        let mut shown = false;
+        for target in targets {
+            let mut cmd = assert_cmd::Command::cargo_bin("builder").unwrap();
+            cmd.args(["build", "--dry-run", "-f"]).arg(file);
+            if let Some(target) = &target {
+                cmd.args(["--target", target]);
+            }
+            let output = cmd.arg(context.path()).output().unwrap();
+            if !output.status.success() {
+                failures.push(format!(
+                    "{} (target {target:?}): {}",
+                    file.display(),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            shown |= String::from_utf8_lossy(&output.stdout).contains("--mount=");
+        }
+        if !shown {
+            failures.push(format!("{}: no plan shows a --mount", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
