@@ -1,6 +1,7 @@
 //! The RUN sandbox: a step runs in fresh mount, pid, ipc and uts namespaces
 //! (plus user when rootless and net for `--network=none`), on an overlay of
-//! the image's layers, with Docker's default capabilities.
+//! the image's layers, with Docker's default capabilities (every one for
+//! `RUN --security=insecure`).
 //!
 //! The async parent never forks itself to build namespaces: it re-executes
 //! the builder binary as `builder __sandbox` (the `helper` module) with a JSON

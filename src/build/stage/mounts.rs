@@ -56,9 +56,7 @@ impl StepContext<'_> {
                     writable,
                 } => {
                     let target = target(written)?;
-                    let (copy, name, digest) = self
-                        .copy_out(mount.source.as_ref(), source, &mut held)
-                        .await?;
+                    let (copy, name, digest) = self.copy_out(mount, source, &mut held).await?;
                     mounts.binds.push(BindMount {
                         source: copy,
                         target,
@@ -80,9 +78,8 @@ impl StepContext<'_> {
                     let (new, key) = match &mount.source {
                         // BuildKit bases the cache on `from` (at `source`)
                         // and keys it by that content too.
-                        Some(from) => {
-                            let (copy, _, digest) =
-                                self.copy_out(Some(from), source, &mut held).await?;
+                        Some(_) => {
+                            let (copy, _, digest) = self.copy_out(mount, source, &mut held).await?;
                             let key = format!("{} from {digest}", mount.spec);
                             (NewCache::Seeded { copy, digest }, key)
                         }
@@ -139,16 +136,16 @@ impl StepContext<'_> {
         Ok((mounts, held))
     }
 
-    /// Copies what `path` names in `from` (the context when `None`) to a
-    /// throwaway directory held by `held`: the copy's path, which root it
+    /// Copies what `path` names in `mount`'s `from=` (the context when
+    /// none) to a throwaway directory held by `held`: the copy's path, which root it
     /// came from (`context` or `from`), and a digest of its content.
     async fn copy_out(
         &self,
-        from: Option<&plan::Source>,
+        mount: &plan::RunMount,
         path: &str,
         held: &mut Held,
     ) -> Result<(PathBuf, &'static str, oci_spec::image::Digest), StepError> {
-        let from = from.map(|source| plan::CopyFrom {
+        let from = mount.source.as_ref().map(|source| plan::CopyFrom {
             written: String::new(),
             source: source.clone(),
         });
@@ -161,7 +158,7 @@ impl StepContext<'_> {
         };
         let digest = tokio::task::block_in_place(|| materialize(view, path, copy.path())).map_err(
             |source| StepError::Mount {
-                spec: path.to_owned(),
+                spec: mount.spec.to_string(),
                 source,
             },
         )?;
