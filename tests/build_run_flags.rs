@@ -118,6 +118,13 @@ fn host_network_steps_need_the_network_host_entitlement() {
     build_to(&home, &context, "allowed", &["--allow", "network.host"]);
     // `--network host` for the whole build grants it too, as with buildx.
     build_to(&home, &context, "cli", &["--no-cache", "--network", "host"]);
+    // A stage the target does not need asks for nothing.
+    let skipped = format!(
+        "FROM scratch AS unused\nRUN --security=insecure --network=host true\n{BASE}RUN true\n"
+    );
+    home.build(&[home.context("skipped", &skipped).to_str().unwrap()])
+        .assert()
+        .success();
     home.build(&["--allow", "device", context.to_str().unwrap()])
         .assert()
         .failure()
