@@ -163,3 +163,254 @@ fn bound_content_is_part_of_the_cache_key() {
     let stderr = support::build::stderr_of(&output);
     assert_eq!(stderr.matches(" CACHED\n").count(), 3, "{stderr}");
 }
+
+#[test]
+fn a_new_cache_takes_mode_owner_and_a_seed_from_a_stage() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = format!(
+        "FROM scratch AS tools\nCOPY hello.txt /seed/hello.txt\n\
+         {BASE}RUN --mount=type=cache,id=owned,target=/c,uid=7,gid=8,mode=0710 stat -c '%u %g %a' /c > /owner\n\
+         RUN --mount=type=cache,id=s,target=/c,from=tools,source=/seed cat /c/hello.txt > /seeded && echo kept > /c/new\n\
+         RUN --mount=type=cache,id=s,target=/d,from=tools,source=/seed,ro cat /d/new > /persisted && touch /d/x 2> /refused || true\n"
+    );
+    let context = home.context("seed", &dockerfile);
+    std::fs::write(context.join("hello.txt"), "seed\n").unwrap();
+    let out = build_to(&home, &context, "out");
+    assert_eq!(
+        std::fs::read_to_string(out.join("owner")).unwrap(),
+        "7 8 710\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("seeded")).unwrap(),
+        "seed\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("persisted")).unwrap(),
+        "kept\n"
+    );
+    assert!(
+        std::fs::read_to_string(out.join("refused"))
+            .unwrap()
+            .contains("Read-only file system")
+    );
+    for gone in ["c", "d", "seed"] {
+        assert!(!out.join(gone).exists(), "/{gone} is in the image");
+    }
+
+    // A different seed is a different cache, seeded afresh.
+    std::fs::write(context.join("hello.txt"), "other seed\n").unwrap();
+    let again = format!(
+        "FROM scratch AS tools\nCOPY hello.txt /seed/hello.txt\n\
+         {BASE}RUN --mount=type=cache,id=s,target=/c,from=tools,source=/seed ls /c > /listed\n"
+    );
+    std::fs::write(context.join("Dockerfile"), again).unwrap();
+    let out = build_to(&home, &context, "out2");
+    assert_eq!(
+        std::fs::read_to_string(out.join("listed")).unwrap(),
+        "hello.txt\n"
+    );
+}
+
+/// A base stage with busybox, two stages `a` and `b` on it running the
+/// RUN `step` gives for their name, and a final stage copying their `/seen`.
+fn two_parallel_stages(step: impl Fn(&str) -> String) -> String {
+    format!(
+        "FROM scratch AS base\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         FROM base AS a\n{}\nFROM base AS b\n{}\n\
+         FROM base\nCOPY --from=a /seen /a-seen\nCOPY --from=b /seen /b-seen\n",
+        step("a"),
+        step("b")
+    )
+}
+
+#[test]
+fn parallel_steps_with_a_private_cache_each_get_their_own() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    // Both steps meet through a shared cache, so they hold the private one
+    // at the same time.
+    let dockerfile = two_parallel_stages(|me| {
+        format!(
+            "RUN --mount=type=cache,id=sync,target=/sync \
+             --mount=type=cache,id=p,target=/p,sharing=private \
+             touch /p/{me} /sync/{me} \
+             && for i in $(seq 600); do [ -e /sync/a ] && [ -e /sync/b ] && break; sleep 0.1; done \
+             && ls /p > /seen"
+        )
+    });
+    let out = build_to(&home, &home.context("private", &dockerfile), "out");
+    assert_eq!(std::fs::read_to_string(out.join("a-seen")).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(out.join("b-seen")).unwrap(), "b\n");
+}
+
+#[test]
+fn parallel_steps_with_a_locked_cache_take_turns() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    // `mkdir` fails if the other step holds the cache at the same time.
+    let dockerfile = two_parallel_stages(|me| {
+        format!(
+            "RUN --mount=type=cache,id=l,target=/l,sharing=locked \
+             mkdir /l/busy && sleep 1 && echo {me} >> /l/log && rmdir /l/busy && cp /l/log /seen"
+        )
+    });
+    let out = build_to(&home, &home.context("locked", &dockerfile), "out");
+    let first = std::fs::read_to_string(out.join("a-seen")).unwrap();
+    let second = std::fs::read_to_string(out.join("b-seen")).unwrap();
+    // Whichever went second saw both entries.
+    let (one, both) = if first.len() < second.len() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(one == "a\n" || one == "b\n", "{one}");
+    assert!(
+        both == format!("{one}{}", if one == "a\n" { "b\n" } else { "a\n" }),
+        "{both}"
+    );
+}
+
+/// Paths in the last layer of the single-image OCI layout at `layout`.
+fn last_layer_paths(layout: &std::path::Path) -> Vec<String> {
+    let layers = support::build::layout_layer_entries(layout);
+    let mut paths: Vec<String> = layers
+        .last()
+        .unwrap()
+        .iter()
+        .map(|e| e.path.trim_end_matches('/').to_owned())
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn mount_targets_hide_the_image_and_leave_nothing_in_the_layer() {
+    mount_targets_leave_nothing("overlay");
+}
+
+#[test]
+fn mount_targets_leave_nothing_on_the_copy_snapshotter_either() {
+    mount_targets_leave_nothing("copy");
+}
+
+/// Several mounts on one RUN: over image content, at missing paths (deep
+/// ones, a file), under a symlink and under a `..` symlink that climbs
+/// past the root.
+fn mount_targets_leave_nothing(snapshotter: &str) {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = format!(
+        "{BASE}RUN mkdir -p /usr/src/app /data && echo image > /usr/src/app/f \
+         && ln -s /data /link && ln -s ../../../.. /up\n\
+         RUN --mount=type=tmpfs,target=/usr/src/app \
+         --mount=type=bind,target=/new/deep/ctx \
+         --mount=type=cache,target=/usr/src/cache \
+         --mount=type=bind,source=hello.txt,target=/etc/conf/hello.txt \
+         --mount=type=tmpfs,target=/link/sub \
+         --mount=type=tmpfs,target=/up/escaped \
+         test ! -e /usr/src/app/f && echo hidden > /usr/src/app/g \
+         && cat /new/deep/ctx/hello.txt /etc/conf/hello.txt > /seen \
+         && echo x > /data/sub/x && echo y > /escaped/y && echo ran > /ran\n"
+    );
+    let context = home.context("targets", &dockerfile);
+    std::fs::write(context.join("hello.txt"), "hello\n").unwrap();
+    let layout = home.path("layout");
+    let out = home.path("out");
+    home.build(&[
+        "-o",
+        &format!("type=oci,dest={},tar=false", layout.display()),
+        "-o",
+        out.to_str().unwrap(),
+        context.to_str().unwrap(),
+    ])
+    .env("BUILDER_SNAPSHOTTER", snapshotter)
+    .assert()
+    .success();
+    // The step's layer holds only what it wrote outside its mounts.
+    assert_eq!(last_layer_paths(&layout), ["ran", "seen"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("seen")).unwrap(),
+        "hello\nhello\n"
+    );
+    // The image's content under a mount is back, unchanged.
+    assert_eq!(
+        std::fs::read_to_string(out.join("usr/src/app/f")).unwrap(),
+        "image\n"
+    );
+    assert!(!out.join("usr/src/app/g").exists());
+    assert!(!out.join("data/sub").exists());
+    assert!(!out.join("escaped").exists());
+    assert!(
+        !std::path::Path::new("/escaped").exists(),
+        "a mount left the rootfs"
+    );
+}
+
+/// The `AS` names of a Dockerfile's stages (those without variables).
+fn stage_names(dockerfile: &str) -> Vec<String> {
+    dockerfile
+        .lines()
+        .filter(|line| line.trim_start().to_ascii_uppercase().starts_with("FROM "))
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = words.iter().position(|w| w.eq_ignore_ascii_case("as"))?;
+            words.get(at + 1).map(|name| name.to_string())
+        })
+        .filter(|name| !name.contains('$'))
+        .collect()
+}
+
+/// Every real-world Dockerfile that uses RUN --mount plans with
+/// `builder build --dry-run`, with each of its stages as the target (so
+/// every stage's mounts are read), and the plan shows the mounts.
+#[test]
+fn realworld_files_with_mounts_plan_in_a_dry_run() {
+    let Some(dir) = support::conformance_dir("corpus") else {
+        return;
+    };
+    let context = tempfile::tempdir().unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("realworld"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "Dockerfile"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("--mount"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no real-world file uses --mount");
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let targets = std::iter::once(None).chain(stage_names(&text).into_iter().map(Some));
+        let mut shown = false;
+        for target in targets {
+            let mut cmd = assert_cmd::Command::cargo_bin("builder").unwrap();
+            cmd.args(["build", "--dry-run", "-f"]).arg(file);
+            if let Some(target) = &target {
+                cmd.args(["--target", target]);
+            }
+            let output = cmd.arg(context.path()).output().unwrap();
+            if !output.status.success() {
+                failures.push(format!(
+                    "{} (target {target:?}): {}",
+                    file.display(),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            shown |= String::from_utf8_lossy(&output.stdout).contains("--mount=");
+        }
+        if !shown {
+            failures.push(format!("{}: no plan shows a --mount", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -188,3 +188,46 @@ fn an_archive_added_rootless_keeps_roots_files_as_roots() {
         [("x/".to_owned(), 0, 0), ("x/hi.txt".to_owned(), 0, 0)]
     );
 }
+
+/// RUN --mount as uid 65534: a cache owned by the step's root, a bound file
+/// and a tmpfs at paths the image lacks; nothing of them is left in the
+/// image, on overlays and on the copy path alike.
+#[test]
+fn an_unprivileged_user_mounts_caches_binds_and_tmpfs() {
+    if !can_build() {
+        return;
+    }
+    for snapshotter in ["overlay", "copy"] {
+        let home = Home::new();
+        let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\n\
+            RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+            RUN --mount=type=tmpfs,target=/new/t --mount=type=bind,source=busybox,target=/etc/b/bb \
+            --mount=type=cache,target=/var/c,uid=0,mode=0700 \
+            test -x /etc/b/bb && stat -c '%u %a' /var/c > /cache-owner\n";
+        let context = home.context("mounts", dockerfile);
+        std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        give_to_nobody(home.dir.path());
+        let out = home.path("out");
+        let built = build_as_nobody(
+            &home,
+            snapshotter,
+            &["-o", out.to_str().unwrap(), context.to_str().unwrap()],
+        );
+        let stderr = String::from_utf8_lossy(&built.stderr);
+        if stderr.contains("unsharing the user namespace") {
+            eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+            return;
+        }
+        assert!(built.status.success(), "{snapshotter}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(out.join("cache-owner")).unwrap(),
+            "0 700\n"
+        );
+        for gone in ["new", "etc", "var"] {
+            assert!(
+                !out.join(gone).exists(),
+                "{snapshotter}: /{gone} is in the image"
+            );
+        }
+    }
+}

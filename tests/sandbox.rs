@@ -5,7 +5,8 @@
 mod support;
 
 use builder::sandbox::{
-    BindMount, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Spec, Stream, User,
+    BindMount, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec, Stream,
+    User,
 };
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -68,6 +69,7 @@ impl Fixture {
             hostname: "buildstep".into(),
             hosts: "127.0.0.1 localhost buildstep\n".into(),
             resolv_conf: "nameserver 192.0.2.53\n".into(),
+            security: Security::default(),
         }
     }
 

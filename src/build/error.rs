@@ -49,6 +49,9 @@ pub enum BuildError {
         /// This machine's.
         host: String,
     },
+    /// A step needs an entitlement the build was not given.
+    #[error(transparent)]
+    Entitlement(#[from] super::EntitlementError),
     /// The store failed outside any step.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -108,6 +111,15 @@ pub enum StepError {
     /// Something the executor does not do yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
+    /// A RUN (from an ONBUILD trigger) needs an entitlement the build was
+    /// not given.
+    #[error(
+        "{flag} needs the {entitlement} entitlement, which this build was not given; \
+         pass `--allow {entitlement}` to builder build",
+        flag = .0.flag(),
+        entitlement = .0
+    )]
+    NotEntitled(super::Entitlement),
     /// A `RUN --mount` could not be set up.
     #[error("--mount={spec}: {source}")]
     Mount {
@@ -171,6 +183,16 @@ pub enum MountSetupError {
     /// `source=` names nothing in its root.
     #[error("source {0:?} not found")]
     SourceNotFound(String),
+    /// `uid=`/`gid=` of a cache that the rootless user namespace lacks.
+    #[error(
+        "uid {uid} / gid {gid} are not mapped in the rootless user namespace (see /etc/subuid and /etc/subgid)"
+    )]
+    Unmapped {
+        /// The user ID asked for.
+        uid: u32,
+        /// The group ID asked for.
+        gid: u32,
+    },
     /// A file system call failed.
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -10,12 +10,14 @@
 //! - [`image`]: the final config and manifest.
 
 mod base;
+mod entitlements;
 mod error;
 mod files;
 mod image;
 mod scheduler;
 mod stage;
 
+pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use scheduler::build;
 
@@ -46,6 +48,8 @@ pub struct BuildOptions {
     pub pull: bool,
     /// `--network`: the network of RUN steps that do not choose one.
     pub network: Network,
+    /// `--allow`: what RUN steps may be granted beyond the sandbox.
+    pub entitlements: Entitlements,
     /// Compression and `SOURCE_DATE_EPOCH`.
     pub exec: ExecOptions,
 }

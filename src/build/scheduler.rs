@@ -120,6 +120,7 @@ pub async fn build(
     options: BuildOptions,
     progress: ProgressSender,
 ) -> Result<Built, BuildError> {
+    options.entitlements.check(&graph)?;
     let _lease = store.lease()?;
     let host = PlatformSpec::host();
     let target = &graph.platforms().target;

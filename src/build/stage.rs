@@ -15,7 +15,7 @@ use crate::exec::meta::{self, CommandLine, ConfigChange, HealthcheckSpec, StageM
 use crate::exec::{LayerRef, StepEvent};
 use crate::plan::{self, Base, CopySource, StagePlan, StageStart, Step, StepKind};
 use crate::progress::StepProgress;
-use crate::sandbox::Network;
+use crate::sandbox::{Network, Security};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -367,9 +367,16 @@ impl StepContext<'_> {
         id: u64,
         started: Instant,
     ) -> Result<(LayerOutcome, String), StepError> {
-        if run.security == Some(crate::dockerfile::instructions::SecurityMode::Insecure) {
-            return Err(StepError::Unsupported("RUN --security=insecure"));
+        let entitlements = &self.shared.options.entitlements;
+        if let Some(missing) = entitlements.missing(run.security, run.network) {
+            return Err(StepError::NotEntitled(missing));
         }
+        let security = match run.security {
+            Some(crate::dockerfile::instructions::SecurityMode::Insecure) => Security::Insecure,
+            None | Some(crate::dockerfile::instructions::SecurityMode::Sandbox) => {
+                Security::Sandbox
+            }
+        };
         let argv = run_argv(&state.config, run)?;
         let (mounts, _held) = self.run_mounts(run, &state.workdir()).await?;
         let network = match run.network {
@@ -392,6 +399,7 @@ impl StepContext<'_> {
             user: state.user(),
             workdir: state.workdir(),
             network,
+            security,
             mounts,
         };
         let executor = &self.shared.executor;

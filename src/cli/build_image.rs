@@ -14,7 +14,7 @@ use super::Globals;
 use super::common::block_on;
 use super::plan_input::DockerfileArgs;
 use super::progress_arg::ProgressMode;
-use crate::build::{BuildOptions, Built, ClientFactory, build};
+use crate::build::{BuildOptions, Built, ClientFactory, Entitlement, Entitlements, build};
 use crate::exec::{ExecOptions, Snapshotter};
 use crate::image::Reference;
 use crate::layer::compress::Compression;
@@ -82,15 +82,33 @@ pub struct ImageArgs {
     /// Compression of new layers
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     compression: CompressionArg,
-    /// Network of RUN steps without --network
+    /// Network of RUN steps without --network (`host` also grants the
+    /// network.host entitlement, as buildx does)
     #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     network: NetworkArg,
+    /// Grant an entitlement to RUN steps: security.insecure
+    /// (RUN --security=insecure) or network.host (RUN --network=host)
+    /// (repeatable)
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    allow: Vec<String>,
     /// Progress output on stderr (auto: tty on a terminal, else plain)
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
     /// Show no progress; print only the image ID (sha256:…) on stdout
     #[arg(short = 'q', long, conflicts_with = "progress")]
     quiet: bool,
+}
+
+/// The entitlements `--allow` (and `--network host`) grant.
+fn entitlements(args: &ImageArgs) -> Result<Entitlements> {
+    let mut granted = Entitlements::default();
+    for name in &args.allow {
+        granted.grant(Entitlement::parse(name).into_diagnostic()?);
+    }
+    if args.network == NetworkArg::Host {
+        granted.grant(Entitlement::NetworkHost);
+    }
+    Ok(granted)
 }
 
 /// Builds `graph` and delivers the image as `args` say.
@@ -127,6 +145,7 @@ pub fn build_image(
                 .map_err(|_| miette!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))
         })
         .transpose()?;
+    let entitlements = entitlements(&args)?;
     let options = BuildOptions {
         context: dockerfile.context.clone(),
         dockerfile: Some(dockerfile.path()),
@@ -137,6 +156,7 @@ pub fn build_image(
             NetworkArg::Default | NetworkArg::Host => Network::Host,
             NetworkArg::None => Network::None,
         },
+        entitlements,
         exec: ExecOptions {
             compression: match args.compression {
                 CompressionArg::Gzip => Compression::Gzip,

@@ -17,7 +17,9 @@ use crate::layer::diff::{overlay_changes, tree_changes};
 use crate::layer::extract::{ExtractOptions, WhiteoutStyle, extract};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
-use crate::sandbox::{EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Spec, Stream};
+use crate::sandbox::{
+    EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec, Stream,
+};
 use crate::store::{CacheRecord, CachedLayer, Store, chain_id, extract_options};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use std::collections::BTreeMap;
@@ -129,6 +131,8 @@ pub struct RunStep {
     pub workdir: String,
     /// `RUN --network`.
     pub network: Network,
+    /// `RUN --security`.
+    pub security: Security,
     /// `RUN --mount`s.
     pub mounts: super::run_mounts::StepMounts,
 }
@@ -142,6 +146,11 @@ impl RunStep {
             Network::None => "none",
         };
         flags.insert("network".to_owned(), network.to_owned());
+        // Only the insecure mode is recorded, so sandboxed steps keep the
+        // keys they had before the flag existed.
+        if self.security == Security::Insecure {
+            flags.insert("security".to_owned(), "insecure".to_owned());
+        }
         flags.insert(
             "compression".to_owned(),
             options.compression.media_type().to_owned(),
@@ -350,9 +359,6 @@ impl Executor {
             },
         )?;
         self.execute(&spec, on_event).await?;
-        if let Rootfs::Overlay { lower, .. } = &spec.rootfs {
-            step.mounts.remove_mountpoints(upper.path(), lower)?;
-        }
         let changes = overlay_changes(upper.path())?;
         if changes.is_empty() {
             return Ok(None);
@@ -375,8 +381,6 @@ impl Executor {
         let user = super::user_of::resolve(&[parent.path().to_path_buf()], false, &step.user)?;
         let spec = self.spec(step, user, Rootfs::Directory(rootfs.path().to_path_buf()))?;
         self.execute(&spec, on_event).await?;
-        step.mounts
-            .remove_mountpoints(rootfs.path(), &[parent.path().to_path_buf()])?;
         let changes = tree_changes(parent.path(), rootfs.path())?;
         if changes.is_empty() {
             return Ok(None);
@@ -454,6 +458,7 @@ impl Executor {
             hostname: HOSTNAME.to_owned(),
             hosts: hosts_file(),
             resolv_conf: resolv_conf(step.network),
+            security: step.security,
         })
     }
 

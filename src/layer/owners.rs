@@ -20,6 +20,12 @@ impl IdRange {
         let offset = outside.checked_sub(self.outside)?;
         (offset < self.count).then(|| self.inside.saturating_add(offset))
     }
+
+    /// The outside ID of `inside`, when the range holds it.
+    fn outside_of(&self, inside: u32) -> Option<u32> {
+        let offset = inside.checked_sub(self.inside)?;
+        (offset < self.count).then(|| self.outside.saturating_add(offset))
+    }
 }
 
 /// The ID a user namespace shows for an outside ID it does not map
@@ -75,6 +81,23 @@ impl OwnerMap {
     }
 }
 
+impl OwnerMap {
+    /// The on-disk user and group IDs that a step sees as `uid` and `gid`
+    /// (to give a directory made for a step the owner it asks for);
+    /// `None` when the user namespace does not map them.
+    pub fn on_disk(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
+        match self {
+            OwnerMap::Identity => Some((uid, gid)),
+            OwnerMap::Namespace { uids, gids } => {
+                let outside = |ranges: &[Option<IdRange>; 2], id| {
+                    ranges.iter().flatten().find_map(|r| r.outside_of(id))
+                };
+                Some((outside(uids, uid)?, outside(gids, gid)?))
+            }
+        }
+    }
+}
+
 fn inside(ranges: &[Option<IdRange>; 2], outside: u32) -> u32 {
     ranges
         .iter()
@@ -86,6 +109,14 @@ fn inside(ranges: &[Option<IdRange>; 2], outside: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_disk_ids_are_the_inverse() {
+        let map = OwnerMap::single(1000, 1001);
+        assert_eq!(map.on_disk(0, 0), Some((1000, 1001)));
+        assert_eq!(map.on_disk(7, 0), None);
+        assert_eq!(OwnerMap::Identity.on_disk(7, 8), Some((7, 8)));
+    }
 
     #[test]
     fn the_invoking_user_is_root_and_subordinate_ids_shift() {

@@ -1,6 +1,8 @@
-//! Docker's default capability set, and dropping everything else.
+//! Docker's default capability set, and dropping everything else; or, for
+//! `RUN --security=insecure`, every capability builder holds.
 
 use super::helper::{Context, SetupError};
+use super::spec::Security;
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
 /// The capabilities Docker grants a container by default.
@@ -19,10 +21,13 @@ pub(crate) const DOCKER_DEFAULT: CapabilitySet = CapabilitySet::CHOWN
     .union(CapabilitySet::KILL)
     .union(CapabilitySet::AUDIT_WRITE);
 
-/// Removes every capability outside [`DOCKER_DEFAULT`] from the bounding
-/// set, so no later exec can regain it. Needs CAP_SETPCAP: call before
-/// switching to the step's user.
-pub(crate) fn limit_bounding_set() -> Result<(), SetupError> {
+/// Removes every capability outside what `security` grants from the
+/// bounding set, so no later exec can regain it. Needs CAP_SETPCAP: call
+/// before switching to the step's user.
+pub(crate) fn limit_bounding_set(security: Security) -> Result<(), SetupError> {
+    if security == Security::Insecure {
+        return Ok(());
+    }
     let last = last_capability()?;
     for cap in 0..=last {
         let bit = 1u64.checked_shl(cap).unwrap_or(0);
@@ -39,14 +44,14 @@ pub(crate) fn limit_bounding_set() -> Result<(), SetupError> {
     Ok(())
 }
 
-/// Sets the effective and permitted sets to Docker's default for root (a
-/// non-root user gets none, as with Docker) and empties the inheritable and
-/// ambient sets, as Docker does since CVE-2022-24769.
-pub(crate) fn set_final(uid: u32) -> Result<(), SetupError> {
-    let granted = if uid == 0 {
-        DOCKER_DEFAULT
-    } else {
-        CapabilitySet::empty()
+/// Sets the effective and permitted sets to what `security` grants root
+/// (a non-root user gets none, as with Docker) and empties the inheritable
+/// and ambient sets, as Docker does since CVE-2022-24769.
+pub(crate) fn set_final(uid: u32, security: Security) -> Result<(), SetupError> {
+    let granted = match (uid, security) {
+        (0, Security::Sandbox) => DOCKER_DEFAULT,
+        (0, Security::Insecure) => held()?,
+        _ => CapabilitySet::empty(),
     };
     rustix::thread::set_capabilities(
         None,
@@ -59,6 +64,14 @@ pub(crate) fn set_final(uid: u32) -> Result<(), SetupError> {
     .context(|| "setting the step's capabilities".into())?;
     rustix::thread::clear_ambient_capability_set()
         .context(|| "clearing the ambient capabilities".into())
+}
+
+/// Every capability the helper holds (all of root's, unless builder itself
+/// runs with fewer, as in a container).
+fn held() -> Result<CapabilitySet, SetupError> {
+    rustix::thread::capabilities(None)
+        .map(|sets| sets.permitted)
+        .context(|| "reading the helper's capabilities".into())
 }
 
 /// The highest capability number the running kernel knows.

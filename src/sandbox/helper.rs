@@ -9,6 +9,7 @@
 use super::mountpoints::{self, Created};
 use super::protocol::{GO, IdMapSummary, Message, Request, STATUS_FD};
 use super::spec::{Rootfs, Spec, User};
+use super::targets::{self, Made, Target};
 use super::{init, namespaces};
 use std::fs;
 use std::io::{BufRead, Write};
@@ -231,6 +232,8 @@ pub(crate) struct Scratch {
     dir: PathBuf,
     /// Mountpoints created in a plain-directory rootfs.
     created: Option<Created>,
+    /// Mount targets created in a plain-directory rootfs, and that rootfs.
+    targets: Option<(PathBuf, Made)>,
 }
 
 impl Scratch {
@@ -238,6 +241,7 @@ impl Scratch {
         let scratch = Scratch {
             dir: dir.to_path_buf(),
             created: None,
+            targets: None,
         };
         fs::create_dir(scratch.root()).context(|| "creating the rootfs mountpoint".into())?;
         fs::create_dir(scratch.dir.join("etc")).context(|| "creating etc".into())?;
@@ -257,10 +261,21 @@ impl Scratch {
                 mountpoints::build_layer(&scratch.mountpoint_layer(), &stack)?;
                 Ok(scratch)
             }
-            Rootfs::Directory(root) => Ok(Scratch {
-                created: Some(Created::create_missing(root)?),
-                ..scratch
-            }),
+            Rootfs::Directory(root) => {
+                let created = Created::create_missing(root)?;
+                let made = match Target::of(spec).and_then(|t| targets::create(root, &t)) {
+                    Ok(made) => made,
+                    Err(err) => {
+                        let _ = created.remove();
+                        return Err(err);
+                    }
+                };
+                Ok(Scratch {
+                    created: Some(created),
+                    targets: Some((root.clone(), made)),
+                    ..scratch
+                })
+            }
         }
     }
 
@@ -279,8 +294,19 @@ impl Scratch {
         self.dir.join("mountpoints")
     }
 
-    /// Removes the mountpoints made in a plain-directory rootfs.
+    /// The workdir of the overlay that makes mount targets in the
+    /// mountpoint layer.
+    pub(crate) fn setup_work(&self) -> PathBuf {
+        self.dir.join("setup-work")
+    }
+
+    /// Removes the mountpoints and mount targets made in a plain-directory
+    /// rootfs.
     fn cleanup(self) -> Result<(), SetupError> {
-        self.created.map_or(Ok(()), Created::remove)
+        let targets = self
+            .targets
+            .map_or(Ok(()), |(root, made)| made.remove(&root));
+        let created = self.created.map_or(Ok(()), Created::remove);
+        targets.and(created)
     }
 }

@@ -3,7 +3,8 @@
 
 use super::helper::{Context, Scratch, SetupError};
 use super::protocol::Request;
-use super::spec::{Network, User};
+use super::spec::{Network, Rootfs, Security, User};
+use super::targets::Target;
 use super::{capabilities, exec, mounts, namespaces};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -26,13 +27,16 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     namespaces::unshare_step(spec.network)?;
 
     mounts::make_private()?;
+    if let Rootfs::Overlay { lower, .. } = &spec.rootfs {
+        mounts::make_targets_in_layer(lower, &Target::of(spec)?, scratch, rootless)?;
+    }
     mounts::mount_rootfs(&spec.rootfs, scratch, rootless)?;
     let root = scratch.root();
     mounts::mount_proc(&root)?;
     // devpts refuses a gid the user namespace does not map.
     let tty_gid = request.user_namespace.is_none_or(|map| map.gids > 5);
     mounts::mount_dev(&root, tty_gid.then_some(5))?;
-    mounts::mount_sys(&root)?;
+    mounts::mount_sys(&root, spec.security)?;
     mounts::mount_etc_files(&root, scratch)?;
     let mut binds = mounts::detach_binds(&spec.mounts)?;
     binds.extend(mounts::detach_tmpfs(&spec.tmpfs)?);
@@ -49,13 +53,17 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
         .context(|| format!("entering the working directory {}", spec.cwd.display()))?;
     stdin_from_null()?;
 
-    rustix::thread::set_no_new_privs(true).context(|| "setting no_new_privs".into())?;
-    capabilities::limit_bounding_set()?;
+    // As `docker run --privileged`, an insecure step may gain privileges
+    // through setuid programs and file capabilities.
+    if spec.security == Security::Sandbox {
+        rustix::thread::set_no_new_privs(true).context(|| "setting no_new_privs".into())?;
+    }
+    capabilities::limit_bounding_set(spec.security)?;
     become_user(
         &spec.user,
         request.user_namespace.is_none_or(|map| map.setgroups),
     )?;
-    capabilities::set_final(spec.user.uid)
+    capabilities::set_final(spec.user.uid, spec.security)
 }
 
 fn stdin_from_null() -> Result<(), SetupError> {

@@ -1,6 +1,7 @@
 //! The RUN sandbox: a step runs in fresh mount, pid, ipc and uts namespaces
 //! (plus user when rootless and net for `--network=none`), on an overlay of
-//! the image's layers, with Docker's default capabilities.
+//! the image's layers, with Docker's default capabilities (every one for
+//! `RUN --security=insecure`).
 //!
 //! The async parent never forks itself to build namespaces: it re-executes
 //! the builder binary as `builder __sandbox` (the `helper` module) with a JSON
@@ -11,8 +12,9 @@
 //! After a step, an overlay upper directory holds only what the step changed:
 //! the mountpoints for `/proc`, `/sys`, `/dev` and `/etc/{hosts,hostname,
 //! resolv.conf}` live in an extra top lower layer made per step (as Docker's
-//! init layer), so they never reach the upper directory. Only the working
-//! directory and extra bind-mount targets, when missing, are created there.
+//! init layer), so they never reach the upper directory; so do the missing
+//! targets of RUN --mount (see `targets`). Only the working directory, when
+//! missing, is created there.
 //! That layer's `/etc`, `/proc`, `/sys` and `/dev` copy the image's mode,
 //! owner and times, so a step writing into `/etc` copies `/etc` up as the
 //! image has it (extended attributes of those four directories are not
@@ -30,7 +32,8 @@ mod namespaces;
 mod process;
 mod protocol;
 pub mod spec;
+mod targets;
 
 pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
-pub use spec::{BindMount, EnvVar, Network, Rootfs, Spec, SpecError, TmpfsMount, User};
+pub use spec::{BindMount, EnvVar, Network, Rootfs, Security, Spec, SpecError, TmpfsMount, User};

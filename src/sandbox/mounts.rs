@@ -11,7 +11,8 @@
 
 use super::helper::{Context, Scratch, SetupError};
 use super::mountpoints::ETC_FILES;
-use super::spec::{BindMount, Rootfs, TmpfsMount};
+use super::spec::{BindMount, Rootfs, Security, TmpfsMount};
+use super::targets::Target;
 use rustix::fs::CWD;
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags,
@@ -49,6 +50,33 @@ pub(crate) fn mount_rootfs(
         Rootfs::Directory(dir) => rustix::mount::mount_bind_recursive(dir, &target)
             .context(|| format!("bind-mounting the rootfs {}", dir.display())),
     }
+}
+
+/// Makes the missing mount targets of the step in the mountpoint layer:
+/// through an overlay of the image's layers whose upper directory is that
+/// layer, mounted on `scratch.root()` and taken down again, so that the
+/// targets resolve (symlinks, whiteouts) as the step will see them.
+pub(crate) fn make_targets_in_layer(
+    lower: &[PathBuf],
+    targets: &[Target],
+    scratch: &Scratch,
+    rootless: bool,
+) -> Result<(), SetupError> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let root = scratch.root();
+    let work = scratch.setup_work();
+    fs::create_dir(&work).context(|| "creating the setup overlay's workdir".into())?;
+    mount_overlay(lower, &scratch.mountpoint_layer(), &work, rootless, &root)
+        .map_err(|err| SetupError::Overlay(Box::new(err)))?;
+    let made = super::targets::create(&root, targets);
+    rustix::mount::unmount(&root, UnmountFlags::empty())
+        .context(|| "taking down the setup overlay".into())?;
+    // Overlayfs leaves a mode-0 `work` directory there, which the invoking
+    // user could not remove after a rootless step; root of the step can.
+    fs::remove_dir_all(&work).context(|| "removing the setup overlay's workdir".into())?;
+    made.map(drop)
 }
 
 /// Overlay through the new mount API: one `lowerdir+` per layer avoids the
@@ -222,22 +250,22 @@ fn mount_fs(
         .context(|| format!("mounting {what}"))
 }
 
-/// A read-only `/sys`: a fresh sysfs where the kernel allows it (it refuses
-/// in a user namespace that shares the host's network namespace), otherwise
-/// a recursive read-only bind of the host's.
-pub(crate) fn mount_sys(root: &Path) -> Result<(), SetupError> {
+/// `/sys`, read-only unless `security` is insecure: a fresh sysfs where the
+/// kernel allows it (it refuses in a user namespace that shares the host's
+/// network namespace), otherwise a recursive bind of the host's.
+pub(crate) fn mount_sys(root: &Path, security: Security) -> Result<(), SetupError> {
     let target = root.join("sys");
-    let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let mut flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    if security == Security::Sandbox {
+        flags |= MountFlags::RDONLY;
+        attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+    }
     match rustix::mount::mount("sysfs", &target, "sysfs", flags, None) {
         Ok(()) => Ok(()),
-        Err(rustix::io::Errno::PERM) => bind(
-            Path::new("/sys"),
-            &target,
-            MountAttrFlags::MOUNT_ATTR_RDONLY
-                | MountAttrFlags::MOUNT_ATTR_NOSUID
-                | MountAttrFlags::MOUNT_ATTR_NODEV
-                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-        ),
+        Err(rustix::io::Errno::PERM) => bind(Path::new("/sys"), &target, attrs),
         Err(err) => Err(err).context(|| "mounting /sys".into()),
     }
 }
@@ -315,12 +343,16 @@ pub(crate) fn detach_tmpfs(mounts: &[TmpfsMount]) -> Result<Vec<Detached>, Setup
         .collect()
 }
 
-/// Attaches the extra bind mounts inside the new root, creating missing
-/// targets (the executor removes the new, empty ones from the layer).
+/// Attaches the extra bind mounts inside the new root. Their targets were
+/// made before (see `targets`); one under a filesystem the sandbox mounted
+/// itself (`/dev`, a tmpfs) is made here. An existing target is not opened
+/// for writing, which would copy it up into the step's layer.
 pub(crate) fn attach_binds(binds: Vec<Detached>) -> Result<(), SetupError> {
     for bind in binds {
         let target = &bind.target;
-        let created = if bind.is_dir {
+        let created = if fs::metadata(target).is_ok() {
+            Ok(())
+        } else if bind.is_dir {
             fs::create_dir_all(target)
         } else {
             let parent = target.parent().unwrap_or(Path::new("/"));

@@ -33,6 +33,9 @@ pub struct Spec {
     pub hosts: String,
     /// The content of the step's `/etc/resolv.conf`.
     pub resolv_conf: String,
+    /// How far the step is confined (`RUN --security`).
+    #[serde(default)]
+    pub security: Security,
 }
 
 /// The root filesystem of a step.
@@ -106,6 +109,19 @@ pub enum Network {
     Host,
     /// A new network namespace with only the loopback interface, up.
     None,
+}
+
+/// How far a step is confined (`RUN --security`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    /// Docker's default capabilities, `no_new_privs`, a read-only `/sys`.
+    #[default]
+    Sandbox,
+    /// Every capability, no `no_new_privs`, a writable `/sys`: what
+    /// `docker run --privileged` gives, still in the step's namespaces and
+    /// rootfs (BuildKit's `security.insecure` entitlement).
+    Insecure,
 }
 
 /// Why a spec cannot be run; found before any namespace is made.
@@ -264,6 +280,7 @@ mod tests {
             hostname: "step".into(),
             hosts: String::new(),
             resolv_conf: String::new(),
+            security: Security::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use builder::exec::{ExecOptions, Executor, LayerRef, RunStep, StepEvent};
 use builder::layer::compress::{Compression, decompress, write_compressed};
 use builder::layer::diff::full_tree;
 use builder::layer::tar::{WriteOptions, write_changes};
-use builder::sandbox::{Network, Sandbox};
+use builder::sandbox::{Network, Sandbox, Security};
 use builder::store::Store;
 use oci_spec::image::{Descriptor, MediaType};
 use std::path::Path;
@@ -60,6 +60,7 @@ impl Fixture {
             user: String::new(),
             workdir: "/".into(),
             network: Network::Host,
+            security: Security::default(),
             mounts: Default::default(),
         }
     }

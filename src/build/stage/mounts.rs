@@ -56,49 +56,64 @@ impl StepContext<'_> {
                     writable,
                 } => {
                     let target = target(written)?;
-                    let from = mount.source.clone().map(|source| plan::CopyFrom {
-                        written: String::new(),
-                        source,
-                    });
-                    let (root, keep) = self.source_root(from.as_ref()).await?;
-                    held.dirs.extend(keep);
-                    let copy = self.scratch_dir()?;
-                    let (view, name) = match &root {
-                        SourceRoot::Context(view) => (view, "context"),
-                        SourceRoot::Stage { view, .. } => (view, "from"),
-                    };
-                    let digest =
-                        tokio::task::block_in_place(|| materialize(view, source, copy.path()))
-                            .map_err(failed)?;
+                    let (copy, name, digest) = self.copy_out(mount, source, &mut held).await?;
                     mounts.binds.push(BindMount {
-                        source: copy.path().join("root"),
+                        source: copy,
                         target,
                         readonly: !writable,
                     });
                     mounts.keys.push(format!("{} {name} {digest}", mount.spec));
-                    held.dirs.push(copy);
                 }
                 Mount::Cache {
                     target: written,
                     id,
                     sharing,
                     readonly,
+                    source,
                     mode,
                     uid,
                     gid,
-                    ..
                 } => {
-                    if mount.source.is_some() {
-                        return Err(StepError::Unsupported("RUN --mount=type=cache,from="));
-                    }
                     let target = target(written)?;
-                    let dir = self.cache_dir(id, *sharing, (*mode, *uid, *gid), &mut held)?;
+                    let (new, key) = match &mount.source {
+                        // BuildKit bases the cache on `from` (at `source`)
+                        // and keys it by that content too.
+                        Some(_) => {
+                            let (copy, _, digest) = self.copy_out(mount, source, &mut held).await?;
+                            let key = format!("{} from {digest}", mount.spec);
+                            (NewCache::Seeded { copy, digest }, key)
+                        }
+                        None => (
+                            NewCache::Empty {
+                                mode: *mode,
+                                owner: self
+                                    .shared
+                                    .executor
+                                    .layer_owners()
+                                    .on_disk(*uid, *gid)
+                                    .ok_or_else(|| StepError::Mount {
+                                        spec: mount.spec.to_string(),
+                                        source: MountSetupError::Unmapped {
+                                            uid: *uid,
+                                            gid: *gid,
+                                        },
+                                    })?,
+                            },
+                            mount.spec.to_string(),
+                        ),
+                    };
+                    let dir = self
+                        .cache_dir(id, *sharing, new, &mut held)
+                        .map_err(|source| StepError::Mount {
+                            spec: mount.spec.to_string(),
+                            source,
+                        })?;
                     mounts.binds.push(BindMount {
                         source: dir,
                         target,
                         readonly: *readonly,
                     });
-                    mounts.keys.push(mount.spec.to_string());
+                    mounts.keys.push(key);
                 }
                 Mount::Tmpfs {
                     target: written,
@@ -121,61 +136,134 @@ impl StepContext<'_> {
         Ok((mounts, held))
     }
 
-    /// The directory of cache `id`, created with `owner` (mode, uid, gid)
-    /// when new, and locked as `sharing` asks for as long as `held` lives;
-    /// `private` in use gets a fresh throwaway directory instead.
+    /// Copies what `path` names in `mount`'s `from=` (the context when
+    /// none) to a throwaway directory held by `held`: the copy's path, which root it
+    /// came from (`context` or `from`), and a digest of its content.
+    async fn copy_out(
+        &self,
+        mount: &plan::RunMount,
+        path: &str,
+        held: &mut Held,
+    ) -> Result<(PathBuf, &'static str, oci_spec::image::Digest), StepError> {
+        let from = mount.source.as_ref().map(|source| plan::CopyFrom {
+            written: String::new(),
+            source: source.clone(),
+        });
+        let (root, keep) = self.source_root(from.as_ref()).await?;
+        held.dirs.extend(keep);
+        let copy = self.scratch_dir()?;
+        let (view, name) = match &root {
+            SourceRoot::Context(view) => (view, "context"),
+            SourceRoot::Stage { view, .. } => (view, "from"),
+        };
+        let digest = tokio::task::block_in_place(|| materialize(view, path, copy.path())).map_err(
+            |source| StepError::Mount {
+                spec: mount.spec.to_string(),
+                source,
+            },
+        )?;
+        let tree = copy.path().join("root");
+        held.dirs.push(copy);
+        Ok((tree, name, digest))
+    }
+
+    /// The directory of cache `id` (of `id` and the seed's digest when
+    /// seeded), made as `new` says when it does not exist yet, and locked
+    /// as `sharing` asks for as long as `held` lives; `private` in use gets
+    /// a fresh throwaway directory instead.
     fn cache_dir(
         &self,
         id: &str,
         sharing: Sharing,
-        (mode, uid, gid): (u32, u32, u32),
+        new: NewCache,
         held: &mut Held,
-    ) -> Result<PathBuf, StepError> {
+    ) -> Result<PathBuf, MountSetupError> {
         let access = match sharing {
             Sharing::Shared => CacheMountAccess::Shared,
             Sharing::Locked => CacheMountAccess::Exclusive,
             Sharing::Private => CacheMountAccess::TryExclusive,
         };
         let store = self.shared.store.clone();
-        let id = id.to_owned();
-        let cache = tokio::task::block_in_place(|| store.cache_mount(&id, access))?;
-        let (dir, new) = match cache.lock {
+        let name = match &new {
+            NewCache::Empty { .. } => id.to_owned(),
+            NewCache::Seeded { digest, .. } => format!("{id}\0from {digest}"),
+        };
+        let cache =
+            tokio::task::block_in_place(|| store.cache_mount(&name, access)).map_err(|e| {
+                MountSetupError::Io {
+                    action: "open the cache",
+                    path: PathBuf::from(id),
+                    source: io::Error::other(e.to_string()),
+                }
+            })?;
+        match cache.lock {
             Some(lock) => {
                 held.locks.push(lock);
-                let new = !cache.dir.exists();
-                if new {
-                    std::fs::create_dir(&cache.dir).map_err(|source| StepError::Mount {
-                        spec: id.clone(),
-                        source: MountSetupError::Io {
-                            action: "create",
-                            path: cache.dir.clone(),
-                            source,
-                        },
-                    })?;
+                if !cache.dir.exists() {
+                    new.make(&cache.dir)?;
                 }
-                (cache.dir, new)
+                Ok(cache.dir)
             }
             None => {
-                let fresh = self.scratch_dir()?;
-                let path = fresh.path().to_path_buf();
+                let fresh = self.scratch_dir().map_err(|e| MountSetupError::Io {
+                    action: "create a private cache for",
+                    path: PathBuf::from(id),
+                    source: io::Error::other(e.to_string()),
+                })?;
+                let dir = fresh.path().join("cache");
                 held.dirs.push(fresh);
-                (path, true)
+                new.make(&dir)?;
+                Ok(dir)
             }
-        };
-        if new {
-            let setup = chown(&dir, Some(uid), Some(gid)).and_then(|()| {
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
-            });
-            setup.map_err(|source| StepError::Mount {
-                spec: id,
-                source: MountSetupError::Io {
-                    action: "set up",
-                    path: dir.clone(),
-                    source,
-                },
-            })?;
         }
-        Ok(dir)
+    }
+}
+
+/// What a cache directory starts as.
+enum NewCache {
+    /// Empty, with this mode (`mode=`) and on-disk owner (`uid=`, `gid=`).
+    Empty { mode: u32, owner: (u32, u32) },
+    /// A copy of `from=` at `source=`, with its digest.
+    Seeded {
+        copy: PathBuf,
+        digest: oci_spec::image::Digest,
+    },
+}
+
+impl NewCache {
+    /// Makes the cache directory `dir` whole or not at all: it is filled
+    /// beside `dir` and renamed into place, so a step sharing the cache
+    /// never sees it half made, and of two steps making it at once the
+    /// first one's stays.
+    fn make(self, dir: &Path) -> Result<(), MountSetupError> {
+        // Kept until the rename: an empty directory is filled beside `dir`.
+        let mut _staging = None;
+        let made = match self {
+            NewCache::Empty {
+                mode,
+                owner: (uid, gid),
+            } => {
+                let parent = dir.parent().unwrap_or(Path::new("/"));
+                let staging = tempfile::Builder::new()
+                    .prefix(".new-")
+                    .tempdir_in(parent)
+                    .map_err(io_error("create a directory in", parent))?;
+                let made = staging.path().join("cache");
+                _staging = Some(staging);
+                std::fs::create_dir(&made).map_err(io_error("create", &made))?;
+                chown(&made, Some(uid), Some(gid)).map_err(io_error("set the owner of", &made))?;
+                std::fs::set_permissions(&made, std::fs::Permissions::from_mode(mode))
+                    .map_err(io_error("set permissions of", &made))?;
+                made
+            }
+            // The seed is a throwaway copy in the store already.
+            NewCache::Seeded { copy, .. } => copy,
+        };
+        match std::fs::rename(&made, dir) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) => Ok(()),
+            Err(e) => Err(io_error("create", dir)(e)),
+        }
     }
 }
 
