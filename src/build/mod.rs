@@ -5,18 +5,21 @@
 //!
 //! - [`scheduler`]: the groups, the tasks, cancellation on failure;
 //! - [`stage`]: one stage's steps (RUN, COPY/ADD/WORKDIR, metadata);
+//! - [`failure`]: failed steps and FROMs as located reports;
 //! - [`files`]: the layers COPY, ADD and WORKDIR write, cached by content;
 //! - [`base`]: FROM images resolved in the store or pulled;
 //! - [`image`]: the final config and manifest.
 
 mod base;
 mod error;
+mod failure;
 mod files;
 mod image;
 mod scheduler;
 mod stage;
 
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
+pub use failure::{BaseFailure, Site, StepFailure};
 pub use scheduler::build;
 
 use crate::exec::ExecOptions;

@@ -161,16 +161,7 @@ pub fn build_image(
             sender.clone(),
         )
         .await
-        .map_err(|error| {
-            let code = error.exit_code();
-            let report = miette::Report::new(error);
-            match code {
-                Some(code) => report.wrap_err(format!(
-                    "the build failed: a RUN step exited with code {code}"
-                )),
-                None => report.wrap_err("the build failed"),
-            }
-        })?;
+        .map_err(|error| miette::Report::new(error).wrap_err("the build failed"))?;
         deliver(
             &store, &clients, &built, &tags, &outputs, args.push, &sender,
         )
