@@ -235,6 +235,42 @@ fn a_dockerfile_that_does_not_parse_points_at_line_and_column() {
 }
 
 #[test]
+fn a_remote_context_is_refused_with_what_to_do() {
+    let home = tempfile::tempdir().unwrap();
+    let url = "https://github.com/example/app.git";
+    let output = builder(home.path()).args(["build", url]).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "CONTEXT \"{url}\" is a remote context: only local directories are supported for now"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: clone or download it and pass its directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_multi_platform_build_is_refused_as_not_supported() {
+    let home = tempfile::tempdir().unwrap();
+    let output = builder(home.path())
+        .args(["build", "--platform", "linux/amd64,linux/arm64", "."])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--platform linux/amd64,linux/arm64: multi-platform builds are not supported yet"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_with_2() {
     let home = tempfile::tempdir().unwrap();
     let output = builder(home.path())

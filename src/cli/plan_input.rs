@@ -32,6 +32,7 @@ pub fn load_graph(
     target: Option<String>,
     platforms: Platforms,
 ) -> Result<Graph> {
+    refuse_remote(&args.context)?;
     let path = args.path();
     let name = path.display().to_string();
     let bytes =
@@ -42,4 +43,24 @@ pub fn load_graph(
         platforms,
     };
     plan::load(&name, &bytes, options).map_err(miette::Report::new)
+}
+
+/// Refuses a context that names a remote source (a Git or HTTP URL) or
+/// stdin, which docker accepts but builder cannot read yet, instead of
+/// failing later on a file that does not exist.
+fn refuse_remote(context: &std::path::Path) -> Result<()> {
+    let text = context.to_string_lossy();
+    let remote = text.contains("://") || text.starts_with("git@");
+    if remote || text == "-" {
+        let what = if remote {
+            "a remote context"
+        } else {
+            "a context on stdin"
+        };
+        return Err(miette!(
+            help = "clone or download it and pass its directory",
+            "CONTEXT {text:?} is {what}: only local directories are supported for now"
+        ));
+    }
+    Ok(())
 }
