@@ -191,6 +191,37 @@ fn a_registry_asking_for_credentials_suggests_builder_login() {
 }
 
 #[test]
+fn a_push_the_registry_refuses_suggests_builder_login() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = Registry::with_htpasswd("alice", "secret") else {
+        return;
+    };
+    let home = Home::new();
+    let context = home.context("push", "FROM scratch\nCOPY busybox /bin/\n");
+    let name = format!("{}/pushed:1", registry.host());
+    let output = home
+        .build(&["-t", &name, "--push", context.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let report = report_of(&stderr);
+    assert!(
+        report.contains(&format!("{name}: registry answered 401 Unauthorized")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "help: run `builder login {}` first",
+            registry.host()
+        )),
+        "{report}"
+    );
+}
+
+#[test]
 fn a_missing_base_image_names_the_status_and_code() {
     if !can_build() {
         return;

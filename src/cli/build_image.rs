@@ -281,7 +281,8 @@ async fn deliver(
         }
     }
     for name in &to_push {
-        let client = clients(name.registry()).into_diagnostic()?;
+        // As reports of their own: a registry error's help (how to log in) stays.
+        let client = clients(name.registry()).map_err(miette::Report::new)?;
         let digest = push(
             &client,
             store,
@@ -291,7 +292,7 @@ async fn deliver(
             progress,
         )
         .await
-        .into_diagnostic()?;
+        .map_err(miette::Report::new)?;
         progress.send(Event::Status(format!("pushed {name}@{digest}")));
     }
     Ok(())
