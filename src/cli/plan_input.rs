@@ -51,16 +51,21 @@ pub fn load_graph(
 fn refuse_remote(context: &std::path::Path) -> Result<()> {
     let text = context.to_string_lossy();
     let remote = text.contains("://") || text.starts_with("git@");
-    if remote || text == "-" {
-        let what = if remote {
-            "a remote context"
-        } else {
-            "a context on stdin"
-        };
-        return Err(miette!(
-            help = "clone or download it and pass its directory",
-            "CONTEXT {text:?} is {what}: only local directories are supported for now"
-        ));
-    }
-    Ok(())
+    let (what, help) = if remote {
+        (
+            "a remote context",
+            "clone or download it and pass its directory",
+        )
+    } else if text == "-" {
+        (
+            "a context on stdin",
+            "put the Dockerfile in a directory and pass that",
+        )
+    } else {
+        return Ok(());
+    };
+    Err(miette!(
+        help = help,
+        "CONTEXT {text:?} is {what}: only local directories are supported for now"
+    ))
 }
