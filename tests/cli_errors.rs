@@ -112,6 +112,28 @@ fn a_failed_runs_output_has_both_streams_and_an_unended_last_line() {
 }
 
 #[test]
+fn a_long_here_document_is_marked_on_its_first_line() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let script: String = (1..=15).map(|i| format!("echo step {i}\n")).collect();
+    let dockerfile = format!("{BASE}RUN <<EOF\n{script}exit 4\nEOF\n");
+    let (code, stderr) = build(&home, "heredoc", &dockerfile, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    let report = report_of(&stderr);
+    assert!(
+        report.contains("the command exited with code 4"),
+        "{report}"
+    );
+    assert!(report.contains("4 │ RUN <<EOF"), "{report}");
+    assert!(report.contains("this step failed"), "{report}");
+    // The script is not repeated in the snippet; its output is shown.
+    assert!(!report.contains("echo step 9"), "{report}");
+    assert!(lines_of(report).contains(&"step 15"), "{report}");
+}
+
+#[test]
 fn a_missing_copy_source_names_near_files_and_the_step() {
     if !can_build() {
         return;

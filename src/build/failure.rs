@@ -10,6 +10,9 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 use std::fmt::Display;
 use std::sync::Arc;
 
+/// Instructions spanning more lines than this are marked on their first.
+const MARKED_LINES: usize = 12;
+
 /// Where in the Dockerfile: `FILE:LINE` for the message, and the text
 /// with the instruction's span for the report's snippet.
 #[derive(Debug, Clone)]
@@ -24,7 +27,13 @@ impl Site {
     pub(crate) fn new(file: &SourceFile, span: Span) -> Self {
         let text = &file.text;
         let start = span.start.offset.min(text.len());
-        let len = span.len().min(text.len() - start);
+        let mut len = span.len().min(text.len() - start);
+        // A long instruction (a here-document script) is marked on its
+        // first line only, so the report stays readable.
+        if span.end.line.saturating_sub(span.start.line) >= MARKED_LINES {
+            let rest = text.get(start..).unwrap_or_default();
+            len = rest.find('\n').unwrap_or(rest.len()).min(len);
+        }
         Self {
             location: format!("{}:{}", file.file, span.start.line),
             text: NamedSource::new(&file.file, Arc::clone(text)),
