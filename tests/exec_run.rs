@@ -113,7 +113,7 @@ fn a_failing_step_reports_its_exit_code_and_leaves_nothing() {
         &mut output.sink(),
     ))
     .unwrap_err();
-    assert!(matches!(err, ExecError::Failed { code: 3 }), "{err}");
+    assert!(matches!(err, ExecError::Failed { code: 3, .. }), "{err}");
     assert_eq!(err.exit_code(), Some(3));
     assert_eq!(err.to_string(), "the command exited with code 3");
     let snapshots: Vec<_> = std::fs::read_dir(fixture.store.root().join("snapshots"))

@@ -1,6 +1,7 @@
 //! Why a build failed: which step (with its Dockerfile line) and why, or
 //! what went wrong around the steps (base images, the context, the store).
 
+use super::failure::{BaseFailure, StepFailure};
 use crate::exec::rootfs::RootfsError;
 use crate::exec::{CopyError, ExecError, meta::MetaError};
 use crate::image::ManifestError;
@@ -15,26 +16,15 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Plan(#[from] crate::plan::Error),
-    /// A step failed.
-    #[error("{location}: {step}: {source}")]
-    Step {
-        /// `Dockerfile:LINE`.
-        location: String,
-        /// `[stage i/n] INSTRUCTION`.
-        step: String,
-        /// Why.
-        source: StepError,
-    },
+    /// A step failed (the report shows its lines, the cause and, for RUN,
+    /// the last lines of its output).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Step(Box<StepFailure>),
     /// A base image could not be had.
-    #[error("{location}: FROM {reference}: {source}")]
-    Base {
-        /// `Dockerfile:LINE` of the FROM.
-        location: String,
-        /// The image.
-        reference: String,
-        /// Why.
-        source: Box<BaseError>,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Base(Box<BaseFailure>),
     /// A stage is for a platform this machine cannot run.
     #[error(
         "{location}: stage {stage} is for {platform}; only this machine's platform ({host}) can be built for now"
@@ -58,19 +48,6 @@ pub enum BuildError {
     /// A build task ended without a result (it panicked).
     #[error("a build task ended abnormally: {0}")]
     Task(String),
-}
-
-impl BuildError {
-    /// The exit code of a RUN step that failed, for the report.
-    pub fn exit_code(&self) -> Option<i32> {
-        match self {
-            BuildError::Step {
-                source: StepError::Exec(e),
-                ..
-            } => e.exit_code(),
-            _ => None,
-        }
-    }
 }
 
 /// Why one step failed.

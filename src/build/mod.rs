@@ -5,6 +5,7 @@
 //!
 //! - [`scheduler`]: the groups, the tasks, cancellation on failure;
 //! - [`stage`]: one stage's steps (RUN, COPY/ADD/WORKDIR, metadata);
+//! - [`failure`]: failed steps and FROMs as located reports;
 //! - [`files`]: the layers COPY, ADD and WORKDIR write, cached by content;
 //! - [`base`]: FROM images resolved in the store or pulled;
 //! - [`image`]: the final config and manifest.
@@ -12,6 +13,7 @@
 mod base;
 mod entitlements;
 mod error;
+mod failure;
 mod files;
 mod image;
 mod scheduler;
@@ -19,6 +21,7 @@ mod stage;
 
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
+pub use failure::{BaseFailure, Site, StepFailure};
 pub use scheduler::build;
 
 use crate::exec::ExecOptions;

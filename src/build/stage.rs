@@ -7,6 +7,7 @@
 mod mounts;
 
 use super::error::{BuildError, StepError};
+use super::failure::{BaseFailure, Site, StepFailure};
 use super::files::{self, LayerOutcome, LayerStep};
 use super::scheduler::Shared;
 use crate::exec::config::ImageConfig;
@@ -145,15 +146,16 @@ pub(super) async fn run_stage(
                 id,
                 name: format!("{} FROM {reference}", counter.current()),
             });
-            let (image, origin) =
-                shared
-                    .image(reference, &platform)
-                    .await
-                    .map_err(|source| BuildError::Base {
-                        location: from_location.clone(),
-                        reference: reference.to_string(),
-                        source: Box::new(source),
-                    })?;
+            let (image, origin) = shared.image(reference, &platform).await.map_err(|source| {
+                shared.send(StepProgress::Failed {
+                    id,
+                    elapsed: started.elapsed(),
+                    message: source.to_string(),
+                });
+                let site = Site::new(graph.source(), node.span);
+                let failure = BaseFailure::new(site, reference.to_string(), source);
+                BuildError::Base(Box::new(failure))
+            })?;
             if origin == super::base::Origin::Store {
                 shared.send(StepProgress::Cached { id });
             } else {
@@ -199,7 +201,6 @@ pub(super) async fn run_stage(
     };
     let no_cache = shared.no_cache(index);
     for (position, step) in plan.steps.iter().enumerate() {
-        let location = format!("{file}:{}", step.span.start.line);
         let name = if counted(&step.kind) {
             format!("{} {step}", counter.next())
         } else {
@@ -218,10 +219,9 @@ pub(super) async fn run_stage(
         } else {
             metadata(&mut state, step, shared).map_err(StepError::from)
         };
-        result.map_err(|source| BuildError::Step {
-            location,
-            step: name,
-            source,
+        result.map_err(|source| {
+            let site = Site::new(graph.source(), step.span);
+            BuildError::Step(Box::new(StepFailure::new(site, name, source)))
         })?;
     }
     Ok(StageResult {

@@ -44,6 +44,12 @@ pub struct BuildCommandArgs {
 /// Runs `builder build`.
 pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
     let target = match &args.platform {
+        Some(p) if p.contains(',') => {
+            return Err(miette::miette!(
+                help = "build once per platform, on a machine of that platform",
+                "--platform {p}: multi-platform builds are not supported yet"
+            ));
+        }
         Some(p) => Some(PlatformSpec::parse(p).into_diagnostic()?),
         None => None,
     };

@@ -183,16 +183,7 @@ pub fn build_image(
             sender.clone(),
         )
         .await
-        .map_err(|error| {
-            let code = error.exit_code();
-            let report = miette::Report::new(error);
-            match code {
-                Some(code) => report.wrap_err(format!(
-                    "the build failed: a RUN step exited with code {code}"
-                )),
-                None => report.wrap_err("the build failed"),
-            }
-        })?;
+        .map_err(|error| miette::Report::new(error).wrap_err("the build failed"))?;
         deliver(
             &store, &clients, &built, &tags, &outputs, args.push, &sender,
         )
@@ -320,7 +311,8 @@ async fn deliver(
         }
     }
     for name in &to_push {
-        let client = clients(name.registry()).into_diagnostic()?;
+        // As reports of their own: a registry error's help (how to log in) stays.
+        let client = clients(name.registry()).map_err(miette::Report::new)?;
         let digest = push(
             &client,
             store,
@@ -330,7 +322,7 @@ async fn deliver(
             progress,
         )
         .await
-        .into_diagnostic()?;
+        .map_err(miette::Report::new)?;
         progress.send(Event::Status(format!("pushed {name}@{digest}")));
     }
     Ok(())

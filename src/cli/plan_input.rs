@@ -32,6 +32,7 @@ pub fn load_graph(
     target: Option<String>,
     platforms: Platforms,
 ) -> Result<Graph> {
+    refuse_remote(&args.context)?;
     let path = args.path();
     let name = path.display().to_string();
     let bytes =
@@ -42,4 +43,29 @@ pub fn load_graph(
         platforms,
     };
     plan::load(&name, &bytes, options).map_err(miette::Report::new)
+}
+
+/// Refuses a context that names a remote source (a Git or HTTP URL) or
+/// stdin, which docker accepts but builder cannot read yet, instead of
+/// failing later on a file that does not exist.
+fn refuse_remote(context: &std::path::Path) -> Result<()> {
+    let text = context.to_string_lossy();
+    let remote = text.contains("://") || text.starts_with("git@");
+    let (what, help) = if remote {
+        (
+            "a remote context",
+            "clone or download it and pass its directory",
+        )
+    } else if text == "-" {
+        (
+            "a context on stdin",
+            "put the Dockerfile in a directory and pass that",
+        )
+    } else {
+        return Ok(());
+    };
+    Err(miette!(
+        help = help,
+        "CONTEXT {text:?} is {what}: only local directories are supported for now"
+    ))
 }

@@ -28,6 +28,7 @@ pub mod rootfs;
 pub mod run;
 mod run_mounts;
 mod sources;
+pub mod tail;
 pub mod user;
 mod user_of;
 
@@ -35,6 +36,7 @@ pub use error::CopyError;
 pub use plan::{CacheInput, CopyPlan, DefaultOwner, SourceRecord};
 pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, Snapshotter, StepEvent};
 pub use run_mounts::StepMounts;
+pub use tail::OutputTail;
 
 use crate::layer::LayerError;
 use crate::sandbox::SandboxError;
@@ -49,12 +51,16 @@ pub enum ExecError {
     Failed {
         /// Its exit code.
         code: i32,
+        /// The last lines it printed.
+        output: Box<OutputTail>,
     },
     /// The step's command was killed by a signal.
     #[error("the command was killed by signal {signal}")]
     Killed {
         /// The signal number.
         signal: i32,
+        /// The last lines it printed.
+        output: Box<OutputTail>,
     },
     /// The store failed (blobs, snapshots, cache records).
     #[error(transparent)]
@@ -100,7 +106,15 @@ impl ExecError {
     /// The exit code of a step that ran and failed, for the CLI's report.
     pub fn exit_code(&self) -> Option<i32> {
         match self {
-            Self::Failed { code } => Some(*code),
+            Self::Failed { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The last lines printed by a command that ran and failed.
+    pub fn output(&self) -> Option<&OutputTail> {
+        match self {
+            Self::Failed { output, .. } | Self::Killed { output, .. } => Some(output),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 
 use super::ExecError;
 use super::cache_key::StepInputs;
+use super::tail::OutputTail;
 use crate::layer::compress::{Compression, write_compressed};
 use crate::layer::copy::copy_tree;
 use crate::layer::diff::{overlay_changes, tree_changes};
@@ -302,8 +303,8 @@ impl Executor {
     }
 
     /// Runs a RUN step and returns its layer (`None` when it changed no
-    /// file). A non-zero exit is [`ExecError::Failed`] with the code; then
-    /// nothing is kept.
+    /// file). A non-zero exit is [`ExecError::Failed`] with the code and the
+    /// last lines of output; then nothing is kept.
     pub async fn run(
         &self,
         step: &RunStep,
@@ -467,16 +468,21 @@ impl Executor {
         spec: &Spec,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<(), ExecError> {
+        // The last lines, for the report should the command fail.
+        let mut tail = OutputTail::new();
         let outcome = self
             .sandbox
             .run(spec, |stream, line| {
+                tail.push(stream, line);
                 on_event(StepEvent::Output { stream, line });
             })
             .await?;
+        tail.finish();
+        let output = Box::new(tail);
         match outcome {
             Outcome::Exited(0) => Ok(()),
-            Outcome::Exited(code) => Err(ExecError::Failed { code }),
-            Outcome::Signaled(signal) => Err(ExecError::Killed { signal }),
+            Outcome::Exited(code) => Err(ExecError::Failed { code, output }),
+            Outcome::Signaled(signal) => Err(ExecError::Killed { signal, output }),
         }
     }
 
