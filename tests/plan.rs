@@ -22,6 +22,7 @@ fn graph(dockerfile: &str, build_args: &[&str], target: Option<&str>) -> Result<
             build: PlatformSpec::parse("linux/amd64").unwrap(),
             target: PlatformSpec::parse("linux/arm64").unwrap(),
         },
+        named_contexts: Default::default(),
     };
     plan::load("Dockerfile", dockerfile.as_bytes(), options)
 }
@@ -407,6 +408,7 @@ fn realworld_corpus_plans_with_default_arguments() {
                         build_args: BuildArgs::default(),
                         target: None,
                         platforms: Platforms::for_target(None),
+                        named_contexts: Default::default(),
                     }
                 ),
                 Err(LoadError::Dockerfile(_))
@@ -417,6 +419,7 @@ fn realworld_corpus_plans_with_default_arguments() {
             build_args: BuildArgs::default(),
             target: None,
             platforms: Platforms::for_target(PlatformSpec::parse("linux/amd64").ok()),
+            named_contexts: Default::default(),
         };
         let outcome = plan::load(&name, &bytes, options)
             .map_err(|e| e.to_string())

@@ -68,6 +68,7 @@ impl Fixture {
             hostname: "buildstep".into(),
             hosts: "127.0.0.1 localhost buildstep\n".into(),
             resolv_conf: "nameserver 192.0.2.53\n".into(),
+            shm_size: 64 << 20,
         }
     }
 

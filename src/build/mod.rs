@@ -23,6 +23,7 @@ use crate::exec::ExecOptions;
 use crate::registry::{Client, RegistryError};
 use crate::sandbox::Network;
 use oci_spec::image::{Descriptor, Digest};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -46,8 +47,14 @@ pub struct BuildOptions {
     pub pull: bool,
     /// `--network`: the network of RUN steps that do not choose one.
     pub network: Network,
-    /// Compression and `SOURCE_DATE_EPOCH`.
+    /// Compression, `SOURCE_DATE_EPOCH` and what RUN steps see.
     pub exec: ExecOptions,
+    /// `--label`: set on the image after the Dockerfile's LABELs.
+    pub labels: Vec<(String, String)>,
+    /// `--build-context NAME=DIR`: the named local contexts by
+    /// (lower-case) name; `.dockerignore` does not apply to them, as in
+    /// BuildKit.
+    pub named_contexts: BTreeMap<String, PathBuf>,
 }
 
 /// What a build produced.

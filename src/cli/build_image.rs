@@ -10,8 +10,9 @@
 //! the build cleanly (same exit code).
 
 use super::Globals;
+use super::build_flags::RunAndImageFlags;
+use super::build_input::BuildInput;
 use super::common::block_on;
-use super::plan_input::DockerfileArgs;
 use crate::build::{BuildOptions, Built, ClientFactory, build};
 use crate::exec::{ExecOptions, Snapshotter};
 use crate::image::Reference;
@@ -100,7 +101,8 @@ pub struct ImageArgs {
 /// Builds `graph` and delivers the image as `args` say.
 pub fn build_image(
     globals: &Globals,
-    dockerfile: &DockerfileArgs,
+    input: &BuildInput,
+    flags: &RunAndImageFlags,
     graph: Graph,
     args: ImageArgs,
 ) -> Result<()> {
@@ -131,8 +133,8 @@ pub fn build_image(
         })
         .transpose()?;
     let options = BuildOptions {
-        context: dockerfile.context.clone(),
-        dockerfile: Some(dockerfile.path()),
+        context: input.context.clone(),
+        dockerfile: input.dockerfile_path.clone(),
         no_cache: args.no_cache,
         no_cache_stages: args.no_cache_filter.clone(),
         pull: args.pull,
@@ -147,7 +149,11 @@ pub fn build_image(
             },
             source_date_epoch,
             snapshotter: snapshotter_from_env()?,
+            extra_hosts: flags.add_hosts.clone(),
+            shm_size: flags.shm_size.unwrap_or(crate::sandbox::DEFAULT_SHM_SIZE),
         },
+        labels: flags.labels.clone(),
+        named_contexts: flags.context_dirs(),
     };
     let tty = args.progress == ProgressMode::Auto && std::io::stderr().is_terminal();
     let (sender, renderer) = progress::spawn_renderer_for(tty);

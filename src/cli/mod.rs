@@ -2,9 +2,12 @@
 //! single place where errors become a report and an exit code.
 
 mod build;
+mod build_flags;
 mod build_image;
+mod build_input;
 mod check;
 mod common;
+mod completions;
 mod debug;
 mod images;
 mod inspect;
@@ -68,7 +71,7 @@ impl Globals {
 enum Command {
     /// Look inside builder's stages (parse trees and the like).
     Debug(debug::DebugArgs),
-    Build(build::BuildCommandArgs),
+    Build(Box<build::BuildCommandArgs>),
     Check(check::CheckArgs),
     Images(images::ImagesArgs),
     Tag(tag::TagArgs),
@@ -79,6 +82,7 @@ enum Command {
     Login(login::LoginArgs),
     Logout(logout::LogoutArgs),
     Inspect(inspect::InspectArgs),
+    Completions(completions::CompletionsArgs),
     /// Internal: runs one RUN step in a sandbox (re-executed by builder itself).
     #[command(name = "__sandbox", hide = true)]
     Sandbox(sandbox::SandboxArgs),
@@ -101,7 +105,7 @@ pub fn main() -> ExitCode {
     let globals = &cli.globals;
     let outcome = match command {
         Command::Debug(args) => return debug::run(args),
-        Command::Build(args) => build::run(globals, args),
+        Command::Build(args) => build::run(globals, *args),
         Command::Check(args) => check::run(args),
         Command::Images(args) => images::run(globals, args),
         Command::Tag(args) => tag::run(globals, args),
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Login(args) => login::run(globals, args),
         Command::Logout(args) => logout::run(globals, args),
         Command::Inspect(args) => inspect::run(globals, args),
+        Command::Completions(args) => completions::run(args),
         // The sandbox helper reports over its own protocol, not as a CLI.
         Command::Sandbox(args) => return sandbox::run(args),
     };

@@ -15,6 +15,7 @@ use crate::dockerfile::ast::{Span, Word};
 use crate::dockerfile::expand::Lexer;
 use crate::dockerfile::instructions::{Dockerfile, Instruction, InstructionKind};
 use crate::image::{PlatformSpec, Reference};
+use std::collections::BTreeMap;
 
 /// What a build is asked to do, beyond the Dockerfile itself.
 #[derive(Debug, Clone)]
@@ -25,6 +26,17 @@ pub struct Options {
     pub target: Option<String>,
     /// The build and target platforms.
     pub platforms: Platforms,
+    /// `--build-context`: named contexts by (lower-case) name.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// What a `--build-context` name stands for, to the planner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory, given to the build by name.
+    Local,
+    /// `docker-image://REF`: this image wherever the name is used.
+    Image(Reference),
 }
 
 /// Where a stage starts from.
@@ -36,6 +48,9 @@ pub enum Base {
     Image(Reference),
     /// An earlier stage of the same file, by index.
     Stage(usize),
+    /// A named local context (`--build-context NAME=DIR`): its files are
+    /// the stage's root filesystem.
+    Context(String),
 }
 
 /// Where files come from for `COPY --from` or `RUN --mount=from=`.
@@ -45,6 +60,8 @@ pub enum Source {
     Stage(usize),
     /// An image that is not a stage.
     Image(Reference),
+    /// A named local context (`--build-context NAME=DIR`), by name.
+    Context(String),
 }
 
 /// How a stage uses another stage or an image besides its base.
@@ -94,7 +111,7 @@ impl StageNode {
             .iter()
             .filter_map(|d| match d.source {
                 Source::Stage(i) => Some(i),
-                Source::Image(_) => None,
+                Source::Image(_) | Source::Context(_) => None,
             })
             .chain(match self.base {
                 Base::Stage(i) => Some(i),
@@ -126,6 +143,7 @@ pub struct Graph {
     pub(crate) platforms: Platforms,
     pub(crate) build_args: BuildArgs,
     pub(crate) global_args: EnvList,
+    named_contexts: BTreeMap<String, NamedContext>,
     stages: Vec<StageNode>,
     target: usize,
     warnings: Vec<String>,
@@ -153,6 +171,7 @@ impl Graph {
             platforms: options.platforms,
             build_args: options.build_args,
             global_args,
+            named_contexts: options.named_contexts,
             stages: Vec::new(),
             target: 0,
             warnings: Vec::new(),
@@ -381,7 +400,11 @@ impl Graph {
                         self.source.file, stage.span.start.line
                     ));
                 }
-                Base::Image(self.reference(&name, image.span)?)
+                match self.named_contexts.get(&name.to_lowercase()) {
+                    Some(NamedContext::Local) => Base::Context(name.to_lowercase()),
+                    Some(NamedContext::Image(reference)) => Base::Image(reference.clone()),
+                    None => Base::Image(self.reference(&name, image.span)?),
+                }
             }
         };
         Ok(StageNode {
@@ -491,7 +514,7 @@ impl Graph {
                 stage: self.label(index),
             })),
             Some(i) => Ok(Source::Stage(i)),
-            None => Ok(Source::Image(self.reference(&from.value, from.span)?)),
+            None => self.outside_source(&from.value, from.span),
         }
     }
 
@@ -520,7 +543,16 @@ impl Graph {
                 stage: self.label(index),
             })),
             Some(i) => Ok(Some(Source::Stage(i))),
-            None => Ok(Some(Source::Image(self.reference(from, mount.span)?))),
+            None => self.outside_source(from, mount.span).map(Some),
+        }
+    }
+
+    /// A `--from` that names no stage: a named context, or an image.
+    fn outside_source(&self, name: &str, span: Span) -> Result<Source, Error> {
+        match self.named_contexts.get(&name.to_lowercase()) {
+            Some(NamedContext::Local) => Ok(Source::Context(name.to_lowercase())),
+            Some(NamedContext::Image(reference)) => Ok(Source::Image(reference.clone())),
+            None => Ok(Source::Image(self.reference(name, span)?)),
         }
     }
 

@@ -33,4 +33,6 @@ pub mod spec;
 
 pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
-pub use spec::{BindMount, EnvVar, Network, Rootfs, Spec, SpecError, TmpfsMount, User};
+pub use spec::{
+    BindMount, DEFAULT_SHM_SIZE, EnvVar, Network, Rootfs, Spec, SpecError, TmpfsMount, User,
+};

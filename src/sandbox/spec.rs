@@ -33,6 +33,16 @@ pub struct Spec {
     pub hosts: String,
     /// The content of the step's `/etc/resolv.conf`.
     pub resolv_conf: String,
+    /// The size of the step's `/dev/shm` tmpfs, in bytes.
+    #[serde(default = "default_shm_size")]
+    pub shm_size: u64,
+}
+
+/// The size of a RUN step's `/dev/shm` unless `--shm-size` says (Docker's).
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
+fn default_shm_size() -> u64 {
+    DEFAULT_SHM_SIZE
 }
 
 /// The root filesystem of a step.
@@ -264,6 +274,7 @@ mod tests {
             hostname: "step".into(),
             hosts: String::new(),
             resolv_conf: String::new(),
+            shm_size: default_shm_size(),
         }
     }
 
