@@ -125,7 +125,7 @@ fn parse_build_context(value: &str) -> Result<BuildContextArg, String> {
     .any(|p| lower.starts_with(p))
     {
         return Err(format!(
-            "{source}: only local directories and docker-image:// are supported yet"
+            "{source}: not supported yet (only local directories and docker-image://REF are)"
         ));
     } else {
         let dir = PathBuf::from(source);
