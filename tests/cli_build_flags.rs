@@ -351,15 +351,19 @@ fn named_contexts_serve_from_copy_from_and_run_mounts() {
     let extra = home.path("extra");
     std::fs::create_dir_all(&extra).unwrap();
     std::fs::write(extra.join("data.txt"), "named").unwrap();
-    // BuildKit does not apply .dockerignore to named contexts.
-    std::fs::write(extra.join(".dockerignore"), "data.txt\n").unwrap();
+    std::fs::write(extra.join("skipped.txt"), "skipped").unwrap();
+    // As BuildKit loads a named local context: its own .dockerignore
+    // applies, the main context's does not.
+    std::fs::write(extra.join(".dockerignore"), "skipped.txt\n").unwrap();
     let dockerfile = format!(
         "FROM extra AS files\n\
          {BASE}COPY --from=extra data.txt /copied.txt\n\
          RUN --mount=from=extra,target=/m cat /m/data.txt > /mounted.txt\n\
-         COPY --from=files /data.txt /from-stage.txt\n"
+         COPY --from=files /data.txt /from-stage.txt\n\
+         COPY --from=extra . /all/\n"
     );
     let context = home.context("named", &dockerfile);
+    std::fs::write(context.join(".dockerignore"), "data.txt\n").unwrap();
     let out = home.path("out");
     home.build(&[
         "--build-context",
@@ -377,6 +381,8 @@ fn named_contexts_serve_from_copy_from_and_run_mounts() {
             "{file}"
         );
     }
+    assert!(out.join("all/data.txt").is_file());
+    assert!(!out.join("all/skipped.txt").exists());
 
     // docker-image://REF puts that image in the name's place.
     let base = home.context(

@@ -52,8 +52,8 @@ pub struct BuildOptions {
     /// `--label`: set on the image after the Dockerfile's LABELs.
     pub labels: Vec<(String, String)>,
     /// `--build-context NAME=DIR`: the named local contexts by
-    /// (lower-case) name; `.dockerignore` does not apply to them, as in
-    /// BuildKit.
+    /// (lower-case) name; each has its own `.dockerignore` (at its root),
+    /// as in BuildKit, not the main context's.
     pub named_contexts: BTreeMap<String, PathBuf>,
 }
 

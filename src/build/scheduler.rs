@@ -75,7 +75,9 @@ impl Shared {
     }
 
     /// The named local context `name` (`--build-context`) as a root
-    /// filesystem, walked once per build, without `.dockerignore`.
+    /// filesystem, walked once per build with its own `.dockerignore`
+    /// (as BuildKit loads a named local context; the main context's
+    /// ignore files do not apply to it).
     pub async fn named_context(&self, name: &str) -> Result<Arc<RootfsView>, super::StepError> {
         let mut walked = self.named_contexts.lock().await;
         if let Some(view) = walked.get(name) {
@@ -86,7 +88,9 @@ impl Shared {
             .named_contexts
             .get(name)
             .ok_or_else(|| super::StepError::NoNamedContext(name.to_owned()))?;
-        let entries = tokio::task::block_in_place(|| crate::context::walk(dir, None))?;
+        let ignore = crate::ignore::IgnoreFile::for_build(dir, None)?;
+        let matcher = ignore.as_ref().map(|f| f.matcher()).transpose()?;
+        let entries = tokio::task::block_in_place(|| crate::context::walk(dir, matcher.as_ref()))?;
         let view = Arc::new(RootfsView::context(dir, &entries)?);
         walked.insert(name.to_owned(), Arc::clone(&view));
         Ok(view)
