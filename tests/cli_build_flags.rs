@@ -132,6 +132,14 @@ fn a_dockerfile_on_stdin_is_named_stdin_in_errors() {
         .code(1)
         .stderr(contains("<stdin>:2:1"))
         .stderr(contains("unknown instruction: FROMM"));
+    // `-` holding a Dockerfile rather than an archive: no context at all.
+    builder(home.path())
+        .args(["build", "--dry-run", "-"])
+        .write_stdin("FROM scratch\nLABEL from=stdin\n")
+        .assert()
+        .success()
+        .stdout(contains("plan for <stdin>"))
+        .stdout(contains("LABEL from=stdin"));
 }
 
 #[test]

@@ -10,7 +10,7 @@
 use super::Globals;
 use super::build_flags::RunAndImageFlags;
 use super::build_image::{ImageArgs, build_image};
-use super::build_input::{self, is_stdin};
+use super::build_input;
 use super::plan_input::plan_graph;
 use crate::image::PlatformSpec;
 use crate::plan::{Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepKind};
@@ -57,8 +57,9 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
     let build_args = BuildArgs::from_flags(args.build_args.iter().map(String::as_str), |k| {
         std::env::var(k).ok()
     });
-    if is_stdin(args.file.as_deref()) && args.context.as_os_str() == "-" {
-        usage_error("-f - and the context - cannot both read stdin: give one of them a path");
+    // A usage error (exit code 2) rather than the build's failure.
+    if build_input::both_read_stdin(&args.context, args.file.as_deref()) {
+        usage_error(build_input::BOTH_READ_STDIN);
     }
     let input = build_input::resolve(&args.context, args.file.as_deref())?;
     let options = Options {

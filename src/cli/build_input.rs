@@ -71,16 +71,44 @@ fn is_remote(text: &str) -> bool {
     .any(|prefix| lower.starts_with(prefix))
 }
 
-/// Whether `-f` asks for the Dockerfile on stdin.
-pub fn is_stdin(file: Option<&Path>) -> bool {
-    file.is_some_and(|f| f.as_os_str() == "-")
+/// What `-f` asks for.
+#[derive(Debug, Clone, Copy)]
+enum DockerfileChoice<'a> {
+    /// No `-f`: `Dockerfile` at the root of the context.
+    Default,
+    /// `-f PATH`: on disk, or inside an archive context.
+    Path(&'a Path),
+    /// `-f -`: stdin.
+    Stdin,
 }
+
+impl<'a> DockerfileChoice<'a> {
+    fn of(file: Option<&'a Path>) -> Self {
+        match file {
+            None => Self::Default,
+            Some(f) if f.as_os_str() == "-" => Self::Stdin,
+            Some(f) => Self::Path(f),
+        }
+    }
+}
+
+/// Whether both `-f -` and the context `-` ask for stdin, which can
+/// hold only one of them.
+pub fn both_read_stdin(context: &Path, file: Option<&Path>) -> bool {
+    matches!(DockerfileChoice::of(file), DockerfileChoice::Stdin) && context.as_os_str() == "-"
+}
+
+/// What [`resolve`] says when [`both_read_stdin`].
+pub const BOTH_READ_STDIN: &str =
+    "-f - and the context - cannot both read stdin: give one of them a path";
 
 /// Resolves CONTEXT and `-f` into the directory and Dockerfile of a
 /// build, reading stdin when either is `-`.
 pub fn resolve(context: &Path, file: Option<&Path>) -> Result<BuildInput> {
-    let stdin_dockerfile = is_stdin(file);
-    let file = file.filter(|_| !stdin_dockerfile);
+    if both_read_stdin(context, file) {
+        return Err(miette!("{BOTH_READ_STDIN}"));
+    }
+    let choice = DockerfileChoice::of(file);
     match ContextSource::of(context) {
         ContextSource::Remote(url) => Err(miette!(
             "the build context {url} is a URL: remote contexts (git, https) are not supported yet; \
@@ -93,12 +121,14 @@ pub fn resolve(context: &Path, file: Option<&Path>) -> Result<BuildInput> {
                     dir.display()
                 ));
             }
-            let (path, dockerfile) = if stdin_dockerfile {
-                (None, read_stdin_dockerfile()?)
-            } else {
-                let path = file.map_or_else(|| dir.join("Dockerfile"), Path::to_owned);
+            let on_disk = |path: PathBuf| -> Result<_> {
                 let text = read_dockerfile(&path)?;
-                (Some(path), text)
+                Ok((Some(path), text))
+            };
+            let (path, dockerfile) = match choice {
+                DockerfileChoice::Stdin => (None, read_stdin_dockerfile(std::io::stdin())?),
+                DockerfileChoice::Default => on_disk(dir.join("Dockerfile"))?,
+                DockerfileChoice::Path(path) => on_disk(path.to_owned())?,
             };
             Ok(BuildInput {
                 context: dir,
@@ -111,39 +141,24 @@ pub fn resolve(context: &Path, file: Option<&Path>) -> Result<BuildInput> {
             let name = path.display().to_string();
             let archive = std::fs::File::open(&path)
                 .map_err(|e| miette!("cannot open the build context {name}: {e}"))?;
-            let unpacked = unpack(archive, &name)?;
-            from_archive(unpacked, file, stdin_dockerfile)
+            from_archive(unpack(archive, &name)?, choice)
         }
         ContextSource::Stdin => {
-            if stdin_dockerfile {
-                // Refused before any reading by the caller; kept here so
-                // this function is right on its own.
-                return Err(miette!(
-                    "-f - and the context - both read stdin: give one of them a path"
-                ));
-            }
             let mut stdin = std::io::stdin();
             let head = read_head(&mut stdin)?;
             let rest = std::io::Cursor::new(head.clone()).chain(stdin);
             if looks_like_archive(&head) {
-                let unpacked = unpack(rest, STDIN_NAME)?;
-                from_archive(unpacked, file, false)
-            } else {
-                let mut bytes = Vec::new();
-                { rest }
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| miette!("cannot read the Dockerfile from stdin: {e}"))?;
-                let unpacked = UnpackedContext::empty(&std::env::temp_dir()).into_diagnostic()?;
-                Ok(BuildInput {
-                    context: unpacked.path().to_owned(),
-                    dockerfile_path: None,
-                    dockerfile: DockerfileText {
-                        name: STDIN_NAME.to_owned(),
-                        bytes,
-                    },
-                    _unpacked: Some(unpacked),
-                })
+                return from_archive(unpack(rest, STDIN_NAME)?, choice);
             }
+            // Docker's `docker build - < Dockerfile`: no context at all.
+            let dockerfile = read_stdin_dockerfile(rest)?;
+            let unpacked = UnpackedContext::empty(&std::env::temp_dir()).into_diagnostic()?;
+            Ok(BuildInput {
+                context: unpacked.path().to_owned(),
+                dockerfile_path: None,
+                dockerfile,
+                _unpacked: Some(unpacked),
+            })
         }
     }
 }
@@ -154,27 +169,28 @@ fn unpack(archive: impl Read + Send, name: &str) -> Result<UnpackedContext> {
 
 /// The input of an unpacked archive: its Dockerfile is `-f` inside it
 /// (default `Dockerfile`), or stdin.
-fn from_archive(
-    unpacked: UnpackedContext,
-    file: Option<&Path>,
-    stdin_dockerfile: bool,
-) -> Result<BuildInput> {
-    let (path, dockerfile) = if stdin_dockerfile {
-        (None, read_stdin_dockerfile()?)
-    } else {
-        let inside = file.unwrap_or(Path::new("Dockerfile"));
-        let bytes = unpacked.read_file(inside).map_err(|e| {
-            miette!(
-                "cannot read the Dockerfile {} in the build context archive: {e}",
-                inside.display()
+fn from_archive(unpacked: UnpackedContext, choice: DockerfileChoice<'_>) -> Result<BuildInput> {
+    let inside = match choice {
+        DockerfileChoice::Stdin => None,
+        DockerfileChoice::Default => Some(Path::new("Dockerfile")),
+        DockerfileChoice::Path(path) => Some(path),
+    };
+    let (path, dockerfile) = match inside {
+        None => (None, read_stdin_dockerfile(std::io::stdin())?),
+        Some(inside) => {
+            let bytes = unpacked.read_file(inside).map_err(|e| {
+                miette!(
+                    "cannot read the Dockerfile {} in the build context archive: {e}",
+                    inside.display()
+                )
+            })?;
+            let name = inside.display().to_string();
+            let relative = inside.strip_prefix("/").unwrap_or(inside);
+            (
+                Some(unpacked.path().join(relative)),
+                DockerfileText { name, bytes },
             )
-        })?;
-        let name = inside.display().to_string();
-        let relative = inside.strip_prefix("/").unwrap_or(inside);
-        (
-            Some(unpacked.path().join(relative)),
-            DockerfileText { name, bytes },
-        )
+        }
     };
     Ok(BuildInput {
         context: unpacked.path().to_owned(),
@@ -191,9 +207,10 @@ fn read_dockerfile(path: &Path) -> Result<DockerfileText> {
     Ok(DockerfileText { name, bytes })
 }
 
-fn read_stdin_dockerfile() -> Result<DockerfileText> {
+/// A Dockerfile read from stdin (or what is left of it), named `<stdin>`.
+fn read_stdin_dockerfile(mut reader: impl Read) -> Result<DockerfileText> {
     let mut bytes = Vec::new();
-    std::io::stdin()
+    reader
         .read_to_end(&mut bytes)
         .map_err(|e| miette!("cannot read the Dockerfile from stdin: {e}"))?;
     Ok(DockerfileText {

@@ -10,8 +10,7 @@ use std::str::FromStr;
 /// One `--add-host` entry: a host name and the address it maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtraHost {
-    /// The name (one or more names separated by spaces is not allowed:
-    /// one entry, one name, as Docker validates it).
+    /// The host name (one per entry, without spaces).
     pub name: String,
     /// Its address.
     pub ip: IpAddr,
