@@ -383,11 +383,15 @@ impl Graph {
             Some(flag) => Some(self.platform_flag(flag)?),
             None => None,
         };
+        // A named context takes the place of a stage of the same name.
+        let named = self.named_contexts.get(&name.to_lowercase());
         let earlier = self.find_by_name(&name).filter(|&i| i < index);
-        let base = match earlier {
-            Some(i) => Base::Stage(i),
-            None if name == "scratch" => Base::Scratch,
-            None => {
+        let base = match (named, earlier) {
+            (Some(NamedContext::Local), _) => Base::Context(name.to_lowercase()),
+            (Some(NamedContext::Image(reference)), _) => Base::Image(reference.clone()),
+            (None, Some(i)) => Base::Stage(i),
+            (None, None) if name == "scratch" => Base::Scratch,
+            (None, None) => {
                 if let Some(later) = self.find_by_name(&name) {
                     let line = self
                         .dockerfile
@@ -400,11 +404,7 @@ impl Graph {
                         self.source.file, stage.span.start.line
                     ));
                 }
-                match self.named_contexts.get(&name.to_lowercase()) {
-                    Some(NamedContext::Local) => Base::Context(name.to_lowercase()),
-                    Some(NamedContext::Image(reference)) => Base::Image(reference.clone()),
-                    None => Base::Image(self.reference(&name, image.span)?),
-                }
+                Base::Image(self.reference(&name, image.span)?)
             }
         };
         Ok(StageNode {
@@ -505,7 +505,10 @@ impl Graph {
                 Some(i) => Some(i),
                 None => return Err(error(ErrorKind::InvalidStageIndex(n))),
             },
-            None => self.find_by_name(&from.value),
+            None => match self.named_source(&from.value) {
+                Some(named) => return Ok(named),
+                None => self.find_by_name(&from.value),
+            },
         };
         match stage {
             Some(i) if i == index => Err(error(ErrorKind::CircularDependency(self.label(index)))),
@@ -514,7 +517,7 @@ impl Graph {
                 stage: self.label(index),
             })),
             Some(i) => Ok(Source::Stage(i)),
-            None => self.outside_source(&from.value, from.span),
+            None => Ok(Source::Image(self.reference(&from.value, from.span)?)),
         }
     }
 
@@ -536,6 +539,9 @@ impl Graph {
         if dollar_then_char {
             return Err(error(ErrorKind::MountFromExpansion));
         }
+        if let Some(named) = self.named_source(from) {
+            return Ok(Some(named));
+        }
         match self.find_by_name(from) {
             Some(i) if i == index => Err(error(ErrorKind::CircularDependency(self.label(index)))),
             Some(i) if i > index => Err(error(ErrorKind::MountFromLaterStage {
@@ -543,16 +549,17 @@ impl Graph {
                 stage: self.label(index),
             })),
             Some(i) => Ok(Some(Source::Stage(i))),
-            None => self.outside_source(from, mount.span).map(Some),
+            None => Ok(Some(Source::Image(self.reference(from, mount.span)?))),
         }
     }
 
-    /// A `--from` that names no stage: a named context, or an image.
-    fn outside_source(&self, name: &str, span: Span) -> Result<Source, Error> {
-        match self.named_contexts.get(&name.to_lowercase()) {
-            Some(NamedContext::Local) => Ok(Source::Context(name.to_lowercase())),
-            Some(NamedContext::Image(reference)) => Ok(Source::Image(reference.clone())),
-            None => Ok(Source::Image(self.reference(name, span)?)),
+    /// What a `--from` name means when it is a `--build-context` (which
+    /// takes the place of a stage of the same name, as in BuildKit).
+    fn named_source(&self, name: &str) -> Option<Source> {
+        let lower = name.to_lowercase();
+        match self.named_contexts.get(&lower)? {
+            NamedContext::Local => Some(Source::Context(lower)),
+            NamedContext::Image(reference) => Some(Source::Image(reference.clone())),
         }
     }
 
