@@ -304,6 +304,21 @@ fn added_hosts_are_seen_by_run_steps_but_not_kept_in_the_image() {
     assert!(seen.contains("fd00::7\tv6\n"), "{seen}");
     let kept = std::fs::read_to_string(out.join("etc/hosts")).unwrap_or_default();
     assert!(!kept.contains("10.1.2.3"), "{kept}");
+
+    // The hosts are part of the step: another address runs it again.
+    let again = home.path("again");
+    home.build(&[
+        "--add-host",
+        "db:10.9.9.9",
+        "-o",
+        again.to_str().unwrap(),
+        context.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let seen = std::fs::read_to_string(again.join("seen-hosts")).unwrap();
+    assert!(seen.contains("10.9.9.9\tdb\n"), "{seen}");
+    assert!(!seen.contains("10.1.2.3"), "{seen}");
 }
 
 #[test]
