@@ -5,10 +5,10 @@
 mod support;
 
 use assert_cmd::Command;
-use builder::image::PlatformSpec;
+use builder::image::{PlatformSpec, Reference};
 use builder::plan::{
-    self, Base, BuildArgs, CopySource, ErrorKind, Graph, LoadError, Options, Platforms, Source,
-    StagePlan, StageStart, StepKind, Via,
+    self, Base, BuildArgs, CopySource, ErrorKind, Graph, LoadError, NamedContext, Options,
+    Platforms, Source, StagePlan, StageStart, StepKind, Via,
 };
 use predicates::prelude::*;
 use std::path::Path;
@@ -22,6 +22,7 @@ fn graph(dockerfile: &str, build_args: &[&str], target: Option<&str>) -> Result<
             build: PlatformSpec::parse("linux/amd64").unwrap(),
             target: PlatformSpec::parse("linux/arm64").unwrap(),
         },
+        named_contexts: Default::default(),
     };
     plan::load("Dockerfile", dockerfile.as_bytes(), options)
 }
@@ -237,6 +238,39 @@ fn copy_from_a_name_an_index_or_an_image() {
 }
 
 #[test]
+fn named_contexts_take_the_place_of_images_and_stages_of_their_name() {
+    let options = Options {
+        build_args: BuildArgs::default(),
+        target: None,
+        platforms: Platforms::for_target(None),
+        named_contexts: [
+            ("extra".to_owned(), NamedContext::Local),
+            (
+                "base".to_owned(),
+                NamedContext::Image(Reference::parse("alpine:3.20").unwrap()),
+            ),
+        ]
+        .into(),
+    };
+    let g = plan::load(
+        "Dockerfile",
+        b"FROM busybox AS extra\nRUN false\nFROM base AS b\nCOPY --from=Extra /x /x\nRUN --mount=from=extra,target=/m true\nFROM extra\nCOPY --from=b / /\n",
+        options,
+    )
+    .unwrap();
+    let Base::Image(reference) = &g.stages()[1].base else {
+        panic!("expected the docker-image:// context as the base");
+    };
+    assert_eq!(reference.to_string(), "docker.io/library/alpine:3.20");
+    let sources: Vec<&Source> = g.stages()[1].deps.iter().map(|d| &d.source).collect();
+    let extra = Source::Context("extra".to_owned());
+    assert_eq!(sources, [&extra, &extra]);
+    assert_eq!(g.stages()[2].base, Base::Context("extra".to_owned()));
+    // The stage the context replaces is not built.
+    assert_eq!(g.needed(), [false, true, true]);
+}
+
+#[test]
 fn run_mount_from_adds_an_edge() {
     let g = graph(
         "FROM scratch AS tools\nFROM scratch\nRUN --mount=type=bind,from=tools,target=/t --mount=type=cache,target=/c true\n",
@@ -407,6 +441,7 @@ fn realworld_corpus_plans_with_default_arguments() {
                         build_args: BuildArgs::default(),
                         target: None,
                         platforms: Platforms::for_target(None),
+                        named_contexts: Default::default(),
                     }
                 ),
                 Err(LoadError::Dockerfile(_))
@@ -417,6 +452,7 @@ fn realworld_corpus_plans_with_default_arguments() {
             build_args: BuildArgs::default(),
             target: None,
             platforms: Platforms::for_target(PlatformSpec::parse("linux/amd64").ok()),
+            named_contexts: Default::default(),
         };
         let outcome = plan::load(&name, &bytes, options)
             .map_err(|e| e.to_string())

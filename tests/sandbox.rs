@@ -70,6 +70,7 @@ impl Fixture {
             hosts: "127.0.0.1 localhost buildstep\n".into(),
             resolv_conf: "nameserver 192.0.2.53\n".into(),
             security: Security::default(),
+            shm_size: 64 << 20,
         }
     }
 

@@ -85,6 +85,9 @@ pub enum StepError {
         /// Why.
         source: Box<BaseError>,
     },
+    /// The plan names a `--build-context` the build was not given.
+    #[error("no --build-context named {0:?}")]
+    NoNamedContext(String),
     /// Something the executor does not do yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),

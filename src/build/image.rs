@@ -12,15 +12,21 @@ use crate::image::manifest::{canonical_json, new_manifest};
 use crate::store::{Store, StoreError};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 
-/// Stores the config and manifest of `result`; returns the manifest's
-/// descriptor and the config's digest.
+/// Stores the config and manifest of `result`, with `labels` (`--label`)
+/// set over the Dockerfile's; returns the manifest's descriptor and the
+/// config's digest.
 pub(super) fn write(
     store: &Store,
     result: &StageResult,
+    labels: &[(String, String)],
     source_date_epoch: Option<u64>,
 ) -> Result<(Descriptor, Digest), StoreError> {
     let blobs = store.blobs();
     let mut config = result.config.clone();
+    if !labels.is_empty() {
+        let own = config.config.labels.get_or_insert_with(Default::default);
+        own.extend(labels.iter().cloned());
+    }
     meta::finish(&mut config, &meta::timestamp(source_date_epoch));
     let config_bytes = config.to_canonical_json();
     let config_digest = blobs.put(&config_bytes)?;

@@ -28,6 +28,7 @@ use crate::exec::ExecOptions;
 use crate::registry::{Client, RegistryError};
 use crate::sandbox::Network;
 use oci_spec::image::{Descriptor, Digest};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -53,8 +54,14 @@ pub struct BuildOptions {
     pub network: Network,
     /// `--allow`: what RUN steps may be granted beyond the sandbox.
     pub entitlements: Entitlements,
-    /// Compression and `SOURCE_DATE_EPOCH`.
+    /// Compression, `SOURCE_DATE_EPOCH` and what RUN steps see.
     pub exec: ExecOptions,
+    /// `--label`: set on the image after the Dockerfile's LABELs.
+    pub labels: Vec<(String, String)>,
+    /// `--build-context NAME=DIR`: the named local contexts by
+    /// (lower-case) name; each has its own `.dockerignore` (at its root),
+    /// as in BuildKit, not the main context's.
+    pub named_contexts: BTreeMap<String, PathBuf>,
 }
 
 /// What a build produced.

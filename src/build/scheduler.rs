@@ -35,6 +35,8 @@ pub(super) struct Shared {
     context: tokio::sync::OnceCell<Arc<RootfsView>>,
     /// Content digests of context files, kept between builds.
     pub memo: Mutex<DigestMemo>,
+    /// Named local contexts walked so far, by name.
+    named_contexts: tokio::sync::Mutex<HashMap<String, Arc<RootfsView>>>,
     /// Images resolved so far, by reference.
     images: tokio::sync::Mutex<HashMap<String, Arc<ImageBase>>>,
 }
@@ -69,6 +71,28 @@ impl Shared {
             })
             .await
             .cloned()
+    }
+
+    /// The named local context `name` (`--build-context`) as a root
+    /// filesystem, walked once per build with its own `.dockerignore`
+    /// (as BuildKit loads a named local context; the main context's
+    /// ignore files do not apply to it).
+    pub async fn named_context(&self, name: &str) -> Result<Arc<RootfsView>, super::StepError> {
+        let mut walked = self.named_contexts.lock().await;
+        if let Some(view) = walked.get(name) {
+            return Ok(Arc::clone(view));
+        }
+        let dir = self
+            .options
+            .named_contexts
+            .get(name)
+            .ok_or_else(|| super::StepError::NoNamedContext(name.to_owned()))?;
+        let ignore = crate::ignore::IgnoreFile::for_build(dir, None)?;
+        let matcher = ignore.as_ref().map(|f| f.matcher()).transpose()?;
+        let entries = tokio::task::block_in_place(|| crate::context::walk(dir, matcher.as_ref()))?;
+        let view = Arc::new(RootfsView::context(dir, &entries)?);
+        walked.insert(name.to_owned(), Arc::clone(&view));
+        Ok(view)
     }
 
     /// The image `reference` for `platform`, resolved once per build, and
@@ -134,7 +158,7 @@ pub async fn build(
     }
     let memo = DigestMemo::load(&store.root().join("cache").join("context-digests"));
     let shared = Arc::new(Shared {
-        executor: Executor::new(store.clone(), sandbox, options.exec),
+        executor: Executor::new(store.clone(), sandbox, options.exec.clone()),
         graph: Arc::clone(&graph),
         store: store.clone(),
         clients,
@@ -145,6 +169,7 @@ pub async fn build(
         steps_cached: AtomicUsize::new(0),
         context: tokio::sync::OnceCell::new(),
         memo: Mutex::new(memo),
+        named_contexts: tokio::sync::Mutex::new(HashMap::new()),
         images: tokio::sync::Mutex::new(HashMap::new()),
     });
     let mut done: HashMap<usize, Arc<StageResult>> = HashMap::new();
@@ -180,8 +205,12 @@ pub async fn build(
     let result = done
         .get(&graph.target())
         .ok_or_else(|| BuildError::Task("the target stage did not run".to_owned()))?;
-    let (manifest, config) =
-        super::image::write(&store, result, shared.options.exec.source_date_epoch)?;
+    let (manifest, config) = super::image::write(
+        &store,
+        result,
+        &shared.options.labels,
+        shared.options.exec.source_date_epoch,
+    )?;
     let built = Built {
         manifest,
         config,

@@ -139,6 +139,35 @@ pub(super) async fn run_stage(
                 base.key.clone(),
             )
         }
+        Base::Context(name) => {
+            let step = format!("{} FROM {name} (build context)", counter.current());
+            let (id, started) = (shared.next_id(), Instant::now());
+            shared.send(StepProgress::Started {
+                id,
+                name: step.clone(),
+            });
+            let position = format!("{file}:{}:from", graph.label(index));
+            let outcome = context_base(shared, name, &position, shared.no_cache(index))
+                .await
+                .map_err(|source| {
+                    let site = Site::new(graph.source(), node.span);
+                    BuildError::Step(Box::new(StepFailure::new(site, step, source)))
+                })?;
+            shared.send(if outcome.cached {
+                StepProgress::Cached { id }
+            } else {
+                StepProgress::Done {
+                    id,
+                    elapsed: started.elapsed(),
+                }
+            });
+            (
+                StageStart::scratch(),
+                outcome.layer.into_iter().collect(),
+                None,
+                outcome.key,
+            )
+        }
         Base::Image(reference) => {
             let id = shared.next_id();
             let started = Instant::now();
@@ -454,6 +483,10 @@ impl StepContext<'_> {
             return Ok((SourceRoot::Context(self.shared.context().await?), None));
         };
         let layers = match &from.source {
+            plan::Source::Context(name) => {
+                let view = self.shared.named_context(name).await?;
+                return Ok((SourceRoot::Context(view), None));
+            }
             plan::Source::Stage(i) => {
                 self.earlier
                     .get(i)
@@ -635,6 +668,43 @@ impl StepContext<'_> {
         })?;
         Ok((outcome, format!("WORKDIR {dir}")))
     }
+}
+
+/// The layer of a stage whose base is a named local context: the
+/// context's files at `/`, keyed by their content like a COPY.
+async fn context_base(
+    shared: &Shared,
+    name: &str,
+    position: &str,
+    no_cache: bool,
+) -> Result<LayerOutcome, StepError> {
+    let view = shared.named_context(name).await?;
+    let request = copy_request(
+        &[CopySource::Path(".".to_owned())],
+        "/",
+        "/",
+        CopyFlags::default(),
+    );
+    let store = &shared.store;
+    tokio::task::block_in_place(|| {
+        let plan = plan_copy(&request, &SourceRoot::Context(view), None)?;
+        files::commit(
+            store,
+            shared.executor.options(),
+            &shared.memo,
+            &[],
+            &LayerStep {
+                parent_key: "scratch",
+                kind: "FROM",
+                words: vec![format!("context:{name}")],
+                user: "",
+                workdir: "/",
+                position,
+                no_cache,
+            },
+            plan,
+        )
+    })
 }
 
 /// The argv of a RUN: the exec form as written, or the stage's SHELL with

@@ -1,5 +1,6 @@
 //! `builder build [--dry-run] [--target T] [--build-arg K[=V]]…
-//! [--platform P] [-f FILE] CONTEXT`.
+//! [--platform P] [-f FILE|-] [--label K=V]… [--add-host H:IP]…
+//! [--shm-size N] [--build-context NAME=SRC]… CONTEXT|ARCHIVE|-`.
 //!
 //! Without `--dry-run` it builds the image (see [`super::build_image`]).
 //! `--dry-run` prints the plan: the stages in order with their bases, every
@@ -7,10 +8,12 @@
 //! run at the same time.
 
 use super::Globals;
+use super::build_flags::RunAndImageFlags;
 use super::build_image::{ImageArgs, build_image};
-use super::plan_input::{DockerfileArgs, load_graph};
+use super::build_input;
+use super::plan_input::plan_graph;
 use crate::image::PlatformSpec;
-use crate::plan::{Base, BuildArgs, Graph, Platforms, SkipReason, StagePlan, StepKind};
+use crate::plan::{Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepKind};
 use miette::{IntoDiagnostic as _, Result};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -19,7 +22,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct BuildCommandArgs {
     /// Print the plan (stages, expanded steps, parallel groups) and stop
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["outputs", "push"])]
     dry_run: bool,
     /// The stage to build (default: the last one)
     #[arg(long, value_name = "STAGE")]
@@ -31,12 +34,16 @@ pub struct BuildCommandArgs {
     /// supported yet)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
-    /// The Dockerfile (default: CONTEXT/Dockerfile)
+    /// The Dockerfile (default: CONTEXT/Dockerfile); - reads it from
+    /// stdin; with an archive context, a path inside the archive
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
     #[command(flatten)]
+    flags: RunAndImageFlags,
+    #[command(flatten)]
     image: ImageArgs,
-    /// The build context directory
+    /// The build context: a directory, a tar archive (plain, gzip, bzip2,
+    /// xz or zstd), or - for an archive (or a Dockerfile) on stdin
     #[arg(value_name = "CONTEXT")]
     context: PathBuf,
 }
@@ -56,16 +63,18 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
     let build_args = BuildArgs::from_flags(args.build_args.iter().map(String::as_str), |k| {
         std::env::var(k).ok()
     });
-    let dockerfile = DockerfileArgs {
-        file: args.file,
-        context: args.context,
-    };
-    let graph = load_graph(
-        &dockerfile,
+    // A usage error (exit code 2) rather than the build's failure.
+    if build_input::both_read_stdin(&args.context, args.file.as_deref()) {
+        usage_error(build_input::BOTH_READ_STDIN);
+    }
+    let input = build_input::resolve(&args.context, args.file.as_deref())?;
+    let options = Options {
         build_args,
-        args.target,
-        Platforms::for_target(target),
-    )?;
+        target: args.target,
+        platforms: Platforms::for_target(target),
+        named_contexts: args.flags.plan_contexts(),
+    };
+    let graph = plan_graph(&input.dockerfile, options)?;
     for warning in graph.warnings() {
         eprintln!("warning: {warning}");
     }
@@ -77,7 +86,7 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
         );
     }
     if !args.dry_run {
-        return build_image(globals, &dockerfile, graph, args.image);
+        return build_image(globals, &input, &args.flags, graph, args.image);
     }
     let needed: Vec<usize> = graph
         .needed()
@@ -88,6 +97,20 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
     let plans = graph.plan_stages(&needed, &mut |_| None)?;
     print!("{}", render(&graph, &plans));
     Ok(())
+}
+
+/// Reports a usage error as clap does (with the usage line) and exits
+/// with code 2, for conflicts clap cannot see (flag values).
+fn usage_error(message: &str) -> ! {
+    use clap::CommandFactory as _;
+    let mut cli = super::Cli::command();
+    // Built, so the usage line names the subcommand as `builder build`.
+    cli.build();
+    let error = match cli.find_subcommand_mut("build") {
+        Some(build) => build.error(clap::error::ErrorKind::ArgumentConflict, message),
+        None => cli.error(clap::error::ErrorKind::ArgumentConflict, message),
+    };
+    error.exit()
 }
 
 /// The dry-run report.
@@ -140,6 +163,7 @@ fn render_stage(out: &mut String, graph: &Graph, plan: &StagePlan) {
         Base::Scratch => "scratch".to_owned(),
         Base::Image(reference) => reference.to_string(),
         Base::Stage(b) => stage_ref(graph, *b),
+        Base::Context(name) => format!("{name} (build context)"),
     };
     let _ = writeln!(
         out,

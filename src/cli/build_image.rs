@@ -11,8 +11,9 @@
 //! the build cleanly (same exit code).
 
 use super::Globals;
+use super::build_flags::RunAndImageFlags;
+use super::build_input::BuildInput;
 use super::common::block_on;
-use super::plan_input::DockerfileArgs;
 use super::progress_arg::ProgressMode;
 use crate::build::{BuildOptions, Built, ClientFactory, Entitlement, Entitlements, build};
 use crate::exec::{ExecOptions, Snapshotter};
@@ -114,7 +115,8 @@ fn entitlements(args: &ImageArgs) -> Result<Entitlements> {
 /// Builds `graph` and delivers the image as `args` say.
 pub fn build_image(
     globals: &Globals,
-    dockerfile: &DockerfileArgs,
+    input: &BuildInput,
+    flags: &RunAndImageFlags,
     graph: Graph,
     args: ImageArgs,
 ) -> Result<()> {
@@ -147,8 +149,8 @@ pub fn build_image(
         .transpose()?;
     let entitlements = entitlements(&args)?;
     let options = BuildOptions {
-        context: dockerfile.context.clone(),
-        dockerfile: Some(dockerfile.path()),
+        context: input.context.clone(),
+        dockerfile: input.dockerfile_path.clone(),
         no_cache: args.no_cache,
         no_cache_stages: args.no_cache_filter.clone(),
         pull: args.pull,
@@ -164,7 +166,11 @@ pub fn build_image(
             },
             source_date_epoch,
             snapshotter: snapshotter_from_env()?,
+            extra_hosts: flags.add_hosts.clone(),
+            shm_size: flags.shm_size.unwrap_or(crate::sandbox::DEFAULT_SHM_SIZE),
         },
+        labels: flags.labels.clone(),
+        named_contexts: flags.context_dirs(),
     };
     let style = if args.quiet {
         Style::Quiet

@@ -2,9 +2,12 @@
 //! single place where errors become a report and an exit code.
 
 mod build;
+mod build_flags;
 mod build_image;
+mod build_input;
 mod check;
 mod common;
+mod completions;
 mod debug;
 mod images;
 mod inspect;
@@ -80,6 +83,7 @@ enum Command {
     Login(login::LoginArgs),
     Logout(logout::LogoutArgs),
     Inspect(inspect::InspectArgs),
+    Completions(completions::CompletionsArgs),
     /// Internal: runs one RUN step in a sandbox (re-executed by builder itself).
     #[command(name = "__sandbox", hide = true)]
     Sandbox(sandbox::SandboxArgs),
@@ -113,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Login(args) => login::run(globals, args),
         Command::Logout(args) => logout::run(globals, args),
         Command::Inspect(args) => inspect::run(globals, args),
+        Command::Completions(args) => completions::run(args),
         // The sandbox helper reports over its own protocol, not as a CLI.
         Command::Sandbox(args) => return sandbox::run(args),
     };

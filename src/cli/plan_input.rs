@@ -25,6 +25,16 @@ impl DockerfileArgs {
     }
 }
 
+/// A Dockerfile's text and the name reports give it (its path, or
+/// `<stdin>`).
+#[derive(Debug, Clone)]
+pub struct DockerfileText {
+    /// How errors name the file.
+    pub name: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// Reads the Dockerfile and builds its graph.
 pub fn load_graph(
     args: &DockerfileArgs,
@@ -41,8 +51,14 @@ pub fn load_graph(
         build_args,
         target,
         platforms,
+        named_contexts: Default::default(),
     };
-    plan::load(&name, &bytes, options).map_err(miette::Report::new)
+    plan_graph(&DockerfileText { name, bytes }, options)
+}
+
+/// Builds the graph of a Dockerfile already read.
+pub fn plan_graph(text: &DockerfileText, options: Options) -> Result<Graph> {
+    plan::load(&text.name, &text.bytes, options).map_err(miette::Report::new)
 }
 
 /// Refuses a context that names a remote source (a Git or HTTP URL) or

@@ -6,6 +6,7 @@
 //! `O_NOFOLLOW`, so a link swapped in during the walk cannot lead it out of
 //! the context.
 
+mod archive;
 pub mod digest;
 mod walk;
 
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use crate::file_kind::FileKind;
 use crate::ignore::PatternError;
 
+pub use archive::UnpackedContext;
 pub use walk::walk;
 
 /// One file, directory, link or special file of the context.
@@ -56,6 +58,14 @@ pub enum ContextError {
         path: PathBuf,
         /// The cause.
         source: io::Error,
+    },
+    /// A context archive could not be read or unpacked.
+    #[error("build context archive {archive}")]
+    Archive {
+        /// Where the archive came from (its path, or `<stdin>`).
+        archive: String,
+        /// What went wrong.
+        source: crate::layer::LayerError,
     },
     /// An ignore pattern failed while matching a path.
     #[error("matching {} against .dockerignore: {source}", path.display())]

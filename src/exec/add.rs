@@ -13,7 +13,7 @@
 //! - Git sources and `--keep-git-dir` are refused as not supported yet.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -129,8 +129,10 @@ fn unpack(target: &mut Target<'_>, file: &Path, dir: PathBuf) -> Result<(), Copy
         action: format!("{action} {}", file.display()),
         source,
     };
-    let reader = decompressed(File::open(file).map_err(|e| io_err("opening", e))?)
-        .map_err(|e| io_err("decompressing", e))?;
+    let reader = crate::layer::compress::decompress_sniffed(
+        File::open(file).map_err(|e| io_err("opening", e))?,
+    )
+    .map_err(|e| io_err("decompressing", e))?;
     let (ownership, owners) = if rustix::process::geteuid().is_root() {
         (Ownership::Preserve, OwnerMap::Identity)
     } else {
@@ -186,7 +188,7 @@ fn is_archive(path: &Path) -> Result<bool, CopyError> {
 /// Whether the content, decompressed by its magic bytes, starts with a tar
 /// header (the `ustar` magic of POSIX, GNU and PAX tars).
 fn looks_like_tar(file: File) -> std::io::Result<bool> {
-    let mut reader = match decompressed(file) {
+    let mut reader = match crate::layer::compress::decompress_sniffed(file) {
         Ok(reader) => reader,
         Err(_) => return Ok(false),
     };
@@ -201,24 +203,6 @@ fn looks_like_tar(file: File) -> std::io::Result<bool> {
         }
     }
     Ok(filled == block.len() && block.get(257..262) == Some(b"ustar".as_slice()))
-}
-
-/// The content of `file` decompressed by its first bytes: gzip, bzip2, xz,
-/// zstd, or as is.
-fn decompressed(file: File) -> std::io::Result<Box<dyn Read + Send>> {
-    let mut reader = BufReader::new(file);
-    let head = reader.fill_buf()?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
-    } else if head.starts_with(b"BZh") {
-        Box::new(bzip2::bufread::MultiBzDecoder::new(reader))
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(reader))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(reader)?)
-    } else {
-        Box::new(reader)
-    })
 }
 
 /// An `http://` or `https://` source.

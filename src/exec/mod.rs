@@ -20,6 +20,7 @@ pub mod config;
 pub mod copy;
 mod download;
 mod error;
+pub mod extra_hosts;
 mod gofmt;
 pub mod meta;
 pub mod mkdir;
@@ -33,6 +34,7 @@ pub mod user;
 mod user_of;
 
 pub use error::CopyError;
+pub use extra_hosts::ExtraHost;
 pub use plan::{CacheInput, CopyPlan, DefaultOwner, SourceRecord};
 pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, Snapshotter, StepEvent};
 pub use run_mounts::StepMounts;

@@ -19,7 +19,8 @@ use crate::layer::extract::{ExtractOptions, WhiteoutStyle, extract};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
 use crate::sandbox::{
-    EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec, Stream,
+    DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec,
+    Stream,
 };
 use crate::store::{CacheRecord, CachedLayer, Store, chain_id, extract_options};
 use oci_spec::image::{Descriptor, Digest, MediaType};
@@ -93,7 +94,7 @@ pub enum Snapshotter {
 }
 
 /// Settings that hold for every step of a build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOptions {
     /// How new layers are compressed.
     pub compression: Compression,
@@ -101,6 +102,10 @@ pub struct ExecOptions {
     pub source_date_epoch: Option<u64>,
     /// How RUN steps get their root filesystem (the layers are the same).
     pub snapshotter: Snapshotter,
+    /// `--add-host`: lines added to every RUN step's `/etc/hosts`.
+    pub extra_hosts: Vec<super::ExtraHost>,
+    /// `--shm-size`: the size of every RUN step's `/dev/shm`, in bytes.
+    pub shm_size: u64,
 }
 
 impl Default for ExecOptions {
@@ -109,6 +114,8 @@ impl Default for ExecOptions {
             compression: Compression::Gzip,
             source_date_epoch: None,
             snapshotter: Snapshotter::Overlay,
+            extra_hosts: Vec::new(),
+            shm_size: DEFAULT_SHM_SIZE,
         }
     }
 }
@@ -158,6 +165,14 @@ impl RunStep {
         );
         if let Some(epoch) = options.source_date_epoch {
             flags.insert("source-date-epoch".to_owned(), epoch.to_string());
+        }
+        // Only when set, so the keys of earlier builds still match.
+        if !options.extra_hosts.is_empty() {
+            let hosts: Vec<String> = options.extra_hosts.iter().map(|h| h.to_string()).collect();
+            flags.insert("add-host".to_owned(), hosts.join(", "));
+        }
+        if options.shm_size != DEFAULT_SHM_SIZE {
+            flags.insert("shm-size".to_owned(), options.shm_size.to_string());
         }
         StepInputs {
             parent: parent_key.to_owned(),
@@ -212,14 +227,13 @@ impl Executor {
     /// An executor writing into `store` and running steps in `sandbox`.
     pub fn new(store: Store, sandbox: Sandbox, options: ExecOptions) -> Self {
         let owners = sandbox.layer_owners();
+        let copy = options.snapshotter == Snapshotter::Copy;
         Self {
             store,
             sandbox,
             options,
             owners,
-            overlay_unavailable: Arc::new(AtomicBool::new(
-                options.snapshotter == Snapshotter::Copy,
-            )),
+            overlay_unavailable: Arc::new(AtomicBool::new(copy)),
         }
     }
 
@@ -457,9 +471,10 @@ impl Executor {
             }),
             network: step.network,
             hostname: HOSTNAME.to_owned(),
-            hosts: hosts_file(),
+            hosts: hosts_file(&self.options.extra_hosts),
             resolv_conf: resolv_conf(step.network),
             security: step.security,
+            shm_size: self.options.shm_size,
         })
     }
 
@@ -512,9 +527,15 @@ impl Executor {
     }
 }
 
-/// The step's `/etc/hosts`: loopback names and the step's hostname.
-fn hosts_file() -> String {
-    format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+/// The step's `/etc/hosts`: loopback names and the step's hostname, then
+/// the `--add-host` entries.
+fn hosts_file(extra: &[super::ExtraHost]) -> String {
+    let mut hosts =
+        format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for host in extra {
+        hosts.push_str(&format!("{host}\n"));
+    }
+    hosts
 }
 
 /// The step's `/etc/resolv.conf`: the host's; without the network of the
@@ -573,7 +594,8 @@ mod tests {
 
     #[test]
     fn hosts_name_loopback_and_the_step() {
-        let hosts = hosts_file();
+        let hosts = hosts_file(&["db:10.0.0.7".parse().unwrap()]);
+        assert!(hosts.ends_with("\n10.0.0.7\tdb\n"), "{hosts}");
         assert!(hosts.contains("127.0.0.1\tlocalhost buildkitsandbox\n"));
         assert!(hosts.contains("::1\tlocalhost ip6-localhost"));
     }

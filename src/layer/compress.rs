@@ -124,6 +124,26 @@ pub fn decompress<'a, R: Read + Send + 'a>(
     })
 }
 
+/// A stream decompressed as its first bytes say: gzip, bzip2, xz, zstd,
+/// or as is. What ADD and a tar build context accept, as Docker does.
+pub fn decompress_sniffed<'a, R: Read + Send + 'a>(
+    reader: R,
+) -> io::Result<Box<dyn Read + Send + 'a>> {
+    let mut reader = BufReader::new(reader);
+    let head = reader.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
+    } else if head.starts_with(b"BZh") {
+        Box::new(bzip2::bufread::MultiBzDecoder::new(reader))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(reader))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(reader)?)
+    } else {
+        Box::new(reader)
+    })
+}
+
 /// How many bytes the producer hands over at a time, and how many such
 /// chunks may wait: enough to keep both threads busy, little memory.
 const CHUNK: usize = 256 * 1024;

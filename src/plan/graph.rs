@@ -15,6 +15,7 @@ use crate::dockerfile::ast::{Span, Word};
 use crate::dockerfile::expand::Lexer;
 use crate::dockerfile::instructions::{Dockerfile, Instruction, InstructionKind};
 use crate::image::{PlatformSpec, Reference};
+use std::collections::BTreeMap;
 
 /// What a build is asked to do, beyond the Dockerfile itself.
 #[derive(Debug, Clone)]
@@ -25,6 +26,17 @@ pub struct Options {
     pub target: Option<String>,
     /// The build and target platforms.
     pub platforms: Platforms,
+    /// `--build-context`: named contexts by (lower-case) name.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// What a `--build-context` name stands for, to the planner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory, given to the build by name.
+    Local,
+    /// `docker-image://REF`: this image wherever the name is used.
+    Image(Reference),
 }
 
 /// Where a stage starts from.
@@ -36,6 +48,9 @@ pub enum Base {
     Image(Reference),
     /// An earlier stage of the same file, by index.
     Stage(usize),
+    /// A named local context (`--build-context NAME=DIR`): its files are
+    /// the stage's root filesystem.
+    Context(String),
 }
 
 /// Where files come from for `COPY --from` or `RUN --mount=from=`.
@@ -45,6 +60,8 @@ pub enum Source {
     Stage(usize),
     /// An image that is not a stage.
     Image(Reference),
+    /// A named local context (`--build-context NAME=DIR`), by name.
+    Context(String),
 }
 
 /// How a stage uses another stage or an image besides its base.
@@ -94,7 +111,7 @@ impl StageNode {
             .iter()
             .filter_map(|d| match d.source {
                 Source::Stage(i) => Some(i),
-                Source::Image(_) => None,
+                Source::Image(_) | Source::Context(_) => None,
             })
             .chain(match self.base {
                 Base::Stage(i) => Some(i),
@@ -126,6 +143,7 @@ pub struct Graph {
     pub(crate) platforms: Platforms,
     pub(crate) build_args: BuildArgs,
     pub(crate) global_args: EnvList,
+    named_contexts: BTreeMap<String, NamedContext>,
     stages: Vec<StageNode>,
     target: usize,
     warnings: Vec<String>,
@@ -153,6 +171,7 @@ impl Graph {
             platforms: options.platforms,
             build_args: options.build_args,
             global_args,
+            named_contexts: options.named_contexts,
             stages: Vec::new(),
             target: 0,
             warnings: Vec::new(),
@@ -364,11 +383,15 @@ impl Graph {
             Some(flag) => Some(self.platform_flag(flag)?),
             None => None,
         };
+        // A named context takes the place of a stage of the same name.
+        let named = self.named_contexts.get(&name.to_lowercase());
         let earlier = self.find_by_name(&name).filter(|&i| i < index);
-        let base = match earlier {
-            Some(i) => Base::Stage(i),
-            None if name == "scratch" => Base::Scratch,
-            None => {
+        let base = match (named, earlier) {
+            (Some(NamedContext::Local), _) => Base::Context(name.to_lowercase()),
+            (Some(NamedContext::Image(reference)), _) => Base::Image(reference.clone()),
+            (None, Some(i)) => Base::Stage(i),
+            (None, None) if name == "scratch" => Base::Scratch,
+            (None, None) => {
                 if let Some(later) = self.find_by_name(&name) {
                     let line = self
                         .dockerfile
@@ -482,7 +505,10 @@ impl Graph {
                 Some(i) => Some(i),
                 None => return Err(error(ErrorKind::InvalidStageIndex(n))),
             },
-            None => self.find_by_name(&from.value),
+            None => match self.named_source(&from.value) {
+                Some(named) => return Ok(named),
+                None => self.find_by_name(&from.value),
+            },
         };
         match stage {
             Some(i) if i == index => Err(error(ErrorKind::CircularDependency(self.label(index)))),
@@ -513,6 +539,9 @@ impl Graph {
         if dollar_then_char {
             return Err(error(ErrorKind::MountFromExpansion));
         }
+        if let Some(named) = self.named_source(from) {
+            return Ok(Some(named));
+        }
         match self.find_by_name(from) {
             Some(i) if i == index => Err(error(ErrorKind::CircularDependency(self.label(index)))),
             Some(i) if i > index => Err(error(ErrorKind::MountFromLaterStage {
@@ -521,6 +550,16 @@ impl Graph {
             })),
             Some(i) => Ok(Some(Source::Stage(i))),
             None => Ok(Some(Source::Image(self.reference(from, mount.span)?))),
+        }
+    }
+
+    /// What a `--from` name means when it is a `--build-context` (which
+    /// takes the place of a stage of the same name, as in BuildKit).
+    fn named_source(&self, name: &str) -> Option<Source> {
+        let lower = name.to_lowercase();
+        match self.named_contexts.get(&lower)? {
+            NamedContext::Local => Some(Source::Context(lower)),
+            NamedContext::Image(reference) => Some(Source::Image(reference.clone())),
         }
     }
 

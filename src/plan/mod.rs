@@ -18,10 +18,12 @@ mod step;
 
 pub use args::{ArgValue, BuildArgs, DEFAULT_PATH, EnvList, StageEnv};
 pub use error::{Error, ErrorKind, SourceFile};
-pub use graph::{Base, Dependency, Graph, Options, SkipReason, Source, StageNode, Via};
+pub use graph::{
+    Base, Dependency, Graph, NamedContext, Options, SkipReason, Source, StageNode, Via,
+};
 pub use mount::{MountField, MountSpec};
 pub use platform::Platforms;
-pub use run_mount::{Mount, MountError, SecretMount, Sharing};
+pub use run_mount::{Mount, MountError, SecretMount, Sharing, ram_in_bytes};
 pub use stage::{StagePlan, StageStart};
 pub use step::{
     AddStep, CommandLine, CopyFrom, CopySource, CopyStep, RunMount, RunStep, Step, StepKind,

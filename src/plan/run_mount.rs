@@ -375,7 +375,7 @@ fn number(key: &'static str, value: &str, radix: u32) -> Result<u32, MountError>
 
 /// go-units' `RAMInBytes`: a decimal number, optional space, then an
 /// optional `k`/`m`/`g`/`t`/`p` (powers of 1024), optional `i`, optional `b`.
-fn ram_in_bytes(value: &str) -> Option<u64> {
+pub fn ram_in_bytes(value: &str) -> Option<u64> {
     let number_end = value
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(value.len());

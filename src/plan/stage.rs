@@ -113,7 +113,7 @@ impl StagePlan {
             })
             .filter_map(|source| match source {
                 super::graph::Source::Stage(i) => Some(*i),
-                super::graph::Source::Image(_) => None,
+                super::graph::Source::Image(_) | super::graph::Source::Context(_) => None,
             })
             .collect();
         stages.sort_unstable();
@@ -241,7 +241,7 @@ impl Graph {
                 continue;
             };
             let start = match &node.base {
-                Base::Scratch => StageStart::scratch(),
+                Base::Scratch | Base::Context(_) => StageStart::scratch(),
                 Base::Image(reference) => match image_env(reference) {
                     Some(env) => StageStart::image(&env),
                     None => StageStart::unresolved_image(),

@@ -35,7 +35,7 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     mounts::mount_proc(&root)?;
     // devpts refuses a gid the user namespace does not map.
     let tty_gid = request.user_namespace.is_none_or(|map| map.gids > 5);
-    mounts::mount_dev(&root, tty_gid.then_some(5))?;
+    mounts::mount_dev(&root, tty_gid.then_some(5), spec.shm_size)?;
     mounts::mount_sys(&root, spec.security)?;
     mounts::mount_etc_files(&root, scratch)?;
     let mut binds = mounts::detach_binds(&spec.mounts)?;

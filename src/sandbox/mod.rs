@@ -36,4 +36,7 @@ mod targets;
 
 pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
-pub use spec::{BindMount, EnvVar, Network, Rootfs, Security, Spec, SpecError, TmpfsMount, User};
+pub use spec::{
+    BindMount, DEFAULT_SHM_SIZE, EnvVar, Network, Rootfs, Security, Spec, SpecError, TmpfsMount,
+    User,
+};

@@ -183,8 +183,13 @@ pub(crate) fn mount_proc(root: &Path) -> Result<(), SetupError> {
 /// Device nodes bind-mounted from the host into the step's `/dev`.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// A tmpfs `/dev` with the usual devices, a private devpts and `/dev/shm`.
-pub(crate) fn mount_dev(root: &Path, devpts_gid: Option<u32>) -> Result<(), SetupError> {
+/// A tmpfs `/dev` with the usual devices, a private devpts and a
+/// `/dev/shm` of `shm_size` bytes.
+pub(crate) fn mount_dev(
+    root: &Path,
+    devpts_gid: Option<u32>,
+    shm_size: u64,
+) -> Result<(), SetupError> {
     let dev = root.join("dev");
     mount_fs(
         "tmpfs",
@@ -219,11 +224,13 @@ pub(crate) fn mount_dev(root: &Path, devpts_gid: Option<u32>) -> Result<(), Setu
     )?;
     let shm = dev.join("shm");
     fs::create_dir(&shm).context(|| "creating /dev/shm".into())?;
+    let options = std::ffi::CString::new(format!("mode=1777,size={shm_size}"))
+        .map_err(|err| SetupError::Invalid(err.to_string()))?;
     mount_fs(
         "tmpfs",
         &shm,
         MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-        c"mode=1777,size=65536k",
+        &options,
         "/dev/shm",
     )?;
     for (link, points_to) in [

@@ -36,6 +36,16 @@ pub struct Spec {
     /// How far the step is confined (`RUN --security`).
     #[serde(default)]
     pub security: Security,
+    /// The size of the step's `/dev/shm` tmpfs, in bytes.
+    #[serde(default = "default_shm_size")]
+    pub shm_size: u64,
+}
+
+/// The size of a RUN step's `/dev/shm` unless `--shm-size` says (Docker's).
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
+fn default_shm_size() -> u64 {
+    DEFAULT_SHM_SIZE
 }
 
 /// The root filesystem of a step.
@@ -281,6 +291,7 @@ mod tests {
             hosts: String::new(),
             resolv_conf: String::new(),
             security: Security::default(),
+            shm_size: default_shm_size(),
         }
     }
 
