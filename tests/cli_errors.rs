@@ -296,12 +296,12 @@ fn a_remote_context_is_refused_with_what_to_do() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "CONTEXT \"{url}\" is a remote context: only local directories are supported for now"
+            "CONTEXT \"{url}\" is a remote context (git, https): not supported yet"
         )),
         "{stderr}"
     );
     assert!(
-        stderr.contains("help: clone or download it and pass its directory"),
+        stderr.contains("help: clone or download it and pass its directory or archive"),
         "{stderr}"
     );
 }

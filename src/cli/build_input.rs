@@ -111,8 +111,8 @@ pub fn resolve(context: &Path, file: Option<&Path>) -> Result<BuildInput> {
     let choice = DockerfileChoice::of(file);
     match ContextSource::of(context) {
         ContextSource::Remote(url) => Err(miette!(
-            "the build context {url} is a URL: remote contexts (git, https) are not supported yet; \
-             clone or download it and give its directory or archive"
+            help = "clone or download it and pass its directory or archive",
+            "CONTEXT {url:?} is a remote context (git, https): not supported yet"
         )),
         ContextSource::Dir(dir) => {
             if !dir.is_dir() {

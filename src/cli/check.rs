@@ -1,8 +1,9 @@
 //! `builder check [-f FILE] [CONTEXT]`: parse a Dockerfile, build its graph
 //! and expand every stage, reporting errors without building anything.
 
-use super::plan_input::{DockerfileArgs, load_graph};
-use crate::plan::{BuildArgs, Platforms};
+use super::build_input;
+use super::plan_input::{DockerfileArgs, plan_graph};
+use crate::plan::{Options, Platforms};
 use miette::Result;
 
 /// Check a Dockerfile without building: syntax, stages, references and
@@ -16,12 +17,14 @@ pub struct CheckArgs {
 /// Plans every stage (not only the last one's) and prints a one-line
 /// summary.
 pub fn run(args: CheckArgs) -> Result<()> {
-    let graph = load_graph(
-        &args.dockerfile,
-        BuildArgs::default(),
-        None,
-        Platforms::for_target(None),
-    )?;
+    let input = build_input::resolve(&args.dockerfile.context, args.dockerfile.file.as_deref())?;
+    let options = Options {
+        build_args: Default::default(),
+        target: None,
+        platforms: Platforms::for_target(None),
+        named_contexts: Default::default(),
+    };
+    let graph = plan_graph(&input.dockerfile, options)?;
     for warning in graph.warnings() {
         eprintln!("warning: {warning}");
     }
