@@ -11,6 +11,7 @@ use super::Globals;
 use super::build_flags::RunAndImageFlags;
 use super::build_image::{ImageArgs, build_image};
 use super::build_input;
+use super::common::print_line;
 use super::plan_input::plan_graph;
 use crate::image::PlatformSpec;
 use crate::plan::{Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepKind};
@@ -95,7 +96,7 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
         .filter_map(|(i, n)| n.then_some(i))
         .collect();
     let plans = graph.plan_stages(&needed, &mut |_| None)?;
-    print!("{}", render(&graph, &plans));
+    print_line(render(&graph, &plans).trim_end())?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use super::Globals;
 use super::build_flags::RunAndImageFlags;
 use super::build_input::BuildInput;
 use super::common::block_on;
+use super::common::print_line;
 use super::progress_arg::ProgressMode;
 use crate::build::{BuildOptions, Built, ClientFactory, Entitlement, Entitlements, build};
 use crate::exec::{ExecOptions, Snapshotter};
@@ -223,7 +224,7 @@ pub fn build_image(
     let _ = renderer.join();
     let built = outcome?;
     if args.quiet {
-        println!("{}", built.config);
+        print_line(format_args!("{}", built.config))?;
     }
     if let Some(path) = &args.iidfile {
         std::fs::write(path, built.config.to_string())

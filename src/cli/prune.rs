@@ -1,6 +1,7 @@
 //! `builder prune`: free the space of content no image name reaches.
 
 use super::Globals;
+use super::common::print_line;
 use super::images::human_size;
 use miette::{IntoDiagnostic as _, Result};
 
@@ -19,24 +20,24 @@ pub fn run(globals: &Globals, args: PruneArgs) -> Result<()> {
     let mut removed = report.removed_blobs;
     removed.sort_by_key(|d| d.to_string());
     for digest in &removed {
-        println!("Deleted: {digest}");
+        print_line(format_args!("Deleted: {digest}"))?;
     }
     if report.removed_temp_files > 0 {
-        println!(
+        print_line(format_args!(
             "Removed {} leftover temporary file(s)",
             report.removed_temp_files
-        );
+        ))?;
     }
     if args.cache_mounts {
         let pruned = store.prune_cache_mounts().into_diagnostic()?;
-        println!("Removed {} cache mount(s)", pruned.removed);
+        print_line(format_args!("Removed {} cache mount(s)", pruned.removed))?;
         if pruned.in_use > 0 {
-            println!("Kept {} cache mount(s) in use", pruned.in_use);
+            print_line(format_args!("Kept {} cache mount(s) in use", pruned.in_use))?;
         }
     }
-    println!(
+    print_line(format_args!(
         "Total reclaimed space: {}",
         human_size(report.reclaimed_bytes)
-    );
+    ))?;
     Ok(())
 }
