@@ -57,6 +57,8 @@ impl Fixture {
             },
             mounts: vec![],
             tmpfs: vec![],
+            secrets: vec![],
+            secret_env: vec![],
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
             env: vec![EnvVar {
                 name: "PATH".into(),

@@ -14,10 +14,13 @@ mod error;
 mod files;
 mod image;
 mod scheduler;
+pub mod secrets;
+mod ssh_agent;
 mod stage;
 
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use scheduler::build;
+pub use secrets::BuildSecrets;
 
 use crate::exec::ExecOptions;
 use crate::registry::{Client, RegistryError};
@@ -48,6 +51,8 @@ pub struct BuildOptions {
     pub network: Network,
     /// Compression and `SOURCE_DATE_EPOCH`.
     pub exec: ExecOptions,
+    /// `--secret` and `--ssh`: what `RUN --mount=type=secret|ssh` may use.
+    pub secrets: BuildSecrets,
 }
 
 /// What a build produced.

@@ -95,6 +95,14 @@ pub struct ImageArgs {
     /// Progress output: auto (bars on a terminal) or plain
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
+    /// A secret for RUN --mount=type=secret, from a file or a variable;
+    /// id=ID alone reads variable ID if set, else file ID (repeatable)
+    #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VAR]")]
+    secrets: Vec<String>,
+    /// An ssh-agent socket for RUN --mount=type=ssh; `default` alone is
+    /// $SSH_AUTH_SOCK (repeatable)
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    ssh: Vec<String>,
 }
 
 /// Builds `graph` and delivers the image as `args` say.
@@ -148,6 +156,7 @@ pub fn build_image(
             source_date_epoch,
             snapshotter: snapshotter_from_env()?,
         },
+        secrets: super::secrets::build_secrets(&args.secrets, &args.ssh)?,
     };
     let tty = args.progress == ProgressMode::Auto && std::io::stderr().is_terminal();
     let (sender, renderer) = progress::spawn_renderer_for(tty);

@@ -16,6 +16,7 @@ mod pull;
 mod push;
 mod rmi;
 mod sandbox;
+mod secrets;
 mod tag;
 
 use crate::store::{Store, default_root};
@@ -68,7 +69,7 @@ impl Globals {
 enum Command {
     /// Look inside builder's stages (parse trees and the like).
     Debug(debug::DebugArgs),
-    Build(build::BuildCommandArgs),
+    Build(Box<build::BuildCommandArgs>),
     Check(check::CheckArgs),
     Images(images::ImagesArgs),
     Tag(tag::TagArgs),
@@ -101,7 +102,7 @@ pub fn main() -> ExitCode {
     let globals = &cli.globals;
     let outcome = match command {
         Command::Debug(args) => return debug::run(args),
-        Command::Build(args) => build::run(globals, args),
+        Command::Build(args) => build::run(globals, *args),
         Command::Check(args) => check::run(args),
         Command::Images(args) => images::run(globals, args),
         Command::Tag(args) => tag::run(globals, args),

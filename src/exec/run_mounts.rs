@@ -4,7 +4,7 @@
 //! and the empty ones the image did not have are removed again.
 
 use super::ExecError;
-use crate::sandbox::{BindMount, TmpfsMount};
+use crate::sandbox::{BindMount, SecretEnv, SecretFile, TmpfsMount};
 use std::path::{Path, PathBuf};
 
 /// The mounts of one RUN step, ready for the sandbox.
@@ -14,6 +14,14 @@ pub struct StepMounts {
     pub binds: Vec<BindMount>,
     /// Fresh tmpfs mounts.
     pub tmpfs: Vec<TmpfsMount>,
+    /// Secret files (`type=secret`), on a tmpfs of the step's own.
+    pub secrets: Vec<SecretFile>,
+    /// Secret environment variables (`type=secret,env=`): in the step's
+    /// process only, never in the cache key, config or history.
+    pub secret_env: Vec<SecretEnv>,
+    /// Variables the mounts add to the step's environment
+    /// (`SSH_AUTH_SOCK` for `type=ssh`); they follow from the mount specs.
+    pub env: Vec<(String, String)>,
     /// What the step's cache key records of each mount: its spec and, for
     /// bound files, a digest of their content. Cache mounts record no content.
     pub keys: Vec<String>,
@@ -26,6 +34,7 @@ impl StepMounts {
             .iter()
             .map(|b| b.target.as_path())
             .chain(self.tmpfs.iter().map(|t| t.target.as_path()))
+            .chain(self.secrets.iter().map(|s| s.target.as_path()))
     }
 
     /// Removes from `result` (an overlay upper directory, or a rootfs copy)

@@ -124,7 +124,9 @@ impl StatusPipe {
 
 fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     let mut stdin = std::io::stdin().lock();
-    let request: Request = serde_json::from_str(&read_line(&mut stdin)?)
+    // The line may hold secrets: it is wiped once parsed.
+    let line = zeroize::Zeroizing::new(read_line(&mut stdin)?);
+    let request: Request = serde_json::from_str(&line)
         .map_err(|err| SetupError::Invalid(format!("reading the sandbox request: {err}")))?;
     request
         .spec
@@ -272,6 +274,12 @@ impl Scratch {
     /// The host file behind the step's `/etc/<name>`.
     pub(crate) fn etc_file(&self, name: &str) -> PathBuf {
         self.dir.join("etc").join(name)
+    }
+
+    /// Where the step's pid 1 mounts the tmpfs holding its secret files;
+    /// on the host it stays an empty directory.
+    pub(crate) fn secrets(&self) -> PathBuf {
+        self.dir.join("secrets")
     }
 
     /// The top lower layer holding the mountpoints (overlay rootfs only).

@@ -13,6 +13,8 @@
 //! resolv.conf}` live in an extra top lower layer made per step (as Docker's
 //! init layer), so they never reach the upper directory. Only the working
 //! directory and extra bind-mount targets, when missing, are created there.
+//! Secrets reach the step inside the request (never through a host file)
+//! and are written to a tmpfs of the step's own mount namespace (`secret`).
 //! That layer's `/etc`, `/proc`, `/sys` and `/dev` copy the image's mode,
 //! owner and times, so a step writing into `/etc` copies `/etc` up as the
 //! image has it (extended attributes of those four directories are not
@@ -29,8 +31,10 @@ mod mounts;
 mod namespaces;
 mod process;
 mod protocol;
+mod secret;
 pub mod spec;
 
 pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
+pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{BindMount, EnvVar, Network, Rootfs, Spec, SpecError, TmpfsMount, User};
