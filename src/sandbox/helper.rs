@@ -124,10 +124,12 @@ impl StatusPipe {
 
 fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     let mut stdin = std::io::stdin().lock();
-    // The line may hold secrets: it is wiped once parsed.
-    let line = zeroize::Zeroizing::new(read_line(&mut stdin)?);
-    let request: Request = serde_json::from_str(&line)
-        .map_err(|err| SetupError::Invalid(format!("reading the sandbox request: {err}")))?;
+    let mut request: Request = {
+        // The line may hold secrets: it is wiped once parsed.
+        let line = zeroize::Zeroizing::new(read_line(&mut stdin)?);
+        serde_json::from_str(&line)
+            .map_err(|err| SetupError::Invalid(format!("reading the sandbox request: {err}")))?
+    };
     request
         .spec
         .validate()
@@ -163,6 +165,9 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
         unsafe { libc::_exit(i32::from(SETUP_FAILED)) };
     }
     drop(alive_read);
+    // Only the step needs its secrets; the helper wipes its copies now.
+    request.spec.secrets.clear();
+    request.spec.secret_env.clear();
     let ended = wait_for(pid);
     let cleaned = scratch.cleanup();
     drop(alive_write);
