@@ -120,6 +120,8 @@ fn secrets_reach_their_step_and_nothing_builder_keeps() {
     let local = home.path("local");
     let layout = home.path("layout");
     let tar = home.path("image.tar");
+    let tmp = home.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let output = home
         .build(&[
             "--secret",
@@ -135,6 +137,8 @@ fn secrets_reach_their_step_and_nothing_builder_keeps() {
             context.to_str().unwrap(),
         ])
         .env("SECRET_API_VALUE", &env_value)
+        // The sandbox's scratch directories too are in the searched home.
+        .env("TMPDIR", &tmp)
         .output()
         .unwrap();
     let stderr = stderr_of(&output);
@@ -172,7 +176,8 @@ fn secrets_reach_their_step_and_nothing_builder_keeps() {
     );
 
     // No byte builder wrote holds either value: store (blobs, snapshots,
-    // cache records, refs), the three outputs, stdout and stderr.
+    // cache records, refs), the three outputs, its temporary files, stdout
+    // and stderr.
     for value in [&file_value, &env_value] {
         let found = files_holding(home.dir.path(), value);
         assert!(found.is_empty(), "{value} found in {found:?}");
