@@ -85,9 +85,7 @@ pub enum SecretFlagError {
     #[error("--ssh {0}: invalid empty ssh agent socket: make sure SSH_AUTH_SOCK is set")]
     SshNoAgent(String),
     /// More than one socket for one ID.
-    #[error(
-        "--ssh {id}: {count} sockets given; builder forwards one ssh-agent socket per ID (use one ID per agent)"
-    )]
+    #[error("--ssh {id}: only single socket allowed ({count} given; use one ID per agent socket)")]
     SshManySockets {
         /// The ID.
         id: String,
@@ -516,7 +514,7 @@ mod tests {
         assert!(err.contains("invalid duplicate ID"), "{err}");
         let two = format!("k={0},{0}", socket.display());
         let err = refused(&[ssh(&two)], &none);
-        assert!(err.contains("2 sockets given"), "{err}");
+        assert!(err.contains("only single socket allowed (2 given"), "{err}");
         let err = refused(&[ssh("k=/nonexistent/agent")], &none);
         assert!(err.contains("failed to stat /nonexistent/agent"), "{err}");
     }

@@ -413,6 +413,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn base_names_follow_go() {
+        assert_eq!(base_name("/root/.npmrc"), ".npmrc");
+        assert_eq!(base_name("a/b/"), "b");
+        assert_eq!(base_name("tok"), "tok");
+        assert_eq!(base_name("///"), "/");
+        assert_eq!(base_name(""), ".");
+    }
+
+    #[test]
     fn targets_are_absolute_and_clean() {
         let ok = |written: &str, workdir: &str| target_path(written, workdir).ok();
         assert_eq!(ok("/a/../b/", "/w"), Some(PathBuf::from("/b")));
