@@ -205,9 +205,11 @@ impl StepContext<'_> {
             }
             return Ok(None);
         };
-        let tmp = self.shared.store.root().join("tmp");
+        // In the temp directory (as the sandbox's scratch), whose short path
+        // keeps the socket's within the 108 bytes of a socket address.
+        let tmp = std::env::temp_dir();
         let dir = tempfile::Builder::new()
-            .prefix("ssh-")
+            .prefix("builder-ssh-")
             .tempdir_in(&tmp)
             .map_err(io_error("create a directory in", &tmp))?;
         let owner = (
