@@ -479,6 +479,26 @@ fn secrets_are_read_only_files_on_a_tmpfs_and_replace_variables() {
 }
 
 #[test]
+fn a_secret_runs_only_when_its_mode_is_executable() {
+    if !is_root() {
+        return;
+    }
+    let script = |mode| SecretFile {
+        target: "/run/tool".into(),
+        data: SecretBytes::new(b"#!/bin/sh\nexit 0\n".to_vec()),
+        mode,
+        uid: 0,
+        gid: 0,
+    };
+    for (mode, expected) in [(0o500, "ran\n"), (0o400, "refused\n")] {
+        let fixture = Fixture::new();
+        let mut spec = fixture.spec("/run/tool 2>/dev/null && echo ran || echo refused");
+        spec.secrets = vec![script(mode)];
+        assert_eq!(run(&spec).stdout, expected, "mode {mode:o}");
+    }
+}
+
+#[test]
 fn a_missing_program_is_a_setup_error_not_an_exit_code() {
     if !is_root() {
         return;

@@ -84,14 +84,13 @@ pub(crate) fn stage_files(
     }
     let dir = scratch.secrets();
     std::fs::create_dir(&dir).context(|| "creating the secrets mountpoint".into())?;
-    rustix::mount::mount(
-        "tmpfs",
-        &dir,
-        "tmpfs",
-        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-        Some(c"mode=0700"),
-    )
-    .context(|| "mounting the secrets tmpfs".into())?;
+    // Executable only when a secret asks for it, as BuildKit mounts them.
+    let mut flags = MountFlags::NOSUID | MountFlags::NODEV;
+    if files.iter().all(|file| file.mode & 0o111 == 0) {
+        flags |= MountFlags::NOEXEC;
+    }
+    rustix::mount::mount("tmpfs", &dir, "tmpfs", flags, Some(c"mode=0700"))
+        .context(|| "mounting the secrets tmpfs".into())?;
     files
         .iter()
         .enumerate()
