@@ -99,6 +99,14 @@ pub struct ImageArgs {
     /// Show no progress; print only the image ID (sha256:…) on stdout
     #[arg(short = 'q', long, conflicts_with = "progress")]
     quiet: bool,
+    /// A secret for RUN --mount=type=secret, from a file or a variable;
+    /// id=ID alone reads variable ID if set, else file ID (repeatable)
+    #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VAR]")]
+    secrets: Vec<String>,
+    /// An ssh-agent socket for RUN --mount=type=ssh; `default` alone is
+    /// $SSH_AUTH_SOCK (repeatable)
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    ssh: Vec<String>,
 }
 
 /// The entitlements `--allow` (and `--network host`) grant.
@@ -172,6 +180,7 @@ pub fn build_image(
         },
         labels: flags.labels.clone(),
         named_contexts: flags.context_dirs(),
+        secrets: super::secrets::build_secrets(&args.secrets, &args.ssh)?,
     };
     let style = if args.quiet {
         Style::Quiet
