@@ -7,8 +7,7 @@ use super::plan_input::{DockerfileArgs, plan_graph};
 use crate::plan::{Options, Platforms};
 use miette::Result;
 
-/// Check a Dockerfile without building: syntax, stages, references and
-/// variable expansion
+/// Check a Dockerfile without building: syntax, stages, references, expansion
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
