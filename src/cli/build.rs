@@ -102,7 +102,7 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
 
 /// Reports a usage error as clap does (with the usage line) and exits
 /// with code 2, for conflicts clap cannot see (flag values).
-fn usage_error(message: &str) -> ! {
+pub(super) fn usage_error(message: &str) -> ! {
     use clap::CommandFactory as _;
     let mut cli = super::Cli::command();
     // Built, so the usage line names the subcommand as `builder build`.

@@ -140,6 +140,14 @@ pub fn build_image(
         .iter()
         .map(|o| Output::parse(o).into_diagnostic())
         .collect::<Result<Vec<_>>>()?;
+    match outputs.iter().filter(|o| o.writes_stdout()).count() {
+        0 => {}
+        1 if args.quiet => super::build::usage_error(
+            "-q prints the image ID on stdout, where an -o output writes its tar: drop one of them",
+        ),
+        1 => {}
+        _ => super::build::usage_error("only one -o output can write to stdout"),
+    }
     let store = globals.open_store()?;
     let insecure = globals.insecure_registries.clone();
     let clients: ClientFactory = Arc::new(move |registry: &str| {
