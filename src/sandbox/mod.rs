@@ -26,6 +26,7 @@ mod exec;
 pub(crate) mod helper;
 mod idmap;
 mod init;
+mod masks;
 mod mountpoints;
 mod mounts;
 mod namespaces;
