@@ -5,7 +5,10 @@ use super::helper::{Context, SetupError};
 use super::spec::Security;
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
-/// The capabilities Docker grants a container by default.
+/// The capabilities Docker grants a container by default. CAP_MKNOD stays
+/// (debootstrap and package scripts make nodes for the image, and BuildKit
+/// keeps it); without a devices cgroup, the `nodev` mounts of `mounts` are
+/// what stop such a node from being opened.
 pub(crate) const DOCKER_DEFAULT: CapabilitySet = CapabilitySet::CHOWN
     .union(CapabilitySet::DAC_OVERRIDE)
     .union(CapabilitySet::FSETID)

@@ -5,7 +5,7 @@ use super::helper::{Context, Scratch, SetupError};
 use super::protocol::Request;
 use super::spec::{Network, Rootfs, Security, User};
 use super::targets::Target;
-use super::{capabilities, exec, mounts, namespaces, secret};
+use super::{capabilities, exec, masks, mounts, namespaces, secret};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Runs the step; returns only if setting it up failed.
@@ -30,20 +30,21 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     if let Rootfs::Overlay { lower, .. } = &spec.rootfs {
         mounts::make_targets_in_layer(lower, &Target::of(spec)?, scratch, rootless)?;
     }
-    mounts::mount_rootfs(&spec.rootfs, scratch, rootless)?;
+    mounts::mount_rootfs(&spec.rootfs, scratch, rootless, spec.security)?;
     let root = scratch.root();
     mounts::mount_proc(&root)?;
     // devpts refuses a gid the user namespace does not map.
     let tty_gid = request.user_namespace.is_none_or(|map| map.gids > 5);
-    mounts::mount_dev(&root, tty_gid.then_some(5), spec.shm_size)?;
+    mounts::mount_dev(&root, tty_gid.then_some(5), spec.shm_size, spec.security)?;
     mounts::mount_sys(&root, spec.security)?;
+    masks::apply(&root, spec.security)?;
     mounts::mount_etc_files(&root, scratch)?;
-    let mut binds = mounts::detach_binds(&spec.mounts)?;
+    let mut binds = mounts::detach_binds(&spec.mounts, spec.security)?;
     binds.extend(mounts::detach_tmpfs(&spec.tmpfs)?);
-    binds.extend(mounts::detach_binds(&secret::stage_files(
-        &spec.secrets,
-        scratch,
-    )?)?);
+    binds.extend(mounts::detach_binds(
+        &secret::stage_files(&spec.secrets, scratch)?,
+        spec.security,
+    )?);
     mounts::pivot(&root)?;
     mounts::attach_binds(binds)?;
 

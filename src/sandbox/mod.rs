@@ -3,6 +3,13 @@
 //! the image's layers, with Docker's default capabilities (every one for
 //! `RUN --security=insecure`).
 //!
+//! Without a devices cgroup, `nodev` is what keeps a step off the host's
+//! devices: every mount it can write to or that holds image, context or
+//! cache files is `nodev`, and only the curated `/dev` nodes (binds of the
+//! host's) open. `/proc` and `/sys` carry Docker's masked and read-only
+//! paths (see `masks`). An insecure step keeps neither, as with
+//! `docker run --privileged`.
+//!
 //! The async parent never forks itself to build namespaces: it re-executes
 //! the builder binary as `builder __sandbox` (the `helper` module) with a JSON
 //! [`Spec`] on stdin. The helper is single-threaded, so it may unshare and
@@ -28,6 +35,7 @@ mod exec;
 pub(crate) mod helper;
 mod idmap;
 mod init;
+mod masks;
 mod mountpoints;
 mod mounts;
 mod namespaces;

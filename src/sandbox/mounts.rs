@@ -32,23 +32,37 @@ pub(crate) fn make_private() -> Result<(), SetupError> {
     .context(|| "making the mounts private".into())
 }
 
-/// Mounts the rootfs on `scratch.root()`.
+/// What a mount the step may write to, or that holds image or context
+/// files, must deny: opening device nodes (`nodev`), unless `security` is
+/// insecure. Without a devices cgroup this is what keeps a node made with
+/// CAP_MKNOD, or shipped in a base layer or a context, from reaching the
+/// host's memory or disks; mknod itself stays allowed, as with Docker.
+fn no_devices(security: Security) -> MountAttrFlags {
+    match security {
+        Security::Sandbox => MountAttrFlags::MOUNT_ATTR_NODEV,
+        Security::Insecure => MountAttrFlags::empty(),
+    }
+}
+
+/// Mounts the rootfs on `scratch.root()`, `nodev` unless `security` is
+/// insecure.
 pub(crate) fn mount_rootfs(
     rootfs: &Rootfs,
     scratch: &Scratch,
     rootless: bool,
+    security: Security,
 ) -> Result<(), SetupError> {
     let target = scratch.root();
+    let attrs = no_devices(security);
     match rootfs {
         Rootfs::Overlay { lower, upper, work } => {
             let layers: Vec<PathBuf> = std::iter::once(scratch.mountpoint_layer())
                 .chain(lower.iter().cloned())
                 .collect();
-            mount_overlay(&layers, upper, work, rootless, &target)
+            mount_overlay(&layers, upper, work, rootless, attrs, &target)
                 .map_err(|err| SetupError::Overlay(Box::new(err)))
         }
-        Rootfs::Directory(dir) => rustix::mount::mount_bind_recursive(dir, &target)
-            .context(|| format!("bind-mounting the rootfs {}", dir.display())),
+        Rootfs::Directory(dir) => bind(dir, &target, attrs),
     }
 }
 
@@ -68,8 +82,16 @@ pub(crate) fn make_targets_in_layer(
     let root = scratch.root();
     let work = scratch.setup_work();
     fs::create_dir(&work).context(|| "creating the setup overlay's workdir".into())?;
-    mount_overlay(lower, &scratch.mountpoint_layer(), &work, rootless, &root)
-        .map_err(|err| SetupError::Overlay(Box::new(err)))?;
+    let layer = scratch.mountpoint_layer();
+    mount_overlay(
+        lower,
+        &layer,
+        &work,
+        rootless,
+        MountAttrFlags::empty(),
+        &root,
+    )
+    .map_err(|err| SetupError::Overlay(Box::new(err)))?;
     let made = super::targets::create(&root, targets);
     rustix::mount::unmount(&root, UnmountFlags::empty())
         .context(|| "taking down the setup overlay".into())?;
@@ -81,12 +103,13 @@ pub(crate) fn make_targets_in_layer(
 
 /// Overlay through the new mount API: one `lowerdir+` per layer avoids the
 /// page-size limit of the legacy option string (and any escaping), which
-/// needs Linux ≥ 6.8.
+/// needs Linux ≥ 6.8. `attrs` restrict the mount (e.g. `nodev`).
 fn mount_overlay(
     layers: &[PathBuf],
     upper: &Path,
     work: &Path,
     rootless: bool,
+    attrs: MountAttrFlags,
     target: &Path,
 ) -> Result<(), SetupError> {
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
@@ -128,8 +151,7 @@ fn mount_overlay(
     checked(&fs, created, || {
         format!("creating the overlay (upper {})", upper.display())
     })?;
-    let mounted =
-        rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty());
+    let mounted = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs);
     let mount = checked(&fs, mounted, || "mounting the overlay".into())?;
     attach(&mount, target)
 }
@@ -184,20 +206,22 @@ pub(crate) fn mount_proc(root: &Path) -> Result<(), SetupError> {
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// A tmpfs `/dev` with the usual devices, a private devpts and a
-/// `/dev/shm` of `shm_size` bytes.
+/// `/dev/shm` of `shm_size` bytes. The devices are bind mounts of the
+/// host's nodes, which keep their own mount's flags, so the tmpfs itself is
+/// `nodev` (unless `security` is insecure): a node made in `/dev` by the
+/// step cannot be opened.
 pub(crate) fn mount_dev(
     root: &Path,
     devpts_gid: Option<u32>,
     shm_size: u64,
+    security: Security,
 ) -> Result<(), SetupError> {
     let dev = root.join("dev");
-    mount_fs(
-        "tmpfs",
-        &dev,
-        MountFlags::NOSUID | MountFlags::STRICTATIME,
-        c"mode=755,size=65536k",
-        "/dev",
-    )?;
+    let mut flags = MountFlags::NOSUID | MountFlags::STRICTATIME;
+    if security == Security::Sandbox {
+        flags |= MountFlags::NODEV;
+    }
+    mount_fs("tmpfs", &dev, flags, c"mode=755,size=65536k", "/dev")?;
     for name in DEVICES {
         let target = dev.join(name);
         fs::File::create(&target).context(|| format!("creating /dev/{name}"))?;
@@ -277,13 +301,17 @@ pub(crate) fn mount_sys(root: &Path, security: Security) -> Result<(), SetupErro
     }
 }
 
-/// Binds the scratch copies of `/etc/{hosts,hostname,resolv.conf}`.
+/// Binds the scratch copies of `/etc/{hosts,hostname,resolv.conf}`: files
+/// the helper wrote for this step alone, so a step writing to them changes
+/// no host file.
 pub(crate) fn mount_etc_files(root: &Path, scratch: &Scratch) -> Result<(), SetupError> {
     for name in ETC_FILES {
         bind(
             &scratch.etc_file(name),
             &root.join("etc").join(name),
-            MountAttrFlags::empty(),
+            MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
         )?;
     }
     Ok(())
@@ -296,16 +324,20 @@ pub(crate) struct Detached {
     is_dir: bool,
 }
 
-/// Clones the sources of the extra bind mounts while the host is visible.
-pub(crate) fn detach_binds(mounts: &[BindMount]) -> Result<Vec<Detached>, SetupError> {
+/// Clones the sources of the extra bind mounts while the host is visible;
+/// `nodev` unless `security` is insecure (they hold context, stage, image
+/// or cache files: any node in them is untrusted).
+pub(crate) fn detach_binds(
+    mounts: &[BindMount],
+    security: Security,
+) -> Result<Vec<Detached>, SetupError> {
     mounts
         .iter()
         .map(|mount| {
-            let attrs = if mount.readonly {
-                MountAttrFlags::MOUNT_ATTR_RDONLY
-            } else {
-                MountAttrFlags::empty()
-            };
+            let mut attrs = no_devices(security);
+            if mount.readonly {
+                attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+            }
             let tree = clone_tree(&mount.source, attrs)?;
             let stat = rustix::fs::fstat(&tree)
                 .context(|| format!("inspecting {}", mount.source.display()))?;
@@ -389,7 +421,7 @@ pub(crate) fn attach_binds(binds: Vec<Detached>) -> Result<(), SetupError> {
 }
 
 /// Binds `source` onto `target` with the given extra restrictions.
-fn bind(source: &Path, target: &Path, attrs: MountAttrFlags) -> Result<(), SetupError> {
+pub(crate) fn bind(source: &Path, target: &Path, attrs: MountAttrFlags) -> Result<(), SetupError> {
     attach(&clone_tree(source, attrs)?, target)
 }
 
