@@ -45,7 +45,7 @@ pub struct CacheMountsPruned {
 
 impl Store {
     fn cache_mounts_root(&self) -> PathBuf {
-        self.root().join("cache-mounts")
+        self.layout.cache_mounts.clone()
     }
 
     /// Cache `id`'s directory, locked as `access` asks.
@@ -55,7 +55,6 @@ impl Store {
         access: CacheMountAccess,
     ) -> Result<CacheMount, StoreError> {
         let root = self.cache_mounts_root();
-        std::fs::create_dir_all(&root).map_err(|e| StoreError::io("create directory", &root, e))?;
         let digest = crate::digest::sha256(id.as_bytes()).to_string();
         let name = digest.rsplit(':').next().unwrap_or(&digest);
         let lock_path = root.join(format!("{name}.lock"));

@@ -30,6 +30,7 @@ pub use root::default_root;
 pub use snapshots::{PendingSnapshot, SnapshotStore, chain_id, chain_ids, extract_options};
 
 use oci_spec::image::Digest;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -190,6 +191,7 @@ struct Layout {
     locks: PathBuf,
     snapshots: PathBuf,
     cache: PathBuf,
+    cache_mounts: PathBuf,
 }
 
 impl Layout {
@@ -222,6 +224,7 @@ impl Store {
             locks: root.join("locks"),
             snapshots: root.join("snapshots"),
             cache: root.join("cache"),
+            cache_mounts: root.join("cache-mounts"),
             root,
         };
         for dir in [
@@ -233,6 +236,17 @@ impl Store {
         ] {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StoreError::io("create directory", dir, source))?;
+        }
+        // Unpacked layers and cache mounts hold what builds made: setuid
+        // programs, device nodes, files of any owner. Only the store's
+        // owner may reach them, or any local user could run a build's
+        // setuid-root program from the host.
+        for dir in [&layout.tmp, &layout.snapshots, &layout.cache_mounts] {
+            std::fs::create_dir_all(dir)
+                .and_then(|()| {
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                })
+                .map_err(|source| StoreError::io("restrict the permissions of", dir, source))?;
         }
         Ok(Self {
             layout: Arc::new(layout),
