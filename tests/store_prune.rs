@@ -261,3 +261,35 @@ fn snapshots_of_a_removed_base_image_leave_the_disk_and_the_rebuild_pulls_it_aga
     assert!(stderr.contains("downloaded"), "{stderr}");
     assert!(stderr.contains("0 steps run, 1 cached"), "{stderr}");
 }
+
+#[test]
+fn prune_filter_until_drops_only_the_build_cache_unused_for_that_long() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.hello_context();
+    let dir = context.to_str().unwrap();
+    build(&home, &["-t", "hello", dir]);
+
+    assert_eq!(
+        prune(&home, &["--filter", "until=24h"]),
+        "Total reclaimed space: 0B\n"
+    );
+    let stderr = build(&home, &["-t", "hello", dir]);
+    assert!(stderr.contains("0 steps run, 7 cached"), "{stderr}");
+
+    let stdout = prune(&home, &["--filter", "until=0s"]);
+    assert!(
+        stdout.contains("Removed 7 build cache record(s)"),
+        "{stdout}"
+    );
+    let stderr = build(&home, &["-t", "hello", dir]);
+    assert!(stderr.contains("7 steps run, 0 cached"), "{stderr}");
+
+    builder(home.dir.path())
+        .args(["prune", "--filter", "label=x"])
+        .assert()
+        .code(2)
+        .stderr(contains("prune knows only until=DURATION"));
+}

@@ -80,8 +80,24 @@ impl CacheStore {
             .join(format!("{}.json", name.digest()))
     }
 
-    /// The record of `key`, if one was written.
+    /// The record of `key`, if one was written. Marks it used now (its
+    /// file's mtime), so `prune` can tell records in use from stale ones.
     pub fn get(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
+        let record = self.peek(key)?;
+        if record.is_some() {
+            let path = self.record_path(key)?;
+            // Advisory: a record that cannot be marked only looks older to
+            // `prune --filter until=`, and is still used.
+            let _ = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+        }
+        Ok(record)
+    }
+
+    /// The record of `key` without marking it used.
+    pub(super) fn peek(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
         let path = self.record_path(key)?;
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -90,6 +106,13 @@ impl CacheStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", &path, e)),
         }
+    }
+
+    /// When the record of `key` was last written or used; `None` when it
+    /// is absent or the filesystem keeps no such time.
+    pub(super) fn last_used(&self, key: &Digest) -> Option<std::time::SystemTime> {
+        let path = self.record_path(key).ok()?;
+        std::fs::metadata(path).ok()?.modified().ok()
     }
 
     /// Writes the record of `key` atomically and makes it the last record

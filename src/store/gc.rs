@@ -11,7 +11,7 @@
 use super::chains::{config_chains, record_chains};
 use super::lock::FileLock;
 use super::remove::{remove_tree, tree_size};
-use super::{CacheRecord, Store, StoreError};
+use super::{CacheRecord, CacheStore, Store, StoreError};
 use crate::image::ManifestOrIndex;
 use crate::image::media;
 use oci_spec::image::{Descriptor, Digest};
@@ -24,9 +24,25 @@ pub enum PruneScope {
     /// still hits the cache (`docker builder prune`).
     #[default]
     Unused,
+    /// The step cache records not used for this long too, then what only
+    /// they needed (`docker builder prune --filter until=…`).
+    UnusedFor(std::time::Duration),
     /// The step cache too, then everything no image name needs
     /// (`docker builder prune --all`): the next build runs every step.
     All,
+}
+
+impl PruneScope {
+    /// Whether the record of `key` goes.
+    fn drops(self, cache: &CacheStore, key: &Digest) -> bool {
+        match self {
+            Self::Unused => false,
+            Self::All => true,
+            Self::UnusedFor(age) => cache
+                .last_used(key)
+                .is_none_or(|used| used.elapsed().is_ok_and(|elapsed| elapsed >= age)),
+        }
+    }
 }
 
 /// What a prune removed.
@@ -36,8 +52,8 @@ pub struct PruneReport {
     pub removed_blobs: Vec<Digest>,
     /// Snapshots (unpacked layers) removed, by chain ID.
     pub removed_snapshots: Vec<Digest>,
-    /// Step cache records removed (all with [`PruneScope::All`], else the
-    /// unreadable ones).
+    /// Step cache records removed (those the scope drops, and unreadable
+    /// ones).
     pub removed_records: usize,
     /// Leftover temp files and directories removed.
     pub removed_temp_files: usize,
@@ -118,8 +134,8 @@ impl Store {
     }
 
     /// The step cache records `scope` keeps, by key, after removing the
-    /// others: all of them with [`PruneScope::All`], else the unreadable
-    /// ones (which would fail every build that looks them up).
+    /// others: those `scope` drops, and the unreadable ones (which would
+    /// fail every build that looks them up).
     fn prune_records(
         &self,
         scope: PruneScope,
@@ -128,13 +144,14 @@ impl Store {
         let cache = self.cache();
         let mut kept = HashMap::new();
         for key in cache.keys()? {
-            let record = match scope {
-                PruneScope::All => None,
-                PruneScope::Unused => match cache.get(&key) {
+            let record = if scope.drops(&cache, &key) {
+                None
+            } else {
+                match cache.peek(&key) {
                     Ok(record) => record,
                     Err(StoreError::CorruptCacheRecord { .. }) => None,
                     Err(other) => return Err(other),
-                },
+                }
             };
             match record {
                 Some(record) => {
@@ -382,6 +399,42 @@ mod tests {
         assert!(store.cache().get(&key).unwrap().is_none());
         assert!(store.cache().last_at("Dockerfile:0:0").unwrap().is_none());
         assert_eq!(store.snapshots().list().unwrap(), Vec::<Digest>::new());
+    }
+
+    #[test]
+    fn records_unused_for_longer_than_asked_go_and_a_lookup_counts_as_use() {
+        use crate::store::CacheRecord;
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cache = store.cache();
+        let record = CacheRecord {
+            inputs: serde_json::json!({ "parent": "scratch" }),
+            layer: None,
+            config_change: serde_json::Value::Null,
+        };
+        let keys: Vec<Digest> = ["stale", "looked-up", "fresh"]
+            .iter()
+            .map(|name| crate::digest::sha256(name.as_bytes()))
+            .collect();
+        let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        for (i, key) in keys.iter().enumerate() {
+            cache.put(key, &format!("p{i}"), &record).unwrap();
+            if i < 2 {
+                let path = dir.path().join(format!("cache/{}.json", key.digest()));
+                let file = std::fs::File::options().write(true).open(path).unwrap();
+                file.set_modified(two_days_ago).unwrap();
+            }
+        }
+        assert!(cache.get(&keys[1]).unwrap().is_some());
+
+        let report = store
+            .prune_with(PruneScope::UnusedFor(Duration::from_secs(86_400)))
+            .unwrap();
+        assert_eq!(report.removed_records, 1);
+        assert!(cache.get(&keys[0]).unwrap().is_none());
+        assert!(cache.get(&keys[1]).unwrap().is_some());
+        assert!(cache.get(&keys[2]).unwrap().is_some());
     }
 
     #[test]
