@@ -121,7 +121,7 @@ fn tmpfs_writes_are_gone_after_the_step() {
 }
 
 #[test]
-fn bad_and_unsupported_mounts_are_refused_with_their_line() {
+fn bad_mounts_are_refused_with_their_line() {
     if !can_build() {
         return;
     }
@@ -132,11 +132,6 @@ fn bad_and_unsupported_mounts_are_refused_with_their_line() {
         .code(1)
         .stderr(contains("Dockerfile:4"))
         .stderr(contains("unexpected key 'size' for mount type 'cache'"));
-    let secret = format!("{BASE}RUN --mount=type=secret,id=token true\n");
-    home.build(&[home.context("secret", &secret).to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(contains("RUN --mount=type=secret is not supported yet"));
 }
 
 #[test]

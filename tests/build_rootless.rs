@@ -2,7 +2,8 @@
 //! `fixtures/hello`: steps run in a user namespace where that user is root,
 //! and the layers record what the step saw (0:0 for files its root made),
 //! not the user who owns them on disk, on overlays and on the copy path
-//! alike. The test itself must start as root
+//! alike; secrets and an ssh agent reach its steps. The test itself must
+//! start as root
 //! (to become 65534); it skips where the kernel refuses user namespaces.
 
 mod support;
@@ -230,4 +231,53 @@ fn an_unprivileged_user_mounts_caches_binds_and_tmpfs() {
             );
         }
     }
+}
+
+#[test]
+fn an_unprivileged_user_passes_secrets_and_its_agent_to_steps() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\n\
+        RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+        RUN --mount=type=secret,id=tok,required stat -c '%a %u %g' /run/secrets/tok > /tok.stat \
+            && wc -c < /run/secrets/tok > /tok.len\n\
+        RUN --mount=type=secret,id=tok,env=TOK printf %s \"$TOK\" | wc -c > /env.len\n\
+        RUN --mount=type=ssh,required stat -c '%a %u %g %F' \"$SSH_AUTH_SOCK\" > /ssh.stat\n";
+    let context = home.context("secrets", dockerfile);
+    let value = "rootless-secret-4b1d9e0c";
+    std::fs::write(home.path("tok.txt"), value).unwrap();
+    // The agent's socket is the user's own, as an agent's is.
+    let agent = home.path("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&agent).unwrap();
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    give_to_nobody(home.dir.path());
+    let out = home.path("out");
+    let built = build_as_nobody(
+        &home,
+        "overlay",
+        &[
+            "--secret",
+            &format!("id=tok,src={}", home.path("tok.txt").display()),
+            "--ssh",
+            &format!("default={}", agent.display()),
+            "-o",
+            out.to_str().unwrap(),
+            context.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    if stderr.contains("unsharing the user namespace") {
+        eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+        return;
+    }
+    assert!(built.status.success(), "{stderr}");
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    assert_eq!(read("tok.stat"), "400 0 0\n");
+    assert_eq!(read("tok.len").trim(), value.len().to_string());
+    assert_eq!(read("env.len").trim(), value.len().to_string());
+    assert_eq!(read("ssh.stat"), "600 0 0 socket\n");
+    assert!(!out.join("run").exists());
+    assert!(!stderr.contains(value));
 }

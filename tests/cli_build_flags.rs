@@ -486,3 +486,25 @@ fn output_dash_streams_a_tar_on_stdout_with_progress_on_stderr() {
     let stderr = stderr_of(&output);
     assert!(stderr.contains("RUN echo streamed"), "{stderr}");
 }
+
+#[test]
+fn stdout_can_carry_only_one_of_quiet_and_an_output() {
+    let home = tempfile::tempdir().unwrap();
+    let context = home.path().join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), "FROM scratch\nENV A=1\n").unwrap();
+    let run = |args: &[&str]| {
+        builder(home.path())
+            .arg("build")
+            .args(args)
+            .arg(&context)
+            .assert()
+            .code(2)
+            .stdout("")
+    };
+    run(&["-q", "-o", "-"]).stderr(contains(
+        "-q prints the image ID on stdout, where an -o output writes its tar",
+    ));
+    run(&["-o", "-", "-o", "type=oci,dest=-"])
+        .stderr(contains("only one -o output can write to stdout"));
+}

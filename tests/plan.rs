@@ -535,7 +535,7 @@ fn dry_run_warns_about_unused_build_args_and_hides_proxy_values() {
         .stdout(predicate::str::contains(
             "proxy env (not kept in the image): HTTPS_PROXY",
         ))
-        .stdout(predicate::str::contains("secret").not());
+        .stdout(predicate::str::contains("user:secret").not());
 }
 
 #[test]

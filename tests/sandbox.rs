@@ -5,8 +5,8 @@
 mod support;
 
 use builder::sandbox::{
-    BindMount, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec, Stream,
-    User,
+    BindMount, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, SecretBytes, SecretEnv,
+    SecretFile, Security, Spec, Stream, User,
 };
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -58,6 +58,8 @@ impl Fixture {
             },
             mounts: vec![],
             tmpfs: vec![],
+            secrets: vec![],
+            secret_env: vec![],
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
             env: vec![EnvVar {
                 name: "PATH".into(),
@@ -435,6 +437,63 @@ fn bind_mounts_are_visible_and_read_only_when_asked() {
         "w\n"
     );
     assert!(!shared.path().join("x").exists());
+}
+
+#[test]
+fn secrets_are_read_only_files_on_a_tmpfs_and_replace_variables() {
+    if !is_root() {
+        return;
+    }
+    let fixture = Fixture::new();
+    let mut spec = fixture.spec(
+        "cat /run/secrets/tok; echo; stat -c '%a %u %g' /run/secrets/tok; \
+         stat -f -c %T /run/secrets/tok; \
+         (echo x >> /run/secrets/tok) 2>/dev/null || echo refused; echo \"$TOKEN\"",
+    );
+    spec.env.push(EnvVar {
+        name: "TOKEN".into(),
+        value: "plain".into(),
+    });
+    spec.secrets = vec![SecretFile {
+        target: "/run/secrets/tok".into(),
+        data: SecretBytes::new(b"file-secret".to_vec()),
+        mode: 0o440,
+        uid: 3,
+        gid: 4,
+    }];
+    spec.secret_env = vec![SecretEnv {
+        name: "TOKEN".into(),
+        value: SecretBytes::new(b"env-secret".to_vec()),
+    }];
+    let ran = run(&spec);
+    assert_eq!(
+        ran.stdout, "file-secret\n440 3 4\ntmpfs\nrefused\nenv-secret\n",
+        "{}",
+        ran.stderr
+    );
+    // The mountpoint was made outside the step's upper directory, so
+    // nothing of the secret (not even its empty target) is there.
+    assert!(!fixture.upper().join("run").exists());
+}
+
+#[test]
+fn a_secret_runs_only_when_its_mode_is_executable() {
+    if !is_root() {
+        return;
+    }
+    let script = |mode| SecretFile {
+        target: "/run/tool".into(),
+        data: SecretBytes::new(b"#!/bin/sh\nexit 0\n".to_vec()),
+        mode,
+        uid: 0,
+        gid: 0,
+    };
+    for (mode, expected) in [(0o500, "ran\n"), (0o400, "refused\n")] {
+        let fixture = Fixture::new();
+        let mut spec = fixture.spec("/run/tool 2>/dev/null && echo ran || echo refused");
+        spec.secrets = vec![script(mode)];
+        assert_eq!(run(&spec).stdout, expected, "mode {mode:o}");
+    }
 }
 
 #[test]

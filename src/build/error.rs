@@ -173,6 +173,17 @@ pub enum MountSetupError {
         /// The group ID asked for.
         gid: u32,
     },
+    /// A `required` secret the build was not given (`--secret`).
+    #[error(
+        "secret {0}: not found; pass it with --secret id={0},src=FILE or --secret id={0},env=VAR"
+    )]
+    SecretNotFound(String),
+    /// A secret could not be read.
+    #[error(transparent)]
+    Secret(#[from] super::secrets::SecretError),
+    /// A `required` ssh mount whose agent the build was not given (`--ssh`).
+    #[error("no SSH key {0:?} forwarded from the client; pass --ssh {0}[=SOCKET]")]
+    SshNotForwarded(String),
     /// A file system call failed.
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -17,12 +17,15 @@ mod failure;
 mod files;
 mod image;
 mod scheduler;
+pub mod secrets;
+mod ssh_agent;
 mod stage;
 
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use failure::{BaseFailure, Site, StepFailure};
 pub use scheduler::build;
+pub use secrets::BuildSecrets;
 
 use crate::exec::ExecOptions;
 use crate::registry::{Client, RegistryError};
@@ -62,6 +65,8 @@ pub struct BuildOptions {
     /// (lower-case) name; each has its own `.dockerignore` (at its root),
     /// as in BuildKit, not the main context's.
     pub named_contexts: BTreeMap<String, PathBuf>,
+    /// `--secret` and `--ssh`: what `RUN --mount=type=secret|ssh` may use.
+    pub secrets: BuildSecrets,
 }
 
 /// What a build produced.

@@ -11,6 +11,7 @@ use super::Globals;
 use super::build_flags::RunAndImageFlags;
 use super::build_image::{ImageArgs, build_image};
 use super::build_input;
+use super::common::print_line;
 use super::plan_input::plan_graph;
 use crate::image::PlatformSpec;
 use crate::plan::{Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepKind};
@@ -95,13 +96,13 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
         .filter_map(|(i, n)| n.then_some(i))
         .collect();
     let plans = graph.plan_stages(&needed, &mut |_| None)?;
-    print!("{}", render(&graph, &plans));
+    print_line(render(&graph, &plans).trim_end())?;
     Ok(())
 }
 
 /// Reports a usage error as clap does (with the usage line) and exits
 /// with code 2, for conflicts clap cannot see (flag values).
-fn usage_error(message: &str) -> ! {
+pub(super) fn usage_error(message: &str) -> ! {
     use clap::CommandFactory as _;
     let mut cli = super::Cli::command();
     // Built, so the usage line names the subcommand as `builder build`.

@@ -14,6 +14,7 @@ use super::Globals;
 use super::build_flags::RunAndImageFlags;
 use super::build_input::BuildInput;
 use super::common::block_on;
+use super::common::print_line;
 use super::progress_arg::ProgressMode;
 use crate::build::{BuildOptions, Built, ClientFactory, Entitlement, Entitlements, build};
 use crate::exec::{ExecOptions, Snapshotter};
@@ -98,6 +99,14 @@ pub struct ImageArgs {
     /// Show no progress; print only the image ID (sha256:…) on stdout
     #[arg(short = 'q', long, conflicts_with = "progress")]
     quiet: bool,
+    /// A secret for RUN --mount=type=secret, from a file or a variable;
+    /// id=ID alone reads variable ID if set, else file ID (repeatable)
+    #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VAR]")]
+    secrets: Vec<String>,
+    /// An ssh-agent socket for RUN --mount=type=ssh; `default` alone is
+    /// $SSH_AUTH_SOCK (repeatable)
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    ssh: Vec<String>,
 }
 
 /// The entitlements `--allow` (and `--network host`) grant.
@@ -131,6 +140,14 @@ pub fn build_image(
         .iter()
         .map(|o| Output::parse(o).into_diagnostic())
         .collect::<Result<Vec<_>>>()?;
+    match outputs.iter().filter(|o| o.writes_stdout()).count() {
+        0 => {}
+        1 if args.quiet => super::build::usage_error(
+            "-q prints the image ID on stdout, where an -o output writes its tar: drop one of them",
+        ),
+        1 => {}
+        _ => super::build::usage_error("only one -o output can write to stdout"),
+    }
     let store = globals.open_store()?;
     let insecure = globals.insecure_registries.clone();
     let clients: ClientFactory = Arc::new(move |registry: &str| {
@@ -171,6 +188,7 @@ pub fn build_image(
         },
         labels: flags.labels.clone(),
         named_contexts: flags.context_dirs(),
+        secrets: super::secrets::build_secrets(&args.secrets, &args.ssh)?,
     };
     let style = if args.quiet {
         Style::Quiet
@@ -226,7 +244,7 @@ pub fn build_image(
     let _ = renderer.join();
     let built = outcome?;
     if args.quiet {
-        println!("{}", built.config);
+        print_line(format_args!("{}", built.config))?;
     }
     if let Some(path) = &args.iidfile {
         std::fs::write(path, built.config.to_string())

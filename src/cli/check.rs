@@ -2,12 +2,12 @@
 //! and expand every stage, reporting errors without building anything.
 
 use super::build_input;
+use super::common::print_line;
 use super::plan_input::{DockerfileArgs, plan_graph};
 use crate::plan::{Options, Platforms};
 use miette::Result;
 
-/// Check a Dockerfile without building: syntax, stages, references and
-/// variable expansion
+/// Check a Dockerfile without building: syntax, stages, references, expansion
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
@@ -31,14 +31,14 @@ pub fn run(args: CheckArgs) -> Result<()> {
     let all: Vec<usize> = (0..graph.stages().len()).collect();
     let plans = graph.plan_stages(&all, &mut |_| None)?;
     let steps: usize = plans.iter().map(|p| p.steps.len()).sum();
-    println!(
+    print_line(format_args!(
         "{}: ok, {} {}, {} {}",
         graph.source().file,
         plans.len(),
         plural(plans.len(), "stage", "stages"),
         steps,
         plural(steps, "step", "steps"),
-    );
+    ))?;
     Ok(())
 }
 

@@ -73,3 +73,17 @@ pub fn with_progress<T>(
     let _ = renderer.join();
     outcome
 }
+
+/// Writes `text` and a newline to stdout. A reader that went away
+/// (`builder images | head`) ends the output quietly instead of panicking
+/// as `println!` does; other write errors are reported.
+pub fn print_line(text: impl std::fmt::Display) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(miette!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
+}

@@ -5,8 +5,7 @@
 use clap::CommandFactory as _;
 use miette::Result;
 
-/// Print a shell completion script (e.g. `builder completions bash >
-/// /etc/bash_completion.d/builder`)
+/// Print a shell completion script for bash, zsh or fish
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
     /// The shell to complete in

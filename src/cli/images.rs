@@ -1,6 +1,7 @@
 //! `builder images`: the table of images in the store, like `docker images`.
 
 use super::Globals;
+use super::common::print_line;
 use miette::{IntoDiagnostic as _, Result};
 use std::collections::HashSet;
 
@@ -37,7 +38,7 @@ pub fn run(globals: &Globals, _args: ImagesArgs) -> Result<()> {
             human_size(size),
         ]);
     }
-    print!("{}", table(&rows));
+    print_line(table(&rows).trim_end())?;
     Ok(())
 }
 

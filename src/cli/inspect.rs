@@ -2,6 +2,7 @@
 //! as JSON, from the local store or straight from the registry.
 
 use super::Globals;
+use super::common::print_line;
 use super::common::{block_on, client_for, parse_reference, resolve};
 use crate::image::Reference;
 use crate::image::{ManifestOrIndex, PlatformSpec};
@@ -37,10 +38,10 @@ pub fn run(globals: &Globals, args: InspectArgs) -> Result<()> {
     } else {
         local(globals, &reference)?
     };
-    println!(
+    print_line(format_args!(
         "{}",
         serde_json::to_string_pretty(&shown).into_diagnostic()?
-    );
+    ))?;
     Ok(())
 }
 

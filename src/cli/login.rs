@@ -3,6 +3,7 @@
 
 use super::Globals;
 use super::common::block_on;
+use super::common::print_line;
 use crate::registry::{Client, Credential, DockerConfig};
 use clap::Args;
 use miette::{IntoDiagnostic as _, Result, miette};
@@ -66,7 +67,7 @@ pub fn run(globals: &Globals, args: LoginArgs) -> Result<()> {
     let mut config = DockerConfig::load_default()?;
     config.store(&registry, &credential)?;
     config.save()?;
-    println!("Login Succeeded");
+    print_line(format_args!("Login Succeeded"))?;
     Ok(())
 }
 

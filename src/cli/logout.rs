@@ -1,6 +1,7 @@
 //! `builder logout [HOST]`: forget the stored credentials for a registry.
 
 use super::Globals;
+use super::common::print_line;
 use super::login::registry_name;
 use crate::registry::DockerConfig;
 use clap::Args;
@@ -19,9 +20,9 @@ pub fn run(_globals: &Globals, args: LogoutArgs) -> Result<()> {
     let mut config = DockerConfig::load_default()?;
     if config.erase(&registry)? {
         config.save()?;
-        println!("Removed login credentials for {registry}");
+        print_line(format_args!("Removed login credentials for {registry}"))?;
     } else {
-        println!("Not logged in to {registry}");
+        print_line(format_args!("Not logged in to {registry}"))?;
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ mod pull;
 mod push;
 mod rmi;
 mod sandbox;
+mod secrets;
 mod tag;
 
 use crate::store::{Store, default_root};

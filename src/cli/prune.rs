@@ -2,6 +2,7 @@
 //! the build cache needs (`--all`: nor the build cache itself).
 
 use super::Globals;
+use super::common::print_line;
 use super::images::human_size;
 use crate::store::PruneScope;
 use miette::{IntoDiagnostic as _, Result};
@@ -78,7 +79,7 @@ pub fn run(globals: &Globals, args: PruneArgs) -> Result<()> {
     let mut removed = report.removed_blobs;
     removed.sort_by_key(|d| d.to_string());
     for digest in &removed {
-        println!("Deleted: {digest}");
+        print_line(format_args!("Deleted: {digest}"))?;
     }
     let counts = [
         (report.removed_records, "build cache record(s)"),
@@ -87,20 +88,20 @@ pub fn run(globals: &Globals, args: PruneArgs) -> Result<()> {
     ];
     for (count, what) in counts {
         if count > 0 {
-            println!("Removed {count} {what}");
+            print_line(format_args!("Removed {count} {what}"))?;
         }
     }
     if args.cache_mounts {
         let pruned = store.prune_cache_mounts().into_diagnostic()?;
-        println!("Removed {} cache mount(s)", pruned.removed);
+        print_line(format_args!("Removed {} cache mount(s)", pruned.removed))?;
         if pruned.in_use > 0 {
-            println!("Kept {} cache mount(s) in use", pruned.in_use);
+            print_line(format_args!("Kept {} cache mount(s) in use", pruned.in_use))?;
         }
     }
-    println!(
+    print_line(format_args!(
         "Total reclaimed space: {}",
         human_size(report.reclaimed_bytes)
-    );
+    ))?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! registry into the local store and tag it there.
 
 use super::Globals;
+use super::common::print_line;
 use super::common::{block_on, client_for, parse_reference, tag, with_progress};
 use super::progress_arg::ProgressMode;
 use crate::image::PlatformSpec;
@@ -42,7 +43,7 @@ pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
         block_on(async { Ok(pull(&client, &store, &reference, &options, &progress).await?) })
     })?;
     tag(&store, &reference, &pulled)?;
-    println!("Digest: {}", pulled.manifest);
-    println!("{reference}");
+    print_line(format_args!("Digest: {}", pulled.manifest))?;
+    print_line(format_args!("{reference}"))?;
     Ok(())
 }

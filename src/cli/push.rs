@@ -2,6 +2,7 @@
 //! registry, under its own name or under DEST.
 
 use super::Globals;
+use super::common::print_line;
 use super::common::{block_on, client_for, parse_reference, resolve, with_progress};
 use super::progress_arg::ProgressMode;
 use crate::registry::{PushOptions, push};
@@ -44,7 +45,7 @@ pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
             .await?)
         })
     })?;
-    println!("Digest: {digest}");
-    println!("{target}");
+    print_line(format_args!("Digest: {digest}"))?;
+    print_line(format_args!("{target}"))?;
     Ok(())
 }

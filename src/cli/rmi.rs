@@ -2,6 +2,7 @@
 //! the content no name reaches any more.
 
 use super::Globals;
+use super::common::print_line;
 use crate::image::Reference;
 use miette::{IntoDiagnostic as _, Result, miette};
 
@@ -26,7 +27,7 @@ pub fn run(globals: &Globals, args: RmiArgs) -> Result<()> {
         match removed {
             Ok(removed) => {
                 for reference in removed {
-                    println!("Untagged: {}", reference.familiar());
+                    print_line(format_args!("Untagged: {}", reference.familiar()))?;
                 }
             }
             Err(report) => {

@@ -191,6 +191,7 @@ impl RunStep {
         self.env
             .iter()
             .chain(&self.proxy_env)
+            .chain(&self.mounts.env)
             .map(|(name, value)| EnvVar {
                 name: name.clone(),
                 value: value.clone(),
@@ -461,6 +462,8 @@ impl Executor {
             rootfs,
             mounts: step.mounts.binds.clone(),
             tmpfs: step.mounts.tmpfs.clone(),
+            secrets: step.mounts.secrets.clone(),
+            secret_env: step.mounts.secret_env.clone(),
             argv: step.argv.clone(),
             env: step.env_vars(),
             user,

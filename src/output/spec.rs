@@ -178,6 +178,19 @@ pub enum Output {
 }
 
 impl Output {
+    /// Whether this output streams to standard output (`-o -`, `dest=-`).
+    pub fn writes_stdout(&self) -> bool {
+        let dest = match self {
+            Output::Export(Export::Tar { dest } | Export::Docker { dest, .. }) => dest,
+            Output::Export(Export::Oci {
+                target: OciTarget::Tar(dest),
+                ..
+            }) => dest,
+            Output::Export(_) | Output::Image { .. } => return false,
+        };
+        *dest == Destination::Stdout
+    }
+
     /// Parses one `--output` value as buildx does.
     pub fn parse(spec: &str) -> Result<Self, OutputSpecError> {
         if spec.is_empty() {

@@ -21,11 +21,7 @@ pub(crate) fn exec(spec: &Spec) -> SetupError {
         Err(err) => return err,
     };
     let argv: Result<Vec<CString>, _> = spec.argv.iter().map(|arg| to_c(arg)).collect();
-    let envp: Result<Vec<CString>, _> = spec
-        .env
-        .iter()
-        .map(|var| to_c(&format!("{}={}", var.name, var.value)))
-        .collect();
+    let envp = environment(spec);
     let (argv, envp) = match (argv, envp) {
         (Ok(argv), Ok(envp)) => (argv, envp),
         (Err(err), _) | (_, Err(err)) => return err,
@@ -47,6 +43,29 @@ pub(crate) fn exec(spec: &Spec) -> SetupError {
         what: format!("executing {:?}", resolved.display().to_string()),
         source: std::io::Error::last_os_error(),
     }
+}
+
+/// The step's environment: its variables, then its secret ones, which
+/// replace variables of the same name.
+fn environment(spec: &Spec) -> Result<Vec<CString>, SetupError> {
+    let is_secret = |name: &str| spec.secret_env.iter().any(|s| s.name == name);
+    let plain = spec
+        .env
+        .iter()
+        .filter(|var| !is_secret(&var.name))
+        .map(|var| format!("{}={}", var.name, var.value).into_bytes());
+    let secret = spec.secret_env.iter().map(|var| {
+        let mut entry = format!("{}=", var.name).into_bytes();
+        entry.extend_from_slice(var.value.expose());
+        entry
+    });
+    plain
+        .chain(secret)
+        .map(|entry| {
+            CString::new(entry)
+                .map_err(|_| SetupError::Invalid("an environment variable contains NUL".into()))
+        })
+        .collect()
 }
 
 /// The file to execute: `argv[0]` itself when it has a slash, otherwise the

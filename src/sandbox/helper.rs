@@ -125,8 +125,12 @@ impl StatusPipe {
 
 fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     let mut stdin = std::io::stdin().lock();
-    let request: Request = serde_json::from_str(&read_line(&mut stdin)?)
-        .map_err(|err| SetupError::Invalid(format!("reading the sandbox request: {err}")))?;
+    let mut request: Request = {
+        // The line may hold secrets: it is wiped once parsed.
+        let line = zeroize::Zeroizing::new(read_line(&mut stdin)?);
+        serde_json::from_str(&line)
+            .map_err(|err| SetupError::Invalid(format!("reading the sandbox request: {err}")))?
+    };
     request
         .spec
         .validate()
@@ -162,6 +166,9 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
         unsafe { libc::_exit(i32::from(SETUP_FAILED)) };
     }
     drop(alive_read);
+    // Only the step needs its secrets; the helper wipes its copies now.
+    request.spec.secrets.clear();
+    request.spec.secret_env.clear();
     let ended = wait_for(pid);
     let cleaned = scratch.cleanup();
     drop(alive_write);
@@ -287,6 +294,12 @@ impl Scratch {
     /// The host file behind the step's `/etc/<name>`.
     pub(crate) fn etc_file(&self, name: &str) -> PathBuf {
         self.dir.join("etc").join(name)
+    }
+
+    /// Where the step's pid 1 mounts the tmpfs holding its secret files;
+    /// on the host it stays an empty directory.
+    pub(crate) fn secrets(&self) -> PathBuf {
+        self.dir.join("secrets")
     }
 
     /// The top lower layer holding the mountpoints (overlay rootfs only).

@@ -5,7 +5,7 @@ use super::helper::{Context, Scratch, SetupError};
 use super::protocol::Request;
 use super::spec::{Network, Rootfs, Security, User};
 use super::targets::Target;
-use super::{capabilities, exec, mounts, namespaces};
+use super::{capabilities, exec, mounts, namespaces, secret};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Runs the step; returns only if setting it up failed.
@@ -40,6 +40,10 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     mounts::mount_etc_files(&root, scratch)?;
     let mut binds = mounts::detach_binds(&spec.mounts)?;
     binds.extend(mounts::detach_tmpfs(&spec.tmpfs)?);
+    binds.extend(mounts::detach_binds(&secret::stage_files(
+        &spec.secrets,
+        scratch,
+    )?)?);
     mounts::pivot(&root)?;
     mounts::attach_binds(binds)?;
 

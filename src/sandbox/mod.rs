@@ -14,7 +14,9 @@
 //! resolv.conf}` live in an extra top lower layer made per step (as Docker's
 //! init layer), so they never reach the upper directory; so do the missing
 //! targets of RUN --mount (see `targets`). Only the working directory, when
-//! missing, is created there.
+//! missing, is created there. Secrets reach the step inside the request
+//! (never through a host file) and are written to a tmpfs of the step's own
+//! mount namespace (`secret`).
 //! That layer's `/etc`, `/proc`, `/sys` and `/dev` copy the image's mode,
 //! owner and times, so a step writing into `/etc` copies `/etc` up as the
 //! image has it (extended attributes of those four directories are not
@@ -31,11 +33,13 @@ mod mounts;
 mod namespaces;
 mod process;
 mod protocol;
+mod secret;
 pub mod spec;
 mod targets;
 
 pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
+pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{
     BindMount, DEFAULT_SHM_SIZE, EnvVar, Network, Rootfs, Security, Spec, SpecError, TmpfsMount,
     User,

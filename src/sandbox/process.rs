@@ -152,9 +152,13 @@ impl Sandbox {
             parent_pid: rustix::process::getpid().as_raw_nonzero().get(),
             user_namespace: id_map.as_ref().map(IdMap::summary),
         };
-        // Plain structs with string keys: serializing cannot fail.
-        let mut line = serde_json::to_vec(&request).expect("a sandbox request always serializes");
+        // Plain structs with string keys: serializing cannot fail. The line
+        // may hold secrets: it is wiped when dropped.
+        let mut line = zeroize::Zeroizing::new(
+            serde_json::to_vec(&request).expect("a sandbox request always serializes"),
+        );
         line.push(b'\n');
+        drop(request);
 
         let (status_read, status_write) = status_pipe().map_err(helper_err)?;
         let mut child = spawn_from_lasting_thread(&self.helper, &status_write)

@@ -2,6 +2,7 @@
 //! mounts, process and identity. Sent to the helper as JSON on its stdin, so
 //! everything here is plain data with serde derives.
 
+use super::secret::{SecretEnv, SecretFile};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 
@@ -15,6 +16,12 @@ pub struct Spec {
     /// Fresh tmpfs mounts (RUN --mount=type=tmpfs), attached after `mounts`.
     #[serde(default)]
     pub tmpfs: Vec<TmpfsMount>,
+    /// Secrets shown as read-only files on a tmpfs (RUN --mount=type=secret).
+    #[serde(default)]
+    pub secrets: Vec<SecretFile>,
+    /// Secrets added to the process environment only (`env=`).
+    #[serde(default)]
+    pub secret_env: Vec<SecretEnv>,
     /// The program and its arguments; `argv[0]` is looked up in the step's
     /// `PATH` inside the rootfs when it has no slash.
     pub argv: Vec<String>,
@@ -203,6 +210,17 @@ impl Spec {
         for mount in &self.tmpfs {
             inside_path("tmpfs mount target", &mount.target)?;
         }
+        for secret in &self.secrets {
+            inside_path("secret target", &secret.target)?;
+        }
+        for var in &self.secret_env {
+            env_name(&var.name)?;
+            if var.value.expose().contains(&0) {
+                return Err(SpecError::Nul {
+                    what: "a secret for an environment variable",
+                });
+            }
+        }
         let Some(program) = self.argv.first() else {
             return Err(SpecError::EmptyArgv);
         };
@@ -213,11 +231,7 @@ impl Spec {
             return Err(SpecError::Nul { what: "argv" });
         }
         for var in &self.env {
-            if var.name.is_empty() || var.name.contains('=') || var.name.contains('\0') {
-                return Err(SpecError::EnvName {
-                    name: var.name.clone(),
-                });
-            }
+            env_name(&var.name)?;
             if var.value.contains('\0') {
                 return Err(SpecError::Nul {
                     what: "an environment value",
@@ -241,6 +255,15 @@ impl Spec {
             .find(|var| var.name == "PATH")
             .map(|var| var.value.as_str())
     }
+}
+
+fn env_name(name: &str) -> Result<(), SpecError> {
+    if name.is_empty() || name.contains('=') || name.contains('\0') {
+        return Err(SpecError::EnvName {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 fn host_path(what: &'static str, path: &Path) -> Result<(), SpecError> {
@@ -279,6 +302,8 @@ mod tests {
             rootfs: Rootfs::Directory("/srv/root".into()),
             mounts: vec![],
             tmpfs: vec![],
+            secrets: vec![],
+            secret_env: vec![],
             argv: vec!["/bin/sh".into(), "-c".into(), "true".into()],
             env: vec![EnvVar {
                 name: "PATH".into(),

@@ -28,7 +28,7 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Every target of `spec`'s bind and tmpfs mounts, in mount order.
+    /// Every target of `spec`'s bind, tmpfs and secret mounts, in mount order.
     pub(crate) fn of(spec: &Spec) -> Result<Vec<Target>, SetupError> {
         let mut targets = Vec::new();
         for bind in &spec.mounts {
@@ -42,6 +42,10 @@ impl Target {
         targets.extend(spec.tmpfs.iter().map(|t| Target {
             path: t.target.clone(),
             dir: true,
+        }));
+        targets.extend(spec.secrets.iter().map(|s| Target {
+            path: s.target.clone(),
+            dir: false,
         }));
         Ok(targets)
     }

@@ -1,16 +1,20 @@
 //! `RUN --mount` set-up for one step: bound files copied out of the
 //! context, a stage or an image into a throwaway directory (so `rw` writes
 //! are lost and `.dockerignore` holds), persistent cache directories under
-//! `<store root>/cache-mounts/` with their sharing locks, and tmpfs mounts.
+//! `<store root>/cache-mounts/` with their sharing locks, tmpfs mounts,
+//! secrets (read now, handed to the sandbox in memory) and ssh agents
+//! (forwarded through a socket of the step's own). The cache key records
+//! each mount's spec, never a secret's value.
 
 use super::{StepContext, StepError};
 use crate::build::error::MountSetupError;
+use crate::build::ssh_agent::AgentProxy;
 use crate::exec::StepMounts;
 use crate::exec::copy::SourceRoot;
 use crate::exec::rootfs::{Node, RootfsView};
 use crate::file_kind::FileKind;
 use crate::plan::{self, Mount, Sharing};
-use crate::sandbox::{BindMount, TmpfsMount};
+use crate::sandbox::{BindMount, SecretEnv, SecretFile, TmpfsMount};
 use crate::store::{CacheMountAccess, CacheMountLock};
 use std::fs::File;
 use std::io;
@@ -26,11 +30,13 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Moun
     }
 }
 
-/// What must live while the step runs: throwaway copies, lock files.
+/// What must live while the step runs: throwaway copies, lock files,
+/// ssh agent forwarders.
 #[derive(Default)]
 pub(super) struct Held {
     dirs: Vec<tempfile::TempDir>,
     locks: Vec<CacheMountLock>,
+    agents: Vec<AgentProxy>,
 }
 
 impl StepContext<'_> {
@@ -43,6 +49,8 @@ impl StepContext<'_> {
     ) -> Result<(StepMounts, Held), StepError> {
         let mut mounts = StepMounts::default();
         let mut held = Held::default();
+        // BuildKit numbers the default ssh targets by the step's ssh mounts.
+        let mut ssh_index = 0;
         for mount in &run.mounts {
             let failed = |source: MountSetupError| StepError::Mount {
                 spec: mount.spec.to_string(),
@@ -127,10 +135,26 @@ impl StepContext<'_> {
                     });
                     mounts.keys.push(mount.spec.to_string());
                 }
-                Mount::Secret(_) => {
-                    return Err(StepError::Unsupported("RUN --mount=type=secret"));
+                Mount::Secret(secret) => {
+                    mounts.keys.push(mount.spec.to_string());
+                    self.secret(secret, &mut mounts, workdir).map_err(failed)?;
                 }
-                Mount::Ssh(_) => return Err(StepError::Unsupported("RUN --mount=type=ssh")),
+                Mount::Ssh(ssh) => {
+                    mounts.keys.push(mount.spec.to_string());
+                    let target = target(
+                        &ssh.target
+                            .clone()
+                            .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_index}")),
+                    )?;
+                    if ssh_index == 0 && !run.env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK") {
+                        let socket = target.to_string_lossy().into_owned();
+                        mounts.env.push(("SSH_AUTH_SOCK".to_owned(), socket));
+                    }
+                    ssh_index += 1;
+                    if let Some(proxy) = self.ssh_agent(ssh, &mut mounts, target).map_err(failed)? {
+                        held.agents.push(proxy);
+                    }
+                }
             }
         }
         Ok((mounts, held))
@@ -165,6 +189,88 @@ impl StepContext<'_> {
         let tree = copy.path().join("root");
         held.dirs.push(copy);
         Ok((tree, name, digest))
+    }
+
+    /// A secret mount as BuildKit's Dockerfile front end makes it: the ID
+    /// defaults to the target's file name, the file to
+    /// `/run/secrets/<ID>` unless only `env=` is asked for. A secret the
+    /// build was not given is an error when `required`, else left out.
+    fn secret(
+        &self,
+        secret: &plan::SecretMount,
+        mounts: &mut StepMounts,
+        workdir: &str,
+    ) -> Result<(), MountSetupError> {
+        let written_target = secret.target.as_deref();
+        let id = match (&secret.id, written_target) {
+            (Some(id), _) => id.clone(),
+            (None, Some(target)) => base_name(target).to_owned(),
+            (None, None) => return Err(MountSetupError::Target(String::new())),
+        };
+        let Some(value) = self.shared.options.secrets.load(&id)? else {
+            if secret.required {
+                return Err(MountSetupError::SecretNotFound(id));
+            }
+            return Ok(());
+        };
+        let file_target = match (written_target, &secret.env) {
+            (Some(written), _) => Some(written.to_owned()),
+            (None, None) => Some(format!("/run/secrets/{}", base_name(&id))),
+            (None, Some(_)) => None,
+        };
+        if let Some(written) = file_target {
+            mounts.secrets.push(SecretFile {
+                target: target_path(&written, workdir)?,
+                data: value.clone(),
+                mode: secret.mode.unwrap_or(0o400),
+                uid: secret.uid.unwrap_or(0),
+                gid: secret.gid.unwrap_or(0),
+            });
+        }
+        if let Some(name) = &secret.env {
+            mounts.secret_env.push(SecretEnv {
+                name: name.clone(),
+                value,
+            });
+        }
+        Ok(())
+    }
+
+    /// An ssh mount: a forwarding socket bound at `target`, or nothing when
+    /// the build has no agent of that ID and the mount is not `required`.
+    fn ssh_agent(
+        &self,
+        ssh: &plan::SecretMount,
+        mounts: &mut StepMounts,
+        target: PathBuf,
+    ) -> Result<Option<AgentProxy>, MountSetupError> {
+        let id = ssh.id.as_deref().unwrap_or("default");
+        let Some(agent) = self.shared.options.secrets.agent(id) else {
+            if ssh.required {
+                return Err(MountSetupError::SshNotForwarded(id.to_owned()));
+            }
+            return Ok(None);
+        };
+        // In the temp directory (as the sandbox's scratch), whose short path
+        // keeps the socket's within the 108 bytes of a socket address.
+        let tmp = std::env::temp_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("builder-ssh-")
+            .tempdir_in(&tmp)
+            .map_err(io_error("create a directory in", &tmp))?;
+        let owner = (
+            ssh.mode.unwrap_or(0o600),
+            ssh.uid.unwrap_or(0),
+            ssh.gid.unwrap_or(0),
+        );
+        let proxy = AgentProxy::start(agent, dir, owner)
+            .map_err(io_error("forward the ssh agent", agent))?;
+        mounts.binds.push(BindMount {
+            source: proxy.socket().to_path_buf(),
+            target,
+            readonly: false,
+        });
+        Ok(Some(proxy))
     }
 
     /// The directory of cache `id` (of `id` and the seed's digest when
@@ -285,6 +391,17 @@ fn target_path(written: &str, workdir: &str) -> Result<PathBuf, MountSetupError>
     Ok(PathBuf::from(clean))
 }
 
+/// The last element of a slash-separated path, as Go's `path.Base`.
+fn base_name(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rsplit('/').next() {
+        _ if path.is_empty() => ".",
+        _ if trimmed.is_empty() => "/",
+        Some(last) => last,
+        None => trimmed,
+    }
+}
+
 /// Copies what `source` names in `view` to `<dest>/root` and returns a
 /// digest of it (names, kinds, modes, owners and contents, in order).
 fn materialize(
@@ -384,6 +501,15 @@ fn copy_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_names_follow_go() {
+        assert_eq!(base_name("/root/.npmrc"), ".npmrc");
+        assert_eq!(base_name("a/b/"), "b");
+        assert_eq!(base_name("tok"), "tok");
+        assert_eq!(base_name("///"), "/");
+        assert_eq!(base_name(""), ".");
+    }
 
     #[test]
     fn targets_are_absolute_and_clean() {
