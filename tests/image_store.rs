@@ -310,11 +310,12 @@ fn a_killed_writer_leaves_no_blob() {
 
     assert_eq!(blob_count(root), 0);
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
-    // The child's locks died with it: prune runs and clears the leftover.
+    // The child's locks died with it: prune runs, clears the leftover and
+    // counts its 16 MiB as reclaimed.
     builder(root)
         .arg("prune")
         .assert()
         .success()
-        .stdout("Removed 1 leftover temporary file(s)\nTotal reclaimed space: 0B\n");
+        .stdout("Removed 1 leftover temporary file(s)\nTotal reclaimed space: 16.8MB\n");
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }

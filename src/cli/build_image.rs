@@ -198,6 +198,9 @@ pub fn build_image(
     let names = image_names(&tags, &outputs);
     let (sender, renderer) = progress::spawn_renderer(style);
     let work = async {
+        // Until the image is named and exported, only this lease keeps a
+        // concurrent prune from taking its manifest and config.
+        let _lease = store.lease().into_diagnostic()?;
         let built = build(
             Arc::new(graph),
             store.clone(),

@@ -37,6 +37,8 @@ pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
         platform,
         ..PullOptions::default()
     };
+    // Keeps prune from taking the pulled blobs before the name points at them.
+    let _lease = store.lease().into_diagnostic()?;
     let pulled = with_progress(args.progress, |progress| {
         block_on(async { Ok(pull(&client, &store, &reference, &options, &progress).await?) })
     })?;

@@ -8,7 +8,9 @@
 //! Records are written to a temp file and renamed, so a reader sees a whole
 //! record or none; a record is only written after the step's layer and
 //! snapshot are committed, so a failed or interrupted step leaves none.
-//! The store does not interpret the inputs: the executor does.
+//! The store does not interpret the inputs (the executor does), except
+//! that prune follows their `parent` member (the key of the step below, or
+//! what the stage starts from) to know which snapshots cached steps stack on.
 
 use super::{Layout, StoreError};
 use oci_spec::image::{Digest, DigestAlgorithm};
@@ -78,8 +80,24 @@ impl CacheStore {
             .join(format!("{}.json", name.digest()))
     }
 
-    /// The record of `key`, if one was written.
+    /// The record of `key`, if one was written. Marks it used now (its
+    /// file's mtime), so `prune` can tell records in use from stale ones.
     pub fn get(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
+        let record = self.peek(key)?;
+        if record.is_some() {
+            let path = self.record_path(key)?;
+            // Advisory: a record that cannot be marked only looks older to
+            // `prune --filter until=`, and is still used.
+            let _ = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+        }
+        Ok(record)
+    }
+
+    /// The record of `key` without marking it used.
+    pub(super) fn peek(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
         let path = self.record_path(key)?;
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -88,6 +106,13 @@ impl CacheStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", &path, e)),
         }
+    }
+
+    /// When the record of `key` was last written or used; `None` when it
+    /// is absent or the filesystem keeps no such time.
+    pub(super) fn last_used(&self, key: &Digest) -> Option<std::time::SystemTime> {
+        let path = self.record_path(key).ok()?;
+        std::fs::metadata(path).ok()?.modified().ok()
     }
 
     /// Writes the record of `key` atomically and makes it the last record
@@ -124,6 +149,91 @@ impl CacheStore {
             return Ok(None);
         }
         Ok(self.get(&entry.key)?.map(|record| (entry.key, record)))
+    }
+}
+
+impl CacheStore {
+    /// The keys of every record file (whether or not it parses).
+    pub(super) fn keys(&self) -> Result<Vec<Digest>, StoreError> {
+        let dir = &self.layout.cache;
+        let mut keys = Vec::new();
+        for path in json_files(dir)? {
+            let key = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .and_then(|hex| Digest::try_from(format!("sha256:{hex}")).ok());
+            keys.extend(key);
+        }
+        Ok(keys)
+    }
+
+    /// Removes the record of `key` (absent is fine). A position naming it
+    /// then finds nothing, as [`CacheStore::last_at`] allows.
+    pub(super) fn remove(&self, key: &Digest) -> Result<(), StoreError> {
+        remove_file(&self.record_path(key)?)
+    }
+
+    /// Forgets which key each step position last recorded.
+    pub(super) fn clear_positions(&self) -> Result<(), StoreError> {
+        for path in json_files(&self.layout.cache.join("positions"))? {
+            remove_file(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the temp files of record writes that never finished; returns
+    /// how many and their bytes. Only safe while no build runs.
+    pub(super) fn clear_temp_files(&self) -> Result<(usize, u64), StoreError> {
+        let (mut count, mut bytes) = (0, 0);
+        for dir in [
+            self.layout.cache.clone(),
+            self.layout.cache.join("positions"),
+        ] {
+            for entry in read_dir(&dir)? {
+                let is_temp = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.starts_with(".record-"));
+                if is_temp {
+                    let path = entry.path();
+                    bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    remove_file(&path)?;
+                    count += 1;
+                }
+            }
+        }
+        Ok((count, bytes))
+    }
+}
+
+/// The entries of `dir`; none when it does not exist.
+fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("list directory", dir, e)),
+    };
+    entries
+        .map(|entry| entry.map_err(|e| StoreError::io("list directory", dir, e)))
+        .collect()
+}
+
+/// The regular `*.json` files directly in `dir`.
+fn json_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    Ok(read_dir(dir)?
+        .into_iter()
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect())
+}
+
+fn remove_file(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StoreError::io("remove", path, e))
+        }
+        _ => Ok(()),
     }
 }
 

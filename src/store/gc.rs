@@ -1,40 +1,103 @@
 //! Walking images through their documents (index → manifests → config and
-//! layers), and pruning: removing every blob no reference reaches, and the
-//! temp files interrupted writers left behind.
+//! layers), and pruning: removing what neither an image name nor (unless
+//! asked) the step cache needs — blobs, unpacked snapshots — and the temp
+//! files interrupted builds left behind.
+//!
+//! Order keeps a prune that is killed midway harmless: cache records go
+//! before the blobs and snapshots they name, a blob is one unlink, and a
+//! snapshot leaves `snapshots/` in one rename before it is deleted; cache
+//! hits also check that their blob is still there.
 
+use super::chains::{config_chains, record_chains};
 use super::lock::FileLock;
-use super::{Store, StoreError};
+use super::remove::{remove_tree, tree_size};
+use super::{CacheRecord, CacheStore, Store, StoreError};
 use crate::image::ManifestOrIndex;
 use crate::image::media;
 use oci_spec::image::{Descriptor, Digest};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+/// How much a prune removes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PruneScope {
+    /// What no image name and no step cache record needs: the next build
+    /// still hits the cache (`docker builder prune`).
+    #[default]
+    Unused,
+    /// The step cache records not used for this long too, then what only
+    /// they needed (`docker builder prune --filter until=…`).
+    UnusedFor(std::time::Duration),
+    /// The step cache too, then everything no image name needs
+    /// (`docker builder prune --all`): the next build runs every step.
+    All,
+}
+
+impl PruneScope {
+    /// Whether the record of `key` goes.
+    fn drops(self, cache: &CacheStore, key: &Digest) -> bool {
+        match self {
+            Self::Unused => false,
+            Self::All => true,
+            Self::UnusedFor(age) => cache
+                .last_used(key)
+                .is_none_or(|used| used.elapsed().is_ok_and(|elapsed| elapsed >= age)),
+        }
+    }
+}
 
 /// What a prune removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneReport {
     /// Blobs removed, in no particular order.
     pub removed_blobs: Vec<Digest>,
-    /// Total size of the removed blobs.
-    pub reclaimed_bytes: u64,
-    /// Leftover temp files removed.
+    /// Snapshots (unpacked layers) removed, by chain ID.
+    pub removed_snapshots: Vec<Digest>,
+    /// Step cache records removed (those the scope drops, and unreadable
+    /// ones).
+    pub removed_records: usize,
+    /// Leftover temp files and directories removed.
     pub removed_temp_files: usize,
+    /// The bytes all of that held.
+    pub reclaimed_bytes: u64,
+}
+
+/// What the image names reach.
+struct Reach {
+    /// Every stored or absent digest the walk met.
+    digests: HashSet<Digest>,
+    /// The config digests of the manifests met.
+    configs: Vec<Digest>,
 }
 
 impl Store {
-    /// Removes blobs that no reference reaches and leftover temp files.
-    /// Needs the store to itself: fails with [`StoreError::Busy`] while any
-    /// writer or [`Lease`](super::Lease) is alive, in this process or another.
+    /// Prunes with [`PruneScope::Unused`]; see [`Store::prune_with`].
     pub fn prune(&self) -> Result<PruneReport, StoreError> {
+        self.prune_with(PruneScope::Unused)
+    }
+
+    /// Removes the blobs and snapshots `scope` no longer needs and leftover
+    /// temp files. Needs the store to itself: fails with
+    /// [`StoreError::Busy`] while any writer or [`Lease`](super::Lease) is
+    /// alive, in this process or another (every build holds one, and looks
+    /// snapshots up under it).
+    pub fn prune_with(&self, scope: PruneScope) -> Result<PruneReport, StoreError> {
         let Some(_exclusive) = FileLock::try_exclusive(&self.layout.gc_lock())? else {
             return Err(StoreError::Busy {
                 root: self.root().to_owned(),
             });
         };
-        let roots = self.refs().list()?.into_iter().map(|(_, d)| d);
-        let live = self.reachable(roots)?;
-
-        let blobs = self.blobs();
         let mut report = PruneReport::default();
+        let records = self.prune_records(scope, &mut report)?;
+
+        let roots = self.refs().list()?.into_iter().map(|(_, d)| d);
+        let reach = self.reach(roots)?;
+        let cached_layers = records.values().filter_map(|r| r.layer.as_ref());
+        let live: HashSet<&Digest> = reach
+            .digests
+            .iter()
+            .chain(cached_layers.map(|layer| &layer.digest))
+            .collect();
+        let blobs = self.blobs();
         for digest in blobs.list()? {
             if live.contains(&digest) {
                 continue;
@@ -43,8 +106,67 @@ impl Store {
             blobs.remove(&digest)?;
             report.removed_blobs.push(digest);
         }
-        report.removed_temp_files = self.clear_tmp()?;
+
+        // Decided after the blobs went: a base image no longer stored
+        // keeps no snapshot of the steps above it.
+        let mut chains: HashSet<Digest> = reach
+            .configs
+            .iter()
+            .filter_map(|config| config_chains(&blobs, config))
+            .flatten()
+            .collect();
+        chains.extend(record_chains(&records, |base| {
+            config_chains(&blobs, base).map(|chain| chain.last().cloned())
+        }));
+        let snapshots = self.snapshots();
+        for chain in snapshots.list()? {
+            if !chains.contains(&chain) {
+                report.reclaimed_bytes += snapshots.remove(&chain)?;
+                report.removed_snapshots.push(chain);
+            }
+        }
+
+        let (temp_files, temp_bytes) = self.clear_tmp()?;
+        let (record_temps, record_temp_bytes) = self.cache().clear_temp_files()?;
+        report.removed_temp_files = temp_files + record_temps;
+        report.reclaimed_bytes += temp_bytes + record_temp_bytes;
         Ok(report)
+    }
+
+    /// The step cache records `scope` keeps, by key, after removing the
+    /// others: those `scope` drops, and the unreadable ones (which would
+    /// fail every build that looks them up).
+    fn prune_records(
+        &self,
+        scope: PruneScope,
+        report: &mut PruneReport,
+    ) -> Result<HashMap<Digest, CacheRecord>, StoreError> {
+        let cache = self.cache();
+        let mut kept = HashMap::new();
+        for key in cache.keys()? {
+            let record = if scope.drops(&cache, &key) {
+                None
+            } else {
+                match cache.peek(&key) {
+                    Ok(record) => record,
+                    Err(StoreError::CorruptCacheRecord { .. }) => None,
+                    Err(other) => return Err(other),
+                }
+            };
+            match record {
+                Some(record) => {
+                    kept.insert(key, record);
+                }
+                None => {
+                    cache.remove(&key)?;
+                    report.removed_records += 1;
+                }
+            }
+        }
+        if scope == PruneScope::All {
+            cache.clear_positions()?;
+        }
+        Ok(kept)
     }
 
     /// The total size of the stored blobs `target` reaches (each counted
@@ -52,24 +174,25 @@ impl Store {
     pub fn content_size(&self, target: &Descriptor) -> Result<u64, StoreError> {
         let blobs = self.blobs();
         Ok(self
-            .reachable(std::iter::once(target.clone()))?
+            .reach(std::iter::once(target.clone()))?
+            .digests
             .iter()
             .filter_map(|d| blobs.size(d).ok())
             .sum())
     }
 
-    /// Digests reachable from `roots`. Documents that are not stored (the
-    /// other platforms of a pulled index) end the walk there.
-    fn reachable(
-        &self,
-        roots: impl IntoIterator<Item = Descriptor>,
-    ) -> Result<HashSet<Digest>, StoreError> {
+    /// What `roots` reach. Documents that are not stored (the other
+    /// platforms of a pulled index) end the walk there.
+    fn reach(&self, roots: impl IntoIterator<Item = Descriptor>) -> Result<Reach, StoreError> {
         let blobs = self.blobs();
-        let mut seen = HashSet::new();
+        let mut reach = Reach {
+            digests: HashSet::new(),
+            configs: Vec::new(),
+        };
         let mut pending: Vec<Descriptor> = roots.into_iter().collect();
         while let Some(descriptor) = pending.pop() {
             let digest = descriptor.digest().clone();
-            if !seen.insert(digest.clone()) {
+            if !reach.digests.insert(digest.clone()) {
                 continue;
             }
             let media_type = descriptor.media_type().to_string();
@@ -79,29 +202,31 @@ impl Store {
             let bytes = blobs.read(&digest)?;
             let document = ManifestOrIndex::parse(&bytes, Some(&media_type))
                 .map_err(|source| StoreError::BadDocument { digest, source })?;
+            if let ManifestOrIndex::Manifest(manifest) = &document {
+                reach.configs.push(manifest.config().digest().clone());
+            }
             pending.extend(document.children().into_iter().cloned());
         }
-        Ok(seen)
+        Ok(reach)
     }
 
-    fn clear_tmp(&self) -> Result<usize, StoreError> {
+    /// Removes everything in `tmp/`: blobs and snapshots being written by
+    /// builds that were killed, snapshots whose removal was cut short.
+    /// Returns how many entries went and their bytes.
+    fn clear_tmp(&self) -> Result<(usize, u64), StoreError> {
         let dir = &self.layout.tmp;
         let entries =
             std::fs::read_dir(dir).map_err(|e| StoreError::io("list directory", dir, e))?;
-        let mut removed = 0;
+        let (mut removed, mut bytes) = (0, 0);
         for entry in entries {
             let path = entry
                 .map_err(|e| StoreError::io("list directory", dir, e))?
                 .path();
-            let result = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            result.map_err(|e| StoreError::io("remove", &path, e))?;
+            bytes += tree_size(&path);
+            remove_tree(&path)?;
             removed += 1;
         }
-        Ok(removed)
+        Ok((removed, bytes))
     }
 }
 
@@ -210,6 +335,118 @@ mod tests {
         assert!(matches!(store.prune(), Err(StoreError::Busy { .. })));
         drop(lease);
         assert!(store.prune().is_ok());
+    }
+
+    /// Commits a snapshot named `chain` holding one file, under a
+    /// read-only directory as layers often have.
+    fn snapshot(store: &Store, chain: &Digest) {
+        use std::os::unix::fs::PermissionsExt;
+        let pending = store.snapshots().begin().unwrap();
+        let dir = pending.path().join("usr");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("file"), b"unpacked").unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        pending.commit(&store.snapshots(), chain).unwrap();
+    }
+
+    #[test]
+    fn the_build_cache_keeps_its_blobs_and_snapshots_until_all_is_pruned() {
+        use crate::store::{CacheRecord, CachedLayer};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = put(&store, MediaType::ImageLayerGzip, b"cached layer");
+        let diff_id = crate::digest::sha256(b"cached tar");
+        let key = crate::digest::sha256(b"step inputs");
+        let record = CacheRecord {
+            inputs: serde_json::json!({ "parent": "scratch" }),
+            layer: Some(CachedLayer {
+                digest: layer.digest().clone(),
+                size: layer.size(),
+                media_type: layer.media_type().to_string(),
+                diff_id: diff_id.clone(),
+            }),
+            config_change: serde_json::Value::Null,
+        };
+        store.cache().put(&key, "Dockerfile:0:0", &record).unwrap();
+        // The step's snapshot (its chain ID is its diff ID: it is the
+        // bottom layer), and one nothing needs.
+        snapshot(&store, &diff_id);
+        let orphan = crate::digest::sha256(b"orphan chain");
+        snapshot(&store, &orphan);
+        // A snapshot removal cut short, and a record write cut short.
+        std::fs::create_dir(dir.path().join("tmp/snapshot-removed-x")).unwrap();
+        std::fs::write(dir.path().join("cache/.record-killed"), b"{").unwrap();
+
+        let report = store.prune().unwrap();
+        assert!(report.removed_blobs.is_empty());
+        assert_eq!(report.removed_snapshots, vec![orphan.clone()]);
+        assert_eq!(report.removed_records, 0);
+        assert_eq!(report.removed_temp_files, 2);
+        assert!(report.reclaimed_bytes >= b"unpacked".len() as u64);
+        assert!(store.blobs().contains(layer.digest()));
+        assert!(store.snapshots().contains(&diff_id));
+        assert!(!store.snapshots().contains(&orphan));
+        assert_eq!(store.cache().get(&key).unwrap(), Some(record));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+
+        let report = store.prune_with(PruneScope::All).unwrap();
+        assert_eq!(report.removed_records, 1);
+        assert_eq!(report.removed_blobs, vec![layer.digest().clone()]);
+        assert_eq!(report.removed_snapshots, vec![diff_id.clone()]);
+        assert!(store.cache().get(&key).unwrap().is_none());
+        assert!(store.cache().last_at("Dockerfile:0:0").unwrap().is_none());
+        assert_eq!(store.snapshots().list().unwrap(), Vec::<Digest>::new());
+    }
+
+    #[test]
+    fn records_unused_for_longer_than_asked_go_and_a_lookup_counts_as_use() {
+        use crate::store::CacheRecord;
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cache = store.cache();
+        let record = CacheRecord {
+            inputs: serde_json::json!({ "parent": "scratch" }),
+            layer: None,
+            config_change: serde_json::Value::Null,
+        };
+        let keys: Vec<Digest> = ["stale", "looked-up", "fresh"]
+            .iter()
+            .map(|name| crate::digest::sha256(name.as_bytes()))
+            .collect();
+        let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        for (i, key) in keys.iter().enumerate() {
+            cache.put(key, &format!("p{i}"), &record).unwrap();
+            if i < 2 {
+                let path = dir.path().join(format!("cache/{}.json", key.digest()));
+                let file = std::fs::File::options().write(true).open(path).unwrap();
+                file.set_modified(two_days_ago).unwrap();
+            }
+        }
+        assert!(cache.get(&keys[1]).unwrap().is_some());
+
+        let report = store
+            .prune_with(PruneScope::UnusedFor(Duration::from_secs(86_400)))
+            .unwrap();
+        assert_eq!(report.removed_records, 1);
+        assert!(cache.get(&keys[0]).unwrap().is_none());
+        assert!(cache.get(&keys[1]).unwrap().is_some());
+        assert!(cache.get(&keys[2]).unwrap().is_some());
+    }
+
+    #[test]
+    fn an_unreadable_cache_record_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = crate::digest::sha256(b"k");
+        let path = dir.path().join(format!("cache/{}.json", key.digest()));
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(store.cache().get(&key).is_err());
+        assert_eq!(store.prune().unwrap().removed_records, 1);
+        assert!(store.cache().get(&key).unwrap().is_none());
     }
 
     #[test]

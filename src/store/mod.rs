@@ -14,16 +14,18 @@
 mod blobs;
 mod cache;
 mod cache_mounts;
+mod chains;
 mod gc;
 mod lock;
 mod refs;
+mod remove;
 mod root;
 mod snapshots;
 
 pub use blobs::{BlobStore, BlobWriter, Expected, StoredBlob};
 pub use cache::{CacheRecord, CacheStore, CachedLayer};
 pub use cache_mounts::{CacheMount, CacheMountAccess, CacheMountLock, CacheMountsPruned};
-pub use gc::PruneReport;
+pub use gc::{PruneReport, PruneScope};
 pub use lock::Lease;
 pub use refs::RefStore;
 pub use root::default_root;

@@ -13,6 +13,7 @@
 //! discards its copy.
 
 use super::lock::{FileLock, Lease};
+use super::remove::{remove_tree, tree_size};
 use super::{BlobStore, Layout, StoreError};
 use crate::layer::OverlayXattrs;
 use crate::layer::extract::{ExtractOptions, Ownership, WhiteoutStyle, extract};
@@ -141,6 +142,48 @@ impl SnapshotStore {
             chains.push(chain);
         }
         Ok(chains)
+    }
+
+    /// The chain IDs of the committed snapshots. Entries that are not
+    /// named like a snapshot are not the store's and are left out.
+    pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
+        let dir = &self.layout.snapshots;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| StoreError::io("list directory", dir, e))?;
+        let mut chains = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list directory", dir, e))?;
+            let name = entry.file_name();
+            let parsed = name
+                .to_str()
+                .and_then(|hex| Digest::try_from(format!("sha256:{hex}")).ok());
+            if let Some(chain) = parsed {
+                chains.push(chain);
+            }
+        }
+        Ok(chains)
+    }
+
+    /// Removes the snapshot of `chain_id` and returns the bytes its files
+    /// held. It first leaves `snapshots/` in one rename (into `tmp/`), so
+    /// an interrupted removal never leaves a partial snapshot to be used:
+    /// only a temp directory the next prune clears. Callers hold the gc
+    /// lock exclusively (no build is looking snapshots up).
+    pub(super) fn remove(&self, chain_id: &Digest) -> Result<u64, StoreError> {
+        let path = self.path(chain_id)?;
+        let doomed = self
+            .layout
+            .tmp
+            .join(format!("snapshot-removed-{}", chain_id.digest()));
+        remove_tree(&doomed)?;
+        match std::fs::rename(&path, &doomed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(StoreError::io("move out of place", &path, e)),
+        }
+        let size = tree_size(&doomed);
+        remove_tree(&doomed)?;
+        Ok(size)
     }
 }
 
