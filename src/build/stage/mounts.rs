@@ -53,6 +53,9 @@ pub(super) struct MountKeys {
     pub(super) keys: Vec<String>,
     /// Per mount, the digest of the files it binds or seeds a cache from.
     contents: Vec<Option<Digest>>,
+    /// Per mount, the host path of bound context files that a read-only
+    /// bind may show as they are (see [`tree_digest`]).
+    direct: Vec<Option<PathBuf>>,
 }
 
 impl StepContext<'_> {
@@ -62,42 +65,55 @@ impl StepContext<'_> {
     pub(super) async fn mount_keys(&self, run: &plan::RunStep) -> Result<MountKeys, StepError> {
         let mut keys = Vec::with_capacity(run.mounts.len());
         let mut contents = Vec::with_capacity(run.mounts.len());
+        let mut direct = Vec::with_capacity(run.mounts.len());
         for mount in &run.mounts {
             match &mount.mount {
-                Mount::Bind { source, .. } => {
-                    let (name, digest) = self.content_digest(mount, source).await?;
+                Mount::Bind {
+                    source, writable, ..
+                } => {
+                    let (name, digest, host) = self.content_digest(mount, source).await?;
                     keys.push(format!("{} {name} {digest}", mount.spec));
                     contents.push(Some(digest));
+                    // A writable bind is always a throwaway copy: writes
+                    // must never reach the user's files.
+                    direct.push(host.filter(|_| !writable));
                 }
                 Mount::Cache { source, .. } if mount.source.is_some() => {
                     // BuildKit bases the cache on `from` (at `source`) and
                     // keys it by that content too.
-                    let (_, digest) = self.content_digest(mount, source).await?;
+                    let (_, digest, _) = self.content_digest(mount, source).await?;
                     keys.push(format!("{} from {digest}", mount.spec));
                     contents.push(Some(digest));
+                    direct.push(None);
                 }
                 _ => {
                     keys.push(mount.spec.to_string());
                     contents.push(None);
+                    direct.push(None);
                 }
             }
         }
-        Ok(MountKeys { keys, contents })
+        Ok(MountKeys {
+            keys,
+            contents,
+            direct,
+        })
     }
 
     /// Which root `path` of `mount`'s `from=` (the context when none) is in
     /// (`context` or `from`), and a digest of what it names there: of the
     /// files, through the digest memo, for a context; of the layers' chain
-    /// ID and `path` for a stage or an image.
+    /// ID and `path` for a stage or an image. For context files that can
+    /// be bound as they are, also their host path.
     async fn content_digest(
         &self,
         mount: &plan::RunMount,
         path: &str,
-    ) -> Result<(&'static str, Digest), StepError> {
+    ) -> Result<(&'static str, Digest, Option<PathBuf>), StepError> {
         let from = from_of(mount);
         match self.source_files(from.as_ref()).await? {
             SourceFiles::Context(view) => {
-                let digest = tokio::task::block_in_place(|| {
+                let (digest, host) = tokio::task::block_in_place(|| {
                     // The memo only saves reads: one left by a panicking
                     // task is still usable.
                     let mut memo = self
@@ -111,7 +127,7 @@ impl StepContext<'_> {
                     spec: mount.spec.to_string(),
                     source,
                 })?;
-                Ok(("context", digest))
+                Ok(("context", digest, host))
             }
             SourceFiles::Layers(layers) => {
                 let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
@@ -120,7 +136,7 @@ impl StepContext<'_> {
                     .map(Digest::to_string)
                     .unwrap_or_default();
                 let named = format!("{chain}\0{}", crate::ignore::clean_path(path));
-                Ok(("from", crate::digest::sha256(named.as_bytes())))
+                Ok(("from", crate::digest::sha256(named.as_bytes()), None))
             }
         }
     }
@@ -138,7 +154,8 @@ impl StepContext<'_> {
         let mut held = Held::default();
         // BuildKit numbers the default ssh targets by the step's ssh mounts.
         let mut ssh_index = 0;
-        for (mount, content) in run.mounts.iter().zip(&keyed.contents) {
+        let planned = keyed.contents.iter().zip(&keyed.direct);
+        for (mount, (content, direct)) in run.mounts.iter().zip(planned) {
             let failed = |source: MountSetupError| StepError::Mount {
                 spec: mount.spec.to_string(),
                 source,
@@ -151,9 +168,12 @@ impl StepContext<'_> {
                     writable,
                 } => {
                     let target = target(written)?;
-                    let copy = self.copy_out(mount, source, &mut held).await?;
+                    let source = match direct {
+                        Some(host) => host.clone(),
+                        None => self.copy_out(mount, source, &mut held).await?,
+                    };
                     mounts.binds.push(BindMount {
-                        source: copy,
+                        source,
                         target,
                         readonly: !writable,
                     });
@@ -490,15 +510,19 @@ fn source_node(view: &RootfsView, source: &str) -> Result<Node, MountSetupError>
 }
 
 /// A digest of what `source` names in `view` (names, kinds, modes, owners
-/// and contents, in order), with file contents taken through `memo`.
+/// and contents, in order), with file contents taken through `memo`; and
+/// its host path when a read-only bind of it shows just what a copy would:
+/// nothing below it is hidden by `.dockerignore`, and it holds no device,
+/// pipe or socket (which a copy leaves out). Symlinks need no check: the
+/// step sees them as links, resolved inside its own root.
 fn tree_digest(
     view: &RootfsView,
     source: &str,
     memo: &mut DigestMemo,
-) -> Result<Digest, MountSetupError> {
+) -> Result<(Digest, Option<PathBuf>), MountSetupError> {
     let node = source_node(view, source)?;
     let mut hasher = crate::digest::Hasher::new();
-    hash_node(view, &node, memo, &mut hasher).map_err(|e| match e {
+    let as_is = hash_node(view, &node, memo, &mut hasher).map_err(|e| match e {
         TreeFailure::View(e) => rootfs_error(source)(e),
         TreeFailure::Content(e) => MountSetupError::Io {
             action: "digest",
@@ -507,17 +531,22 @@ fn tree_digest(
         },
         TreeFailure::Io(e) => e,
     })?;
-    Ok(hasher.finish())
+    let host = match as_is {
+        true => Some(view.host_path(&node).map_err(rootfs_error(source))?),
+        false => None,
+    };
+    Ok((hasher.finish(), host))
 }
 
-/// Feeds what identifies `node` and everything below it to `hasher`.
-/// Devices, pipes and sockets are left out, as the copy leaves them out.
+/// Feeds what identifies `node` and everything below it to `hasher`, and
+/// says whether the view shows all of it. Devices, pipes and sockets are
+/// left out, as the copy leaves them out.
 fn hash_node(
     view: &RootfsView,
     node: &Node,
     memo: &mut DigestMemo,
     hasher: &mut crate::digest::Hasher,
-) -> Result<(), TreeFailure> {
+) -> Result<bool, TreeFailure> {
     let stat = &node.stat;
     let header = format!(
         "{}\0{:o}\0{}\0{}\0",
@@ -530,22 +559,25 @@ fn hash_node(
     match &node.kind {
         FileKind::Dir => {
             hasher.update(b"d");
+            let mut whole = !view.hides_in(node)?;
             for child in view.read_dir(node)? {
-                hash_node(view, &child, memo, hasher)?;
+                whole &= hash_node(view, &child, memo, hasher)?;
             }
+            Ok(whole)
         }
         FileKind::File => {
             hasher.update(b"f");
             let digest = file_digest(view, node, memo).map_err(TreeFailure::Content)?;
             hasher.update(digest.to_string().as_bytes());
+            Ok(true)
         }
         FileKind::Symlink { target } => {
             hasher.update(b"l");
             hasher.update(target.as_os_str().as_encoded_bytes());
+            Ok(true)
         }
-        FileKind::Special(_) | FileKind::Socket => {}
+        FileKind::Special(_) | FileKind::Socket => Ok(false),
     }
-    Ok(())
 }
 
 /// Copies what `source` names in `view` to `dest`.
