@@ -51,11 +51,17 @@ pub(super) struct Held {
 pub(super) struct MountKeys {
     /// One per mount, in `--mount` order.
     pub(super) keys: Vec<String>,
-    /// Per mount, the digest of the files it binds or seeds a cache from.
-    contents: Vec<Option<Digest>>,
-    /// Per mount, the host path of bound context files that a read-only
-    /// bind may show as they are (see [`tree_digest`]).
-    direct: Vec<Option<PathBuf>>,
+    /// Per mount, the files it binds or seeds a cache from.
+    files: Vec<Option<MountFiles>>,
+}
+
+/// What keying a mount learned of the files it binds or seeds a cache from.
+struct MountFiles {
+    /// A digest that names their content.
+    digest: Digest,
+    /// Their host path, when a read-only bind may show them as they are
+    /// (see [`tree_digest`]); `None`: a throwaway copy is bound.
+    direct: Option<PathBuf>,
 }
 
 impl StepContext<'_> {
@@ -64,8 +70,7 @@ impl StepContext<'_> {
     /// files are fixed by their layers); copies nothing, reads no secret.
     pub(super) async fn mount_keys(&self, run: &plan::RunStep) -> Result<MountKeys, StepError> {
         let mut keys = Vec::with_capacity(run.mounts.len());
-        let mut contents = Vec::with_capacity(run.mounts.len());
-        let mut direct = Vec::with_capacity(run.mounts.len());
+        let mut files = Vec::with_capacity(run.mounts.len());
         for mount in &run.mounts {
             match &mount.mount {
                 Mount::Bind {
@@ -73,31 +78,30 @@ impl StepContext<'_> {
                 } => {
                     let (name, digest, host) = self.content_digest(mount, source).await?;
                     keys.push(format!("{} {name} {digest}", mount.spec));
-                    contents.push(Some(digest));
-                    // A writable bind is always a throwaway copy: writes
-                    // must never reach the user's files.
-                    direct.push(host.filter(|_| !writable));
+                    files.push(Some(MountFiles {
+                        digest,
+                        // A writable bind is always a throwaway copy:
+                        // writes must never reach the user's files.
+                        direct: host.filter(|_| !writable),
+                    }));
                 }
                 Mount::Cache { source, .. } if mount.source.is_some() => {
                     // BuildKit bases the cache on `from` (at `source`) and
                     // keys it by that content too.
                     let (_, digest, _) = self.content_digest(mount, source).await?;
                     keys.push(format!("{} from {digest}", mount.spec));
-                    contents.push(Some(digest));
-                    direct.push(None);
+                    files.push(Some(MountFiles {
+                        digest,
+                        direct: None,
+                    }));
                 }
                 _ => {
                     keys.push(mount.spec.to_string());
-                    contents.push(None);
-                    direct.push(None);
+                    files.push(None);
                 }
             }
         }
-        Ok(MountKeys {
-            keys,
-            contents,
-            direct,
-        })
+        Ok(MountKeys { keys, files })
     }
 
     /// Which root `path` of `mount`'s `from=` (the context when none) is in
@@ -154,8 +158,7 @@ impl StepContext<'_> {
         let mut held = Held::default();
         // BuildKit numbers the default ssh targets by the step's ssh mounts.
         let mut ssh_index = 0;
-        let planned = keyed.contents.iter().zip(&keyed.direct);
-        for (mount, (content, direct)) in run.mounts.iter().zip(planned) {
+        for (mount, files) in run.mounts.iter().zip(&keyed.files) {
             let failed = |source: MountSetupError| StepError::Mount {
                 spec: mount.spec.to_string(),
                 source,
@@ -168,8 +171,9 @@ impl StepContext<'_> {
                     writable,
                 } => {
                     let target = target(written)?;
+                    let direct = files.as_ref().and_then(|f| f.direct.clone());
                     let source = match direct {
-                        Some(host) => host.clone(),
+                        Some(host) => host,
                         None => self.copy_out(mount, source, &mut held).await?,
                     };
                     mounts.binds.push(BindMount {
@@ -189,10 +193,10 @@ impl StepContext<'_> {
                     gid,
                 } => {
                     let target = target(written)?;
-                    let new = match content {
-                        Some(digest) => NewCache::Seeded {
+                    let new = match files {
+                        Some(files) => NewCache::Seeded {
                             copy: self.copy_out(mount, source, &mut held).await?,
-                            digest: digest.clone(),
+                            digest: files.digest.clone(),
                         },
                         None => NewCache::Empty {
                             mode: *mode,
