@@ -205,6 +205,27 @@ fn only_a_change_below_the_bound_source_reruns_the_step() {
 }
 
 #[test]
+fn a_context_given_as_a_relative_path_is_bound_too() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = format!("{BASE}RUN --mount=source=sub,target=/s cat /s/a.txt > /a\n");
+    let context = home.context("relative", &dockerfile);
+    std::fs::create_dir_all(context.join("sub")).unwrap();
+    std::fs::write(context.join("sub/a.txt"), "relative\n").unwrap();
+    let out = home.path("out");
+    home.build(&["-o", out.to_str().unwrap(), "."])
+        .current_dir(&context)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(out.join("a")).unwrap(),
+        "relative\n"
+    );
+}
+
+#[test]
 fn binds_of_the_context_hide_ignored_files_and_never_change_it() {
     if !can_build() {
         return;

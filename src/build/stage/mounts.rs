@@ -536,7 +536,11 @@ fn tree_digest(
         TreeFailure::Io(e) => e,
     })?;
     let host = match as_is {
-        true => Some(view.host_path(&node).map_err(rootfs_error(source))?),
+        // Absolute: the sandbox opens it from a working directory of its own.
+        true => {
+            let host = view.host_path(&node).map_err(rootfs_error(source))?;
+            Some(std::path::absolute(&host).map_err(io_error("resolve", &host))?)
+        }
         false => None,
     };
     Ok((hasher.finish(), host))
