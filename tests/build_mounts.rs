@@ -159,6 +159,136 @@ fn bound_content_is_part_of_the_cache_key() {
     assert_eq!(stderr.matches(" CACHED\n").count(), 3, "{stderr}");
 }
 
+/// The plain-progress output of a build of `context` that succeeds.
+fn build_log(home: &Home, context: &std::path::Path, out: &str) -> String {
+    let out = home.path(out);
+    let output = home
+        .build(&["-o", out.to_str().unwrap(), context.to_str().unwrap()])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    support::build::stderr_of(&output)
+}
+
+#[test]
+fn only_a_change_below_the_bound_source_reruns_the_step() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile =
+        format!("{BASE}RUN --mount=type=bind,source=src,target=/s cat /s/deep/a.txt > /a\n");
+    let context = home.context("edit", &dockerfile);
+    std::fs::create_dir_all(context.join("src/deep")).unwrap();
+    std::fs::write(context.join("src/deep/a.txt"), "one\n").unwrap();
+    std::fs::write(context.join("other.txt"), "x\n").unwrap();
+    build_log(&home, &context, "out1");
+
+    // A file beside the bound source: every step still comes from the cache.
+    std::fs::write(context.join("other.txt"), "y\n").unwrap();
+    let log = build_log(&home, &context, "out2");
+    assert_eq!(log.matches(" CACHED\n").count(), 3, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(home.path("out2/a")).unwrap(),
+        "one\n"
+    );
+
+    // Same size, new content, below the source: the step runs and sees it.
+    std::fs::write(context.join("src/deep/a.txt"), "two\n").unwrap();
+    let log = build_log(&home, &context, "out3");
+    assert_eq!(log.matches(" CACHED\n").count(), 2, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(home.path("out3/a")).unwrap(),
+        "two\n"
+    );
+}
+
+#[test]
+fn a_context_given_as_a_relative_path_is_bound_too() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = format!("{BASE}RUN --mount=source=sub,target=/s cat /s/a.txt > /a\n");
+    let context = home.context("relative", &dockerfile);
+    std::fs::create_dir_all(context.join("sub")).unwrap();
+    std::fs::write(context.join("sub/a.txt"), "relative\n").unwrap();
+    let out = home.path("out");
+    home.build(&["-o", out.to_str().unwrap(), "."])
+        .current_dir(&context)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(out.join("a")).unwrap(),
+        "relative\n"
+    );
+}
+
+#[test]
+fn binds_of_the_context_hide_ignored_files_and_never_change_it() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = format!(
+        "{BASE}RUN --mount=target=/all ls -A /all /all/sub > /all.txt\n\
+         RUN --mount=source=clean,target=/clean ls -A /clean > /clean.txt && \
+             (cat /clean/out > /out.txt 2>&1 || echo unresolved > /out.txt) && \
+             (touch /clean/new 2> /refused || true)\n\
+         RUN --mount=source=clean,target=/w,rw echo changed > /w/f.txt && rm /w/g.txt && \
+             cat /w/f.txt > /rw.txt\n"
+    );
+    let context = home.context("ignored", &dockerfile);
+    std::fs::write(
+        context.join(".dockerignore"),
+        "secret.txt\nsub/hidden.txt\n",
+    )
+    .unwrap();
+    std::fs::write(context.join("secret.txt"), "no").unwrap();
+    std::fs::create_dir_all(context.join("sub")).unwrap();
+    std::fs::write(context.join("sub/hidden.txt"), "no").unwrap();
+    std::fs::write(context.join("sub/shown.txt"), "yes").unwrap();
+    std::fs::create_dir_all(context.join("clean")).unwrap();
+    std::fs::write(context.join("clean/f.txt"), "original\n").unwrap();
+    std::fs::write(context.join("clean/g.txt"), "kept\n").unwrap();
+    // A link out of the context resolves inside the step's root, where
+    // nothing is there.
+    std::fs::write(home.path("outside.txt"), "host file\n").unwrap();
+    std::os::unix::fs::symlink("../../outside.txt", context.join("clean/out")).unwrap();
+
+    let out = build_to(&home, &context, "out");
+    let all = std::fs::read_to_string(out.join("all.txt")).unwrap();
+    assert!(all.contains("shown.txt"), "{all}");
+    assert!(!all.contains("secret.txt"), "{all}");
+    assert!(!all.contains("hidden.txt"), "{all}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("clean.txt")).unwrap(),
+        "f.txt\ng.txt\nout\n"
+    );
+    let seen = std::fs::read_to_string(out.join("out.txt")).unwrap();
+    assert!(!seen.contains("host file"), "{seen}");
+    assert!(
+        std::fs::read_to_string(out.join("refused"))
+            .unwrap()
+            .contains("Read-only file system")
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("rw.txt")).unwrap(),
+        "changed\n"
+    );
+    // The user's files are as they were.
+    assert!(!context.join("clean/new").exists());
+    assert_eq!(
+        std::fs::read_to_string(context.join("clean/f.txt")).unwrap(),
+        "original\n"
+    );
+    assert!(context.join("clean/g.txt").exists());
+    for gone in ["all", "clean", "w"] {
+        assert!(!out.join(gone).exists(), "/{gone} is in the image");
+    }
+}
+
 #[test]
 fn a_new_cache_takes_mode_owner_and_a_seed_from_a_stage() {
     if !can_build() {

@@ -2,8 +2,8 @@
 //! a variable reach their step (as a file, as an env var), and their bytes
 //! are nowhere builder wrote — store, outputs, progress — nor in the
 //! config, history or layers; a new value keeps the step cached; a missing
-//! `required` secret fails with its ID and line, a missing optional one is
-//! left out. Needs root; skipped otherwise.
+//! `required` secret fails with its ID and line when the step runs (a
+//! cached step needs none), a missing optional one is left out. Needs root; skipped otherwise.
 
 mod support;
 
@@ -244,6 +244,40 @@ fn a_missing_required_secret_fails_with_its_id_and_line() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("Dockerfile:4"), "{stderr}");
     assert!(stderr.contains("secret npmrc: not found"), "{stderr}");
+}
+
+#[test]
+fn a_cached_step_needs_no_secret_and_a_changed_one_does() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let secret_file = home.path("tok.txt");
+    std::fs::write(&secret_file, random_value("tok")).unwrap();
+    let step = |command: &str| {
+        format!("{BASE}RUN --mount=type=secret,id=tok,required {command} /run/secrets/tok\n")
+    };
+    let context = home.context("ctx", &step("test -s"));
+    let secret = format!("id=tok,src={}", secret_file.display());
+    let first = home
+        .build(&["--secret", &secret, context.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr_of(&first));
+
+    // Without --secret: the step comes from the cache, as in BuildKit.
+    let cached = home.build(&[context.to_str().unwrap()]).output().unwrap();
+    let stderr = stderr_of(&cached);
+    assert!(cached.status.success(), "{stderr}");
+    assert_eq!(stderr.matches(" CACHED\n").count(), 3, "{stderr}");
+
+    // A step that must run needs its required secret.
+    std::fs::write(context.join("Dockerfile"), step("test -r")).unwrap();
+    let changed = home.build(&[context.to_str().unwrap()]).output().unwrap();
+    let stderr = stderr_of(&changed);
+    assert!(!changed.status.success(), "{stderr}");
+    assert!(stderr.contains("Dockerfile:4"), "{stderr}");
+    assert!(stderr.contains("secret tok: not found"), "{stderr}");
 }
 
 #[test]

@@ -320,6 +320,14 @@ fn shown_steps(graph: &plan::Graph, index: usize) -> usize {
         .count()
 }
 
+/// Where the files a step reads from are, before any is read.
+enum SourceFiles {
+    /// A walked local context (`.dockerignore` applied).
+    Context(Arc<crate::exec::rootfs::RootfsView>),
+    /// The layers of a stage or an image, bottom first.
+    Layers(Vec<LayerRef>),
+}
+
 /// One step being run, with what it needs from the build.
 struct StepContext<'a> {
     shared: &'a Shared,
@@ -407,7 +415,7 @@ impl StepContext<'_> {
             }
         };
         let argv = run_argv(&state.config, run)?;
-        let (mounts, _held) = self.run_mounts(run, &state.workdir()).await?;
+        let keyed = self.mount_keys(run).await?;
         let network = match run.network {
             None | Some(crate::dockerfile::instructions::NetworkMode::Default) => {
                 self.shared.options.network
@@ -420,7 +428,7 @@ impl StepContext<'_> {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect()
         };
-        let step = crate::exec::RunStep {
+        let mut step = crate::exec::RunStep {
             parent: state.layers.clone(),
             argv: argv.clone(),
             env: pairs(&run.env),
@@ -429,7 +437,10 @@ impl StepContext<'_> {
             workdir: state.workdir(),
             network,
             security,
-            mounts,
+            mounts: crate::exec::StepMounts {
+                keys: keyed.keys.clone(),
+                ..Default::default()
+            },
         };
         let executor = &self.shared.executor;
         let inputs = step.cache_inputs(&state.key, executor.options());
@@ -445,18 +456,36 @@ impl StepContext<'_> {
             }
             StepEvent::Notice(text) => shared.notice(format!("#{id} note: {text}")),
         };
-        let outcome = if self.no_cache {
-            let layer = executor.run(&step, &mut on_event).await?;
-            files::record_run(&self.shared.store, &inputs, self.position, layer.as_ref())?;
-            crate::exec::RunOutcome {
+        let hit = match self.no_cache {
+            true => None,
+            false => executor.cached(&step.parent, &inputs)?,
+        };
+        let outcome = match hit {
+            Some(layer) => crate::exec::RunOutcome {
                 layer,
-                cached: false,
+                cached: true,
                 miss_reasons: Vec::new(),
+            },
+            // Bound files are copied, caches locked and secrets read only
+            // for a step that runs.
+            None => {
+                let _held = self
+                    .set_up_mounts(run, &state.workdir(), &keyed, &mut step.mounts)
+                    .await?;
+                if self.no_cache {
+                    let layer = executor.run(&step, &mut on_event).await?;
+                    files::record_run(&self.shared.store, &inputs, self.position, layer.as_ref())?;
+                    crate::exec::RunOutcome {
+                        layer,
+                        cached: false,
+                        miss_reasons: Vec::new(),
+                    }
+                } else {
+                    executor
+                        .run_missed(&step, &inputs, self.position, &mut on_event)
+                        .await?
+                }
             }
-        } else {
-            executor
-                .run_cached(&step, &inputs, self.position, &mut on_event)
-                .await?
         };
         let build_args: Vec<(String, String)> = run
             .args
@@ -479,13 +508,22 @@ impl StepContext<'_> {
         &self,
         from: Option<&plan::CopyFrom>,
     ) -> Result<(SourceRoot, Option<tempfile::TempDir>), StepError> {
+        match self.source_files(from).await? {
+            SourceFiles::Context(view) => Ok((SourceRoot::Context(view), None)),
+            SourceFiles::Layers(layers) => self.layers_root(&layers),
+        }
+    }
+
+    /// Where the files of `--from` (the context when none) are: a walked
+    /// context, or the layers of a stage or an image, whose root
+    /// filesystem is not made yet.
+    async fn source_files(&self, from: Option<&plan::CopyFrom>) -> Result<SourceFiles, StepError> {
         let Some(from) = from else {
-            return Ok((SourceRoot::Context(self.shared.context().await?), None));
+            return Ok(SourceFiles::Context(self.shared.context().await?));
         };
         let layers = match &from.source {
             plan::Source::Context(name) => {
-                let view = self.shared.named_context(name).await?;
-                return Ok((SourceRoot::Context(view), None));
+                return Ok(SourceFiles::Context(self.shared.named_context(name).await?));
             }
             plan::Source::Stage(i) => {
                 self.earlier
@@ -509,9 +547,18 @@ impl StepContext<'_> {
                     .clone()
             }
         };
+        Ok(SourceFiles::Layers(layers))
+    }
+
+    /// The root filesystem of `layers`, and the empty directory that
+    /// stands for it when there are none.
+    fn layers_root(
+        &self,
+        layers: &[LayerRef],
+    ) -> Result<(SourceRoot, Option<tempfile::TempDir>), StepError> {
         let store = &self.shared.store;
         let owners = self.shared.executor.layer_owners();
-        tokio::task::block_in_place(|| match files::rootfs_view(store, &layers)? {
+        tokio::task::block_in_place(|| match files::rootfs_view(store, layers)? {
             Some(view) => Ok((
                 SourceRoot::Stage {
                     view: Arc::new(view),

@@ -101,12 +101,7 @@ impl CopyPlan {
                 PlannedKind::File { size, body } => {
                     let digest = match body {
                         Body::Bytes(bytes) => crate::digest::sha256(bytes),
-                        Body::View(view, node) => {
-                            let host = view.host_path(node)?;
-                            memo.digest(&host, identity(node), || {
-                                view.open(node).map_err(std::io::Error::other)
-                            })?
-                        }
+                        Body::View(view, node) => file_digest(view, node, memo)?,
                     };
                     ("file", *size, Some(digest.to_string()))
                 }
@@ -182,6 +177,19 @@ impl CopyPlan {
             .collect();
         Ok(write_entries(entries, out, options)?)
     }
+}
+
+/// The content digest of the regular file `node` of `view`, read only
+/// when `memo` does not know the file's stat identity.
+pub fn file_digest(
+    view: &RootfsView,
+    node: &Node,
+    memo: &mut DigestMemo,
+) -> Result<oci_spec::image::Digest, CopyError> {
+    let host = view.host_path(node)?;
+    Ok(memo.digest(&host, identity(node), || {
+        view.open(node).map_err(std::io::Error::other)
+    })?)
 }
 
 fn identity(node: &Node) -> StatIdentity {

@@ -326,6 +326,22 @@ impl RootfsView {
         Ok(out)
     }
 
+    /// Whether the view hides an entry of the directory `dir` that is on
+    /// disk (one `.dockerignore` left out of the context).
+    pub fn hides_in(&self, dir: &Node) -> Result<bool, RootfsError> {
+        let Some(visible) = &self.visible else {
+            return Ok(false);
+        };
+        for &layer in &dir.layers {
+            for name in self.names_in(layer, &dir.path)? {
+                if !visible.contains(&dir.path.join(&name)) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// The names of the directory `dir` that exist (visible, not whited
     /// out), for "did you mean" hints.
     pub fn names(&self, dir: &Node) -> Result<Vec<String>, RootfsError> {

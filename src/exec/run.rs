@@ -265,18 +265,45 @@ impl Executor {
         position: &str,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<RunOutcome, ExecError> {
+        if let Some(layer) = self.cached(&step.parent, inputs)? {
+            return Ok(RunOutcome {
+                layer,
+                cached: true,
+                miss_reasons: Vec::new(),
+            });
+        }
+        self.run_missed(step, inputs, position, on_event).await
+    }
+
+    /// The layer the cache holds for a step keyed `inputs` on top of
+    /// `parent` (inner `None`: the step changed no file), with its
+    /// snapshot in place; `None` when the step must run. Lets a caller
+    /// decide before preparing what only a running step needs (bound
+    /// copies, secrets).
+    pub fn cached(
+        &self,
+        parent: &[LayerRef],
+        inputs: &StepInputs,
+    ) -> Result<Option<Option<LayerRef>>, ExecError> {
+        let _lease = self.store.lease()?;
+        match self.store.cache().get(&inputs.key())? {
+            Some(record) => self.reuse(parent, &record),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs a step that [`Executor::cached`] did not have and records it
+    /// under `inputs` at `position`, with why the last step there missed.
+    pub async fn run_missed(
+        &self,
+        step: &RunStep,
+        inputs: &StepInputs,
+        position: &str,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
+    ) -> Result<RunOutcome, ExecError> {
         let _lease = self.store.lease()?;
         let key = inputs.key();
         let cache = self.store.cache();
-        if let Some(record) = cache.get(&key)? {
-            if let Some(layer) = self.reuse(step, &record)? {
-                return Ok(RunOutcome {
-                    layer,
-                    cached: true,
-                    miss_reasons: Vec::new(),
-                });
-            }
-        }
         let miss_reasons = match cache.last_at(position)? {
             Some((_, previous)) => super::cache_key::explain_miss(&previous.inputs, inputs),
             None => Vec::new(),
@@ -299,7 +326,7 @@ impl Executor {
     /// `None` (run the step) when its blob is gone.
     fn reuse(
         &self,
-        step: &RunStep,
+        parent: &[LayerRef],
         record: &CacheRecord,
     ) -> Result<Option<Option<LayerRef>>, ExecError> {
         let Some(cached) = &record.layer else {
@@ -310,7 +337,7 @@ impl Executor {
             return Ok(None);
         }
         if !self.overlay_unavailable.load(Ordering::Relaxed) {
-            let mut chain = step.parent.clone();
+            let mut chain = parent.to_vec();
             chain.push(layer.clone());
             self.snapshots_of(&chain)?;
         }

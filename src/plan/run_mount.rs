@@ -149,6 +149,9 @@ pub enum MountError {
     /// A secret mount with both `source=` and `id=`.
     #[error("both source and id can't be set")]
     SecretSourceAndId,
+    /// An ssh mount with `source=` (BuildKit takes its agent by `id=` only).
+    #[error("ssh does not support source")]
+    SshSource,
     /// `sharing=` on anything but a cache mount.
     #[error("invalid cache sharing set for {0} mount")]
     SharingForType(&'static str),
@@ -306,6 +309,7 @@ fn validate(kind: Kind, f: Fields) -> Result<Mount, MountError> {
             size: f.size,
             readonly: f.readonly == Some(true),
         },
+        Kind::Ssh if !f.source.is_empty() => return Err(MountError::SshSource),
         Kind::Secret | Kind::Ssh => {
             let secret = SecretMount {
                 id: non_empty(f.id).or_else(|| non_empty(f.source.clone())),
@@ -582,6 +586,7 @@ mod tests {
                 "target=/a,sharing=shared",
                 "invalid cache sharing set for bind mount",
             ),
+            ("type=ssh,source=default", "ssh does not support source"),
         ];
         for (text, message) in cases {
             assert_eq!(parse(text), Err(message.to_owned()), "{text}");

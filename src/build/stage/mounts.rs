@@ -1,21 +1,27 @@
-//! `RUN --mount` set-up for one step: bound files copied out of the
-//! context, a stage or an image into a throwaway directory (so `rw` writes
-//! are lost and `.dockerignore` holds), persistent cache directories under
+//! `RUN --mount` set-up for one step, in two phases. First the cache key:
+//! each mount's spec and, for bound files, a digest of their content —
+//! through the context digest memo for the context (an unchanged context
+//! is not read), from the layers' chain ID for a stage or an image (whose
+//! files the layers fix). Then, only for a step that runs: bound files
+//! copied out into a throwaway directory (so `rw` writes are lost and
+//! `.dockerignore` holds), persistent cache directories under
 //! `<store root>/cache-mounts/` with their sharing locks, tmpfs mounts,
-//! secrets (read now, handed to the sandbox in memory) and ssh agents
-//! (forwarded through a socket of the step's own). The cache key records
-//! each mount's spec, never a secret's value.
+//! secrets (read then, handed to the sandbox in memory) and ssh agents
+//! (forwarded through a socket of the step's own). The cache key never
+//! records a secret's value.
 
-use super::{StepContext, StepError};
+use super::{SourceFiles, StepContext, StepError};
 use crate::build::error::MountSetupError;
 use crate::build::ssh_agent::AgentProxy;
-use crate::exec::StepMounts;
+use crate::context::digest::DigestMemo;
 use crate::exec::copy::SourceRoot;
 use crate::exec::rootfs::{Node, RootfsView};
+use crate::exec::{StepMounts, file_digest};
 use crate::file_kind::FileKind;
 use crate::plan::{self, Mount, Sharing};
 use crate::sandbox::{BindMount, SecretEnv, SecretFile, TmpfsMount};
 use crate::store::{CacheMountAccess, CacheMountLock};
+use oci_spec::image::Digest;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -39,19 +45,120 @@ pub(super) struct Held {
     agents: Vec<AgentProxy>,
 }
 
+/// What a step's mounts add to its cache key, worked out before the cache
+/// is asked: each mount's spec and, for bound or seeded files, a digest
+/// that names their content.
+pub(super) struct MountKeys {
+    /// One per mount, in `--mount` order.
+    pub(super) keys: Vec<String>,
+    /// Per mount, the files it binds or seeds a cache from.
+    files: Vec<Option<MountFiles>>,
+}
+
+/// What keying a mount learned of the files it binds or seeds a cache from.
+struct MountFiles {
+    /// A digest that names their content.
+    digest: Digest,
+    /// Their host path, when a read-only bind may show them as they are
+    /// (see [`tree_digest`]); `None`: a throwaway copy is bound.
+    direct: Option<PathBuf>,
+}
+
 impl StepContext<'_> {
-    /// The step's mounts, in `--mount` order; `workdir` resolves relative
-    /// targets.
-    pub(super) async fn run_mounts(
+    /// The cache keys of `run`'s mounts. Reads no file whose stat the
+    /// context digest memo knows, and nothing of a stage or an image (their
+    /// files are fixed by their layers); copies nothing, reads no secret.
+    pub(super) async fn mount_keys(&self, run: &plan::RunStep) -> Result<MountKeys, StepError> {
+        let mut keys = Vec::with_capacity(run.mounts.len());
+        let mut files = Vec::with_capacity(run.mounts.len());
+        for mount in &run.mounts {
+            match &mount.mount {
+                Mount::Bind {
+                    source, writable, ..
+                } => {
+                    let (name, digest, host) = self.content_digest(mount, source).await?;
+                    keys.push(format!("{} {name} {digest}", mount.spec));
+                    files.push(Some(MountFiles {
+                        digest,
+                        // A writable bind is always a throwaway copy:
+                        // writes must never reach the user's files.
+                        direct: host.filter(|_| !writable),
+                    }));
+                }
+                Mount::Cache { source, .. } if mount.source.is_some() => {
+                    // BuildKit bases the cache on `from` (at `source`) and
+                    // keys it by that content too.
+                    let (_, digest, _) = self.content_digest(mount, source).await?;
+                    keys.push(format!("{} from {digest}", mount.spec));
+                    files.push(Some(MountFiles {
+                        digest,
+                        direct: None,
+                    }));
+                }
+                _ => {
+                    keys.push(mount.spec.to_string());
+                    files.push(None);
+                }
+            }
+        }
+        Ok(MountKeys { keys, files })
+    }
+
+    /// Which root `path` of `mount`'s `from=` (the context when none) is in
+    /// (`context` or `from`), and a digest of what it names there: of the
+    /// files, through the digest memo, for a context; of the layers' chain
+    /// ID and `path` for a stage or an image. For context files that can
+    /// be bound as they are, also their host path.
+    async fn content_digest(
+        &self,
+        mount: &plan::RunMount,
+        path: &str,
+    ) -> Result<(&'static str, Digest, Option<PathBuf>), StepError> {
+        let from = from_of(mount);
+        match self.source_files(from.as_ref()).await? {
+            SourceFiles::Context(view) => {
+                let (digest, host) = tokio::task::block_in_place(|| {
+                    // The memo only saves reads: one left by a panicking
+                    // task is still usable.
+                    let mut memo = self
+                        .shared
+                        .memo
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    tree_digest(&view, path, &mut memo)
+                })
+                .map_err(|source| StepError::Mount {
+                    spec: mount.spec.to_string(),
+                    source,
+                })?;
+                Ok(("context", digest, host))
+            }
+            SourceFiles::Layers(layers) => {
+                let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+                let chain = crate::store::chain_ids(&diff_ids)
+                    .last()
+                    .map(Digest::to_string)
+                    .unwrap_or_default();
+                let named = format!("{chain}\0{}", crate::ignore::clean_path(path));
+                Ok(("from", crate::digest::sha256(named.as_bytes()), None))
+            }
+        }
+    }
+
+    /// Sets up `run`'s mounts in `mounts` for a step that runs (`keyed`
+    /// from [`Self::mount_keys`]); `workdir` resolves relative targets.
+    /// What the step needs alive while it runs is in the returned [`Held`].
+    pub(super) async fn set_up_mounts(
         &self,
         run: &plan::RunStep,
         workdir: &str,
-    ) -> Result<(StepMounts, Held), StepError> {
-        let mut mounts = StepMounts::default();
+        keyed: &MountKeys,
+        mounts: &mut StepMounts,
+    ) -> Result<Held, StepError> {
         let mut held = Held::default();
         // BuildKit numbers the default ssh targets by the step's ssh mounts.
         let mut ssh_index = 0;
-        for mount in &run.mounts {
+        for (mount, files) in run.mounts.iter().zip(&keyed.files) {
             let failed = |source: MountSetupError| StepError::Mount {
                 spec: mount.spec.to_string(),
                 source,
@@ -64,13 +171,16 @@ impl StepContext<'_> {
                     writable,
                 } => {
                     let target = target(written)?;
-                    let (copy, name, digest) = self.copy_out(mount, source, &mut held).await?;
+                    let direct = files.as_ref().and_then(|f| f.direct.clone());
+                    let source = match direct {
+                        Some(host) => host,
+                        None => self.copy_out(mount, source, &mut held).await?,
+                    };
                     mounts.binds.push(BindMount {
-                        source: copy,
+                        source,
                         target,
                         readonly: !writable,
                     });
-                    mounts.keys.push(format!("{} {name} {digest}", mount.spec));
                 }
                 Mount::Cache {
                     target: written,
@@ -83,45 +193,34 @@ impl StepContext<'_> {
                     gid,
                 } => {
                     let target = target(written)?;
-                    let (new, key) = match &mount.source {
-                        // BuildKit bases the cache on `from` (at `source`)
-                        // and keys it by that content too.
-                        Some(_) => {
-                            let (copy, _, digest) = self.copy_out(mount, source, &mut held).await?;
-                            let key = format!("{} from {digest}", mount.spec);
-                            (NewCache::Seeded { copy, digest }, key)
-                        }
-                        None => (
-                            NewCache::Empty {
-                                mode: *mode,
-                                owner: self
-                                    .shared
-                                    .executor
-                                    .layer_owners()
-                                    .on_disk(*uid, *gid)
-                                    .ok_or_else(|| StepError::Mount {
-                                        spec: mount.spec.to_string(),
-                                        source: MountSetupError::Unmapped {
-                                            uid: *uid,
-                                            gid: *gid,
-                                        },
-                                    })?,
-                            },
-                            mount.spec.to_string(),
-                        ),
+                    let new = match files {
+                        Some(files) => NewCache::Seeded {
+                            copy: self.copy_out(mount, source, &mut held).await?,
+                            digest: files.digest.clone(),
+                        },
+                        None => NewCache::Empty {
+                            mode: *mode,
+                            owner: self
+                                .shared
+                                .executor
+                                .layer_owners()
+                                .on_disk(*uid, *gid)
+                                .ok_or_else(|| {
+                                    failed(MountSetupError::Unmapped {
+                                        uid: *uid,
+                                        gid: *gid,
+                                    })
+                                })?,
+                        },
                     };
                     let dir = self
                         .cache_dir(id, *sharing, new, &mut held)
-                        .map_err(|source| StepError::Mount {
-                            spec: mount.spec.to_string(),
-                            source,
-                        })?;
+                        .map_err(failed)?;
                     mounts.binds.push(BindMount {
                         source: dir,
                         target,
                         readonly: *readonly,
                     });
-                    mounts.keys.push(key);
                 }
                 Mount::Tmpfs {
                     target: written,
@@ -133,14 +232,11 @@ impl StepContext<'_> {
                         size: *size,
                         readonly: *readonly,
                     });
-                    mounts.keys.push(mount.spec.to_string());
                 }
                 Mount::Secret(secret) => {
-                    mounts.keys.push(mount.spec.to_string());
-                    self.secret(secret, &mut mounts, workdir).map_err(failed)?;
+                    self.secret(secret, mounts, workdir).map_err(failed)?;
                 }
                 Mount::Ssh(ssh) => {
-                    mounts.keys.push(mount.spec.to_string());
                     let target = target(
                         &ssh.target
                             .clone()
@@ -151,44 +247,39 @@ impl StepContext<'_> {
                         mounts.env.push(("SSH_AUTH_SOCK".to_owned(), socket));
                     }
                     ssh_index += 1;
-                    if let Some(proxy) = self.ssh_agent(ssh, &mut mounts, target).map_err(failed)? {
+                    if let Some(proxy) = self.ssh_agent(ssh, mounts, target).map_err(failed)? {
                         held.agents.push(proxy);
                     }
                 }
             }
         }
-        Ok((mounts, held))
+        Ok(held)
     }
 
     /// Copies what `path` names in `mount`'s `from=` (the context when
-    /// none) to a throwaway directory held by `held`: the copy's path, which root it
-    /// came from (`context` or `from`), and a digest of its content.
+    /// none) to a throwaway directory held by `held`, and returns the
+    /// copy's path.
     async fn copy_out(
         &self,
         mount: &plan::RunMount,
         path: &str,
         held: &mut Held,
-    ) -> Result<(PathBuf, &'static str, oci_spec::image::Digest), StepError> {
-        let from = mount.source.as_ref().map(|source| plan::CopyFrom {
-            written: String::new(),
-            source: source.clone(),
-        });
-        let (root, keep) = self.source_root(from.as_ref()).await?;
+    ) -> Result<PathBuf, StepError> {
+        let (root, keep) = self.source_root(from_of(mount).as_ref()).await?;
         held.dirs.extend(keep);
         let copy = self.scratch_dir()?;
-        let (view, name) = match &root {
-            SourceRoot::Context(view) => (view, "context"),
-            SourceRoot::Stage { view, .. } => (view, "from"),
+        let view = match &root {
+            SourceRoot::Context(view) | SourceRoot::Stage { view, .. } => view,
         };
-        let digest = tokio::task::block_in_place(|| materialize(view, path, copy.path())).map_err(
-            |source| StepError::Mount {
+        let tree = copy.path().join("root");
+        tokio::task::block_in_place(|| materialize(view, path, &tree)).map_err(|source| {
+            StepError::Mount {
                 spec: mount.spec.to_string(),
                 source,
-            },
-        )?;
-        let tree = copy.path().join("root");
+            }
+        })?;
         held.dirs.push(copy);
-        Ok((tree, name, digest))
+        Ok(tree)
     }
 
     /// A secret mount as BuildKit's Dockerfile front end makes it: the ID
@@ -330,10 +421,7 @@ enum NewCache {
     /// Empty, with this mode (`mode=`) and on-disk owner (`uid=`, `gid=`).
     Empty { mode: u32, owner: (u32, u32) },
     /// A copy of `from=` at `source=`, with its digest.
-    Seeded {
-        copy: PathBuf,
-        digest: oci_spec::image::Digest,
-    },
+    Seeded { copy: PathBuf, digest: Digest },
 }
 
 impl NewCache {
@@ -402,55 +490,71 @@ fn base_name(path: &str) -> &str {
     }
 }
 
-/// Copies what `source` names in `view` to `<dest>/root` and returns a
-/// digest of it (names, kinds, modes, owners and contents, in order).
-fn materialize(
-    view: &RootfsView,
-    source: &str,
-    dest: &Path,
-) -> Result<oci_spec::image::Digest, MountSetupError> {
-    let rootfs = |e: crate::exec::rootfs::RootfsError| MountSetupError::Io {
+/// `mount`'s `from=` as `source_root` takes it (`None`: the context).
+fn from_of(mount: &plan::RunMount) -> Option<plan::CopyFrom> {
+    mount.source.as_ref().map(|source| plan::CopyFrom {
+        written: String::new(),
+        source: source.clone(),
+    })
+}
+
+fn rootfs_error(source: &str) -> impl Fn(crate::exec::rootfs::RootfsError) -> MountSetupError {
+    move |e| MountSetupError::Io {
         action: "read",
         path: PathBuf::from(source),
         source: io::Error::other(e.to_string()),
-    };
-    let node = view
-        .lookup(Path::new(source), true)
-        .map_err(rootfs)?
-        .ok_or_else(|| MountSetupError::SourceNotFound(source.to_owned()))?;
+    }
+}
+
+/// What `source` names in `view` (links followed), or why there is nothing.
+fn source_node(view: &RootfsView, source: &str) -> Result<Node, MountSetupError> {
+    view.lookup(Path::new(source), true)
+        .map_err(rootfs_error(source))?
+        .ok_or_else(|| MountSetupError::SourceNotFound(source.to_owned()))
+}
+
+/// A digest of what `source` names in `view` (names, kinds, modes, owners
+/// and contents, in order), with file contents taken through `memo`; and
+/// its host path when a read-only bind of it shows just what a copy would:
+/// nothing below it is hidden by `.dockerignore`, and it holds no device,
+/// pipe or socket (which a copy leaves out). Symlinks need no check: the
+/// step sees them as links, resolved inside its own root.
+fn tree_digest(
+    view: &RootfsView,
+    source: &str,
+    memo: &mut DigestMemo,
+) -> Result<(Digest, Option<PathBuf>), MountSetupError> {
+    let node = source_node(view, source)?;
     let mut hasher = crate::digest::Hasher::new();
-    copy_node(view, &node, &dest.join("root"), &mut hasher).map_err(|e| match e {
-        CopyFailure::View(e) => rootfs(e),
-        CopyFailure::Io(e) => e,
+    let as_is = hash_node(view, &node, memo, &mut hasher).map_err(|e| match e {
+        TreeFailure::View(e) => rootfs_error(source)(e),
+        TreeFailure::Content(e) => MountSetupError::Io {
+            action: "digest",
+            path: PathBuf::from(source),
+            source: io::Error::other(e.to_string()),
+        },
+        TreeFailure::Io(e) => e,
     })?;
-    Ok(hasher.finish())
+    let host = match as_is {
+        // Absolute: the sandbox opens it from a working directory of its own.
+        true => {
+            let host = view.host_path(&node).map_err(rootfs_error(source))?;
+            Some(std::path::absolute(&host).map_err(io_error("resolve", &host))?)
+        }
+        false => None,
+    };
+    Ok((hasher.finish(), host))
 }
 
-enum CopyFailure {
-    View(crate::exec::rootfs::RootfsError),
-    Io(MountSetupError),
-}
-
-impl From<crate::exec::rootfs::RootfsError> for CopyFailure {
-    fn from(e: crate::exec::rootfs::RootfsError) -> Self {
-        CopyFailure::View(e)
-    }
-}
-
-impl From<MountSetupError> for CopyFailure {
-    fn from(e: MountSetupError) -> Self {
-        CopyFailure::Io(e)
-    }
-}
-
-/// Copies `node` to `to`, feeding what identifies it to `hasher`. Devices,
-/// pipes and sockets are left out (a bound tree is for reading files).
-fn copy_node(
+/// Feeds what identifies `node` and everything below it to `hasher`, and
+/// says whether the view shows all of it. Devices, pipes and sockets are
+/// left out, as the copy leaves them out.
+fn hash_node(
     view: &RootfsView,
     node: &Node,
-    to: &Path,
+    memo: &mut DigestMemo,
     hasher: &mut crate::digest::Hasher,
-) -> Result<(), CopyFailure> {
+) -> Result<bool, TreeFailure> {
     let stat = &node.stat;
     let header = format!(
         "{}\0{:o}\0{}\0{}\0",
@@ -463,6 +567,66 @@ fn copy_node(
     match &node.kind {
         FileKind::Dir => {
             hasher.update(b"d");
+            let mut whole = !view.hides_in(node)?;
+            for child in view.read_dir(node)? {
+                whole &= hash_node(view, &child, memo, hasher)?;
+            }
+            Ok(whole)
+        }
+        FileKind::File => {
+            hasher.update(b"f");
+            let digest = file_digest(view, node, memo).map_err(TreeFailure::Content)?;
+            hasher.update(digest.to_string().as_bytes());
+            Ok(true)
+        }
+        FileKind::Symlink { target } => {
+            hasher.update(b"l");
+            hasher.update(target.as_os_str().as_encoded_bytes());
+            Ok(true)
+        }
+        FileKind::Special(_) | FileKind::Socket => Ok(false),
+    }
+}
+
+/// Copies what `source` names in `view` to `dest`.
+fn materialize(view: &RootfsView, source: &str, dest: &Path) -> Result<(), MountSetupError> {
+    let node = source_node(view, source)?;
+    copy_node(view, &node, dest).map_err(|e| match e {
+        TreeFailure::View(e) => rootfs_error(source)(e),
+        TreeFailure::Content(e) => MountSetupError::Io {
+            action: "read",
+            path: PathBuf::from(source),
+            source: io::Error::other(e.to_string()),
+        },
+        TreeFailure::Io(e) => e,
+    })
+}
+
+/// Why walking a bound tree failed.
+enum TreeFailure {
+    View(crate::exec::rootfs::RootfsError),
+    Content(crate::exec::CopyError),
+    Io(MountSetupError),
+}
+
+impl From<crate::exec::rootfs::RootfsError> for TreeFailure {
+    fn from(e: crate::exec::rootfs::RootfsError) -> Self {
+        TreeFailure::View(e)
+    }
+}
+
+impl From<MountSetupError> for TreeFailure {
+    fn from(e: MountSetupError) -> Self {
+        TreeFailure::Io(e)
+    }
+}
+
+/// Copies `node` to `to`. Devices, pipes and sockets are left out (a bound
+/// tree is for reading files).
+fn copy_node(view: &RootfsView, node: &Node, to: &Path) -> Result<(), TreeFailure> {
+    let stat = &node.stat;
+    match &node.kind {
+        FileKind::Dir => {
             std::fs::create_dir(to).map_err(io_error("create", to))?;
             for child in view.read_dir(node)? {
                 let name = child
@@ -470,21 +634,15 @@ fn copy_node(
                     .file_name()
                     .map(PathBuf::from)
                     .unwrap_or_default();
-                copy_node(view, &child, &to.join(name), hasher)?;
+                copy_node(view, &child, &to.join(name))?;
             }
         }
         FileKind::File => {
-            hasher.update(b"f");
             let mut from = view.open(node)?;
             let mut file = File::create(to).map_err(io_error("create", to))?;
-            let mut tee = crate::digest::HashingWriter::new(&mut file);
-            io::copy(&mut from, &mut tee).map_err(io_error("write", to))?;
-            let (_, digest, _) = tee.finish();
-            hasher.update(digest.to_string().as_bytes());
+            io::copy(&mut from, &mut file).map_err(io_error("write", to))?;
         }
         FileKind::Symlink { target } => {
-            hasher.update(b"l");
-            hasher.update(target.as_os_str().as_encoded_bytes());
             std::os::unix::fs::symlink(target, to).map_err(io_error("create", to))?;
             return Ok(());
         }
