@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use crate::layer::resolve::{InRootPath, Root};
 
 use super::ContextError;
 use crate::layer::LayerError;
@@ -75,26 +75,15 @@ impl UnpackedContext {
             path: path.to_owned(),
             source,
         };
-        let root = rustix::fs::open(
-            self.dir.path(),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io_error(e.into()))?;
-        let relative = path.strip_prefix("/").unwrap_or(path);
-        let fd = rustix::fs::openat2(
-            &root,
-            relative,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(|e| io_error(e.into()))?;
-        let mut bytes = Vec::new();
-        std::fs::File::from(fd)
-            .read_to_end(&mut bytes)
-            .map_err(io_error)?;
-        Ok(bytes)
+        let relative = InRootPath::normalize(path).ok_or_else(|| {
+            io_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path climbs out of the context",
+            ))
+        })?;
+        Root::open(self.dir.path())
+            .and_then(|root| root.read_file(&relative))
+            .map_err(io_error)
     }
 }
 

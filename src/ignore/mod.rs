@@ -14,6 +14,7 @@ mod go_regex;
 mod matcher;
 mod pattern;
 
+use crate::layer::resolve::{InRootPath, Root};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -151,7 +152,7 @@ impl IgnoreFile {
             .into_iter()
             .chain([context_dir.join(".dockerignore")])
         {
-            match std::fs::read(&path) {
+            match read_ignore_file(context_dir, &path) {
                 Ok(bytes) => {
                     let patterns = IgnoreFile::parse(&String::from_utf8_lossy(&bytes));
                     return Ok(Some(IgnoreFile { path, patterns }));
@@ -172,9 +173,44 @@ impl IgnoreFile {
     }
 }
 
+/// Reads an ignore file; one inside the context (an archive's, say) is
+/// read with its links resolved inside the context, so a link cannot feed
+/// a host file's lines to the matcher.
+fn read_ignore_file(context_dir: &Path, path: &Path) -> io::Result<Vec<u8>> {
+    let Ok(relative) = path.strip_prefix(context_dir) else {
+        return std::fs::read(path);
+    };
+    let relative = InRootPath::normalize(relative)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "outside the context"))?;
+    Root::open(context_dir)?.read_file(&relative)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ignore_file_linking_out_of_the_context_is_resolved_inside_it() {
+        let outside = tempfile::tempdir().unwrap();
+        let host_file = outside.path().join("host-patterns");
+        std::fs::write(&host_file, "from-the-host\n").unwrap();
+        let context = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&host_file, context.path().join(".dockerignore")).unwrap();
+        // Resolved inside the context, the link names a file that is not there.
+        assert!(
+            IgnoreFile::for_build(context.path(), None)
+                .unwrap()
+                .is_none()
+        );
+        // The same path inside the context is what gets read.
+        let inside = context.path().join(host_file.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
+        std::fs::write(&inside, "from-the-context\n").unwrap();
+        let file = IgnoreFile::for_build(context.path(), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(file.patterns, ["from-the-context"]);
+    }
 
     #[test]
     fn random_patterns_never_panic() {

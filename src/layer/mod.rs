@@ -23,7 +23,7 @@ mod fsmeta;
 pub mod gzip;
 pub mod hardlinks;
 pub mod owners;
-mod resolve;
+pub(crate) mod resolve;
 pub mod tar;
 
 pub use error::{LayerError, Refusal};

@@ -93,6 +93,21 @@ impl Root {
         )?)
     }
 
+    /// The content of the file at `path`, links resolved inside the root,
+    /// so a link cannot make the caller read a file outside it.
+    pub(crate) fn read_file(&self, path: &InRootPath) -> io::Result<Vec<u8>> {
+        let fd = rfs::openat2(
+            &self.fd,
+            path.for_openat2(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            IN_ROOT,
+        )?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes)?;
+        Ok(bytes)
+    }
+
     /// Opens the entry at `path` itself, not following a final symlink.
     pub(crate) fn open_nofollow(&self, path: &InRootPath, flags: OFlags) -> io::Result<OwnedFd> {
         Ok(rfs::openat2(
