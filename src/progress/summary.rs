@@ -31,9 +31,10 @@ impl Summary {
     pub fn lines(&self, transfers: &Transfers) -> Vec<String> {
         let mut lines = vec![
             format!(
-                "built in {:.1}s: {} steps run, {} cached; {} pulled, {} pushed",
+                "built in {:.1}s: {} {} run, {} cached; {} pulled, {} pushed",
                 self.elapsed.as_secs_f64(),
                 self.steps_run,
+                if self.steps_run == 1 { "step" } else { "steps" },
                 self.steps_cached,
                 super::plain::human_bytes(transfers.pulled()),
                 super::plain::human_bytes(transfers.pushed()),
@@ -168,5 +169,10 @@ mod tests {
                 "named app:latest".to_owned(),
             ]
         );
+        let one = Summary {
+            steps_run: 1,
+            ..summary
+        };
+        assert!(one.lines(&Transfers::default())[0].contains(": 1 step run, 5 cached;"));
     }
 }
