@@ -255,7 +255,7 @@ fn interrupted_build_leaves_a_clean_store(signal: rustix::process::Signal) {
         .get_output()
         .clone();
     let stderr = stderr_of(&output);
-    assert!(stderr.contains("1 steps run, 3 cached"), "{stderr}");
+    assert!(stderr.contains("1 step run, 3 cached"), "{stderr}");
 }
 
 #[test]
