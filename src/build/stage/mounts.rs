@@ -526,15 +526,8 @@ fn tree_digest(
 ) -> Result<(Digest, Option<PathBuf>), MountSetupError> {
     let node = source_node(view, source)?;
     let mut hasher = crate::digest::Hasher::new();
-    let as_is = hash_node(view, &node, memo, &mut hasher).map_err(|e| match e {
-        TreeFailure::View(e) => rootfs_error(source)(e),
-        TreeFailure::Content(e) => MountSetupError::Io {
-            action: "digest",
-            path: PathBuf::from(source),
-            source: io::Error::other(e.to_string()),
-        },
-        TreeFailure::Io(e) => e,
-    })?;
+    let as_is = hash_node(view, &node, memo, &mut hasher)
+        .map_err(|e| e.for_source(source, "digest"))?;
     let host = match as_is {
         // Absolute: the sandbox opens it from a working directory of its own.
         true => {
@@ -591,15 +584,7 @@ fn hash_node(
 /// Copies what `source` names in `view` to `dest`.
 fn materialize(view: &RootfsView, source: &str, dest: &Path) -> Result<(), MountSetupError> {
     let node = source_node(view, source)?;
-    copy_node(view, &node, dest).map_err(|e| match e {
-        TreeFailure::View(e) => rootfs_error(source)(e),
-        TreeFailure::Content(e) => MountSetupError::Io {
-            action: "read",
-            path: PathBuf::from(source),
-            source: io::Error::other(e.to_string()),
-        },
-        TreeFailure::Io(e) => e,
-    })
+    copy_node(view, &node, dest).map_err(|e| e.for_source(source, "read"))
 }
 
 /// Why walking a bound tree failed.
@@ -607,6 +592,22 @@ enum TreeFailure {
     View(crate::exec::rootfs::RootfsError),
     Content(crate::exec::CopyError),
     Io(MountSetupError),
+}
+
+impl TreeFailure {
+    /// The mount's error for a walk of `source` that failed; `action` says
+    /// what was being done to a file's content (`read`, `digest`).
+    fn for_source(self, source: &str, action: &'static str) -> MountSetupError {
+        match self {
+            TreeFailure::View(e) => rootfs_error(source)(e),
+            TreeFailure::Content(e) => MountSetupError::Io {
+                action,
+                path: PathBuf::from(source),
+                source: io::Error::other(e.to_string()),
+            },
+            TreeFailure::Io(e) => e,
+        }
+    }
 }
 
 impl From<crate::exec::rootfs::RootfsError> for TreeFailure {
