@@ -84,10 +84,16 @@ impl Root {
     /// Opens the directory at `path`, resolved inside the root, with `flags`
     /// (`O_PATH` for a dirfd, `O_RDONLY` to change its metadata).
     pub(crate) fn open_dir(&self, path: &InRootPath, flags: OFlags) -> io::Result<OwnedFd> {
+        self.open_at(path, flags | OFlags::DIRECTORY)
+    }
+
+    /// Opens `path`, resolved inside the root (a final symlink too), with
+    /// `flags`.
+    pub(crate) fn open_at(&self, path: &InRootPath, flags: OFlags) -> io::Result<OwnedFd> {
         Ok(rfs::openat2(
             &self.fd,
             path.for_openat2(),
-            flags | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            flags | OFlags::CLOEXEC,
             Mode::empty(),
             IN_ROOT,
         )?)
@@ -96,13 +102,7 @@ impl Root {
     /// The content of the file at `path`, links resolved inside the root,
     /// so a link cannot make the caller read a file outside it.
     pub(crate) fn read_file(&self, path: &InRootPath) -> io::Result<Vec<u8>> {
-        let fd = rfs::openat2(
-            &self.fd,
-            path.for_openat2(),
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-            IN_ROOT,
-        )?;
+        let fd = self.open_at(path, OFlags::RDONLY)?;
         let mut bytes = Vec::new();
         io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes)?;
         Ok(bytes)
@@ -110,13 +110,7 @@ impl Root {
 
     /// Opens the entry at `path` itself, not following a final symlink.
     pub(crate) fn open_nofollow(&self, path: &InRootPath, flags: OFlags) -> io::Result<OwnedFd> {
-        Ok(rfs::openat2(
-            &self.fd,
-            path.for_openat2(),
-            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            IN_ROOT,
-        )?)
+        self.open_at(path, flags | OFlags::NOFOLLOW)
     }
 
     /// Opens the directory at `path` as an `O_PATH` dirfd, creating missing

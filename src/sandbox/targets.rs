@@ -12,7 +12,8 @@
 
 use super::helper::{Context, SetupError};
 use super::spec::Spec;
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use crate::layer::resolve::{InRootPath, Root};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use std::fs::{File, FileTimes};
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
@@ -62,12 +63,7 @@ pub(crate) struct Made {
 
 /// Makes the missing targets (and their missing parents) inside `root`.
 pub(crate) fn create(root: &Path, targets: &[Target]) -> Result<Made, SetupError> {
-    let root_fd = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .context(|| format!("opening the rootfs {}", root.display()))?;
+    let root_fd = Root::open(root).context(|| format!("opening the rootfs {}", root.display()))?;
     let mut made = Made::default();
     for target in targets {
         let names: Vec<&std::ffi::OsStr> = target
@@ -84,7 +80,7 @@ pub(crate) fn create(root: &Path, targets: &[Target]) -> Result<Made, SetupError
             path.push(name);
             match open_in(&root_fd, &path, OFlags::PATH) {
                 Ok(_) => continue,
-                Err(rustix::io::Errno::NOENT) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => {
                     return Err(err).context(|| format!("resolving {}", path.display()));
                 }
@@ -126,12 +122,8 @@ impl Made {
     /// the step filled, or a file it wrote, stays. A parent's times are put
     /// back when the step left that parent alone.
     pub(crate) fn remove(self, root: &Path) -> Result<(), SetupError> {
-        let root_fd = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .context(|| format!("opening the rootfs {}", root.display()))?;
+        let root_fd =
+            Root::open(root).context(|| format!("opening the rootfs {}", root.display()))?;
         let untouched: Vec<PathBuf> = self
             .parents
             .iter()
@@ -147,7 +139,7 @@ impl Made {
             let what = || format!("removing the mount target {}", path.display());
             let parent_fd = match open_in(&root_fd, parent, OFlags::PATH) {
                 Ok(fd) => fd,
-                Err(rustix::io::Errno::NOENT) => continue,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(err) => return Err(err).context(what),
             };
             let stat = match rustix::fs::statat(&parent_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -176,13 +168,13 @@ impl Made {
     /// Puts back the times of the parents `which` selects (those still there).
     fn restore_times(
         &self,
-        root_fd: &OwnedFd,
+        root_fd: &Root,
         which: impl Fn(&PathBuf) -> bool,
     ) -> Result<(), SetupError> {
         for (path, accessed, modified) in self.parents.iter().filter(|(p, ..)| which(p)) {
             let fd = match open_in(root_fd, path, OFlags::RDONLY) {
                 Ok(fd) => fd,
-                Err(rustix::io::Errno::NOENT) => continue,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(err) => {
                     return Err(err).context(|| format!("opening {}", path.display()));
                 }
@@ -200,26 +192,17 @@ impl Made {
 }
 
 /// The access and modification times of `path` inside the rootfs.
-fn times_of(root_fd: &OwnedFd, path: &Path) -> std::io::Result<(SystemTime, SystemTime)> {
+fn times_of(root_fd: &Root, path: &Path) -> std::io::Result<(SystemTime, SystemTime)> {
     let meta = File::from(open_in(root_fd, path, OFlags::PATH)?).metadata()?;
     Ok((meta.accessed()?, meta.modified()?))
 }
 
 /// Opens `path` (relative; empty is the root) as if `root_fd` were `/`:
 /// symlinks and `..` cannot leave it.
-fn open_in(root_fd: &OwnedFd, path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    let path = if path.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        path
-    };
-    rustix::fs::openat2(
-        root_fd,
-        path,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+fn open_in(root_fd: &Root, path: &Path, flags: OFlags) -> std::io::Result<OwnedFd> {
+    let path = InRootPath::normalize(path)
+        .ok_or_else(|| std::io::Error::other(format!("{} leaves the root", path.display())))?;
+    root_fd.open_at(&path, flags)
 }
 
 #[cfg(test)]

@@ -526,8 +526,8 @@ fn tree_digest(
 ) -> Result<(Digest, Option<PathBuf>), MountSetupError> {
     let node = source_node(view, source)?;
     let mut hasher = crate::digest::Hasher::new();
-    let as_is = hash_node(view, &node, memo, &mut hasher)
-        .map_err(|e| e.for_source(source, "digest"))?;
+    let as_is =
+        hash_node(view, &node, memo, &mut hasher).map_err(|e| e.for_source(source, "digest"))?;
     let host = match as_is {
         // Absolute: the sandbox opens it from a working directory of its own.
         true => {
