@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use builder::context::walk;
-use builder::exec::CopyError;
 use builder::exec::copy::{CopyFlags, CopyRequest, Source, SourceRoot, plan_copy};
 use builder::exec::rootfs::RootfsView;
+use builder::exec::{CopyError, DestRoot};
 use builder::ignore::PatternMatcher;
 use builder::layer::extract::{ExtractOptions, Ownership, WhiteoutStyle, extract};
 use builder::layer::owners::OwnerMap;
@@ -27,6 +27,14 @@ fn context(dir: &Path, ignore: &[&str]) -> SourceRoot {
     let matcher = (!ignore.is_empty()).then(|| PatternMatcher::new(ignore).unwrap());
     let entries = walk(dir, matcher.as_ref()).unwrap();
     SourceRoot::Context(Arc::new(RootfsView::context(dir, &entries).unwrap()))
+}
+
+/// `view` as the root filesystem a COPY writes onto, owners as on disk.
+fn onto(view: &RootfsView) -> Option<DestRoot<'_>> {
+    Some(DestRoot {
+        view,
+        owners: OwnerMap::Identity,
+    })
 }
 
 fn request(sources: &[&str], dest: &str, flags: CopyFlags) -> CopyRequest {
@@ -48,7 +56,7 @@ fn layer(
     dest: Option<&Path>,
 ) -> Result<tempfile::TempDir, CopyError> {
     let dest_view = dest.map(|d| RootfsView::dir(d).unwrap());
-    let plan = plan_copy(request, root, dest_view.as_ref())?;
+    let plan = plan_copy(request, root, dest_view.as_ref().and_then(onto))?;
     let tar = plan.write_layer(Vec::new(), &WriteOptions::default())?;
     let out = tempfile::tempdir().unwrap();
     extract(
@@ -509,21 +517,22 @@ fn link_layers_do_not_look_at_the_destination() {
     let dest = tempfile::tempdir().unwrap();
     fs::create_dir_all(dest.path().join("app")).unwrap();
     let root = context(ctx.path(), &[]);
-    // Without --link, `/app` exists as a directory: the file goes inside, `app/` stays out of the layer.
+    // Without --link, `/app` exists as a directory: the file goes inside,
+    // `app/` is in the layer as the destination has it.
     let dest_view = RootfsView::dir(dest.path()).unwrap();
     let plan = plan_copy(
         &request(&["f"], "/app", CopyFlags::default()),
         &root,
-        Some(&dest_view),
+        onto(&dest_view),
     )
     .unwrap();
-    assert_eq!(plan.paths(), [PathBuf::from("app/f")]);
+    assert_eq!(plan.paths(), [PathBuf::from("app"), PathBuf::from("app/f")]);
     // With --link, `/app` is the file's path and its parents are in the layer.
     let link = CopyFlags {
         link: true,
         ..CopyFlags::default()
     };
-    let plan = plan_copy(&request(&["f"], "/x/app", link), &root, Some(&dest_view)).unwrap();
+    let plan = plan_copy(&request(&["f"], "/x/app", link), &root, onto(&dest_view)).unwrap();
     assert_eq!(plan.paths(), [PathBuf::from("x"), PathBuf::from("x/app")]);
 }
 
@@ -539,10 +548,13 @@ fn a_destination_symlink_is_followed_inside_the_destination() {
     let plan = plan_copy(
         &request(&["f"], "/app/", CopyFlags::default()),
         &root,
-        Some(&dest_view),
+        onto(&dest_view),
     )
     .unwrap();
-    assert_eq!(plan.paths(), [PathBuf::from("srv/real/f")]);
+    assert_eq!(
+        plan.paths(),
+        ["srv", "srv/real", "srv/real/f"].map(PathBuf::from)
+    );
 }
 
 #[test]

@@ -13,7 +13,8 @@ use super::scheduler::Shared;
 use crate::exec::config::ImageConfig;
 use crate::exec::copy::{CopyFlags, CopyRequest, Source, SourceRoot, plan_copy};
 use crate::exec::meta::{self, CommandLine, ConfigChange, HealthcheckSpec, StageMeta};
-use crate::exec::{LayerRef, StepEvent};
+use crate::exec::rootfs::RootfsView;
+use crate::exec::{DestRoot, LayerRef, StepEvent};
 use crate::plan::{self, Base, CopySource, StagePlan, StageStart, Step, StepKind};
 use crate::progress::StepProgress;
 use crate::sandbox::{Network, Security};
@@ -50,13 +51,10 @@ impl State {
         self.config.config.user.clone().unwrap_or_default()
     }
 
+    /// The working directory, cleaned (the config keeps it as written).
     fn workdir(&self) -> String {
-        self.config
-            .config
-            .working_dir
-            .clone()
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".to_owned())
+        let value = self.config.config.working_dir.as_deref().unwrap_or("");
+        meta::normalize_workdir("/", value)
     }
 }
 
@@ -636,8 +634,8 @@ impl StepContext<'_> {
         let (user, workdir) = (state.user(), state.workdir());
         let store = &self.shared.store;
         let outcome = tokio::task::block_in_place(|| {
-            let dest = files::rootfs_view(store, &state.layers)?;
-            let plan = plan_copy(&request, &root, dest.as_ref())?;
+            let view = files::rootfs_view(store, &state.layers)?;
+            let plan = plan_copy(&request, &root, self.dest_root(view.as_ref()))?;
             files::commit(
                 store,
                 self.shared.executor.options(),
@@ -678,9 +676,14 @@ impl StepContext<'_> {
         let (user, workdir) = (state.user(), state.workdir());
         let store = &self.shared.store;
         let scratch = self.scratch_dir()?;
-        let dest = tokio::task::block_in_place(|| files::rootfs_view(store, &state.layers))?;
-        let plan =
-            crate::exec::add::plan_add(&request, &root, dest.as_ref(), scratch.path()).await?;
+        let view = tokio::task::block_in_place(|| files::rootfs_view(store, &state.layers))?;
+        let plan = crate::exec::add::plan_add(
+            &request,
+            &root,
+            self.dest_root(view.as_ref()),
+            scratch.path(),
+        )
+        .await?;
         let outcome = tokio::task::block_in_place(|| {
             files::commit(
                 store,
@@ -694,26 +697,38 @@ impl StepContext<'_> {
         Ok((outcome, created_by))
     }
 
+    /// The parent layers a COPY, ADD or WORKDIR writes onto, as the
+    /// planner reads them.
+    fn dest_root<'v>(&self, view: Option<&'v RootfsView>) -> Option<DestRoot<'v>> {
+        view.map(|view| DestRoot {
+            view,
+            owners: self.shared.executor.layer_owners(),
+        })
+    }
+
     /// WORKDIR: the new working directory, created (as BuildKit does)
-    /// when the root filesystem lacks it.
+    /// when the root filesystem lacks it. The config keeps the path as
+    /// BuildKit does (see [`meta::workdir_value`]).
     fn workdir(&self, state: &mut State, dir: &str) -> Result<(LayerOutcome, String), StepError> {
-        let dir = meta::normalize_workdir(&state.workdir(), dir);
-        state.config.config.working_dir = Some(dir.clone());
+        let value = meta::workdir_value(&state.workdir(), dir);
+        state.config.config.working_dir = Some(value.clone());
         let (user, workdir) = (state.user(), state.workdir());
+        let dir = workdir.clone();
         let store = &self.shared.store;
         let outcome = tokio::task::block_in_place(|| {
-            let dest = files::rootfs_view(store, &state.layers)?;
-            let plan = crate::exec::mkdir::plan_workdir(&dir, &user, dest.as_ref())?;
+            let view = files::rootfs_view(store, &state.layers)?;
+            let plan =
+                crate::exec::mkdir::plan_workdir(&dir, &user, self.dest_root(view.as_ref()))?;
             files::commit(
                 store,
                 self.shared.executor.options(),
                 &self.shared.memo,
                 &state.layers,
-                &self.layer_step(state, "WORKDIR", vec![dir.clone()], &user, &workdir),
+                &self.layer_step(state, "WORKDIR", vec![value.clone()], &user, &workdir),
                 plan,
             )
         })?;
-        Ok((outcome, format!("WORKDIR {dir}")))
+        Ok((outcome, format!("WORKDIR {value}")))
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::copy::{CopyRequest, Source, SourceRoot, Target};
-use super::plan::DefaultOwner;
+use super::plan::{DefaultOwner, DestRoot};
 use super::rootfs::RootfsView;
 use super::sources::{self, Match};
 use super::{CopyError, CopyPlan, download};
@@ -44,7 +44,7 @@ pub struct AddRequest {
 pub async fn plan_add(
     request: &AddRequest,
     root: &SourceRoot,
-    dest: Option<&RootfsView>,
+    dest: Option<DestRoot<'_>>,
     scratch: &Path,
 ) -> Result<CopyPlan, CopyError> {
     if request.keep_git_dir {
@@ -119,7 +119,7 @@ pub async fn plan_add(
             target.place(view, &found)?;
         }
     }
-    Ok(target.finish(copy))
+    target.finish(copy)
 }
 
 /// Extracts the archive `file` into `dir` and plans its content at the

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::CopyError;
 use super::chmod::Chmod;
-use super::plan::{CopyPlan, DefaultOwner, Planner};
+use super::plan::{CopyPlan, DefaultOwner, DestRoot, Planner};
 use super::rootfs::RootfsView;
 use super::sources::{self, Match};
 use super::user::{Accounts, Ids};
@@ -97,7 +97,7 @@ pub struct CopyRequest {
 pub fn plan_copy(
     request: &CopyRequest,
     root: &SourceRoot,
-    dest: Option<&RootfsView>,
+    dest: Option<DestRoot<'_>>,
 ) -> Result<CopyPlan, CopyError> {
     let dest = if request.flags.link { None } else { dest };
     let from_context = matches!(root, SourceRoot::Context(_));
@@ -119,7 +119,7 @@ pub fn plan_copy(
             }
         }
     }
-    Ok(target.finish(request))
+    target.finish(request)
 }
 
 /// The destination of a `COPY`/`ADD` and the planner filling it.
@@ -137,12 +137,13 @@ impl<'d> Target<'d> {
     /// planner; `default_owner` is whose files are without `--chown`.
     pub(super) fn new(
         request: &CopyRequest,
-        dest: Option<&'d RootfsView>,
+        dest: Option<DestRoot<'d>>,
         default_owner: DefaultOwner,
     ) -> Result<Self, CopyError> {
         let flags = &request.flags;
+        let view = dest.map(|d| d.view);
         let owner = match &flags.chown {
-            Some(spec) => Some(resolve_owner(spec, dest)?),
+            Some(spec) => Some(resolve_owner(spec, view)?),
             None => None,
         };
         let chmod = flags.chmod.as_deref().map(Chmod::parse).transpose()?;
@@ -169,7 +170,7 @@ impl<'d> Target<'d> {
             || written == "."
             || several
             || flags.parents;
-        let (path, existing) = resolve_dest(dest, &relative)?;
+        let (path, existing) = resolve_dest(view, &relative)?;
         let is_dir = existing == Some(FileKind::Dir) || dir_by_rule;
         if several && existing.as_ref().is_some_and(|k| *k != FileKind::Dir) {
             return Err(CopyError::DestinationNotDirectory(written.clone()));
@@ -250,7 +251,7 @@ impl<'d> Target<'d> {
         Ok(self.path.clone())
     }
 
-    pub(super) fn finish(self, request: &CopyRequest) -> CopyPlan {
+    pub(super) fn finish(self, request: &CopyRequest) -> Result<CopyPlan, CopyError> {
         let flags = &request.flags;
         let mut options = BTreeMap::new();
         options.insert("dest".to_owned(), request.dest.clone());
@@ -300,7 +301,7 @@ pub(super) fn resolve_owner(spec: &str, dest: Option<&RootfsView>) -> Result<Ids
 
 /// The destination path with the symlinks of its existing part resolved in
 /// `dest`, and what is there now.
-fn resolve_dest(
+pub(super) fn resolve_dest(
     dest: Option<&RootfsView>,
     path: &Path,
 ) -> Result<(PathBuf, Option<FileKind>), CopyError> {

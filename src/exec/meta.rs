@@ -204,7 +204,7 @@ pub fn apply(
         }
         ConfigChange::Workdir(path) => {
             let current = config.config.working_dir.as_deref().unwrap_or("/");
-            let dir = normalize_workdir(current, path);
+            let dir = workdir_value(current, path);
             config.config.working_dir = Some(dir.clone());
             format!("WORKDIR {dir}")
         }
@@ -371,8 +371,19 @@ fn set_env(config: &mut ImageConfig, key: &str, value: &str) {
     }
 }
 
-/// `WORKDIR`: relative paths join the current directory; the result is
-/// cleaned as Go's `path.Clean` does.
+/// `WORKDIR`'s value in the config, as BuildKit stores it: an absolute
+/// path as written (`/usr/src/` keeps its slash), a relative one joined
+/// to the current directory and cleaned (Go's `path.Join`).
+pub fn workdir_value(current: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        normalize_workdir(current, path)
+    }
+}
+
+/// The working directory `path` means: relative paths join the current
+/// directory; the result is cleaned as Go's `path.Clean` does.
 pub fn normalize_workdir(current: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
         path.to_owned()
@@ -530,6 +541,15 @@ mod tests {
         assert_eq!(normalize_workdir("/srv", "../x/./y/"), "/x/y");
         assert_eq!(normalize_workdir("/srv", "/abs"), "/abs");
         assert_eq!(normalize_workdir("/", ".."), "/");
+    }
+
+    #[test]
+    fn workdir_values_keep_absolute_paths_as_written() {
+        assert_eq!(workdir_value("/", "/usr/src/"), "/usr/src/");
+        assert_eq!(workdir_value("/", "/x/../y/"), "/x/../y/");
+        assert_eq!(workdir_value("/usr/src/", "a/"), "/usr/src/a");
+        assert_eq!(workdir_value("/usr/src/", "."), "/usr/src");
+        assert_eq!(workdir_value("/x/../y/", "./b/../c//"), "/y/c");
     }
 
     #[test]

@@ -35,7 +35,7 @@ mod user_of;
 
 pub use error::CopyError;
 pub use extra_hosts::ExtraHost;
-pub use plan::{CacheInput, CopyPlan, DefaultOwner, SourceRecord, file_digest};
+pub use plan::{CacheInput, CopyPlan, DefaultOwner, DestRoot, SourceRecord, file_digest};
 pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, Snapshotter, StepEvent};
 pub use run_mounts::StepMounts;
 pub use tail::OutputTail;

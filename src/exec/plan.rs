@@ -2,7 +2,7 @@
 //! written: the entries with their final metadata, where each one's bytes
 //! come from, and the record of every source for the step's cache key.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -217,9 +217,20 @@ pub enum DefaultOwner {
     Source(OwnerMap),
 }
 
+/// The root filesystem a `COPY`, `ADD` or `WORKDIR` writes its layer
+/// onto: the parent layers as a view, and how the owners on disk read in
+/// the image (the map of the executor's snapshots).
+#[derive(Debug, Clone, Copy)]
+pub struct DestRoot<'d> {
+    /// The parent layers.
+    pub view: &'d RootfsView,
+    /// From owners on disk to the image's.
+    pub owners: OwnerMap,
+}
+
 /// Builds a [`CopyPlan`] entry by entry.
 pub(super) struct Planner<'d> {
-    dest_view: Option<&'d RootfsView>,
+    dest: Option<DestRoot<'d>>,
     owner: Option<Ids>,
     default_owner: DefaultOwner,
     chmod: Option<Chmod>,
@@ -232,14 +243,14 @@ pub(super) struct Planner<'d> {
 
 impl<'d> Planner<'d> {
     pub(super) fn new(
-        dest_view: Option<&'d RootfsView>,
+        dest: Option<DestRoot<'d>>,
         owner: Option<Ids>,
         default_owner: DefaultOwner,
         chmod: Option<Chmod>,
         excludes: Option<PatternMatcher>,
     ) -> Self {
         Self {
-            dest_view,
+            dest,
             owner,
             default_owner,
             chmod,
@@ -250,11 +261,57 @@ impl<'d> Planner<'d> {
         }
     }
 
-    pub(super) fn finish(self, options: BTreeMap<String, String>) -> CopyPlan {
-        CopyPlan {
+    /// The plan, with the existing parents of its entries added (see
+    /// [`Planner::keep_parents`]).
+    pub(super) fn finish(
+        mut self,
+        options: BTreeMap<String, String>,
+    ) -> Result<CopyPlan, CopyError> {
+        self.keep_parents()?;
+        Ok(CopyPlan {
             entries: self.entries,
             options,
+        })
+    }
+
+    /// Adds the directories above the planned entries that the
+    /// destination already has, with their metadata as it is there. A
+    /// layer carries the parents of what it changes, as BuildKit's diff
+    /// writes them: unpacked as a snapshot over its parents, the layer then
+    /// has `/tmp` as 1777 and an app directory with its owner, instead of
+    /// directories made up on the way that would hide the real ones.
+    fn keep_parents(&mut self) -> Result<(), CopyError> {
+        let Some(dest) = self.dest else {
+            return Ok(());
+        };
+        let planned: HashSet<&Path> = self.entries.iter().map(|e| e.dest.as_path()).collect();
+        let parents: BTreeSet<&Path> = self
+            .entries
+            .iter()
+            .flat_map(|e| e.dest.ancestors().skip(1))
+            .filter(|p| !p.as_os_str().is_empty() && !planned.contains(p))
+            .collect();
+        let mut kept = Vec::with_capacity(parents.len());
+        for parent in parents {
+            let Some(node) = dest.view.lookup(parent, false)? else {
+                continue;
+            };
+            if node.kind != FileKind::Dir {
+                continue;
+            }
+            kept.push(Planned {
+                dest: parent.to_path_buf(),
+                kind: PlannedKind::Dir,
+                mode: node.stat.mode,
+                uid: dest.owners.uid(node.stat.uid),
+                gid: dest.owners.gid(node.stat.gid),
+                mtime: node.stat.mtime.0,
+                xattrs: dest.view.xattrs(&node)?,
+                source: None,
+            });
         }
+        self.entries.extend(kept);
+        Ok(())
     }
 
     /// The destination directory `dir` and its parents: those the
@@ -267,8 +324,9 @@ impl<'d> Planner<'d> {
             if self.planned_dirs.contains(&current) {
                 continue;
             }
-            let exists = match self.dest_view {
-                Some(view) => view
+            let exists = match self.dest {
+                Some(dest) => dest
+                    .view
                     .lookup(&current, true)?
                     .is_some_and(|n| n.kind == FileKind::Dir),
                 None => false,
@@ -300,8 +358,9 @@ impl<'d> Planner<'d> {
     /// Whether the destination already has a directory at `path`.
     pub(super) fn dest_is_dir(&self, path: &Path) -> Result<bool, CopyError> {
         Ok(self.planned_dirs.contains(path)
-            || match self.dest_view {
-                Some(view) => view
+            || match self.dest {
+                Some(dest) => dest
+                    .view
                     .lookup(path, true)?
                     .is_some_and(|n| n.kind == FileKind::Dir),
                 None => false,
