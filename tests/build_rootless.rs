@@ -281,3 +281,49 @@ fn an_unprivileged_user_passes_secrets_and_its_agent_to_steps() {
     assert!(!out.join("run").exists());
     assert!(!stderr.contains(value));
 }
+
+#[test]
+fn an_unprivileged_users_copy_into_tmp_keeps_its_mode() {
+    if !can_build() {
+        return;
+    }
+    for snapshotter in ["overlay", "copy"] {
+        let home = Home::new();
+        let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\n\
+            RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+            RUN mkdir -p /tmp && chmod 1777 /tmp\n\
+            COPY f /tmp/\n\
+            RUN [ \"$(stat -c %a /tmp)\" = 1777 ] && touch /tmp/made\n";
+        let context = home.context("tmp", dockerfile);
+        std::fs::write(context.join("f"), "f\n").unwrap();
+        std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        give_to_nobody(home.dir.path());
+        let layout = home.path("layout");
+        let built = build_as_nobody(
+            &home,
+            snapshotter,
+            &[
+                "-o",
+                &format!("type=oci,tar=false,dest={}", layout.display()),
+                context.to_str().unwrap(),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&built.stderr);
+        if stderr.contains("unsharing the user namespace") {
+            eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+            return;
+        }
+        assert!(built.status.success(), "{snapshotter}: {stderr}");
+        // The COPY's layer and the RUN's after it carry /tmp as it is, as BuildKit's do.
+        let layers = layout_layer_entries(&layout);
+        assert_eq!(layers.len(), 5, "COPY, RUN, RUN, COPY, RUN");
+        for layer in &layers[3..] {
+            let tmp = layer.iter().find(|e| e.path == "tmp/").unwrap();
+            assert_eq!(
+                (tmp.mode & 0o7777, tmp.uid, tmp.gid),
+                (0o1777, 0, 0),
+                "{snapshotter}"
+            );
+        }
+    }
+}
