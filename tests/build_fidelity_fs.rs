@@ -262,7 +262,8 @@ fn workdir_resolves_symlinks_inside_the_rootfs() {
         return;
     }
     let home = Home::new();
-    // A merged-/usr layout: /lib -> usr/lib, the shell found through it.
+    // A merged-/usr layout: /lib -> usr/lib, the shell found through it;
+    // /lib64 -> usr/lib64, which is missing.
     let context = home.context(
         "ctx",
         "FROM scratch AS base
@@ -270,31 +271,41 @@ COPY busybox /usr/lib/busybox
 RUN [\"/usr/lib/busybox\", \"ln\", \"-s\", \"usr/lib\", \"/lib\"]
 RUN [\"/lib/busybox\", \"mkdir\", \"/bin\"]
 RUN [\"/lib/busybox\", \"ln\", \"-s\", \"/lib/busybox\", \"/bin/sh\"]
+RUN /lib/busybox ln -s usr/lib64 /lib64
 
 FROM base
 WORKDIR /lib/myapp
 RUN [ \"$(/lib/busybox readlink /lib)\" = usr/lib ] && [ -d /usr/lib/myapp ] && \\
     /lib/busybox touch made
+WORKDIR /lib64/app
+RUN [ \"$(/lib/busybox readlink /lib64)\" = usr/lib64 ] && [ -d /usr/lib64/app ]
 ",
     );
     for snapshotter in SNAPSHOTTERS {
         let layout = build(&home, &context, snapshotter, None);
         let layers = layout_layer_entries(&layout);
-        let workdir = &layers[4];
-        let paths: Vec<&str> = workdir.iter().map(|e| e.path.as_str()).collect();
+        let paths =
+            |layer: &[TarEntry]| -> Vec<String> { layer.iter().map(|e| e.path.clone()).collect() };
         assert_eq!(
-            paths,
+            paths(&layers[5]),
             ["usr/", "usr/lib/", "usr/lib/myapp/"],
             "{snapshotter}"
         );
-        let out = home.path(&format!("out-{snapshotter}-last"));
         assert_eq!(
-            std::fs::read_link(out.join("lib")).unwrap(),
-            Path::new("usr/lib")
+            paths(&layers[7]),
+            ["usr/", "usr/lib64/", "usr/lib64/app/"],
+            "{snapshotter}"
         );
+        let out = home.path(&format!("out-{snapshotter}-last"));
+        for (link, target) in [("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+            assert_eq!(
+                std::fs::read_link(out.join(link)).unwrap(),
+                Path::new(target)
+            );
+        }
         assert!(out.join("usr/lib/myapp/made").is_file());
         let (_, config) = layout_image(&layout);
-        assert_eq!(config["config"]["WorkingDir"], "/lib/myapp");
+        assert_eq!(config["config"]["WorkingDir"], "/lib64/app");
     }
 }
 

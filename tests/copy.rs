@@ -847,3 +847,46 @@ fn hardlinked_sources_stay_one_file_in_the_layer() {
         "shared"
     );
 }
+
+#[test]
+fn a_dangling_destination_symlink_leads_where_its_target_would_be() {
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "f", "f");
+    let dest = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dest.path().join("usr")).unwrap();
+    symlink("usr/lib64", dest.path().join("lib64")).unwrap();
+    symlink("../gone", dest.path().join("usr/rel")).unwrap();
+    let root = context(ctx.path(), &[]);
+    let dest_view = RootfsView::dir(dest.path()).unwrap();
+    let paths = |dest: &str| {
+        plan_copy(
+            &request(&["f"], dest, CopyFlags::default()),
+            &root,
+            onto(&dest_view),
+        )
+        .unwrap()
+        .paths()
+    };
+    assert_eq!(
+        paths("/lib64/x/"),
+        ["usr", "usr/lib64", "usr/lib64/x", "usr/lib64/x/f"].map(PathBuf::from)
+    );
+    assert_eq!(
+        paths("/usr/rel/sub/"),
+        ["gone", "gone/sub", "gone/sub/f"].map(PathBuf::from)
+    );
+    // A loop of links is an error, not a hang.
+    symlink("loop2", dest.path().join("loop1")).unwrap();
+    symlink("loop1", dest.path().join("loop2")).unwrap();
+    let looped = plan_copy(
+        &request(&["f"], "/loop1/", CopyFlags::default()),
+        &root,
+        onto(&dest_view),
+    );
+    assert!(
+        looped
+            .unwrap_err()
+            .to_string()
+            .contains("too many levels of symbolic links"),
+    );
+}

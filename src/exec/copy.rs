@@ -13,13 +13,13 @@
 //!   their owners, unless `--chown`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use super::CopyError;
 use super::chmod::Chmod;
 use super::plan::{CopyPlan, DefaultOwner, DestRoot, Planner};
-use super::rootfs::RootfsView;
+use super::rootfs::{MAX_SYMLINKS, RootfsError, RootfsView};
 use super::sources::{self, Match};
 use super::user::{Accounts, Ids};
 use crate::file_kind::FileKind;
@@ -300,27 +300,59 @@ pub(super) fn resolve_owner(spec: &str, dest: Option<&RootfsView>) -> Result<Ids
 }
 
 /// The destination path with the symlinks of its existing part resolved in
-/// `dest`, and what is there now.
+/// `dest`, and what is there now. A symlink whose target is missing leads
+/// to where the target would be (`/lib64 -> usr/lib64` makes
+/// `/usr/lib64/…`), as BuildKit resolves paths in the root filesystem.
 pub(super) fn resolve_dest(
     dest: Option<&RootfsView>,
     path: &Path,
 ) -> Result<(PathBuf, Option<FileKind>), CopyError> {
-    let Some(view) = dest else {
-        return Ok((path.to_path_buf(), None));
-    };
+    match dest {
+        Some(view) => resolve_in(view, path, &mut 0),
+        None => Ok((path.to_path_buf(), None)),
+    }
+}
+
+/// [`resolve_dest`] in `view`; `links` counts the dangling symlinks followed.
+fn resolve_in(
+    view: &RootfsView,
+    path: &Path,
+    links: &mut usize,
+) -> Result<(PathBuf, Option<FileKind>), CopyError> {
     if let Some(node) = view.lookup(path, true)? {
         return Ok((node.path, Some(node.kind)));
     }
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) => {
-            let (resolved, kind) = resolve_dest(Some(view), parent)?;
-            if kind.as_ref().is_some_and(|k| *k != FileKind::Dir) {
-                return Err(CopyError::Rootfs(
-                    super::rootfs::RootfsError::NotADirectory(resolved),
-                ));
-            }
-            Ok((resolved.join(name), None))
-        }
-        _ => Ok((path.to_path_buf(), None)),
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok((path.to_path_buf(), None));
+    };
+    let (resolved, kind) = resolve_in(view, parent, links)?;
+    if kind.as_ref().is_some_and(|k| *k != FileKind::Dir) {
+        return Err(RootfsError::NotADirectory(resolved).into());
     }
+    let here = resolved.join(name);
+    if let Some(FileKind::Symlink { target }) = view.lookup(&here, false)?.map(|n| n.kind) {
+        *links += 1;
+        if *links > MAX_SYMLINKS {
+            return Err(RootfsError::SymlinkLoop(path.to_path_buf()).into());
+        }
+        return resolve_in(view, &link_target(&resolved, &target), links);
+    }
+    Ok((here, None))
+}
+
+/// Where the symlink `target` in the directory `dir` (plain components)
+/// points, `..` clamped at the root.
+fn link_target(dir: &Path, target: &Path) -> PathBuf {
+    let mut out = dir.to_path_buf();
+    for component in target.components() {
+        match component {
+            Component::RootDir => out = PathBuf::new(),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }

@@ -24,7 +24,7 @@ use rustix::io::Errno;
 use crate::file_kind::FileKind;
 
 /// Symlinks followed in one lookup before it fails, as Linux's `MAXSYMLINKS`.
-const MAX_SYMLINKS: usize = 40;
+pub(super) const MAX_SYMLINKS: usize = 40;
 
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_SYMLINKS)
