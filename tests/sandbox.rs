@@ -4,6 +4,7 @@
 
 mod support;
 
+use builder::sandbox::seccomp::SeccompFilter;
 use builder::sandbox::{
     BindMount, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, SecretBytes, SecretEnv,
     SecretFile, Security, Spec, Stream, User,
@@ -73,6 +74,7 @@ impl Fixture {
             resolv_conf: "nameserver 192.0.2.53\n".into(),
             security: Security::default(),
             shm_size: 64 << 20,
+            seccomp: Some(SeccompFilter::docker_default().unwrap()),
         }
     }
 
@@ -348,11 +350,11 @@ fn a_step_that_changes_nothing_leaves_an_empty_upper_directory() {
 }
 
 #[test]
-fn root_gets_dockers_default_capabilities_and_no_new_privs() {
+fn root_gets_dockers_default_capabilities_and_seccomp_filter_without_no_new_privs() {
     if !is_root() {
         return;
     }
-    let ran = run(&Fixture::new().spec("grep -E '^(Cap|NoNewPrivs)' /proc/self/status"));
+    let ran = run(&Fixture::new().spec("grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status"));
     assert_eq!(
         ran.stdout,
         "CapInh:\t0000000000000000\n\
@@ -360,7 +362,9 @@ fn root_gets_dockers_default_capabilities_and_no_new_privs() {
          CapEff:\t00000000a80425fb\n\
          CapBnd:\t00000000a80425fb\n\
          CapAmb:\t0000000000000000\n\
-         NoNewPrivs:\t1\n"
+         NoNewPrivs:\t0\n\
+         Seccomp:\t2\n\
+         Seccomp_filters:\t2\n"
     );
 }
 

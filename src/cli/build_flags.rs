@@ -1,11 +1,13 @@
 //! `docker build` flags about what RUN steps see and what the image gets:
-//! `--label`, `--add-host`, `--shm-size` and `--build-context`. Values
+//! `--label`, `--add-host`, `--shm-size`, `--build-context` and
+//! `--security-opt`. Values
 //! are checked as clap parses them, so a bad one is a usage error (exit
 //! code 2) naming the flag.
 
 use crate::exec::ExtraHost;
 use crate::image::Reference;
 use crate::plan::NamedContext;
+use crate::sandbox::seccomp::{Profile, SeccompError, SeccompFilter, SeccompPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -28,6 +30,19 @@ pub struct RunAndImageFlags {
     /// (repeatable)
     #[arg(long = "build-context", value_name = "NAME=PATH|docker-image://REF", value_parser = parse_build_context)]
     pub build_contexts: Vec<BuildContextArg>,
+    /// The seccomp filter of RUN steps: seccomp=PROFILE.json (Docker's
+    /// profile format) or seccomp=unconfined (default: Docker's profile)
+    #[arg(long = "security-opt", value_name = "seccomp=PROFILE|unconfined", value_parser = parse_security_opt)]
+    pub security_opt: Option<SeccompOpt>,
+}
+
+/// `--security-opt seccomp=…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeccompOpt {
+    /// `seccomp=unconfined`: no filter.
+    Unconfined,
+    /// `seccomp=FILE`: a profile in Docker's JSON format.
+    Profile(PathBuf),
 }
 
 /// One `--build-context NAME=VALUE`.
@@ -72,6 +87,46 @@ impl RunAndImageFlags {
                 BuildContextValue::Image(_) => None,
             })
             .collect()
+    }
+}
+
+/// `seccomp=VALUE` (or Docker's older `seccomp:VALUE`); the other
+/// security options of `docker build` are refused.
+fn parse_security_opt(value: &str) -> Result<SeccompOpt, String> {
+    let Some(seccomp) = value
+        .strip_prefix("seccomp=")
+        .or_else(|| value.strip_prefix("seccomp:"))
+    else {
+        return Err("expected seccomp=PROFILE.json or seccomp=unconfined (other security options are not supported)".to_owned());
+    };
+    match seccomp {
+        "" => Err("seccomp= needs a profile file or unconfined".to_owned()),
+        "unconfined" => Ok(SeccompOpt::Unconfined),
+        path => Ok(SeccompOpt::Profile(PathBuf::from(path))),
+    }
+}
+
+impl RunAndImageFlags {
+    /// The seccomp filter of RUN steps, with a profile file read and
+    /// compiled; errors name the file.
+    pub fn seccomp_policy(&self) -> miette::Result<SeccompPolicy> {
+        let path = match &self.security_opt {
+            None => return Ok(SeccompPolicy::DockerDefault),
+            Some(SeccompOpt::Unconfined) => return Ok(SeccompPolicy::Unconfined),
+            Some(SeccompOpt::Profile(path)) => path,
+        };
+        let fail = |reason: String| {
+            miette::miette!(
+                help = "a profile is Docker's seccomp JSON (as for docker run --security-opt seccomp=FILE)",
+                "--security-opt seccomp={}: {reason}",
+                path.display()
+            )
+        };
+        let json = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        let profile = Profile::from_json(&json).map_err(|e| fail(SeccompError::from(e).to_string()))?;
+        SeccompFilter::compile(&profile)
+            .map(SeccompPolicy::Profile)
+            .map_err(|e| fail(e.to_string()))
     }
 }
 
@@ -158,5 +213,19 @@ mod tests {
         let error = parse_build_context("src=https://example.com/x.git").unwrap_err();
         assert!(error.contains("supported"), "{error}");
         assert!(parse_build_context("noequals").is_err());
+    }
+
+    #[test]
+    fn security_opt_takes_seccomp_only() {
+        assert_eq!(
+            parse_security_opt("seccomp=unconfined"),
+            Ok(SeccompOpt::Unconfined)
+        );
+        assert_eq!(
+            parse_security_opt("seccomp:/p.json"),
+            Ok(SeccompOpt::Profile("/p.json".into()))
+        );
+        assert!(parse_security_opt("seccomp=").is_err());
+        assert!(parse_security_opt("apparmor=unconfined").is_err());
     }
 }

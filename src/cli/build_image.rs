@@ -185,6 +185,7 @@ pub fn build_image(
             snapshotter: snapshotter_from_env()?,
             extra_hosts: flags.add_hosts.clone(),
             shm_size: flags.shm_size.unwrap_or(crate::sandbox::DEFAULT_SHM_SIZE),
+            seccomp: flags.seccomp_policy()?,
         },
         labels: flags.labels.clone(),
         named_contexts: flags.context_dirs(),

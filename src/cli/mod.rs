@@ -92,6 +92,12 @@ enum Command {
 
 /// Parses the process arguments, runs the subcommand and reports its outcome.
 pub fn main() -> ExitCode {
+    // Before any thread or child: nothing the caller left open may reach
+    // a RUN step (or any other program builder runs).
+    if let Err(err) = crate::sandbox::cloexec_inherited() {
+        eprintln!("builder: marking inherited file descriptors close-on-exec: {err}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     // Long lines stay whole when stderr is a log or a pipe: errors name
     // references, registries and digests that must not be broken up.

@@ -18,6 +18,7 @@ use crate::layer::diff::{overlay_changes, tree_changes};
 use crate::layer::extract::{ExtractOptions, WhiteoutStyle, extract};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
+use crate::sandbox::seccomp::SeccompPolicy;
 use crate::sandbox::{
     DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec,
     Stream,
@@ -106,6 +107,9 @@ pub struct ExecOptions {
     pub extra_hosts: Vec<super::ExtraHost>,
     /// `--shm-size`: the size of every RUN step's `/dev/shm`, in bytes.
     pub shm_size: u64,
+    /// `--security-opt seccomp=`: the filter of RUN steps that are not
+    /// `--security=insecure`.
+    pub seccomp: SeccompPolicy,
 }
 
 impl Default for ExecOptions {
@@ -116,6 +120,7 @@ impl Default for ExecOptions {
             snapshotter: Snapshotter::Overlay,
             extra_hosts: Vec::new(),
             shm_size: DEFAULT_SHM_SIZE,
+            seccomp: SeccompPolicy::default(),
         }
     }
 }
@@ -173,6 +178,9 @@ impl RunStep {
         }
         if options.shm_size != DEFAULT_SHM_SIZE {
             flags.insert("shm-size".to_owned(), options.shm_size.to_string());
+        }
+        if let Some(seccomp) = options.seccomp.cache_flag() {
+            flags.insert("seccomp".to_owned(), seccomp);
         }
         StepInputs {
             parent: parent_key.to_owned(),
@@ -505,6 +513,14 @@ impl Executor {
             resolv_conf: resolv_conf(step.network),
             security: step.security,
             shm_size: self.options.shm_size,
+            seccomp: match step.security {
+                Security::Sandbox => self
+                    .options
+                    .seccomp
+                    .filter()
+                    .map_err(crate::sandbox::SandboxError::from)?,
+                Security::Insecure => None,
+            },
         })
     }
 

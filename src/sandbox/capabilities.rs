@@ -77,6 +77,58 @@ fn held() -> Result<CapabilitySet, SetupError> {
         .context(|| "reading the helper's capabilities".into())
 }
 
+/// The kernel's capability names (`CAP_…`), by number.
+const NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The capability called `name` (`CAP_SYS_ADMIN`), as seccomp profiles
+/// name them; `None` for a name the kernel does not have.
+pub(crate) fn named(name: &str) -> Option<CapabilitySet> {
+    let number = NAMES.iter().position(|known| *known == name)?;
+    Some(CapabilitySet::from_bits_retain(1 << number))
+}
+
 /// The highest capability number the running kernel knows.
 fn last_capability() -> Result<u32, SetupError> {
     let path = "/proc/sys/kernel/cap_last_cap";
@@ -94,5 +146,18 @@ mod tests {
     fn the_default_set_is_dockers() {
         // CapEff of a root process in `docker run` on Linux.
         assert_eq!(DOCKER_DEFAULT.bits(), 0x00000000a80425fb);
+    }
+
+    #[test]
+    fn names_are_the_kernels() {
+        assert_eq!(named("CAP_CHOWN"), Some(CapabilitySet::CHOWN));
+        assert_eq!(named("CAP_SYS_ADMIN"), Some(CapabilitySet::SYS_ADMIN));
+        assert_eq!(named("CAP_AUDIT_WRITE"), Some(CapabilitySet::AUDIT_WRITE));
+        assert_eq!(named("CAP_BPF"), Some(CapabilitySet::BPF));
+        assert_eq!(
+            named("CAP_CHECKPOINT_RESTORE"),
+            Some(CapabilitySet::CHECKPOINT_RESTORE)
+        );
+        assert_eq!(named("CAP_NOPE"), None);
     }
 }

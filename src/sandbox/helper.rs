@@ -10,7 +10,7 @@ use super::mountpoints::{self, Created};
 use super::protocol::{GO, IdMapSummary, Message, Request, STATUS_FD};
 use super::spec::{Rootfs, Spec, User};
 use super::targets::{self, Made, Target};
-use super::{init, namespaces};
+use super::{fds, init, namespaces};
 use std::fs;
 use std::io::{BufRead, Write};
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
@@ -77,6 +77,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(SETUP_FAILED);
         }
     };
+    // Only stdio and the status pipe are the helper's to pass on.
+    if let Err(err) = fds::close_from(STATUS_FD as u32 + 1) {
+        let _ = status.send(&Message::SetupFailed(format!(
+            "closing inherited file descriptors: {err}"
+        )));
+        return ExitCode::from(SETUP_FAILED);
+    }
     match supervise(&status) {
         Ok(ended) => {
             // If the parent is gone there is nobody left to tell.

@@ -3,9 +3,9 @@
 
 use super::helper::{Context, Scratch, SetupError};
 use super::protocol::Request;
-use super::spec::{Network, Rootfs, Security, User};
+use super::spec::{Network, Rootfs, Spec, User};
 use super::targets::Target;
-use super::{capabilities, exec, masks, mounts, namespaces, secret};
+use super::{capabilities, exec, fds, keyring, masks, mounts, namespaces, secret};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Runs the step; returns only if setting it up failed.
@@ -58,17 +58,32 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
         .context(|| format!("entering the working directory {}", spec.cwd.display()))?;
     stdin_from_null()?;
 
-    // As `docker run --privileged`, an insecure step may gain privileges
-    // through setuid programs and file capabilities.
-    if spec.security == Security::Sandbox {
-        rustix::thread::set_no_new_privs(true).context(|| "setting no_new_privs".into())?;
-    }
+    keyring::join_new_session()?;
+    // Nothing builder's caller left open reaches the step.
+    fds::cloexec_from(3).context(|| "marking inherited file descriptors close-on-exec".into())?;
+    // no_new_privs stays off, as in Docker and BuildKit, so setuid programs
+    // work; what they can gain is bounded by the bounding set, the filter
+    // (which outlives every exec) and the user namespace when rootless.
     capabilities::limit_bounding_set(spec.security)?;
+    install_seccomp(spec)?;
     become_user(
         &spec.user,
         request.user_namespace.is_none_or(|map| map.setgroups),
     )?;
     capabilities::set_final(spec.user.uid, spec.security)
+}
+
+/// Installs the step's filter, if it has one. It must come before the
+/// capabilities go: without no_new_privs the kernel wants CAP_SYS_ADMIN
+/// for it. The calls left to make (setgroups, setresuid, capset, prctl,
+/// execve) are ones Docker's profile allows.
+fn install_seccomp(spec: &Spec) -> Result<(), SetupError> {
+    match &spec.seccomp {
+        Some(filter) => filter
+            .install()
+            .context(|| "installing the seccomp filter".into()),
+        None => Ok(()),
+    }
 }
 
 fn stdin_from_null() -> Result<(), SetupError> {

@@ -7,7 +7,11 @@
 //! devices: every mount it can write to or that holds image, context or
 //! cache files is `nodev`, and only the curated `/dev` nodes (binds of the
 //! host's) open. `/proc` and `/sys` carry Docker's masked and read-only
-//! paths (see `masks`). An insecure step keeps neither, as with
+//! paths (see `masks`). Docker's seccomp filter (or the build's own, see
+//! `seccomp`) is installed last, and each step gets a session keyring of
+//! its own and no file descriptor builder's caller left open (`fds`).
+//! `no_new_privs` stays off, as with Docker, so setuid programs work. An
+//! insecure step keeps neither the masks nor the filter, as with
 //! `docker run --privileged`.
 //!
 //! The async parent never forks itself to build namespaces: it re-executes
@@ -32,9 +36,11 @@
 
 mod capabilities;
 mod exec;
+mod fds;
 pub(crate) mod helper;
 mod idmap;
 mod init;
+mod keyring;
 mod masks;
 mod mountpoints;
 mod mounts;
@@ -42,9 +48,11 @@ mod namespaces;
 mod process;
 mod protocol;
 mod secret;
+pub mod seccomp;
 pub mod spec;
 mod targets;
 
+pub use fds::cloexec_inherited;
 pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};

@@ -42,6 +42,9 @@ pub enum SandboxError {
     /// The spec is malformed.
     #[error("invalid sandbox spec: {0}")]
     Spec(#[from] SpecError),
+    /// The step's seccomp filter could not be compiled.
+    #[error("seccomp: {0}")]
+    Seccomp(#[from] super::seccomp::SeccompError),
     /// The helper process could not be started or talked to.
     #[error("sandbox helper {helper}: {source}")]
     Helper {

@@ -2,6 +2,7 @@
 //! mounts, process and identity. Sent to the helper as JSON on its stdin, so
 //! everything here is plain data with serde derives.
 
+use super::seccomp::SeccompFilter;
 use super::secret::{SecretEnv, SecretFile};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
@@ -46,6 +47,10 @@ pub struct Spec {
     /// The size of the step's `/dev/shm` tmpfs, in bytes.
     #[serde(default = "default_shm_size")]
     pub shm_size: u64,
+    /// The seccomp filter the step runs under; `None` runs it unconfined
+    /// (`--security=insecure`, `--security-opt seccomp=unconfined`).
+    #[serde(default)]
+    pub seccomp: Option<SeccompFilter>,
 }
 
 /// The size of a RUN step's `/dev/shm` unless `--shm-size` says (Docker's).
@@ -132,10 +137,10 @@ pub enum Network {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Security {
-    /// Docker's default capabilities, `no_new_privs`, a read-only `/sys`.
+    /// Docker's default capabilities and seccomp filter, a read-only `/sys`.
     #[default]
     Sandbox,
-    /// Every capability, no `no_new_privs`, a writable `/sys`: what
+    /// Every capability, no seccomp filter, a writable `/sys`: what
     /// `docker run --privileged` gives, still in the step's namespaces and
     /// rootfs (BuildKit's `security.insecure` entitlement).
     Insecure,
@@ -317,6 +322,7 @@ mod tests {
             resolv_conf: String::new(),
             security: Security::default(),
             shm_size: default_shm_size(),
+            seccomp: None,
         }
     }
 
