@@ -78,6 +78,16 @@ impl Home {
     }
 }
 
+/// Writes `files` (relative path, content) into the context `dir`,
+/// making their directories.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("context directory");
+        std::fs::write(&path, content).expect("context file");
+    }
+}
+
 /// The image of a single-image OCI layout directory.
 pub fn read_layout(layout: &Path, stderr: String) -> Built {
     let (manifest, config) = layout_image(layout);
