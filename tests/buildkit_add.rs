@@ -29,6 +29,8 @@ fn archive() -> Vec<u8> {
     let mut link = tar::Header::new_ustar();
     link.set_entry_type(tar::EntryType::Symlink);
     link.set_mode(0o777);
+    link.set_uid(0);
+    link.set_gid(0);
     link.set_mtime(1_600_000_000);
     link.set_size(0);
     tar.append_link(&mut link, "p/l", "f").unwrap();
