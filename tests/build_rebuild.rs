@@ -65,7 +65,10 @@ fn an_unchanged_rebuild_names_the_identical_image() {
     let times = created(&first);
     let history = first.history();
     assert_eq!(history[2], "ENV A=1");
-    assert_eq!(times[2], times[3], "ENV A=1 takes the time of the RUN after it");
+    assert_eq!(
+        times[2], times[3],
+        "ENV A=1 takes the time of the RUN after it"
+    );
     assert_eq!(times[4], times[3], "LABEL after the RUN");
     assert_eq!(times[6], times[5], "ENV B=2 after the COPY");
     assert_eq!(times[8], times[7], "CMD after the last RUN");

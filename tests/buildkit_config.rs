@@ -56,7 +56,10 @@ fn entrypoint_drops_the_cmd_of_the_stage_below() {
     let image = home.built(&context, &[]);
     let config = image.runtime();
     assert_eq!(config["Entrypoint"], json!(["/bin/sh", "-c", "/bin/true"]));
-    assert!(config.get("Cmd").is_none_or(|cmd| cmd.is_null()), "{config}");
+    assert!(
+        config.get("Cmd").is_none_or(|cmd| cmd.is_null()),
+        "{config}"
+    );
 }
 
 #[test]
@@ -228,7 +231,15 @@ fn history_names_each_step_as_buildkit_does() {
         ]
     );
     let history = image.config["history"].as_array().unwrap();
-    for (index, empty) in [(2, true), (3, false), (6, true), (7, false), (8, false), (9, true), (10, true)] {
+    for (index, empty) in [
+        (2, true),
+        (3, false),
+        (6, true),
+        (7, false),
+        (8, false),
+        (9, true),
+        (10, true),
+    ] {
         assert_eq!(
             history[index]["empty_layer"].as_bool().unwrap_or(false),
             empty,

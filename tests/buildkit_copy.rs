@@ -169,9 +169,7 @@ fn a_symlink_source_is_followed_and_links_inside_directories_are_kept() {
     let home = Home::new();
     let context = home.context(
         "symlinks",
-        &format!(
-            "{BUSYBOX}COPY link /top-link\nCOPY dir /dir/\nCOPY dirlink /dirlink-copied/\n"
-        ),
+        &format!("{BUSYBOX}COPY link /top-link\nCOPY dir /dir/\nCOPY dirlink /dirlink-copied/\n"),
     );
     write_files(&context, &[("target.txt", "target"), ("dir/real", "real")]);
     std::os::unix::fs::symlink("target.txt", context.join("link")).unwrap();
@@ -193,7 +191,10 @@ fn empty_directories_are_copied() {
         return;
     }
     let home = Home::new();
-    let context = home.context("empty-dirs", &format!("{BUSYBOX}COPY empty /e/\nCOPY tree /t/\n"));
+    let context = home.context(
+        "empty-dirs",
+        &format!("{BUSYBOX}COPY empty /e/\nCOPY tree /t/\n"),
+    );
     std::fs::create_dir_all(context.join("empty")).unwrap();
     std::fs::create_dir_all(context.join("tree/emptysub")).unwrap();
     write_files(&context, &[("tree/f", "f")]);
@@ -244,14 +245,16 @@ fn modes_of_context_files_are_kept_and_owners_are_root() {
     let context = home.context("modes", &format!("{BUSYBOX}COPY . /ctx/\n"));
     write_files(&context, &[("x.sh", "x"), ("p", "p"), ("d/f", "f")]);
     let chmod = |path: &str, mode: u32| {
-        std::fs::set_permissions(context.join(path), std::fs::Permissions::from_mode(mode))
-            .unwrap()
+        std::fs::set_permissions(context.join(path), std::fs::Permissions::from_mode(mode)).unwrap()
     };
     chmod("x.sh", 0o755);
     chmod("p", 0o600);
     chmod("d", 0o700);
     let image = home.built(&context, &[]);
-    assert_eq!(image.list("/ctx"), ["Dockerfile", "busybox", "d", "p", "x.sh"]);
+    assert_eq!(
+        image.list("/ctx"),
+        ["Dockerfile", "busybox", "d", "p", "x.sh"]
+    );
     assert_eq!(image.mode("/ctx/x.sh"), 0o755);
     assert_eq!(image.mode("/ctx/p"), 0o600);
     assert_eq!(image.mode("/ctx/d"), 0o700);

@@ -29,7 +29,10 @@ fn env_expands_with_modifiers_quotes_and_escapes() {
         ),
     );
     let image = home.built(&context, &[]);
-    assert_eq!(image.text("/env.txt"), "a|b|b c|def|alt||$A|$A|one two  three\n");
+    assert_eq!(
+        image.text("/env.txt"),
+        "a|b|b c|def|alt||$A|$A|one two  three\n"
+    );
     assert_eq!(image.text("/pwd.txt"), "/a\n");
     assert_eq!(
         image.runtime()["Env"],
@@ -105,10 +108,7 @@ fn build_args_reach_run_but_not_the_config() {
         "build-arg",
         &format!("{BUSYBOX}ARG A=default\nARG B\nRUN echo \"$A|$B\" > /args\n"),
     );
-    let image = home.built(
-        &context,
-        &["--build-arg", "A=cli", "--build-arg", "B=bee"],
-    );
+    let image = home.built(&context, &["--build-arg", "A=cli", "--build-arg", "B=bee"]);
     assert_eq!(image.text("/args"), "cli|bee\n");
     assert_eq!(image.env("A"), None);
     assert_eq!(image.env("B"), None);

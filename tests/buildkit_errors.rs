@@ -66,9 +66,28 @@ fn bad_healthcheck_durations_ports_and_signals_are_refused() {
     );
     assert!(stderr.contains("invalid duration \"x\""), "{stderr}");
     let stderr = refused("port", "FROM scratch\nEXPOSE http\n");
-    assert!(stderr.contains("EXPOSE") && stderr.contains("http"), "{stderr}");
+    assert!(
+        stderr.contains("EXPOSE") && stderr.contains("http"),
+        "{stderr}"
+    );
     assert!(stderr.contains("Dockerfile:2"), "{stderr}");
     let stderr = refused("signal", "FROM scratch\nSTOPSIGNAL SIGFOO\n");
-    assert!(stderr.contains("STOPSIGNAL") && stderr.contains("SIGFOO"), "{stderr}");
+    assert!(
+        stderr.contains("STOPSIGNAL") && stderr.contains("SIGFOO"),
+        "{stderr}"
+    );
     assert!(stderr.contains("Dockerfile:2"), "{stderr}");
+}
+
+#[test]
+fn copy_from_takes_no_variables() {
+    let stderr = refused(
+        "from-variable",
+        "FROM scratch\nARG SRC=x\nCOPY --from=$SRC /a /b\n",
+    );
+    assert!(
+        stderr.contains("variable expansion is not supported for --from"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Dockerfile:3"), "{stderr}");
 }

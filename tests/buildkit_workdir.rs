@@ -29,3 +29,23 @@ fn workdir_resolves_relative_paths_and_is_made_for_run() {
     }
     assert_eq!(image.runtime()["WorkingDir"], "/w/x");
 }
+
+#[test]
+fn workdir_made_after_user_belongs_to_that_user() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "workdir-user",
+        &format!(
+            "{BUSYBOX}RUN mkdir -p /etc && echo \"u:x:1000:1000::/home/u:/bin/sh\" > /etc/passwd\n\
+             USER u\nWORKDIR /made-by-user\nUSER root\n"
+        ),
+    );
+    let image = home.built(&context, &[]);
+    assert_eq!(image.owner("/made-by-user"), (1000, 1000));
+    assert_eq!(image.mode("/made-by-user"), 0o755);
+    assert_eq!(image.runtime()["WorkingDir"], "/made-by-user");
+    assert_eq!(image.runtime()["User"], "root");
+}
