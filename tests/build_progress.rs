@@ -171,6 +171,53 @@ fn pull_and_push_take_the_same_progress_modes() {
     );
 }
 
+#[test]
+fn plain_progress_from_a_stored_image_is_done_and_a_push_is_said_once() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = support::registry::Registry::start() else {
+        return;
+    };
+    let base = support::image::BaseImage::busybox(&registry);
+    let home = Home::new();
+    let context = home.context(
+        "from-image",
+        &format!("FROM {}\nRUN echo built > /built\n", base.reference),
+    );
+    let target = format!("{}/progress:push", registry.host());
+    let build = || {
+        support::cli::builder(home.dir.path())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(["build", "--progress", "plain", "-t", &target, "--push"])
+            .arg(&context)
+            .output()
+            .expect("builder runs")
+    };
+    // Blob lines come in whatever order the transfers end: left out.
+    let steps = |output: String| -> String {
+        let blob = regex::Regex::new(r"^[0-9a-f]{12} ").unwrap();
+        output
+            .lines()
+            .filter(|line| !blob.is_match(line))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    };
+    let pulled = steps(progress_of(&build()));
+    let stored = steps(progress_of(&build()));
+    for output in [&pulled, &stored] {
+        let pushed = output.lines().filter(|l| l.starts_with("pushed "));
+        assert_eq!(pushed.count(), 1, "{output}");
+    }
+    let mut settings = redacted(&home);
+    settings.add_filter(&regex::escape(&registry.host()), "[REGISTRY]");
+    settings.add_filter(r"\d+(\.\d+)? (B|KiB|MiB)", "[SIZE]");
+    settings.bind(|| {
+        insta::assert_snapshot!("plain_from_image_pulled_and_pushed", pulled);
+        insta::assert_snapshot!("plain_from_image_stored_and_pushed", stored);
+    });
+}
+
 /// The terminal the tty tests draw on: columns and rows (enough that
 /// nothing scrolls away).
 const COLUMNS: u16 = 60;

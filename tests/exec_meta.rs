@@ -51,7 +51,7 @@ fn a_dockerfile_gives_buildkits_config_and_history() {
         ConfigChange::Cmd(CommandLine::Exec(vec!["./app.sh".into()])),
     ];
     for step in &steps {
-        apply(&mut config, &mut stage, step, &created).unwrap();
+        apply(&mut config, &mut stage, step, Some(&created)).unwrap();
     }
     let argv = shell_argv(&config, "echo hi");
     let diff_id = builder::digest::sha256(b"layer");
@@ -67,7 +67,7 @@ fn a_dockerfile_gives_buildkits_config_and_history() {
         None,
         &created,
     );
-    finish(&mut config, &created);
+    finish(&mut config, Some(&created));
 
     let doc: serde_json::Value = serde_json::from_slice(&config.to_canonical_json()).unwrap();
     assert_eq!(doc["created"], "2023-11-14T22:13:20Z");
@@ -164,7 +164,7 @@ fn the_base_images_settings_are_kept_and_invalid_values_refused() {
         &mut config,
         &mut stage,
         &ConfigChange::Entrypoint(CommandLine::Shell("exec app".into())),
-        "t",
+        Some("t"),
     )
     .unwrap();
     assert_eq!(config.config.cmd, None, "ENTRYPOINT clears the base's CMD");
@@ -179,7 +179,7 @@ fn the_base_images_settings_are_kept_and_invalid_values_refused() {
         ConfigChange::Shell(vec![]),
     ] {
         let before = config.clone();
-        let err = apply(&mut config, &mut stage, &bad, "t").unwrap_err();
+        let err = apply(&mut config, &mut stage, &bad, Some("t")).unwrap_err();
         assert!(!err.to_string().is_empty());
         assert_eq!(config, before, "{bad:?} changed nothing");
     }
@@ -188,7 +188,7 @@ fn the_base_images_settings_are_kept_and_invalid_values_refused() {
         &mut config,
         &mut stage,
         &ConfigChange::Healthcheck(None),
-        "t",
+        Some("t"),
     )
     .unwrap();
     assert_eq!(

@@ -23,15 +23,6 @@ pub(super) struct ImageBase {
     pub layers: Vec<LayerRef>,
 }
 
-/// Whether [`resolve`] found the image in the store or pulled it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Origin {
-    /// The store had it.
-    Store,
-    /// It was pulled.
-    Pulled,
-}
-
 /// The image `reference` for `platform`: from the store unless `pull` or
 /// missing there, else pulled with `client()` and named in the store.
 pub(super) async fn resolve(
@@ -41,10 +32,10 @@ pub(super) async fn resolve(
     platform: &PlatformSpec,
     pull_always: bool,
     progress: &ProgressSender,
-) -> Result<(ImageBase, Origin), BaseError> {
+) -> Result<ImageBase, BaseError> {
     if !pull_always {
         if let Some(descriptor) = store.refs().get(reference)? {
-            return Ok((read(store, &descriptor)?, Origin::Store));
+            return read(store, &descriptor);
         }
     }
     let client = client()?;
@@ -72,7 +63,7 @@ pub(super) async fn resolve(
         None => reference.with_digest(pulled.manifest.clone()),
     };
     store.refs().set(&name, pulled.descriptor())?;
-    Ok((read(store, &pulled.descriptor())?, Origin::Pulled))
+    read(store, &pulled.descriptor())
 }
 
 /// Reads the manifest `descriptor` names and its config from the store.

@@ -5,6 +5,7 @@
 
 use super::error::StepError;
 use crate::exec::cache_key::{SourceDigest, StepInputs, explain_miss};
+use crate::exec::created;
 use crate::exec::rootfs::RootfsView;
 use crate::exec::{CacheInput, CopyError, CopyPlan, ExecOptions, LayerRef};
 use crate::layer::LayerError;
@@ -26,6 +27,8 @@ pub(super) struct LayerOutcome {
     pub miss_reasons: Vec<String>,
     /// The step's cache key (the parent of the next step's).
     pub key: String,
+    /// When the step ran (the first time, for a hit): its history time.
+    pub created: String,
 }
 
 /// The snapshot directories of `layers`, topmost first, unpacking any that
@@ -131,11 +134,13 @@ pub(super) fn commit(
     if !step.no_cache {
         if let Some(record) = cache.get(&key)? {
             if let Some(layer) = reuse(store, parent, &record)? {
+                let created = created::of_hit(&cache, &key, step.position, &record)?;
                 return Ok(LayerOutcome {
                     layer,
                     cached: true,
                     miss_reasons: Vec::new(),
                     key: key.to_string(),
+                    created,
                 });
             }
         }
@@ -154,10 +159,12 @@ pub(super) fn commit(
             .unpack(&store.blobs(), chains.as_ref(), &layer.blob, &layer.diff_id)?;
         Some(layer)
     };
+    let created = created::now();
     let record = CacheRecord {
         inputs: inputs.to_json(),
         layer: layer.as_ref().map(cached_layer),
         config_change: serde_json::Value::Null,
+        created: Some(created.clone()),
     };
     cache.put(&key, step.position, &record)?;
     Ok(LayerOutcome {
@@ -165,6 +172,7 @@ pub(super) fn commit(
         cached: false,
         miss_reasons,
         key: key.to_string(),
+        created,
     })
 }
 
@@ -245,18 +253,21 @@ fn write(store: &Store, options: &ExecOptions, plan: CopyPlan) -> Result<LayerRe
 }
 
 /// Records a RUN step run without the cache (`--no-cache`), so the next
-/// build can reuse and explain it as `run_cached` would have.
+/// build can reuse and explain it as `run_cached` would have; returns the
+/// time it records (the step's history time).
 pub(super) fn record_run(
     store: &Store,
     inputs: &StepInputs,
     position: &str,
     layer: Option<&LayerRef>,
-) -> Result<(), StepError> {
+) -> Result<String, StepError> {
+    let created = created::now();
     let record = CacheRecord {
         inputs: inputs.to_json(),
         layer: layer.map(cached_layer),
         config_change: serde_json::Value::Null,
+        created: Some(created.clone()),
     };
     store.cache().put(&inputs.key(), position, &record)?;
-    Ok(())
+    Ok(created)
 }

@@ -27,7 +27,8 @@ pub(super) fn write(
         let own = config.config.labels.get_or_insert_with(Default::default);
         own.extend(labels.iter().cloned());
     }
-    meta::finish(&mut config, &meta::timestamp(source_date_epoch));
+    let fixed = source_date_epoch.map(|epoch| meta::timestamp(Some(epoch)));
+    meta::finish(&mut config, fixed.as_deref());
     let config_bytes = config.to_canonical_json();
     let config_digest = blobs.put(&config_bytes)?;
     let config_descriptor = Descriptor::new(

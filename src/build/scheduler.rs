@@ -3,7 +3,7 @@
 //! cancels the stages still running (their sandboxes are killed) and ends
 //! the build; nothing of a failed step is kept or recorded.
 
-use super::base::{self, ImageBase, Origin};
+use super::base::{self, ImageBase};
 use super::error::{BaseError, BuildError};
 use super::stage::{StageResult, run_stage};
 use super::{BuildOptions, Built, ClientFactory};
@@ -95,20 +95,19 @@ impl Shared {
         Ok(view)
     }
 
-    /// The image `reference` for `platform`, resolved once per build, and
-    /// whether it was in the store.
+    /// The image `reference` for `platform`, resolved once per build.
     pub async fn image(
         &self,
         reference: &Reference,
         platform: &PlatformSpec,
-    ) -> Result<(Arc<ImageBase>, Origin), BaseError> {
+    ) -> Result<Arc<ImageBase>, BaseError> {
         let mut images = self.images.lock().await;
         let key = format!("{reference} {platform}");
         if let Some(image) = images.get(&key) {
-            return Ok((Arc::clone(image), Origin::Store));
+            return Ok(Arc::clone(image));
         }
         let clients = Arc::clone(&self.clients);
-        let (image, origin) = base::resolve(
+        let image = base::resolve(
             &self.store,
             || Ok(clients(reference.registry())?),
             reference,
@@ -119,7 +118,7 @@ impl Shared {
         .await?;
         let image = Arc::new(image);
         images.insert(key, Arc::clone(&image));
-        Ok((image, origin))
+        Ok(image)
     }
 
     /// Whether the stage at `index` runs without the cache.

@@ -173,7 +173,7 @@ pub(super) async fn run_stage(
                 id,
                 name: format!("{} FROM {reference}", counter.current()),
             });
-            let (image, origin) = shared.image(reference, &platform).await.map_err(|source| {
+            let image = shared.image(reference, &platform).await.map_err(|source| {
                 shared.send(StepProgress::Failed {
                     id,
                     elapsed: started.elapsed(),
@@ -183,14 +183,12 @@ pub(super) async fn run_stage(
                 let failure = BaseFailure::new(site, reference.to_string(), source);
                 BuildError::Base(Box::new(failure))
             })?;
-            if origin == super::base::Origin::Store {
-                shared.send(StepProgress::Cached { id });
-            } else {
-                shared.send(StepProgress::Done {
-                    id,
-                    elapsed: started.elapsed(),
-                });
-            }
+            // DONE whether pulled or already stored: BuildKit never
+            // prints CACHED for a FROM (scripts count CACHED steps).
+            shared.send(StepProgress::Done {
+                id,
+                elapsed: started.elapsed(),
+            });
             let env = image.config.config.env.clone().unwrap_or_default();
             let triggers = image.config.config.on_build.clone().unwrap_or_default();
             (
@@ -383,7 +381,11 @@ impl StepContext<'_> {
                 elapsed: started.elapsed(),
             });
         }
-        let created = meta::timestamp(self.shared.options.exec.source_date_epoch);
+        // SOURCE_DATE_EPOCH stamps every entry; else the step's own time.
+        let created = match self.shared.options.exec.source_date_epoch {
+            Some(epoch) => meta::timestamp(Some(epoch)),
+            None => outcome.created,
+        };
         meta::record_step(
             &mut state.config,
             created_by,
@@ -456,13 +458,14 @@ impl StepContext<'_> {
         };
         let hit = match self.no_cache {
             true => None,
-            false => executor.cached(&step.parent, &inputs)?,
+            false => executor.cached(&step.parent, &inputs, self.position)?,
         };
         let outcome = match hit {
-            Some(layer) => crate::exec::RunOutcome {
-                layer,
+            Some(hit) => crate::exec::RunOutcome {
+                layer: hit.layer,
                 cached: true,
                 miss_reasons: Vec::new(),
+                created: hit.created,
             },
             // Bound files are copied, caches locked and secrets read only
             // for a step that runs.
@@ -472,11 +475,17 @@ impl StepContext<'_> {
                     .await?;
                 if self.no_cache {
                     let layer = executor.run(&step, &mut on_event).await?;
-                    files::record_run(&self.shared.store, &inputs, self.position, layer.as_ref())?;
+                    let created = files::record_run(
+                        &self.shared.store,
+                        &inputs,
+                        self.position,
+                        layer.as_ref(),
+                    )?;
                     crate::exec::RunOutcome {
                         layer,
                         cached: false,
                         miss_reasons: Vec::new(),
+                        created,
                     }
                 } else {
                     executor
@@ -496,6 +505,7 @@ impl StepContext<'_> {
                 cached: outcome.cached,
                 miss_reasons: outcome.miss_reasons,
                 key: inputs.key().to_string(),
+                created: outcome.created,
             },
             meta::run_created_by(&argv, &build_args),
         ))
@@ -540,7 +550,6 @@ impl StepContext<'_> {
                         reference: reference.to_string(),
                         source: Box::new(source),
                     })?
-                    .0
                     .layers
                     .clone()
             }
@@ -878,8 +887,19 @@ fn metadata(state: &mut State, step: &Step, shared: &Shared) -> Result<(), meta:
             return Ok(());
         }
     };
-    let created = meta::timestamp(shared.options.exec.source_date_epoch);
-    meta::apply(&mut state.config, &mut state.meta, &change, &created)
+    // Without SOURCE_DATE_EPOCH a metadata step's time is filled in from
+    // the layer steps around it when the image is written (meta::finish).
+    let created = shared
+        .options
+        .exec
+        .source_date_epoch
+        .map(|epoch| meta::timestamp(Some(epoch)));
+    meta::apply(
+        &mut state.config,
+        &mut state.meta,
+        &change,
+        created.as_deref(),
+    )
 }
 
 fn healthcheck(check: &crate::dockerfile::instructions::Healthcheck) -> Option<HealthcheckSpec> {

@@ -5,6 +5,7 @@ use super::Globals;
 use super::common::print_line;
 use super::common::{block_on, client_for, parse_reference, resolve, with_progress};
 use super::progress_arg::ProgressMode;
+use crate::progress::Event;
 use crate::registry::{PushOptions, push};
 use clap::Args;
 use miette::Result;
@@ -34,7 +35,7 @@ pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
     let client = client_for(globals, target.registry())?;
     let digest = with_progress(args.progress, |progress| {
         block_on(async {
-            Ok(push(
+            let digest = push(
                 &client,
                 &store,
                 &image,
@@ -42,7 +43,9 @@ pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
                 &PushOptions::default(),
                 &progress,
             )
-            .await?)
+            .await?;
+            progress.send(Event::Status(format!("pushed {target}@{digest}")));
+            Ok(digest)
         })
     })?;
     print_line(format_args!("Digest: {digest}"))?;

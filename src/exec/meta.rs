@@ -149,12 +149,13 @@ fn command_argv(config: &ImageConfig, command: &CommandLine) -> Vec<String> {
 
 /// Applies a metadata instruction to `config` and appends its history entry
 /// (no layer; ONBUILD leaves none, as in BuildKit). `created` is the
-/// history timestamp (see [`timestamp`]).
+/// history timestamp (see [`timestamp`]); without one, [`finish`] fills it
+/// in from the steps around it.
 pub fn apply(
     config: &mut ImageConfig,
     stage: &mut StageMeta,
     change: &ConfigChange,
-    created: &str,
+    created: Option<&str>,
 ) -> Result<(), MetaError> {
     let created_by = match change {
         ConfigChange::Env(pairs) => {
@@ -282,7 +283,7 @@ pub fn record_step(
     if let Some(diff_id) = layer {
         config.rootfs.diff_ids.push(diff_id.to_string());
     }
-    push_history(config, created_by, layer.is_some(), created);
+    push_history(config, created_by, layer.is_some(), Some(created));
 }
 
 /// The `created_by` of a RUN step: `RUN [|N K=V …] argv… # buildkit`, where
@@ -297,9 +298,43 @@ pub fn run_created_by(argv: &[String], build_args: &[(String, String)]) -> Strin
     format!("RUN {} # buildkit", words.join(" "))
 }
 
-/// Sets the image's `created` time (at the end of a build).
-pub fn finish(config: &mut ImageConfig, created: &str) {
-    config.created = Some(created.to_owned());
+/// Sets the times of the finished image as BuildKit's exporter does: a
+/// history entry without a time (a metadata step) takes that of the first
+/// entry with one after the first such gap (the first new layer step; the
+/// base's last entry when none follows), then of the entry before it; the
+/// image's `created` is then the last entry's. `fixed`
+/// (`SOURCE_DATE_EPOCH`) is the image's time instead when given. An
+/// image with no time anywhere (`FROM scratch` and metadata only) has none.
+pub fn finish(config: &mut ImageConfig, fixed: Option<&str>) {
+    let times: Vec<Option<&String>> = config.history.iter().map(|h| h.created.as_ref()).collect();
+    let mut fill = None;
+    let mut gap = false;
+    for time in &times {
+        match time {
+            Some(time) => {
+                fill = Some((*time).clone());
+                if gap {
+                    break;
+                }
+            }
+            None => gap = true,
+        }
+    }
+    let mut gap = false;
+    for entry in &mut config.history {
+        match &entry.created {
+            Some(time) if gap => fill = Some(time.clone()),
+            Some(_) => {}
+            None => {
+                gap = true;
+                entry.created.clone_from(&fill);
+            }
+        }
+    }
+    config.created = match fixed {
+        Some(time) => Some(time.to_owned()),
+        None => config.history.iter().rev().find_map(|h| h.created.clone()),
+    };
 }
 
 /// The timestamp of history entries and the image: `SOURCE_DATE_EPOCH`
@@ -348,9 +383,9 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-fn push_history(config: &mut ImageConfig, created_by: String, layer: bool, created: &str) {
+fn push_history(config: &mut ImageConfig, created_by: String, layer: bool, created: Option<&str>) {
     config.history.push(History {
-        created: Some(created.to_owned()),
+        created: created.map(str::to_owned),
         author: None,
         created_by: Some(created_by),
         comment: Some(HISTORY_COMMENT.to_owned()),
@@ -584,19 +619,69 @@ mod tests {
     }
 
     #[test]
+    fn finish_fills_metadata_times_from_layer_steps_as_buildkit() {
+        let times = |config: &ImageConfig| -> Vec<Option<String>> {
+            config.history.iter().map(|h| h.created.clone()).collect()
+        };
+        let some = |t: &str| Some(t.to_owned());
+        let env = ConfigChange::Env(vec![("A".into(), "1".into())]);
+        let mut config = base();
+        let mut stage = StageMeta::default();
+        push_history(&mut config, "base".into(), true, Some("t0"));
+        apply(&mut config, &mut stage, &env, None).unwrap();
+        record_step(&mut config, "RUN a".into(), None, "t1");
+        apply(&mut config, &mut stage, &env, None).unwrap();
+        record_step(&mut config, "RUN b".into(), None, "t2");
+        apply(&mut config, &mut stage, &env, None).unwrap();
+        finish(&mut config, None);
+        assert_eq!(
+            times(&config),
+            [
+                some("t0"),
+                some("t1"),
+                some("t1"),
+                some("t1"),
+                some("t2"),
+                some("t2")
+            ]
+        );
+        assert_eq!(config.created, some("t2"));
+
+        // Metadata only: the base's last time.
+        let mut config = base();
+        push_history(&mut config, "base".into(), true, Some("t0"));
+        apply(&mut config, &mut stage, &env, None).unwrap();
+        finish(&mut config, None);
+        assert_eq!(times(&config), [some("t0"), some("t0")]);
+        assert_eq!(config.created, some("t0"));
+
+        // FROM scratch with metadata only: no time at all.
+        let mut config = base();
+        config.history.clear();
+        apply(&mut config, &mut stage, &env, None).unwrap();
+        finish(&mut config, None);
+        assert_eq!(times(&config), [None]);
+        assert_eq!(config.created, None);
+
+        // SOURCE_DATE_EPOCH names the image's time.
+        finish(&mut config, Some("t9"));
+        assert_eq!(config.created, some("t9"));
+    }
+
+    #[test]
     fn entrypoint_clears_an_inherited_cmd_but_not_one_set_in_the_stage() {
         let mut config = base();
         config.config.cmd = Some(vec!["inherited".into()]);
         let mut stage = StageMeta::default();
         let entrypoint = ConfigChange::Entrypoint(CommandLine::Exec(vec!["/app".into()]));
-        apply(&mut config, &mut stage, &entrypoint, "t").unwrap();
+        apply(&mut config, &mut stage, &entrypoint, Some("t")).unwrap();
         assert_eq!(config.config.cmd, None);
         assert_eq!(last_created_by(&config), r#"ENTRYPOINT ["/app"]"#);
 
         let mut stage = StageMeta::default();
         let cmd = ConfigChange::Cmd(CommandLine::Shell("run it".into()));
-        apply(&mut config, &mut stage, &cmd, "t").unwrap();
-        apply(&mut config, &mut stage, &entrypoint, "t").unwrap();
+        apply(&mut config, &mut stage, &cmd, Some("t")).unwrap();
+        apply(&mut config, &mut stage, &entrypoint, Some("t")).unwrap();
         assert_eq!(
             config.config.cmd,
             Some(vec!["/bin/sh".into(), "-c".into(), "run it".into()])

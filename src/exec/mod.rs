@@ -9,6 +9,7 @@
 //! - [`meta`]: what metadata instructions do to the image config, and the
 //!   history entries BuildKit writes;
 //! - [`cache_key`]: step cache keys and miss explanations;
+//! - [`created`]: the history time of a step, kept by its cache record;
 //! - [`config`]: the image config type (OCI plus Docker's extensions);
 //! - [`rootfs`], [`user`]: the read-only rootfs view and user resolution
 //!   RUN and COPY share.
@@ -18,6 +19,7 @@ pub mod cache_key;
 pub mod chmod;
 pub mod config;
 pub mod copy;
+pub mod created;
 mod download;
 mod error;
 pub mod extra_hosts;
@@ -36,7 +38,9 @@ mod user_of;
 pub use error::CopyError;
 pub use extra_hosts::ExtraHost;
 pub use plan::{CacheInput, CopyPlan, DefaultOwner, DestRoot, SourceRecord, file_digest};
-pub use run::{ExecOptions, Executor, LayerRef, RunOutcome, RunStep, Snapshotter, StepEvent};
+pub use run::{
+    CacheHit, ExecOptions, Executor, LayerRef, RunOutcome, RunStep, Snapshotter, StepEvent,
+};
 pub use run_mounts::StepMounts;
 pub use tail::OutputTail;
 

@@ -195,8 +195,11 @@ impl RunStep {
         }
     }
 
-    fn env_vars(&self) -> Vec<EnvVar> {
-        self.env
+    /// The process's environment: `HOME` is the user's home unless set
+    /// (as runc under BuildKit; never written to the image config).
+    fn env_vars(&self, home: &str) -> Vec<EnvVar> {
+        let mut vars: Vec<EnvVar> = self
+            .env
             .iter()
             .chain(&self.proxy_env)
             .chain(&self.mounts.env)
@@ -204,7 +207,14 @@ impl RunStep {
                 name: name.clone(),
                 value: value.clone(),
             })
-            .collect()
+            .collect();
+        if !vars.iter().any(|var| var.name == "HOME") {
+            vars.push(EnvVar {
+                name: "HOME".to_owned(),
+                value: home.to_owned(),
+            });
+        }
+        vars
     }
 }
 
@@ -217,6 +227,17 @@ pub struct RunOutcome {
     pub cached: bool,
     /// On a cache miss, why (compared with the last build at this position).
     pub miss_reasons: Vec<String>,
+    /// When the step ran (the first time, for a hit): its history time.
+    pub created: String,
+}
+
+/// What the step cache holds for a RUN step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheHit {
+    /// Its layer, snapshot in place; `None` when it changed no file.
+    pub layer: Option<LayerRef>,
+    /// When it first ran (see [`super::created`]).
+    pub created: String,
 }
 
 /// Runs steps of builds against one store.
@@ -273,31 +294,38 @@ impl Executor {
         position: &str,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<RunOutcome, ExecError> {
-        if let Some(layer) = self.cached(&step.parent, inputs)? {
+        if let Some(hit) = self.cached(&step.parent, inputs, position)? {
             return Ok(RunOutcome {
-                layer,
+                layer: hit.layer,
                 cached: true,
                 miss_reasons: Vec::new(),
+                created: hit.created,
             });
         }
         self.run_missed(step, inputs, position, on_event).await
     }
 
-    /// The layer the cache holds for a step keyed `inputs` on top of
-    /// `parent` (inner `None`: the step changed no file), with its
-    /// snapshot in place; `None` when the step must run. Lets a caller
-    /// decide before preparing what only a running step needs (bound
-    /// copies, secrets).
+    /// What the cache holds for a step keyed `inputs` on top of `parent`
+    /// at `position`, with its snapshot in place; `None` when the step
+    /// must run. Lets a caller decide before preparing what only a running
+    /// step needs (bound copies, secrets).
     pub fn cached(
         &self,
         parent: &[LayerRef],
         inputs: &StepInputs,
-    ) -> Result<Option<Option<LayerRef>>, ExecError> {
+        position: &str,
+    ) -> Result<Option<CacheHit>, ExecError> {
         let _lease = self.store.lease()?;
-        match self.store.cache().get(&inputs.key())? {
-            Some(record) => self.reuse(parent, &record),
-            None => Ok(None),
-        }
+        let cache = self.store.cache();
+        let key = inputs.key();
+        let Some(record) = cache.get(&key)? else {
+            return Ok(None);
+        };
+        let Some(layer) = self.reuse(parent, &record)? else {
+            return Ok(None);
+        };
+        let created = super::created::of_hit(&cache, &key, position, &record)?;
+        Ok(Some(CacheHit { layer, created }))
     }
 
     /// Runs a step that [`Executor::cached`] did not have and records it
@@ -317,16 +345,19 @@ impl Executor {
             None => Vec::new(),
         };
         let layer = self.run(step, on_event).await?;
+        let created = super::created::now();
         let record = CacheRecord {
             inputs: inputs.to_json(),
             layer: layer.as_ref().map(LayerRef::to_cached),
             config_change: serde_json::Value::Null,
+            created: Some(created.clone()),
         };
         cache.put(&key, position, &record)?;
         Ok(RunOutcome {
             layer,
             cached: false,
             miss_reasons,
+            created,
         })
     }
 
@@ -490,7 +521,7 @@ impl Executor {
     fn spec(
         &self,
         step: &RunStep,
-        user: crate::sandbox::User,
+        user: super::user_of::StepUser,
         rootfs: Rootfs,
     ) -> Result<Spec, ExecError> {
         Ok(Spec {
@@ -500,8 +531,8 @@ impl Executor {
             secrets: step.mounts.secrets.clone(),
             secret_env: step.mounts.secret_env.clone(),
             argv: step.argv.clone(),
-            env: step.env_vars(),
-            user,
+            env: step.env_vars(&user.home),
+            user: user.user,
             cwd: PathBuf::from(if step.workdir.is_empty() {
                 "/"
             } else {

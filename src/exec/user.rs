@@ -40,6 +40,7 @@ struct PasswdEntry {
     name: String,
     uid: u32,
     gid: u32,
+    home: String,
 }
 
 /// One line of `/etc/group`.
@@ -66,13 +67,17 @@ pub struct Ids {
     pub gid: u32,
 }
 
-/// What `USER` resolves to: the ids and the supplementary groups listing the user.
+/// What `USER` resolves to: the ids, the supplementary groups listing the
+/// user and the home directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessUser {
     /// User and primary group.
     pub ids: Ids,
     /// Other groups whose member list names the user, in file order.
     pub additional_gids: Vec<u32>,
+    /// `HOME` for the process unless its environment sets one: the home
+    /// field of the uid's passwd line, else `/` (as runc under BuildKit).
+    pub home: String,
 }
 
 impl Accounts {
@@ -87,10 +92,13 @@ impl Accounts {
                     let _password = fields.next()?;
                     let uid = fields.next()?.trim().parse().ok()?;
                     let gid = fields.next()?.trim().parse().ok()?;
+                    let _gecos = fields.next();
+                    let home = fields.next().unwrap_or_default().trim();
                     (!name.is_empty() && !name.starts_with('#')).then(|| PasswdEntry {
                         name: name.to_owned(),
                         uid,
                         gid,
+                        home: home.to_owned(),
                     })
                 })
                 .collect()
@@ -129,45 +137,53 @@ impl Accounts {
         let user = self.user(user)?;
         let gid = match group {
             Some(group) => self.group(group)?,
-            None => user.gid,
+            None => user.entry.as_ref().map_or(user.uid, |e| e.gid),
         };
         Ok(Ids { uid: user.uid, gid })
     }
 
-    /// Resolves `USER user[:group]` for a process: as [`resolve_chown`]
-    /// (`Self::resolve_chown`), plus the supplementary groups of a user
-    /// found by name when no group is given.
+    /// Resolves `USER user[:group]` for a process as BuildKit does: as
+    /// [`resolve_chown`](Self::resolve_chown) except that a uid without a
+    /// passwd line gets gid 0, not its own number; a user with a passwd
+    /// line and no group given also gets the groups whose member lists
+    /// name it.
     pub fn resolve_process_user(&self, spec: &str) -> Result<ProcessUser, UserError> {
         let (user_part, group) = split_spec(spec)?;
         let user = self.user(user_part)?;
         let gid = match group {
             Some(group) => self.group(group)?,
-            None => user.gid,
+            None => user.entry.as_ref().map_or(0, |e| e.gid),
         };
-        let additional_gids = match (group, &user.name) {
-            (None, Some(name)) => self
+        let additional_gids = match (group, &user.entry) {
+            (None, Some(entry)) => self
                 .groups
                 .iter()
                 .flatten()
-                .filter(|g| g.gid != gid && g.members.iter().any(|m| m == name))
+                .filter(|g| g.gid != gid && g.members.contains(&entry.name))
                 .map(|g| g.gid)
                 .collect(),
             _ => Vec::new(),
         };
+        let home = user
+            .entry
+            .map(|e| e.home)
+            .filter(|home| !home.is_empty())
+            .unwrap_or_else(|| "/".to_owned());
         Ok(ProcessUser {
             ids: Ids { uid: user.uid, gid },
             additional_gids,
+            home,
         })
     }
 
     fn user(&self, user: &str) -> Result<FoundUser, UserError> {
         if let Ok(uid) = user.parse::<u32>() {
-            // A number passes through; its passwd line, if any, gives the group.
+            // A number passes through; its passwd line, if any, gives the
+            // group, the home and the supplementary groups.
             let entry = self.users.iter().flatten().find(|u| u.uid == uid);
             return Ok(FoundUser {
                 uid,
-                gid: entry.map_or(uid, |u| u.gid),
-                name: entry.map(|u| u.name.clone()),
+                entry: entry.cloned(),
             });
         }
         self.users
@@ -176,8 +192,7 @@ impl Accounts {
             .find(|u| u.name == user)
             .map(|u| FoundUser {
                 uid: u.uid,
-                gid: u.gid,
-                name: Some(u.name.clone()),
+                entry: Some(u.clone()),
             })
             .ok_or_else(|| UserError::UnknownUser {
                 name: user.to_owned(),
@@ -201,10 +216,10 @@ impl Accounts {
     }
 }
 
+/// A user as `USER` or `--chown` named it: its uid and its passwd line, if any.
 struct FoundUser {
     uid: u32,
-    gid: u32,
-    name: Option<String>,
+    entry: Option<PasswdEntry>,
 }
 
 fn split_spec(spec: &str) -> Result<(&str, Option<&str>), UserError> {
@@ -277,6 +292,37 @@ mod tests {
                 .unwrap()
                 .additional_gids
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn process_user_without_passwd_line_is_in_group_0_with_home_slash() {
+        let accounts = Accounts::parse(Some(PASSWD), Some(GROUP));
+        let user = accounts.resolve_process_user("123").unwrap();
+        assert_eq!(user.ids, Ids { uid: 123, gid: 0 });
+        assert_eq!(user.home, "/");
+        assert!(user.additional_gids.is_empty());
+        assert_eq!(
+            accounts.resolve_process_user("123:5").unwrap().ids,
+            Ids { uid: 123, gid: 5 }
+        );
+        // --chown keeps the uid as the gid.
+        assert_eq!(
+            accounts.resolve_chown("123").unwrap(),
+            Ids { uid: 123, gid: 123 }
+        );
+    }
+
+    #[test]
+    fn process_user_home_comes_from_the_uid_passwd_line() {
+        let accounts = Accounts::parse(Some(PASSWD), Some(GROUP));
+        assert_eq!(accounts.resolve_process_user("root").unwrap().home, "/root");
+        let by_number = accounts.resolve_process_user("1000").unwrap();
+        assert_eq!(by_number.home, "/home/app");
+        assert_eq!(by_number.additional_gids, [50]);
+        assert_eq!(
+            accounts.resolve_process_user("app:staff").unwrap().home,
+            "/home/app"
         );
     }
 }

@@ -8,12 +8,24 @@ use super::user::Accounts;
 use crate::sandbox::User;
 use std::path::{Path, PathBuf};
 
+/// Who a RUN step's process is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepUser {
+    /// Its ids.
+    pub user: User,
+    /// `HOME` unless the step's environment sets it.
+    pub home: String,
+}
+
 /// Resolves `spec` against the rootfs made of `layers` (an overlay stack,
-/// top first, when `overlay`; else one plain directory). An empty spec is root.
-pub(crate) fn resolve(layers: &[PathBuf], overlay: bool, spec: &str) -> Result<User, ExecError> {
-    if spec.is_empty() {
-        return Ok(User::default());
-    }
+/// top first, when `overlay`; else one plain directory). An empty spec is
+/// root (whose home still comes from the image's `/etc/passwd`).
+pub(crate) fn resolve(
+    layers: &[PathBuf],
+    overlay: bool,
+    spec: &str,
+) -> Result<StepUser, ExecError> {
+    let spec = if spec.is_empty() { "0" } else { spec };
     let failed = |reason: String| ExecError::User {
         spec: spec.to_owned(),
         reason,
@@ -40,9 +52,12 @@ pub(crate) fn resolve(layers: &[PathBuf], overlay: bool, spec: &str) -> Result<U
     let user = accounts
         .resolve_process_user(spec)
         .map_err(|e| failed(e.to_string()))?;
-    Ok(User {
-        uid: user.ids.uid,
-        gid: user.ids.gid,
-        additional_gids: user.additional_gids,
+    Ok(StepUser {
+        user: User {
+            uid: user.ids.uid,
+            gid: user.ids.gid,
+            additional_gids: user.additional_gids,
+        },
+        home: user.home,
     })
 }

@@ -44,7 +44,8 @@ impl Default for PushOptions {
 
 /// Pushes the manifest or index `image` from `store` to `target` (by its
 /// tag, or by digest when the reference has none); returns the digest the
-/// target now names.
+/// target now names. Reports blobs on `progress`; saying that the image
+/// was pushed, once, is the caller's part.
 pub async fn push(
     client: &Client,
     store: &Store,
@@ -87,7 +88,6 @@ pub async fn push(
         .map(str::to_string)
         .unwrap_or_else(|| image.to_string());
     ctx.put_manifest(&reference, &media_type, bytes).await?;
-    progress.send(Event::Status(format!("pushed {subject} ({image})")));
     Ok(image.clone())
 }
 

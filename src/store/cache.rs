@@ -42,6 +42,11 @@ pub struct CacheRecord {
     /// The step's change to the image config, as the executor records it.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub config_change: serde_json::Value,
+    /// When the step first ran (RFC 3339): the time of its history entry
+    /// on every later hit, so an unchanged rebuild names the same image.
+    /// Absent in records of builds from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 /// Why a record cannot be read.
@@ -279,6 +284,7 @@ mod tests {
                 diff_id: crate::digest::sha256(b"tar"),
             }),
             config_change: serde_json::Value::Null,
+            created: Some("2026-01-02T03:04:05Z".into()),
         };
         cache.put(&key, "Dockerfile/0/1", &record).unwrap();
         assert_eq!(cache.get(&key).unwrap(), Some(record.clone()));
@@ -303,5 +309,17 @@ mod tests {
         .unwrap();
         let err = cache.get(&key).unwrap_err();
         assert!(err.to_string().contains(key.digest()), "{err}");
+    }
+
+    #[test]
+    fn a_record_of_an_older_build_has_no_created_time() {
+        let old = br#"{"inputs":{"kind":"RUN"},"layer":null}"#;
+        let record: CacheRecord = serde_json::from_slice(old).unwrap();
+        assert_eq!(record.created, None);
+        assert!(
+            !String::from_utf8(serde_json::to_vec(&record).unwrap())
+                .unwrap()
+                .contains("created")
+        );
     }
 }

@@ -114,6 +114,7 @@ mod tests {
                 diff_id: diff_id.clone(),
             }),
             config_change: serde_json::Value::Null,
+            created: None,
         }
     }
 

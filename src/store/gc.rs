@@ -366,6 +366,7 @@ mod tests {
                 diff_id: diff_id.clone(),
             }),
             config_change: serde_json::Value::Null,
+            created: None,
         };
         store.cache().put(&key, "Dockerfile:0:0", &record).unwrap();
         // The step's snapshot (its chain ID is its diff ID: it is the
@@ -412,6 +413,7 @@ mod tests {
             inputs: serde_json::json!({ "parent": "scratch" }),
             layer: None,
             config_change: serde_json::Value::Null,
+            created: None,
         };
         let keys: Vec<Digest> = ["stale", "looked-up", "fresh"]
             .iter()

@@ -7,6 +7,7 @@ pub mod schema;
 use std::path::PathBuf;
 
 pub mod build;
+pub mod built;
 pub mod busybox;
 pub mod cli;
 pub mod exec;

@@ -1,0 +1,118 @@
+//! A rebuild where every step is a cache hit names the identical image
+//! (same config, same manifest digest), as BuildKit's does: cached steps
+//! keep the time they first ran, metadata steps take the time of the layer
+//! step around them, and the image's `created` is its last step's. Cache
+//! records written before times were kept still hit. Needs root; skipped
+//! otherwise.
+
+mod support;
+
+use support::build::{Home, can_build};
+use support::built::{BUSYBOX, Built};
+
+const STEPS: &str = "ENV A=1\n\
+    RUN echo one > /one\n\
+    LABEL x=y\n\
+    COPY a /a\n\
+    ENV B=2\n\
+    RUN echo two > /two\n\
+    CMD [\"sh\"]\n";
+
+/// The image ID `--iidfile` gets from a build of `context`, and the image.
+fn build_with_id(home: &Home, context: &std::path::Path) -> (String, Built) {
+    let iid = home.path("iid");
+    let image = home.built(context, &["--iidfile", iid.to_str().unwrap()]);
+    (std::fs::read_to_string(iid).unwrap(), image)
+}
+
+fn created(image: &Built) -> Vec<String> {
+    image.config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            h["created"]
+                .as_str()
+                .expect("every entry has a time")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn an_unchanged_rebuild_names_the_identical_image() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("rebuild", &format!("{BUSYBOX}{STEPS}"));
+    std::fs::write(context.join("a"), "a").unwrap();
+    let (id, first) = build_with_id(&home, &context);
+    let (id_again, again) = build_with_id(&home, &context);
+    assert_eq!(
+        again.stderr.matches(" CACHED\n").count(),
+        5,
+        "{}",
+        again.stderr
+    );
+    assert_eq!(id_again, id);
+    assert_eq!(again.config, first.config);
+    // The same manifest: the same manifest digest, nothing new to push.
+    assert_eq!(again.manifest, first.manifest);
+
+    // BuildKit's times: a metadata step before the first new layer takes
+    // that layer's time, later ones the time of the step before them.
+    let times = created(&first);
+    let history = first.history();
+    assert_eq!(history[2], "ENV A=1");
+    assert_eq!(
+        times[2], times[3],
+        "ENV A=1 takes the time of the RUN after it"
+    );
+    assert_eq!(times[4], times[3], "LABEL after the RUN");
+    assert_eq!(times[6], times[5], "ENV B=2 after the COPY");
+    assert_eq!(times[8], times[7], "CMD after the last RUN");
+    assert_eq!(first.config["created"].as_str(), Some(times[8].as_str()));
+}
+
+#[test]
+fn records_without_a_time_still_hit_and_the_rebuild_after_is_stable() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("old-records", &format!("{BUSYBOX}{STEPS}"));
+    std::fs::write(context.join("a"), "a").unwrap();
+    home.built(&context, &[]);
+    // As a build from before times were kept left them.
+    let records = home.path("store/cache");
+    let mut stripped = 0;
+    for entry in std::fs::read_dir(&records).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let mut record: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            if record.as_object_mut().unwrap().remove("created").is_some() {
+                stripped += 1;
+            }
+            std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+        }
+    }
+    assert_eq!(stripped, 5, "one record per layer step");
+    let upgraded = home.built(&context, &[]);
+    assert_eq!(
+        upgraded.stderr.matches(" CACHED\n").count(),
+        5,
+        "{}",
+        upgraded.stderr
+    );
+    let again = home.built(&context, &[]);
+    assert_eq!(
+        again.stderr.matches(" CACHED\n").count(),
+        5,
+        "{}",
+        again.stderr
+    );
+    assert_eq!(again.config, upgraded.config);
+    assert_eq!(again.manifest, upgraded.manifest);
+}

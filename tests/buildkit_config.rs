@@ -1,0 +1,252 @@
+//! What metadata instructions write into the image config, as BuildKit
+//! does (cases after BuildKit's `dockerfile_test.go` config tests; each
+//! expectation checked against BuildKit 0.8 with the same Dockerfile):
+//! SHELL, CMD and ENTRYPOINT forms, LABEL, EXPOSE, VOLUME, STOPSIGNAL,
+//! HEALTHCHECK, ONBUILD, MAINTAINER and USER. Needs root; skipped otherwise.
+
+mod support;
+
+use serde_json::json;
+use support::build::{Home, can_build};
+use support::built::BUSYBOX;
+
+/// [`BUSYBOX`] as a stage named `base`.
+fn base_stage() -> String {
+    BUSYBOX.replace("FROM scratch", "FROM scratch AS base")
+}
+
+#[test]
+fn shell_sets_the_shell_of_run_and_of_shell_form_cmd() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "shell",
+        &format!(
+            "{BUSYBOX}SHELL [\"/bin/sh\", \"-ec\"]\nRUN echo $0 > /shell-check; echo shell\n\
+             CMD echo hi\nENTRYPOINT [\"/bin/echo\"]\n"
+        ),
+    );
+    let image = home.built(&context, &[]);
+    assert_eq!(image.text("/shell-check"), "/bin/sh\n");
+    let config = image.runtime();
+    assert_eq!(config["Shell"], json!(["/bin/sh", "-ec"]));
+    assert_eq!(config["Cmd"], json!(["/bin/sh", "-ec", "echo hi"]));
+    assert_eq!(config["Entrypoint"], json!(["/bin/echo"]));
+    assert_eq!(
+        image.history().last().unwrap(),
+        "ENTRYPOINT [\"/bin/echo\"]"
+    );
+}
+
+#[test]
+fn entrypoint_drops_the_cmd_of_the_stage_below() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "entrypoint",
+        &format!(
+            "{}CMD [\"base-cmd\"]\nFROM base\nENTRYPOINT /bin/true\n",
+            base_stage()
+        ),
+    );
+    let image = home.built(&context, &[]);
+    let config = image.runtime();
+    assert_eq!(config["Entrypoint"], json!(["/bin/sh", "-c", "/bin/true"]));
+    assert!(
+        config.get("Cmd").is_none_or(|cmd| cmd.is_null()),
+        "{config}"
+    );
+}
+
+#[test]
+fn labels_and_exposed_ports() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "labels",
+        &format!(
+            "{BUSYBOX}LABEL a=1 \"b c\"=\"d e\" f='g'\nLABEL a=2\nENV P=8080\n\
+             EXPOSE 80 $P/udp 90/tcp\nEXPOSE 80/tcp\n"
+        ),
+    );
+    let image = home.built(&context, &[]);
+    let config = image.runtime();
+    assert_eq!(config["Labels"], json!({"a": "2", "b c": "d e", "f": "g"}));
+    assert_eq!(
+        config["ExposedPorts"],
+        json!({"80/tcp": {}, "8080/udp": {}, "90/tcp": {}})
+    );
+}
+
+#[test]
+fn volumes_keep_what_later_steps_write_and_stopsignal_is_set() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "volumes",
+        &format!(
+            "{BUSYBOX}VOLUME /data\nVOLUME [\"/logs\", \"/cache\"]\nVOLUME /a /b\n\
+             RUN mkdir -p /data && echo kept > /data/f\nSTOPSIGNAL SIGQUIT\n"
+        ),
+    );
+    let image = home.built(&context, &[]);
+    let config = image.runtime();
+    assert_eq!(
+        config["Volumes"],
+        json!({"/a": {}, "/b": {}, "/cache": {}, "/data": {}, "/logs": {}})
+    );
+    assert_eq!(config["StopSignal"], "SIGQUIT");
+    assert_eq!(image.text("/data/f"), "kept\n");
+}
+
+#[test]
+fn healthcheck_with_options_and_none() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "healthcheck",
+        &format!(
+            "{}HEALTHCHECK --interval=5s --timeout=3s --start-period=2s --retries=4 CMD wget -q localhost || exit 1\n\
+             FROM base AS none\nHEALTHCHECK NONE\n",
+            base_stage()
+        ),
+    );
+    let base = home.built(&context, &["--target", "base"]);
+    assert_eq!(
+        base.runtime()["Healthcheck"],
+        json!({
+            "Test": ["CMD-SHELL", "wget -q localhost || exit 1"],
+            "Interval": 5_000_000_000u64,
+            "Timeout": 3_000_000_000u64,
+            "StartPeriod": 2_000_000_000u64,
+            "Retries": 4
+        })
+    );
+    let none = home.built(&context, &[]);
+    assert_eq!(none.runtime()["Healthcheck"], json!({"Test": ["NONE"]}));
+}
+
+#[test]
+fn healthcheck_exec_form() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "healthcheck-exec",
+        &format!("{BUSYBOX}HEALTHCHECK CMD [\"/bin/true\"]\n"),
+    );
+    let image = home.built(&context, &[]);
+    assert_eq!(
+        image.runtime()["Healthcheck"],
+        json!({"Test": ["CMD", "/bin/true"]})
+    );
+}
+
+#[test]
+fn onbuild_triggers_are_listed_and_run_in_a_stage_built_on_them() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "onbuild",
+        &format!(
+            "{}ONBUILD RUN echo triggered > /triggered\nONBUILD ENV T=1\n\
+             FROM base\nRUN echo child > /child\n",
+            base_stage()
+        ),
+    );
+    let base = home.built(&context, &["--target", "base"]);
+    assert_eq!(
+        base.runtime()["OnBuild"],
+        json!(["RUN echo triggered > /triggered", "ENV T=1"])
+    );
+    assert!(!base.has("/triggered"));
+    let child = home.built(&context, &[]);
+    assert_eq!(child.text("/triggered"), "triggered\n");
+    assert_eq!(child.text("/child"), "child\n");
+    assert_eq!(child.env("T").as_deref(), Some("1"));
+    let runtime = child.runtime();
+    assert!(
+        runtime.get("OnBuild").is_none_or(|o| o.is_null()),
+        "{runtime}"
+    );
+}
+
+#[test]
+fn maintainer_is_the_author_and_user_is_kept_as_written() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "maintainer",
+        &format!("{BUSYBOX}MAINTAINER Jane <jane@example.com>\nUSER 1:2\n"),
+    );
+    let image = home.built(&context, &[]);
+    assert_eq!(image.config["author"], "Jane <jane@example.com>");
+    assert_eq!(image.runtime()["User"], "1:2");
+}
+
+#[test]
+fn history_names_each_step_as_buildkit_does() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "history",
+        &format!(
+            "{BUSYBOX}ENV A=1\nCOPY a /a\nWORKDIR /w\nRUN true\nARG X=1\nRUN echo hi > f\n\
+             ADD a /added\nUSER 1\nLABEL l=1\n"
+        ),
+    );
+    std::fs::write(context.join("a"), "a").unwrap();
+    let image = home.built(&context, &[]);
+    assert_eq!(
+        image.history(),
+        [
+            "COPY busybox /bin/busybox # buildkit",
+            "RUN /bin/busybox --install -s /bin # buildkit",
+            "ENV A=1",
+            "COPY a /a # buildkit",
+            "WORKDIR /w",
+            "RUN /bin/sh -c true # buildkit",
+            "ARG X=1",
+            "RUN |1 X=1 /bin/sh -c echo hi > f # buildkit",
+            "ADD a /added # buildkit",
+            "USER 1",
+            "LABEL l=1",
+        ]
+    );
+    let history = image.config["history"].as_array().unwrap();
+    for (index, empty) in [
+        (2, true),
+        (3, false),
+        (6, true),
+        (7, false),
+        (8, false),
+        (9, true),
+        (10, true),
+    ] {
+        assert_eq!(
+            history[index]["empty_layer"].as_bool().unwrap_or(false),
+            empty,
+            "{}",
+            history[index]
+        );
+        assert_eq!(history[index]["comment"], "buildkit.dockerfile.v0");
+    }
+    assert_eq!(image.text("/w/f"), "hi\n");
+}
