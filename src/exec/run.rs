@@ -15,14 +15,15 @@ use super::tail::OutputTail;
 use crate::layer::compress::{Compression, write_compressed};
 use crate::layer::copy::copy_tree;
 use crate::layer::diff::{overlay_changes, tree_changes};
-use crate::layer::extract::{ExtractOptions, WhiteoutStyle, extract};
+use crate::layer::extract::extract;
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
 use crate::sandbox::{
     DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec,
     Stream,
 };
-use crate::store::{CacheRecord, CachedLayer, Store, chain_id, extract_options};
+use crate::store::{CacheRecord, CachedLayer, Store, chain_id};
+use crate::userns::{Stack, in_process_options};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -446,10 +447,7 @@ impl Executor {
 
     /// Applies `layers` in order onto the empty directory `root`.
     fn assemble(&self, layers: &[LayerRef], root: &Path) -> Result<(), ExecError> {
-        let options = ExtractOptions {
-            whiteouts: WhiteoutStyle::Apply,
-            ownership: extract_options().ownership,
-        };
+        let options = in_process_options(Stack::Applied);
         for layer in layers {
             let blob = self.store.blobs().open(layer.blob.digest())?;
             let media_type = layer.blob.media_type().to_string();
@@ -523,6 +521,9 @@ impl Executor {
             })
             .await?;
         tail.finish();
+        if !outcome.success() {
+            hint_rootless_chown(&mut tail);
+        }
         let output = Box::new(tail);
         match outcome {
             Outcome::Exited(0) => Ok(()),
@@ -554,6 +555,20 @@ impl Executor {
             ),
             diff_id: digests.diff_id,
         })
+    }
+}
+
+/// A failed step whose output shows chown failing with EINVAL, in a
+/// rootless build without a subordinate ID range, gets told why: the
+/// step's user namespace maps no ID but root's.
+fn hint_rootless_chown(tail: &mut OutputTail) {
+    if tail.has_line_with(&["chown", "Invalid argument"]) && crate::userns::missing_range() {
+        tail.set_hint(
+            "hint: this rootless build maps only your own user (root in the step), so chown to \
+             any other owner fails with EINVAL; grant your user a range in /etc/subuid and \
+             /etc/subgid and install newuidmap/newgidmap (Debian: uidmap)"
+                .to_owned(),
+        );
     }
 }
 

@@ -33,7 +33,6 @@
 mod capabilities;
 mod exec;
 pub(crate) mod helper;
-mod idmap;
 mod init;
 mod masks;
 mod mountpoints;
@@ -45,7 +44,7 @@ mod secret;
 pub mod spec;
 mod targets;
 
-pub use idmap::IdMapError;
+pub use crate::userns::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{

@@ -1,0 +1,95 @@
+//! `builder __userns`: the re-executed, single-threaded helper that makes a
+//! user namespace, waits for the parent to map it, and extracts a layer (or
+//! removes a tree) there as its root (see the protocol in `unpack`).
+
+use super::unpack::{GO, Job, Reply, Request};
+use crate::layer::extract::{ExtractOptions, Ownership, extract};
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+/// Entry point of `builder __userns`; the outcome goes to stdout as a reply.
+pub(crate) fn main() -> ExitCode {
+    let mut input = std::io::stdin().lock();
+    let (reply, code) = match run(&mut input) {
+        Ok(reply) => (reply, ExitCode::SUCCESS),
+        Err(reason) => (Reply::Failed(reason), ExitCode::FAILURE),
+    };
+    match send(&reply) {
+        Ok(()) => code,
+        Err(err) => {
+            eprintln!("builder __userns is run by builder itself: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn send(reply: &Reply) -> Result<(), String> {
+    let mut line = serde_json::to_vec(reply).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(&line)
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("writing to the parent: {e}"))
+}
+
+fn run(input: &mut impl BufRead) -> Result<Reply, String> {
+    let request: Request = serde_json::from_str(&read_line(input)?)
+        .map_err(|e| format!("reading the request: {e}"))?;
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .map_err(|e| format!("arming the parent-death signal: {e}"))?;
+    let parent = rustix::process::getppid().map_or(0, |pid| pid.as_raw_nonzero().get());
+    if parent != request.parent_pid {
+        return Err("the parent exited before the layer was unpacked".into());
+    }
+    // SAFETY: CLONE_NEWUSER shares no file descriptor table with other
+    // threads (what makes unshare unsafe in rustix's terms), and the helper
+    // is single-threaded, as the kernel requires for a new user namespace.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWUSER) }
+        .map_err(|e| format!("unsharing the user namespace: {e}"))?;
+    send(&Reply::Ready)?;
+    if read_line(input)? != GO {
+        return Err("the parent did not confirm the user namespace's id maps".into());
+    }
+    match request.job {
+        Job::Extract { root, stack } => {
+            let options = ExtractOptions {
+                whiteouts: stack.whiteouts(false),
+                ownership: Ownership::Within {
+                    uids: 0..u64::from(request.ids.uids),
+                    gids: 0..u64::from(request.ids.gids),
+                },
+            };
+            extract(input, &root, &options)
+                .map(Reply::Extracted)
+                .map_err(|e| with_causes(&e))
+        }
+        Job::Remove { path } => match std::fs::remove_dir_all(&path) {
+            Ok(()) => Ok(Reply::Removed),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Reply::Removed),
+            Err(e) => Err(format!("removing {}: {e}", path.display())),
+        },
+    }
+}
+
+fn read_line(input: &mut impl BufRead) -> Result<String, String> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .map_err(|e| format!("reading from the parent: {e}"))?;
+    if line.is_empty() {
+        return Err("the parent closed the request pipe".into());
+    }
+    Ok(line.trim_end_matches('\n').to_string())
+}
+
+/// An error and its causes on one line, as the parent's report shows them.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

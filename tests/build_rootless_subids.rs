@@ -1,0 +1,268 @@
+//! Rootless builds by a user with a subordinate ID range (`/etc/subuid`,
+//! `/etc/subgid`, `newuidmap`/`newgidmap` from Debian's `uidmap`) give the
+//! image a root build gives: base-image owners are real in the steps'
+//! view, `chown` and `adduser` work, files a step touches keep their owner
+//! and mode, and the store's snapshots hold the host IDs the namespace maps
+//! the image's owners to.
+//!
+//! The test starts as root, makes the user `builder-subids` with a range
+//! (left in place: later runs reuse them), pushes a base image to its own
+//! registry and builds as root and as that user.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::build::{Home, TarEntry, can_build, layout_image, layout_layer_entries};
+use support::image::BaseImage;
+use support::registry::Registry;
+
+/// The test user's name.
+const USER: &str = "builder-subids";
+/// First host ID of its range (far from what `useradd` hands out).
+const SUB_START: u32 = 3_000_000;
+/// Size of its range.
+const SUB_COUNT: u32 = 65_536;
+
+/// The test user's uid and gid, after making it and its ranges where
+/// missing; `None` (with a SKIPPED message) without `uidmap` installed.
+fn subid_user() -> Option<(u32, u32)> {
+    if !Path::new("/usr/bin/newuidmap").exists() || !Path::new("/usr/bin/newgidmap").exists() {
+        eprintln!("SKIPPED: newuidmap/newgidmap are not installed (Debian: uidmap)");
+        return None;
+    }
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, USER])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+    };
+    if id("-u").is_none() {
+        let made = Command::new("useradd")
+            .args(["--system", "--user-group", "--no-create-home"])
+            .args(["--shell", "/usr/sbin/nologin", USER])
+            .output()
+            .expect("run useradd");
+        // Exit code 9: another test process made it first.
+        assert!(
+            made.status.success() || made.status.code() == Some(9),
+            "useradd: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let content = std::fs::read_to_string(file).unwrap_or_default();
+        if !content.lines().any(|l| l.starts_with(&format!("{USER}:"))) {
+            let mut all = content;
+            if !all.is_empty() && !all.ends_with('\n') {
+                all.push('\n');
+            }
+            all.push_str(&format!("{USER}:{SUB_START}:{SUB_COUNT}\n"));
+            std::fs::write(file, all).unwrap();
+        }
+    }
+    Some((id("-u")?, id("-g")?))
+}
+
+/// Gives every entry under `dir` (and `dir`) to `uid`:`gid`.
+fn give_to(dir: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
+    if !std::fs::symlink_metadata(dir).unwrap().is_dir() {
+        return;
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        give_to(&entry.unwrap().path(), uid, gid);
+    }
+}
+
+/// A layer over the busybox base: `/etc/shadow` of group shadow (42), a
+/// home of user 1000 with a private file, and `/x` for a step to chown.
+fn owners_layer() -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |kind: tar::EntryType, path: &str, mode: u32, owner: (u64, u64), data: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(owner.0);
+        header.set_gid(owner.1);
+        header.set_mtime(1_600_000_000);
+        header.set_size(data.len() as u64);
+        tar.append_data(&mut header, path, data).unwrap();
+    };
+    let file = tar::EntryType::Regular;
+    let dir = tar::EntryType::Directory;
+    add(
+        file,
+        "etc/group",
+        0o644,
+        (0, 0),
+        b"root:x:0:\nshadow:x:42:\nnogroup:x:65534:\n",
+    );
+    add(
+        file,
+        "etc/shadow",
+        0o640,
+        (0, 42),
+        b"root:*:19000:0:99999:7:::\n",
+    );
+    add(dir, "home/", 0o755, (0, 0), b"");
+    add(dir, "home/app/", 0o750, (1000, 1000), b"");
+    add(file, "home/app/notes", 0o600, (1000, 1000), b"private\n");
+    add(file, "x", 0o644, (0, 0), b"x\n");
+    tar.into_inner().unwrap()
+}
+
+const DOCKERFILE: &str = "\
+FROM {BASE}
+COPY --chown=1000:1000 greeting.txt /srv/greeting.txt
+RUN stat -c '%n %u:%g %a' /etc/shadow /home/app /home/app/notes /srv/greeting.txt > /seen.txt
+RUN chown 1000:1000 /x && adduser -D -u 1001 u && echo 'extra:x:1002:1002::/:/bin/sh' >> /etc/passwd
+";
+
+/// The content of `path` in the last layer of `layout` that holds it.
+fn file_in_layout(layout: &Path, path: &str) -> String {
+    let (manifest, _) = layout_image(layout);
+    let mut found = None;
+    for layer in manifest["layers"].as_array().unwrap() {
+        let blob = support::build::layout_blob(layout, layer["digest"].as_str().unwrap());
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_string_lossy() == path {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                found = Some(text);
+            }
+        }
+    }
+    found.unwrap_or_else(|| panic!("{path} is in no layer"))
+}
+
+/// The entry `path` of `layer`.
+fn entry<'a>(layer: &'a [TarEntry], path: &str) -> &'a TarEntry {
+    layer
+        .iter()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("{path} is not in {layer:?}"))
+}
+
+/// Every `path` under the snapshots of `store`, with its on-disk owner.
+fn snapshot_owners(store: &Path, path: &str) -> Vec<(u32, u32)> {
+    std::fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .filter_map(|snapshot| std::fs::symlink_metadata(snapshot.unwrap().path().join(path)).ok())
+        .map(|meta| (meta.uid(), meta.gid()))
+        .collect()
+}
+
+#[test]
+fn a_user_with_a_subordinate_range_builds_what_root_builds() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some((uid, gid)) = subid_user() else {
+        return;
+    };
+    let base = BaseImage::busybox_with_layer(&registry, "owners", owners_layer());
+    let home = Home::new();
+    let context = home.context("ctx", &DOCKERFILE.replace("{BASE}", &base.reference));
+    std::fs::write(context.join("greeting.txt"), "hello\n").unwrap();
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // As root, into a store of its own.
+    let root_layout = home.path("root-layout");
+    let as_root = home
+        .build(&[
+            "-o",
+            &format!("type=oci,tar=false,dest={}", root_layout.display()),
+            context.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&as_root.stderr);
+    assert!(as_root.status.success(), "as root: {stderr}");
+
+    // As the user, into a store it owns.
+    let user_dir = home.path("user");
+    std::fs::create_dir(&user_dir).unwrap();
+    give_to(&user_dir, uid, gid);
+    let user_layout = user_dir.join("layout");
+    let store = user_dir.join("store");
+    let as_user = Command::new(env!("CARGO_BIN_EXE_builder"))
+        .env_clear()
+        .env("HOME", &user_dir)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("TMPDIR", "/tmp")
+        .arg("--root")
+        .arg(&store)
+        .args(["build", "--progress", "plain", "-o"])
+        .arg(format!("type=oci,tar=false,dest={}", user_layout.display()))
+        .arg(&context)
+        .current_dir("/")
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&as_user.stderr);
+    if stderr.contains("unsharing the user namespace") {
+        eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+        return;
+    }
+    assert!(as_user.status.success(), "as {USER}: {stderr}");
+    assert!(!stderr.contains("/etc/subuid"), "no warning with a range: {stderr}");
+
+    // The steps saw the base image's owners and COPY --chown's.
+    let seen = "/etc/shadow 0:42 640\n/home/app 1000:1000 750\n\
+        /home/app/notes 1000:1000 600\n/srv/greeting.txt 1000:1000 644\n";
+    assert_eq!(file_in_layout(&user_layout, "seen.txt"), seen);
+    assert_eq!(file_in_layout(&root_layout, "seen.txt"), seen);
+
+    // The same files, owners and modes in every layer (mtimes aside).
+    let layers = layout_layer_entries(&user_layout);
+    assert_eq!(layers, layout_layer_entries(&root_layout));
+    let run = layers.last().unwrap();
+    let owner = |path: &str| {
+        let e = entry(run, path);
+        (e.uid, e.gid, e.mode & 0o7777)
+    };
+    assert_eq!(owner("x"), (1000, 1000, 0o644), "chown in a step");
+    assert_eq!(owner("home/u/").0, 1001, "adduser's home");
+    assert_eq!(owner("etc/passwd"), (0, 0, 0o644), "a touched file");
+    assert_eq!(owner("etc/shadow"), (0, 42, 0o640), "a touched file");
+    let passwd = file_in_layout(&user_layout, "etc/passwd");
+    assert!(passwd.contains("\nu:x:1001:") && passwd.ends_with("extra:x:1002:1002::/:/bin/sh\n"));
+
+    // The snapshots hold the host IDs the namespace maps those owners to.
+    let host = |id: u32| SUB_START + id - 1;
+    let shadow = snapshot_owners(&store, "etc/shadow");
+    assert!(!shadow.is_empty());
+    assert!(shadow.iter().all(|&o| o == (uid, host(42))), "{shadow:?}");
+    assert_eq!(snapshot_owners(&store, "home/app/notes"), [(host(1000), host(1000))]);
+    assert_eq!(snapshot_owners(&store, "x").iter().filter(|&&o| o == (host(1000), host(1000))).count(), 1);
+
+    // A second build is served from the cache, and prune can remove what
+    // the steps' other users own.
+    let images = PathBuf::from(env!("CARGO_BIN_EXE_builder"));
+    let prune = Command::new(images)
+        .env_clear()
+        .env("HOME", &user_dir)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .arg("--root")
+        .arg(&store)
+        .args(["prune", "--all"])
+        .current_dir("/")
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&prune.stderr);
+    assert!(prune.status.success(), "prune: {stderr}");
+    assert!(snapshot_owners(&store, "home/app/notes").is_empty(), "pruned");
+}
