@@ -2,7 +2,8 @@
 //! `/etc/subgid`, `newuidmap`/`newgidmap` from Debian's `uidmap`) give the
 //! image a root build gives: base-image owners are real in the steps'
 //! view, `chown` and adding a user work (by hand: Debian's busybox has no
-//! `adduser`), files a step touches keep their owner and mode, and the store's snapshots hold the host IDs the namespace maps
+//! `adduser`), files private to a step's other user are in its layer, files
+//! a step touches keep their owner and mode, and the store's snapshots hold the host IDs the namespace maps
 //! the image's owners to.
 //!
 //! The test starts as root, makes the user `builder-subids` with a range
@@ -120,7 +121,8 @@ const DOCKERFILE: &str = "\
 FROM {BASE}
 COPY --chown=1000:1000 greeting.txt /srv/greeting.txt
 RUN stat -c '%n %u:%g %a' /etc/shadow /home/app /home/app/notes /srv/greeting.txt > /seen.txt
-RUN chown 1000:1000 /x && mkdir /home/u && chown 1001:1001 /home/u \
+RUN chown 1000:1000 /x && mkdir -p /home/u/.ssh && echo key > /home/u/.ssh/id \
+    && chmod 700 /home/u/.ssh && chmod 600 /home/u/.ssh/id && chown -R 1001:1001 /home/u \
     && echo 'u:x:1001:1001::/home/u:/bin/sh' >> /etc/passwd && sed -i '$a u:!:19000::::::' /etc/shadow
 ";
 
@@ -235,6 +237,10 @@ fn a_user_with_a_subordinate_range_builds_what_root_builds() {
     };
     assert_eq!(owner("x"), (1000, 1000, 0o644), "chown in a step");
     assert_eq!(owner("home/u/"), (1001, 1001, 0o755), "a new user's home");
+    // Private to that user: read for the layer as root of the namespace.
+    assert_eq!(owner("home/u/.ssh/"), (1001, 1001, 0o700));
+    assert_eq!(owner("home/u/.ssh/id"), (1001, 1001, 0o600));
+    assert_eq!(file_in_layout(&user_layout, "home/u/.ssh/id"), "key\n");
     assert_eq!(owner("etc/passwd"), (0, 0, 0o644), "a touched file");
     assert_eq!(owner("etc/shadow"), (0, 42, 0o640), "a touched file");
     let passwd = file_in_layout(&user_layout, "etc/passwd");

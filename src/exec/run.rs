@@ -12,6 +12,7 @@
 use super::ExecError;
 use super::cache_key::StepInputs;
 use super::tail::OutputTail;
+use crate::layer::LayerError;
 use crate::layer::compress::{Compression, write_compressed};
 use crate::layer::copy::copy_tree;
 use crate::layer::diff::{overlay_changes, tree_changes};
@@ -403,11 +404,9 @@ impl Executor {
             },
         )?;
         self.execute(&spec, on_event).await?;
-        let changes = overlay_changes(upper.path())?;
-        if changes.is_empty() {
+        let Some(layer) = self.upper_layer(upper.path())? else {
             return Ok(None);
-        }
-        let layer = self.write_layer(upper.path(), changes)?;
+        };
         let chain = chain_id(chains.last(), &layer.diff_id);
         upper.commit(&snapshots, &chain)?;
         Ok(Some(layer))
@@ -532,20 +531,48 @@ impl Executor {
         }
     }
 
+    /// The layer of what a step changed in the overlay upper directory
+    /// `upper`; `None` when it changed nothing. Rootless with a subordinate
+    /// range, the upper directory is read as root of the user namespace
+    /// (the step's other users' files may be unreadable to the user).
+    fn upper_layer(&self, upper: &Path) -> Result<Option<LayerRef>, ExecError> {
+        let epoch = self.options.source_date_epoch;
+        if let Some(diff) = crate::userns::NamespaceDiff::start(upper, epoch) {
+            let diff = diff.map_err(|e| layer_io_error(upper, e))?;
+            if diff.is_empty() {
+                return Ok(None);
+            }
+            return self
+                .store_layer(|out| diff.write_to(out).map_err(|e| layer_io_error(upper, e)))
+                .map(Some);
+        }
+        let changes = overlay_changes(upper)?;
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        self.write_layer(upper, changes).map(Some)
+    }
+
     /// Writes the change found in `source` as a compressed layer blob.
     fn write_layer(
         &self,
         source: &Path,
         changes: Vec<crate::layer::tar::Change>,
     ) -> Result<LayerRef, ExecError> {
-        let writer = self.store.blobs().writer(None)?;
         let options = WriteOptions {
             source_date_epoch: self.options.source_date_epoch,
             owners: self.owners,
         };
-        let (writer, digests) = write_compressed(writer, self.options.compression, |out| {
-            write_changes(source, changes, out, &options).map(|_| ())
-        })?;
+        self.store_layer(|out| write_changes(source, changes, out, &options).map(|_| ()))
+    }
+
+    /// Stores the layer tar `produce` writes as a compressed layer blob.
+    fn store_layer(
+        &self,
+        produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), LayerError> + Send,
+    ) -> Result<LayerRef, ExecError> {
+        let writer = self.store.blobs().writer(None)?;
+        let (writer, digests) = write_compressed(writer, self.options.compression, produce)?;
         let stored = writer.commit()?;
         Ok(LayerRef {
             blob: Descriptor::new(
@@ -555,6 +582,16 @@ impl Executor {
             ),
             diff_id: digests.diff_id,
         })
+    }
+}
+
+/// A failure reading an upper directory in the rootless user namespace, as
+/// the layer error it stands for.
+fn layer_io_error(upper: &Path, err: crate::userns::UnpackError) -> LayerError {
+    LayerError::Fs {
+        action: "reading the step's changes in the rootless user namespace",
+        path: upper.to_path_buf(),
+        source: std::io::Error::other(err),
     }
 }
 

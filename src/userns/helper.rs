@@ -1,21 +1,32 @@
 //! `builder __userns`: the re-executed, single-threaded helper that makes a
 //! user namespace, waits for the parent to map it, and extracts a layer (or
-//! removes a tree) there as its root (see the protocol in `unpack`).
+//! removes a tree, or writes a step's layer) there as its root (see the
+//! protocol in `unpack`).
 
 use super::unpack::{GO, Job, Reply, Request};
+use crate::layer::LayerError;
+use crate::layer::diff::overlay_changes;
 use crate::layer::extract::{ExtractOptions, Ownership, extract};
+use crate::layer::owners::OwnerMap;
+use crate::layer::tar::{WriteOptions, write_changes};
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-/// Entry point of `builder __userns`; the outcome goes to stdout as a reply.
+/// Entry point of `builder __userns`; the outcome goes to stdout as a reply
+/// (after a layer tar, only the exit code and stderr can tell it).
 pub(crate) fn main() -> ExitCode {
     let mut input = std::io::stdin().lock();
-    let (reply, code) = match run(&mut input) {
-        Ok(reply) => (reply, ExitCode::SUCCESS),
-        Err(reason) => (Reply::Failed(reason), ExitCode::FAILURE),
+    let reply = match run(&mut input) {
+        Ok(None) => return ExitCode::SUCCESS,
+        Ok(Some(reply)) => reply,
+        Err(reason) => {
+            eprintln!("{reason}");
+            let _ = send(&Reply::Failed(reason));
+            return ExitCode::FAILURE;
+        }
     };
     match send(&reply) {
-        Ok(()) => code,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("builder __userns is run by builder itself: {err}");
             ExitCode::FAILURE
@@ -32,7 +43,8 @@ fn send(reply: &Reply) -> Result<(), String> {
         .map_err(|e| format!("writing to the parent: {e}"))
 }
 
-fn run(input: &mut impl BufRead) -> Result<Reply, String> {
+/// Carries out the request; `None` when the job already wrote its output.
+fn run(input: &mut impl BufRead) -> Result<Option<Reply>, String> {
     let request: Request = serde_json::from_str(&read_line(input)?)
         .map_err(|e| format!("reading the request: {e}"))?;
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
@@ -60,14 +72,39 @@ fn run(input: &mut impl BufRead) -> Result<Reply, String> {
                 },
             };
             extract(input, &root, &options)
-                .map(Reply::Extracted)
+                .map(|report| Some(Reply::Extracted(report)))
                 .map_err(|e| with_causes(&e))
         }
         Job::Remove { path } => match std::fs::remove_dir_all(&path) {
-            Ok(()) => Ok(Reply::Removed),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Reply::Removed),
+            Ok(()) => Ok(Some(Reply::Removed)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(Reply::Removed)),
             Err(e) => Err(format!("removing {}: {e}", path.display())),
         },
+        Job::Diff {
+            upper,
+            source_date_epoch,
+        } => {
+            let changes = overlay_changes(&upper).map_err(|e| with_causes(&e))?;
+            send(&Reply::Changes(changes.len()))?;
+            if changes.is_empty() {
+                return Ok(None);
+            }
+            // Seen from inside, owners are the image's already.
+            let options = WriteOptions {
+                source_date_epoch,
+                owners: OwnerMap::Identity,
+            };
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            write_changes(&upper, changes, out, &options)
+                .and_then(|mut out| {
+                    out.flush().map_err(|source| LayerError::Write {
+                        action: "the layer tar to the parent",
+                        source,
+                    })
+                })
+                .map_err(|e| with_causes(&e))?;
+            Ok(None)
+        }
     }
 }
 

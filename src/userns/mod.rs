@@ -11,7 +11,8 @@
 //! namespace mapped like the steps' and extracts there ([`extract_layer`]).
 //! Without a range (or as root) extraction stays in-process. Trees holding
 //! files of subordinate IDs are removed the same way when the user's own
-//! rights do not suffice ([`remove_in_namespace`]).
+//! rights do not suffice ([`remove_in_namespace`]), and a step's overlay
+//! upper directory is read there to write its layer ([`NamespaceDiff`]).
 
 mod helper;
 mod idmap;
@@ -21,6 +22,6 @@ pub(crate) use helper::main as helper_main;
 pub use idmap::IdMapError;
 pub(crate) use idmap::{IdMap, IdMapSummary};
 pub use unpack::{
-    Stack, UnpackError, extract_layer, in_process_options, missing_range, missing_range_notice,
+    NamespaceDiff, Stack, UnpackError, extract_layer, in_process_options, missing_range, missing_range_notice,
     remove_in_namespace,
 };

@@ -69,6 +69,15 @@ pub(super) enum Job {
         /// The tree.
         path: PathBuf,
     },
+    /// Read the change an overlay upper directory holds (files of the
+    /// step's other users may be beyond the user's reach), answer
+    /// [`Reply::Changes`], then write the layer tar to stdout.
+    Diff {
+        /// The upper directory.
+        upper: PathBuf,
+        /// `SOURCE_DATE_EPOCH` for the tar's mtimes.
+        source_date_epoch: Option<u64>,
+    },
 }
 
 /// What the helper answers.
@@ -81,6 +90,9 @@ pub(super) enum Reply {
     Extracted(ExtractReport),
     /// The tree is removed.
     Removed,
+    /// How many paths the upper directory changes; the layer tar follows
+    /// when there are any, its end is the end of stdout.
+    Changes(usize),
     /// Why the job failed (the error and its causes, as text).
     Failed(String),
 }
@@ -225,6 +237,54 @@ pub fn remove_in_namespace(path: &Path) -> Option<Result<(), UnpackError>> {
     Some(removed)
 }
 
+/// A step's change read from its overlay upper directory as root of the
+/// rootless user namespace, where the user has a subordinate range: what
+/// the step's other users own may be unreadable to the user itself. The
+/// layer records the owners the namespace shows, the image's.
+pub struct NamespaceDiff {
+    helper: Helper,
+    changes: usize,
+}
+
+impl NamespaceDiff {
+    /// Starts reading `upper`; `None` without a range (or as root), where
+    /// the upper directory is read in-process.
+    pub fn start(
+        upper: &Path,
+        source_date_epoch: Option<u64>,
+    ) -> Option<Result<NamespaceDiff, UnpackError>> {
+        let map = namespace()?;
+        let started = std::path::absolute(upper)
+            .map_err(UnpackError::Helper)
+            .and_then(|upper| {
+                let job = Job::Diff {
+                    upper,
+                    source_date_epoch,
+                };
+                let mut helper = Helper::start(&map, job)?;
+                helper.close_input();
+                match helper.reply()? {
+                    Reply::Changes(changes) => Ok(NamespaceDiff { helper, changes }),
+                    other => Err(unexpected(other)),
+                }
+            });
+        Some(started)
+    }
+
+    /// Whether the step changed nothing (then there is no layer).
+    pub fn is_empty(&self) -> bool {
+        self.changes == 0
+    }
+
+    /// Streams the layer tar into `out`.
+    pub fn write_to(mut self, out: &mut dyn Write) -> Result<(), UnpackError> {
+        let copied = std::io::copy(&mut self.helper.stdout, out);
+        // The helper's own failure says more than the broken stream.
+        self.helper.wait()?;
+        copied.map(|_| ()).map_err(UnpackError::Helper)
+    }
+}
+
 fn unexpected(reply: Reply) -> UnpackError {
     match reply {
         Reply::Failed(reason) => UnpackError::Failed(reason),
@@ -319,14 +379,22 @@ impl Helper {
             .map_err(|e| UnpackError::Failed(format!("unreadable reply {line:?}: {e}")))
     }
 
+    /// Waits for the helper's end; a failure is reported with what it
+    /// printed on stderr.
     fn wait(mut self) -> Result<(), UnpackError> {
         self.close_input();
         let status = self.child.wait().map_err(UnpackError::Helper)?;
         if status.success() {
-            Ok(())
-        } else {
-            Err(UnpackError::Failed(format!("the helper ended with {status}")))
+            return Ok(());
         }
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        Err(UnpackError::Failed(format!(
+            "the helper ended with {status}: {}",
+            stderr.trim()
+        )))
     }
 }
 
