@@ -192,44 +192,93 @@ fn a_user_with_a_subordinate_range_builds_what_root_builds() {
     let stderr = String::from_utf8_lossy(&as_root.stderr);
     assert!(as_root.status.success(), "as root: {stderr}");
 
-    // As the user, into a store it owns.
-    let user_dir = home.path("user");
-    std::fs::create_dir(&user_dir).unwrap();
-    give_to(&user_dir, uid, gid);
-    let user_layout = user_dir.join("layout");
-    let store = user_dir.join("store");
-    let as_user = Command::new(env!("CARGO_BIN_EXE_builder"))
-        .env_clear()
-        .env("HOME", &user_dir)
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("TMPDIR", "/tmp")
-        .arg("--root")
-        .arg(&store)
-        .args(["build", "--progress", "plain", "-o"])
-        .arg(format!("type=oci,tar=false,dest={}", user_layout.display()))
-        .arg(&context)
-        .current_dir("/")
-        .uid(uid)
-        .gid(gid)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&as_user.stderr);
-    if stderr.contains("unsharing the user namespace") {
-        eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
-        return;
-    }
-    assert!(as_user.status.success(), "as {USER}: {stderr}");
-    assert!(!stderr.contains("/etc/subuid"), "no warning with a range: {stderr}");
-
-    // The steps saw the base image's owners and COPY --chown's.
     let seen = "/etc/shadow 0:42 640\n/home/app 1000:1000 750\n\
         /home/app/notes 1000:1000 600\n/srv/greeting.txt 1000:1000 644\n";
-    assert_eq!(file_in_layout(&user_layout, "seen.txt"), seen);
     assert_eq!(file_in_layout(&root_layout, "seen.txt"), seen);
+    let root_layers = layout_layer_entries(&root_layout);
+
+    for snapshotter in ["overlay", "copy"] {
+        let user_dir = home.path(&format!("user-{snapshotter}"));
+        std::fs::create_dir(&user_dir).unwrap();
+        give_to(&user_dir, uid, gid);
+        let as_user = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_builder"))
+                .env_clear()
+                .env("HOME", &user_dir)
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env("TMPDIR", "/tmp")
+                .env("BUILDER_SNAPSHOTTER", snapshotter)
+                .arg("--root")
+                .arg(user_dir.join("store"))
+                .args(args)
+                .current_dir("/")
+                .uid(uid)
+                .gid(gid)
+                .output()
+                .unwrap()
+        };
+        let user_layout = user_dir.join("layout");
+        let built = as_user(&[
+            "build",
+            "--progress",
+            "plain",
+            "-o",
+            &format!("type=oci,tar=false,dest={}", user_layout.display()),
+            context.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&built.stderr);
+        if stderr.contains("unsharing the user namespace") {
+            eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+            return;
+        }
+        assert!(built.status.success(), "{snapshotter}: {stderr}");
+        assert!(
+            !stderr.contains("/etc/subuid"),
+            "no warning with a range: {stderr}"
+        );
+        check_user_build(&user_layout, &root_layers, seen);
+
+        let store = user_dir.join("store");
+        assert_eq!(
+            std::fs::read_dir(store.join("tmp")).unwrap().count(),
+            0,
+            "{snapshotter}: the step's scratch directories are removed"
+        );
+        if snapshotter == "overlay" {
+            // The snapshots hold the host IDs the namespace maps owners to.
+            let host = |id: u32| SUB_START + id - 1;
+            let shadow = snapshot_owners(&store, "etc/shadow");
+            assert!(!shadow.is_empty());
+            assert!(shadow.iter().all(|&o| o == (uid, host(42))), "{shadow:?}");
+            let notes = snapshot_owners(&store, "home/app/notes");
+            assert_eq!(notes, [(host(1000), host(1000))]);
+            let key = snapshot_owners(&store, "home/u/.ssh/id");
+            assert_eq!(key, [(host(1001), host(1001))]);
+        }
+
+        // Prune removes the snapshots, also the files of the steps' other
+        // users (which the user alone may not unlink).
+        for args in [&["rmi", base.reference.as_str()][..], &["prune", "--all"]] {
+            let out = as_user(args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{args:?}: {stderr}");
+        }
+        assert_eq!(
+            std::fs::read_dir(store.join("snapshots")).unwrap().count(),
+            0
+        );
+    }
+}
+
+/// What the user's build must hold: the owners its steps saw, and the
+/// layers of the root build (`root_layers`).
+fn check_user_build(layout: &Path, root_layers: &[Vec<TarEntry>], seen: &str) {
+    // The steps saw the base image's owners and COPY --chown's.
+    assert_eq!(file_in_layout(layout, "seen.txt"), seen);
 
     // The same files, owners and modes in every layer (mtimes aside).
-    let layers = layout_layer_entries(&user_layout);
-    assert_eq!(layers, layout_layer_entries(&root_layout));
+    let layers = layout_layer_entries(layout);
+    assert_eq!(layers, root_layers);
     let run = layers.last().unwrap();
     let owner = |path: &str| {
         let e = entry(run, path);
@@ -240,41 +289,14 @@ fn a_user_with_a_subordinate_range_builds_what_root_builds() {
     // Private to that user: read for the layer as root of the namespace.
     assert_eq!(owner("home/u/.ssh/"), (1001, 1001, 0o700));
     assert_eq!(owner("home/u/.ssh/id"), (1001, 1001, 0o600));
-    assert_eq!(file_in_layout(&user_layout, "home/u/.ssh/id"), "key\n");
+    assert_eq!(file_in_layout(layout, "home/u/.ssh/id"), "key\n");
     assert_eq!(owner("etc/passwd"), (0, 0, 0o644), "a touched file");
     assert_eq!(owner("etc/shadow"), (0, 42, 0o640), "a touched file");
-    let passwd = file_in_layout(&user_layout, "etc/passwd");
-    assert!(passwd.ends_with("\nu:x:1001:1001::/home/u:/bin/sh\n"), "{passwd}");
-    let shadow = file_in_layout(&user_layout, "etc/shadow");
+    let passwd = file_in_layout(layout, "etc/passwd");
+    assert!(
+        passwd.ends_with("\nu:x:1001:1001::/home/u:/bin/sh\n"),
+        "{passwd}"
+    );
+    let shadow = file_in_layout(layout, "etc/shadow");
     assert!(shadow.ends_with("\nu:!:19000::::::\n"), "{shadow}");
-
-    // The snapshots hold the host IDs the namespace maps those owners to.
-    let host = |id: u32| SUB_START + id - 1;
-    let shadow = snapshot_owners(&store, "etc/shadow");
-    assert!(!shadow.is_empty());
-    assert!(shadow.iter().all(|&o| o == (uid, host(42))), "{shadow:?}");
-    assert_eq!(snapshot_owners(&store, "home/app/notes"), [(host(1000), host(1000))]);
-    assert_eq!(snapshot_owners(&store, "x").iter().filter(|&&o| o == (host(1000), host(1000))).count(), 1);
-
-    // Prune removes the snapshots, also the files of the steps' other users
-    // (which the user alone may not unlink).
-    let as_user = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_builder"))
-            .env_clear()
-            .env("HOME", &user_dir)
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .arg("--root")
-            .arg(&store)
-            .args(args)
-            .current_dir("/")
-            .uid(uid)
-            .gid(gid)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{args:?}: {stderr}");
-    };
-    as_user(&["rmi", &base.reference]);
-    as_user(&["prune", "--all"]);
-    assert_eq!(std::fs::read_dir(store.join("snapshots")).unwrap().count(), 0);
 }

@@ -14,9 +14,7 @@ use super::cache_key::StepInputs;
 use super::tail::OutputTail;
 use crate::layer::LayerError;
 use crate::layer::compress::{Compression, write_compressed};
-use crate::layer::copy::copy_tree;
 use crate::layer::diff::{overlay_changes, tree_changes};
-use crate::layer::extract::extract;
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
 use crate::sandbox::{
@@ -24,7 +22,7 @@ use crate::sandbox::{
     Stream,
 };
 use crate::store::{CacheRecord, CachedLayer, Store, chain_id};
-use crate::userns::{Stack, in_process_options};
+use crate::userns::{Stack, copy_tree, extract_layer};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -404,7 +402,7 @@ impl Executor {
             },
         )?;
         self.execute(&spec, on_event).await?;
-        let Some(layer) = self.upper_layer(upper.path())? else {
+        let Some(layer) = self.changed_layer(upper.path(), None)? else {
             return Ok(None);
         };
         let chain = chain_id(chains.last(), &layer.diff_id);
@@ -420,15 +418,12 @@ impl Executor {
         let parent = self.scratch_dir("parent-")?;
         self.assemble(&step.parent, parent.path())?;
         let rootfs = self.scratch_dir("rootfs-")?;
-        copy_tree(parent.path(), rootfs.path())?;
+        copy_tree(parent.path(), rootfs.path())
+            .map_err(|e| in_namespace("copying the step's rootfs", rootfs.path(), e))?;
         let user = super::user_of::resolve(&[parent.path().to_path_buf()], false, &step.user)?;
         let spec = self.spec(step, user, Rootfs::Directory(rootfs.path().to_path_buf()))?;
         self.execute(&spec, on_event).await?;
-        let changes = tree_changes(parent.path(), rootfs.path())?;
-        if changes.is_empty() {
-            return Ok(None);
-        }
-        self.write_layer(rootfs.path(), changes).map(Some)
+        self.changed_layer(rootfs.path(), Some(parent.path()))
     }
 
     /// The chain IDs of `layers`, bottom first, unpacking any snapshot
@@ -444,14 +439,15 @@ impl Executor {
         Ok(chains)
     }
 
-    /// Applies `layers` in order onto the empty directory `root`.
+    /// Applies `layers` in order onto the empty directory `root`, with
+    /// their owners (see [`extract_layer`]).
     fn assemble(&self, layers: &[LayerRef], root: &Path) -> Result<(), ExecError> {
-        let options = in_process_options(Stack::Applied);
         for layer in layers {
             let blob = self.store.blobs().open(layer.blob.digest())?;
             let media_type = layer.blob.media_type().to_string();
             let tar = crate::layer::compress::decompress(blob, &media_type)?;
-            let report = extract(tar, root, &options)?;
+            let report = extract_layer(tar, root, Stack::Applied)
+                .map_err(|e| in_namespace("unpacking a layer", root, e))?;
             if report.diff_id != layer.diff_id {
                 return Err(crate::store::StoreError::DiffIdMismatch {
                     layer: Box::new(layer.blob.digest().clone()),
@@ -465,7 +461,7 @@ impl Executor {
     }
 
     /// A fresh directory (mode 0755) under the store's `tmp/`, removed on drop.
-    fn scratch_dir(&self, prefix: &str) -> Result<tempfile::TempDir, ExecError> {
+    fn scratch_dir(&self, prefix: &str) -> Result<ScratchDir, ExecError> {
         let tmp = self.store.root().join("tmp");
         let dir = tempfile::Builder::new()
             .prefix(prefix)
@@ -473,7 +469,7 @@ impl Executor {
             .map_err(|e| ExecError::io("create a directory in", &tmp, e))?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .map_err(|e| ExecError::io("set permissions of", dir.path(), e))?;
-        Ok(dir)
+        Ok(ScratchDir(Some(dir)))
     }
 
     fn spec(
@@ -532,21 +528,33 @@ impl Executor {
     }
 
     /// The layer of what a step changed in the overlay upper directory
-    /// `upper`; `None` when it changed nothing. Rootless with a subordinate
-    /// range, the upper directory is read as root of the user namespace
-    /// (the step's other users' files may be unreadable to the user).
-    fn upper_layer(&self, upper: &Path) -> Result<Option<LayerRef>, ExecError> {
+    /// `upper` (with `parent`: in the tree `upper`, a copy of `parent`);
+    /// `None` when it changed nothing. Rootless with a subordinate range,
+    /// the change is read as root of the user namespace (the step's other
+    /// users' files may be unreadable to the user).
+    fn changed_layer(
+        &self,
+        upper: &Path,
+        parent: Option<&Path>,
+    ) -> Result<Option<LayerRef>, ExecError> {
         let epoch = self.options.source_date_epoch;
-        if let Some(diff) = crate::userns::NamespaceDiff::start(upper, epoch) {
-            let diff = diff.map_err(|e| layer_io_error(upper, e))?;
+        let action = "reading the step's changes";
+        if let Some(diff) = crate::userns::NamespaceDiff::start(upper, parent, epoch) {
+            let diff = diff.map_err(|e| in_namespace(action, upper, e))?;
             if diff.is_empty() {
                 return Ok(None);
             }
             return self
-                .store_layer(|out| diff.write_to(out).map_err(|e| layer_io_error(upper, e)))
+                .store_layer(|out| {
+                    diff.write_to(out)
+                        .map_err(|e| in_namespace(action, upper, e))
+                })
                 .map(Some);
         }
-        let changes = overlay_changes(upper)?;
+        let changes = match parent {
+            None => overlay_changes(upper)?,
+            Some(parent) => tree_changes(parent, upper)?,
+        };
         if changes.is_empty() {
             return Ok(None);
         }
@@ -585,13 +593,43 @@ impl Executor {
     }
 }
 
-/// A failure reading an upper directory in the rootless user namespace, as
-/// the layer error it stands for.
-fn layer_io_error(upper: &Path, err: crate::userns::UnpackError) -> LayerError {
-    LayerError::Fs {
-        action: "reading the step's changes in the rootless user namespace",
-        path: upper.to_path_buf(),
-        source: std::io::Error::other(err),
+/// A directory under the store's `tmp/` for one step, removed when dropped:
+/// rootless with a subordinate range, as root of the user namespace when
+/// the step left files of its other users there that the user alone may
+/// not unlink.
+struct ScratchDir(Option<tempfile::TempDir>);
+
+impl ScratchDir {
+    fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .map(tempfile::TempDir::path)
+            .expect("a scratch directory exists until dropped")
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let path = dir.path().to_path_buf();
+            // What stays behind is `builder prune`'s to remove.
+            if dir.close().is_err() {
+                let _ = crate::userns::remove_in_namespace(&path);
+            }
+        }
+    }
+}
+
+/// Work done in the rootless user namespace (`userns`) that failed, as the
+/// layer error it stands for.
+fn in_namespace(action: &'static str, path: &Path, err: crate::userns::UnpackError) -> LayerError {
+    match err {
+        crate::userns::UnpackError::Layer(err) => err,
+        err => LayerError::Fs {
+            action,
+            path: path.to_path_buf(),
+            source: std::io::Error::other(err),
+        },
     }
 }
 

@@ -195,6 +195,20 @@ pub struct PendingSnapshot {
     _lease: Lease,
 }
 
+impl Drop for PendingSnapshot {
+    /// Removes the directory when not committed. Rootless with a
+    /// subordinate range, a step's other users' files in it may need root
+    /// of the user namespace (see [`remove_tree`]).
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let path = dir.path().to_path_buf();
+            if dir.close().is_err() {
+                let _ = remove_tree(&path);
+            }
+        }
+    }
+}
+
 impl PendingSnapshot {
     /// The directory to fill.
     pub fn path(&self) -> &Path {

@@ -1,11 +1,12 @@
 //! `builder __userns`: the re-executed, single-threaded helper that makes a
 //! user namespace, waits for the parent to map it, and extracts a layer (or
-//! removes a tree, or writes a step's layer) there as its root (see the
-//! protocol in `unpack`).
+//! copies or removes a tree, or writes a step's layer) there as its root
+//! (see the protocol in `unpack`).
 
 use super::unpack::{GO, Job, Reply, Request};
 use crate::layer::LayerError;
-use crate::layer::diff::overlay_changes;
+use crate::layer::copy::copy_tree;
+use crate::layer::diff::{overlay_changes, tree_changes};
 use crate::layer::extract::{ExtractOptions, Ownership, extract};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
@@ -80,11 +81,19 @@ fn run(input: &mut impl BufRead) -> Result<Option<Reply>, String> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(Reply::Removed)),
             Err(e) => Err(format!("removing {}: {e}", path.display())),
         },
+        Job::Copy { from, to } => copy_tree(&from, &to)
+            .map(|()| Some(Reply::Copied))
+            .map_err(|e| with_causes(&e)),
         Job::Diff {
             upper,
+            parent,
             source_date_epoch,
         } => {
-            let changes = overlay_changes(&upper).map_err(|e| with_causes(&e))?;
+            let changes = match &parent {
+                None => overlay_changes(&upper),
+                Some(parent) => tree_changes(parent, &upper),
+            }
+            .map_err(|e| with_causes(&e))?;
             send(&Reply::Changes(changes.len()))?;
             if changes.is_empty() {
                 return Ok(None);

@@ -193,9 +193,9 @@ impl IdMap {
 
 fn write_proc(path: &Path, content: &str) -> Result<(), IdMapError> {
     std::fs::write(path, content).map_err(|source| IdMapError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn run_map_tool(tool: &Path, pid: u32, id: u32, range: SubIdRange) -> Result<(), IdMapError> {

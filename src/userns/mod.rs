@@ -12,7 +12,8 @@
 //! Without a range (or as root) extraction stays in-process. Trees holding
 //! files of subordinate IDs are removed the same way when the user's own
 //! rights do not suffice ([`remove_in_namespace`]), and a step's overlay
-//! upper directory is read there to write its layer ([`NamespaceDiff`]).
+//! upper directory (or copied rootfs, [`copy_tree`]) is read there to write
+//! its layer ([`NamespaceDiff`]).
 
 mod helper;
 mod idmap;
@@ -22,6 +23,6 @@ pub(crate) use helper::main as helper_main;
 pub use idmap::IdMapError;
 pub(crate) use idmap::{IdMap, IdMapSummary};
 pub use unpack::{
-    NamespaceDiff, Stack, UnpackError, extract_layer, in_process_options, missing_range, missing_range_notice,
-    remove_in_namespace,
+    NamespaceDiff, Stack, UnpackError, copy_tree, extract_layer, in_process_options, missing_range,
+    missing_range_notice, remove_in_namespace,
 };

@@ -69,12 +69,22 @@ pub(super) enum Job {
         /// The tree.
         path: PathBuf,
     },
-    /// Read the change an overlay upper directory holds (files of the
-    /// step's other users may be beyond the user's reach), answer
-    /// [`Reply::Changes`], then write the layer tar to stdout.
+    /// Copy the tree `from` into the empty directory `to`, owners and all.
+    Copy {
+        /// The tree.
+        from: PathBuf,
+        /// Where its copy goes.
+        to: PathBuf,
+    },
+    /// Read the change a step made (files of the step's other users may
+    /// be beyond the user's reach), answer [`Reply::Changes`], then write
+    /// the layer tar to stdout.
     Diff {
-        /// The upper directory.
+        /// An overlay upper directory, or the tree the step ran on.
         upper: PathBuf,
+        /// The tree's parent, which the step's tree began as a copy of
+        /// (`None`: `upper` is an overlay upper directory).
+        parent: Option<PathBuf>,
         /// `SOURCE_DATE_EPOCH` for the tar's mtimes.
         source_date_epoch: Option<u64>,
     },
@@ -90,6 +100,8 @@ pub(super) enum Reply {
     Extracted(ExtractReport),
     /// The tree is removed.
     Removed,
+    /// The tree is copied.
+    Copied,
     /// How many paths the upper directory changes; the layer tar follows
     /// when there are any, its end is the end of stdout.
     Changes(usize),
@@ -237,28 +249,49 @@ pub fn remove_in_namespace(path: &Path) -> Option<Result<(), UnpackError>> {
     Some(removed)
 }
 
-/// A step's change read from its overlay upper directory as root of the
-/// rootless user namespace, where the user has a subordinate range: what
-/// the step's other users own may be unreadable to the user itself. The
-/// layer records the owners the namespace shows, the image's.
+/// Copies the tree `from` into the empty directory `to` keeping owners: as
+/// root of the rootless user namespace where the user has a subordinate
+/// range (files of other owners), else in this process.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), UnpackError> {
+    let Some(map) = namespace() else {
+        return Ok(crate::layer::copy::copy_tree(from, to)?);
+    };
+    let from = std::path::absolute(from).map_err(UnpackError::Helper)?;
+    let to = std::path::absolute(to).map_err(UnpackError::Helper)?;
+    let mut helper = Helper::start(&map, Job::Copy { from, to })?;
+    helper.close_input();
+    match helper.reply()? {
+        Reply::Copied => helper.wait(),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A step's change read as root of the rootless user namespace, where the
+/// user has a subordinate range: what the step's other users own may be
+/// unreadable to the user itself. The layer records the owners the
+/// namespace shows, the image's.
 pub struct NamespaceDiff {
     helper: Helper,
     changes: usize,
 }
 
 impl NamespaceDiff {
-    /// Starts reading `upper`; `None` without a range (or as root), where
-    /// the upper directory is read in-process.
+    /// Starts reading the overlay upper directory `upper` (with `parent`:
+    /// the tree `upper`, a modified copy of `parent`); `None` without a
+    /// range (or as root), where the change is read in-process.
     pub fn start(
         upper: &Path,
+        parent: Option<&Path>,
         source_date_epoch: Option<u64>,
     ) -> Option<Result<NamespaceDiff, UnpackError>> {
         let map = namespace()?;
         let started = std::path::absolute(upper)
+            .and_then(|upper| Ok((upper, parent.map(std::path::absolute).transpose()?)))
             .map_err(UnpackError::Helper)
-            .and_then(|upper| {
+            .and_then(|(upper, parent)| {
                 let job = Job::Diff {
                     upper,
+                    parent,
                     source_date_epoch,
                 };
                 let mut helper = Helper::start(&map, job)?;
@@ -310,7 +343,10 @@ impl Helper {
         let mut helper = Helper::spawn()?;
         let mut line = serde_json::to_vec(&request).expect("a helper request always serializes");
         line.push(b'\n');
-        helper.input()?.write_all(&line).map_err(UnpackError::Helper)?;
+        helper
+            .input()?
+            .write_all(&line)
+            .map_err(UnpackError::Helper)?;
         match helper.reply()? {
             Reply::Ready => {}
             other => return Err(unexpected(other)),
