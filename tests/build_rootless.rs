@@ -327,3 +327,39 @@ fn an_unprivileged_users_copy_into_tmp_keeps_its_mode() {
         }
     }
 }
+
+/// Without a subordinate range (uid 65534 has none), one warning says
+/// which owners cannot be kept, and a step whose chown fails with EINVAL
+/// gets a hint naming `/etc/subuid`.
+#[test]
+fn without_a_range_the_build_says_which_owners_it_cannot_keep() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\n\
+        RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+        RUN touch /x && chown 1000:1000 /x\n";
+    let context = home.context("chown", dockerfile);
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    give_to_nobody(home.dir.path());
+    let built = build_as_nobody(&home, "overlay", &[context.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    if stderr.contains("unsharing the user namespace") {
+        eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+        return;
+    }
+    assert_eq!(built.status.code(), Some(1), "{stderr}");
+    let warning = "warning: rootless without a subordinate ID range (uid 65534 has none in \
+        /etc/subuid and /etc/subgid";
+    assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
+    assert!(
+        stderr.find(warning) < stderr.find("[2/4] COPY"),
+        "said before the steps: {stderr}"
+    );
+    assert!(stderr.contains("Invalid argument"), "{stderr}");
+    let hint = "hint: this rootless build maps only your own user (root in the step), so chown \
+        to any other owner fails with EINVAL; grant your user a range in /etc/subuid and \
+        /etc/subgid";
+    assert_eq!(stderr.matches(hint).count(), 1, "{stderr}");
+}

@@ -171,6 +171,9 @@ pub async fn build(
         named_contexts: tokio::sync::Mutex::new(HashMap::new()),
         images: tokio::sync::Mutex::new(HashMap::new()),
     });
+    if let Some(notice) = crate::userns::missing_range_notice() {
+        shared.notice(notice);
+    }
     let mut done: HashMap<usize, Arc<StageResult>> = HashMap::new();
     for group in graph.parallel_groups() {
         let earlier = Arc::new(done.clone());

@@ -88,6 +88,9 @@ enum Command {
     /// Internal: runs one RUN step in a sandbox (re-executed by builder itself).
     #[command(name = "__sandbox", hide = true)]
     Sandbox(sandbox::SandboxArgs),
+    /// Internal: unpacks a layer in a rootless user namespace (re-executed by builder itself).
+    #[command(name = "__userns", hide = true)]
+    Userns(sandbox::UsernsArgs),
 }
 
 /// Parses the process arguments, runs the subcommand and reports its outcome.
@@ -127,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Completions(args) => completions::run(args),
         // The sandbox helper reports over its own protocol, not as a CLI.
         Command::Sandbox(args) => return sandbox::run(args),
+        Command::Userns(args) => return sandbox::run_userns(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,10 +12,9 @@
 use super::ExecError;
 use super::cache_key::StepInputs;
 use super::tail::OutputTail;
+use crate::layer::LayerError;
 use crate::layer::compress::{Compression, write_compressed};
-use crate::layer::copy::copy_tree;
 use crate::layer::diff::{overlay_changes, tree_changes};
-use crate::layer::extract::{ExtractOptions, WhiteoutStyle, extract};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
 use crate::sandbox::seccomp::SeccompPolicy;
@@ -23,7 +22,8 @@ use crate::sandbox::{
     DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec,
     Stream,
 };
-use crate::store::{CacheRecord, CachedLayer, Store, chain_id, extract_options};
+use crate::store::{CacheRecord, CachedLayer, Store, chain_id};
+use crate::userns::{Stack, copy_tree, extract_layer};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -441,11 +441,9 @@ impl Executor {
             },
         )?;
         self.execute(&spec, on_event).await?;
-        let changes = overlay_changes(upper.path())?;
-        if changes.is_empty() {
+        let Some(layer) = self.changed_layer(upper.path(), None)? else {
             return Ok(None);
-        }
-        let layer = self.write_layer(upper.path(), changes)?;
+        };
         let chain = chain_id(chains.last(), &layer.diff_id);
         upper.commit(&snapshots, &chain)?;
         Ok(Some(layer))
@@ -459,15 +457,12 @@ impl Executor {
         let parent = self.scratch_dir("parent-")?;
         self.assemble(&step.parent, parent.path())?;
         let rootfs = self.scratch_dir("rootfs-")?;
-        copy_tree(parent.path(), rootfs.path())?;
+        copy_tree(parent.path(), rootfs.path())
+            .map_err(|e| in_namespace("copying the step's rootfs", rootfs.path(), e))?;
         let user = super::user_of::resolve(&[parent.path().to_path_buf()], false, &step.user)?;
         let spec = self.spec(step, user, Rootfs::Directory(rootfs.path().to_path_buf()))?;
         self.execute(&spec, on_event).await?;
-        let changes = tree_changes(parent.path(), rootfs.path())?;
-        if changes.is_empty() {
-            return Ok(None);
-        }
-        self.write_layer(rootfs.path(), changes).map(Some)
+        self.changed_layer(rootfs.path(), Some(parent.path()))
     }
 
     /// The chain IDs of `layers`, bottom first, unpacking any snapshot
@@ -483,17 +478,15 @@ impl Executor {
         Ok(chains)
     }
 
-    /// Applies `layers` in order onto the empty directory `root`.
+    /// Applies `layers` in order onto the empty directory `root`, with
+    /// their owners (see [`extract_layer`]).
     fn assemble(&self, layers: &[LayerRef], root: &Path) -> Result<(), ExecError> {
-        let options = ExtractOptions {
-            whiteouts: WhiteoutStyle::Apply,
-            ownership: extract_options().ownership,
-        };
         for layer in layers {
             let blob = self.store.blobs().open(layer.blob.digest())?;
             let media_type = layer.blob.media_type().to_string();
             let tar = crate::layer::compress::decompress(blob, &media_type)?;
-            let report = extract(tar, root, &options)?;
+            let report = extract_layer(tar, root, Stack::Applied)
+                .map_err(|e| in_namespace("unpacking a layer", root, e))?;
             if report.diff_id != layer.diff_id {
                 return Err(crate::store::StoreError::DiffIdMismatch {
                     layer: Box::new(layer.blob.digest().clone()),
@@ -507,7 +500,7 @@ impl Executor {
     }
 
     /// A fresh directory (mode 0755) under the store's `tmp/`, removed on drop.
-    fn scratch_dir(&self, prefix: &str) -> Result<tempfile::TempDir, ExecError> {
+    fn scratch_dir(&self, prefix: &str) -> Result<ScratchDir, ExecError> {
         let tmp = self.store.root().join("tmp");
         let dir = tempfile::Builder::new()
             .prefix(prefix)
@@ -515,7 +508,7 @@ impl Executor {
             .map_err(|e| ExecError::io("create a directory in", &tmp, e))?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .map_err(|e| ExecError::io("set permissions of", dir.path(), e))?;
-        Ok(dir)
+        Ok(ScratchDir(Some(dir)))
     }
 
     fn spec(
@@ -570,6 +563,9 @@ impl Executor {
             })
             .await?;
         tail.finish();
+        if !outcome.success() {
+            hint_rootless_chown(&mut tail);
+        }
         let output = Box::new(tail);
         match outcome {
             Outcome::Exited(0) => Ok(()),
@@ -578,20 +574,60 @@ impl Executor {
         }
     }
 
+    /// The layer of what a step changed in the overlay upper directory
+    /// `upper` (with `parent`: in the tree `upper`, a copy of `parent`);
+    /// `None` when it changed nothing. Rootless with a subordinate range,
+    /// the change is read as root of the user namespace (the step's other
+    /// users' files may be unreadable to the user).
+    fn changed_layer(
+        &self,
+        upper: &Path,
+        parent: Option<&Path>,
+    ) -> Result<Option<LayerRef>, ExecError> {
+        let epoch = self.options.source_date_epoch;
+        let action = "reading the step's changes";
+        if let Some(diff) = crate::userns::NamespaceDiff::start(upper, parent, epoch) {
+            let diff = diff.map_err(|e| in_namespace(action, upper, e))?;
+            if diff.is_empty() {
+                return Ok(None);
+            }
+            return self
+                .store_layer(|out| {
+                    diff.write_to(out)
+                        .map_err(|e| in_namespace(action, upper, e))
+                })
+                .map(Some);
+        }
+        let changes = match parent {
+            None => overlay_changes(upper)?,
+            Some(parent) => tree_changes(parent, upper)?,
+        };
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        self.write_layer(upper, changes).map(Some)
+    }
+
     /// Writes the change found in `source` as a compressed layer blob.
     fn write_layer(
         &self,
         source: &Path,
         changes: Vec<crate::layer::tar::Change>,
     ) -> Result<LayerRef, ExecError> {
-        let writer = self.store.blobs().writer(None)?;
         let options = WriteOptions {
             source_date_epoch: self.options.source_date_epoch,
             owners: self.owners,
         };
-        let (writer, digests) = write_compressed(writer, self.options.compression, |out| {
-            write_changes(source, changes, out, &options).map(|_| ())
-        })?;
+        self.store_layer(|out| write_changes(source, changes, out, &options).map(|_| ()))
+    }
+
+    /// Stores the layer tar `produce` writes as a compressed layer blob.
+    fn store_layer(
+        &self,
+        produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), LayerError> + Send,
+    ) -> Result<LayerRef, ExecError> {
+        let writer = self.store.blobs().writer(None)?;
+        let (writer, digests) = write_compressed(writer, self.options.compression, produce)?;
         let stored = writer.commit()?;
         Ok(LayerRef {
             blob: Descriptor::new(
@@ -601,6 +637,60 @@ impl Executor {
             ),
             diff_id: digests.diff_id,
         })
+    }
+}
+
+/// A directory under the store's `tmp/` for one step, removed when dropped:
+/// rootless with a subordinate range, as root of the user namespace when
+/// the step left files of its other users there that the user alone may
+/// not unlink.
+struct ScratchDir(Option<tempfile::TempDir>);
+
+impl ScratchDir {
+    fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .map(tempfile::TempDir::path)
+            .expect("a scratch directory exists until dropped")
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let path = dir.path().to_path_buf();
+            // What stays behind is `builder prune`'s to remove.
+            if dir.close().is_err() {
+                let _ = crate::userns::remove_in_namespace(&path);
+            }
+        }
+    }
+}
+
+/// Work done in the rootless user namespace (`userns`) that failed, as the
+/// layer error it stands for.
+fn in_namespace(action: &'static str, path: &Path, err: crate::userns::UnpackError) -> LayerError {
+    match err {
+        crate::userns::UnpackError::Layer(err) => err,
+        err => LayerError::Fs {
+            action,
+            path: path.to_path_buf(),
+            source: std::io::Error::other(err),
+        },
+    }
+}
+
+/// A failed step whose output shows chown failing with EINVAL, in a
+/// rootless build without a subordinate ID range, gets told why: the
+/// step's user namespace maps no ID but root's.
+fn hint_rootless_chown(tail: &mut OutputTail) {
+    if tail.has_line_with(&["chown", "Invalid argument"]) && crate::userns::missing_range() {
+        tail.set_hint(
+            "hint: this rootless build maps only your own user (root in the step), so chown to \
+             any other owner fails with EINVAL; grant your user a range in /etc/subuid and \
+             /etc/subgid and install newuidmap/newgidmap (Debian: uidmap)"
+                .to_owned(),
+        );
     }
 }
 

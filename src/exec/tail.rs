@@ -28,6 +28,8 @@ pub struct OutputTail {
     total: usize,
     stdout: Partial,
     stderr: Partial,
+    /// What builder adds below the lines (why they say what they say).
+    hint: Option<String>,
 }
 
 /// A line not yet ended by a newline: its first bytes and its full length.
@@ -81,6 +83,17 @@ impl OutputTail {
         self.lines.iter().map(shown)
     }
 
+    /// Whether a kept line holds every one of `words`.
+    pub fn has_line_with(&self, words: &[&str]) -> bool {
+        self.lines()
+            .any(|line| words.iter().all(|word| line.contains(word)))
+    }
+
+    /// Adds a hint shown below the lines.
+    pub fn set_hint(&mut self, hint: String) {
+        self.hint = Some(hint);
+    }
+
     /// How many lines the step printed in all (kept or not).
     pub fn total(&self) -> usize {
         self.total
@@ -132,6 +145,9 @@ impl fmt::Display for OutputTail {
         }
         for line in self.lines() {
             write!(f, "\n  {line}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n{hint}")?;
         }
         Ok(())
     }

@@ -63,7 +63,7 @@ pub struct ExtractOptions {
 }
 
 /// Something the extractor could not reproduce exactly and left out.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ExtractWarning {
     /// A device node that cannot be created without privilege.
     #[error("`{entry}`: device node not created (no permission to mknod)")]
@@ -102,7 +102,7 @@ pub enum ExtractWarning {
 }
 
 /// What an extraction did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExtractReport {
     /// SHA-256 of the whole uncompressed stream: the layer's diff ID.
     pub diff_id: Digest,

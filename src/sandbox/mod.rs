@@ -38,7 +38,6 @@ mod capabilities;
 mod exec;
 mod fds;
 pub(crate) mod helper;
-mod idmap;
 mod init;
 mod keyring;
 mod masks;
@@ -52,8 +51,8 @@ pub mod seccomp;
 pub mod spec;
 mod targets;
 
+pub use crate::userns::IdMapError;
 pub use fds::cloexec_inherited;
-pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{

@@ -1,10 +1,10 @@
 //! The parent side: spawns the helper, feeds it the spec, writes the id maps
 //! when rootless, streams the step's output and reports how it ended.
 
-use super::idmap::{IdMap, IdMapError};
 use super::protocol::{GO, Message, Request, STATUS_FD};
 use super::spec::{Spec, SpecError};
 use crate::layer::owners::OwnerMap;
+use crate::userns::{IdMap, IdMapError};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

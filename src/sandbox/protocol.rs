@@ -7,6 +7,7 @@
 //! the helper's, so nothing of the protocol ever mixes with the step's output.
 
 use super::spec::Spec;
+pub(crate) use crate::userns::IdMapSummary;
 use serde::{Deserialize, Serialize};
 
 /// The helper's file descriptor for [`Message`]s (stdin, stdout and stderr
@@ -29,19 +30,6 @@ pub(crate) struct Request {
     pub scratch: std::path::PathBuf,
     /// Present when the helper must make a user namespace (rootless).
     pub user_namespace: Option<IdMapSummary>,
-}
-
-/// Which IDs exist inside the user namespace the parent will map: inside IDs
-/// `0..uids` and `0..gids`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct IdMapSummary {
-    /// Number of mapped user IDs, starting at 0.
-    pub uids: u32,
-    /// Number of mapped group IDs, starting at 0.
-    pub gids: u32,
-    /// Whether `setgroups(2)` stays allowed (false for a single-ID map, where
-    /// the kernel requires `deny` before an unprivileged gid_map write).
-    pub setgroups: bool,
 }
 
 /// What the helper reports.

@@ -29,7 +29,7 @@ pub use gc::{PruneReport, PruneScope};
 pub use lock::Lease;
 pub use refs::RefStore;
 pub use root::default_root;
-pub use snapshots::{PendingSnapshot, SnapshotStore, chain_id, chain_ids, extract_options};
+pub use snapshots::{PendingSnapshot, SnapshotStore, chain_id, chain_ids};
 
 use oci_spec::image::Digest;
 use std::os::unix::fs::PermissionsExt as _;
@@ -141,7 +141,7 @@ pub enum StoreError {
         /// The layer blob.
         digest: Digest,
         /// Why.
-        source: crate::layer::LayerError,
+        source: crate::userns::UnpackError,
     },
     /// A layer unpacked to other content than the image config says.
     #[error("layer {layer} unpacks to diff ID {actual}, but the image config lists {expected}")]

@@ -26,6 +26,12 @@ pub(super) fn remove_tree(path: &Path) -> Result<(), StoreError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            // Rootless with a subordinate range: what a step's other users
+            // own is removed as root of the user namespace.
+            if let Some(removed) = crate::userns::remove_in_namespace(path) {
+                return removed
+                    .map_err(|e| StoreError::io("remove", path, std::io::Error::other(e)));
+            }
             make_dirs_writable(path)?;
             std::fs::remove_dir_all(path).map_err(|e| StoreError::io("remove", path, e))
         }

@@ -15,8 +15,7 @@
 use super::lock::{FileLock, Lease};
 use super::remove::{remove_tree, tree_size};
 use super::{BlobStore, Layout, StoreError};
-use crate::layer::OverlayXattrs;
-use crate::layer::extract::{ExtractOptions, Ownership, WhiteoutStyle, extract};
+use crate::userns::{Stack, extract_layer};
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
 use rustix::fs::{CWD, RenameFlags};
 use rustix::io::Errno;
@@ -109,8 +108,10 @@ impl SnapshotStore {
             source,
         };
         let media_type = layer.media_type().to_string();
-        let tar = crate::layer::compress::decompress(blob, &media_type).map_err(layer_error)?;
-        let report = extract(tar, pending.path(), &extract_options()).map_err(layer_error)?;
+        let tar = crate::layer::compress::decompress(blob, &media_type)
+            .map_err(|e| layer_error(e.into()))?;
+        // Owners as the steps must see them (also rootless: see `userns`).
+        let report = extract_layer(tar, pending.path(), Stack::Snapshot).map_err(layer_error)?;
         if &report.diff_id != diff_id {
             return Err(StoreError::DiffIdMismatch {
                 layer: Box::new(layer.digest().clone()),
@@ -187,33 +188,25 @@ impl SnapshotStore {
     }
 }
 
-/// How layers are unpacked into snapshots: overlay whiteouts in the
-/// namespace overlayfs will read (trusted as root, user when rootless), and
-/// the recorded owners as far as this process may set them.
-pub fn extract_options() -> ExtractOptions {
-    if rustix::process::geteuid().is_root() {
-        ExtractOptions {
-            whiteouts: WhiteoutStyle::Overlay(OverlayXattrs::Trusted),
-            ownership: Ownership::Preserve,
-        }
-    } else {
-        let uid = u64::from(rustix::process::geteuid().as_raw());
-        let gid = u64::from(rustix::process::getegid().as_raw());
-        ExtractOptions {
-            whiteouts: WhiteoutStyle::Overlay(OverlayXattrs::User),
-            ownership: Ownership::Within {
-                uids: uid..uid + 1,
-                gids: gid..gid + 1,
-            },
-        }
-    }
-}
-
 /// A snapshot being filled; see [`SnapshotStore::begin`].
 #[derive(Debug)]
 pub struct PendingSnapshot {
     dir: Option<tempfile::TempDir>,
     _lease: Lease,
+}
+
+impl Drop for PendingSnapshot {
+    /// Removes the directory when not committed. Rootless with a
+    /// subordinate range, a step's other users' files in it may need root
+    /// of the user namespace (see [`remove_tree`]).
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let path = dir.path().to_path_buf();
+            if dir.close().is_err() {
+                let _ = remove_tree(&path);
+            }
+        }
+    }
 }
 
 impl PendingSnapshot {

@@ -1,15 +1,29 @@
-//! User and group ID maps of a rootless sandbox, written by the parent for
-//! the helper's new user namespace.
+//! User and group ID maps of a rootless user namespace (a RUN step's, or
+//! the one layers are unpacked in), written by the parent for a helper's
+//! new user namespace.
 //!
 //! By default one ID is mapped (`0 <uid> 1`): the invoking user becomes root
 //! inside. When `/etc/subuid` and `/etc/subgid` grant the user a range and the
 //! setuid `newuidmap`/`newgidmap` tools are installed, inside IDs `1..` map to
 //! that range as well, so `USER 1000` and `chown` work as with Podman.
 
-use super::protocol::IdMapSummary;
 use crate::layer::owners::{IdRange, OwnerMap};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+
+/// Which IDs exist inside the user namespace the parent will map: inside IDs
+/// `0..uids` and `0..gids`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IdMapSummary {
+    /// Number of mapped user IDs, starting at 0.
+    pub uids: u32,
+    /// Number of mapped group IDs, starting at 0.
+    pub gids: u32,
+    /// Whether `setgroups(2)` stays allowed (false for a single-ID map, where
+    /// the kernel requires `deny` before an unprivileged gid_map write).
+    pub setgroups: bool,
+}
 
 /// A range of subordinate IDs granted in `/etc/subuid` or `/etc/subgid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,14 +156,25 @@ impl IdMap {
 
     /// Writes the maps of the user namespace of process `pid`.
     pub(crate) async fn apply(&self, pid: u32) -> Result<(), IdMapError> {
+        let map = self.clone();
+        tokio::task::spawn_blocking(move || map.apply_blocking(pid))
+            .await
+            .map_err(|err| IdMapError::Write {
+                path: PathBuf::from(format!("/proc/{pid}")),
+                source: std::io::Error::other(err),
+            })?
+    }
+
+    /// [`IdMap::apply`] for callers outside an async runtime.
+    pub(crate) fn apply_blocking(&self, pid: u32) -> Result<(), IdMapError> {
         let proc_dir = PathBuf::from(format!("/proc/{pid}"));
         match self {
             IdMap::Single { uid, gid } => {
-                write_proc(&proc_dir.join("uid_map"), &format!("0 {uid} 1\n")).await?;
+                write_proc(&proc_dir.join("uid_map"), &format!("0 {uid} 1\n"))?;
                 // An unprivileged gid_map write requires setgroups to be denied,
                 // or a process could drop a group that restricts it.
-                write_proc(&proc_dir.join("setgroups"), "deny").await?;
-                write_proc(&proc_dir.join("gid_map"), &format!("0 {gid} 1\n")).await
+                write_proc(&proc_dir.join("setgroups"), "deny")?;
+                write_proc(&proc_dir.join("gid_map"), &format!("0 {gid} 1\n"))
             }
             IdMap::Range {
                 uid,
@@ -159,24 +184,22 @@ impl IdMap {
                 newuidmap,
                 newgidmap,
             } => {
-                run_map_tool(newuidmap, pid, *uid, *subuid).await?;
-                run_map_tool(newgidmap, pid, *gid, *subgid).await
+                run_map_tool(newuidmap, pid, *uid, *subuid)?;
+                run_map_tool(newgidmap, pid, *gid, *subgid)
             }
         }
     }
 }
 
-async fn write_proc(path: &Path, content: &str) -> Result<(), IdMapError> {
-    tokio::fs::write(path, content)
-        .await
-        .map_err(|source| IdMapError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+fn write_proc(path: &Path, content: &str) -> Result<(), IdMapError> {
+    std::fs::write(path, content).map_err(|source| IdMapError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-async fn run_map_tool(tool: &Path, pid: u32, id: u32, range: SubIdRange) -> Result<(), IdMapError> {
-    let output = tokio::process::Command::new(tool)
+fn run_map_tool(tool: &Path, pid: u32, id: u32, range: SubIdRange) -> Result<(), IdMapError> {
+    let output = std::process::Command::new(tool)
         .args([
             pid.to_string(),
             "0".into(),
@@ -188,7 +211,6 @@ async fn run_map_tool(tool: &Path, pid: u32, id: u32, range: SubIdRange) -> Resu
         ])
         .stdin(Stdio::null())
         .output()
-        .await
         .map_err(|err| IdMapError::Tool {
             tool: tool.to_path_buf(),
             status: err.to_string(),

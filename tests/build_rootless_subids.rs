@@ -1,0 +1,302 @@
+//! Rootless builds by a user with a subordinate ID range (`/etc/subuid`,
+//! `/etc/subgid`, `newuidmap`/`newgidmap` from Debian's `uidmap`) give the
+//! image a root build gives: base-image owners are real in the steps'
+//! view, `chown` and adding a user work (by hand: Debian's busybox has no
+//! `adduser`), files private to a step's other user are in its layer, files
+//! a step touches keep their owner and mode, and the store's snapshots hold the host IDs the namespace maps
+//! the image's owners to.
+//!
+//! The test starts as root, makes the user `builder-subids` with a range
+//! (left in place: later runs reuse them), pushes a base image to its own
+//! registry and builds as root and as that user.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use support::build::{Home, TarEntry, can_build, layout_image, layout_layer_entries};
+use support::image::BaseImage;
+use support::registry::Registry;
+
+/// The test user's name.
+const USER: &str = "builder-subids";
+/// First host ID of its range (far from what `useradd` hands out).
+const SUB_START: u32 = 3_000_000;
+/// Size of its range.
+const SUB_COUNT: u32 = 65_536;
+
+/// The test user's uid and gid, after making it and its ranges where
+/// missing; `None` (with a SKIPPED message) without `uidmap` installed.
+fn subid_user() -> Option<(u32, u32)> {
+    if !Path::new("/usr/bin/newuidmap").exists() || !Path::new("/usr/bin/newgidmap").exists() {
+        eprintln!("SKIPPED: newuidmap/newgidmap are not installed (Debian: uidmap)");
+        return None;
+    }
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, USER])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+    };
+    if id("-u").is_none() {
+        let made = Command::new("useradd")
+            .args(["--system", "--user-group", "--no-create-home"])
+            .args(["--shell", "/usr/sbin/nologin", USER])
+            .output()
+            .expect("run useradd");
+        // Exit code 9: another test process made it first.
+        assert!(
+            made.status.success() || made.status.code() == Some(9),
+            "useradd: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let content = std::fs::read_to_string(file).unwrap_or_default();
+        if !content.lines().any(|l| l.starts_with(&format!("{USER}:"))) {
+            let mut all = content;
+            if !all.is_empty() && !all.ends_with('\n') {
+                all.push('\n');
+            }
+            all.push_str(&format!("{USER}:{SUB_START}:{SUB_COUNT}\n"));
+            std::fs::write(file, all).unwrap();
+        }
+    }
+    Some((id("-u")?, id("-g")?))
+}
+
+/// Gives every entry under `dir` (and `dir`) to `uid`:`gid`.
+fn give_to(dir: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
+    if !std::fs::symlink_metadata(dir).unwrap().is_dir() {
+        return;
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        give_to(&entry.unwrap().path(), uid, gid);
+    }
+}
+
+/// A layer over the busybox base: `/etc/shadow` of group shadow (42), a
+/// home of user 1000 with a private file, and `/x` for a step to chown.
+fn owners_layer() -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |kind: tar::EntryType, path: &str, mode: u32, owner: (u64, u64), data: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(owner.0);
+        header.set_gid(owner.1);
+        header.set_mtime(1_600_000_000);
+        header.set_size(data.len() as u64);
+        tar.append_data(&mut header, path, data).unwrap();
+    };
+    let file = tar::EntryType::Regular;
+    let dir = tar::EntryType::Directory;
+    add(
+        file,
+        "etc/group",
+        0o644,
+        (0, 0),
+        b"root:x:0:\nshadow:x:42:\nnogroup:x:65534:\n",
+    );
+    add(
+        file,
+        "etc/shadow",
+        0o640,
+        (0, 42),
+        b"root:*:19000:0:99999:7:::\n",
+    );
+    add(dir, "home/", 0o755, (0, 0), b"");
+    add(dir, "home/app/", 0o750, (1000, 1000), b"");
+    add(file, "home/app/notes", 0o600, (1000, 1000), b"private\n");
+    add(file, "x", 0o644, (0, 0), b"x\n");
+    tar.into_inner().unwrap()
+}
+
+const DOCKERFILE: &str = "\
+FROM {BASE}
+COPY --chown=1000:1000 greeting.txt /srv/greeting.txt
+RUN stat -c '%n %u:%g %a' /etc/shadow /home/app /home/app/notes /srv/greeting.txt > /seen.txt
+RUN chown 1000:1000 /x && mkdir -p /home/u/.ssh && echo key > /home/u/.ssh/id \
+    && chmod 700 /home/u/.ssh && chmod 600 /home/u/.ssh/id && chown -R 1001:1001 /home/u \
+    && echo 'u:x:1001:1001::/home/u:/bin/sh' >> /etc/passwd && sed -i '$a u:!:19000::::::' /etc/shadow
+";
+
+/// The content of `path` in the last layer of `layout` that holds it.
+fn file_in_layout(layout: &Path, path: &str) -> String {
+    let (manifest, _) = layout_image(layout);
+    let mut found = None;
+    for layer in manifest["layers"].as_array().unwrap() {
+        let blob = support::build::layout_blob(layout, layer["digest"].as_str().unwrap());
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_string_lossy() == path {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                found = Some(text);
+            }
+        }
+    }
+    found.unwrap_or_else(|| panic!("{path} is in no layer"))
+}
+
+/// The entry `path` of `layer`.
+fn entry<'a>(layer: &'a [TarEntry], path: &str) -> &'a TarEntry {
+    layer
+        .iter()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("{path} is not in {layer:?}"))
+}
+
+/// Every `path` under the snapshots of `store`, with its on-disk owner.
+fn snapshot_owners(store: &Path, path: &str) -> Vec<(u32, u32)> {
+    std::fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .filter_map(|snapshot| std::fs::symlink_metadata(snapshot.unwrap().path().join(path)).ok())
+        .map(|meta| (meta.uid(), meta.gid()))
+        .collect()
+}
+
+#[test]
+fn a_user_with_a_subordinate_range_builds_what_root_builds() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some((uid, gid)) = subid_user() else {
+        return;
+    };
+    let base = BaseImage::busybox_with_layer(&registry, "owners", owners_layer());
+    let home = Home::new();
+    let context = home.context("ctx", &DOCKERFILE.replace("{BASE}", &base.reference));
+    std::fs::write(context.join("greeting.txt"), "hello\n").unwrap();
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // As root, into a store of its own.
+    let root_layout = home.path("root-layout");
+    let as_root = home
+        .build(&[
+            "-o",
+            &format!("type=oci,tar=false,dest={}", root_layout.display()),
+            context.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&as_root.stderr);
+    assert!(as_root.status.success(), "as root: {stderr}");
+
+    let seen = "/etc/shadow 0:42 640\n/home/app 1000:1000 750\n\
+        /home/app/notes 1000:1000 600\n/srv/greeting.txt 1000:1000 644\n";
+    assert_eq!(file_in_layout(&root_layout, "seen.txt"), seen);
+    let root_layers = layout_layer_entries(&root_layout);
+
+    for snapshotter in ["overlay", "copy"] {
+        let user_dir = home.path(&format!("user-{snapshotter}"));
+        std::fs::create_dir(&user_dir).unwrap();
+        give_to(&user_dir, uid, gid);
+        let as_user = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_builder"))
+                .env_clear()
+                .env("HOME", &user_dir)
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env("TMPDIR", "/tmp")
+                .env("BUILDER_SNAPSHOTTER", snapshotter)
+                .arg("--root")
+                .arg(user_dir.join("store"))
+                .args(args)
+                .current_dir("/")
+                .uid(uid)
+                .gid(gid)
+                .output()
+                .unwrap()
+        };
+        let user_layout = user_dir.join("layout");
+        let built = as_user(&[
+            "build",
+            "--progress",
+            "plain",
+            "-o",
+            &format!("type=oci,tar=false,dest={}", user_layout.display()),
+            context.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&built.stderr);
+        if stderr.contains("unsharing the user namespace") {
+            eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+            return;
+        }
+        assert!(built.status.success(), "{snapshotter}: {stderr}");
+        assert!(
+            !stderr.contains("/etc/subuid"),
+            "no warning with a range: {stderr}"
+        );
+        check_user_build(&user_layout, &root_layers, seen);
+
+        let store = user_dir.join("store");
+        assert_eq!(
+            std::fs::read_dir(store.join("tmp")).unwrap().count(),
+            0,
+            "{snapshotter}: the step's scratch directories are removed"
+        );
+        if snapshotter == "overlay" {
+            // The snapshots hold the host IDs the namespace maps owners to.
+            let host = |id: u32| SUB_START + id - 1;
+            let shadow = snapshot_owners(&store, "etc/shadow");
+            assert!(!shadow.is_empty());
+            assert!(shadow.iter().all(|&o| o == (uid, host(42))), "{shadow:?}");
+            let notes = snapshot_owners(&store, "home/app/notes");
+            assert_eq!(notes, [(host(1000), host(1000))]);
+            let key = snapshot_owners(&store, "home/u/.ssh/id");
+            assert_eq!(key, [(host(1001), host(1001))]);
+        }
+
+        // Prune removes the snapshots, also the files of the steps' other
+        // users (which the user alone may not unlink).
+        for args in [&["rmi", base.reference.as_str()][..], &["prune", "--all"]] {
+            let out = as_user(args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{args:?}: {stderr}");
+        }
+        assert_eq!(
+            std::fs::read_dir(store.join("snapshots")).unwrap().count(),
+            0
+        );
+    }
+}
+
+/// What the user's build must hold: the owners its steps saw, and the
+/// layers of the root build (`root_layers`).
+fn check_user_build(layout: &Path, root_layers: &[Vec<TarEntry>], seen: &str) {
+    // The steps saw the base image's owners and COPY --chown's.
+    assert_eq!(file_in_layout(layout, "seen.txt"), seen);
+
+    // The same files, owners and modes in every layer (mtimes aside).
+    let layers = layout_layer_entries(layout);
+    assert_eq!(layers, root_layers);
+    let run = layers.last().unwrap();
+    let owner = |path: &str| {
+        let e = entry(run, path);
+        (e.uid, e.gid, e.mode & 0o7777)
+    };
+    assert_eq!(owner("x"), (1000, 1000, 0o644), "chown in a step");
+    assert_eq!(owner("home/u/"), (1001, 1001, 0o755), "a new user's home");
+    // Private to that user: read for the layer as root of the namespace.
+    assert_eq!(owner("home/u/.ssh/"), (1001, 1001, 0o700));
+    assert_eq!(owner("home/u/.ssh/id"), (1001, 1001, 0o600));
+    assert_eq!(file_in_layout(layout, "home/u/.ssh/id"), "key\n");
+    assert_eq!(owner("etc/passwd"), (0, 0, 0o644), "a touched file");
+    assert_eq!(owner("etc/shadow"), (0, 42, 0o640), "a touched file");
+    let passwd = file_in_layout(layout, "etc/passwd");
+    assert!(
+        passwd.ends_with("\nu:x:1001:1001::/home/u:/bin/sh\n"),
+        "{passwd}"
+    );
+    let shadow = file_in_layout(layout, "etc/shadow");
+    assert!(shadow.ends_with("\nu:!:19000::::::\n"), "{shadow}");
+}
