@@ -22,3 +22,4 @@ pub mod progress;
 pub mod registry;
 pub mod sandbox;
 pub mod store;
+pub mod terminal_text;

@@ -73,6 +73,8 @@ impl Fixture {
             resolv_conf: "nameserver 192.0.2.53\n".into(),
             security: Security::default(),
             shm_size: 64 << 20,
+            cgroup: Default::default(),
+            ulimits: vec![],
         }
     }
 

@@ -19,8 +19,8 @@ use crate::layer::extract::{ExtractOptions, WhiteoutStyle, extract};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
 use crate::sandbox::{
-    DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec,
-    Stream,
+    CgroupLimits, DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError,
+    Security, Spec, Stream, Ulimit,
 };
 use crate::store::{CacheRecord, CachedLayer, Store, chain_id, extract_options};
 use oci_spec::image::{Descriptor, Digest, MediaType};
@@ -106,6 +106,11 @@ pub struct ExecOptions {
     pub extra_hosts: Vec<super::ExtraHost>,
     /// `--shm-size`: the size of every RUN step's `/dev/shm`, in bytes.
     pub shm_size: u64,
+    /// The pids limit (`BUILDER_PIDS_LIMIT`) and `--memory` of every RUN
+    /// step's cgroup.
+    pub cgroup: CgroupLimits,
+    /// `--ulimit`: RLIMITs of every RUN step over the defaults.
+    pub ulimits: Vec<Ulimit>,
 }
 
 impl Default for ExecOptions {
@@ -116,6 +121,8 @@ impl Default for ExecOptions {
             snapshotter: Snapshotter::Overlay,
             extra_hosts: Vec::new(),
             shm_size: DEFAULT_SHM_SIZE,
+            cgroup: CgroupLimits::default(),
+            ulimits: Vec::new(),
         }
     }
 }
@@ -174,6 +181,11 @@ impl RunStep {
         if options.shm_size != DEFAULT_SHM_SIZE {
             flags.insert("shm-size".to_owned(), options.shm_size.to_string());
         }
+        // As BuildKit keys an ExecOp's ulimits; only when set.
+        if !options.ulimits.is_empty() {
+            let ulimits: Vec<String> = options.ulimits.iter().map(|u| u.to_string()).collect();
+            flags.insert("ulimit".to_owned(), ulimits.join(", "));
+        }
         StepInputs {
             parent: parent_key.to_owned(),
             kind: "RUN".to_owned(),
@@ -222,6 +234,8 @@ pub struct Executor {
     /// Set once overlayfs failed (or with [`Snapshotter::Copy`]): every
     /// step then runs on a copy.
     overlay_unavailable: Arc<AtomicBool>,
+    /// Set once the build said that steps get no cgroup.
+    cgroup_noticed: Arc<AtomicBool>,
 }
 
 impl Executor {
@@ -229,12 +243,15 @@ impl Executor {
     pub fn new(store: Store, sandbox: Sandbox, options: ExecOptions) -> Self {
         let owners = sandbox.layer_owners();
         let copy = options.snapshotter == Snapshotter::Copy;
+        // A killed build's scratch directory is then left where prune looks.
+        let sandbox = sandbox.scratch_in(store.root().join("tmp"));
         Self {
             store,
             sandbox,
             options,
             owners,
             overlay_unavailable: Arc::new(AtomicBool::new(copy)),
+            cgroup_noticed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -505,6 +522,8 @@ impl Executor {
             resolv_conf: resolv_conf(step.network),
             security: step.security,
             shm_size: self.options.shm_size,
+            cgroup: self.options.cgroup,
+            ulimits: self.options.ulimits.clone(),
         })
     }
 
@@ -513,6 +532,21 @@ impl Executor {
         spec: &Spec,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<(), ExecError> {
+        let unavailable = crate::sandbox::cgroup_unavailable();
+        // Said once: only the first step swaps the flag.
+        if let Some(reason) =
+            unavailable.filter(|_| !self.cgroup_noticed.swap(true, Ordering::Relaxed))
+        {
+            let memory = if self.options.cgroup.memory.is_some() {
+                " and --memory is not applied"
+            } else {
+                ""
+            };
+            let notice = format!(
+                "steps run without a cgroup of their own ({reason}): no process limit{memory}"
+            );
+            on_event(StepEvent::Notice(&notice));
+        }
         // The last lines, for the report should the command fail.
         let mut tail = OutputTail::new();
         let outcome = self

@@ -31,6 +31,7 @@
 //! before the step and removed after it.
 
 mod capabilities;
+mod cgroup;
 mod exec;
 pub(crate) mod helper;
 mod idmap;
@@ -41,12 +42,17 @@ mod mounts;
 mod namespaces;
 mod process;
 mod protocol;
+mod rlimits;
 mod secret;
 pub mod spec;
 mod targets;
 
+pub use cgroup::{
+    CgroupError, CgroupLimits, DEFAULT_PIDS_LIMIT, unavailable_reason as cgroup_unavailable,
+};
 pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
+pub use rlimits::{Resource, Ulimit, UlimitError};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{
     BindMount, DEFAULT_SHM_SIZE, EnvVar, Network, Rootfs, Security, Spec, SpecError, TmpfsMount,

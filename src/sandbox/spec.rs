@@ -2,6 +2,8 @@
 //! mounts, process and identity. Sent to the helper as JSON on its stdin, so
 //! everything here is plain data with serde derives.
 
+use super::cgroup::CgroupLimits;
+use super::rlimits::Ulimit;
 use super::secret::{SecretEnv, SecretFile};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
@@ -46,6 +48,12 @@ pub struct Spec {
     /// The size of the step's `/dev/shm` tmpfs, in bytes.
     #[serde(default = "default_shm_size")]
     pub shm_size: u64,
+    /// What the step's cgroup limits, where steps get one.
+    #[serde(default)]
+    pub cgroup: CgroupLimits,
+    /// `--ulimit`s, over the RLIMITs every step starts with.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
 }
 
 /// The size of a RUN step's `/dev/shm` unless `--shm-size` says (Docker's).
@@ -317,6 +325,8 @@ mod tests {
             resolv_conf: String::new(),
             security: Security::default(),
             shm_size: default_shm_size(),
+            cgroup: CgroupLimits::default(),
+            ulimits: vec![],
         }
     }
 
