@@ -6,9 +6,10 @@
 //! daemon's systemd unit, and Docker 25's `nofile`): no process or core
 //! size limit to raise, 1024 open files (hard 524288), an 8 MiB stack
 //! (hard unlimited) and 8 MiB of locked memory; the rest as the kernel
-//! starts. Root sets them exactly. Rootless, a hard limit cannot be raised
-//! past the one builder was started with: defaults are lowered to it, a
-//! `--ulimit` above it is an error.
+//! starts. Root sets them exactly. Without `CAP_SYS_RESOURCE` (rootless, or
+//! a root whose container lacks it) a hard limit cannot be raised past the
+//! one builder was started with: defaults are lowered to it, a `--ulimit`
+//! above it is an error.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -224,8 +225,8 @@ pub(crate) fn apply(ulimits: &[Ulimit]) -> Result<(), String> {
     Ok(())
 }
 
-/// Sets one limit; where the hard limit cannot be raised (rootless) a
-/// default is lowered to the current one.
+/// Sets one limit; where the hard limit cannot be raised (no
+/// `CAP_SYS_RESOURCE`) a default is lowered to the current one.
 fn set(
     resource: Resource,
     soft: Option<u64>,
@@ -250,7 +251,8 @@ fn set(
         Err(rustix::io::Errno::PERM) => {
             let now = rustix::process::getrlimit(resource.kernel()).maximum;
             Err(format!(
-                "above the hard limit builder was started with ({}); only root may raise it",
+                "above the hard limit builder was started with ({}), which only a process \
+                 with CAP_SYS_RESOURCE may raise",
                 now.map_or("unlimited".to_owned(), |n| n.to_string())
             ))
         }

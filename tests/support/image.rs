@@ -300,6 +300,9 @@ pub fn overlay_xattr_layer() -> Vec<u8> {
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(kind);
         header.set_mode(0o755);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
         header.set_size(0);
         layer
             .append_data(&mut header, name, std::io::empty())
