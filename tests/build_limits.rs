@@ -7,8 +7,7 @@
 mod support;
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use support::build::{Home, can_build, stderr_of};
+use support::build::{Home, can_build, stderr_of, step_cgroups_of};
 
 const BASE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
 
@@ -72,27 +71,13 @@ fn a_fork_bomb_stops_at_the_pids_limit_and_the_cgroup_goes_with_the_step() {
         .filter(|line| line.contains(":/") && line.contains("/builder-"))
         .collect();
     assert!(!memberships.is_empty(), "{stderr}");
-    for membership in &memberships {
-        let (_, path) = membership.rsplit_once(':').unwrap();
-        for dir in cgroup_dirs(path) {
-            assert!(!dir.exists(), "{} is left", dir.display());
-        }
-    }
-}
-
-/// Where cgroup `path` would be in each mounted hierarchy.
-fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let point = Path::new(before.split(' ').nth(4)?);
-            after
-                .starts_with("cgroup")
-                .then(|| point.join(path.trim_start_matches('/')))
-        })
-        .collect()
+    let pid = memberships[0]
+        .rsplit_once("/builder-")
+        .and_then(|(_, rest)| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .unwrap();
+    let left = step_cgroups_of(pid);
+    assert!(left.is_empty(), "step cgroups left: {left:?}");
 }
 
 #[test]

@@ -250,6 +250,7 @@ fn interrupted_build_leaves_a_clean_store(signal: rustix::process::Signal) {
         seen.push_str(&line);
         seen.push('\n');
     }
+    let killed = child.id();
     let status = child.wait().unwrap();
     assert!(!status.success(), "{seen}");
     assert!(seen.contains("nap-started"), "the step started: {seen}");
@@ -314,7 +315,8 @@ fn interrupted_build_leaves_a_clean_store(signal: rustix::process::Signal) {
         "mounts left under {root}:\n{mounts}"
     );
 
-    // The same build again: the earlier steps come from the cache.
+    // The same build again: the earlier steps come from the cache, and the
+    // step cgroup a killed builder could not remove is gone.
     let output = home
         .build(&["--build-arg", "NAP=0", context.to_str().unwrap()])
         .assert()
@@ -323,6 +325,8 @@ fn interrupted_build_leaves_a_clean_store(signal: rustix::process::Signal) {
         .clone();
     let stderr = stderr_of(&output);
     assert!(stderr.contains("1 step run, 3 cached"), "{stderr}");
+    let left = support::build::step_cgroups_of(killed);
+    assert!(left.is_empty(), "step cgroups left: {left:?}");
 }
 
 #[test]
