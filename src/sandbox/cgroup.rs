@@ -7,7 +7,8 @@
 //! step's cgroup is a child of builder's own cgroup there, so it stays under
 //! whatever limits builder runs with; on v2 that needs the controllers
 //! enabled in builder's cgroup (a delegated subtree, or one without
-//! processes), and root falls back to `builder/` under the hierarchy's root,
+//! processes: builder moves itself into a leaf where it is alone), and root
+//! falls back to `builder/` under the hierarchy's root,
 //! as Docker's cgroupfs driver does. Without any of that (rootless without a
 //! delegated subtree, a v1 host as an unprivileged user) steps run without
 //! a cgroup, which the build says once.
@@ -99,6 +100,9 @@ fn support() -> &'static Support {
             remove_stale(&[&pids, &memory]);
             match probe(&pids, &memory) {
                 Ok(()) => Support::Available { pids, memory },
+                Err(err) if !rustix::process::geteuid().is_root() => Support::Unavailable(format!(
+                    "{err}; an unprivileged user needs a delegated cgroup v2 subtree"
+                )),
                 Err(err) => Support::Unavailable(err.to_string()),
             }
         }
@@ -309,7 +313,10 @@ fn v2_parent(mounts: &[Mount], memberships: &[(String, String)]) -> Result<Paren
             own.display()
         ));
     }
-    if enable_controllers(&own).is_ok() {
+    if enable_controllers(&own)
+        .or_else(|_| move_into_a_leaf(&own))
+        .is_ok()
+    {
         return Ok(Parent {
             dir: own,
             version: Version::V2,
@@ -335,6 +342,25 @@ fn v2_parent(mounts: &[Mount], memberships: &[(String, String)]) -> Result<Paren
         dir: base,
         version: Version::V2,
     })
+}
+
+/// Where builder is alone in its (delegated) v2 cgroup, as when started by
+/// `systemd-run --user --scope -p Delegate=yes`, moves it into a leaf
+/// child, so that the controllers can be enabled for the children (a v2
+/// cgroup with processes cannot), as rootless Podman does.
+fn move_into_a_leaf(own: &Path) -> std::io::Result<()> {
+    let me = std::process::id().to_string();
+    let procs = std::fs::read_to_string(own.join("cgroup.procs"))?;
+    if procs.lines().any(|pid| pid.trim() != me) {
+        return Err(std::io::Error::other("other processes share the cgroup"));
+    }
+    let leaf = own.join(format!("{PREFIX}{me}-self"));
+    match std::fs::create_dir(&leaf) {
+        Err(err) if err.kind() != ErrorKind::AlreadyExists => return Err(err),
+        _ => {}
+    }
+    std::fs::write(leaf.join("cgroup.procs"), &me)?;
+    enable_controllers(own)
 }
 
 /// Lets the children of a v2 cgroup have `pids` and `memory` limits.
@@ -441,6 +467,42 @@ pub(crate) fn join(dirs: &[PathBuf]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A v2 cgroup's interface files as plain files (the decisions only
+    /// read and write them).
+    fn cgroup_files(procs: &str, subtree: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cgroup.procs"), procs).unwrap();
+        std::fs::write(dir.path().join("cgroup.subtree_control"), subtree).unwrap();
+        dir
+    }
+
+    #[test]
+    fn builder_alone_in_its_cgroup_moves_into_a_leaf_and_enables_the_controllers() {
+        let me = std::process::id();
+        let alone = cgroup_files(&format!("{me}\n"), "");
+        move_into_a_leaf(alone.path()).unwrap();
+        let leaf = alone.path().join(format!("builder-{me}-self"));
+        assert_eq!(
+            std::fs::read_to_string(leaf.join("cgroup.procs")).unwrap(),
+            me.to_string()
+        );
+        assert_eq!(
+            std::fs::read_to_string(alone.path().join("cgroup.subtree_control")).unwrap(),
+            "+pids +memory"
+        );
+        // Others in the cgroup: builder does not move (nor could they).
+        let shared = cgroup_files(&format!("1\n{me}\n"), "");
+        assert!(move_into_a_leaf(shared.path()).is_err());
+        assert!(!shared.path().join(format!("builder-{me}-self")).exists());
+        // Controllers already on: nothing is written.
+        let enabled = cgroup_files("", "memory pids\n");
+        enable_controllers(enabled.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(enabled.path().join("cgroup.subtree_control")).unwrap(),
+            "memory pids\n"
+        );
+    }
 
     #[test]
     fn mountinfo_and_memberships_of_a_hybrid_host() {

@@ -10,6 +10,11 @@
 //! paths (see `masks`). An insecure step keeps neither, as with
 //! `docker run --privileged`.
 //!
+//! Each step runs in a cgroup of its own where the host lets builder make
+//! one (`cgroup`: a pids limit, `--memory`), and with RLIMITs of its own
+//! rather than builder's caller's (`rlimits`: Docker's, `--ulimit` over
+//! them).
+//!
 //! The async parent never forks itself to build namespaces: it re-executes
 //! the builder binary as `builder __sandbox` (the `helper` module) with a JSON
 //! [`Spec`] on stdin. The helper is single-threaded, so it may unshare and
