@@ -15,8 +15,9 @@ pub fn render(mut events: UnboundedReceiver<Event>, out: &mut impl Write) {
     let mut transfers = Transfers::default();
     while let Some(event) = events.blocking_recv() {
         transfers.observe(&event);
-        for line in lines(&event, &transfers) {
-            let _ = writeln!(out, "{}", displayed(&line));
+        // A message of several lines (an error's) stays several lines.
+        for line in lines(&event, &transfers).iter().flat_map(|l| l.split('\n')) {
+            let _ = writeln!(out, "{}", displayed(line));
         }
     }
 }
