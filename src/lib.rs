@@ -23,3 +23,4 @@ pub mod registry;
 pub mod sandbox;
 pub mod store;
 pub mod userns;
+pub mod terminal_text;

@@ -1,7 +1,9 @@
 //! What `builder build` shows while it works, per `--progress` mode: the
 //! plain and rawjson output of a small build, cold then fully cached, as
 //! snapshots (digests, times and paths redacted); the live tty view in a
-//! pseudo-terminal, and `auto` choosing between tty and plain; `-q`
+//! pseudo-terminal, and `auto` choosing between tty and plain; a step's
+//! escape sequences and control characters reaching no terminal through
+//! plain progress or the failure report (rawjson keeps them JSON-escaped); `-q`
 //! printing nothing but the image ID; pull and push in rawjson, tty and
 //! quiet. Builds need root and are skipped otherwise.
 
@@ -71,6 +73,52 @@ fn plain_progress_cold_then_cached() {
         insta::assert_snapshot!("plain_cold", cold);
         insta::assert_snapshot!("plain_cached", cached);
     });
+}
+
+/// A step printing what would drive a terminal: an OSC 52 clipboard
+/// write, a window title, colours, a cursor move, BEL, backspace, a C1 CSI
+/// and DEL, among plain text; then failing, so the report shows it too.
+const ESCAPES: &str = r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN printf 'a\033]52;c;cm0gLXJmIH4K\007b\033]0;owned\033\\c\033[31md\033[0m\033[2Ae\007\010f\302\233g\177h\tend\n'; exit 3
+"#;
+
+#[test]
+fn a_steps_escape_sequences_reach_no_terminal() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("ctx", ESCAPES);
+    let plain = build(&home, "plain", &context);
+    assert_eq!(plain.status.code(), Some(1));
+    let text = String::from_utf8(plain.stderr).unwrap();
+    let controls: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(controls.is_empty(), "{controls:?} in {text:?}");
+    // The text stays, in the progress line and in the report.
+    let (progress, report): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .filter(|line| line.ends_with("abcdefgh end"))
+        .partition(|line| line.starts_with('#'));
+    assert!(!progress.is_empty() && !report.is_empty(), "{text}");
+
+    let json = build(&home, "rawjson", &context);
+    let text = String::from_utf8(json.stderr).unwrap();
+    let logged: Vec<String> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["type"] == "step.log")
+        .map(|record| record["line"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        logged.iter().any(|line| line.contains("\u{1b}]52;c;")),
+        "rawjson keeps the step's bytes, escaped: {logged:?}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
 }
 
 #[test]

@@ -363,3 +363,81 @@ fn without_a_range_the_build_says_which_owners_it_cannot_keep() {
         /etc/subgid";
     assert_eq!(stderr.matches(hint).count(), 1, "{stderr}");
 }
+
+/// As uid 65534: `--ulimit` within the user's hard limits applies,
+/// `--ulimit nproc` binds the step's root (the user, on the host), and
+/// where no cgroup can be made for steps the build says so once.
+#[test]
+fn an_unprivileged_users_steps_get_their_ulimits() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "limits",
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN echo \"nofile $(ulimit -n) $(ulimit -Hn)\"\n\
+         RUN i=0; while [ $i -lt 100 ]; do sleep 300 & i=$((i+1)); done; echo \"started $i\"\n",
+    );
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    give_to_nobody(home.dir.path());
+    let built = build_as_nobody(
+        &home,
+        "overlay",
+        &[
+            "--ulimit",
+            "nofile=512:1024",
+            "--ulimit",
+            "nproc=30:30",
+            context.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    if stderr.contains("unsharing the user namespace") {
+        eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+        return;
+    }
+    assert_eq!(built.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(" nofile 512 1024\n"), "{stderr}");
+    assert!(!stderr.contains("started 100"), "{stderr}");
+    assert!(
+        stderr
+            .matches("steps run without a cgroup of their own")
+            .count()
+            <= 1,
+        "{stderr}"
+    );
+}
+
+/// A base layer claiming `user.overlay.opaque` (what rootless overlays,
+/// mounted with `userxattr`, read) hides nothing from a rootless step.
+#[test]
+fn an_unprivileged_users_steps_see_through_a_base_layers_overlay_xattrs() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = support::registry::Registry::start() else {
+        return;
+    };
+    let base = support::image::BaseImage::busybox_with_layer(
+        &registry,
+        "xattrs",
+        support::image::overlay_xattr_layer(),
+    );
+    let home = Home::new();
+    let context = home.context(
+        "xattrs",
+        &format!("FROM {}\nRUN cat /etc/passwd\n", base.reference),
+    );
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    give_to_nobody(home.dir.path());
+    let built = build_as_nobody(&home, "overlay", &[context.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    if stderr.contains("unsharing the user namespace") {
+        eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+        return;
+    }
+    assert!(built.status.success(), "{stderr}");
+    assert!(stderr.contains(" root:x:0:0:"), "{stderr}");
+}

@@ -2,8 +2,10 @@
 //! whose layer escapes its root (`../` names, an absolute symlink and a
 //! file written through it) changes nothing outside; RUN does not see the
 //! host's files and `--network=none` has only `lo`; a build killed in a
-//! RUN (SIGINT, SIGKILL) leaves no corrupt blob, no cache record and no
-//! mount, and the next build reuses the steps before it; builds with
+//! RUN (SIGINT, SIGKILL) leaves no corrupt blob, no cache record, no mount
+//! and nothing in `$TMPDIR` (`builder prune` clears what SIGKILL left in
+//! the store's `tmp/`), and the next build reuses the steps before it;
+//! builds with
 //! `SOURCE_DATE_EPOCH` are reproducible byte for byte. Needs root (and
 //! Debian's docker-registry for the hostile base); skipped otherwise.
 
@@ -14,7 +16,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use support::build::{Home, can_build, stderr_of};
-use support::image::BaseImage;
+use support::image::{BaseImage, NET_RAW, overlay_xattr_layer};
 use support::registry::Registry;
 
 const BASE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
@@ -132,6 +134,51 @@ fn a_base_layer_escaping_its_root_changes_nothing_outside() {
 }
 
 #[test]
+fn a_base_layers_overlay_xattrs_change_nothing_a_step_or_export_sees() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let base = BaseImage::busybox_with_layer(&registry, "xattrs", overlay_xattr_layer());
+    let home = Home::new();
+    let context = home.context(
+        "xattrs",
+        &format!(
+            "FROM {}
+RUN cat /etc/passwd > /passwd-seen
+",
+            base.reference
+        ),
+    );
+    let out = home.path("out");
+    let output = home
+        .build(&["-o", out.to_str().unwrap(), context.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    // The base's /etc stays visible under the crafted layer's.
+    assert!(output.status.success(), "{stderr}");
+    assert!(out.join("passwd-seen").is_file(), "{stderr}");
+    assert!(out.join("etc/passwd").is_file(), "{stderr}");
+    let xattr = |path: &str, name: &str| {
+        let mut value = vec![0u8; 256];
+        rustix::fs::lgetxattr(out.join(path), name, &mut value[..])
+            .ok()
+            .map(|n| value[..n].to_vec())
+    };
+    assert_eq!(xattr("etc", "trusted.overlay.opaque"), None);
+    assert_eq!(xattr("etc", "user.overlay.opaque"), None);
+    assert_eq!(xattr("etc/tool", "trusted.overlay.redirect"), None);
+    assert_eq!(
+        xattr("etc/tool", "security.capability").as_deref(),
+        Some(NET_RAW),
+        "file capabilities are image content, as BuildKit keeps them"
+    );
+}
+
+#[test]
 fn run_does_not_see_host_files_and_network_none_has_only_loopback() {
     if !can_build() {
         return;
@@ -163,11 +210,13 @@ fn run_does_not_see_host_files_and_network_none_has_only_loopback() {
 }
 
 /// A build of `context` (with `--build-arg NAP=…`) whose stderr is read
-/// line by line.
+/// line by line, its `$TMPDIR` the home's `tmpdir/`.
 fn spawn_build(home: &Home, context: &Path, nap: &str) -> Child {
+    std::fs::create_dir_all(home.path("tmpdir")).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_builder"));
     command
         .env("HOME", home.dir.path())
+        .env("TMPDIR", home.path("tmpdir"))
         .env("DOCKER_CONFIG", home.path("docker"))
         .env("BUILDER_ROOT", home.path("store"))
         .env_remove("SOURCE_DATE_EPOCH")
@@ -201,10 +250,29 @@ fn interrupted_build_leaves_a_clean_store(signal: rustix::process::Signal) {
         seen.push_str(&line);
         seen.push('\n');
     }
+    let killed = child.id();
     let status = child.wait().unwrap();
     assert!(!status.success(), "{seen}");
     assert!(seen.contains("nap-started"), "the step started: {seen}");
     let store = home.path("store");
+    let listing = |dir: &Path| -> Vec<_> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    // Nothing of the step's sandbox is left outside the store.
+    let left = listing(&home.path("tmpdir"));
+    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
+    if signal == rustix::process::Signal::KILL {
+        // What the killed build left in the store's tmp/ goes with a prune.
+        support::cli::builder(home.dir.path())
+            .arg("prune")
+            .assert()
+            .success();
+        let left = listing(&store.join("tmp"));
+        assert!(left.is_empty(), "left in the store's tmp/: {left:?}");
+    }
     if signal == rustix::process::Signal::INT {
         // Stopped cleanly: said so, and removed its scratch directories.
         assert_eq!(status.code(), Some(1), "{seen}");
@@ -247,7 +315,8 @@ fn interrupted_build_leaves_a_clean_store(signal: rustix::process::Signal) {
         "mounts left under {root}:\n{mounts}"
     );
 
-    // The same build again: the earlier steps come from the cache.
+    // The same build again: the earlier steps come from the cache, and the
+    // step cgroup a killed builder could not remove is gone.
     let output = home
         .build(&["--build-arg", "NAP=0", context.to_str().unwrap()])
         .assert()
@@ -256,6 +325,8 @@ fn interrupted_build_leaves_a_clean_store(signal: rustix::process::Signal) {
         .clone();
     let stderr = stderr_of(&output);
     assert!(stderr.contains("1 step run, 3 cached"), "{stderr}");
+    let left = support::build::step_cgroups_of(killed);
+    assert!(left.is_empty(), "step cgroups left: {left:?}");
 }
 
 #[test]

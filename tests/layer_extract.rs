@@ -331,7 +331,11 @@ fn owners_modes_setuid_mtimes_and_xattrs_are_applied() {
         .file_with_xattrs(
             "opt/tagged",
             b"t",
-            &[("user.kind", b"layer"), ("trusted.note", b"\x00\x01")],
+            &[
+                ("user.kind", b"layer"),
+                ("trusted.note", b"\x00\x01"),
+                ("security.capability", NET_RAW),
+            ],
         )
         .finish();
     let report = extract(&tar[..], &sandbox.root(), &apply()).unwrap();
@@ -351,10 +355,112 @@ fn owners_modes_setuid_mtimes_and_xattrs_are_applied() {
         get_xattr(&root.join("opt/tagged"), "user.kind").as_deref(),
         Some(&b"layer"[..])
     );
+    // Kernel state is not image content; file capabilities are.
+    assert_eq!(get_xattr(&root.join("opt/tagged"), "trusted.note"), None);
     assert_eq!(
-        get_xattr(&root.join("opt/tagged"), "trusted.note").as_deref(),
-        Some(&b"\x00\x01"[..])
+        get_xattr(&root.join("opt/tagged"), "security.capability").as_deref(),
+        Some(NET_RAW)
     );
+}
+
+/// `security.capability` granting `cap_net_raw` (effective, permitted):
+/// VFS_CAP_REVISION_2 with the effective flag, then permitted and
+/// inheritable words.
+const NET_RAW: &[u8] = &[
+    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// A base layer with `etc/passwd`, and a crafted one above it whose `etc`
+/// claims overlayfs' opaque marker (hiding the lower `etc`) and whose
+/// `etc/hosts` claims a redirect and metacopy to the lower `etc/passwd`.
+fn crafted_layers() -> (Vec<u8>, Vec<u8>) {
+    let lower = TarBuf::new()
+        .dir("etc")
+        .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n")
+        .finish();
+    let crafted = TarBuf::new()
+        .dir_with_xattrs(
+            "etc",
+            &[
+                ("trusted.overlay.opaque", b"y"),
+                ("user.overlay.opaque", b"y"),
+                ("user.kind", b"kept"),
+            ],
+        )
+        .file_with_xattrs(
+            "etc/hosts",
+            b"",
+            &[
+                ("trusted.overlay.redirect", b"/etc/passwd"),
+                ("trusted.overlay.metacopy", b""),
+                ("security.selinux", b"system_u:object_r:etc_t:s0"),
+                ("security.capability", NET_RAW),
+            ],
+        )
+        .finish();
+    (lower, crafted)
+}
+
+#[test]
+fn a_crafted_layers_overlay_and_kernel_xattrs_reach_no_snapshot_or_export() {
+    if !root_or_skip("a_crafted_layers_overlay_and_kernel_xattrs_reach_no_snapshot_or_export") {
+        return;
+    }
+    let (lower_tar, crafted_tar) = crafted_layers();
+    // As a snapshot: an overlay lowerdir above the base's.
+    let tmp = tempfile::tempdir().unwrap();
+    let [lower, upper, merged] = ["lower", "upper", "merged"].map(|n| {
+        let p = tmp.path().join(n);
+        fs::create_dir(&p).unwrap();
+        p
+    });
+    let overlay = ExtractOptions {
+        whiteouts: WhiteoutStyle::Overlay(OverlayXattrs::Trusted),
+        ownership: Ownership::Preserve,
+    };
+    extract(&lower_tar[..], &lower, &overlay).unwrap();
+    extract(&crafted_tar[..], &upper, &overlay).unwrap();
+    // As an export: both applied to one directory.
+    let export = Sandbox::new();
+    extract(&lower_tar[..], &export.root(), &apply()).unwrap();
+    extract(&crafted_tar[..], &export.root(), &apply()).unwrap();
+    for root in [&upper, &export.root()] {
+        for (path, name) in [
+            ("etc", "trusted.overlay.opaque"),
+            ("etc", "user.overlay.opaque"),
+            ("etc/hosts", "trusted.overlay.redirect"),
+            ("etc/hosts", "trusted.overlay.metacopy"),
+            ("etc/hosts", "security.selinux"),
+        ] {
+            assert_eq!(
+                get_xattr(&root.join(path), name),
+                None,
+                "{name} on {}",
+                root.join(path).display()
+            );
+        }
+        assert_eq!(
+            get_xattr(&root.join("etc"), "user.kind").as_deref(),
+            Some(&b"kept"[..])
+        );
+        assert_eq!(
+            get_xattr(&root.join("etc/hosts"), "security.capability").as_deref(),
+            Some(NET_RAW)
+        );
+    }
+    assert_eq!(
+        listing(&export.root()),
+        [
+            "etc dir",
+            "etc/hosts file:",
+            "etc/passwd file:root:x:0:0::/root:/bin/sh\n"
+        ]
+    );
+    // The overlay shows both layers' `etc`, and `hosts` as the layer has it.
+    let Some(mount) = OverlayMount::mount(&[&upper, &lower], None, &merged) else {
+        return;
+    };
+    assert_eq!(listing(&mount.merged), listing(&export.root()));
 }
 
 #[test]

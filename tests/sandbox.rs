@@ -75,6 +75,8 @@ impl Fixture {
             security: Security::default(),
             shm_size: 64 << 20,
             seccomp: Some(SeccompFilter::docker_default().unwrap()),
+            cgroup: Default::default(),
+            ulimits: vec![],
         }
     }
 

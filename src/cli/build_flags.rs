@@ -1,6 +1,6 @@
 //! `docker build` flags about what RUN steps see and what the image gets:
-//! `--label`, `--add-host`, `--shm-size`, `--build-context` and
-//! `--security-opt`. Values
+//! `--label`, `--add-host`, `--shm-size`, `--memory`, `--ulimit`,
+//! `--build-context` and `--security-opt`. Values
 //! are checked as clap parses them, so a bad one is a usage error (exit
 //! code 2) naming the flag.
 
@@ -8,6 +8,7 @@ use crate::exec::ExtraHost;
 use crate::image::Reference;
 use crate::plan::NamedContext;
 use crate::sandbox::seccomp::{Profile, SeccompError, SeccompFilter, SeccompPolicy};
+use crate::sandbox::Ulimit;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -25,6 +26,14 @@ pub struct RunAndImageFlags {
     /// (default 64m)
     #[arg(long = "shm-size", value_name = "SIZE", value_parser = parse_size)]
     pub shm_size: Option<u64>,
+    /// Memory limit of each RUN step: bytes, or with a unit b, k, m, g (at
+    /// least 6m; needs cgroups, see README)
+    #[arg(short = 'm', long = "memory", value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u64>,
+    /// Resource limit of RUN steps, as NAME=SOFT[:HARD] (e.g. nofile=1024:2048,
+    /// nproc=30; -1 is unlimited; repeatable)
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]", value_parser = parse_ulimit)]
+    pub ulimits: Vec<Ulimit>,
     /// A named context for FROM NAME, COPY --from=NAME and RUN
     /// --mount=from=NAME: a local directory, or docker-image://REF
     /// (repeatable)
@@ -155,6 +164,24 @@ fn parse_size(value: &str) -> Result<u64, String> {
     }
 }
 
+/// Docker's smallest `--memory` (its "Minimum memory limit allowed is 6MB").
+const MIN_MEMORY: u64 = 6 << 20;
+
+/// `--memory`: a size as `--shm-size` takes it, at least [`MIN_MEMORY`].
+fn parse_memory(value: &str) -> Result<u64, String> {
+    match crate::plan::ram_in_bytes(value) {
+        Some(bytes) if bytes >= MIN_MEMORY => Ok(bytes),
+        Some(_) => Err("the minimum memory limit is 6m".to_owned()),
+        None => Err("expected a size such as 512m, 2g or a number of bytes".to_owned()),
+    }
+}
+
+fn parse_ulimit(value: &str) -> Result<Ulimit, String> {
+    value
+        .parse()
+        .map_err(|e: crate::sandbox::UlimitError| e.to_string())
+}
+
 /// `NAME=PATH` or `NAME=docker-image://REF`; the sources buildx also
 /// takes (URLs, `oci-layout://`, `target:`) are refused as not supported yet.
 fn parse_build_context(value: &str) -> Result<BuildContextArg, String> {
@@ -207,6 +234,10 @@ mod tests {
         assert_eq!(parse_size("1g"), Ok(1 << 30));
         assert_eq!(parse_size("100"), Ok(100));
         assert!(parse_size("lots").is_err());
+        assert_eq!(parse_memory("512m"), Ok(512 << 20));
+        assert!(parse_memory("1m").is_err());
+        assert!(parse_ulimit("nofile=1024:2048").is_ok());
+        assert!(parse_ulimit("nofile=2048:1024").is_err());
         let image = parse_build_context("base=docker-image://alpine:3").unwrap();
         assert_eq!(image.name, "base");
         assert!(matches!(image.value, BuildContextValue::Image(_)));

@@ -186,6 +186,11 @@ pub fn build_image(
             extra_hosts: flags.add_hosts.clone(),
             shm_size: flags.shm_size.unwrap_or(crate::sandbox::DEFAULT_SHM_SIZE),
             seccomp: flags.seccomp_policy()?,
+            cgroup: crate::sandbox::CgroupLimits {
+                pids: pids_limit_from_env()?,
+                memory: flags.memory,
+            },
+            ulimits: flags.ulimits.clone(),
         },
         labels: flags.labels.clone(),
         named_contexts: flags.context_dirs(),
@@ -369,6 +374,24 @@ fn snapshotter_from_env() -> Result<Snapshotter> {
         Err(std::env::VarError::NotUnicode(value)) => Err(miette!(
             "BUILDER_SNAPSHOTTER={value:?}: expected \"overlay\" or \"copy\""
         )),
+    }
+}
+
+/// The pids limit of each RUN step's cgroup: `BUILDER_PIDS_LIMIT` (a
+/// number, or `max` for none), else the default.
+fn pids_limit_from_env() -> Result<Option<u64>> {
+    let bad = |value: &dyn std::fmt::Debug| {
+        miette!("BUILDER_PIDS_LIMIT={value:?}: expected a number of processes or \"max\"")
+    };
+    match std::env::var("BUILDER_PIDS_LIMIT") {
+        Err(std::env::VarError::NotPresent) => Ok(Some(crate::sandbox::DEFAULT_PIDS_LIMIT)),
+        Ok(value) if value.is_empty() => Ok(Some(crate::sandbox::DEFAULT_PIDS_LIMIT)),
+        Ok(value) if value == "max" => Ok(None),
+        Ok(value) => match value.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(bad(&value)),
+        },
+        Err(std::env::VarError::NotUnicode(value)) => Err(bad(&value)),
     }
 }
 

@@ -19,8 +19,8 @@ use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
 use crate::sandbox::seccomp::SeccompPolicy;
 use crate::sandbox::{
-    DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError, Security, Spec,
-    Stream,
+    CgroupLimits, DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError,
+    Security, Spec, Stream, Ulimit,
 };
 use crate::store::{CacheRecord, CachedLayer, Store, chain_id};
 use crate::userns::{Stack, copy_tree, extract_layer};
@@ -110,6 +110,11 @@ pub struct ExecOptions {
     /// `--security-opt seccomp=`: the filter of RUN steps that are not
     /// `--security=insecure`.
     pub seccomp: SeccompPolicy,
+    /// The pids limit (`BUILDER_PIDS_LIMIT`) and `--memory` of every RUN
+    /// step's cgroup.
+    pub cgroup: CgroupLimits,
+    /// `--ulimit`: RLIMITs of every RUN step over the defaults.
+    pub ulimits: Vec<Ulimit>,
 }
 
 impl Default for ExecOptions {
@@ -121,6 +126,8 @@ impl Default for ExecOptions {
             extra_hosts: Vec::new(),
             shm_size: DEFAULT_SHM_SIZE,
             seccomp: SeccompPolicy::default(),
+            cgroup: CgroupLimits::default(),
+            ulimits: Vec::new(),
         }
     }
 }
@@ -181,6 +188,11 @@ impl RunStep {
         }
         if let Some(seccomp) = options.seccomp.cache_flag() {
             flags.insert("seccomp".to_owned(), seccomp);
+        }
+        // As BuildKit keys an ExecOp's ulimits; only when set.
+        if !options.ulimits.is_empty() {
+            let ulimits: Vec<String> = options.ulimits.iter().map(|u| u.to_string()).collect();
+            flags.insert("ulimit".to_owned(), ulimits.join(", "));
         }
         StepInputs {
             parent: parent_key.to_owned(),
@@ -251,6 +263,8 @@ pub struct Executor {
     /// Set once overlayfs failed (or with [`Snapshotter::Copy`]): every
     /// step then runs on a copy.
     overlay_unavailable: Arc<AtomicBool>,
+    /// Set once the build said that steps get no cgroup.
+    cgroup_noticed: Arc<AtomicBool>,
 }
 
 impl Executor {
@@ -258,12 +272,15 @@ impl Executor {
     pub fn new(store: Store, sandbox: Sandbox, options: ExecOptions) -> Self {
         let owners = sandbox.layer_owners();
         let copy = options.snapshotter == Snapshotter::Copy;
+        // A killed build's scratch directory is then left where prune looks.
+        let sandbox = sandbox.scratch_in(store.root().join("tmp"));
         Self {
             store,
             sandbox,
             options,
             owners,
             overlay_unavailable: Arc::new(AtomicBool::new(copy)),
+            cgroup_noticed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -545,6 +562,8 @@ impl Executor {
                     .map_err(crate::sandbox::SandboxError::from)?,
                 Security::Insecure => None,
             },
+            cgroup: self.options.cgroup,
+            ulimits: self.options.ulimits.clone(),
         })
     }
 
@@ -553,6 +572,21 @@ impl Executor {
         spec: &Spec,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<(), ExecError> {
+        let unavailable = crate::sandbox::cgroup_unavailable();
+        // Said once: only the first step swaps the flag.
+        if let Some(reason) =
+            unavailable.filter(|_| !self.cgroup_noticed.swap(true, Ordering::Relaxed))
+        {
+            let memory = if self.options.cgroup.memory.is_some() {
+                " and --memory is not applied"
+            } else {
+                ""
+            };
+            let notice = format!(
+                "steps run without a cgroup of their own ({reason}): no process limit{memory}"
+            );
+            on_event(StepEvent::Notice(&notice));
+        }
         // The last lines, for the report should the command fail.
         let mut tail = OutputTail::new();
         let outcome = self

@@ -3,7 +3,7 @@
 //! scrolled them away, or a terminal renderer may never have shown them.
 
 use crate::sandbox::Stream;
-use std::collections::VecDeque;
+use crate::terminal_text::{Tail, displayed};
 use std::fmt;
 
 /// How many lines a failure shows.
@@ -20,10 +20,10 @@ const LINE_BYTES: usize = LINE_CHARS * 4;
 /// order they were printed, each cut to a readable length and decoded
 /// lossily (output need not be text). Memory stays bounded whatever the
 /// step prints.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OutputTail {
-    /// The last lines, oldest first, as read (formatted when shown).
-    lines: VecDeque<Partial>,
+    /// The last lines, oldest first, as shown.
+    lines: Tail,
     /// Lines seen in all.
     total: usize,
     stdout: Partial,
@@ -37,6 +37,18 @@ pub struct OutputTail {
 struct Partial {
     head: Vec<u8>,
     len: usize,
+}
+
+impl Default for OutputTail {
+    fn default() -> Self {
+        OutputTail {
+            lines: Tail::new(TAIL_LINES),
+            total: 0,
+            stdout: Partial::default(),
+            stderr: Partial::default(),
+            hint: None,
+        }
+    }
 }
 
 impl OutputTail {
@@ -79,8 +91,8 @@ impl OutputTail {
     }
 
     /// The kept lines as shown, oldest first.
-    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
-        self.lines.iter().map(shown)
+    pub fn lines(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.lines.lines()
     }
 
     /// Whether a kept line holds every one of `words`.
@@ -101,27 +113,16 @@ impl OutputTail {
 
     fn keep(&mut self, line: Partial) {
         self.total += 1;
-        if self.lines.len() == TAIL_LINES {
-            self.lines.pop_front();
-        }
-        self.lines.push_back(line);
+        self.lines.push(&shown(&line));
     }
 }
 
-/// A line as shown: without its line ending, decoded lossily, control
-/// characters (other than tab) replaced so they cannot drive the terminal,
-/// and cut after [`LINE_CHARS`] characters with the line's size.
+/// A line as shown: decoded lossily, as a terminal shows it ([`displayed`]:
+/// escape sequences and control characters cannot drive the terminal), and
+/// cut after [`LINE_CHARS`] characters with the line's size.
 fn shown(line: &Partial) -> String {
-    let bytes = line.head.strip_suffix(b"\n").unwrap_or(&line.head);
-    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    let text = String::from_utf8_lossy(bytes);
-    let mut chars = text.chars().map(|c| {
-        if c.is_control() && c != '\t' {
-            '\u{FFFD}'
-        } else {
-            c
-        }
-    });
+    let text = displayed(&String::from_utf8_lossy(&line.head));
+    let mut chars = text.chars();
     let mut out: String = chars.by_ref().take(LINE_CHARS).collect();
     if chars.next().is_some() || line.len > line.head.len() {
         out.push_str(&format!("… (line cut, {} bytes in all)", line.len));
@@ -140,7 +141,7 @@ impl fmt::Display for OutputTail {
             n => write!(
                 f,
                 "last {} lines of its output ({n} in all):",
-                self.lines.len()
+                self.lines.lines().len()
             )?,
         }
         for line in self.lines() {
@@ -173,7 +174,7 @@ mod tests {
             tail.push(Stream::Stdout, format!("line {i}\n").as_bytes());
         }
         tail.finish();
-        let lines: Vec<String> = tail.lines().collect();
+        let lines: Vec<&str> = tail.lines().collect();
         let expected: Vec<String> = (11..=30).map(|i| format!("line {i}")).collect();
         assert_eq!(lines, expected);
         assert_eq!(tail.total(), 30);
@@ -190,7 +191,7 @@ mod tests {
             (Stream::Stdout, b"world\n"),
             (Stream::Stderr, b"no newline at the end"),
         ]);
-        let lines: Vec<String> = tail.lines().collect();
+        let lines: Vec<&str> = tail.lines().collect();
         assert_eq!(lines, ["warning", "hello world", "no newline at the end"]);
         assert_eq!(
             tail.to_string(),
@@ -206,7 +207,7 @@ mod tests {
             (Stream::Stdout, &long.as_bytes()[65_536..]),
             (Stream::Stdout, b"\n"),
         ]);
-        let lines: Vec<String> = tail.lines().collect();
+        let lines: Vec<&str> = tail.lines().collect();
         assert_eq!(lines.len(), 1);
         assert_eq!(
             lines[0],
@@ -219,9 +220,12 @@ mod tests {
 
     #[test]
     fn binary_output_is_shown_lossily() {
-        let tail = tail_of(&[(Stream::Stdout, b"\xff\xfeok\x1b[31mred\r\n")]);
-        let lines: Vec<String> = tail.lines().collect();
-        assert_eq!(lines, ["\u{FFFD}\u{FFFD}ok\u{FFFD}[31mred"]);
+        let tail = tail_of(&[(
+            Stream::Stdout,
+            b"\xff\xfeok\x1b[31mred\x1b]52;c;aGk=\x07\x9b\r\n",
+        )]);
+        let lines: Vec<&str> = tail.lines().collect();
+        assert_eq!(lines, ["\u{FFFD}\u{FFFD}okred\u{FFFD}"]);
     }
 
     #[test]

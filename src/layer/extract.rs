@@ -192,8 +192,12 @@ impl EntryMeta {
                 let record = record.map_err(bad)?;
                 let Ok(key) = record.key() else { continue };
                 if let Some(xattr) = key.strip_prefix("SCHILY.xattr.") {
-                    meta.xattrs
-                        .push((xattr.to_owned(), record.value_bytes().to_vec()));
+                    // A crafted layer's overlay or kernel xattrs never reach
+                    // a snapshot or an export.
+                    if fsmeta::is_image_xattr(xattr) {
+                        meta.xattrs
+                            .push((xattr.to_owned(), record.value_bytes().to_vec()));
+                    }
                 } else if key == "mtime" {
                     if let Some(mtime) = record.value().ok().and_then(parse_pax_time) {
                         meta.mtime = mtime;

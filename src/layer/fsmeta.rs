@@ -20,6 +20,17 @@ pub(crate) fn is_overlay_xattr(name: &str) -> bool {
     OVERLAY_XATTR_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// Whether an image may carry xattr `name`: not overlay bookkeeping
+/// (which would change what an overlay of the snapshot shows) and not in
+/// the `trusted.` or `security.` namespaces (kernel and LSM state), except
+/// `security.capability`, the file capabilities images legitimately ship.
+/// BuildKit writes no other `security.` xattr into a layer either.
+pub(crate) fn is_image_xattr(name: &str) -> bool {
+    const KERNEL_NAMESPACES: [&str; 2] = ["trusted.", "security."];
+    name == "security.capability"
+        || !(is_overlay_xattr(name) || KERNEL_NAMESPACES.iter().any(|p| name.starts_with(p)))
+}
+
 fn not_supported(e: Errno) -> bool {
     e == Errno::NOTSUP || e == Errno::OPNOTSUPP
 }

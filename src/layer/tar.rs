@@ -307,7 +307,7 @@ impl<W: Write> Writer<W> {
             mtime: meta.mtime(),
             xattrs: xattrs
                 .into_iter()
-                .filter(|(key, _)| !fsmeta::is_overlay_xattr(key))
+                .filter(|(key, _)| fsmeta::is_image_xattr(key))
                 .collect(),
         };
         self.append_entry(name, entry)

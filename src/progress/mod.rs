@@ -10,7 +10,6 @@ pub mod mode;
 pub mod plain;
 pub mod step;
 pub mod summary;
-pub mod tail;
 pub mod tty;
 
 pub use event::{BlobOutcome, Direction, Event, ProgressSender};

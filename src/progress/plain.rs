@@ -1,9 +1,11 @@
 //! Plain-line rendering for logs and pipes: BuildKit's `#N …` step lines,
 //! one line when a blob starts and one when it finishes (no byte-by-byte
-//! noise), the summary at the end; never an escape sequence of its own.
+//! noise), the summary at the end; never an escape sequence, of its own or
+//! of a step's output (each line is shown as [`displayed`] makes it).
 
 use super::event::{BlobOutcome, Direction, Event};
 use super::summary::Transfers;
+use crate::terminal_text::displayed;
 use oci_spec::image::Digest;
 use std::io::Write;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -13,8 +15,9 @@ pub fn render(mut events: UnboundedReceiver<Event>, out: &mut impl Write) {
     let mut transfers = Transfers::default();
     while let Some(event) = events.blocking_recv() {
         transfers.observe(&event);
-        for line in lines(&event, &transfers) {
-            let _ = writeln!(out, "{line}");
+        // A message of several lines (an error's) stays several lines.
+        for line in lines(&event, &transfers).iter().flat_map(|l| l.split('\n')) {
+            let _ = writeln!(out, "{}", displayed(line));
         }
     }
 }

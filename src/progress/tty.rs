@@ -10,7 +10,7 @@ use super::event::Event;
 use super::plain::{finished, human_bytes, short, under_way};
 use super::step::StepProgress;
 use super::summary::Transfers;
-use super::tail::{Tail, displayed};
+use crate::terminal_text::{Tail, displayed};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use oci_spec::image::Digest;
 use std::collections::HashMap;

@@ -10,7 +10,7 @@ use super::mountpoints::{self, Created};
 use super::protocol::{GO, IdMapSummary, Message, Request, STATUS_FD};
 use super::spec::{Rootfs, Spec, User};
 use super::targets::{self, Made, Target};
-use super::{fds, init, namespaces};
+use super::{cgroup, fds, init, namespaces};
 use std::fs;
 use std::io::{BufRead, Write};
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
@@ -143,6 +143,8 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
         .validate()
         .map_err(|err| SetupError::Invalid(err.to_string()))?;
     namespaces::die_with_parent(request.parent_pid)?;
+    // Before any namespace, so every process of the step is in it.
+    cgroup::join(&request.cgroup).context(|| "setting up the step's cgroup".into())?;
     if let Some(map) = request.user_namespace {
         namespaces::unshare_user()?;
         status.send(&Message::UserNamespaceReady)?;

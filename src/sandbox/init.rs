@@ -5,7 +5,7 @@ use super::helper::{Context, Scratch, SetupError};
 use super::protocol::Request;
 use super::spec::{Network, Rootfs, Spec, User};
 use super::targets::Target;
-use super::{capabilities, exec, fds, keyring, masks, mounts, namespaces, secret};
+use super::{capabilities, exec, fds, keyring, masks, mounts, namespaces, rlimits, secret};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Runs the step; returns only if setting it up failed.
@@ -57,6 +57,8 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     rustix::process::chdir(&spec.cwd)
         .context(|| format!("entering the working directory {}", spec.cwd.display()))?;
     stdin_from_null()?;
+    // While pid 1 may still raise hard limits (root's CAP_SYS_RESOURCE).
+    rlimits::apply(&spec.ulimits).map_err(SetupError::Invalid)?;
 
     keyring::join_new_session()?;
     // Nothing builder's caller left open reaches the step.

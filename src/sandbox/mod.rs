@@ -14,6 +14,11 @@
 //! insecure step keeps neither the masks nor the filter, as with
 //! `docker run --privileged`.
 //!
+//! Each step runs in a cgroup of its own where the host lets builder make
+//! one (`cgroup`: a pids limit, `--memory`), and with RLIMITs of its own
+//! rather than builder's caller's (`rlimits`: Docker's, `--ulimit` over
+//! them).
+//!
 //! The async parent never forks itself to build namespaces: it re-executes
 //! the builder binary as `builder __sandbox` (the `helper` module) with a JSON
 //! [`Spec`] on stdin. The helper is single-threaded, so it may unshare and
@@ -35,6 +40,7 @@
 //! before the step and removed after it.
 
 mod capabilities;
+mod cgroup;
 mod exec;
 mod fds;
 pub(crate) mod helper;
@@ -46,14 +52,19 @@ mod mounts;
 mod namespaces;
 mod process;
 mod protocol;
+mod rlimits;
 mod secret;
 pub mod seccomp;
 pub mod spec;
 mod targets;
 
 pub use crate::userns::IdMapError;
+pub use cgroup::{
+    CgroupError, CgroupLimits, DEFAULT_PIDS_LIMIT, unavailable_reason as cgroup_unavailable,
+};
 pub use fds::cloexec_inherited;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
+pub use rlimits::{Resource, Ulimit, UlimitError};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{
     BindMount, DEFAULT_SHM_SIZE, EnvVar, Network, Rootfs, Security, Spec, SpecError, TmpfsMount,

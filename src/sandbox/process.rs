@@ -1,6 +1,7 @@
 //! The parent side: spawns the helper, feeds it the spec, writes the id maps
 //! when rootless, streams the step's output and reports how it ended.
 
+use super::cgroup::{CgroupError, StepCgroup};
 use super::protocol::{GO, Message, Request, STATUS_FD};
 use super::spec::{Spec, SpecError};
 use crate::layer::owners::OwnerMap;
@@ -73,6 +74,9 @@ pub enum SandboxError {
         /// The JSON error.
         source: serde_json::Error,
     },
+    /// The step's cgroup could not be made.
+    #[error("the step's cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
     /// The helper ended without reporting the step's outcome.
     #[error("sandbox helper ended without a result ({status})")]
     HelperDied {
@@ -89,6 +93,8 @@ const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     helper: PathBuf,
+    /// Where each step's scratch directory is made (`$TMPDIR` if unset).
+    scratch_parent: Option<PathBuf>,
 }
 
 impl Default for Sandbox {
@@ -108,6 +114,17 @@ impl Sandbox {
     pub fn with_helper(helper: impl Into<PathBuf>) -> Sandbox {
         Sandbox {
             helper: helper.into(),
+            scratch_parent: None,
+        }
+    }
+
+    /// The same sandbox, making each step's scratch directory in `dir`
+    /// instead of `$TMPDIR` (a store's `tmp/`, which `builder prune` clears
+    /// of what a killed build left there).
+    pub fn scratch_in(self, dir: impl Into<PathBuf>) -> Sandbox {
+        Sandbox {
+            scratch_parent: Some(dir.into()),
+            ..self
         }
     }
 
@@ -128,7 +145,8 @@ impl Sandbox {
     /// Every process of the step ends with it: the step's shell is pid 1 of
     /// its pid namespace, so the kernel kills the rest when it exits.
     /// Dropping the returned future (cancellation) SIGKILLs the helper, whose
-    /// death SIGKILLs pid 1. The helper stays in the caller's process group,
+    /// death SIGKILLs pid 1. Where cgroups are available the step runs in a
+    /// cgroup of its own with `spec.cgroup`'s limits, removed afterwards. The helper stays in the caller's process group,
     /// so a terminal's SIGINT ends it too, while the step (in its own session)
     /// never reads the terminal. The helper is forked from one thread that
     /// lives as long as the process (see [`spawn_from_lasting_thread`]), so
@@ -145,11 +163,20 @@ impl Sandbox {
             source,
         };
         // Dropped (removed) when this future ends or is dropped.
-        let scratch = tempfile::Builder::new()
-            .prefix("builder-sandbox-")
-            .tempdir()
-            .map_err(helper_err)?;
+        let mut scratch = tempfile::Builder::new();
+        scratch.prefix("builder-sandbox-");
+        let scratch = match &self.scratch_parent {
+            Some(dir) => scratch.tempdir_in(dir),
+            None => scratch.tempdir(),
+        }
+        .map_err(helper_err)?;
+        // Dropped (its processes killed, then removed) after the helper.
+        let cgroup = StepCgroup::create(&spec.cgroup)?;
         let request = Request {
+            cgroup: cgroup
+                .as_ref()
+                .map(|c| c.dirs().to_vec())
+                .unwrap_or_default(),
             spec: spec.clone(),
             scratch: scratch.path().to_path_buf(),
             parent_pid: rustix::process::getpid().as_raw_nonzero().get(),
@@ -226,6 +253,7 @@ impl Sandbox {
         }
         drop(stdin);
         let helper_status = child.wait().await.map_err(helper_err)?;
+        drop(cgroup);
         scratch.close().map_err(helper_err)?;
         if let Some(failure) = setup_failure {
             return Err(failure);

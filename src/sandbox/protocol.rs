@@ -30,6 +30,10 @@ pub(crate) struct Request {
     pub scratch: std::path::PathBuf,
     /// Present when the helper must make a user namespace (rootless).
     pub user_namespace: Option<IdMapSummary>,
+    /// The step's cgroup (a directory per hierarchy) for the helper to
+    /// join first; empty where steps get none.
+    #[serde(default)]
+    pub cgroup: Vec<std::path::PathBuf>,
 }
 
 /// What the helper reports.

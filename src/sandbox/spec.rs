@@ -3,6 +3,8 @@
 //! everything here is plain data with serde derives.
 
 use super::seccomp::SeccompFilter;
+use super::cgroup::CgroupLimits;
+use super::rlimits::Ulimit;
 use super::secret::{SecretEnv, SecretFile};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
@@ -51,6 +53,12 @@ pub struct Spec {
     /// (`--security=insecure`, `--security-opt seccomp=unconfined`).
     #[serde(default)]
     pub seccomp: Option<SeccompFilter>,
+    /// What the step's cgroup limits, where steps get one.
+    #[serde(default)]
+    pub cgroup: CgroupLimits,
+    /// `--ulimit`s, over the RLIMITs every step starts with.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
 }
 
 /// The size of a RUN step's `/dev/shm` unless `--shm-size` says (Docker's).
@@ -323,6 +331,8 @@ mod tests {
             security: Security::default(),
             shm_size: default_shm_size(),
             seccomp: None,
+            cgroup: CgroupLimits::default(),
+            ulimits: vec![],
         }
     }
 

@@ -132,6 +132,18 @@ impl TarBuf {
         self.file(name, content)
     }
 
+    /// A directory (mode 0755) with PAX xattr records.
+    pub fn dir_with_xattrs(&mut self, name: &str, xattrs: &[(&str, &[u8])]) -> &mut Self {
+        let records: Vec<(String, &[u8])> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+            .collect();
+        self.builder
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+            .unwrap();
+        self.dir(name)
+    }
+
     /// The finished archive.
     pub fn finish(&mut self) -> Vec<u8> {
         self.builder.finish().unwrap();

@@ -226,3 +226,38 @@ pub fn payload_tar_gz() -> Vec<u8> {
     std::io::Write::write_all(&mut gz, &tar).unwrap();
     gz.finish().unwrap()
 }
+
+/// The step cgroups (`builder-<pid>-…`) of builder process `pid` under
+/// this process's own cgroups (a builder it started makes them there), in
+/// every mounted cgroup hierarchy.
+pub fn step_cgroups_of(pid: u32) -> Vec<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let point = before.split(' ').nth(4)?;
+            after.starts_with("cgroup").then(|| PathBuf::from(point))
+        })
+        .collect();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let prefix = format!("builder-{pid}-");
+    let mut found = Vec::new();
+    for path in own.lines().filter_map(|line| line.splitn(3, ':').nth(2)) {
+        for point in &points {
+            let dir = point.join(path.trim_start_matches('/'));
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            found.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}

@@ -278,3 +278,51 @@ pub fn busybox_rootfs_tar() -> Vec<u8> {
     );
     tar.into_inner().expect("finish tar")
 }
+
+/// `security.capability` granting `cap_net_raw` (revision 2, effective).
+pub const NET_RAW: &[u8] = &[
+    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// A crafted layer for a busybox base: its `etc` claims overlayfs' opaque
+/// markers (`trusted.` and `user.`, which would hide the base's `etc` in an
+/// overlay) and its `etc/tool` a redirect, beside file capabilities.
+pub fn overlay_xattr_layer() -> Vec<u8> {
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, kind: tar::EntryType, xattrs: &[(&str, &[u8])]| {
+        let records: Vec<(String, &[u8])> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+            .collect();
+        layer
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+            .unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(0o755);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        layer
+            .append_data(&mut header, name, std::io::empty())
+            .unwrap();
+    };
+    add(
+        "etc",
+        tar::EntryType::Directory,
+        &[
+            ("trusted.overlay.opaque", b"y"),
+            ("user.overlay.opaque", b"y"),
+        ],
+    );
+    add(
+        "etc/tool",
+        tar::EntryType::Regular,
+        &[
+            ("trusted.overlay.redirect", b"/etc/passwd"),
+            ("security.capability", NET_RAW),
+        ],
+    );
+    layer.into_inner().unwrap()
+}

@@ -1,5 +1,6 @@
-//! The last few lines of a running step's output, made safe to draw in a
-//! fixed terminal layout.
+//! Text a step printed, made safe to show on a terminal (shared by the
+//! progress renderers and the failure report): [`displayed`] is the one
+//! cleaning function, [`Tail`] the last few lines so cleaned.
 
 use std::collections::VecDeque;
 
