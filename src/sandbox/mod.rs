@@ -1,5 +1,7 @@
-//! The RUN sandbox: a step runs in fresh mount, pid, ipc and uts namespaces
-//! (plus user when rootless and net for `--network=none`), on an overlay of
+//! The RUN sandbox: a step runs in fresh mount, pid, ipc, uts and network
+//! namespaces (plus user when rootless; the host's network only with
+//! `--network=host`; outbound NAT through slirp4netns by default, see
+//! `network`), on an overlay of
 //! the image's layers, with Docker's default capabilities (every one for
 //! `RUN --security=insecure`).
 //!
@@ -39,6 +41,7 @@ mod masks;
 mod mountpoints;
 mod mounts;
 mod namespaces;
+mod network;
 mod process;
 mod protocol;
 mod secret;
@@ -46,6 +49,7 @@ pub mod spec;
 mod targets;
 
 pub use idmap::IdMapError;
+pub use network::NatUnavailable;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{

@@ -29,6 +29,10 @@ pub(crate) struct Request {
     pub scratch: std::path::PathBuf,
     /// Present when the helper must make a user namespace (rootless).
     pub user_namespace: Option<IdMapSummary>,
+    /// The slirp4netns program, for a private network (the helper has no
+    /// `PATH` to find it).
+    #[serde(default)]
+    pub nat: Option<std::path::PathBuf>,
 }
 
 /// Which IDs exist inside the user namespace the parent will map: inside IDs
