@@ -22,5 +22,5 @@ pub mod progress;
 pub mod registry;
 pub mod sandbox;
 pub mod store;
-pub mod userns;
 pub mod terminal_text;
+pub mod userns;

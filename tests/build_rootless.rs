@@ -9,41 +9,15 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
-use support::build::{Home, can_build, layout_layer_entries};
-
-const NOBODY: u32 = 65534;
-
-/// Gives every entry under `dir` (and `dir`) to uid/gid 65534.
-fn give_to_nobody(dir: &Path) {
-    std::os::unix::fs::lchown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
-    if !std::fs::symlink_metadata(dir).unwrap().is_dir() {
-        return;
-    }
-    for entry in std::fs::read_dir(dir).unwrap() {
-        give_to_nobody(&entry.unwrap().path());
-    }
-}
+use support::build::{Home, can_build, give_to_nobody, layout_layer_entries};
 
 /// `builder build ARGS…` as uid 65534 with this home and store, RUN
 /// steps on `snapshotter`.
 fn build_as_nobody(home: &Home, snapshotter: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_builder"))
-        .env_clear()
+    home.build_as_nobody()
         .env("BUILDER_SNAPSHOTTER", snapshotter)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("HOME", home.dir.path())
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("TMPDIR", "/tmp")
-        .arg("--root")
-        .arg(home.path("store"))
-        .args(["build", "--progress", "plain"])
         .args(args)
-        .current_dir("/")
-        .uid(NOBODY)
-        .gid(NOBODY)
         .output()
         .unwrap()
 }

@@ -2,7 +2,8 @@
 //! capability and a writable `/sys` only when the build is given
 //! `--allow security.insecure` (refused with its line before anything runs
 //! otherwise), `--network=host` needs `--allow network.host` (or the
-//! build-wide `--network host`), and `--network=none` sees only loopback.
+//! build-wide `--network host`), `--network=none` sees only loopback and the
+//! default a network namespace of the step's own (loopback and `tap0`).
 //! Needs root; skipped otherwise.
 
 mod support;
@@ -144,7 +145,7 @@ fn interfaces(listing: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_step_with_network_none_sees_only_loopback_while_the_default_is_the_host() {
+fn a_step_with_network_none_sees_only_loopback_while_the_default_has_its_own_tap() {
     if !can_build() {
         return;
     }
@@ -155,10 +156,24 @@ fn a_step_with_network_none_sees_only_loopback_while_the_default_is_the_host() {
          RUN --network=default cat /proc/net/dev > /explicit-default\n"
     );
     let out = build_to(&home, &home.context("net", &dockerfile), "out", &[]);
-    let host = interfaces(&read("/proc/net/dev".into()));
-    assert_eq!(interfaces(&read(out.join("default"))), host);
-    assert_eq!(interfaces(&read(out.join("explicit-default"))), host);
+    assert_eq!(interfaces(&read(out.join("default"))), ["lo", "tap0"]);
+    assert_eq!(
+        interfaces(&read(out.join("explicit-default"))),
+        ["lo", "tap0"]
+    );
     assert_eq!(interfaces(&read(out.join("none"))), ["lo"]);
+
+    // With `--network host` for the build, the default steps have the host's.
+    let out = build_to(
+        &home,
+        &home.context("net", &dockerfile),
+        "out-host",
+        &["--network", "host"],
+    );
+    assert_eq!(
+        interfaces(&read(out.join("default"))),
+        interfaces(&read("/proc/net/dev".into()))
+    );
 
     // With `--network none` for the build, the default steps lose it too.
     let out = build_to(

@@ -7,8 +7,8 @@
 use crate::exec::ExtraHost;
 use crate::image::Reference;
 use crate::plan::NamedContext;
-use crate::sandbox::seccomp::{Profile, SeccompError, SeccompFilter, SeccompPolicy};
 use crate::sandbox::Ulimit;
+use crate::sandbox::seccomp::{Profile, SeccompError, SeccompFilter, SeccompPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -132,7 +132,8 @@ impl RunAndImageFlags {
             )
         };
         let json = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        let profile = Profile::from_json(&json).map_err(|e| fail(SeccompError::from(e).to_string()))?;
+        let profile =
+            Profile::from_json(&json).map_err(|e| fail(SeccompError::from(e).to_string()))?;
         SeccompFilter::compile(&profile)
             .map(SeccompPolicy::Profile)
             .map_err(|e| fail(e.to_string()))

@@ -44,7 +44,8 @@ pub enum CompressionArg {
 /// The network of RUN steps that do not choose one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetworkArg {
-    /// The host's network (what BuildKit's default gives a step).
+    /// A network namespace of the step's own with outbound NAT (slirp4netns),
+    /// as BuildKit's default.
     Default,
     /// The host's network.
     Host,
@@ -172,7 +173,8 @@ pub fn build_image(
         no_cache_stages: args.no_cache_filter.clone(),
         pull: args.pull,
         network: match args.network {
-            NetworkArg::Default | NetworkArg::Host => Network::Host,
+            NetworkArg::Default => Network::Private,
+            NetworkArg::Host => Network::Host,
             NetworkArg::None => Network::None,
         },
         entitlements,

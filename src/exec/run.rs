@@ -162,7 +162,8 @@ impl RunStep {
     pub fn cache_inputs(&self, parent_key: &str, options: &ExecOptions) -> StepInputs {
         let mut flags = BTreeMap::new();
         let network = match self.network {
-            Network::Host => "default",
+            Network::Private => "default",
+            Network::Host => "host",
             Network::None => "none",
         };
         flags.insert("network".to_owned(), network.to_owned());
@@ -739,39 +740,60 @@ fn hosts_file(extra: &[super::ExtraHost]) -> String {
     hosts
 }
 
-/// The step's `/etc/resolv.conf`: the host's; without the network of the
-/// host, its loopback nameservers cannot be reached, so they are dropped,
-/// and public resolvers stand in if none is left.
+/// Where systemd-resolved lists the upstream servers behind its stub.
+const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
+
+/// The step's `/etc/resolv.conf`, as BuildKit makes it: with the host's
+/// network, the host's; otherwise only the nameservers the step can reach
+/// (see [`resolv_conf_from`]), read through systemd-resolved's stub
+/// (`127.0.0.53` alone) to the servers behind it.
 fn resolv_conf(network: Network) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let only_stub = {
+        let mut servers = host.lines().filter_map(nameserver);
+        servers.next() == Some(Some(RESOLVED_STUB)) && servers.next().is_none()
+    };
+    let host = match network {
+        Network::Private | Network::None if only_stub => {
+            std::fs::read_to_string(RESOLVED_UPSTREAM).unwrap_or(host)
+        }
+        Network::Private | Network::None | Network::Host => host,
+    };
     resolv_conf_from(&host, network)
 }
 
+/// systemd-resolved's stub resolver.
+const RESOLVED_STUB: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 53));
+
+/// The address of a `nameserver` line (`Some(None)` if it is not one).
+fn nameserver(line: &str) -> Option<Option<std::net::IpAddr>> {
+    let mut words = line.split_whitespace();
+    (words.next() == Some("nameserver")).then(|| words.next().and_then(|ip| ip.parse().ok()))
+}
+
+/// `host` (a resolv.conf) without the nameservers a step on `network`
+/// cannot reach: the host's loopback ones outside the host's network, and
+/// IPv6 ones in a private network (slirp4netns gives it IPv4 only). Public
+/// resolvers stand in if none is left.
 fn resolv_conf_from(host: &str, network: Network) -> String {
-    let is_loopback = |line: &str| {
-        let mut words = line.split_whitespace();
-        words.next() == Some("nameserver")
-            && words
-                .next()
-                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
-                .is_some_and(|ip| ip.is_loopback())
+    let reachable = |line: &&str| match nameserver(line) {
+        None | Some(None) => true,
+        Some(Some(ip)) => match network {
+            Network::Host => true,
+            Network::None => !ip.is_loopback(),
+            Network::Private => ip.is_ipv4() && !ip.is_loopback(),
+        },
     };
-    let kept: Vec<&str> = match network {
-        Network::Host => host.lines().collect(),
-        Network::None => host.lines().filter(|line| !is_loopback(line)).collect(),
-    };
-    let has_nameserver = kept
-        .iter()
-        .any(|line| line.split_whitespace().next() == Some("nameserver"));
-    if has_nameserver {
-        let mut text = kept.join("\n");
-        text.push('\n');
-        text
-    } else {
-        let mut text: String = kept.iter().map(|line| format!("{line}\n")).collect();
-        text.push_str(DEFAULT_RESOLV_CONF);
-        text
+    let kept: Vec<&str> = host.lines().filter(reachable).collect();
+    let mut text: String = kept.iter().map(|line| format!("{line}\n")).collect();
+    if !kept.iter().any(|line| nameserver(line).is_some()) {
+        DEFAULT_RESOLV_CONF
+            .lines()
+            .filter(reachable)
+            .for_each(|line| text.push_str(&format!("{line}\n")));
     }
+    text
 }
 
 #[cfg(test)]
@@ -791,6 +813,19 @@ mod tests {
             DEFAULT_RESOLV_CONF
         );
         assert_eq!(resolv_conf_from("", Network::Host), DEFAULT_RESOLV_CONF);
+    }
+
+    #[test]
+    fn a_private_network_keeps_the_ipv4_nameservers_it_reaches_by_nat() {
+        let host = "search lan\nnameserver 127.0.0.53\nnameserver fd00::1\nnameserver 192.0.2.1\n";
+        assert_eq!(
+            resolv_conf_from(host, Network::Private),
+            "search lan\nnameserver 192.0.2.1\n"
+        );
+        assert_eq!(
+            resolv_conf_from("nameserver 127.0.0.1\noptions edns0\n", Network::Private),
+            "options edns0\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! It reads the [`Request`] on stdin, arms the parent-death signal, makes the
 //! user namespace when rootless (and waits until the parent has mapped it),
-//! unshares the pid namespace, fills the scratch directory, and forks the
+//! makes the step's network namespace (with slirp4netns serving it, see
+//! `network`), unshares the pid namespace, fills the scratch directory, and forks the
 //! step's pid 1 (see `init`). It then waits for that child and reports its
 //! exact end on the status pipe (fd 3).
 
@@ -10,7 +11,7 @@ use super::mountpoints::{self, Created};
 use super::protocol::{GO, IdMapSummary, Message, Request, STATUS_FD};
 use super::spec::{Rootfs, Spec, User};
 use super::targets::{self, Made, Target};
-use super::{cgroup, fds, init, namespaces};
+use super::{cgroup, fds, init, namespaces, network};
 use std::fs;
 use std::io::{BufRead, Write};
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
@@ -155,6 +156,12 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
         }
         check_mapped(&request.spec.user, map)?;
     }
+    // Until dropped (after the step), slirp4netns serves a private network.
+    let network = network::enter(
+        request.spec.network,
+        request.nat.as_deref(),
+        &request.scratch.join("slirp4netns.log"),
+    )?;
     namespaces::unshare_pid()?;
     let scratch = Scratch::prepare(&request.scratch, &request.spec)?;
     let (alive_read, alive_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -180,6 +187,7 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     request.spec.secret_env.clear();
     let ended = wait_for(pid);
     let cleaned = scratch.cleanup();
+    drop(network);
     drop(alive_write);
     let ended = ended?;
     cleaned?;

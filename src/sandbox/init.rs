@@ -24,7 +24,7 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     // Detach from the caller's terminal: the step cannot read it, and a
     // terminal's signals reach the helper, whose death ends the step.
     rustix::process::setsid().context(|| "starting a new session".into())?;
-    namespaces::unshare_step(spec.network)?;
+    namespaces::unshare_step()?;
 
     mounts::make_private()?;
     if let Rootfs::Overlay { lower, .. } = &spec.rootfs {
@@ -49,7 +49,7 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
     mounts::attach_binds(binds)?;
 
     namespaces::set_hostname(&spec.hostname)?;
-    if spec.network == Network::None {
+    if spec.network != Network::Host {
         namespaces::loopback_up()?;
     }
     std::fs::create_dir_all(&spec.cwd)

@@ -1,5 +1,7 @@
-//! The RUN sandbox: a step runs in fresh mount, pid, ipc and uts namespaces
-//! (plus user when rootless and net for `--network=none`), on an overlay of
+//! The RUN sandbox: a step runs in fresh mount, pid, ipc, uts and network
+//! namespaces (plus user when rootless; the host's network only with
+//! `--network=host`; outbound NAT through slirp4netns by default, see
+//! `network`), on an overlay of
 //! the image's layers, with Docker's default capabilities (every one for
 //! `RUN --security=insecure`).
 //!
@@ -50,11 +52,12 @@ mod masks;
 mod mountpoints;
 mod mounts;
 mod namespaces;
+mod network;
 mod process;
 mod protocol;
 mod rlimits;
-mod secret;
 pub mod seccomp;
+mod secret;
 pub mod spec;
 mod targets;
 
@@ -63,6 +66,7 @@ pub use cgroup::{
     CgroupError, CgroupLimits, DEFAULT_PIDS_LIMIT, unavailable_reason as cgroup_unavailable,
 };
 pub use fds::cloexec_inherited;
+pub use network::NatUnavailable;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
 pub use rlimits::{Resource, Ulimit, UlimitError};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};

@@ -3,7 +3,6 @@
 //! lifetime to the parent's.
 
 use super::helper::{Context, SetupError};
-use super::spec::Network;
 use rustix::thread::UnshareFlags;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -50,14 +49,16 @@ pub(crate) fn unshare_pid() -> Result<(), SetupError> {
     unshare(UnshareFlags::NEWPID, "the pid namespace")
 }
 
-/// Makes the step's own mount, uts and ipc namespaces, and a network
-/// namespace for [`Network::None`].
-pub(crate) fn unshare_step(network: Network) -> Result<(), SetupError> {
-    let mut flags = UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;
-    if network == Network::None {
-        flags |= UnshareFlags::NEWNET;
-    }
-    unshare(flags, "the mount, uts, ipc and network namespaces")
+/// Makes the step's own mount, uts and ipc namespaces (its network
+/// namespace is the helper's; see `network`).
+pub(crate) fn unshare_step() -> Result<(), SetupError> {
+    let flags = UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;
+    unshare(flags, "the mount, uts and ipc namespaces")
+}
+
+/// Makes the network namespace the step's pid 1 will inherit.
+pub(crate) fn unshare_net() -> Result<(), SetupError> {
+    unshare(UnshareFlags::NEWNET, "the network namespace")
 }
 
 fn unshare(flags: UnshareFlags, what: &str) -> Result<(), SetupError> {

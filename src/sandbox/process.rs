@@ -54,6 +54,9 @@ pub enum SandboxError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The step's network needs slirp4netns, which cannot run here.
+    #[error(transparent)]
+    Nat(#[from] super::network::NatUnavailable),
     /// The rootless id maps could not be written.
     #[error("setting up the user namespace: {0}")]
     IdMap(#[from] IdMapError),
@@ -157,6 +160,7 @@ impl Sandbox {
         mut output: impl FnMut(Stream, &[u8]),
     ) -> Result<Outcome, SandboxError> {
         spec.validate()?;
+        let nat = super::network::nat_program(spec.network)?;
         let id_map = (!rustix::process::geteuid().is_root()).then(IdMap::detect);
         let helper_err = |source| SandboxError::Helper {
             helper: self.helper.clone(),
@@ -181,6 +185,7 @@ impl Sandbox {
             scratch: scratch.path().to_path_buf(),
             parent_pid: rustix::process::getpid().as_raw_nonzero().get(),
             user_namespace: id_map.as_ref().map(IdMap::summary),
+            nat,
         };
         // Plain structs with string keys: serializing cannot fail. The line
         // may hold secrets: it is wiped when dropped.

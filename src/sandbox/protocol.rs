@@ -34,6 +34,10 @@ pub(crate) struct Request {
     /// join first; empty where steps get none.
     #[serde(default)]
     pub cgroup: Vec<std::path::PathBuf>,
+    /// The slirp4netns program, for a private network (the helper has no
+    /// `PATH` to find it).
+    #[serde(default)]
+    pub nat: Option<std::path::PathBuf>,
 }
 
 /// What the helper reports.

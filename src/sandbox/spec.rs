@@ -2,9 +2,9 @@
 //! mounts, process and identity. Sent to the helper as JSON on its stdin, so
 //! everything here is plain data with serde derives.
 
-use super::seccomp::SeccompFilter;
 use super::cgroup::CgroupLimits;
 use super::rlimits::Ulimit;
+use super::seccomp::SeccompFilter;
 use super::secret::{SecretEnv, SecretFile};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
@@ -133,9 +133,13 @@ pub struct User {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Network {
-    /// The host's network stack. Dockerfile's `--network=default` maps here
-    /// (as Buildah's `--network=host`), so package managers reach the net.
+    /// A network namespace of the step's own (Dockerfile's
+    /// `--network=default`, as BuildKit's): loopback plus a `tap0` that
+    /// slirp4netns connects to the host's network by NAT, with the host's
+    /// loopback (its 127.0.0.1 services) out of reach.
     #[default]
+    Private,
+    /// The host's network stack (`--network=host`, an entitlement).
     Host,
     /// A new network namespace with only the loopback interface, up.
     None,
@@ -380,7 +384,7 @@ mod tests {
     }
 
     #[test]
-    fn network_defaults_to_the_host() {
-        assert_eq!(Network::default(), Network::Host);
+    fn network_defaults_to_a_namespace_of_the_steps_own() {
+        assert_eq!(Network::default(), Network::Private);
     }
 }

@@ -258,7 +258,8 @@ fn parse_sub_ids(content: &str, uid: u32, name: Option<&str>) -> Option<SubIdRan
     })
 }
 
-fn find_in_path(tool: &str) -> Option<PathBuf> {
+/// The first `tool` in the directories of `PATH`.
+pub(crate) fn find_in_path(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(tool))

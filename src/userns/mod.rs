@@ -21,7 +21,7 @@ mod unpack;
 
 pub(crate) use helper::main as helper_main;
 pub use idmap::IdMapError;
-pub(crate) use idmap::{IdMap, IdMapSummary};
+pub(crate) use idmap::{IdMap, IdMapSummary, find_in_path};
 pub use unpack::{
     NamespaceDiff, Stack, UnpackError, copy_tree, extract_layer, in_process_options, missing_range,
     missing_range_notice, remove_in_namespace,

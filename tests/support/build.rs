@@ -4,6 +4,7 @@
 
 use assert_cmd::Command;
 use serde_json::Value;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 /// A temp directory holding the store (`store/`), docker config and
@@ -34,6 +35,25 @@ impl Home {
             .env_remove("SOURCE_DATE_EPOCH")
             .args(["build", "--progress", "plain"])
             .args(args);
+        cmd
+    }
+
+    /// `builder build --progress plain` as uid 65534 ([`NOBODY`]) with this
+    /// home and store: the test must run as root, and give the home to
+    /// that user first ([`give_to_nobody`]).
+    pub fn build_as_nobody(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_builder"));
+        cmd.env_clear()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("HOME", self.dir.path())
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("TMPDIR", "/tmp")
+            .arg("--root")
+            .arg(self.path("store"))
+            .args(["build", "--progress", "plain"])
+            .current_dir("/")
+            .uid(NOBODY)
+            .gid(NOBODY);
         cmd
     }
 
@@ -70,6 +90,20 @@ impl Home {
         std::fs::write(dest.join("Dockerfile"), dockerfile).unwrap();
         std::fs::copy("/bin/busybox", dest.join("busybox")).unwrap();
         dest
+    }
+}
+
+/// The unprivileged user the rootless tests build as.
+pub const NOBODY: u32 = 65534;
+
+/// Gives every entry under `dir` (and `dir`) to uid/gid [`NOBODY`].
+pub fn give_to_nobody(dir: &Path) {
+    std::os::unix::fs::lchown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    if !std::fs::symlink_metadata(dir).unwrap().is_dir() {
+        return;
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        give_to_nobody(&entry.unwrap().path());
     }
 }
 

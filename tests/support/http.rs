@@ -98,6 +98,15 @@ impl TestServer {
     /// Serves every request with `handler` on a free port of 127.0.0.1.
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test server port");
+        Self::serve(listener, handler)
+    }
+
+    /// Serves every request on `listener` (bound wherever the test needs,
+    /// e.g. in a network namespace of its own) with `handler`.
+    pub fn serve(
+        listener: TcpListener,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
         let addr = listener
             .local_addr()
             .expect("local address of a bound socket");
@@ -117,7 +126,7 @@ impl TestServer {
         Self { addr, stop }
     }
 
-    /// `127.0.0.1:PORT`.
+    /// `ADDRESS:PORT` (`127.0.0.1:PORT` for [`TestServer::start`]).
     pub fn host(&self) -> String {
         self.addr.to_string()
     }
