@@ -451,10 +451,12 @@ impl Executor {
             ownership: extract_options().ownership,
         };
         for layer in layers {
-            let blob = self.store.blobs().open(layer.blob.digest())?;
+            let (blob, check) = self.store.blobs().open_checked(layer.blob.digest())?;
             let media_type = layer.blob.media_type().to_string();
-            let tar = crate::layer::compress::decompress(blob, &media_type)?;
-            let report = extract(tar, root, &options)?;
+            let report = crate::layer::compress::decompress(blob, &media_type)
+                .and_then(|tar| extract(tar, root, &options));
+            check.finish()?;
+            let report = report?;
             if report.diff_id != layer.diff_id {
                 return Err(crate::store::StoreError::DiffIdMismatch {
                     layer: Box::new(layer.blob.digest().clone()),

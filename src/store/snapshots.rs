@@ -103,14 +103,18 @@ impl SnapshotStore {
             return Ok(chain);
         }
         let pending = self.begin()?;
-        let blob = blobs.open(layer.digest())?;
+        let (blob, check) = blobs.open_checked(layer.digest())?;
         let layer_error = |source| StoreError::Layer {
             digest: layer.digest().clone(),
             source,
         };
         let media_type = layer.media_type().to_string();
-        let tar = crate::layer::compress::decompress(blob, &media_type).map_err(layer_error)?;
-        let report = extract(tar, pending.path(), &extract_options()).map_err(layer_error)?;
+        let report = crate::layer::compress::decompress(blob, &media_type)
+            .and_then(|tar| extract(tar, pending.path(), &extract_options()));
+        // A blob damaged on disk is named as such, not as the gzip or
+        // tar error it causes.
+        check.finish()?;
+        let report = report.map_err(layer_error)?;
         if &report.diff_id != diff_id {
             return Err(StoreError::DiffIdMismatch {
                 layer: Box::new(layer.digest().clone()),
