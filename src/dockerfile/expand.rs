@@ -869,12 +869,12 @@ mod tests {
     #[test]
     fn doubling_stops_at_the_growth_limit() {
         let lexer = Lexer::new('\\');
-        let mut env = env(&[("a", "xxxxxxxx")]);
+        let mut vars = env(&[("a", "xxxxxxxx")]);
         let mut doublings = 0;
         let err = loop {
-            match lexer.expand_word("$a$a", &env) {
+            match lexer.expand_word("$a$a", &vars) {
                 Ok(v) => {
-                    env.insert("a".to_owned(), v);
+                    vars.insert("a".to_owned(), v);
                     doublings += 1;
                 }
                 Err(e) => break e,
@@ -882,9 +882,9 @@ mod tests {
         };
         assert_eq!(err.kind, ExpandErrorKind::TooLong);
         assert_eq!(doublings, 19, "8 bytes doubled 19 times is 4 MiB");
-        // A replacement that repeats the match many times is refused as it grows.
-        let big = env(&[("a", &"x".repeat(MAX_GROWTH / 2))]);
-        for word in ["${a//x/$0$0$0}", "${a/*/$0$0$0$0}", "\"$a$a$a\""] {
+        // A replacement that grows each match is refused as it grows.
+        let big = env(&[("a", &"x".repeat(MAX_GROWTH / 2)), ("b", "yyy")]);
+        for word in ["${a//x/$b}", "\"$a$a$a\""] {
             let err = lexer.expand_word(word, &big).unwrap_err();
             assert_eq!(err.kind, ExpandErrorKind::TooLong, "{word}");
         }

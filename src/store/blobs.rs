@@ -554,6 +554,28 @@ mod tests {
     }
 
     #[test]
+    fn a_checked_read_tells_a_corrupt_blob_wherever_the_reader_stopped() {
+        let (_dir, store) = store();
+        let blobs = store.blobs();
+        let digest = blobs.put(&vec![7; 100_000]).unwrap();
+        for read in [0, 10, 100_000] {
+            let (mut blob, check) = blobs.open_checked(&digest).unwrap();
+            std::io::copy(&mut (&mut blob).take(read), &mut std::io::sink()).unwrap();
+            check.finish().unwrap();
+        }
+        let mut damaged = vec![7; 100_000];
+        damaged[50_000] = 8;
+        std::fs::write(blobs.path(&digest).unwrap(), &damaged).unwrap();
+        let (mut blob, check) = blobs.open_checked(&digest).unwrap();
+        std::io::copy(&mut (&mut blob).take(10), &mut std::io::sink()).unwrap();
+        assert!(matches!(
+            check.finish(),
+            Err(StoreError::CorruptBlob { actual, .. }) if actual == sha256(&damaged)
+        ));
+        assert!(!blobs.contains(&digest), "a corrupt blob is removed");
+    }
+
+    #[test]
     fn missing_corrupt_and_foreign_digests_are_errors() {
         let (_dir, store) = store();
         let blobs = store.blobs();
@@ -572,8 +594,9 @@ mod tests {
         std::fs::write(blobs.path(&digest).unwrap(), b"tampered").unwrap();
         assert!(matches!(
             blobs.read(&digest),
-            Err(StoreError::DigestMismatch { .. })
+            Err(StoreError::CorruptBlob { actual, .. }) if actual == sha256(b"tampered")
         ));
+        assert!(!blobs.contains(&digest), "a corrupt blob is removed");
 
         let sha512: Digest = format!("sha512:{}", "a".repeat(128)).parse().unwrap();
         assert!(!blobs.contains(&sha512));
