@@ -35,7 +35,12 @@ pub(super) async fn resolve(
 ) -> Result<ImageBase, BaseError> {
     if !pull_always {
         if let Some(descriptor) = store.refs().get(reference)? {
-            return read(store, &descriptor);
+            let base = read(store, &descriptor)?;
+            // A layer blob removed as corrupt (or damaged in its size) is
+            // fetched again by pulling, which fetches only what is missing.
+            if base.layers.iter().all(|l| blob_intact(store, &l.blob)) {
+                return Ok(base);
+            }
         }
     }
     let client = client()?;
@@ -64,6 +69,14 @@ pub(super) async fn resolve(
     };
     store.refs().set(&name, pulled.descriptor())?;
     read(store, &pulled.descriptor())
+}
+
+/// Whether the store has the blob `descriptor` names, of its size.
+fn blob_intact(store: &Store, descriptor: &Descriptor) -> bool {
+    store
+        .blobs()
+        .size(descriptor.digest())
+        .is_ok_and(|size| size == descriptor.size())
 }
 
 /// Reads the manifest `descriptor` names and its config from the store.

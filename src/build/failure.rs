@@ -5,39 +5,30 @@
 
 use super::error::{BaseError, StepError};
 use crate::dockerfile::ast::Span;
+use crate::dockerfile::excerpt::Excerpt;
 use crate::plan::SourceFile;
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
+use miette::{Diagnostic, LabeledSpan, SourceCode, SourceSpan};
 use std::fmt::Display;
-use std::sync::Arc;
-
-/// Instructions spanning more lines than this are marked on their first.
-const MARKED_LINES: usize = 12;
 
 /// Where in the Dockerfile: `FILE:LINE` for the message, and the text
 /// with the instruction's span for the report's snippet.
 #[derive(Debug, Clone)]
 pub struct Site {
     location: String,
-    text: NamedSource<Arc<str>>,
+    text: Excerpt,
     span: SourceSpan,
 }
 
 impl Site {
-    /// The instruction at `span` of `file`.
+    /// The instruction at `span` of `file` (a long one, such as a
+    /// here-document script, is marked on its first line only).
     pub(crate) fn new(file: &SourceFile, span: Span) -> Self {
-        let text = &file.text;
-        let start = span.start.offset.min(text.len());
-        let mut len = span.len().min(text.len() - start);
-        // A long instruction (a here-document script) is marked on its
-        // first line only, so the report stays readable.
-        if span.end.line.saturating_sub(span.start.line) >= MARKED_LINES {
-            let rest = text.get(start..).unwrap_or_default();
-            len = rest.find('\n').unwrap_or(rest.len()).min(len);
-        }
+        let location = format!("{}:{}", file.file, span.start.line);
+        let (text, span) = Excerpt::new(&file.file, &file.text, span.start.offset, span.end.offset);
         Self {
-            location: format!("{}:{}", file.file, span.start.line),
-            text: NamedSource::new(&file.file, Arc::clone(text)),
-            span: SourceSpan::new(start.into(), len),
+            location,
+            text,
+            span,
         }
     }
 

@@ -30,6 +30,14 @@ pub(super) fn write(
     let fixed = source_date_epoch.map(|epoch| meta::timestamp(Some(epoch)));
     meta::finish(&mut config, fixed.as_deref());
     let config_bytes = config.to_canonical_json();
+    // `--label`s come last: they too may make it larger than a config may be.
+    if config_bytes.len() as u64 > crate::store::MAX_DOCUMENT_SIZE {
+        return Err(StoreError::DocumentTooLarge {
+            digest: crate::digest::sha256(&config_bytes),
+            size: config_bytes.len() as u64,
+            limit: crate::store::MAX_DOCUMENT_SIZE,
+        });
+    }
     let config_digest = blobs.put(&config_bytes)?;
     let config_descriptor = Descriptor::new(
         MediaType::ImageConfig,

@@ -43,6 +43,7 @@ struct State {
     layers: Vec<LayerRef>,
     config: ImageConfig,
     meta: StageMeta,
+    size: meta::ConfigSize,
     key: String,
 }
 
@@ -220,6 +221,7 @@ pub(super) async fn run_stage(
     config.config.on_build = None;
     let mut state = State {
         layers,
+        size: meta::ConfigSize::new(&config),
         config,
         meta: StageMeta::default(),
         key,
@@ -227,9 +229,9 @@ pub(super) async fn run_stage(
     let no_cache = shared.no_cache(index);
     for (position, step) in plan.steps.iter().enumerate() {
         let name = if counted(&step.kind) {
-            format!("{} {step}", counter.next())
+            format!("{} {}", counter.next(), shown(step))
         } else {
-            format!("{} {step}", counter.current())
+            format!("{} {}", counter.current(), shown(step))
         };
         let position = format!("{file}:{}:{position}", graph.label(index));
         let context = StepContext {
@@ -243,7 +245,8 @@ pub(super) async fn run_stage(
             context.run_counted(&mut state, &name).await
         } else {
             metadata(&mut state, step, shared).map_err(StepError::from)
-        };
+        }
+        .and_then(|()| state.size.check(&state.config).map_err(StepError::from));
         result.map_err(|source| {
             let site = Site::new(graph.source(), step.span);
             BuildError::Step(Box::new(StepFailure::new(site, name, source)))
@@ -255,6 +258,19 @@ pub(super) async fn run_stage(
         config: state.config,
         key: state.key,
     })
+}
+
+/// Characters of a step's text that progress and reports show.
+const STEP_CHARS: usize = 1000;
+
+/// The step as progress and reports show it: a step whose values expanded
+/// to megabytes is cut, with its size.
+fn shown(step: &Step) -> String {
+    let text = step.to_string();
+    match text.char_indices().nth(STEP_CHARS) {
+        None => text,
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+    }
 }
 
 /// Finished stages by index.

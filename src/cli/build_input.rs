@@ -202,16 +202,15 @@ fn from_archive(unpacked: UnpackedContext, choice: DockerfileChoice<'_>) -> Resu
 
 fn read_dockerfile(path: &Path) -> Result<DockerfileText> {
     let name = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| miette!("cannot read the Dockerfile {name}: {e}"))?;
+    let bytes = std::fs::File::open(path)
+        .and_then(crate::dockerfile::read_bounded)
+        .map_err(|e| miette!("cannot read the Dockerfile {name}: {e}"))?;
     Ok(DockerfileText { name, bytes })
 }
 
 /// A Dockerfile read from stdin (or what is left of it), named `<stdin>`.
-fn read_stdin_dockerfile(mut reader: impl Read) -> Result<DockerfileText> {
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
+fn read_stdin_dockerfile(reader: impl Read) -> Result<DockerfileText> {
+    let bytes = crate::dockerfile::read_bounded(reader)
         .map_err(|e| miette!("cannot read the Dockerfile from stdin: {e}"))?;
     Ok(DockerfileText {
         name: STDIN_NAME.to_owned(),

@@ -34,7 +34,7 @@ pub fn run(args: DebugArgs) -> ExitCode {
 
 fn parse(file: &PathBuf, check: bool) -> ExitCode {
     let name = file.display().to_string();
-    let bytes = match std::fs::read(file) {
+    let bytes = match std::fs::File::open(file).and_then(dockerfile::read_bounded) {
         Ok(bytes) => bytes,
         Err(e) => {
             eprintln!("error: cannot read {name}: {e}");

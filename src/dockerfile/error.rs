@@ -3,8 +3,8 @@
 //! with a marker under it.
 
 use super::ast::Span;
-use miette::{NamedSource, SourceSpan};
-use std::sync::Arc;
+use super::excerpt::Excerpt;
+use miette::SourceSpan;
 
 /// What went wrong, without where. The messages follow BuildKit's wording so
 /// users find them in its documentation and issues.
@@ -13,6 +13,12 @@ pub enum ErrorKind {
     /// The file is not UTF-8 text.
     #[error("the file is not valid UTF-8")]
     InvalidUtf8,
+    /// A file larger than [`MAX_FILE_BYTES`](super::parser::MAX_FILE_BYTES).
+    #[error(
+        "the file is larger than {} MiB, the most builder reads",
+        super::parser::MAX_FILE_BYTES >> 20
+    )]
+    FileTooLarge,
     /// A physical line longer than BuildKit's scanner accepts.
     #[error("dockerfile line greater than max allowed size of 65535")]
     LineTooLong,
@@ -161,22 +167,21 @@ pub struct Error {
     line: usize,
     column: usize,
     #[source_code]
-    source_code: NamedSource<Arc<str>>,
+    source_code: Excerpt,
     #[label("here")]
     label: SourceSpan,
 }
 
 impl Error {
     /// An error of `kind` at `span` of the file `file` with text `source`.
-    pub(crate) fn new(kind: ErrorKind, span: Span, file: &str, source: Arc<str>) -> Error {
-        let start = span.start.offset.min(source.len());
-        let len = span.len().min(source.len() - start);
+    pub(crate) fn new(kind: ErrorKind, span: Span, file: &str, source: &str) -> Error {
+        let (source_code, label) = Excerpt::new(file, source, span.start.offset, span.end.offset);
         Error {
             kind: Box::new(kind),
             line: span.start.line,
             column: span.start.column,
-            source_code: NamedSource::new(file, source),
-            label: SourceSpan::new(start.into(), len),
+            source_code,
+            label,
         }
     }
 

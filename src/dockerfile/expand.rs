@@ -36,7 +36,7 @@ impl Env for BTreeMap<String, String> {
 
 /// What went wrong while expanding one word.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("failed to process {word:?}: {kind}")]
+#[error("failed to process {}: {kind}", shown_word(word))]
 pub struct ExpandError {
     /// The word as written in the Dockerfile.
     pub word: String,
@@ -88,11 +88,35 @@ pub enum ExpandErrorKind {
     /// `${…}` nested deeper than [`MAX_NESTING`].
     #[error("substitutions nested deeper than {MAX_NESTING} levels")]
     TooDeep,
+    /// Substitutions made the word grow by more than [`MAX_GROWTH`].
+    #[error(
+        "the expanded word would be more than {} MiB longer than written, the most builder allows",
+        MAX_GROWTH >> 20
+    )]
+    TooLong,
 }
 
 /// How deeply `${a:-${b:-…}}` may nest. BuildKit has no limit; we keep one so
 /// a hostile Dockerfile cannot exhaust the stack.
 pub const MAX_NESTING: usize = 128;
+
+/// How many bytes substitutions may add to one word (its expansion is at
+/// most this much longer than the word as written). BuildKit has no limit;
+/// with one, a file of a few lines that doubles a variable on each cannot
+/// make gigabytes. No real Dockerfile comes near: Linux refuses a single
+/// environment string over 128 KiB to any RUN step.
+pub const MAX_GROWTH: usize = 4 << 20;
+
+/// How much of a long word an error message shows.
+const SHOWN_WORD_CHARS: usize = 200;
+
+/// `word` quoted for a message, cut after [`SHOWN_WORD_CHARS`] characters.
+fn shown_word(word: &str) -> String {
+    match word.char_indices().nth(SHOWN_WORD_CHARS) {
+        None => format!("{word:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &word[..cut], word.len()),
+    }
+}
 
 /// The outcome of expanding one word.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -172,6 +196,7 @@ impl Lexer {
                 .collect(),
             pos: 0,
             depth: 0,
+            limit: word.len().saturating_add(MAX_GROWTH),
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         };
@@ -251,6 +276,8 @@ struct Run<'a> {
     chars: Vec<char>,
     pos: usize,
     depth: usize,
+    /// The most bytes any text produced for this word may have.
+    limit: usize,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
@@ -268,6 +295,15 @@ impl Run<'_> {
             self.pos += 1;
         }
         c
+    }
+
+    /// Refuses `text` once it is longer than the word may grow.
+    fn bounded(&self, text: &str) -> Result<(), Kind> {
+        if text.len() > self.limit {
+            Err(Kind::TooLong)
+        } else {
+            Ok(())
+        }
     }
 
     fn lookup(&mut self, name: &str) -> Option<String> {
@@ -302,6 +338,7 @@ impl Run<'_> {
                 '$' => {
                     let value = self.dollar()?;
                     text.push_str(&value);
+                    self.bounded(&text)?;
                     words.add_str(&value);
                 }
                 '\'' if quotes => {
@@ -312,6 +349,7 @@ impl Run<'_> {
                 '"' if quotes => {
                     let value = self.double_quoted(raw_escapes)?;
                     text.push_str(&value);
+                    self.bounded(&text)?;
                     words.add_raw_str(&value);
                 }
                 _ => {
@@ -381,6 +419,7 @@ impl Run<'_> {
                 Some('$') => {
                     let value = self.dollar()?;
                     out.push_str(&value);
+                    self.bounded(&out)?;
                 }
                 Some(mut ch) => {
                     self.pos += 1;
@@ -536,7 +575,7 @@ impl Run<'_> {
                 let value = value.unwrap_or_default();
                 let re = ShellPattern::parse(&pattern)?.to_regex(false, true, &pattern)?;
                 Ok(if all {
-                    replace_all(&re, &value, &replacement)
+                    replace_all(&re, &value, &replacement, self.limit)?
                 } else if let Some(m) = re.find(&value) {
                     format!("{}{replacement}{}", &value[..m.start()], &value[m.end()..])
                 } else {
@@ -689,8 +728,8 @@ fn reverse_pattern(pattern: &str) -> String {
 
 /// `${v//p/r}`: Go's `Regexp.ReplaceAllString`, including its handling of
 /// empty matches and of `$` in the replacement (a template, where `$0` is the
-/// match and `$$` a dollar sign).
-fn replace_all(re: &Regex, value: &str, template: &str) -> String {
+/// match and `$$` a dollar sign). Output beyond `limit` bytes is refused.
+fn replace_all(re: &Regex, value: &str, template: &str, limit: usize) -> Result<String, Kind> {
     let mut out = String::new();
     let mut last_end = 0;
     let mut search = 0;
@@ -701,7 +740,7 @@ fn replace_all(re: &Regex, value: &str, template: &str) -> String {
         out.push_str(&value[last_end..m.start()]);
         // No replacement for an empty match right after the previous match.
         if m.end() > last_end || m.start() == 0 {
-            expand_template(template, m.as_str(), &mut out);
+            expand_template(template, m.as_str(), &mut out, limit)?;
         }
         last_end = m.end();
         let width = value[search..].chars().next().map_or(0, char::len_utf8);
@@ -714,13 +753,18 @@ fn replace_all(re: &Regex, value: &str, template: &str) -> String {
         };
     }
     out.push_str(&value[last_end..]);
-    out
+    Ok(out)
 }
 
 /// Go's `Regexp.Expand` for a pattern with no groups: `$$` is `$`, `$0` /
 /// `${0}` the whole match, any other well-formed reference is empty, and a
-/// malformed one is kept as written.
-fn expand_template(template: &str, whole: &str, out: &mut String) {
+/// malformed one is kept as written. Output beyond `limit` bytes is refused.
+fn expand_template(
+    template: &str,
+    whole: &str,
+    out: &mut String,
+    limit: usize,
+) -> Result<(), Kind> {
     let mut rest = template;
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
@@ -750,6 +794,9 @@ fn expand_template(template: &str, whole: &str, out: &mut String) {
             Some(after) if !name.is_empty() => {
                 if name == "0" {
                     out.push_str(whole);
+                    if out.len() > limit {
+                        return Err(Kind::TooLong);
+                    }
                 }
                 rest = after;
             }
@@ -757,6 +804,10 @@ fn expand_template(template: &str, whole: &str, out: &mut String) {
         }
     }
     out.push_str(rest);
+    if out.len() > limit {
+        return Err(Kind::TooLong);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -781,7 +832,7 @@ mod tests {
     #[test]
     fn template_expansion_follows_go() {
         let mut out = String::new();
-        expand_template("<$0|${0}|$$|$1|$x|${x|$>", "M", &mut out);
+        expand_template("<$0|${0}|$$|$1|$x|${x|$>", "M", &mut out, usize::MAX).unwrap();
         assert_eq!(out, "<M|M|$|||${x|$>");
     }
 
@@ -813,6 +864,45 @@ mod tests {
             }
         }
         assert!(lengths > 100_000, "the generator must vary: {lengths}");
+    }
+
+    #[test]
+    fn doubling_stops_at_the_growth_limit() {
+        let lexer = Lexer::new('\\');
+        let mut vars = env(&[("a", "xxxxxxxx")]);
+        let mut doublings = 0;
+        let err = loop {
+            match lexer.expand_word("$a$a", &vars) {
+                Ok(v) => {
+                    vars.insert("a".to_owned(), v);
+                    doublings += 1;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind, ExpandErrorKind::TooLong);
+        assert_eq!(doublings, 19, "8 bytes doubled 19 times is 4 MiB");
+        // A replacement that grows each match is refused as it grows.
+        let big = env(&[("a", &"x".repeat(MAX_GROWTH / 2)), ("b", "yyy")]);
+        for word in ["${a//x/$b}", "\"$a$a$a\""] {
+            let err = lexer.expand_word(word, &big).unwrap_err();
+            assert_eq!(err.kind, ExpandErrorKind::TooLong, "{word}");
+        }
+        // A long word that substitutes nothing is not refused, whatever its size.
+        let literal = "y".repeat(MAX_GROWTH * 2);
+        assert_eq!(
+            lexer.expand_word(&literal, &big).unwrap().len(),
+            literal.len()
+        );
+    }
+
+    #[test]
+    fn long_words_are_cut_in_messages() {
+        let word = format!("${{{}", "a".repeat(10_000));
+        let err = Lexer::new('\\').expand_word(&word, &env(&[])).unwrap_err();
+        let message = err.to_string();
+        assert!(message.len() < 400, "{message}");
+        assert!(message.contains("(10002 bytes)"), "{message}");
     }
 
     #[test]

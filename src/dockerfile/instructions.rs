@@ -257,7 +257,7 @@ pub struct HealthCheck {
 
 /// Lowers a syntax tree into typed instructions.
 pub fn lower(tree: &SyntaxTree) -> Result<Dockerfile, Error> {
-    lower_tree(tree).map_err(|e| Error::new(e.kind, e.span, &tree.file, tree.source.clone()))
+    lower_tree(tree).map_err(|e| Error::new(e.kind, e.span, &tree.file, &tree.source))
 }
 
 /// Parses and lowers a Dockerfile given as bytes.

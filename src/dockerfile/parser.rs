@@ -24,12 +24,25 @@ use std::sync::Arc;
 
 /// BuildKit reads lines with Go's `bufio.Scanner`, which refuses longer ones.
 const MAX_LINE_BYTES: usize = 65_535;
+/// The largest Dockerfile builder parses. BuildKit receives the file from
+/// the client in one gRPC message of at most 16 MiB; a real Dockerfile is a
+/// few kilobytes (with here-documents, rarely a megabyte).
+pub const MAX_FILE_BYTES: usize = 16 << 20;
 /// ONBUILD may hold one instruction; BuildKit's parser nests further and its
 /// second stage rejects it. Deeper nesting than this is refused outright.
 const MAX_ONBUILD_DEPTH: usize = 4;
 
 /// Parses Dockerfile `text`; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<SyntaxTree, Error> {
+    if text.len() > MAX_FILE_BYTES {
+        let index = SourceIndex::new(text);
+        return Err(Error::new(
+            ErrorKind::FileTooLarge,
+            index.span(0, 0),
+            file,
+            text,
+        ));
+    }
     let source: Arc<str> = Arc::from(text);
     match Parser::new(text).run() {
         Ok((directives, nodes, warnings)) => Ok(SyntaxTree {
@@ -39,25 +52,35 @@ pub fn parse(file: &str, text: &str) -> Result<SyntaxTree, Error> {
             nodes,
             warnings,
         }),
-        Err(e) => Err(Error::new(e.kind, e.span, file, source)),
+        Err(e) => Err(Error::new(e.kind, e.span, file, text)),
     }
+}
+
+/// Reads a Dockerfile from `reader`, stopping one byte after
+/// [`MAX_FILE_BYTES`] (parsing then refuses it): an endless or huge input
+/// (`-f /dev/zero`) is not read whole.
+pub fn read_bounded(reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Parses a Dockerfile given as bytes; text that is not UTF-8 is an error
 /// pointing at the first bad byte.
 pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<SyntaxTree, Error> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return parse(file, &String::from_utf8_lossy(bytes));
+    }
     match std::str::from_utf8(bytes) {
         Ok(text) => parse(file, text),
         Err(e) => {
             let text = String::from_utf8_lossy(bytes);
             let at = e.valid_up_to();
             let span = SourceIndex::new(&text).span(at, at + '\u{FFFD}'.len_utf8());
-            Err(Error::new(
-                ErrorKind::InvalidUtf8,
-                span,
-                file,
-                Arc::from(text.as_ref()),
-            ))
+            Err(Error::new(ErrorKind::InvalidUtf8, span, file, &text))
         }
     }
 }

@@ -115,6 +115,27 @@ pub struct HealthConfig {
     pub retries: i64,
 }
 
+/// The length of `value` as compact JSON, counted without making the text.
+pub fn json_len<T: Serialize>(value: &T) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Counting cannot fail, and configs hold only strings, numbers and
+    // string-keyed maps, which always serialize.
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => u64::MAX,
+    }
+}
+
 fn is_zero(value: &i64) -> bool {
     *value == 0
 }
@@ -169,6 +190,12 @@ impl ImageConfig {
     pub fn to_canonical_json(&self) -> Vec<u8> {
         // Strings, numbers and maps with string keys: serializing cannot fail.
         crate::image::manifest::canonical_json(self).expect("an image config always serializes")
+    }
+
+    /// The length of [`to_canonical_json`](Self::to_canonical_json)'s
+    /// bytes (sorting keys does not change it), counted without making them.
+    pub fn json_len(&self) -> u64 {
+        json_len(self)
     }
 
     /// The value of the environment variable `name` in the config's ENV.

@@ -5,9 +5,11 @@
 //!
 //! Values arrive expanded (variables substituted): the planner does that.
 
-use super::config::{Empty, HealthConfig, History, ImageConfig};
+use super::config::{Empty, HealthConfig, History, ImageConfig, json_len};
 use super::gofmt::{go_duration, go_quote, go_quote_rune, go_quoted_list};
 use crate::image::PlatformSpec;
+use crate::store::MAX_DOCUMENT_SIZE;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The `comment` of every history entry a Dockerfile step makes.
@@ -95,6 +97,50 @@ pub enum MetaError {
     /// `SHELL []`.
     #[error("SHELL requires at least one argument")]
     EmptyShell,
+    /// The config grew past what an image config may be.
+    #[error(
+        "the image config would be {size} bytes, more than the {} MiB builder (and the stages and builds that read the image) allow",
+        MAX_DOCUMENT_SIZE >> 20
+    )]
+    ConfigTooLarge {
+        /// Its size with this step.
+        size: u64,
+    },
+}
+
+/// Keeps a stage's config within what an image config may be (what the
+/// store reads back for `inspect` and `FROM`), step by step. It measures the
+/// config only when a running bound passes the limit, so that a stage of
+/// thousands of steps does not serialize its config thousands of times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigSize {
+    /// At least the config's size as JSON.
+    bound: u64,
+}
+
+impl ConfigSize {
+    /// The size of the config a stage starts from.
+    pub fn new(config: &ImageConfig) -> ConfigSize {
+        ConfigSize {
+            bound: config.json_len(),
+        }
+    }
+
+    /// Checks `config` after a step, which left one history entry: a step
+    /// adds at most twice that entry's size (its text holds the values it
+    /// set) and a little more.
+    pub fn check(&mut self, config: &ImageConfig) -> Result<(), MetaError> {
+        let entry = config.history.last().map_or(0, json_len);
+        self.bound = self.bound.saturating_add(2 * entry + 1024);
+        if self.bound > MAX_DOCUMENT_SIZE {
+            let size = config.json_len();
+            if size > MAX_DOCUMENT_SIZE {
+                return Err(MetaError::ConfigTooLarge { size });
+            }
+            self.bound = size;
+        }
+        Ok(())
+    }
 }
 
 /// What the metadata of a stage remembers between its instructions.
@@ -102,6 +148,45 @@ pub enum MetaError {
 pub struct StageMeta {
     /// Whether CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
+    /// Where each name is in the config's `Env`.
+    env_index: EnvIndex,
+}
+
+/// Where each name is in a config's `Env` (its first entry), kept between
+/// a stage's instructions so that thousands of ENV take linear time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct EnvIndex {
+    names: HashMap<String, usize>,
+    /// The length of `Env` the index was made or kept for.
+    covers: usize,
+}
+
+impl EnvIndex {
+    /// Sets each `key=value` in `env`, replacing an existing entry in place.
+    fn set<'a>(
+        &mut self,
+        env: &mut Vec<String>,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        if self.covers != env.len() {
+            self.names.clear();
+            for (i, e) in env.iter().enumerate() {
+                let name = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+                self.names.entry(name.to_owned()).or_insert(i);
+            }
+        }
+        for (key, value) in pairs {
+            let entry = format!("{key}={value}");
+            match self.names.get(key) {
+                Some(&i) => env[i] = entry,
+                None => {
+                    self.names.insert(key.to_owned(), env.len());
+                    env.push(entry);
+                }
+            }
+        }
+        self.covers = env.len();
+    }
 }
 
 /// The config a stage starts from: the base image's (`None` for scratch,
@@ -122,7 +207,8 @@ pub fn stage_config(base: Option<ImageConfig>, platform: &PlatformSpec) -> Image
         }
     };
     if config.env_value("PATH").is_none() {
-        set_env(&mut config, "PATH", DEFAULT_PATH);
+        let env = config.config.env.get_or_insert_with(Vec::new);
+        EnvIndex::default().set(env, [("PATH", DEFAULT_PATH)]);
     }
     config
 }
@@ -161,9 +247,12 @@ pub fn apply(
         ConfigChange::Env(pairs) => {
             let mut message = String::from("ENV");
             for (key, value) in pairs {
-                set_env(config, key, value);
                 message.push_str(&format!(" {key}={value}"));
             }
+            let env = config.config.env.get_or_insert_with(Vec::new);
+            stage
+                .env_index
+                .set(env, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             message
         }
         ConfigChange::Label(pairs) => {
@@ -391,19 +480,6 @@ fn push_history(config: &mut ImageConfig, created_by: String, layer: bool, creat
         comment: Some(HISTORY_COMMENT.to_owned()),
         empty_layer: !layer,
     });
-}
-
-/// Sets `key=value` in ENV, replacing an existing entry in place.
-fn set_env(config: &mut ImageConfig, key: &str, value: &str) {
-    let env = config.config.env.get_or_insert_with(Vec::new);
-    let entry = format!("{key}={value}");
-    match env
-        .iter_mut()
-        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
-    {
-        Some(existing) => *existing = entry,
-        None => env.push(entry),
-    }
 }
 
 /// `WORKDIR`'s value in the config, as BuildKit stores it: an absolute

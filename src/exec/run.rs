@@ -500,11 +500,12 @@ impl Executor {
     /// their owners (see [`extract_layer`]).
     fn assemble(&self, layers: &[LayerRef], root: &Path) -> Result<(), ExecError> {
         for layer in layers {
-            let blob = self.store.blobs().open(layer.blob.digest())?;
+            let (blob, check) = self.store.blobs().open_checked(layer.blob.digest())?;
             let media_type = layer.blob.media_type().to_string();
-            let tar = crate::layer::compress::decompress(blob, &media_type)?;
-            let report = extract_layer(tar, root, Stack::Applied)
-                .map_err(|e| in_namespace("unpacking a layer", root, e))?;
+            let report = crate::layer::compress::decompress(blob, &media_type)
+                .map(|tar| extract_layer(tar, root, Stack::Applied));
+            check.finish()?;
+            let report = report?.map_err(|e| in_namespace("unpacking a layer", root, e))?;
             if report.diff_id != layer.diff_id {
                 return Err(crate::store::StoreError::DiffIdMismatch {
                     layer: Box::new(layer.blob.digest().clone()),

@@ -13,6 +13,7 @@
 //!   never the image config or history.
 
 use crate::dockerfile::expand::Env;
+use std::collections::HashMap;
 
 /// The default `PATH` BuildKit gives a Linux stage whose base sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -27,36 +28,65 @@ const PROXY_ARGS: [&str; 5] = [
     "ALL_PROXY",
 ];
 
+/// The most bytes (names and values) a stage's variables may take at one
+/// point: what expansion and RUN see, ENV and ARG together. A RUN step could
+/// not start with more (Linux allows a process about 2 MiB of arguments and
+/// environment); the limit keeps a few lines that copy a big variable under
+/// new names from taking the memory of the machine.
+pub const MAX_VARIABLES_BYTES: usize = 8 << 20;
+
+/// The most bytes of variables the RUN steps of one stage may hold in all
+/// (each RUN step keeps the variables it runs with): 2 000 steps with a
+/// 128 KiB environment each, far more than a real Dockerfile has.
+pub const MAX_STAGE_RUN_VARIABLES_BYTES: usize = 256 << 20;
+
 /// An ordered list of variables. Setting a name again replaces its value in
 /// place, as image configs keep `Env`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnvList(Vec<(String, String)>);
+pub struct EnvList {
+    vars: Vec<(String, String)>,
+    /// Where each name is in `vars`, so that thousands of variables are
+    /// set and read in linear time.
+    index: HashMap<String, usize>,
+    /// The bytes of all names and values.
+    bytes: usize,
+}
 
 impl EnvList {
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        let &i = self.index.get(name)?;
+        self.vars.get(i).map(|(_, v)| v.as_str())
     }
 
     /// Sets `name` to `value`.
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.iter_mut().find(|(k, _)| k == name) {
-            Some((_, v)) => value.clone_into(v),
-            None => self.0.push((name.to_owned(), value.to_owned())),
+        match self.index.get(name).and_then(|&i| self.vars.get_mut(i)) {
+            Some((_, v)) => {
+                self.bytes = self.bytes - v.len() + value.len();
+                value.clone_into(v);
+            }
+            None => {
+                self.bytes += name.len() + value.len();
+                self.index.insert(name.to_owned(), self.vars.len());
+                self.vars.push((name.to_owned(), value.to_owned()));
+            }
         }
     }
 
     /// The variables in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// True when no variable is set.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.vars.is_empty()
+    }
+
+    /// The bytes of all names and values.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Reads an image config's `Env` (`KEY=value` strings; a string without
@@ -178,6 +208,19 @@ impl StageEnv {
     pub(crate) fn set_env(&mut self, key: &str, value: &str) {
         self.env.set(key, value);
         self.config_env.set(key, value);
+    }
+
+    /// The bytes a RUN step keeps of these variables: names and values of
+    /// the variables and of the ARGs in scope, and their bookkeeping.
+    pub(crate) fn run_bytes(&self) -> usize {
+        // A variable's entry, and its name again in the index.
+        let entry = 2 * std::mem::size_of::<(String, String)>();
+        let args: usize = self
+            .args
+            .iter()
+            .map(|a| entry + a.name.len() + a.value.as_ref().map_or(0, String::len))
+            .sum();
+        self.env.bytes() + self.env.vars.len() * entry + args
     }
 
     /// Applies an ARG declaration whose value has been resolved.

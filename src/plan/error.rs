@@ -3,10 +3,11 @@
 //! line with a marker under it.
 
 use crate::dockerfile::ast::Span;
+use crate::dockerfile::excerpt::Excerpt;
 use crate::dockerfile::expand::ExpandError;
 use crate::image::platform::PlatformError;
 use crate::image::reference::ReferenceError;
-use miette::{NamedSource, SourceSpan};
+use miette::SourceSpan;
 use std::sync::Arc;
 
 /// What went wrong, without where. Messages follow BuildKit's wording so
@@ -86,6 +87,27 @@ pub enum ErrorKind {
     /// `--target` naming no stage.
     #[error("target stage {0:?} could not be found")]
     TargetNotFound(String),
+    /// ENV or ARG made the stage's variables bigger than
+    /// [`MAX_VARIABLES_BYTES`](super::args::MAX_VARIABLES_BYTES).
+    #[error(
+        "the variables would take {bytes} bytes, more than the {} MiB builder allows",
+        super::args::MAX_VARIABLES_BYTES >> 20
+    )]
+    TooManyVariableBytes {
+        /// Their size with this instruction.
+        bytes: usize,
+    },
+    /// The stage's RUN steps together hold more variables than
+    /// [`MAX_STAGE_RUN_VARIABLES_BYTES`](super::args::MAX_STAGE_RUN_VARIABLES_BYTES).
+    #[error(
+        "the RUN steps up to here hold more than {} MiB of variables in all (each keeps the {} bytes it runs with); use fewer or smaller variables, or split the stage",
+        super::args::MAX_STAGE_RUN_VARIABLES_BYTES >> 20,
+        step_bytes
+    )]
+    TooManyRunVariableBytes {
+        /// What this step holds.
+        step_bytes: usize,
+    },
     /// An ONBUILD trigger of the base image that is not one instruction
     /// allowed as a trigger.
     #[error("the base image's ONBUILD trigger {trigger:?} is invalid: {reason}")]
@@ -114,7 +136,7 @@ struct Located {
     /// names no stage is not).
     location: Option<(usize, usize)>,
     #[source_code]
-    source_code: NamedSource<Arc<str>>,
+    source_code: Excerpt,
     #[label("here")]
     label: Option<SourceSpan>,
     #[help]
@@ -124,14 +146,17 @@ struct Located {
 impl Error {
     /// An error of `kind` at `span` of `source`.
     pub(crate) fn new(kind: ErrorKind, span: Span, source: &SourceFile) -> Error {
-        let text = &source.text;
-        let start = span.start.offset.min(text.len());
-        let len = span.len().min(text.len() - start);
+        let (source_code, label) = Excerpt::new(
+            &source.file,
+            &source.text,
+            span.start.offset,
+            span.end.offset,
+        );
         Error(Box::new(Located {
             kind,
             location: Some((span.start.line, span.start.column)),
-            source_code: NamedSource::new(&source.file, text.clone()),
-            label: Some(SourceSpan::new(start.into(), len)),
+            source_code,
+            label: Some(label),
             help: None,
         }))
     }
@@ -141,7 +166,7 @@ impl Error {
         Error(Box::new(Located {
             kind,
             location: None,
-            source_code: NamedSource::new(&source.file, source.text.clone()),
+            source_code: Excerpt::empty(&source.file),
             label: None,
             help: None,
         }))

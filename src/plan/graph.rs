@@ -660,6 +660,10 @@ fn global_args(
                 args.set(name, &v);
             }
         }
+        let bytes = args.bytes();
+        if bytes > super::args::MAX_VARIABLES_BYTES {
+            return Err(source.error(ErrorKind::TooManyVariableBytes { bytes }, instruction.span));
+        }
     }
     Ok(args)
 }

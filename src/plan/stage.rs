@@ -5,7 +5,9 @@
 //! executor plans each stage when its base is known, without replanning the
 //! rest.
 
-use super::args::{ArgValue, EnvList, StageEnv};
+use super::args::{
+    ArgValue, EnvList, MAX_STAGE_RUN_VARIABLES_BYTES, MAX_VARIABLES_BYTES, StageEnv,
+};
 use super::error::{Error, ErrorKind};
 use super::graph::{Base, Graph};
 use super::mount::MountSpec;
@@ -155,6 +157,7 @@ impl Graph {
             graph: self,
             index,
             env: start.env,
+            run_bytes: 0,
         };
         let image_triggers = self.image_triggers(stage, &start.triggers)?;
         let triggers: Vec<&Instruction> = if start.triggers.is_empty() {
@@ -262,6 +265,8 @@ struct StagePlanner<'a> {
     graph: &'a Graph,
     index: usize,
     env: StageEnv,
+    /// The bytes of variables the RUN steps planned so far hold.
+    run_bytes: usize,
 }
 
 impl StagePlanner<'_> {
@@ -295,9 +300,39 @@ impl StagePlanner<'_> {
             .collect()
     }
 
+    /// Refuses variables grown past [`MAX_VARIABLES_BYTES`] by the
+    /// instruction at `span`.
+    fn check_variables(&self, span: Span) -> Result<(), Error> {
+        let bytes = self.env.env.bytes();
+        if bytes > MAX_VARIABLES_BYTES {
+            return Err(self
+                .graph
+                .source
+                .error(ErrorKind::TooManyVariableBytes { bytes }, span));
+        }
+        Ok(())
+    }
+
+    /// Counts the variables a RUN step at `span` keeps against
+    /// [`MAX_STAGE_RUN_VARIABLES_BYTES`].
+    fn hold_run_variables(&mut self, span: Span) -> Result<(), Error> {
+        let step_bytes = self.env.run_bytes();
+        self.run_bytes = self.run_bytes.saturating_add(step_bytes);
+        if self.run_bytes > MAX_STAGE_RUN_VARIABLES_BYTES {
+            return Err(self
+                .graph
+                .source
+                .error(ErrorKind::TooManyRunVariableBytes { step_bytes }, span));
+        }
+        Ok(())
+    }
+
     /// The step of one instruction; ENV and ARG change the variables for
     /// the instructions after them.
     fn step(&mut self, instruction: &Instruction) -> Result<StepKind, Error> {
+        if matches!(instruction.kind, InstructionKind::Run(_)) {
+            self.hold_run_variables(instruction.span)?;
+        }
         Ok(match &instruction.kind {
             InstructionKind::Run(run) => StepKind::Run(RunStep {
                 command: command_line(&run.command),
@@ -347,6 +382,7 @@ impl StagePlanner<'_> {
                 for (k, v) in &pairs {
                     self.env.set_env(k, v);
                 }
+                self.check_variables(instruction.span)?;
                 StepKind::Env(pairs)
             }
             InstructionKind::Label(pairs) => StepKind::Label(self.pairs(pairs)?),
@@ -357,6 +393,7 @@ impl StagePlanner<'_> {
                     self.env.declare_arg(arg.clone());
                     values.push(arg);
                 }
+                self.check_variables(instruction.span)?;
                 StepKind::Arg(values)
             }
             InstructionKind::Expose(ports) => StepKind::Expose(self.words(ports)?),

@@ -30,6 +30,12 @@ const ATTEMPTS: u32 = 5;
 const MAX_REDIRECTS: u32 = 10;
 /// Read buffer when streaming a file body.
 const FILE_CHUNK: usize = 1 << 20;
+/// How long a registry may send or take nothing on a connection before the
+/// request is given up (and retried): long enough for a slow registry or
+/// link, short enough that a stalled one does not hang a build.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Overrides [`DEFAULT_IDLE_TIMEOUT`], in seconds (`0.5` allowed); for tests.
+const IDLE_TIMEOUT_ENV: &str = "BUILDER_REGISTRY_IDLE_TIMEOUT";
 
 /// Where a registry's API lives: `docker.io` is served from
 /// `registry-1.docker.io`; loopback hosts and those named insecure speak
@@ -117,20 +123,98 @@ pub enum Body {
     /// Bytes in memory (manifests, small blobs).
     Bytes(Bytes),
     /// `len` bytes of a file from `offset`, streamed; `progress` hears the
-    /// absolute position in the file as bytes go out.
+    /// absolute position in the file as bytes go out; `check` hashes them.
     File {
         path: PathBuf,
         offset: u64,
         len: u64,
         progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+        check: Option<Arc<UploadCheck>>,
     },
 }
 
+/// Hashes a blob's bytes as they go out, in order, across the chunks and
+/// attempts of its upload, so that a blob damaged in the store is caught
+/// before the registry commits it: its last bytes are not sent.
+pub struct UploadCheck {
+    digest: Digest,
+    size: u64,
+    state: std::sync::Mutex<UploadHash>,
+}
+
+#[derive(Default)]
+struct UploadHash {
+    hasher: crate::digest::Hasher,
+    /// What the whole hashed to, when that was not the digest.
+    corrupt: Option<Digest>,
+}
+
+impl UploadCheck {
+    /// A check for blob `digest` of `size` bytes.
+    pub fn new(digest: &Digest, size: u64) -> Arc<Self> {
+        Arc::new(Self {
+            digest: digest.clone(),
+            size,
+            state: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Takes the bytes at `offset` of the blob (bytes hashed already, by an
+    /// earlier attempt, are skipped); refuses the blob's last bytes when the
+    /// whole does not hash to its digest.
+    fn feed(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| std::io::Error::other("upload check poisoned"))?;
+        let end = offset + bytes.len() as u64;
+        let done = state.hasher.len();
+        if (offset..end).contains(&done) {
+            let skip = usize::try_from(done - offset).unwrap_or(usize::MAX);
+            state.hasher.update(&bytes[skip.min(bytes.len())..]);
+            if state.hasher.len() == self.size {
+                let actual = std::mem::take(&mut state.hasher).finish();
+                state.corrupt = (actual != self.digest).then_some(actual);
+            }
+        }
+        match &state.corrupt {
+            Some(actual) if end >= self.size => Err(std::io::Error::other(format!(
+                "blob {} in the store hashes to {actual}",
+                self.digest
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The store's error for the blob when its bytes did not hash to its
+    /// digest.
+    pub fn corrupt(&self) -> Option<crate::store::StoreError> {
+        let actual = self.state.lock().ok()?.corrupt.clone()?;
+        Some(crate::store::StoreError::CorruptBlob {
+            digest: self.digest.clone(),
+            actual,
+        })
+    }
+}
+
 impl Body {
+    /// The store's error for a file body found damaged while it was sent.
+    fn corrupt(&self) -> Option<crate::store::StoreError> {
+        match self {
+            Body::File {
+                check: Some(check), ..
+            } => check.corrupt(),
+            _ => None,
+        }
+    }
+
+    /// Adds the body to `rb`; bytes of a file body going out count as
+    /// `activity`.
     async fn attach(
         &self,
         rb: reqwest::RequestBuilder,
         subject: &str,
+        activity: &Activity,
     ) -> Result<reqwest::RequestBuilder, RegistryError> {
         Ok(match self {
             Body::Empty => rb.header(CONTENT_LENGTH, 0),
@@ -140,6 +224,7 @@ impl Body {
                 offset,
                 len,
                 progress,
+                check,
             } => {
                 let io_err = |source| RegistryError::Io {
                     subject: subject.to_string(),
@@ -152,13 +237,20 @@ impl Body {
                     .map_err(io_err)?;
                 let stream =
                     tokio_util::io::ReaderStream::with_capacity(file.take(*len), FILE_CHUNK);
-                let progress = progress.clone();
+                let (progress, check) = (progress.clone(), check.clone());
+                let activity = activity.clone();
                 let mut position = *offset;
-                let stream = stream.inspect(move |chunk| {
-                    if let (Ok(c), Some(p)) = (chunk, &progress) {
-                        position += c.len() as u64;
+                let stream = stream.map(move |chunk| {
+                    activity.touch();
+                    let chunk = chunk?;
+                    if let Some(check) = &check {
+                        check.feed(position, &chunk)?;
+                    }
+                    position += chunk.len() as u64;
+                    if let Some(p) = &progress {
                         p(position);
                     }
+                    Ok::<_, std::io::Error>(chunk)
                 });
                 rb.header(CONTENT_LENGTH, *len)
                     .body(reqwest::Body::wrap_stream(stream))
@@ -193,6 +285,7 @@ pub struct Client {
     http: reqwest::Client,
     endpoint: Endpoint,
     auth: Authenticator,
+    idle: Duration,
 }
 
 struct Req<'a> {
@@ -202,11 +295,13 @@ struct Req<'a> {
     headers: HeaderMap,
     body: Body,
     subject: &'a str,
+    /// What the request does, for errors (`fetching blob sha256:…`).
+    phase: String,
 }
 
 impl<'a> Req<'a> {
     /// A request with no headers of its own and no body.
-    fn bare(method: Method, url: Url, scope: &'a Scope, subject: &'a str) -> Self {
+    fn bare(method: Method, url: Url, scope: &'a Scope, subject: &'a str, phase: String) -> Self {
         Self {
             method,
             url,
@@ -214,6 +309,98 @@ impl<'a> Req<'a> {
             headers: HeaderMap::new(),
             body: Body::Empty,
             subject,
+            phase,
+        }
+    }
+}
+
+/// When bytes last moved for a request, for the idle timeout.
+#[derive(Clone)]
+struct Activity(Arc<std::sync::Mutex<tokio::time::Instant>>);
+
+impl Activity {
+    fn new() -> Self {
+        Self(Arc::new(std::sync::Mutex::new(tokio::time::Instant::now())))
+    }
+
+    /// Bytes moved now.
+    fn touch(&self) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = tokio::time::Instant::now();
+        }
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        self.0
+            .lock()
+            .map_or_else(|_| tokio::time::Instant::now(), |last| *last)
+    }
+}
+
+/// Runs `work` until it is done, or until `activity` has seen nothing for
+/// `idle` (`None`).
+async fn unless_idle<F: std::future::Future>(
+    work: F,
+    activity: &Activity,
+    idle: Duration,
+) -> Option<F::Output> {
+    tokio::pin!(work);
+    loop {
+        let deadline = activity.last() + idle;
+        tokio::select! {
+            out = &mut work => return Some(out),
+            () = tokio::time::sleep_until(deadline) => {
+                if activity.last() + idle <= tokio::time::Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The idle timeout: [`IDLE_TIMEOUT_ENV`] when set, else the default.
+fn idle_timeout() -> Result<Duration, RegistryError> {
+    let Some(value) = std::env::var_os(IDLE_TIMEOUT_ENV) else {
+        return Ok(DEFAULT_IDLE_TIMEOUT);
+    };
+    value
+        .to_str()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| RegistryError::InvalidIdleTimeout {
+            variable: IDLE_TIMEOUT_ENV,
+            value: value.to_string_lossy().into_owned(),
+        })
+}
+
+/// A reply body read chunk by chunk, given up when the registry sends
+/// nothing for the idle timeout.
+pub struct BodyReader<'a> {
+    stream: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    client: &'a Client,
+    subject: &'a str,
+    phase: String,
+}
+
+impl BodyReader<'_> {
+    /// The next chunk, `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<Bytes, RegistryError>> {
+        let registry = self.client.endpoint.name.clone();
+        match tokio::time::timeout(self.client.idle, self.stream.next()).await {
+            Err(_) => Some(Err(RegistryError::Stalled {
+                subject: self.subject.to_string(),
+                registry,
+                phase: self.phase.clone(),
+                idle: self.client.idle,
+            })),
+            Ok(None) => None,
+            Ok(Some(Ok(chunk))) => Some(Ok(chunk)),
+            Ok(Some(Err(e))) => Some(Err(RegistryError::Unreachable {
+                subject: self.subject.to_string(),
+                registry,
+                reason: format!("{} broke off: {}", self.phase, error_chain(&e)),
+            })),
         }
     }
 }
@@ -246,12 +433,51 @@ impl Client {
             http,
             endpoint: Endpoint::new(registry, insecure)?,
             auth: Authenticator::new(registry, credential),
+            idle: idle_timeout()?,
         })
     }
 
     /// The registry this client talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// Reads the body of `resp` whole, refusing more than `limit` bytes.
+    async fn read_limited(
+        &self,
+        resp: Response,
+        limit: usize,
+        subject: &str,
+        phase: String,
+    ) -> Result<Bytes, RegistryError> {
+        let too_large = || RegistryError::Protocol {
+            subject: subject.to_string(),
+            reason: format!("reply larger than {limit} bytes"),
+        };
+        if resp.content_length().is_some_and(|l| l > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = self.body(resp, subject, phase);
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.into())
+    }
+
+    /// Reads the body of `resp` (a reply to a request that was `phase`)
+    /// chunk by chunk, under the idle timeout.
+    pub fn body<'a>(&'a self, resp: Response, subject: &'a str, phase: String) -> BodyReader<'a> {
+        BodyReader {
+            stream: resp.bytes_stream().boxed(),
+            client: self,
+            subject,
+            phase,
+        }
     }
 
     /// `GET /v2/`: checks the registry answers and that our credentials (if
@@ -264,6 +490,7 @@ impl Client {
                 self.endpoint.url("v2/")?,
                 &Scope::registry(),
                 &subject,
+                "checking the API (GET /v2/)".to_owned(),
             ),
             |s| s.is_success(),
         )
@@ -291,6 +518,7 @@ impl Client {
                             .url(&format!("v2/{repository}/manifests/{reference}"))?,
                         &Scope::pull(repository),
                         subject,
+                        format!("resolving manifest {reference}"),
                     )
                 },
                 |s| s == StatusCode::OK,
@@ -301,7 +529,10 @@ impl Client {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let bytes = read_limited(resp, MAX_MANIFEST, subject, &self.endpoint.name).await?;
+        let phase = format!("resolving manifest {reference}");
+        let bytes = self
+            .read_limited(resp, MAX_MANIFEST, subject, phase)
+            .await?;
         let digest = sha256(&bytes);
         if reference.contains(':') && digest.to_string() != reference {
             let expected = reference
@@ -363,6 +594,7 @@ impl Client {
             headers,
             body: Body::Bytes(bytes),
             subject,
+            phase: format!("pushing manifest {reference}"),
         };
         self.send_expecting(req, |s| s.is_success()).await?;
         Ok(())
@@ -386,6 +618,7 @@ impl Client {
                 headers: HeaderMap::new(),
                 body: Body::Empty,
                 subject,
+                phase: format!("checking for blob {digest}"),
             })
             .await?;
         match resp.status() {
@@ -410,6 +643,7 @@ impl Client {
                     .url(&format!("v2/{repository}/blobs/{digest}"))?,
                 &Scope::pull(repository),
                 subject,
+                format!("fetching blob {digest}"),
             ),
             |s| s == StatusCode::OK,
         )
@@ -424,7 +658,10 @@ impl Client {
         subject: &str,
     ) -> Result<Bytes, RegistryError> {
         let resp = self.get_blob(repository, digest, subject).await?;
-        let bytes = read_limited(resp, MAX_MANIFEST * 8, subject, &self.endpoint.name).await?;
+        let phase = format!("fetching blob {digest}");
+        let bytes = self
+            .read_limited(resp, MAX_MANIFEST * 8, subject, phase)
+            .await?;
         let actual = sha256(&bytes);
         if &actual != digest {
             return Err(RegistryError::DigestMismatch {
@@ -458,6 +695,7 @@ impl Client {
                 url,
                 &Scope::mount(repository, from),
                 subject,
+                format!("mounting blob {digest} from {from}"),
             ))
             .await?;
         match resp.status() {
@@ -481,6 +719,7 @@ impl Client {
                         .url(&format!("v2/{repository}/blobs/uploads/"))?,
                     &Scope::push(repository),
                     subject,
+                    "starting a blob upload".to_owned(),
                 ),
                 |s| s == StatusCode::ACCEPTED,
             )
@@ -513,6 +752,7 @@ impl Client {
             headers,
             body,
             subject,
+            phase: format!("pushing blob bytes {start}-{end}"),
         };
         let resp = self
             .send_expecting(req, |s| s == StatusCode::ACCEPTED)
@@ -540,6 +780,7 @@ impl Client {
             headers,
             body,
             subject,
+            phase: format!("pushing blob {digest}"),
         };
         self.send_expecting(req, |s| s == StatusCode::CREATED)
             .await?;
@@ -596,10 +837,31 @@ impl Client {
             if let (true, Some(h)) = (own_origin, &auth_header) {
                 rb = rb.header(AUTHORIZATION, h.clone());
             }
-            let rb = req.body.attach(rb, req.subject).await?;
-            let resp = match rb.send().await {
+            let activity = Activity::new();
+            let rb = req.body.attach(rb, req.subject, &activity).await?;
+            let Some(sent) = unless_idle(rb.send(), &activity, self.idle).await else {
+                if attempt + 1 < ATTEMPTS {
+                    backoff(attempt, None).await;
+                    attempt += 1;
+                    continue;
+                }
+                return Err(RegistryError::Stalled {
+                    subject: req.subject.to_string(),
+                    registry: url_authority(&url),
+                    phase: req.phase.clone(),
+                    idle: self.idle,
+                });
+            };
+            let resp = match sent {
                 Ok(resp) => resp,
                 Err(e) => {
+                    if let Some(corrupt) = req.body.corrupt() {
+                        // Sending again would send the same damaged bytes.
+                        return Err(RegistryError::Store {
+                            subject: req.subject.to_string(),
+                            source: Box::new(corrupt),
+                        });
+                    }
                     // Refused connections and DNS failures are not worth
                     // retrying; resets and timeouts are.
                     if !e.is_connect() && attempt + 1 < ATTEMPTS {
@@ -622,11 +884,18 @@ impl Client {
                     .get(WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                if let Some(h) = self
-                    .auth
-                    .respond(&self.http, www.as_deref(), req.scope, auth_header.as_ref())
-                    .await?
-                {
+                let answer =
+                    self.auth
+                        .respond(&self.http, www.as_deref(), req.scope, auth_header.as_ref());
+                let Some(answer) = unless_idle(answer, &Activity::new(), self.idle).await else {
+                    return Err(RegistryError::Stalled {
+                        subject: req.subject.to_string(),
+                        registry: self.endpoint.name.clone(),
+                        phase: format!("getting a token for {}", req.phase),
+                        idle: self.idle,
+                    });
+                };
+                if let Some(h) = answer? {
                     auth_header = Some(h);
                     continue;
                 }
@@ -669,7 +938,8 @@ impl Client {
     /// and, for 401/403, how to log in.
     async fn status_error(&self, resp: Response, subject: &str) -> RegistryError {
         let status = resp.status();
-        let body = read_limited(resp, 64 << 10, subject, &self.endpoint.name)
+        let body = self
+            .read_limited(resp, 64 << 10, subject, "reading an error reply".to_owned())
             .await
             .unwrap_or_default();
         let help = match status {
@@ -704,38 +974,6 @@ fn octet_stream() -> HeaderMap {
         HeaderValue::from_static("application/octet-stream"),
     );
     headers
-}
-
-/// Reads a reply body into memory, refusing more than `limit` bytes.
-async fn read_limited(
-    resp: Response,
-    limit: usize,
-    subject: &str,
-    registry: &str,
-) -> Result<Bytes, RegistryError> {
-    if resp.content_length().is_some_and(|l| l > limit as u64) {
-        return Err(RegistryError::Protocol {
-            subject: subject.to_string(),
-            reason: format!("reply larger than {limit} bytes"),
-        });
-    }
-    let mut out = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| RegistryError::Unreachable {
-            subject: subject.to_string(),
-            registry: registry.to_string(),
-            reason: error_chain(&e),
-        })?;
-        if out.len() + chunk.len() > limit {
-            return Err(RegistryError::Protocol {
-                subject: subject.to_string(),
-                reason: format!("reply larger than {limit} bytes"),
-            });
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out.into())
 }
 
 /// Waits before retry `attempt`: 250 ms doubling up to 8 s, or what the

@@ -80,6 +80,28 @@ pub enum RegistryError {
         registry: String,
         reason: String,
     },
+    /// The registry sent (or took) nothing for the idle timeout, on every
+    /// attempt.
+    #[error(
+        "{subject}: registry {registry} sent nothing for {} while {phase}",
+        humane(*idle)
+    )]
+    #[diagnostic(help(
+        "the registry or the network to it stalled; try again later, or check the registry"
+    ))]
+    Stalled {
+        subject: String,
+        registry: String,
+        /// What the request was doing (`fetching blob sha256:…`).
+        phase: String,
+        idle: std::time::Duration,
+    },
+    /// A bad value for the idle timeout's environment variable.
+    #[error("{variable}={value:?} is not a number of seconds greater than 0")]
+    InvalidIdleTimeout {
+        variable: &'static str,
+        value: String,
+    },
     /// A blob whose bytes hash to something other than its digest.
     #[error("{subject}: blob {expected} from the registry has digest {actual}; nothing was stored")]
     DigestMismatch {
@@ -142,10 +164,15 @@ impl RegistryError {
             RegistryError::Status { status, .. } => {
                 status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
             }
-            RegistryError::Unreachable { .. } => true,
+            RegistryError::Unreachable { .. } | RegistryError::Stalled { .. } => true,
             _ => false,
         }
     }
+}
+
+/// `60 s`, `1.5 s`: a timeout as people write it.
+fn humane(d: std::time::Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 /// The whole chain of an error's causes, `a: b: c`, deduplicated (reqwest

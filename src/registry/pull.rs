@@ -5,7 +5,7 @@
 //! a stored manifest always has its blobs.
 
 use super::client::Client;
-use super::error::{RegistryError, error_chain};
+use super::error::RegistryError;
 use super::sources::Sources;
 use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
 use crate::progress::{BlobOutcome, Direction, Event, ProgressSender};
@@ -182,6 +182,15 @@ async fn fetch_blob(
 ) -> Result<(), RegistryError> {
     let digest = descriptor.digest();
     let registry = client.endpoint().name();
+    // A stored blob of the wrong size was damaged on disk: fetch it again
+    // (checking the size is cheap; the digest is checked when the blob is
+    // unpacked or pushed).
+    if blobs
+        .size(digest)
+        .is_ok_and(|size| size != descriptor.size())
+    {
+        blobs.remove(digest).map_err(|e| store_error(subject, e))?;
+    }
     if blobs.contains(digest) {
         progress.send(Event::BlobFinished {
             digest: digest.clone(),
@@ -245,18 +254,14 @@ async fn download(
         }
         Ok(writer)
     });
-    let mut body = resp.bytes_stream();
+    let mut body = client.body(resp, subject, format!("fetching blob {digest}"));
     let mut done: u64 = 0;
     let mut network_error = None;
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                network_error = Some(RegistryError::Unreachable {
-                    subject: subject.to_string(),
-                    registry: client.endpoint().name().to_string(),
-                    reason: format!("download of {digest} broke off: {}", error_chain(&e)),
-                });
+                network_error = Some(e);
                 break;
             }
         };

@@ -4,7 +4,7 @@
 //! when large, always streamed from the file). Blobs go up in parallel
 //! (bounded); manifests follow their blobs, an index its manifests.
 
-use super::client::{Body, Client, MountOutcome};
+use super::client::{Body, Client, MountOutcome, UploadCheck};
 use super::error::RegistryError;
 use super::pull::store_error;
 use super::sources::Sources;
@@ -219,6 +219,7 @@ impl Ctx<'_> {
                 done,
             })
         });
+        let check = UploadCheck::new(digest, size);
         let mut attempt = 1;
         loop {
             let session = match session.take() {
@@ -230,10 +231,16 @@ impl Ctx<'_> {
                 }
             };
             match self
-                .upload(session, digest, &path, size, &on_progress)
+                .upload(session, digest, &path, size, &on_progress, &check)
                 .await
             {
                 Ok(()) => break,
+                // Damaged in the store: nothing was committed; remove it so
+                // that a pull or a build makes it anew.
+                Err(e) if check.corrupt().is_some() => {
+                    let _ = self.blobs.remove(digest);
+                    return Err(e);
+                }
                 Err(e) if e.is_transient() && attempt < BLOB_ATTEMPTS => attempt += 1,
                 Err(e) => return Err(e),
             }
@@ -251,12 +258,14 @@ impl Ctx<'_> {
         path: &std::path::Path,
         size: u64,
         progress: &Arc<dyn Fn(u64) + Send + Sync>,
+        check: &Arc<UploadCheck>,
     ) -> Result<(), RegistryError> {
         let part = |offset: u64, len: u64| Body::File {
             path: path.to_path_buf(),
             offset,
             len,
             progress: Some(progress.clone()),
+            check: Some(check.clone()),
         };
         if size <= self.options.monolithic_limit {
             return self

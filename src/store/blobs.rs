@@ -13,13 +13,70 @@
 
 use super::lock::{FileLock, Lease};
 use super::{Layout, StoreError};
-use crate::digest::HashingWriter;
+use crate::digest::{Hasher, HashingWriter};
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tempfile::NamedTempFile;
+
+/// A stored blob being read, hashed as it is read (see
+/// [`BlobStore::open_checked`]).
+pub struct CheckedBlob {
+    file: File,
+    hasher: Arc<std::sync::Mutex<Hasher>>,
+}
+
+impl Read for CheckedBlob {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.hasher
+            .lock()
+            .map_err(|_| io::Error::other("blob hasher poisoned"))?
+            .update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Whether the bytes a [`CheckedBlob`] gave were its blob's.
+pub struct BlobCheck {
+    digest: Digest,
+    hasher: Arc<std::sync::Mutex<Hasher>>,
+    blobs: BlobStore,
+}
+
+impl BlobCheck {
+    /// Hashes what the reader left unread (a decompressor stops at its
+    /// end marker; a failed one anywhere) and compares with the digest: a
+    /// blob that does not match is removed and is [`StoreError::CorruptBlob`].
+    pub fn finish(self) -> Result<(), StoreError> {
+        let path = self.blobs.path(&self.digest)?;
+        let mut hasher = self
+            .hasher
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .map_err(|_| StoreError::io("hash", &path, io::Error::other("poisoned")))?;
+        let mut file = self.blobs.open(&self.digest)?;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(hasher.len()))
+            .map_err(|e| StoreError::io("seek in", &path, e))?;
+        let mut buf = vec![0; 256 * 1024];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| StoreError::io("read", &path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let actual = hasher.finish();
+        if actual != self.digest {
+            return Err(self.blobs.corrupt(&self.digest, actual));
+        }
+        Ok(())
+    }
+}
 
 /// Blobs read whole into memory (manifests, indexes, configs) are at most this big.
 pub const MAX_DOCUMENT_SIZE: u64 = 32 * 1024 * 1024;
@@ -118,12 +175,48 @@ impl BlobStore {
             .map_err(|e| StoreError::io("read", &path, e))?;
         let actual = crate::digest::sha256(&bytes);
         if &actual != digest {
-            return Err(StoreError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
+            return Err(self.corrupt(digest, actual));
         }
         Ok(bytes)
+    }
+
+    /// Opens a stored blob for reading and hashes what is read, so that
+    /// the [`BlobCheck`] can tell afterwards whether the bytes were the
+    /// blob's (a layer is checked as it is unpacked, at no extra read).
+    pub fn open_checked(&self, digest: &Digest) -> Result<(CheckedBlob, BlobCheck), StoreError> {
+        let file = self.open(digest)?;
+        let hasher = Arc::new(std::sync::Mutex::new(Hasher::new()));
+        Ok((
+            CheckedBlob {
+                file,
+                hasher: Arc::clone(&hasher),
+            },
+            BlobCheck {
+                digest: digest.clone(),
+                hasher,
+                blobs: self.clone(),
+            },
+        ))
+    }
+
+    /// Hashes a stored blob whole; one whose bytes do not match its digest
+    /// is removed and reported as [`StoreError::CorruptBlob`].
+    pub fn verify(&self, digest: &Digest) -> Result<(), StoreError> {
+        let (mut blob, check) = self.open_checked(digest)?;
+        let path = self.path(digest)?;
+        io::copy(&mut blob, &mut io::sink()).map_err(|e| StoreError::io("read", &path, e))?;
+        drop(blob);
+        check.finish()
+    }
+
+    /// The error for a blob found corrupt, which is removed first (a
+    /// removal that fails leaves it for the next check).
+    fn corrupt(&self, digest: &Digest, actual: Digest) -> StoreError {
+        let _ = self.remove(digest);
+        StoreError::CorruptBlob {
+            digest: digest.clone(),
+            actual,
+        }
     }
 
     /// Stores `bytes` and returns their digest.
@@ -176,8 +269,9 @@ impl BlobStore {
         Ok(digests)
     }
 
-    /// Removes a blob; one that is already gone is not an error.
-    pub(super) fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+    /// Removes a blob (one found damaged, or one nothing needs); one that
+    /// is already gone is not an error.
+    pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
         let path = self.path(digest)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -460,6 +554,28 @@ mod tests {
     }
 
     #[test]
+    fn a_checked_read_tells_a_corrupt_blob_wherever_the_reader_stopped() {
+        let (_dir, store) = store();
+        let blobs = store.blobs();
+        let digest = blobs.put(&vec![7; 100_000]).unwrap();
+        for read in [0, 10, 100_000] {
+            let (mut blob, check) = blobs.open_checked(&digest).unwrap();
+            std::io::copy(&mut (&mut blob).take(read), &mut std::io::sink()).unwrap();
+            check.finish().unwrap();
+        }
+        let mut damaged = vec![7; 100_000];
+        damaged[50_000] = 8;
+        std::fs::write(blobs.path(&digest).unwrap(), &damaged).unwrap();
+        let (mut blob, check) = blobs.open_checked(&digest).unwrap();
+        std::io::copy(&mut (&mut blob).take(10), &mut std::io::sink()).unwrap();
+        assert!(matches!(
+            check.finish(),
+            Err(StoreError::CorruptBlob { actual, .. }) if actual == sha256(&damaged)
+        ));
+        assert!(!blobs.contains(&digest), "a corrupt blob is removed");
+    }
+
+    #[test]
     fn missing_corrupt_and_foreign_digests_are_errors() {
         let (_dir, store) = store();
         let blobs = store.blobs();
@@ -478,8 +594,9 @@ mod tests {
         std::fs::write(blobs.path(&digest).unwrap(), b"tampered").unwrap();
         assert!(matches!(
             blobs.read(&digest),
-            Err(StoreError::DigestMismatch { .. })
+            Err(StoreError::CorruptBlob { actual, .. }) if actual == sha256(b"tampered")
         ));
+        assert!(!blobs.contains(&digest), "a corrupt blob is removed");
 
         let sha512: Digest = format!("sha512:{}", "a".repeat(128)).parse().unwrap();
         assert!(!blobs.contains(&sha512));

@@ -22,7 +22,9 @@ mod remove;
 mod root;
 mod snapshots;
 
-pub use blobs::{BlobStore, BlobWriter, Expected, StoredBlob};
+pub use blobs::{
+    BlobCheck, BlobStore, BlobWriter, CheckedBlob, Expected, MAX_DOCUMENT_SIZE, StoredBlob,
+};
 pub use cache::{CacheRecord, CacheStore, CachedLayer};
 pub use cache_mounts::{CacheMount, CacheMountAccess, CacheMountLock, CacheMountsPruned};
 pub use gc::{PruneReport, PruneScope};
@@ -72,6 +74,18 @@ pub enum StoreError {
     UnsupportedDigest {
         /// The digest concerned.
         digest: Digest,
+    },
+    /// A stored blob whose bytes no longer hash to its digest (damaged on
+    /// disk); it has been removed, so the next pull or build fetches or
+    /// makes it again.
+    #[error(
+        "blob {digest} in the store is corrupt (its bytes hash to {actual}); it was removed: pull the image or run the build again to fetch or make it anew"
+    )]
+    CorruptBlob {
+        /// The blob.
+        digest: Digest,
+        /// What its bytes hash to.
+        actual: Digest,
     },
     /// No blob with that digest is stored.
     #[error("blob {digest} is not in the store")]

@@ -102,16 +102,20 @@ impl SnapshotStore {
             return Ok(chain);
         }
         let pending = self.begin()?;
-        let blob = blobs.open(layer.digest())?;
+        let (blob, check) = blobs.open_checked(layer.digest())?;
         let layer_error = |source| StoreError::Layer {
             digest: layer.digest().clone(),
             source,
         };
         let media_type = layer.media_type().to_string();
-        let tar = crate::layer::compress::decompress(blob, &media_type)
-            .map_err(|e| layer_error(e.into()))?;
-        // Owners as the steps must see them (also rootless: see `userns`).
-        let report = extract_layer(tar, pending.path(), Stack::Snapshot).map_err(layer_error)?;
+        let report = crate::layer::compress::decompress(blob, &media_type)
+            .map_err(|e| layer_error(e.into()))
+            .map(|tar| extract_layer(tar, pending.path(), Stack::Snapshot));
+        // A blob damaged on disk is named as such, not as the gzip or
+        // tar error it causes. Owners as the steps must see them (also
+        // rootless: see `userns`).
+        check.finish()?;
+        let report = report?.map_err(layer_error)?;
         if &report.diff_id != diff_id {
             return Err(StoreError::DiffIdMismatch {
                 layer: Box::new(layer.digest().clone()),

@@ -46,13 +46,24 @@ impl Request {
 }
 
 /// An answer; `cut_after` sends a `Content-Length` for the whole body but
-/// closes the connection after that many body bytes.
+/// closes the connection after that many body bytes; `stall` sends part of
+/// it (or nothing) and then neither sends nor closes.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub cut_after: Option<usize>,
+    pub stall: Option<Stall>,
+}
+
+/// Where a stalling answer stops.
+#[derive(Debug, Clone, Copy)]
+pub enum Stall {
+    /// Before its status line: the connection is accepted, nothing comes.
+    BeforeHead,
+    /// After its head and this many body bytes.
+    AfterBody(usize),
 }
 
 impl Response {
@@ -62,6 +73,7 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
             cut_after: None,
+            stall: None,
         }
     }
 
@@ -82,6 +94,11 @@ impl Response {
 
     pub fn cut_after(mut self, n: usize) -> Self {
         self.cut_after = Some(n);
+        self
+    }
+
+    pub fn stall(mut self, at: Stall) -> Self {
+        self.stall = Some(at);
         self
     }
 }
@@ -188,7 +205,19 @@ fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     })
 }
 
+/// Holds the connection open without a byte more, until the test's
+/// process ends.
+fn stall_forever(conn: TcpStream) -> ! {
+    loop {
+        thread::park();
+        let _ = &conn;
+    }
+}
+
 fn write_response(mut conn: TcpStream, request: &Request, r: &Response) -> std::io::Result<()> {
+    if let Some(Stall::BeforeHead) = r.stall {
+        stall_forever(conn);
+    }
     let mut head = format!("HTTP/1.1 {} X\r\n", r.status);
     for (k, v) in &r.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -200,6 +229,11 @@ fn write_response(mut conn: TcpStream, request: &Request, r: &Response) -> std::
     conn.write_all(head.as_bytes())?;
     if request.method != "HEAD" {
         let end = r.cut_after.unwrap_or(r.body.len()).min(r.body.len());
+        if let Some(Stall::AfterBody(n)) = r.stall {
+            conn.write_all(&r.body[..n.min(end)])?;
+            conn.flush()?;
+            stall_forever(conn);
+        }
         conn.write_all(&r.body[..end])?;
     }
     conn.flush()
