@@ -89,8 +89,9 @@ RUN mkdir -p /app && chown 1000:1000 /app && chmod 750 /app
 COPY f /tmp/
 COPY f /app/
 WORKDIR /app/sub
+RUN --mount=type=tmpfs,target=/app/cache/x --mount=type=tmpfs,target=/tmp/m/n true
 RUN [ \"$(stat -c %a /tmp)\" = 1777 ] && [ \"$(stat -c %u:%g:%a /app)\" = 1000:1000:750 ] && \\
-    touch /tmp/made /app/made
+    [ ! -e /app/cache ] && [ ! -e /tmp/m ] && touch /tmp/made /app/made
 "
         ),
     );
@@ -98,7 +99,8 @@ RUN [ \"$(stat -c %a /tmp)\" = 1777 ] && [ \"$(stat -c %u:%g:%a /app)\" = 1000:1
     for snapshotter in SNAPSHOTTERS {
         let layout = build(&home, &context, snapshotter, None);
         let layers = layout_layer_entries(&layout);
-        // busybox, applets, /etc, RUN /app, COPY /tmp, COPY /app, WORKDIR, RUN.
+        // busybox, applets, /etc, RUN /app, COPY /tmp, COPY /app, WORKDIR, RUN
+        // (the RUN with mounts changed nothing: its targets are in no layer).
         assert_eq!(layers.len(), 8, "{snapshotter}: {layers:#?}");
         // As BuildKit's layers: the existing parents with their metadata.
         assert_eq!(

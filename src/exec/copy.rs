@@ -6,8 +6,11 @@
 //!   already is one; otherwise it is the file's new path.
 //! - A relative destination is relative to `WORKDIR`.
 //! - Missing parents of the destination are created 0755, owned by the
-//!   `--chown` user; with `--link` the destination is not looked at, so all
-//!   parents are in the layer.
+//!   `--chown` user; existing ones are in the layer as the destination has
+//!   them (as in BuildKit's layers); with `--link` the destination is not
+//!   looked at, so all parents are made.
+//! - The destination resolves symlinks inside the destination root, a
+//!   dangling one to where its target would be.
 //! - Files keep their mtimes (clamped by `SOURCE_DATE_EPOCH` when the layer
 //!   is written); context files become root's, files from a stage keep
 //!   their owners, unless `--chown`.
