@@ -250,3 +250,41 @@ fn history_names_each_step_as_buildkit_does() {
     }
     assert_eq!(image.text("/w/f"), "hi\n");
 }
+
+#[test]
+fn shell_applies_to_a_shell_form_entrypoint() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "shell-entrypoint",
+        &format!("{BUSYBOX}SHELL [\"/bin/sh\", \"-ec\"]\nENTRYPOINT echo hi\n"),
+    );
+    let image = home.built(&context, &[]);
+    assert_eq!(
+        image.runtime()["Entrypoint"],
+        json!(["/bin/sh", "-ec", "echo hi"])
+    );
+}
+
+#[test]
+fn labels_are_inherited_from_the_base_stage_and_overridden() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "label-inherit",
+        &format!(
+            "{}LABEL a=base b=base\nFROM base AS Final\nLABEL b=final\n",
+            BUSYBOX.replace("FROM scratch", "FROM scratch AS Base")
+        ),
+    );
+    // Stage names are matched without regard to case.
+    let image = home.built(&context, &["--target", "FINAL"]);
+    assert_eq!(
+        image.runtime()["Labels"],
+        json!({"a": "base", "b": "final"})
+    );
+}

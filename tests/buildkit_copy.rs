@@ -327,3 +327,20 @@ fn a_destination_through_a_symlinked_directory_lands_in_its_target() {
     assert_eq!(image.link("/link"), "/real");
     assert_eq!(image.text("/real/a"), "a");
 }
+
+#[test]
+fn copy_over_a_file_replaces_its_content_mode_and_owner() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "replace",
+        &format!("{BUSYBOX}RUN echo old > /f && chmod 600 /f && chown 3:3 /f\nCOPY f /f\n"),
+    );
+    write_files(&context, &[("f", "new")]);
+    let image = home.built(&context, &[]);
+    assert_eq!(image.text("/f"), "new");
+    assert_eq!(image.mode("/f"), 0o644);
+    assert_eq!(image.owner("/f"), (0, 0));
+}
