@@ -288,3 +288,26 @@ fn labels_are_inherited_from_the_base_stage_and_overridden() {
         json!({"a": "base", "b": "final"})
     );
 }
+
+#[test]
+fn the_last_cmd_and_entrypoint_win_and_an_empty_cmd_clears_it() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "cmd-last",
+        &format!(
+            "{}CMD [\"a\"]\nCMD [\"b\"]\nENTRYPOINT [\"x\"]\nENTRYPOINT [\"y\"]\n\
+             FROM base AS cleared\nCMD []\n",
+            base_stage()
+        ),
+    );
+    let base = home.built(&context, &["--target", "base"]);
+    assert_eq!(base.runtime()["Cmd"], json!(["b"]));
+    assert_eq!(base.runtime()["Entrypoint"], json!(["y"]));
+    let cleared = home.built(&context, &[]);
+    let cmd = &cleared.runtime()["Cmd"];
+    assert!(cmd.is_null() || cmd == &json!([]), "{}", cleared.runtime());
+    assert_eq!(cleared.runtime()["Entrypoint"], json!(["y"]));
+}
