@@ -102,3 +102,47 @@ fn a_url_is_downloaded_mode_0600_and_never_extracted() {
     assert_eq!(image.owner("/owned"), (9, 8));
     assert_eq!(image.mode("/owned"), 0o600);
 }
+
+/// A gzipped tar holding one regular file.
+fn one_file_archive(name: &str, mode: u32, data: &[u8]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_600_000_000);
+    header.set_size(data.len() as u64);
+    tar.append_data(&mut header, name, data).unwrap();
+    gzip(&tar.into_inner().unwrap())
+}
+
+#[test]
+fn a_wildcard_extracts_each_archive_and_a_directory_is_copied() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "add-wildcard",
+        &format!("{BUSYBOX}ADD *.tar.gz /x/\nADD dir /addeddir/\n"),
+    );
+    std::fs::write(
+        context.join("one.tar.gz"),
+        one_file_archive("one.txt", 0o644, b"1"),
+    )
+    .unwrap();
+    std::fs::write(
+        context.join("two.tar.gz"),
+        one_file_archive("two.txt", 0o600, b"2"),
+    )
+    .unwrap();
+    std::fs::create_dir(context.join("dir")).unwrap();
+    std::fs::write(context.join("dir/f"), "f").unwrap();
+    let image = home.built(&context, &[]);
+    assert_eq!(image.list("/x"), ["one.txt", "two.txt"]);
+    assert_eq!(image.text("/x/two.txt"), "2");
+    assert_eq!(image.mode("/x/two.txt"), 0o600);
+    assert_eq!(image.list("/addeddir"), ["f"]);
+    assert_eq!(image.mode("/addeddir/f"), 0o644);
+}

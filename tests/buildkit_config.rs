@@ -250,3 +250,64 @@ fn history_names_each_step_as_buildkit_does() {
     }
     assert_eq!(image.text("/w/f"), "hi\n");
 }
+
+#[test]
+fn shell_applies_to_a_shell_form_entrypoint() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "shell-entrypoint",
+        &format!("{BUSYBOX}SHELL [\"/bin/sh\", \"-ec\"]\nENTRYPOINT echo hi\n"),
+    );
+    let image = home.built(&context, &[]);
+    assert_eq!(
+        image.runtime()["Entrypoint"],
+        json!(["/bin/sh", "-ec", "echo hi"])
+    );
+}
+
+#[test]
+fn labels_are_inherited_from_the_base_stage_and_overridden() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "label-inherit",
+        &format!(
+            "{}LABEL a=base b=base\nFROM base AS Final\nLABEL b=final\n",
+            BUSYBOX.replace("FROM scratch", "FROM scratch AS Base")
+        ),
+    );
+    // Stage names are matched without regard to case.
+    let image = home.built(&context, &["--target", "FINAL"]);
+    assert_eq!(
+        image.runtime()["Labels"],
+        json!({"a": "base", "b": "final"})
+    );
+}
+
+#[test]
+fn the_last_cmd_and_entrypoint_win_and_an_empty_cmd_clears_it() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "cmd-last",
+        &format!(
+            "{}CMD [\"a\"]\nCMD [\"b\"]\nENTRYPOINT [\"x\"]\nENTRYPOINT [\"y\"]\n\
+             FROM base AS cleared\nCMD []\n",
+            base_stage()
+        ),
+    );
+    let base = home.built(&context, &["--target", "base"]);
+    assert_eq!(base.runtime()["Cmd"], json!(["b"]));
+    assert_eq!(base.runtime()["Entrypoint"], json!(["y"]));
+    let cleared = home.built(&context, &[]);
+    let cmd = &cleared.runtime()["Cmd"];
+    assert!(cmd.is_null() || cmd == &json!([]), "{}", cleared.runtime());
+    assert_eq!(cleared.runtime()["Entrypoint"], json!(["y"]));
+}

@@ -327,3 +327,56 @@ fn a_destination_through_a_symlinked_directory_lands_in_its_target() {
     assert_eq!(image.link("/link"), "/real");
     assert_eq!(image.text("/real/a"), "a");
 }
+
+#[test]
+fn copy_over_a_file_replaces_its_content_mode_and_owner() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "replace",
+        &format!("{BUSYBOX}RUN echo old > /f && chmod 600 /f && chown 3:3 /f\nCOPY f /f\n"),
+    );
+    write_files(&context, &[("f", "new")]);
+    let image = home.built(&context, &[]);
+    assert_eq!(image.text("/f"), "new");
+    assert_eq!(image.mode("/f"), 0o644);
+    assert_eq!(image.owner("/f"), (0, 0));
+}
+
+#[test]
+fn relative_sources_of_copy_from_are_under_the_stage_root_not_its_workdir() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "from-relative",
+        &format!(
+            "{}WORKDIR /w\nRUN echo inw > /w/f && echo atroot > /f\nFROM scratch\nCOPY --from=src f /got\n",
+            BUSYBOX.replace("FROM scratch", "FROM scratch AS src")
+        ),
+    );
+    let image = home.built(&context, &[]);
+    assert_eq!(image.list("/"), ["got"]);
+    assert_eq!(image.text("/got"), "atroot\n");
+}
+
+#[test]
+fn chown_expands_args_and_env() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "chown-args",
+        &format!(
+            "{BUSYBOX}ARG U=12\nARG G=34\nENV E=56\nCOPY --chown=$U:$G a /a\nCOPY --chown=${{E}} a /e\n"
+        ),
+    );
+    write_files(&context, &[("a", "a")]);
+    let image = home.built(&context, &[]);
+    assert_eq!(image.owner("/a"), (12, 34));
+    assert_eq!(image.owner("/e"), (56, 56));
+}

@@ -153,3 +153,33 @@ fn env_wins_over_an_earlier_arg_of_the_same_name() {
     assert_eq!(image.text("/a"), "env\n");
     assert_eq!(image.env("A").as_deref(), Some("env"));
 }
+
+#[test]
+fn an_undeclared_build_arg_does_not_reach_run() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "undeclared",
+        &format!("{BUSYBOX}RUN echo \"[$UNDECLARED]\" > /u\n"),
+    );
+    let image = home.built(&context, &["--build-arg", "UNDECLARED=x"]);
+    assert_eq!(image.text("/u"), "[]\n");
+}
+
+#[test]
+fn one_env_instruction_expands_with_the_values_from_before_it() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "env-self",
+        &format!("{BUSYBOX}ENV PATH=$PATH:/x P2=${{PATH}}\n"),
+    );
+    let image = home.built(&context, &[]);
+    let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    assert_eq!(image.env("PATH"), Some(format!("{path}:/x")));
+    assert_eq!(image.env("P2").as_deref(), Some(path));
+}

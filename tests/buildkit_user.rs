@@ -158,3 +158,22 @@ fn an_unknown_user_name_fails_the_run_step() {
     assert!(stderr.contains("nobody"), "{stderr}");
     assert!(stderr.contains("/etc/passwd"), "{stderr}");
 }
+
+#[test]
+fn an_empty_home_field_gives_an_empty_home() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "empty-home",
+        &format!(
+            "{BUSYBOX}RUN mkdir -p /etc /out && chmod 777 /out \
+             && echo \"e:x:300:300:::/bin/sh\" > /etc/passwd && echo \"e:x:300:\" > /etc/group\n\
+             USER e\nRUN env | grep \"^HOME\" > /out/env\n"
+        ),
+    );
+    let image = home.built(&context, &[]);
+    assert_eq!(image.text("/out/env"), "HOME=\n");
+    assert_eq!(image.owner("/out/env"), (300, 300));
+}

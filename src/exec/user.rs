@@ -76,7 +76,8 @@ pub struct ProcessUser {
     /// Other groups whose member list names the user, in file order.
     pub additional_gids: Vec<u32>,
     /// `HOME` for the process unless its environment sets one: the home
-    /// field of the uid's passwd line, else `/` (as runc under BuildKit).
+    /// field of the uid's passwd line (even empty), else `/` (as runc
+    /// under BuildKit).
     pub home: String,
 }
 
@@ -164,11 +165,7 @@ impl Accounts {
                 .collect(),
             _ => Vec::new(),
         };
-        let home = user
-            .entry
-            .map(|e| e.home)
-            .filter(|home| !home.is_empty())
-            .unwrap_or_else(|| "/".to_owned());
+        let home = user.entry.map_or_else(|| "/".to_owned(), |e| e.home);
         Ok(ProcessUser {
             ids: Ids { uid: user.uid, gid },
             additional_gids,
@@ -315,6 +312,8 @@ mod tests {
 
     #[test]
     fn process_user_home_comes_from_the_uid_passwd_line() {
+        let empty_home = Accounts::parse(Some("e:x:300:300:::/bin/sh\n"), None);
+        assert_eq!(empty_home.resolve_process_user("e").unwrap().home, "");
         let accounts = Accounts::parse(Some(PASSWD), Some(GROUP));
         assert_eq!(accounts.resolve_process_user("root").unwrap().home, "/root");
         let by_number = accounts.resolve_process_user("1000").unwrap();
