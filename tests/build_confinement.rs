@@ -373,14 +373,21 @@ fn a_bad_seccomp_option_is_a_usage_error_and_a_bad_profile_names_its_file() {
     ] {
         let output = run(option);
         assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
-        assert!(stderr_of(&output).contains(message), "{}", stderr_of(&output));
+        assert!(
+            stderr_of(&output).contains(message),
+            "{}",
+            stderr_of(&output)
+        );
     }
     let missing = home.path("missing.json");
     let bad = home.path("bad.json");
     std::fs::write(&bad, r#"{"defaultAction": "SCMP_ACT_MAYBE"}"#).unwrap();
     for (path, message) in [
         (&missing, "No such file or directory"),
-        (&bad, "not a seccomp profile in Docker's format: unknown variant `SCMP_ACT_MAYBE`"),
+        (
+            &bad,
+            "not a seccomp profile in Docker's format: unknown variant `SCMP_ACT_MAYBE`",
+        ),
     ] {
         let output = run(&format!("seccomp={}", path.display()));
         let stderr = stderr_of(&output);
@@ -399,7 +406,11 @@ fn keyctl(args: &[&str]) -> Option<String> {
         eprintln!("SKIPPED: keyctl (keyutils) is not installed");
         return None;
     };
-    assert!(output.status.success(), "keyctl {args:?}: {}", stderr_of(&output));
+    assert!(
+        output.status.success(),
+        "keyctl {args:?}: {}",
+        stderr_of(&output)
+    );
     Some(String::from_utf8(output.stdout).unwrap().trim().to_owned())
 }
 
@@ -469,7 +480,12 @@ fn the_hosts_keyrings_are_out_of_reach() {
         let args = build_args(
             &context,
             &unconfined,
-            &["--build-arg", &user_key, "--security-opt", "seccomp=unconfined"],
+            &[
+                "--build-arg",
+                &user_key,
+                "--security-opt",
+                "seccomp=unconfined",
+            ],
         );
         passes(in_session_with_a_key(&home, mode, args)).unwrap();
         let keys = read(&unconfined, "keys");

@@ -123,7 +123,8 @@ impl RunAndImageFlags {
             )
         };
         let json = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        let profile = Profile::from_json(&json).map_err(|e| fail(SeccompError::from(e).to_string()))?;
+        let profile =
+            Profile::from_json(&json).map_err(|e| fail(SeccompError::from(e).to_string()))?;
         SeccompFilter::compile(&profile)
             .map(SeccompPolicy::Profile)
             .map_err(|e| fail(e.to_string()))

@@ -47,8 +47,8 @@ mod mounts;
 mod namespaces;
 mod process;
 mod protocol;
-mod secret;
 pub mod seccomp;
+mod secret;
 pub mod spec;
 mod targets;
 

@@ -126,7 +126,8 @@ pub(super) fn compile(profile: &Profile, host: &Host) -> Result<Vec<BpfProgram>,
 
 /// Whether the rule's `includes` all hold and none of its `excludes` does.
 fn applies(rule: &Rule, host: &Host) -> Result<bool, SeccompError> {
-    let holds_cap = |name: &String| capabilities::named(name).is_some_and(|c| host.caps.contains(c));
+    let holds_cap =
+        |name: &String| capabilities::named(name).is_some_and(|c| host.caps.contains(c));
     let kernel_at_least = |min: &Option<String>| -> Result<Option<bool>, SeccompError> {
         min.as_deref()
             .map(|v| {
@@ -186,7 +187,11 @@ fn condition(arg: &Arg, call: &str) -> Result<SeccompCondition, SeccompError> {
 }
 
 /// Adds one rule's use of a call: unconditional uses win over conditional ones.
-fn add(calls: &mut Calls, number: i64, conditions: &[SeccompCondition]) -> Result<(), SeccompError> {
+fn add(
+    calls: &mut Calls,
+    number: i64,
+    conditions: &[SeccompCondition],
+) -> Result<(), SeccompError> {
     let entry = calls.entry(number).or_insert_with(|| Some(Vec::new()));
     match entry {
         None => {}
@@ -232,7 +237,12 @@ fn enosys_above(
     let prefix = [
         load(ARCH_OFFSET),
         // Another architecture: skip the next 3 to `program`.
-        insn(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 3, audit_arch),
+        insn(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            3,
+            audit_arch,
+        ),
         load(NR_OFFSET),
         insn(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K, 0, 1, newest),
         insn(
@@ -296,14 +306,16 @@ mod tests {
         );
         assert!(!applies(&without_admin, &admin).unwrap());
         assert!(applies(&without_admin, &plain).unwrap());
-        let new_kernels =
-            rule(r#"{"names":["ptrace"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"4.8"}}"#);
+        let new_kernels = rule(
+            r#"{"names":["ptrace"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"4.8"}}"#,
+        );
         assert!(applies(&new_kernels, &admin).unwrap());
         assert!(!applies(&new_kernels, &plain).unwrap());
         let s390 =
             rule(r#"{"names":["x"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["s390x"]}}"#);
         assert!(!applies(&s390, &admin).unwrap());
-        let bad = rule(r#"{"names":["x"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"new"}}"#);
+        let bad =
+            rule(r#"{"names":["x"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"new"}}"#);
         assert!(matches!(
             applies(&bad, &admin),
             Err(SeccompError::KernelVersion { .. })
