@@ -1,6 +1,7 @@
 //! `builder build [--dry-run] [--target T] [--build-arg K[=V]]…
 //! [--platform P] [-f FILE|-] [--label K=V]… [--add-host H:IP]…
-//! [--shm-size N] [--build-context NAME=SRC]… CONTEXT|ARCHIVE|-`.
+//! [--shm-size N] [--build-context NAME=SRC]… [--security-opt seccomp=…]
+//! CONTEXT|ARCHIVE|-`.
 //!
 //! Without `--dry-run` it builds the image (see [`super::build_image`]).
 //! `--dry-run` prints the plan: the stages in order with their bases, every

@@ -557,11 +557,7 @@ impl Executor {
             security: step.security,
             shm_size: self.options.shm_size,
             seccomp: match step.security {
-                Security::Sandbox => self
-                    .options
-                    .seccomp
-                    .filter()
-                    .map_err(crate::sandbox::SandboxError::from)?,
+                Security::Sandbox => self.options.seccomp.filter().map_err(SandboxError::from)?,
                 Security::Insecure => None,
             },
             cgroup: self.options.cgroup,
