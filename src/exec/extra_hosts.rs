@@ -32,7 +32,7 @@ pub enum ExtraHostError {
     },
     /// `host-gateway`, which only a daemon with a bridge network can resolve.
     #[error(
-        "--add-host {0:?}: host-gateway is not supported: RUN steps share the host's network (or have none), so there is no gateway; use 127.0.0.1 or the host's address"
+        "--add-host {0:?}: host-gateway is not supported: the gateway of a RUN step's network does not lead to the host (its 127.0.0.1 services are out of reach); use the host's address on another interface"
     )]
     HostGateway(String),
 }

@@ -746,12 +746,8 @@ const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 /// (`127.0.0.53` alone) to the servers behind it.
 fn resolv_conf(network: Network) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let only_stub = {
-        let mut servers = host.lines().filter_map(nameserver);
-        servers.next() == Some(Some(RESOLVED_STUB)) && servers.next().is_none()
-    };
     let host = match network {
-        Network::Private | Network::None if only_stub => {
+        Network::Private | Network::None if names_only_the_resolved_stub(&host) => {
             std::fs::read_to_string(RESOLVED_UPSTREAM).unwrap_or(host)
         }
         Network::Private | Network::None | Network::Host => host,
@@ -762,6 +758,12 @@ fn resolv_conf(network: Network) -> String {
 /// systemd-resolved's stub resolver.
 const RESOLVED_STUB: std::net::IpAddr =
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 53));
+
+/// Whether `resolv_conf`'s one nameserver is systemd-resolved's stub.
+fn names_only_the_resolved_stub(resolv_conf: &str) -> bool {
+    let mut servers = resolv_conf.lines().filter_map(nameserver);
+    servers.next() == Some(Some(RESOLVED_STUB)) && servers.next().is_none()
+}
 
 /// The address of a `nameserver` line (`Some(None)` if it is not one).
 fn nameserver(line: &str) -> Option<Option<std::net::IpAddr>> {
@@ -810,6 +812,17 @@ mod tests {
             DEFAULT_RESOLV_CONF
         );
         assert_eq!(resolv_conf_from("", Network::Host), DEFAULT_RESOLV_CONF);
+    }
+
+    #[test]
+    fn only_a_lone_resolved_stub_is_read_through() {
+        assert!(names_only_the_resolved_stub(
+            "# systemd-resolved\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n"
+        ));
+        assert!(!names_only_the_resolved_stub(
+            "nameserver 127.0.0.53\nnameserver 192.0.2.1\n"
+        ));
+        assert!(!names_only_the_resolved_stub("nameserver 127.0.0.1\n"));
     }
 
     #[test]

@@ -102,11 +102,16 @@ pub(crate) fn enter(
     }
 }
 
-/// A running slirp4netns, the helper's child.
+/// A running slirp4netns, the helper's child; dropping this closes the pipe
+/// it watches, and it exits.
+///
+/// Its exit is not waited for: closing `tap0` unregisters the device,
+/// which takes the kernel tens of milliseconds under load (RCU grace
+/// periods) that the step need not wait; the helper exits next, and
+/// whoever inherits slirp4netns (init, or a subreaper) reaps it.
 pub(crate) struct Nat {
-    pid: rustix::process::Pid,
-    /// slirp4netns exits once this (the only write end) is closed.
-    exit: Option<OwnedFd>,
+    /// The only write end of the pipe slirp4netns watches (`--exit-fd`).
+    _exit: OwnedFd,
 }
 
 impl Nat {
@@ -153,13 +158,8 @@ impl Nat {
             // SAFETY: _exit skips destructors, which belong to the helper.
             unsafe { libc::_exit(127) };
         }
-        let pid = rustix::process::Pid::from_raw(pid)
-            .ok_or_else(|| SetupError::Invalid("fork returned pid 0 to the parent".into()))?;
         drop((go_read, ready_write, exit_read, log_file));
-        let nat = Nat {
-            pid,
-            exit: Some(exit_write),
-        };
+        let nat = Nat { _exit: exit_write };
         namespaces::unshare_net()?;
         rustix::io::write(&go_write, b"g").context(|| "starting slirp4netns".into())?;
         drop(go_write);
@@ -174,17 +174,6 @@ impl Nat {
             )));
         }
         Ok(nat)
-    }
-}
-
-impl Drop for Nat {
-    /// Closes the pipe slirp4netns watches and waits until it has exited.
-    fn drop(&mut self) {
-        drop(self.exit.take());
-        while let Err(rustix::io::Errno::INTR) =
-            rustix::process::waitpid(Some(self.pid), rustix::process::WaitOptions::empty())
-        {
-        }
     }
 }
 
