@@ -145,3 +145,41 @@ fn a_bad_idle_timeout_is_named() {
             "BUILDER_REGISTRY_IDLE_TIMEOUT=\"soon\" is not a number of seconds greater than 0",
         ));
 }
+
+#[test]
+fn a_registry_that_takes_a_blob_and_never_answers_is_given_up_naming_the_push() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let image = BaseImage::busybox(&registry);
+    let server = TestServer::start(|req| match (req.method.as_str(), req.path()) {
+        ("GET", "/v2/") => Response::new(200),
+        ("HEAD", _) => Response::new(404),
+        ("POST", "/v2/copy/blobs/uploads/") => {
+            Response::new(202).header("Location", "/v2/copy/blobs/uploads/session")
+        }
+        // The whole blob arrives; no answer ever comes.
+        ("PUT", "/v2/copy/blobs/uploads/session") => Response::new(201).stall(Stall::BeforeHead),
+        _ => Response::new(404),
+    });
+    let home = tempfile::tempdir().unwrap();
+    builder(home.path())
+        .args(["pull", &image.reference])
+        .assert()
+        .success();
+    let copy = format!("{}/copy:v1", server.host());
+    builder(home.path())
+        .args(["tag", &image.reference, &copy])
+        .assert()
+        .success();
+    builder(home.path())
+        .env("BUILDER_REGISTRY_IDLE_TIMEOUT", "0.3")
+        .args(["push", &copy])
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .failure()
+        .stderr(contains(format!(
+            "{copy}: registry {} sent nothing for 0.3 s while pushing blob sha256:",
+            server.host()
+        )));
+}

@@ -1,7 +1,8 @@
 //! Blobs damaged on disk in the store: a pull fetches one of the wrong size
 //! again; a push refuses to send one whose bytes do not hash to its digest
 //! (the registry commits nothing) and removes it; a build that unpacks one
-//! names it, removes it, and the next build fetches it again.
+//! names it, removes it, and the next build fetches it again (a damaged
+//! config, read whole, is fetched again at once).
 
 mod support;
 
@@ -114,4 +115,13 @@ fn a_build_names_a_corrupt_layer_and_the_next_build_fetches_it_again() {
         image.blobs[&image.layer],
         "fetched again"
     );
+
+    // A damaged config is found when the base is read, and fetched again.
+    let config = &image.configs[support::image::host_arch()];
+    let config_file = blob_file(home.dir.path(), config);
+    flip_a_byte(&config_file);
+    let output = home.build(&[context.to_str().unwrap()]).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(std::fs::read(&config_file).unwrap(), image.blobs[config]);
 }

@@ -9,7 +9,7 @@ use crate::exec::config::ImageConfig;
 use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
 use crate::progress::ProgressSender;
 use crate::registry::{Client, PullOptions, pull};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use oci_spec::image::{Descriptor, Digest};
 
 /// An image's parts as a build uses them.
@@ -35,11 +35,17 @@ pub(super) async fn resolve(
 ) -> Result<ImageBase, BaseError> {
     if !pull_always {
         if let Some(descriptor) = store.refs().get(reference)? {
-            let base = read(store, &descriptor)?;
-            // A layer blob removed as corrupt (or damaged in its size) is
-            // fetched again by pulling, which fetches only what is missing.
-            if base.layers.iter().all(|l| blob_intact(store, &l.blob)) {
-                return Ok(base);
+            // A blob removed as corrupt (or damaged in its size) is fetched
+            // again by pulling, which fetches only what is missing.
+            match read(store, &descriptor) {
+                Ok(base) if base.layers.iter().all(|l| blob_intact(store, &l.blob)) => {
+                    return Ok(base);
+                }
+                Ok(_)
+                | Err(BaseError::Store(
+                    StoreError::BlobNotFound { .. } | StoreError::CorruptBlob { .. },
+                )) => {}
+                Err(e) => return Err(e),
             }
         }
     }

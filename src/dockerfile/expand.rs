@@ -70,7 +70,7 @@ pub enum ExpandErrorKind {
     },
     /// `${name?message}` with `name` unset, or `${name:?message}` with it
     /// unset or empty.
-    #[error("{name}: {message}")]
+    #[error("{name}: {}", cut(message))]
     Required {
         /// The variable.
         name: String,
@@ -114,7 +114,15 @@ const SHOWN_WORD_CHARS: usize = 200;
 fn shown_word(word: &str) -> String {
     match word.char_indices().nth(SHOWN_WORD_CHARS) {
         None => format!("{word:?}"),
-        Some((cut, _)) => format!("{:?}… ({} bytes)", &word[..cut], word.len()),
+        Some((at, _)) => format!("{:?}… ({} bytes)", &word[..at], word.len()),
+    }
+}
+
+/// `text` cut after [`SHOWN_WORD_CHARS`] characters, for a message.
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_WORD_CHARS) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
     }
 }
 
@@ -903,6 +911,13 @@ mod tests {
         let message = err.to_string();
         assert!(message.len() < 400, "{message}");
         assert!(message.contains("(10002 bytes)"), "{message}");
+        let word = format!("${{x:?{}}}", "m".repeat(10_000));
+        let message = Lexer::new('\\')
+            .expand_word(&word, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.len() < 800, "{message}");
+        assert!(message.contains(": x: mmm"), "{message}");
     }
 
     #[test]

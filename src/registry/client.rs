@@ -6,6 +6,8 @@
 use super::auth::{Authenticator, Scope};
 use super::credentials::Credential;
 use super::error::{ErrorCodes, RegistryError, error_chain};
+use super::idle::{Activity, idle_timeout, unless_idle};
+use super::upload_check::UploadCheck;
 use crate::digest::sha256;
 use crate::image::media::MANIFEST_ACCEPT;
 use bytes::Bytes;
@@ -30,12 +32,6 @@ const ATTEMPTS: u32 = 5;
 const MAX_REDIRECTS: u32 = 10;
 /// Read buffer when streaming a file body.
 const FILE_CHUNK: usize = 1 << 20;
-/// How long a registry may send or take nothing on a connection before the
-/// request is given up (and retried): long enough for a slow registry or
-/// link, short enough that a stalled one does not hang a build.
-const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Overrides [`DEFAULT_IDLE_TIMEOUT`], in seconds (`0.5` allowed); for tests.
-const IDLE_TIMEOUT_ENV: &str = "BUILDER_REGISTRY_IDLE_TIMEOUT";
 
 /// Where a registry's API lives: `docker.io` is served from
 /// `registry-1.docker.io`; loopback hosts and those named insecure speak
@@ -131,70 +127,6 @@ pub enum Body {
         progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
         check: Option<Arc<UploadCheck>>,
     },
-}
-
-/// Hashes a blob's bytes as they go out, in order, across the chunks and
-/// attempts of its upload, so that a blob damaged in the store is caught
-/// before the registry commits it: its last bytes are not sent.
-pub struct UploadCheck {
-    digest: Digest,
-    size: u64,
-    state: std::sync::Mutex<UploadHash>,
-}
-
-#[derive(Default)]
-struct UploadHash {
-    hasher: crate::digest::Hasher,
-    /// What the whole hashed to, when that was not the digest.
-    corrupt: Option<Digest>,
-}
-
-impl UploadCheck {
-    /// A check for blob `digest` of `size` bytes.
-    pub fn new(digest: &Digest, size: u64) -> Arc<Self> {
-        Arc::new(Self {
-            digest: digest.clone(),
-            size,
-            state: std::sync::Mutex::default(),
-        })
-    }
-
-    /// Takes the bytes at `offset` of the blob (bytes hashed already, by an
-    /// earlier attempt, are skipped); refuses the blob's last bytes when the
-    /// whole does not hash to its digest.
-    fn feed(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| std::io::Error::other("upload check poisoned"))?;
-        let end = offset + bytes.len() as u64;
-        let done = state.hasher.len();
-        if (offset..end).contains(&done) {
-            let skip = usize::try_from(done - offset).unwrap_or(usize::MAX);
-            state.hasher.update(&bytes[skip.min(bytes.len())..]);
-            if state.hasher.len() == self.size {
-                let actual = std::mem::take(&mut state.hasher).finish();
-                state.corrupt = (actual != self.digest).then_some(actual);
-            }
-        }
-        match &state.corrupt {
-            Some(actual) if end >= self.size => Err(std::io::Error::other(format!(
-                "blob {} in the store hashes to {actual}",
-                self.digest
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    /// The store's error for the blob when its bytes did not hash to its
-    /// digest.
-    pub fn corrupt(&self) -> Option<crate::store::StoreError> {
-        let actual = self.state.lock().ok()?.corrupt.clone()?;
-        Some(crate::store::StoreError::CorruptBlob {
-            digest: self.digest.clone(),
-            actual,
-        })
-    }
 }
 
 impl Body {
@@ -312,66 +244,6 @@ impl<'a> Req<'a> {
             phase,
         }
     }
-}
-
-/// When bytes last moved for a request, for the idle timeout.
-#[derive(Clone)]
-struct Activity(Arc<std::sync::Mutex<tokio::time::Instant>>);
-
-impl Activity {
-    fn new() -> Self {
-        Self(Arc::new(std::sync::Mutex::new(tokio::time::Instant::now())))
-    }
-
-    /// Bytes moved now.
-    fn touch(&self) {
-        if let Ok(mut last) = self.0.lock() {
-            *last = tokio::time::Instant::now();
-        }
-    }
-
-    fn last(&self) -> tokio::time::Instant {
-        self.0
-            .lock()
-            .map_or_else(|_| tokio::time::Instant::now(), |last| *last)
-    }
-}
-
-/// Runs `work` until it is done, or until `activity` has seen nothing for
-/// `idle` (`None`).
-async fn unless_idle<F: std::future::Future>(
-    work: F,
-    activity: &Activity,
-    idle: Duration,
-) -> Option<F::Output> {
-    tokio::pin!(work);
-    loop {
-        let deadline = activity.last() + idle;
-        tokio::select! {
-            out = &mut work => return Some(out),
-            () = tokio::time::sleep_until(deadline) => {
-                if activity.last() + idle <= tokio::time::Instant::now() {
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-/// The idle timeout: [`IDLE_TIMEOUT_ENV`] when set, else the default.
-fn idle_timeout() -> Result<Duration, RegistryError> {
-    let Some(value) = std::env::var_os(IDLE_TIMEOUT_ENV) else {
-        return Ok(DEFAULT_IDLE_TIMEOUT);
-    };
-    value
-        .to_str()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| RegistryError::InvalidIdleTimeout {
-            variable: IDLE_TIMEOUT_ENV,
-            value: value.to_string_lossy().into_owned(),
-        })
 }
 
 /// A reply body read chunk by chunk, given up when the registry sends

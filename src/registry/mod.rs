@@ -6,9 +6,11 @@ pub mod auth;
 pub mod client;
 pub mod credentials;
 pub mod error;
+mod idle;
 pub mod pull;
 pub mod push;
 pub mod sources;
+pub mod upload_check;
 
 pub use client::{Client, Endpoint};
 pub use credentials::{Credential, DockerConfig};

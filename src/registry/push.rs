@@ -4,10 +4,11 @@
 //! when large, always streamed from the file). Blobs go up in parallel
 //! (bounded); manifests follow their blobs, an index its manifests.
 
-use super::client::{Body, Client, MountOutcome, UploadCheck};
+use super::client::{Body, Client, MountOutcome};
 use super::error::RegistryError;
 use super::pull::store_error;
 use super::sources::Sources;
+use super::upload_check::UploadCheck;
 use crate::image::media::{OCI_INDEX, OCI_MANIFEST};
 use crate::image::{ManifestOrIndex, Reference};
 use crate::progress::{BlobOutcome, Direction, Event, ProgressSender};
