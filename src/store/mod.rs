@@ -140,8 +140,8 @@ pub enum StoreError {
     Layer {
         /// The layer blob.
         digest: Digest,
-        /// Why.
-        source: crate::userns::UnpackError,
+        /// Why (boxed: it is rarely built and large).
+        source: Box<crate::userns::UnpackError>,
     },
     /// A layer unpacked to other content than the image config says.
     #[error("layer {layer} unpacks to diff ID {actual}, but the image config lists {expected}")]

@@ -105,7 +105,7 @@ impl SnapshotStore {
         let blob = blobs.open(layer.digest())?;
         let layer_error = |source| StoreError::Layer {
             digest: layer.digest().clone(),
-            source,
+            source: Box::new(source),
         };
         let media_type = layer.media_type().to_string();
         let tar = crate::layer::compress::decompress(blob, &media_type)
