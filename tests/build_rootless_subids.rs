@@ -300,3 +300,20 @@ fn check_user_build(layout: &Path, root_layers: &[Vec<TarEntry>], seen: &str) {
     let shadow = file_in_layout(layout, "etc/shadow");
     assert!(shadow.ends_with("\nu:!:19000::::::\n"), "{shadow}");
 }
+
+#[test]
+fn the_unpack_helper_is_hidden_and_refuses_to_run_by_hand() {
+    let help = assert_cmd::Command::new(env!("CARGO_BIN_EXE_builder"))
+        .arg("--help")
+        .assert()
+        .success();
+    assert!(!String::from_utf8_lossy(&help.get_output().stdout).contains("userns"));
+    assert_cmd::Command::new(env!("CARGO_BIN_EXE_builder"))
+        .arg("__userns")
+        .write_stdin("not a request\n")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "builder __userns is run by builder itself: reading its request",
+        ));
+}
