@@ -141,7 +141,7 @@ pub enum StoreError {
         /// The layer blob.
         digest: Digest,
         /// Why (boxed: it is rarely built and large).
-        source: Box<crate::userns::UnpackError>,
+        source: Box<crate::userns::UsernsError>,
     },
     /// A layer unpacked to other content than the image config says.
     #[error("layer {layer} unpacks to diff ID {actual}, but the image config lists {expected}")]

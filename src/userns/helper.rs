@@ -1,9 +1,9 @@
 //! `builder __userns`: the re-executed, single-threaded helper that makes a
 //! user namespace, waits for the parent to map it, and extracts a layer (or
 //! copies or removes a tree, or writes a step's layer) there as its root
-//! (see the protocol in `unpack`).
+//! (see the protocol in `jobs`).
 
-use super::unpack::{GO, Job, Reply, Request};
+use super::jobs::{GO, Job, Reply, Request};
 use crate::layer::LayerError;
 use crate::layer::copy::copy_tree;
 use crate::layer::diff::{overlay_changes, tree_changes};
@@ -48,7 +48,9 @@ fn send(reply: &Reply) -> Result<(), String> {
 fn run(input: &mut impl BufRead) -> Result<Option<Reply>, String> {
     let by_hand = |why: String| format!("builder __userns is run by builder itself: {why}");
     if std::io::stdin().is_terminal() {
-        return Err(by_hand("its request comes on stdin, not from a terminal".into()));
+        return Err(by_hand(
+            "its request comes on stdin, not from a terminal".into(),
+        ));
     }
     let request: Request = serde_json::from_str(&read_line(input).map_err(by_hand)?)
         .map_err(|e| by_hand(format!("reading its request: {e}")))?;
