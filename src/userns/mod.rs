@@ -24,4 +24,4 @@ pub(crate) use helper::main as helper_main;
 pub use idmap::IdMapError;
 pub(crate) use idmap::{IdMap, IdMapSummary};
 pub use jobs::{NamespaceDiff, UsernsError, copy_tree, extract_layer, remove_in_namespace};
-pub use range::{Stack, in_process_options, missing_range, missing_range_notice};
+pub use range::{Stack, in_process_options, missing_range, missing_range_notice, owner_mapping};

@@ -81,3 +81,25 @@ pub fn in_process_options(stack: Stack) -> ExtractOptions {
         },
     }
 }
+
+/// The on-disk owners of what this process unpacks, as one line: as
+/// recorded (root), or through the rootless namespace's maps. A snapshot
+/// unpacked under another mapping shows steps other owners.
+pub fn owner_mapping() -> String {
+    if rustix::process::geteuid().is_root() {
+        return "root: owners as the layers record them".to_owned();
+    }
+    match IdMap::detect() {
+        IdMap::Single { uid, gid } => format!("rootless: 0 is {uid}:{gid}, no other ID"),
+        IdMap::Range {
+            uid,
+            gid,
+            subuid,
+            subgid,
+            ..
+        } => format!(
+            "rootless: 0 is {uid}:{gid}, uids 1.. are {}+{}, gids 1.. are {}+{}",
+            subuid.start, subuid.count, subgid.start, subgid.count
+        ),
+    }
+}
