@@ -58,7 +58,7 @@ fn run(input: &mut impl BufRead) -> Result<Option<Reply>, String> {
         .map_err(|e| format!("arming the parent-death signal: {e}"))?;
     let parent = rustix::process::getppid().map_or(0, |pid| pid.as_raw_nonzero().get());
     if parent != request.parent_pid {
-        return Err("the parent exited before the layer was unpacked".into());
+        return Err("the parent exited before the job started".into());
     }
     // SAFETY: CLONE_NEWUSER shares no file descriptor table with other
     // threads (what makes unshare unsafe in rustix's terms), and the helper
