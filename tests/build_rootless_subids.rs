@@ -267,6 +267,36 @@ fn a_user_with_a_subordinate_range_builds_what_root_builds() {
             std::fs::read_dir(store.join("snapshots")).unwrap().count(),
             0
         );
+
+        if snapshotter == "overlay" {
+            // Root building on the user's store does not reuse snapshots
+            // holding the user's host IDs: it sees the image's owners.
+            let built = as_user(&["build", "--progress", "plain", context.to_str().unwrap()]);
+            assert!(built.status.success());
+            let other = home.context(
+                "root-on-user-store",
+                &format!(
+                    "FROM {}\nRUN stat -c '%n %u:%g' /etc/shadow /home/app/notes > /seen\n",
+                    base.reference
+                ),
+            );
+            let out = home.path("root-on-user-store-out");
+            let built = home
+                .build(&["-o", out.to_str().unwrap(), other.to_str().unwrap()])
+                .env("BUILDER_ROOT", &store)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&built.stderr);
+            assert!(built.status.success(), "{stderr}");
+            assert_eq!(
+                std::fs::read_to_string(out.join("seen")).unwrap(),
+                "/etc/shadow 0:42\n/home/app/notes 1000:1000\n"
+            );
+            assert!(
+                stderr.contains("unpacked layer snapshot(s) made with other owners"),
+                "{stderr}"
+            );
+        }
     }
 }
 
@@ -299,4 +329,21 @@ fn check_user_build(layout: &Path, root_layers: &[Vec<TarEntry>], seen: &str) {
     );
     let shadow = file_in_layout(layout, "etc/shadow");
     assert!(shadow.ends_with("\nu:!:19000::::::\n"), "{shadow}");
+}
+
+#[test]
+fn the_unpack_helper_is_hidden_and_refuses_to_run_by_hand() {
+    let help = assert_cmd::Command::new(env!("CARGO_BIN_EXE_builder"))
+        .arg("--help")
+        .assert()
+        .success();
+    assert!(!String::from_utf8_lossy(&help.get_output().stdout).contains("userns"));
+    assert_cmd::Command::new(env!("CARGO_BIN_EXE_builder"))
+        .arg("__userns")
+        .write_stdin("not a request\n")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "builder __userns is run by builder itself: reading its request",
+        ));
 }

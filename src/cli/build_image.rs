@@ -206,6 +206,14 @@ pub fn build_image(
     let names = image_names(&tags, &outputs);
     let (sender, renderer) = progress::spawn_renderer(style);
     let work = async {
+        let mapping = crate::userns::owner_mapping();
+        let removed = store.snapshots().claim(&mapping).into_diagnostic()?;
+        if removed > 0 {
+            sender.send(Event::Status(format!(
+                "removed {removed} unpacked layer snapshot(s) made with other owners than this \
+                 build's ({mapping}); their layers are unpacked again"
+            )));
+        }
         // Until the image is named and exported, only this lease keeps a
         // concurrent prune from taking its manifest and config.
         let _lease = store.lease().into_diagnostic()?;

@@ -701,9 +701,9 @@ impl Drop for ScratchDir {
 
 /// Work done in the rootless user namespace (`userns`) that failed, as the
 /// layer error it stands for.
-fn in_namespace(action: &'static str, path: &Path, err: crate::userns::UnpackError) -> LayerError {
+fn in_namespace(action: &'static str, path: &Path, err: crate::userns::UsernsError) -> LayerError {
     match err {
-        crate::userns::UnpackError::Layer(err) => err,
+        crate::userns::UsernsError::Layer(err) => err,
         err => LayerError::Fs {
             action,
             path: path.to_path_buf(),

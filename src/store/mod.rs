@@ -111,6 +111,19 @@ pub enum StoreError {
         /// The store root.
         root: PathBuf,
     },
+    /// The snapshots were unpacked with other owners than this process
+    /// gives files, and another builder operation is using them.
+    #[error(
+        "the store at {root} holds layer snapshots unpacked with other owners than this build's \
+         ({mapping}), and another builder operation is using them; build again when it has \
+         finished, or use a store of your own (--root)"
+    )]
+    OtherOwners {
+        /// The store root.
+        root: PathBuf,
+        /// This process's owner mapping.
+        mapping: String,
+    },
     /// The reference index could not be read.
     #[error("reference index {path} is corrupt: {source}")]
     CorruptIndex {
@@ -154,8 +167,8 @@ pub enum StoreError {
     Layer {
         /// The layer blob.
         digest: Digest,
-        /// Why.
-        source: crate::userns::UnpackError,
+        /// Why (boxed: it is rarely built and large).
+        source: Box<crate::userns::UsernsError>,
     },
     /// A layer unpacked to other content than the image config says.
     #[error("layer {layer} unpacks to diff ID {actual}, but the image config lists {expected}")]

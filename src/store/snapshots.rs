@@ -105,7 +105,7 @@ impl SnapshotStore {
         let (blob, check) = blobs.open_checked(layer.digest())?;
         let layer_error = |source| StoreError::Layer {
             digest: layer.digest().clone(),
-            source,
+            source: Box::new(source),
         };
         let media_type = layer.media_type().to_string();
         let report = crate::layer::compress::decompress(blob, &media_type)
@@ -189,6 +189,48 @@ impl SnapshotStore {
         let size = tree_size(&doomed);
         remove_tree(&doomed)?;
         Ok(size)
+    }
+}
+
+impl SnapshotStore {
+    /// Makes the snapshots ones unpacked with on-disk owners `mapping` (see
+    /// [`crate::userns::owner_mapping`]), recorded in `snapshot-owners`.
+    /// Snapshots of another mapping — a store used by root and rootless, a
+    /// changed `/etc/subuid` range, or a store from before the record —
+    /// would show steps other owners than the image's, so they are removed
+    /// (a layer unpacks again when next needed). Returns how many were.
+    /// Must be called before this process takes a [`Lease`].
+    pub fn claim(&self, mapping: &str) -> Result<usize, StoreError> {
+        let record = self.layout.root.join("snapshot-owners");
+        let found = match std::fs::read_to_string(&record) {
+            Ok(found) => Some(found),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StoreError::io("read", &record, e)),
+        };
+        if found.as_deref().map(str::trim_end) == Some(mapping) {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        if !self.list()?.is_empty() {
+            let Some(_exclusive) = FileLock::try_exclusive(&self.layout.gc_lock())? else {
+                return Err(StoreError::OtherOwners {
+                    root: self.layout.root.clone(),
+                    mapping: mapping.to_owned(),
+                });
+            };
+            for chain in self.list()? {
+                self.remove(&chain)?;
+                removed += 1;
+            }
+        }
+        let pending = self
+            .layout
+            .tmp
+            .join(format!("snapshot-owners-{}", std::process::id()));
+        std::fs::write(&pending, format!("{mapping}\n"))
+            .and_then(|()| std::fs::rename(&pending, &record))
+            .map_err(|e| StoreError::io("write", &record, e))?;
+        Ok(removed)
     }
 }
 

@@ -1,16 +1,16 @@
 //! `builder __userns`: the re-executed, single-threaded helper that makes a
 //! user namespace, waits for the parent to map it, and extracts a layer (or
 //! copies or removes a tree, or writes a step's layer) there as its root
-//! (see the protocol in `unpack`).
+//! (see the protocol in `jobs`).
 
-use super::unpack::{GO, Job, Reply, Request};
+use super::jobs::{GO, Job, Reply, Request};
 use crate::layer::LayerError;
 use crate::layer::copy::copy_tree;
 use crate::layer::diff::{overlay_changes, tree_changes};
 use crate::layer::extract::{ExtractOptions, Ownership, extract};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 /// Entry point of `builder __userns`; the outcome goes to stdout as a reply
@@ -46,13 +46,19 @@ fn send(reply: &Reply) -> Result<(), String> {
 
 /// Carries out the request; `None` when the job already wrote its output.
 fn run(input: &mut impl BufRead) -> Result<Option<Reply>, String> {
-    let request: Request = serde_json::from_str(&read_line(input)?)
-        .map_err(|e| format!("reading the request: {e}"))?;
+    let by_hand = |why: String| format!("builder __userns is run by builder itself: {why}");
+    if std::io::stdin().is_terminal() {
+        return Err(by_hand(
+            "its request comes on stdin, not from a terminal".into(),
+        ));
+    }
+    let request: Request = serde_json::from_str(&read_line(input).map_err(by_hand)?)
+        .map_err(|e| by_hand(format!("reading its request: {e}")))?;
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(|e| format!("arming the parent-death signal: {e}"))?;
     let parent = rustix::process::getppid().map_or(0, |pid| pid.as_raw_nonzero().get());
     if parent != request.parent_pid {
-        return Err("the parent exited before the layer was unpacked".into());
+        return Err("the parent exited before the job started".into());
     }
     // SAFETY: CLONE_NEWUSER shares no file descriptor table with other
     // threads (what makes unshare unsafe in rustix's terms), and the helper

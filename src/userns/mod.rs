@@ -17,12 +17,11 @@
 
 mod helper;
 mod idmap;
-mod unpack;
+mod jobs;
+mod range;
 
 pub(crate) use helper::main as helper_main;
 pub use idmap::IdMapError;
 pub(crate) use idmap::{IdMap, IdMapSummary, find_in_path};
-pub use unpack::{
-    NamespaceDiff, Stack, UnpackError, copy_tree, extract_layer, in_process_options, missing_range,
-    missing_range_notice, remove_in_namespace,
-};
+pub use jobs::{NamespaceDiff, UsernsError, copy_tree, extract_layer, remove_in_namespace};
+pub use range::{Stack, in_process_options, missing_range, missing_range_notice, owner_mapping};

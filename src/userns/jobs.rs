@@ -1,16 +1,19 @@
-//! The parent side of `builder __userns`: deciding where a layer is
-//! extracted (or a tree removed), and feeding the helper its job and the
-//! layer's bytes.
+//! The parent side of `builder __userns`: the jobs done as root of the
+//! rootless user namespace (extract a layer, copy or remove a tree, read a
+//! step's change), each in this process instead where no namespace is
+//! needed, and the protocol that feeds the helper its job and data.
 //!
 //! Protocol, on the helper's stdin and stdout: the parent sends one JSON
 //! [`Request`] line; the helper makes its user namespace and answers
 //! [`Reply::Ready`]; the parent writes the ID maps and sends [`GO`], then
 //! (to extract) the uncompressed layer tar until EOF; the helper answers
-//! with one last reply.
+//! with one last reply (to diff: [`Reply::Changes`], then the layer tar
+//! until its stdout ends).
 
 use super::idmap::{IdMap, IdMapError, IdMapSummary};
-use crate::layer::extract::{ExtractOptions, ExtractReport, Ownership, WhiteoutStyle, extract};
-use crate::layer::{LayerError, OverlayXattrs};
+use super::range::{Stack, in_process_options, namespace};
+use crate::layer::LayerError;
+use crate::layer::extract::{ExtractReport, extract};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,28 +21,6 @@ use std::process::{Child, Command, Stdio};
 
 /// The line the parent sends once the ID maps are written.
 pub(super) const GO: &str = "go";
-
-/// What a layer is applied onto.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Stack {
-    /// An empty snapshot directory that overlayfs will stack above the lower
-    /// layers' snapshots: whiteouts are kept in overlay form.
-    Snapshot,
-    /// A directory already holding the lower layers: whiteouts are applied.
-    Applied,
-}
-
-impl Stack {
-    /// The whiteouts for this stack, in the xattr namespace overlayfs reads
-    /// (trusted as root, user when rootless).
-    pub(super) fn whiteouts(self, root: bool) -> WhiteoutStyle {
-        match (self, root) {
-            (Stack::Applied, _) => WhiteoutStyle::Apply,
-            (Stack::Snapshot, true) => WhiteoutStyle::Overlay(OverlayXattrs::Trusted),
-            (Stack::Snapshot, false) => WhiteoutStyle::Overlay(OverlayXattrs::User),
-        }
-    }
-}
 
 /// What the parent asks of the helper.
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,77 +90,24 @@ pub(super) enum Reply {
     Failed(String),
 }
 
-/// Why a layer could not be extracted.
+/// Why a job failed (in the rootless user namespace or in this process).
 #[derive(Debug, thiserror::Error)]
-pub enum UnpackError {
-    /// Extracting failed (in this process).
+pub enum UsernsError {
+    /// The job failed in this process.
     #[error(transparent)]
     Layer(#[from] LayerError),
     /// The helper could not be started or talked to.
-    #[error("the unpack helper (builder __userns): {0}")]
+    #[error("the userns helper (builder __userns): {0}")]
     Helper(std::io::Error),
     /// The ID maps of the helper's user namespace could not be written.
-    #[error("mapping the unpack helper's user namespace: {0}")]
+    #[error("mapping the userns helper's user namespace: {0}")]
     IdMap(#[from] IdMapError),
     /// The layer stream could not be read (a corrupt compressed blob).
     #[error("reading the layer tar stream")]
     Read(#[source] std::io::Error),
-    /// The helper reported a failure (extraction, or its namespace).
-    #[error("unpacking in the rootless user namespace: {0}")]
+    /// The helper reported a failure (of its job, or of its namespace).
+    #[error("in the rootless user namespace: {0}")]
     Failed(String),
-}
-
-/// The rootless user namespace layers must be unpacked in: `Some` when this
-/// process is not root and `/etc/subuid`/`/etc/subgid` grant it a range
-/// (with `newuidmap`/`newgidmap` installed).
-fn namespace() -> Option<IdMap> {
-    if rustix::process::geteuid().is_root() {
-        return None;
-    }
-    Some(IdMap::detect()).filter(|map| matches!(map, IdMap::Range { .. }))
-}
-
-/// Whether this process is rootless without a subordinate ID range, so
-/// that only owner `0:0` (its own IDs) can be kept in snapshots and steps.
-pub fn missing_range() -> bool {
-    !rustix::process::geteuid().is_root() && matches!(IdMap::detect(), IdMap::Single { .. })
-}
-
-/// What a rootless build without a subordinate ID range says once, before
-/// its steps: which owners it cannot keep, and how to get a range.
-pub fn missing_range_notice() -> Option<String> {
-    let uid = rustix::process::geteuid().as_raw();
-    missing_range().then(|| {
-        format!(
-            "warning: rootless without a subordinate ID range (uid {uid} has none in /etc/subuid \
-             and /etc/subgid, or newuidmap/newgidmap are not installed): RUN steps see every \
-             file as owned by 0:0 (base-image files of other owners too), steps record files they change as 0:0, and chown to any other user fails with \
-             EINVAL; grant a range (e.g. `usermod \
-             --add-subuids 100000-165535 --add-subgids 100000-165535 USER`) and install \
-             uidmap to keep owners"
-        )
-    })
-}
-
-/// How this process extracts without a user namespace: as root with the
-/// recorded owners; rootless with its own IDs only (other owners are
-/// reported as warnings and left the user's).
-pub fn in_process_options(stack: Stack) -> ExtractOptions {
-    if rustix::process::geteuid().is_root() {
-        return ExtractOptions {
-            whiteouts: stack.whiteouts(true),
-            ownership: Ownership::Preserve,
-        };
-    }
-    let uid = u64::from(rustix::process::geteuid().as_raw());
-    let gid = u64::from(rustix::process::getegid().as_raw());
-    ExtractOptions {
-        whiteouts: stack.whiteouts(false),
-        ownership: Ownership::Within {
-            uids: uid..uid + 1,
-            gids: gid..gid + 1,
-        },
-    }
 }
 
 /// Applies the uncompressed layer tar `tar` onto `root`, keeping every owner
@@ -190,7 +118,7 @@ pub fn extract_layer(
     tar: impl Read,
     root: &Path,
     stack: Stack,
-) -> Result<ExtractReport, UnpackError> {
+) -> Result<ExtractReport, UsernsError> {
     match namespace() {
         None => Ok(extract(tar, root, &in_process_options(stack))?),
         Some(map) => extract_in_namespace(&map, tar, root, stack),
@@ -204,8 +132,8 @@ fn extract_in_namespace(
     mut tar: impl Read,
     root: &Path,
     stack: Stack,
-) -> Result<ExtractReport, UnpackError> {
-    let root = std::path::absolute(root).map_err(UnpackError::Helper)?;
+) -> Result<ExtractReport, UsernsError> {
+    let root = std::path::absolute(root).map_err(UsernsError::Helper)?;
     let mut helper = Helper::start(map, Job::Extract { root, stack })?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -213,7 +141,7 @@ fn extract_in_namespace(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(UnpackError::Read(e)),
+            Err(e) => return Err(UsernsError::Read(e)),
         };
         // A helper that stopped reading has failed: its reply says why.
         if helper.input()?.write_all(&buf[..n]).is_err() {
@@ -234,10 +162,10 @@ fn extract_in_namespace(
 /// the user has a subordinate range (a step's files of other owners may be
 /// beyond the user's reach); `None` without a range (or as root), where the
 /// user's own rights are all there is.
-pub fn remove_in_namespace(path: &Path) -> Option<Result<(), UnpackError>> {
+pub fn remove_in_namespace(path: &Path) -> Option<Result<(), UsernsError>> {
     let map = namespace()?;
     let removed = std::path::absolute(path)
-        .map_err(UnpackError::Helper)
+        .map_err(UsernsError::Helper)
         .and_then(|path| {
             let mut helper = Helper::start(&map, Job::Remove { path })?;
             helper.close_input();
@@ -252,12 +180,12 @@ pub fn remove_in_namespace(path: &Path) -> Option<Result<(), UnpackError>> {
 /// Copies the tree `from` into the empty directory `to` keeping owners: as
 /// root of the rootless user namespace where the user has a subordinate
 /// range (files of other owners), else in this process.
-pub fn copy_tree(from: &Path, to: &Path) -> Result<(), UnpackError> {
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), UsernsError> {
     let Some(map) = namespace() else {
         return Ok(crate::layer::copy::copy_tree(from, to)?);
     };
-    let from = std::path::absolute(from).map_err(UnpackError::Helper)?;
-    let to = std::path::absolute(to).map_err(UnpackError::Helper)?;
+    let from = std::path::absolute(from).map_err(UsernsError::Helper)?;
+    let to = std::path::absolute(to).map_err(UsernsError::Helper)?;
     let mut helper = Helper::start(&map, Job::Copy { from, to })?;
     helper.close_input();
     match helper.reply()? {
@@ -283,11 +211,11 @@ impl NamespaceDiff {
         upper: &Path,
         parent: Option<&Path>,
         source_date_epoch: Option<u64>,
-    ) -> Option<Result<NamespaceDiff, UnpackError>> {
+    ) -> Option<Result<NamespaceDiff, UsernsError>> {
         let map = namespace()?;
         let started = std::path::absolute(upper)
             .and_then(|upper| Ok((upper, parent.map(std::path::absolute).transpose()?)))
-            .map_err(UnpackError::Helper)
+            .map_err(UsernsError::Helper)
             .and_then(|(upper, parent)| {
                 let job = Job::Diff {
                     upper,
@@ -310,18 +238,18 @@ impl NamespaceDiff {
     }
 
     /// Streams the layer tar into `out`.
-    pub fn write_to(mut self, out: &mut dyn Write) -> Result<(), UnpackError> {
+    pub fn write_to(mut self, out: &mut dyn Write) -> Result<(), UsernsError> {
         let copied = std::io::copy(&mut self.helper.stdout, out);
         // The helper's own failure says more than the broken stream.
         self.helper.wait()?;
-        copied.map(|_| ()).map_err(UnpackError::Helper)
+        copied.map(|_| ()).map_err(UsernsError::Helper)
     }
 }
 
-fn unexpected(reply: Reply) -> UnpackError {
+fn unexpected(reply: Reply) -> UsernsError {
     match reply {
-        Reply::Failed(reason) => UnpackError::Failed(reason),
-        other => UnpackError::Failed(format!("unexpected reply {other:?}")),
+        Reply::Failed(reason) => UsernsError::Failed(reason),
+        other => UsernsError::Failed(format!("unexpected reply {other:?}")),
     }
 }
 
@@ -334,7 +262,7 @@ struct Helper {
 
 impl Helper {
     /// Starts a helper on `job` and maps its user namespace with `map`.
-    fn start(map: &IdMap, job: Job) -> Result<Helper, UnpackError> {
+    fn start(map: &IdMap, job: Job) -> Result<Helper, UsernsError> {
         let request = Request {
             parent_pid: rustix::process::getpid().as_raw_nonzero().get(),
             ids: map.summary(),
@@ -346,7 +274,7 @@ impl Helper {
         helper
             .input()?
             .write_all(&line)
-            .map_err(UnpackError::Helper)?;
+            .map_err(UsernsError::Helper)?;
         match helper.reply()? {
             Reply::Ready => {}
             other => return Err(unexpected(other)),
@@ -355,11 +283,11 @@ impl Helper {
         helper
             .input()?
             .write_all(format!("{GO}\n").as_bytes())
-            .map_err(UnpackError::Helper)?;
+            .map_err(UsernsError::Helper)?;
         Ok(helper)
     }
 
-    fn spawn() -> Result<Helper, UnpackError> {
+    fn spawn() -> Result<Helper, UsernsError> {
         let mut child = Command::new("/proc/self/exe")
             .arg("__userns")
             .env_clear()
@@ -367,7 +295,7 @@ impl Helper {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(UnpackError::Helper)?;
+            .map_err(UsernsError::Helper)?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             unreachable!("stdin and stdout were requested as pipes");
         };
@@ -382,10 +310,10 @@ impl Helper {
         self.child.id()
     }
 
-    fn input(&mut self) -> Result<&mut std::process::ChildStdin, UnpackError> {
+    fn input(&mut self) -> Result<&mut std::process::ChildStdin, UsernsError> {
         self.stdin
             .as_mut()
-            .ok_or_else(|| UnpackError::Helper(std::io::Error::other("its stdin is closed")))
+            .ok_or_else(|| UsernsError::Helper(std::io::Error::other("its stdin is closed")))
     }
 
     fn close_input(&mut self) {
@@ -394,32 +322,32 @@ impl Helper {
 
     /// The next reply; a helper that ended without one is reported with
     /// what it printed on stderr (a panic, say).
-    fn reply(&mut self) -> Result<Reply, UnpackError> {
+    fn reply(&mut self) -> Result<Reply, UsernsError> {
         let mut line = String::new();
         self.stdout
             .read_line(&mut line)
-            .map_err(UnpackError::Helper)?;
+            .map_err(UsernsError::Helper)?;
         if line.is_empty() {
             self.close_input();
             let mut stderr = String::new();
             if let Some(mut err) = self.child.stderr.take() {
                 let _ = err.read_to_string(&mut stderr);
             }
-            let status = self.child.wait().map_err(UnpackError::Helper)?;
-            return Err(UnpackError::Failed(format!(
+            let status = self.child.wait().map_err(UsernsError::Helper)?;
+            return Err(UsernsError::Failed(format!(
                 "the helper ended ({status}) without a reply: {}",
                 stderr.trim()
             )));
         }
         serde_json::from_str(&line)
-            .map_err(|e| UnpackError::Failed(format!("unreadable reply {line:?}: {e}")))
+            .map_err(|e| UsernsError::Failed(format!("unreadable reply {line:?}: {e}")))
     }
 
     /// Waits for the helper's end; a failure is reported with what it
     /// printed on stderr.
-    fn wait(mut self) -> Result<(), UnpackError> {
+    fn wait(mut self) -> Result<(), UsernsError> {
         self.close_input();
-        let status = self.child.wait().map_err(UnpackError::Helper)?;
+        let status = self.child.wait().map_err(UsernsError::Helper)?;
         if status.success() {
             return Ok(());
         }
@@ -427,7 +355,7 @@ impl Helper {
         if let Some(mut err) = self.child.stderr.take() {
             let _ = err.read_to_string(&mut stderr);
         }
-        Err(UnpackError::Failed(format!(
+        Err(UsernsError::Failed(format!(
             "the helper ended with {status}: {}",
             stderr.trim()
         )))
