@@ -181,6 +181,24 @@ fn steps_get_their_own_rlimits_not_the_callers_and_ulimit_sets_them() {
         step_lines(&stderr).contains(&"nofile 2048 4096 stack 16384 core 0".to_owned()),
         "{stderr}"
     );
+
+    // A hard limit builder cannot grant is an error, not a lower limit.
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    if let Some(hard) = hard.filter(|_| !may_raise_hard_limits()) {
+        let ulimit = format!("nofile=1024:{}", hard + 1);
+        let output = home
+            .build(&["--ulimit", &ulimit, context.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--ulimit {ulimit}: above the hard limit builder was started with ({hard})"
+            )),
+            "{stderr}"
+        );
+    }
 }
 
 /// Whether this process holds CAP_SYS_RESOURCE (bit 24 of CapEff).
