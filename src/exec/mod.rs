@@ -64,6 +64,14 @@ pub enum ExecError {
         /// The last lines it printed.
         output: Box<OutputTail>,
     },
+    /// The kernel killed the step's command for want of memory.
+    #[error("the command ran out of memory and was killed{}", limit.map(|bytes| format!(" (--memory {} MiB)", bytes >> 20)).unwrap_or_default())]
+    OutOfMemory {
+        /// `--memory`, if given.
+        limit: Option<u64>,
+        /// The last lines it printed.
+        output: Box<OutputTail>,
+    },
     /// The store failed (blobs, snapshots, cache records).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -116,7 +124,9 @@ impl ExecError {
     /// The last lines printed by a command that ran and failed.
     pub fn output(&self) -> Option<&OutputTail> {
         match self {
-            Self::Failed { output, .. } | Self::Killed { output, .. } => Some(output),
+            Self::Failed { output, .. }
+            | Self::Killed { output, .. }
+            | Self::OutOfMemory { output, .. } => Some(output),
             _ => None,
         }
     }

@@ -562,6 +562,10 @@ impl Executor {
             Outcome::Exited(0) => Ok(()),
             Outcome::Exited(code) => Err(ExecError::Failed { code, output }),
             Outcome::Signaled(signal) => Err(ExecError::Killed { signal, output }),
+            Outcome::OutOfMemory => Err(ExecError::OutOfMemory {
+                limit: self.options.cgroup.memory,
+                output,
+            }),
         }
     }
 

@@ -124,6 +124,8 @@ pub fn unavailable_reason() -> Option<&'static str> {
 #[derive(Debug)]
 pub(crate) struct StepCgroup {
     dirs: Vec<PathBuf>,
+    /// The directory with the memory controller's files, and its version.
+    memory: (PathBuf, Version),
 }
 
 impl StepCgroup {
@@ -146,6 +148,21 @@ impl StepCgroup {
     pub(crate) fn dirs(&self) -> &[PathBuf] {
         &self.dirs
     }
+
+    /// Whether the kernel killed a process of the step for want of memory
+    /// (over `--memory`, or over a limit builder itself runs under).
+    pub(crate) fn oom_killed(&self) -> bool {
+        let (dir, version) = &self.memory;
+        let file = match version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        };
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.strip_prefix("oom_kill "))
+            .any(|count| count.trim().parse::<u64>().is_ok_and(|n| n > 0))
+    }
 }
 
 impl Drop for StepCgroup {
@@ -163,9 +180,12 @@ fn make(
     name: &str,
     limits: &CgroupLimits,
 ) -> Result<StepCgroup, CgroupError> {
-    let mut cgroup = StepCgroup { dirs: Vec::new() };
     let pids_dir = pids.dir.join(name);
     let memory_dir = memory.dir.join(name);
+    let mut cgroup = StepCgroup {
+        dirs: Vec::new(),
+        memory: (memory_dir.clone(), memory.version),
+    };
     for dir in [&pids_dir, &memory_dir] {
         if !cgroup.dirs.contains(dir) {
             std::fs::create_dir(dir).map_err(io("creating the step's cgroup", dir))?;

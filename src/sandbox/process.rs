@@ -27,6 +27,9 @@ pub enum Outcome {
     Exited(i32),
     /// It was killed by this signal number.
     Signaled(i32),
+    /// The kernel killed it for want of memory: over the step's cgroup's
+    /// limit (`--memory`) or one above it.
+    OutOfMemory,
 }
 
 impl Outcome {
@@ -250,6 +253,7 @@ impl Sandbox {
         }
         drop(stdin);
         let helper_status = child.wait().await.map_err(helper_err)?;
+        let out_of_memory = cgroup.as_ref().is_some_and(StepCgroup::oom_killed);
         drop(cgroup);
         scratch.close().map_err(helper_err)?;
         if let Some(failure) = setup_failure {
@@ -257,6 +261,7 @@ impl Sandbox {
         }
         match result {
             Some(Message::Exited(code)) => Ok(Outcome::Exited(code)),
+            Some(Message::Signaled(libc::SIGKILL)) if out_of_memory => Ok(Outcome::OutOfMemory),
             Some(Message::Signaled(signal)) => Ok(Outcome::Signaled(signal)),
             _ => Err(SandboxError::HelperDied {
                 status: helper_status,
