@@ -110,13 +110,25 @@ fn support() -> &'static Support {
     })
 }
 
-/// Why steps run without a cgroup of their own here (no process limit, no
-/// `--memory`), or `None` when they get one.
-pub fn unavailable_reason() -> Option<&'static str> {
-    match support() {
-        Support::Available { .. } => None,
-        Support::Unavailable(reason) => Some(reason),
-    }
+/// What a build says (once) where steps get no cgroup of their own: why,
+/// and what becomes of `limits`; `None` where they get one.
+pub fn unavailable_notice(limits: &CgroupLimits) -> Option<String> {
+    let Support::Unavailable(reason) = support() else {
+        return None;
+    };
+    let pids = if rustix::process::geteuid().is_root() {
+        "no process limit"
+    } else {
+        "the process limit holds as an nproc rlimit in the step's user namespace"
+    };
+    let memory = if limits.memory.is_some() {
+        ", and --memory is not applied"
+    } else {
+        ""
+    };
+    Some(format!(
+        "steps run without a cgroup of their own ({reason}): {pids}{memory}"
+    ))
 }
 
 /// One step's cgroup (a directory per hierarchy); removed on drop, its
@@ -130,7 +142,7 @@ pub(crate) struct StepCgroup {
 
 impl StepCgroup {
     /// Makes a cgroup with `limits` for one step; `None` where cgroups are
-    /// not available (see [`unavailable_reason`]).
+    /// not available (see [`unavailable_notice`]).
     pub(crate) fn create(limits: &CgroupLimits) -> Result<Option<StepCgroup>, CgroupError> {
         let Support::Available { pids, memory } = support() else {
             return Ok(None);

@@ -53,7 +53,7 @@ pub mod spec;
 mod targets;
 
 pub use cgroup::{
-    CgroupError, CgroupLimits, DEFAULT_PIDS_LIMIT, unavailable_reason as cgroup_unavailable,
+    CgroupError, CgroupLimits, DEFAULT_PIDS_LIMIT, unavailable_notice as cgroup_unavailable_notice,
 };
 pub use idmap::IdMapError;
 pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
