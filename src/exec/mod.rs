@@ -64,8 +64,9 @@ pub enum ExecError {
         /// The last lines it printed.
         output: Box<OutputTail>,
     },
-    /// The kernel killed the step's command for want of memory.
-    #[error("the command ran out of memory and was killed{}", limit.map(|bytes| format!(" (--memory {} MiB)", bytes >> 20)).unwrap_or_default())]
+    /// The step's command failed after the kernel killed it, or one of its
+    /// processes, for want of memory.
+    #[error("the command ran out of memory{}: the kernel killed a process of it", limit.map(|bytes| format!(" (--memory {} MiB)", bytes >> 20)).unwrap_or_default())]
     OutOfMemory {
         /// `--memory`, if given.
         limit: Option<u64>,
