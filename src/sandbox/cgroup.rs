@@ -84,12 +84,10 @@ struct Parent {
 /// Where steps' cgroups go, or why they cannot be made.
 #[derive(Debug)]
 enum Support {
-    /// The parent directories for `pids` and `memory` (one when both live
-    /// in the same hierarchy).
-    Available {
-        pids: Parent,
-        memory: Parent,
-    },
+    /// The parent directories for `pids` and `memory` (the same one when
+    /// both controllers live in one hierarchy).
+    Available { pids: Parent, memory: Parent },
+    /// Why not.
     Unavailable(String),
 }
 
