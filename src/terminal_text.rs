@@ -38,12 +38,18 @@ impl Tail {
     }
 }
 
+/// What of `line` stays visible when a terminal prints it, as one line of
+/// a fixed layout: [`cleaned`], with tabs as spaces.
+pub fn displayed(line: &str) -> String {
+    cleaned(line).replace('\t', " ")
+}
+
 /// What of `line` stays visible when a terminal prints it: the text after
 /// its last carriage return (progress meters redraw with `\r`), without
-/// ANSI escape sequences or other control characters (tabs become
-/// spaces), so a step's output can neither move the cursor nor break the
-/// layout drawn around it.
-pub fn displayed(line: &str) -> String {
+/// ANSI escape sequences or control characters other than tab, so a
+/// step's output can neither drive the terminal (move the cursor, set the
+/// title or the clipboard, ring the bell) nor break the line it is on.
+pub fn cleaned(line: &str) -> String {
     let visible = line
         .trim_end_matches(['\r', '\n'])
         .rsplit('\r')
@@ -54,8 +60,7 @@ pub fn displayed(line: &str) -> String {
     while let Some(c) = chars.next() {
         match c {
             '\u{1b}' => skip_escape(&mut chars),
-            '\t' => out.push(' '),
-            c if c.is_control() => {}
+            c if c.is_control() && c != '\t' => {}
             c => out.push(c),
         }
     }
@@ -125,6 +130,7 @@ mod tests {
         assert_eq!(displayed("done\r\n"), "done");
         // Tabs become spaces, other control characters vanish.
         assert_eq!(displayed("a\tb\u{7}\u{8}c"), "a bc");
+        assert_eq!(cleaned("a\tb\u{7}\u{8}\u{9b}c\u{7f}"), "a\tbc");
         assert_eq!(displayed("naïve ✓"), "naïve ✓");
     }
 }

@@ -86,10 +86,13 @@ fn memory_limits_a_step() {
         return;
     }
     let home = Home::new();
-    // dd fills a 256 MiB buffer: over the limit (and its swap) of 32 MiB.
+    // dd fills a 256 MiB buffer: over the limit (and its swap) of 32 MiB;
+    // the shell that started it fails with it.
     let context = home.context(
         "memory",
-        &format!("{BASE}RUN echo small\nRUN dd if=/dev/zero of=/dev/null bs=256M count=1\n"),
+        &format!(
+            "{BASE}RUN echo small\nRUN dd if=/dev/zero of=/dev/null bs=256M count=1 && echo done\n"
+        ),
     );
     let output = home
         .build(&["--memory", "32m", context.to_str().unwrap()])
@@ -105,7 +108,9 @@ fn memory_limits_a_step() {
         "the small step ran: {stderr}"
     );
     assert!(
-        stderr.contains("signal 9") || stderr.contains("SIGKILL"),
+        stderr.contains(
+            "the command ran out of memory (--memory 32 MiB): the kernel killed a process of it"
+        ),
         "the big step was killed: {stderr}"
     );
     // Without the flag the same step runs.
@@ -181,6 +186,24 @@ fn steps_get_their_own_rlimits_not_the_callers_and_ulimit_sets_them() {
         step_lines(&stderr).contains(&"nofile 2048 4096 stack 16384 core 0".to_owned()),
         "{stderr}"
     );
+
+    // A hard limit builder cannot grant is an error, not a lower limit.
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    if let Some(hard) = hard.filter(|_| !may_raise_hard_limits()) {
+        let ulimit = format!("nofile=1024:{}", hard + 1);
+        let output = home
+            .build(&["--ulimit", &ulimit, context.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--ulimit {ulimit}: above the hard limit builder was started with ({hard})"
+            )),
+            "{stderr}"
+        );
+    }
 }
 
 /// Whether this process holds CAP_SYS_RESOURCE (bit 24 of CapEff).

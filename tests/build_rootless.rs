@@ -384,6 +384,60 @@ fn an_unprivileged_users_steps_get_their_ulimits() {
     );
 }
 
+/// As uid 65534 with `BUILDER_PIDS_LIMIT=30`: a step cannot start 100
+/// processes, in a cgroup where one is delegated, else through the
+/// `nproc` rlimit of its own user namespace (which the build says once).
+#[test]
+fn an_unprivileged_users_fork_bomb_stops_at_the_pids_limit() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "bomb",
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN i=0; while [ $i -lt 100 ]; do sleep 300 & i=$((i+1)); done; echo \"started $i\"\n",
+    );
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    give_to_nobody(home.dir.path());
+    let built = Command::new(env!("CARGO_BIN_EXE_builder"))
+        .env_clear()
+        .env("BUILDER_PIDS_LIMIT", "30")
+        .env("HOME", home.dir.path())
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .arg("--root")
+        .arg(home.path("store"))
+        .args(["build", "--progress", "plain"])
+        .arg(&context)
+        .current_dir("/")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    if stderr.contains("unsharing the user namespace") {
+        eprintln!("SKIPPED: the kernel refuses unprivileged user namespaces:\n{stderr}");
+        return;
+    }
+    assert_eq!(built.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("started 100"), "{stderr}");
+    assert!(
+        stderr.contains("Resource temporarily unavailable"),
+        "{stderr}"
+    );
+    let said = stderr
+        .matches("steps run without a cgroup of their own")
+        .count();
+    assert!(said <= 1, "{stderr}");
+    if said == 1 {
+        assert!(
+            stderr.contains("the process limit holds as an nproc rlimit"),
+            "{stderr}"
+        );
+    }
+}
+
 /// A base layer claiming `user.overlay.opaque` (what rootless overlays,
 /// mounted with `userxattr`, read) hides nothing from a rootless step.
 #[test]

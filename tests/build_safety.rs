@@ -282,6 +282,9 @@ fn interrupted_build_leaves_a_clean_store(signal: rustix::process::Signal) {
             .map(|e| e.unwrap().path())
             .collect();
         assert!(left.is_empty(), "left in the store's tmp/: {left:?}");
+        // The cancelled step's cgroup went with it.
+        let left = support::build::step_cgroups_of(killed);
+        assert!(left.is_empty(), "step cgroups left: {left:?}");
     }
 
     // Every blob is what its name says.

@@ -68,6 +68,15 @@ pub enum ExecError {
         /// The last lines it printed.
         output: Box<OutputTail>,
     },
+    /// The step's command failed after the kernel killed it, or one of its
+    /// processes, for want of memory.
+    #[error("the command ran out of memory{}: the kernel killed a process of it", limit.map(|bytes| format!(" (--memory {} MiB)", bytes >> 20)).unwrap_or_default())]
+    OutOfMemory {
+        /// `--memory`, if given.
+        limit: Option<u64>,
+        /// The last lines it printed.
+        output: Box<OutputTail>,
+    },
     /// The store failed (blobs, snapshots, cache records).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -120,7 +129,9 @@ impl ExecError {
     /// The last lines printed by a command that ran and failed.
     pub fn output(&self) -> Option<&OutputTail> {
         match self {
-            Self::Failed { output, .. } | Self::Killed { output, .. } => Some(output),
+            Self::Failed { output, .. }
+            | Self::Killed { output, .. }
+            | Self::OutOfMemory { output, .. } => Some(output),
             _ => None,
         }
     }

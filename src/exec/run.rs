@@ -570,20 +570,11 @@ impl Executor {
         spec: &Spec,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<(), ExecError> {
-        let unavailable = crate::sandbox::cgroup_unavailable();
         // Said once: only the first step swaps the flag.
-        if let Some(reason) =
-            unavailable.filter(|_| !self.cgroup_noticed.swap(true, Ordering::Relaxed))
-        {
-            let memory = if self.options.cgroup.memory.is_some() {
-                " and --memory is not applied"
-            } else {
-                ""
-            };
-            let notice = format!(
-                "steps run without a cgroup of their own ({reason}): no process limit{memory}"
-            );
-            on_event(StepEvent::Notice(&notice));
+        if !self.cgroup_noticed.swap(true, Ordering::Relaxed) {
+            if let Some(notice) = crate::sandbox::cgroup_unavailable_notice(&self.options.cgroup) {
+                on_event(StepEvent::Notice(&notice));
+            }
         }
         // The last lines, for the report should the command fail.
         let mut tail = OutputTail::new();
@@ -603,6 +594,10 @@ impl Executor {
             Outcome::Exited(0) => Ok(()),
             Outcome::Exited(code) => Err(ExecError::Failed { code, output }),
             Outcome::Signaled(signal) => Err(ExecError::Killed { signal, output }),
+            Outcome::OutOfMemory => Err(ExecError::OutOfMemory {
+                limit: self.options.cgroup.memory,
+                output,
+            }),
         }
     }
 

@@ -117,7 +117,7 @@ impl OutputTail {
     }
 }
 
-/// A line as shown: decoded lossily, as a terminal shows it ([`displayed`]:
+/// A line as shown: decoded lossily, as a layout shows it ([`displayed`]:
 /// escape sequences and control characters cannot drive the terminal), and
 /// cut after [`LINE_CHARS`] characters with the line's size.
 fn shown(line: &Partial) -> String {

@@ -1,11 +1,11 @@
 //! Plain-line rendering for logs and pipes: BuildKit's `#N …` step lines,
 //! one line when a blob starts and one when it finishes (no byte-by-byte
 //! noise), the summary at the end; never an escape sequence, of its own or
-//! of a step's output (each line is shown as [`displayed`] makes it).
+//! of a step's output (each line is shown as [`cleaned`] makes it).
 
 use super::event::{BlobOutcome, Direction, Event};
 use super::summary::Transfers;
-use crate::terminal_text::displayed;
+use crate::terminal_text::cleaned;
 use oci_spec::image::Digest;
 use std::io::Write;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -17,7 +17,7 @@ pub fn render(mut events: UnboundedReceiver<Event>, out: &mut impl Write) {
         transfers.observe(&event);
         // A message of several lines (an error's) stays several lines.
         for line in lines(&event, &transfers).iter().flat_map(|l| l.split('\n')) {
-            let _ = writeln!(out, "{}", displayed(line));
+            let _ = writeln!(out, "{}", cleaned(line));
         }
     }
 }

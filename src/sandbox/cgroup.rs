@@ -84,12 +84,10 @@ struct Parent {
 /// Where steps' cgroups go, or why they cannot be made.
 #[derive(Debug)]
 enum Support {
-    /// The parent directories for `pids` and `memory` (one when both live
-    /// in the same hierarchy).
-    Available {
-        pids: Parent,
-        memory: Parent,
-    },
+    /// The parent directories for `pids` and `memory` (the same one when
+    /// both controllers live in one hierarchy).
+    Available { pids: Parent, memory: Parent },
+    /// Why not.
     Unavailable(String),
 }
 
@@ -110,13 +108,25 @@ fn support() -> &'static Support {
     })
 }
 
-/// Why steps run without a cgroup of their own here (no process limit, no
-/// `--memory`), or `None` when they get one.
-pub fn unavailable_reason() -> Option<&'static str> {
-    match support() {
-        Support::Available { .. } => None,
-        Support::Unavailable(reason) => Some(reason),
-    }
+/// What a build says (once) where steps get no cgroup of their own: why,
+/// and what becomes of `limits`; `None` where they get one.
+pub fn unavailable_notice(limits: &CgroupLimits) -> Option<String> {
+    let Support::Unavailable(reason) = support() else {
+        return None;
+    };
+    let pids = if rustix::process::geteuid().is_root() {
+        "no process limit"
+    } else {
+        "the process limit holds as an nproc rlimit in the step's user namespace"
+    };
+    let memory = if limits.memory.is_some() {
+        ", and --memory is not applied"
+    } else {
+        ""
+    };
+    Some(format!(
+        "steps run without a cgroup of their own ({reason}): {pids}{memory}"
+    ))
 }
 
 /// One step's cgroup (a directory per hierarchy); removed on drop, its
@@ -124,11 +134,13 @@ pub fn unavailable_reason() -> Option<&'static str> {
 #[derive(Debug)]
 pub(crate) struct StepCgroup {
     dirs: Vec<PathBuf>,
+    /// The directory with the memory controller's files, and its version.
+    memory: (PathBuf, Version),
 }
 
 impl StepCgroup {
     /// Makes a cgroup with `limits` for one step; `None` where cgroups are
-    /// not available (see [`unavailable_reason`]).
+    /// not available (see [`unavailable_notice`]).
     pub(crate) fn create(limits: &CgroupLimits) -> Result<Option<StepCgroup>, CgroupError> {
         let Support::Available { pids, memory } = support() else {
             return Ok(None);
@@ -145,6 +157,21 @@ impl StepCgroup {
     /// The directories the step's processes must join.
     pub(crate) fn dirs(&self) -> &[PathBuf] {
         &self.dirs
+    }
+
+    /// Whether the kernel killed a process of the step for want of memory
+    /// (over `--memory`, or over a limit builder itself runs under).
+    pub(crate) fn oom_killed(&self) -> bool {
+        let (dir, version) = &self.memory;
+        let file = match version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        };
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.strip_prefix("oom_kill "))
+            .any(|count| count.trim().parse::<u64>().is_ok_and(|n| n > 0))
     }
 }
 
@@ -163,9 +190,12 @@ fn make(
     name: &str,
     limits: &CgroupLimits,
 ) -> Result<StepCgroup, CgroupError> {
-    let mut cgroup = StepCgroup { dirs: Vec::new() };
     let pids_dir = pids.dir.join(name);
     let memory_dir = memory.dir.join(name);
+    let mut cgroup = StepCgroup {
+        dirs: Vec::new(),
+        memory: (memory_dir.clone(), memory.version),
+    };
     for dir in [&pids_dir, &memory_dir] {
         if !cgroup.dirs.contains(dir) {
             std::fs::create_dir(dir).map_err(io("creating the step's cgroup", dir))?;

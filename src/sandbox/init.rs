@@ -58,7 +58,11 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
         .context(|| format!("entering the working directory {}", spec.cwd.display()))?;
     stdin_from_null()?;
     // While pid 1 may still raise hard limits (root's CAP_SYS_RESOURCE).
-    rlimits::apply(&spec.ulimits).map_err(SetupError::Invalid)?;
+    let pids_fallback = spec
+        .cgroup
+        .pids
+        .filter(|_| rootless && request.cgroup.is_empty());
+    rlimits::apply(&spec.ulimits, pids_fallback).map_err(SetupError::Invalid)?;
 
     keyring::join_new_session()?;
     // Nothing builder's caller left open reaches the step.

@@ -63,7 +63,7 @@ mod targets;
 
 pub use crate::userns::IdMapError;
 pub use cgroup::{
-    CgroupError, CgroupLimits, DEFAULT_PIDS_LIMIT, unavailable_reason as cgroup_unavailable,
+    CgroupError, CgroupLimits, DEFAULT_PIDS_LIMIT, unavailable_notice as cgroup_unavailable_notice,
 };
 pub use fds::cloexec_inherited;
 pub use network::NatUnavailable;

@@ -27,6 +27,10 @@ pub enum Outcome {
     Exited(i32),
     /// It was killed by this signal number.
     Signaled(i32),
+    /// It failed after the kernel killed it, or one of its processes, for
+    /// want of memory: over the step's cgroup's limit (`--memory`) or one
+    /// above it.
+    OutOfMemory,
 }
 
 impl Outcome {
@@ -149,7 +153,8 @@ impl Sandbox {
     /// its pid namespace, so the kernel kills the rest when it exits.
     /// Dropping the returned future (cancellation) SIGKILLs the helper, whose
     /// death SIGKILLs pid 1. Where cgroups are available the step runs in a
-    /// cgroup of its own with `spec.cgroup`'s limits, removed afterwards. The helper stays in the caller's process group,
+    /// cgroup of its own with `spec.cgroup`'s limits, removed afterwards.
+    /// The helper stays in the caller's process group,
     /// so a terminal's SIGINT ends it too, while the step (in its own session)
     /// never reads the terminal. The helper is forked from one thread that
     /// lives as long as the process (see [`spawn_from_lasting_thread`]), so
@@ -258,12 +263,15 @@ impl Sandbox {
         }
         drop(stdin);
         let helper_status = child.wait().await.map_err(helper_err)?;
+        let out_of_memory = cgroup.as_ref().is_some_and(StepCgroup::oom_killed);
         drop(cgroup);
         scratch.close().map_err(helper_err)?;
         if let Some(failure) = setup_failure {
             return Err(failure);
         }
         match result {
+            Some(Message::Exited(code)) if code != 0 && out_of_memory => Ok(Outcome::OutOfMemory),
+            Some(Message::Signaled(_)) if out_of_memory => Ok(Outcome::OutOfMemory),
             Some(Message::Exited(code)) => Ok(Outcome::Exited(code)),
             Some(Message::Signaled(signal)) => Ok(Outcome::Signaled(signal)),
             _ => Err(SandboxError::HelperDied {

@@ -211,11 +211,19 @@ const DEFAULTS: [(Resource, Option<u64>, Option<u64>); 14] = [
 /// Sets the calling process's limits: the defaults, then `ulimits` (the
 /// last one of a resource wins). Called by the step's pid 1 while it still
 /// holds its capabilities.
-pub(crate) fn apply(ulimits: &[Ulimit]) -> Result<(), String> {
+///
+/// `pids_fallback` stands in for a cgroup's pids limit where a rootless
+/// step gets no cgroup: as the default `nproc`, which in the step's own
+/// user namespace counts only the step's processes and threads.
+pub(crate) fn apply(ulimits: &[Ulimit], pids_fallback: Option<u64>) -> Result<(), String> {
     for (resource, soft, hard) in DEFAULTS {
         if ulimits.iter().any(|u| u.resource == resource) {
             continue;
         }
+        let (soft, hard) = match pids_fallback {
+            Some(pids) if resource == Resource::Nproc => (Some(pids), Some(pids)),
+            _ => (soft, hard),
+        };
         set(resource, soft, hard, true)?;
     }
     for ulimit in ulimits {
