@@ -175,7 +175,7 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     }
     if pid == 0 {
         drop(alive_write);
-        let err = init::run(&request, &scratch, alive_read);
+        let err = init::run(&request, &scratch, alive_read, network.as_ref());
         let _ = status.send(&err.message());
         // SAFETY: _exit skips destructors, which belong to the helper (the
         // plain-rootfs mountpoints it removes after the step).

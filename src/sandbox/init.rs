@@ -2,6 +2,7 @@
 //! filesystem, becomes the step's user and executes its program.
 
 use super::helper::{Context, Scratch, SetupError};
+use super::network::Nat;
 use super::protocol::Request;
 use super::spec::{Network, Rootfs, Spec, User};
 use super::targets::Target;
@@ -9,14 +10,24 @@ use super::{capabilities, exec, fds, keyring, masks, mounts, namespaces, rlimits
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Runs the step; returns only if setting it up failed.
-pub(crate) fn run(request: &Request, scratch: &Scratch, alive: OwnedFd) -> SetupError {
-    match prepare(request, scratch, alive) {
+pub(crate) fn run(
+    request: &Request,
+    scratch: &Scratch,
+    alive: OwnedFd,
+    nat: Option<&Nat>,
+) -> SetupError {
+    match prepare(request, scratch, alive, nat) {
         Ok(()) => exec::exec(&request.spec),
         Err(err) => err,
     }
 }
 
-fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), SetupError> {
+fn prepare(
+    request: &Request,
+    scratch: &Scratch,
+    alive: OwnedFd,
+    nat: Option<&Nat>,
+) -> Result<(), SetupError> {
     let spec = &request.spec;
     let rootless = request.user_namespace.is_some();
     namespaces::die_with_helper(&alive)?;
@@ -45,6 +56,8 @@ fn prepare(request: &Request, scratch: &Scratch, alive: OwnedFd) -> Result<(), S
         &secret::stage_files(&spec.secrets, scratch)?,
         spec.security,
     )?);
+    // slirp4netns has configured the network meanwhile, or says why not.
+    nat.map_or(Ok(()), Nat::wait_until_ready)?;
     mounts::pivot(&root)?;
     mounts::attach_binds(binds)?;
 

@@ -110,6 +110,13 @@ pub(crate) fn enter(
 /// periods) that the step need not wait; the helper exits next, and
 /// whoever inherits slirp4netns (init, or a subreaper) reaps it.
 pub(crate) struct Nat {
+    /// The program, for messages.
+    program: PathBuf,
+    /// Where its messages go.
+    log: PathBuf,
+    /// Readable (one byte) once the namespace is configured; EOF if
+    /// slirp4netns failed.
+    ready: OwnedFd,
     /// The only write end of the pipe slirp4netns watches (`--exit-fd`).
     _exit: OwnedFd,
 }
@@ -120,8 +127,8 @@ impl Nat {
     /// slirp4netns must run in the host's network namespace, and the step's
     /// namespace must exist before it starts: so a child forked here (still
     /// in the host's namespace) waits until the helper has unshared its own,
-    /// then executes slirp4netns on it; the helper waits until slirp4netns
-    /// says the namespace is configured.
+    /// then executes slirp4netns on it. It configures the namespace while
+    /// the step's pid 1 prepares its mounts; [`Nat::wait_until_ready`].
     fn start(program: &Path, log: &Path) -> Result<Nat, SetupError> {
         let pipe = || {
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -159,21 +166,32 @@ impl Nat {
             unsafe { libc::_exit(127) };
         }
         drop((go_read, ready_write, exit_read, log_file));
-        let nat = Nat { _exit: exit_write };
+        let nat = Nat {
+            program: program.to_path_buf(),
+            log: log.to_path_buf(),
+            ready: ready_read,
+            _exit: exit_write,
+        };
         namespaces::unshare_net()?;
         rustix::io::write(&go_write, b"g").context(|| "starting slirp4netns".into())?;
-        drop(go_write);
+        Ok(nat)
+    }
+
+    /// Waits until slirp4netns has configured the namespace (`tap0` up,
+    /// its address and default route set): run by the step's pid 1 before
+    /// it leaves the host's file system (the log is there).
+    pub(crate) fn wait_until_ready(&self) -> Result<(), SetupError> {
         let mut ready = [0u8; 1];
-        let read = rustix::io::retry_on_intr(|| rustix::io::read(&ready_read, &mut ready))
+        let read = rustix::io::retry_on_intr(|| rustix::io::read(&self.ready, &mut ready))
             .context(|| "waiting for slirp4netns".into())?;
         if read == 0 {
             return Err(SetupError::Invalid(format!(
                 "{} could not set up the step's network: {}",
-                program.display(),
-                last_lines(log)
+                self.program.display(),
+                last_lines(&self.log)
             )));
         }
-        Ok(nat)
+        Ok(())
     }
 }
 
