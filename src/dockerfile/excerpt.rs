@@ -77,10 +77,12 @@ impl Excerpt {
             let to = line_end(at);
             let shift = if to - at > WIDTH && source[at..to].chars().nth(WIDTH).is_some() {
                 let from = if (at..=to).contains(&start) {
-                    back_chars(source, at, start, LEAD)
+                    // Cutting a few characters off the start saves nothing.
+                    Some(back_chars(source, at, start, LEAD)).filter(|&from| from - at > LEAD)
                 } else {
-                    at
-                };
+                    None
+                }
+                .unwrap_or(at);
                 let upto = forward_chars(source, from, to, WIDTH);
                 // miette counts columns in bytes.
                 let mut shift = from - at;
@@ -231,6 +233,39 @@ mod tests {
         let (marked, at) = render(&source, start, start + 3);
         assert_eq!(marked, "BAD");
         assert_eq!(at, format!("2:{}", 5 + 5000));
+    }
+
+    #[test]
+    fn a_mark_near_the_start_of_a_long_line_keeps_the_start() {
+        for at in 0..100 {
+            let source = format!("FROM a\n{}BAD{}\n", "x".repeat(at), "y".repeat(5000));
+            let start = source.find("BAD").unwrap();
+            let (marked, position) = render(&source, start, start + 3);
+            assert_eq!(marked, "BAD");
+            assert_eq!(position, format!("2:{}", at + 1));
+        }
+    }
+
+    #[test]
+    fn any_span_of_any_text_makes_an_excerpt() {
+        let pieces = ["a", "é", "\n", "y".repeat(300).leak(), "\r\n", " ", "€€€"];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2_000 {
+            let source: String = (0..next() % 40)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            let len = source.len() as u64 + 2;
+            let (a, b) = ((next() % len) as usize, (next() % len) as usize);
+            let (excerpt, span) = Excerpt::new("Dockerfile", &source, a.min(b), a.max(b));
+            assert!(span.offset() + span.len() <= excerpt.text.len());
+            excerpt.read_span(&span, 1, 1).unwrap();
+        }
     }
 
     #[test]
