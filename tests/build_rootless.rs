@@ -401,18 +401,10 @@ fn an_unprivileged_users_fork_bomb_stops_at_the_pids_limit() {
     );
     std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     give_to_nobody(home.dir.path());
-    let built = Command::new(env!("CARGO_BIN_EXE_builder"))
-        .env_clear()
+    let built = home
+        .build_as_nobody()
         .env("BUILDER_PIDS_LIMIT", "30")
-        .env("HOME", home.dir.path())
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .arg("--root")
-        .arg(home.path("store"))
-        .args(["build", "--progress", "plain"])
         .arg(&context)
-        .current_dir("/")
-        .uid(NOBODY)
-        .gid(NOBODY)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&built.stderr);
