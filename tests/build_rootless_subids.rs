@@ -121,6 +121,8 @@ const DOCKERFILE: &str = "\
 FROM {BASE}
 COPY --chown=1000:1000 greeting.txt /srv/greeting.txt
 RUN stat -c '%n %u:%g %a' /etc/shadow /home/app /home/app/notes /srv/greeting.txt > /seen.txt
+RUN --mount=type=cache,target=/cache mkdir -p /cache/p && echo c > /cache/p/f \
+    && chmod 700 /cache/p && chown -R 1000:1000 /cache/p
 RUN chown 1000:1000 /x && mkdir -p /home/u/.ssh && echo key > /home/u/.ssh/id \
     && chmod 700 /home/u/.ssh && chmod 600 /home/u/.ssh/id && chown -R 1001:1001 /home/u \
     && echo 'u:x:1001:1001::/home/u:/bin/sh' >> /etc/passwd && sed -i '$a u:!:19000::::::' /etc/shadow
@@ -256,17 +258,25 @@ fn a_user_with_a_subordinate_range_builds_what_root_builds() {
             assert_eq!(key, [(host(1001), host(1001))]);
         }
 
-        // Prune removes the snapshots, also the files of the steps' other
-        // users (which the user alone may not unlink).
-        for args in [&["rmi", base.reference.as_str()][..], &["prune", "--all"]] {
+        // Prune removes the snapshots and the cache mount, also the files
+        // of the steps' other users (which the user alone may not unlink).
+        let prune = ["prune", "--all", "--cache-mounts"];
+        for args in [&["rmi", base.reference.as_str()][..], &prune] {
             let out = as_user(args);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{args:?}: {stderr}");
         }
-        assert_eq!(
-            std::fs::read_dir(store.join("snapshots")).unwrap().count(),
-            0
-        );
+        for emptied in ["snapshots", "cache-mounts"] {
+            let left: Vec<_> = std::fs::read_dir(store.join(emptied))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.ends_with(".lock"))
+                .collect();
+            assert!(
+                left.is_empty(),
+                "{snapshotter}: {emptied} after prune: {left:?}"
+            );
+        }
 
         if snapshotter == "overlay" {
             // Root building on the user's store does not reuse snapshots

@@ -95,11 +95,8 @@ impl Store {
     }
 }
 
+/// Removes a cache (also its read-only directories and, rootless with a
+/// subordinate range, what the steps' other users own: see `remove_tree`).
 fn remove(path: &Path) -> Result<(), StoreError> {
-    let removed = if path.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    };
-    removed.map_err(|e| StoreError::io("remove", path, e))
+    super::remove::remove_tree(path)
 }
