@@ -28,7 +28,10 @@ enum As {
 
 /// `builder build ARGS… -o OUT CONTEXT` as `who`; the output directory.
 fn build(home: &Home, who: As, context: &Path, args: &[&str]) -> (Output, PathBuf) {
-    let out = home.path(&format!("out-{}", context.file_name().unwrap().to_str().unwrap()));
+    let out = home.path(&format!(
+        "out-{}",
+        context.file_name().unwrap().to_str().unwrap()
+    ));
     let mut command = match who {
         As::Root => {
             let mut command = Command::new(env!("CARGO_BIN_EXE_builder"));
@@ -57,8 +60,7 @@ fn home_for(who: As) -> Home {
     let home = Home::new();
     if who == As::Nobody {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     home
 }
@@ -81,10 +83,9 @@ fn default_steps_reach_neither_the_hosts_loopback_services_nor_its_abstract_sock
     }
     let server = TestServer::start(|_| Response::new(200).body("a host-only service\n"));
     let socket_name = format!("builder-test-{}-abstract", std::process::id());
-    let _abstract = UnixListener::bind_addr(
-        &SocketAddr::from_abstract_name(socket_name.as_bytes()).unwrap(),
-    )
-    .unwrap();
+    let _abstract =
+        UnixListener::bind_addr(&SocketAddr::from_abstract_name(socket_name.as_bytes()).unwrap())
+            .unwrap();
     let probe = |suffix: &str| {
         format!(
             "(wget -q -O /tcp{suffix} http://{}/ || echo unreachable > /tcp{suffix}); \
@@ -113,9 +114,17 @@ fn default_steps_reach_neither_the_hosts_loopback_services_nor_its_abstract_sock
         assert_eq!(read(out.join("tcp")), "unreachable\n", "{who:?}");
         assert_eq!(read(out.join("gateway")), "unreachable\n", "{who:?}");
         assert_eq!(read(out.join("unix")), "0\n", "{who:?}");
-        assert_eq!(interfaces(&read(out.join("netdev"))), ["lo", "tap0"], "{who:?}");
+        assert_eq!(
+            interfaces(&read(out.join("netdev"))),
+            ["lo", "tap0"],
+            "{who:?}"
+        );
         // The host's network, granted: both are there.
-        assert_eq!(read(out.join("tcp-host")), "a host-only service\n", "{who:?}");
+        assert_eq!(
+            read(out.join("tcp-host")),
+            "a host-only service\n",
+            "{who:?}"
+        );
         assert_eq!(read(out.join("unix-host")), "1\n", "{who:?}");
         assert_eq!(
             interfaces(&read(out.join("netdev-host"))),
@@ -147,8 +156,18 @@ impl Lan {
             ip(&["netns", "add", name]);
         }
         ip(&[
-            "link", "add", "eth0", "netns", &lan.host, "type", "veth", "peer", "name", "eth0",
-            "netns", &lan.outside,
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            &lan.host,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &lan.outside,
         ]);
         for (ns, address) in [
             (&lan.host, Self::HOST_ADDRESS.to_owned()),

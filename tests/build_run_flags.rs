@@ -157,7 +157,10 @@ fn a_step_with_network_none_sees_only_loopback_while_the_default_has_its_own_tap
     );
     let out = build_to(&home, &home.context("net", &dockerfile), "out", &[]);
     assert_eq!(interfaces(&read(out.join("default"))), ["lo", "tap0"]);
-    assert_eq!(interfaces(&read(out.join("explicit-default"))), ["lo", "tap0"]);
+    assert_eq!(
+        interfaces(&read(out.join("explicit-default"))),
+        ["lo", "tap0"]
+    );
     assert_eq!(interfaces(&read(out.join("none"))), ["lo"]);
 
     // With `--network host` for the build, the default steps have the host's.

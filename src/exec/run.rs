@@ -588,7 +588,8 @@ fn resolv_conf(network: Network) -> String {
 }
 
 /// systemd-resolved's stub resolver.
-const RESOLVED_STUB: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 53));
+const RESOLVED_STUB: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 53));
 
 /// Whether `resolv_conf`'s one nameserver is systemd-resolved's stub.
 fn names_only_the_resolved_stub(resolv_conf: &str) -> bool {

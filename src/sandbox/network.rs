@@ -9,13 +9,13 @@
 //! A private network gets outbound access from slirp4netns, root and
 //! rootless alike: it runs on the host's side (in the helper's user
 //! namespace when rootless), makes `tap0` in the step's namespace, and
-//! turns the step's packets into the helper's own sockets (NAT). Its
-//! `--disable-host-loopback` refuses the gateway address that would reach
-//! the host's 127.0.0.1, and `--disable-dns` turns off the DNS forwarder at
-//! 10.0.2.3 (the step's `/etc/resolv.conf` names resolvers it reaches by
-//! NAT instead). slirp4netns reports on a pipe once the namespace is
-//! configured, and exits when the helper closes (or by dying, drops) the
-//! other pipe it watches: it lives exactly as long as the step's helper.
+//! turns the step's packets into sockets of its own on the host's side
+//! (NAT). Its `--disable-host-loopback` refuses the gateway address that
+//! would reach the host's 127.0.0.1, and `--disable-dns` turns off the DNS
+//! forwarder at 10.0.2.3 (the step's `/etc/resolv.conf` names resolvers it
+//! reaches by NAT instead). slirp4netns reports on a pipe once the
+//! namespace is configured, and exits once the other pipe it watches
+//! closes: when the helper is done with the step, or dies.
 
 use super::helper::{Context, SetupError};
 use super::namespaces;
@@ -203,7 +203,8 @@ fn arguments(
     exit: i32,
 ) -> Result<Vec<CString>, SetupError> {
     let cstring = |bytes: &[u8]| {
-        CString::new(bytes).map_err(|_| SetupError::Invalid("a NUL byte in the slirp4netns path".into()))
+        CString::new(bytes)
+            .map_err(|_| SetupError::Invalid("a NUL byte in the slirp4netns path".into()))
     };
     let mut argv = vec![cstring(program.as_os_str().as_bytes())?];
     for arg in SLIRP4NETNS_OPTIONS
@@ -238,7 +239,9 @@ fn launch(
         let read = rustix::io::retry_on_intr(|| rustix::io::read(go, &mut byte))
             .context(|| "waiting for the step's network namespace".into())?;
         if read == 0 {
-            return Err(SetupError::Invalid("the helper ended before the step's network namespace existed".into()));
+            return Err(SetupError::Invalid(
+                "the helper ended before the step's network namespace existed".into(),
+            ));
         }
         for fd in inherited {
             rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
@@ -283,7 +286,10 @@ fn redirect(fd: &OwnedFd, number: i32) -> Result<(), SetupError> {
 /// The end of slirp4netns' log, for an error message.
 fn last_lines(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
     match lines.len() {
         0 => "it exited without a message".to_owned(),
         n => lines[n.saturating_sub(5)..].join("; "),

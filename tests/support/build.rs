@@ -3,8 +3,8 @@
 //! text, and readers for what `--output` wrote.
 
 use assert_cmd::Command;
-use std::os::unix::process::CommandExt;
 use serde_json::Value;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 /// A temp directory holding the store (`store/`), docker config and
