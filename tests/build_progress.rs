@@ -278,7 +278,8 @@ const ROWS: u16 = 200;
 
 /// A long command and long output lines, which must be cut to the
 /// terminal's width; the step waits (in `wget`) until the test answers on
-/// `127.0.0.1:$PORT`, so the test sees it running.
+/// `127.0.0.1:$PORT` (the build has `--network host` for it), so the test
+/// sees it running.
 const WAITING: &str = r#"FROM scratch
 COPY busybox /bin/busybox
 ARG PORT
@@ -441,6 +442,8 @@ fn tty_shows_running_steps_with_their_output_and_auto_picks_by_terminal_and_ci()
                 mode,
                 "--build-arg",
                 &port,
+                "--network",
+                "host",
                 "-t",
                 "tty:1",
             ])

@@ -9,13 +9,13 @@
 //! A private network gets outbound access from slirp4netns, root and
 //! rootless alike: it runs on the host's side (in the helper's user
 //! namespace when rootless), makes `tap0` in the step's namespace, and
-//! turns the step's packets into the helper's own sockets (NAT). Its
-//! `--disable-host-loopback` refuses the gateway address that would reach
-//! the host's 127.0.0.1, and `--disable-dns` turns off the DNS forwarder at
-//! 10.0.2.3 (the step's `/etc/resolv.conf` names resolvers it reaches by
-//! NAT instead). slirp4netns reports on a pipe once the namespace is
-//! configured, and exits when the helper closes (or by dying, drops) the
-//! other pipe it watches: it lives exactly as long as the step's helper.
+//! turns the step's packets into sockets of its own on the host's side
+//! (NAT). Its `--disable-host-loopback` refuses the gateway address that
+//! would reach the host's 127.0.0.1, and `--disable-dns` turns off the DNS
+//! forwarder at 10.0.2.3 (the step's `/etc/resolv.conf` names resolvers it
+//! reaches by NAT instead). slirp4netns reports on a pipe once the
+//! namespace is configured, and exits once the other pipe it watches
+//! closes: when the helper is done with the step, or dies.
 
 use super::helper::{Context, SetupError};
 use super::namespaces;
