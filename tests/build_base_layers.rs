@@ -78,7 +78,11 @@ fn a_base_layer_without_its_parent_directories_keeps_the_lower_tmp() {
         assert!(output.status.success(), "{snapshotter}: {stderr}");
         let built = read_layout(&layout, stderr);
         let tmp = node(&built.files, "tmp");
-        assert_eq!((tmp.mode, tmp.uid, tmp.gid), (0o1777, 0, 0), "{snapshotter}");
+        assert_eq!(
+            (tmp.mode, tmp.uid, tmp.gid),
+            (0o1777, 0, 0),
+            "{snapshotter}"
+        );
         let y = node(&built.files, "tmp/y");
         assert_eq!((y.uid, y.gid), (1000, 0), "{snapshotter}");
         let blank = node(&built.files, "srv/blank");
