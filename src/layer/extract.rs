@@ -573,12 +573,18 @@ impl Extractor<'_> {
         name: &str,
         action: &'static str,
     ) -> Result<OwnedFd, LayerError> {
+        let missing = |e: &io::Error| e.raw_os_error() == Some(Errno::NOENT.raw_os_error());
+        match self.root.open_dir(path, OFlags::PATH) {
+            Ok(fd) => return Ok(fd),
+            Err(e) if !missing(&e) => return Err(at(name, action)(e)),
+            Err(_) => {}
+        }
         if !self.lowers.is_empty() {
             let mut current = InRootPath::default();
             for component in path.as_path().components() {
                 current = current.join(component.as_os_str());
                 match self.root.open_nofollow(&current, OFlags::PATH) {
-                    Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {}
+                    Err(e) if missing(&e) => {}
                     _ => continue, // there, or an error the creation below reports
                 }
                 let fd = self
