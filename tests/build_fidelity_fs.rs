@@ -259,6 +259,70 @@ COPY --chown=65534:7 --chmod=700 a /g/g1/
 }
 
 #[test]
+fn chown_owns_the_parents_copy_from_a_stage_and_add_make() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "ctx",
+        &format!(
+            "{BASE}
+FROM base AS s0
+RUN mkdir -p /opt/o/d7/e && echo x > /opt/o/d7/e/f && echo y > /opt/o/f1
+FROM base
+COPY --from=s0 --chown=33 /opt/o/d7 /from/c9
+COPY --from=s0 --chown=33 /opt/o/f1 /fromf/n1/n2/
+ADD --chown=33 a /addf/n1/n2/
+"
+        ),
+    );
+    std::fs::write(context.join("a"), "a\n").unwrap();
+    // BuildKit 0.8 (its layers, read from `docker save`) owns every entry
+    // 33:33, the directories made on the way included.
+    let layers = layout_layer_entries(&build(&home, &context, "overlay", None));
+    let listed = |layer: &[TarEntry]| -> Vec<(String, (u32, u64, u64))> {
+        layer
+            .iter()
+            .map(|e| (e.path.trim_end_matches('/').to_owned(), meta(e)))
+            .collect()
+    };
+    let owned = |paths: &[(&str, u32)]| -> Vec<(String, (u32, u64, u64))> {
+        paths
+            .iter()
+            .map(|(p, mode)| ((*p).to_owned(), (*mode, 33, 33)))
+            .collect()
+    };
+    assert_eq!(
+        listed(&layers[3]),
+        owned(&[
+            ("from", 0o755),
+            ("from/c9", 0o755),
+            ("from/c9/e", 0o755),
+            ("from/c9/e/f", 0o644)
+        ])
+    );
+    assert_eq!(
+        listed(&layers[4]),
+        owned(&[
+            ("fromf", 0o755),
+            ("fromf/n1", 0o755),
+            ("fromf/n1/n2", 0o755),
+            ("fromf/n1/n2/f1", 0o644)
+        ])
+    );
+    assert_eq!(
+        listed(&layers[5]),
+        owned(&[
+            ("addf", 0o755),
+            ("addf/n1", 0o755),
+            ("addf/n1/n2", 0o755),
+            ("addf/n1/n2/a", 0o644)
+        ])
+    );
+}
+
+#[test]
 fn workdir_resolves_symlinks_inside_the_rootfs() {
     if !can_build() {
         return;

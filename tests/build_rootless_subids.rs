@@ -81,7 +81,8 @@ fn give_to(dir: &Path, uid: u32, gid: u32) {
 }
 
 /// A layer over the busybox base: `/etc/shadow` of group shadow (42), a
-/// home of user 1000 with a private file, and `/x` for a step to chown.
+/// home of user 1000 with a private file, `/x` for a step to chown, and
+/// `/tmp/from-base` without its parent directory.
 fn owners_layer() -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
     let mut add = |kind: tar::EntryType, path: &str, mode: u32, owner: (u64, u64), data: &[u8]| {
@@ -114,6 +115,8 @@ fn owners_layer() -> Vec<u8> {
     add(dir, "home/app/", 0o750, (1000, 1000), b"");
     add(file, "home/app/notes", 0o600, (1000, 1000), b"private\n");
     add(file, "x", 0o644, (0, 0), b"x\n");
+    // No `tmp/` entry: the base's /tmp (1777) must stay as it is.
+    add(file, "tmp/from-base", 0o644, (0, 0), b"b\n");
     tar.into_inner().unwrap()
 }
 
@@ -123,6 +126,9 @@ COPY --chown=1000:1000 greeting.txt /srv/greeting.txt
 RUN stat -c '%n %u:%g %a' /etc/shadow /home/app /home/app/notes /srv/greeting.txt > /seen.txt
 RUN --mount=type=cache,target=/cache mkdir -p /cache/p && echo c > /cache/p/f \
     && chmod 700 /cache/p && chown -R 1000:1000 /cache/p
+USER 1000
+RUN touch /tmp/by-1000
+USER 0
 RUN chown 1000:1000 /x && mkdir -p /home/u/.ssh && echo key > /home/u/.ssh/id \
     && chmod 700 /home/u/.ssh && chmod 600 /home/u/.ssh/id && chown -R 1001:1001 /home/u \
     && echo 'u:x:1001:1001::/home/u:/bin/sh' >> /etc/passwd && sed -i '$a u:!:19000::::::' /etc/shadow
@@ -319,6 +325,10 @@ fn check_user_build(layout: &Path, root_layers: &[Vec<TarEntry>], seen: &str) {
     // The same files, owners and modes in every layer (mtimes aside).
     let layers = layout_layer_entries(layout);
     assert_eq!(layers, root_layers);
+    let by_user = &layers[layers.len() - 2];
+    let tmp = entry(by_user, "tmp/");
+    assert_eq!((tmp.uid, tmp.gid, tmp.mode & 0o7777), (0, 0, 0o1777));
+    assert_eq!(entry(by_user, "tmp/by-1000").uid, 1000);
     let run = layers.last().unwrap();
     let owner = |path: &str| {
         let e = entry(run, path);

@@ -70,6 +70,30 @@ fn a_local_archive_is_extracted_with_its_owners_and_modes() {
 }
 
 #[test]
+fn add_chown_owns_the_directories_it_creates_and_the_archive_keeps_its_owners() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "add-tar-chown",
+        &format!("{BUSYBOX}ADD --chown=3:4 a.tar.gz /y/z/\nADD --chown=3:4 plain.gz /w/\n"),
+    );
+    std::fs::write(context.join("a.tar.gz"), archive()).unwrap();
+    std::fs::write(context.join("plain.gz"), gzip(b"not a tar\n")).unwrap();
+    let image = home.built(&context, &[]);
+    // BuildKit 0.8 and Buildah 1.28 alike: the destination directories the
+    // step makes are the --chown user's, the archive's entries keep theirs.
+    assert_eq!(image.owner("/y"), (3, 4));
+    assert_eq!(image.owner("/y/z"), (3, 4));
+    assert_eq!(image.owner("/y/z/p"), (0, 0));
+    assert_eq!(image.owner("/y/z/p/f"), (1000, 1000));
+    assert_eq!(image.owner("/y/z/p/l"), (0, 0));
+    // A file that is no archive is the --chown user's.
+    assert_eq!(image.owner("/w/plain.gz"), (3, 4));
+}
+
+#[test]
 fn a_url_is_downloaded_mode_0600_and_never_extracted() {
     if !can_build() {
         return;

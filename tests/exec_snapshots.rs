@@ -148,7 +148,7 @@ fn a_layer_whose_content_differs_from_the_config_is_refused() {
     let [first, second] = two_layers(&fixture);
     let snapshots = fixture.store.snapshots();
     let err = snapshots
-        .unpack(&fixture.store.blobs(), None, &first.blob, &second.diff_id)
+        .unpack(&fixture.store.blobs(), &[], &first.blob, &second.diff_id)
         .unwrap_err();
     assert!(matches!(err, StoreError::DiffIdMismatch { .. }), "{err}");
     assert!(!snapshots.contains(&second.diff_id));
@@ -177,7 +177,7 @@ fn concurrent_unpacks_of_one_layer_agree() {
                 );
                 scope.spawn(move || {
                     snapshots
-                        .unpack(&blobs, None, &first.blob, &first.diff_id)
+                        .unpack(&blobs, &[], &first.blob, &first.diff_id)
                         .unwrap()
                 })
             })

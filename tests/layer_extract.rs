@@ -4,7 +4,9 @@
 mod layer_common;
 
 use builder::digest::sha256;
-use builder::layer::extract::{ExtractOptions, ExtractWarning, Ownership, WhiteoutStyle, extract};
+use builder::layer::extract::{
+    ExtractOptions, ExtractWarning, Ownership, WhiteoutStyle, extract, extract_above,
+};
 use builder::layer::{LayerError, OverlayXattrs, Refusal};
 use layer_common::{OverlayMount, Sandbox, TarBuf, get_xattr, listing, root_or_skip};
 use std::fs;
@@ -510,5 +512,175 @@ fn truncated_stream_is_an_error_not_a_panic() {
     assert!(
         matches!(err, LayerError::ReadTar { .. } | LayerError::Apply { .. }),
         "{err:?}"
+    );
+}
+
+#[test]
+fn empty_numeric_header_fields_read_as_zero_as_go_reads_them() {
+    if !root_or_skip("empty_numeric_header_fields_read_as_zero_as_go_reads_them") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let tar = TarBuf::new()
+        .file_with_blank_numbers("nuls", b"n", 0)
+        .file_with_blank_numbers("spaces", b"s", b' ')
+        .finish();
+    let report = extract(&tar[..], &sandbox.root(), &apply()).unwrap();
+    assert_eq!(report.entries, 2);
+    for name in ["nuls", "spaces"] {
+        let meta = fs::metadata(sandbox.root().join(name)).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mtime(), meta.mode() & 0o7777),
+            (0, 0, 0, 0o644),
+            "{name}"
+        );
+    }
+}
+
+/// Makes the directory `path` with this mode, owner and mtime.
+fn lower_dir(path: &Path, mode: u32, owner: (u32, u32), mtime: i64) {
+    fs::create_dir_all(path).unwrap();
+    std::os::unix::fs::chown(path, Some(owner.0), Some(owner.1)).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    let time = rustix::fs::Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: time,
+        last_modification: time,
+    };
+    rustix::fs::utimensat(rustix::fs::CWD, path, &times, rustix::fs::AtFlags::empty()).unwrap();
+}
+
+#[test]
+fn parents_a_layer_leaves_out_take_their_metadata_from_the_lower_snapshots() {
+    if !root_or_skip("parents_a_layer_leaves_out_take_their_metadata_from_the_lower_snapshots") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let [bottom, top, upper] = ["bottom", "top", "upper"].map(|n| {
+        let p = tmp.path().join(n);
+        fs::create_dir(&p).unwrap();
+        p
+    });
+    // bottom: tmp 1777, srv 0750 5:6 with an xattr, gone/, hid/den/
+    lower_dir(&bottom.join("tmp"), 0o1777, (0, 0), 1_000);
+    lower_dir(&bottom.join("srv"), 0o750, (5, 6), 2_000);
+    rustix::fs::setxattr(
+        bottom.join("srv"),
+        "user.note",
+        b"kept",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    lower_dir(&bottom.join("gone"), 0o700, (7, 7), 3_000);
+    lower_dir(&bottom.join("hid/den"), 0o700, (8, 8), 4_000);
+    // top: srv again (topmost wins), a whiteout of gone, hid opaque
+    lower_dir(&top.join("srv"), 0o751, (9, 9), 5_000);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        top.join("gone"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    lower_dir(&top.join("hid"), 0o711, (0, 0), 6_000);
+    rustix::fs::setxattr(
+        top.join("hid"),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    lower_dir(&bottom.join("deep/er"), 0o705, (3, 3), 7_000);
+    let tar = TarBuf::new()
+        .file("tmp/x", b"x")
+        .file("srv/app/f", b"f")
+        .file("gone/f", b"f")
+        .file("hid/den/f", b"f")
+        .file("new/f", b"f")
+        .file("deep/er/f", b"f")
+        .finish();
+    let overlay = ExtractOptions {
+        whiteouts: WhiteoutStyle::Overlay(OverlayXattrs::Trusted),
+        ownership: Ownership::Preserve,
+    };
+    extract_above(&tar[..], &upper, &overlay, &[top.clone(), bottom.clone()]).unwrap();
+    let seen = |path: &str| {
+        let meta = fs::symlink_metadata(upper.join(path)).unwrap();
+        (meta.mode() & 0o7777, meta.uid(), meta.gid(), meta.mtime())
+    };
+    assert_eq!(seen("tmp"), (0o1777, 0, 0, 1_000));
+    assert_eq!(seen("srv"), (0o751, 9, 9, 5_000), "the topmost lower's");
+    assert_eq!(seen("hid"), (0o711, 0, 0, 6_000));
+    let deep = fs::metadata(bottom.join("deep")).unwrap();
+    assert_eq!(
+        seen("deep"),
+        (deep.mode() & 0o7777, deep.uid(), deep.gid(), deep.mtime())
+    );
+    assert_eq!(seen("deep/er"), (0o705, 3, 3, 7_000));
+    // Not in the stack as overlayfs shows it: Docker's 0:0 0755.
+    for made in ["gone", "hid/den", "new", "srv/app"] {
+        let (mode, uid, gid, _) = seen(made);
+        assert_eq!((mode, uid, gid), (0o755, 0, 0), "{made}");
+    }
+    assert_eq!(
+        get_xattr(&upper.join("srv"), "user.note"),
+        None,
+        "top's srv has none"
+    );
+    // Without lowers (a layer applied alone) nothing changes.
+    let alone = tmp.path().join("alone");
+    fs::create_dir(&alone).unwrap();
+    extract(&tar[..], &alone, &overlay).unwrap();
+    let tmp_alone = fs::metadata(alone.join("tmp")).unwrap();
+    assert_eq!((tmp_alone.mode() & 0o7777, tmp_alone.uid()), (0o755, 0));
+}
+
+#[test]
+fn a_missing_parent_keeps_the_lower_directorys_xattrs() {
+    if !root_or_skip("a_missing_parent_keeps_the_lower_directorys_xattrs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let [lower, upper] = ["lower", "upper"].map(|n| {
+        let p = tmp.path().join(n);
+        fs::create_dir(&p).unwrap();
+        p
+    });
+    lower_dir(&lower.join("srv"), 0o750, (5, 6), 2_000);
+    for (name, value) in [
+        ("user.note", &b"kept"[..]),
+        ("trusted.overlay.opaque", b"y"),
+    ] {
+        rustix::fs::setxattr(
+            lower.join("srv"),
+            name,
+            value,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+    }
+    let tar = TarBuf::new().file("srv/f", b"f").finish();
+    let overlay = ExtractOptions {
+        whiteouts: WhiteoutStyle::Overlay(OverlayXattrs::Trusted),
+        ownership: Ownership::Preserve,
+    };
+    extract_above(&tar[..], &upper, &overlay, &[lower]).unwrap();
+    assert_eq!(
+        get_xattr(&upper.join("srv"), "user.note").as_deref(),
+        Some(&b"kept"[..])
+    );
+    // An overlay marker is the lower's own business, not the directory's.
+    assert_eq!(
+        get_xattr(&upper.join("srv"), "trusted.overlay.opaque"),
+        None
+    );
+    let srv = fs::metadata(upper.join("srv")).unwrap();
+    assert_eq!(
+        (srv.mode() & 0o7777, srv.uid(), srv.gid(), srv.mtime()),
+        (0o750, 5, 6, 2_000)
     );
 }

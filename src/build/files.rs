@@ -156,7 +156,7 @@ pub(super) fn commit(
         let chains = snapshot_chain(store, parent)?;
         store
             .snapshots()
-            .unpack(&store.blobs(), chains.as_ref(), &layer.blob, &layer.diff_id)?;
+            .unpack(&store.blobs(), &chains, &layer.blob, &layer.diff_id)?;
         Some(layer)
     };
     let created = created::now();
@@ -176,14 +176,13 @@ pub(super) fn commit(
     })
 }
 
-/// The chain ID of the top of `parent`, its snapshots unpacked.
-fn snapshot_chain(store: &Store, parent: &[LayerRef]) -> Result<Option<Digest>, StepError> {
+/// The chain IDs of `parent`'s layers, bottom first, their snapshots unpacked.
+fn snapshot_chain(store: &Store, parent: &[LayerRef]) -> Result<Vec<Digest>, StepError> {
     let descriptors: Vec<Descriptor> = parent.iter().map(|l| l.blob.clone()).collect();
     let diff_ids: Vec<Digest> = parent.iter().map(|l| l.diff_id.clone()).collect();
-    let chains = store
+    Ok(store
         .snapshots()
-        .unpack_all(&store.blobs(), &descriptors, &diff_ids)?;
-    Ok(chains.last().cloned())
+        .unpack_all(&store.blobs(), &descriptors, &diff_ids)?)
 }
 
 /// The layer a cache record promises, its snapshot in place; `None` (do
@@ -210,7 +209,7 @@ fn reuse(
     let chains = snapshot_chain(store, parent)?;
     store
         .snapshots()
-        .unpack(&store.blobs(), chains.as_ref(), &layer.blob, &layer.diff_id)?;
+        .unpack(&store.blobs(), &chains, &layer.blob, &layer.diff_id)?;
     Ok(Some(Some(layer)))
 }
 

@@ -43,7 +43,7 @@ impl UnpackedContext {
             // A context has no lower layers: `.wh.` names are plain files
             // to Docker, but no context is expected to hold them.
             whiteouts: WhiteoutStyle::Apply,
-            ownership: crate::userns::in_process_options(crate::userns::Stack::Applied).ownership,
+            ownership: crate::userns::in_process_options(&crate::userns::Stack::Applied).ownership,
         };
         extract(tar, unpacked.path(), &options).map_err(archive_error)?;
         Ok(unpacked)

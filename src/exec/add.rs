@@ -3,7 +3,8 @@
 //!
 //! - A local file whose content is a tar (uncompressed, gzip, bzip2, xz or
 //!   zstd, told by its bytes as Docker does) is extracted into the
-//!   destination directory, keeping the archive's owners unless `--chown`;
+//!   destination directory, keeping the archive's owners (`--chown` owns
+//!   only the directories the step creates, as BuildKit and Buildah do);
 //!   `--unpack=false` copies it as a file. The extraction goes through the
 //!   layer extractor, so no entry can leave the destination.
 //! - A URL is downloaded (checked against `--checksum` while streaming),
@@ -123,7 +124,7 @@ pub async fn plan_add(
 }
 
 /// Extracts the archive `file` into `dir` and plans its content at the
-/// destination directory, with the archive's owners unless `--chown`.
+/// destination directory, with the archive's owners even with `--chown`.
 fn unpack(target: &mut Target<'_>, file: &Path, dir: PathBuf) -> Result<(), CopyError> {
     let io_err = |action: &str, source| CopyError::Io {
         action: format!("{action} {}", file.display()),
@@ -164,7 +165,7 @@ fn unpack(target: &mut Target<'_>, file: &Path, dir: PathBuf) -> Result<(), Copy
     let dest = target.dir()?;
     target
         .planner
-        .set_default_owner(DefaultOwner::Source(owners));
+        .set_default_owner(DefaultOwner::Archive(owners));
     target.planner.add_dir_contents(&view, &root, &dest)
 }
 

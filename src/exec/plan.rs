@@ -207,7 +207,8 @@ fn identity(node: &Node) -> StatIdentity {
     }
 }
 
-/// Whose the copied files become when `--chown` is not given.
+/// Whose the copied files become when `--chown` is not given (an unpacked
+/// archive's keep their owners also when it is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefaultOwner {
     /// root (files from the build context).
@@ -215,6 +216,10 @@ pub enum DefaultOwner {
     /// The owner the source has (files from a stage or an image), read
     /// through the map from owners on disk to the image's.
     Source(OwnerMap),
+    /// The owners an unpacked `ADD` archive records, read through the map:
+    /// kept even with `--chown`, which only owns the directories the step
+    /// creates (as BuildKit and Buildah do).
+    Archive(OwnerMap),
 }
 
 /// The root filesystem a `COPY`, `ADD` or `WORKDIR` writes its layer
@@ -447,11 +452,11 @@ impl<'d> Planner<'d> {
             }
         }
         let (uid, gid) = match (self.owner, self.default_owner) {
-            (Some(ids), _) => (ids.uid, ids.gid),
-            (None, DefaultOwner::Root) => (0, 0),
-            (None, DefaultOwner::Source(owners)) => {
+            (_, DefaultOwner::Archive(owners)) | (None, DefaultOwner::Source(owners)) => {
                 (owners.uid(node.stat.uid), owners.gid(node.stat.gid))
             }
+            (Some(ids), _) => (ids.uid, ids.gid),
+            (None, DefaultOwner::Root) => (0, 0),
         };
         let is_dir = node.kind == FileKind::Dir;
         let mode = self

@@ -490,7 +490,7 @@ impl Executor {
         let blobs = self.store.blobs();
         let mut chains: Vec<Digest> = Vec::with_capacity(layers.len());
         for layer in layers {
-            let chain = snapshots.unpack(&blobs, chains.last(), &layer.blob, &layer.diff_id)?;
+            let chain = snapshots.unpack(&blobs, &chains, &layer.blob, &layer.diff_id)?;
             chains.push(chain);
         }
         Ok(chains)

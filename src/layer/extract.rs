@@ -119,6 +119,22 @@ pub fn extract(
     root: &Path,
     options: &ExtractOptions,
 ) -> Result<ExtractReport, LayerError> {
+    extract_above(reader, root, options, &[])
+}
+
+/// [`extract`] into a root that overlayfs will stack above the snapshot
+/// directories `lowers` (topmost first). A parent directory the layer
+/// leaves out (OCI allows it) takes the mode, owner, times and image xattrs
+/// of the same directory in the topmost lower that shows one, as
+/// containerd's unpack on top of the parent gives, so that it does not hide
+/// that directory's metadata (`/tmp` 1777 and the like); one no lower
+/// shows is 0:0 0755, as Docker makes it.
+pub fn extract_above(
+    reader: impl Read,
+    root: &Path,
+    options: &ExtractOptions,
+    lowers: &[PathBuf],
+) -> Result<ExtractReport, LayerError> {
     let root_dir = Root::open(root).map_err(|source| LayerError::Fs {
         action: "opening the extraction root",
         path: root.to_path_buf(),
@@ -127,6 +143,7 @@ pub fn extract(
     let mut extractor = Extractor {
         root: root_dir,
         options,
+        lowers,
         written: HashSet::new(),
         dir_times: Vec::new(),
         warnings: Vec::new(),
@@ -177,12 +194,14 @@ impl EntryMeta {
             source,
         };
         let header = entry.header();
+        let fields = header.as_old();
         let mut meta = EntryMeta {
-            mode: header.mode().map_err(bad)? & 0o7777,
-            uid: header.uid().map_err(bad)?,
-            gid: header.gid().map_err(bad)?,
+            mode: numeric(header.mode().map(u64::from), &fields.mode).map_err(bad)? as u32 & 0o7777,
+            uid: numeric(header.uid(), &fields.uid).map_err(bad)?,
+            gid: numeric(header.gid(), &fields.gid).map_err(bad)?,
             mtime: Timespec {
-                tv_sec: i64::try_from(header.mtime().map_err(bad)?).unwrap_or(i64::MAX),
+                tv_sec: i64::try_from(numeric(header.mtime(), &fields.mtime).map_err(bad)?)
+                    .unwrap_or(i64::MAX),
                 tv_nsec: 0,
             },
             xattrs: Vec::new(),
@@ -216,6 +235,15 @@ impl EntryMeta {
     }
 }
 
+/// A numeric header field as Go's `archive/tar` (BuildKit, containerd)
+/// reads it: one left empty (all NUL or spaces, as some tools write) is 0.
+fn numeric(parsed: io::Result<u64>, field: &[u8]) -> io::Result<u64> {
+    if field.iter().all(|b| *b == 0 || *b == b' ') {
+        return Ok(0);
+    }
+    parsed
+}
+
 /// Parses a PAX time (`seconds[.fraction]`, possibly negative).
 fn parse_pax_time(value: &str) -> Option<Timespec> {
     let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
@@ -245,6 +273,8 @@ fn parse_pax_time(value: &str) -> Option<Timespec> {
 struct Extractor<'o> {
     root: Root,
     options: &'o ExtractOptions,
+    /// The snapshots `root` is stacked above, topmost first.
+    lowers: &'o [PathBuf],
     /// Paths this layer wrote: its own whiteouts never remove them.
     written: HashSet<InRootPath>,
     /// Directory mtimes, restored once all their children exist.
@@ -301,10 +331,7 @@ impl Extractor<'_> {
         {
             return self.whiteout(&parent, OsStr::from_bytes(target), name);
         }
-        let dir = self
-            .root
-            .create_dir_all(&parent)
-            .map_err(at(name, "creating its parent directory"))?;
+        let dir = self.create_dirs(&parent, name, "creating its parent directory")?;
         let existing =
             resolve::stat_at(&dir, &file_name).map_err(at(name, "inspecting what is there"))?;
         let keep_dir = kind.is_dir()
@@ -501,10 +528,7 @@ impl Extractor<'_> {
                 if ours {
                     return Ok(());
                 }
-                let dir = self
-                    .root
-                    .create_dir_all(parent)
-                    .map_err(at(name, "creating the whiteout's directory"))?;
+                let dir = self.create_dirs(parent, name, "creating the whiteout's directory")?;
                 resolve::remove_all_at(&dir, target)
                     .map_err(at(name, "replacing the whited-out path"))?;
                 rfs::mknodat(&dir, target, FileType::CharacterDevice, Mode::empty(), 0)
@@ -529,9 +553,7 @@ impl Extractor<'_> {
                     .map_err(at(name, "emptying the opaque directory"))
             }
             WhiteoutStyle::Overlay(xattrs) => {
-                self.root
-                    .create_dir_all(dir)
-                    .map_err(at(name, "creating the opaque directory"))?;
+                self.create_dirs(dir, name, "creating the opaque directory")?;
                 let fd = self
                     .root
                     .open_dir(dir, OFlags::RDONLY)
@@ -540,6 +562,45 @@ impl Extractor<'_> {
                     .map_err(at(name, "marking the directory opaque"))
             }
         }
+    }
+
+    /// Opens the directory `path` as an `O_PATH` dirfd, creating what is
+    /// missing of it; each directory made takes its metadata from the lower
+    /// snapshots (see [`extract_above`]).
+    fn create_dirs(
+        &mut self,
+        path: &InRootPath,
+        name: &str,
+        action: &'static str,
+    ) -> Result<OwnedFd, LayerError> {
+        let missing = |e: &io::Error| e.raw_os_error() == Some(Errno::NOENT.raw_os_error());
+        match self.root.open_dir(path, OFlags::PATH) {
+            Ok(fd) => return Ok(fd),
+            Err(e) if !missing(&e) => return Err(at(name, action)(e)),
+            Err(_) => {}
+        }
+        if !self.lowers.is_empty() {
+            let mut current = InRootPath::default();
+            for component in path.as_path().components() {
+                current = current.join(component.as_os_str());
+                match self.root.open_nofollow(&current, OFlags::PATH) {
+                    Err(e) if missing(&e) => {}
+                    _ => continue, // there, or an error the creation below reports
+                }
+                let fd = self
+                    .root
+                    .create_dir_all(&current)
+                    .and_then(|_| self.root.open_dir(&current, OFlags::RDONLY))
+                    .map_err(at(name, action))?;
+                if let Some(meta) = lower_dir(self.lowers, &current)
+                    .map_err(at(name, "reading the lower snapshots"))?
+                {
+                    self.set_meta_fd(&fd, &meta, name)?;
+                    self.dir_times.push((current.clone(), meta.times()));
+                }
+            }
+        }
+        self.root.create_dir_all(path).map_err(at(name, action))
     }
 
     /// The ids to set for `meta`, or `None` (with a warning) when they may not be set.
@@ -654,6 +715,53 @@ impl Extractor<'_> {
         }
         Ok(())
     }
+}
+
+/// The metadata of the directory `path` as the stack of `lowers` (topmost
+/// first) shows it, as overlayfs would: from the topmost lower that has it,
+/// unless a higher one hides it (a whiteout or other file there or at a
+/// parent, or an opaque parent). Links inside a lower resolve in that lower.
+fn lower_dir(lowers: &[PathBuf], path: &InRootPath) -> io::Result<Option<EntryMeta>> {
+    for lower in lowers {
+        let root = Root::open(lower)?;
+        let mut current = InRootPath::default();
+        let mut parent = root.open_dir(&current, OFlags::PATH)?;
+        let mut hides_below = false;
+        let mut components = path.as_path().components().peekable();
+        while let Some(component) = components.next() {
+            let file_name = component.as_os_str();
+            current = current.join(file_name);
+            let Some(stat) = resolve::stat_at(&parent, file_name)? else {
+                break; // not in this lower
+            };
+            if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+                return Ok(None); // hidden by a whiteout or a file
+            }
+            let at_path = proc_fd_path(&parent).join(file_name);
+            if components.peek().is_none() {
+                let xattrs = fsmeta::read_xattrs(&at_path)?
+                    .into_iter()
+                    .filter(|(key, _)| fsmeta::is_image_xattr(key))
+                    .collect();
+                return Ok(Some(EntryMeta {
+                    mode: stat.st_mode & 0o7777,
+                    uid: u64::from(stat.st_uid),
+                    gid: u64::from(stat.st_gid),
+                    mtime: Timespec {
+                        tv_sec: stat.st_mtime,
+                        tv_nsec: i64::try_from(stat.st_mtime_nsec).unwrap_or(0),
+                    },
+                    xattrs,
+                }));
+            }
+            hides_below |= fsmeta::is_opaque_dir(&at_path)?;
+            parent = root.open_nofollow(&current, OFlags::PATH | OFlags::DIRECTORY)?;
+        }
+        if hides_below {
+            return Ok(None);
+        }
+    }
+    Ok(None)
 }
 
 /// The `/proc/self/fd` path of an open directory, for calls that only take paths.

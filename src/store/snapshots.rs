@@ -87,20 +87,27 @@ impl SnapshotStore {
     }
 
     /// Makes sure the snapshot of `layer` (a blob in `blobs`, with diff ID
-    /// `diff_id` as the image config lists it) on top of the chain `parent`
-    /// exists, unpacking the blob when it does not. Returns its chain ID.
-    /// The unpacked stream must hash to `diff_id`, else nothing is committed.
+    /// `diff_id` as the image config lists it) on top of the committed
+    /// snapshots `below` (their chain IDs, bottom first) exists, unpacking
+    /// the blob when it does not. Returns its chain ID. The unpacked stream
+    /// must hash to `diff_id`, else nothing is committed. Parent directories
+    /// the layer leaves out take their metadata from the snapshots below.
     pub fn unpack(
         &self,
         blobs: &BlobStore,
-        parent: Option<&Digest>,
+        below: &[Digest],
         layer: &Descriptor,
         diff_id: &Digest,
     ) -> Result<Digest, StoreError> {
-        let chain = chain_id(parent, diff_id);
+        let chain = chain_id(below.last(), diff_id);
         if self.contains(&chain) {
             return Ok(chain);
         }
+        let lowers = below
+            .iter()
+            .rev()
+            .map(|chain| self.path(chain))
+            .collect::<Result<Vec<_>, _>>()?;
         let pending = self.begin()?;
         let (blob, check) = blobs.open_checked(layer.digest())?;
         let layer_error = |source| StoreError::Layer {
@@ -110,7 +117,7 @@ impl SnapshotStore {
         let media_type = layer.media_type().to_string();
         let report = crate::layer::compress::decompress(blob, &media_type)
             .map_err(|e| layer_error(e.into()))
-            .map(|tar| extract_layer(tar, pending.path(), Stack::Snapshot));
+            .map(|tar| extract_layer(tar, pending.path(), Stack::Snapshot { lowers }));
         // A blob damaged on disk is named as such, not as the gzip or
         // tar error it causes. Owners as the steps must see them (also
         // rootless: see `userns`).
@@ -143,7 +150,7 @@ impl SnapshotStore {
         }
         let mut chains: Vec<Digest> = Vec::with_capacity(layers.len());
         for (layer, diff_id) in layers.iter().zip(diff_ids) {
-            let chain = self.unpack(blobs, chains.last(), layer, diff_id)?;
+            let chain = self.unpack(blobs, &chains, layer, diff_id)?;
             chains.push(chain);
         }
         Ok(chains)

@@ -7,7 +7,7 @@ use super::jobs::{GO, Job, Reply, Request};
 use crate::layer::LayerError;
 use crate::layer::copy::copy_tree;
 use crate::layer::diff::{overlay_changes, tree_changes};
-use crate::layer::extract::{ExtractOptions, Ownership, extract};
+use crate::layer::extract::{ExtractOptions, Ownership, extract_above};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
 use std::io::{BufRead, IsTerminal, Write};
@@ -78,7 +78,7 @@ fn run(input: &mut impl BufRead) -> Result<Option<Reply>, String> {
                     gids: 0..u64::from(request.ids.gids),
                 },
             };
-            extract(input, &root, &options)
+            extract_above(input, &root, &options, stack.lowers())
                 .map(|report| Some(Reply::Extracted(report)))
                 .map_err(|e| with_causes(&e))
         }

@@ -13,7 +13,7 @@
 use super::idmap::{IdMap, IdMapError, IdMapSummary};
 use super::range::{Stack, in_process_options, namespace};
 use crate::layer::LayerError;
-use crate::layer::extract::{ExtractReport, extract};
+use crate::layer::extract::{ExtractReport, extract_above};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
@@ -120,7 +120,12 @@ pub fn extract_layer(
     stack: Stack,
 ) -> Result<ExtractReport, UsernsError> {
     match namespace() {
-        None => Ok(extract(tar, root, &in_process_options(stack))?),
+        None => Ok(extract_above(
+            tar,
+            root,
+            &in_process_options(&stack),
+            stack.lowers(),
+        )?),
         Some(map) => extract_in_namespace(&map, tar, root, stack),
     }
 }

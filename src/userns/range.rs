@@ -6,13 +6,18 @@ use super::idmap::IdMap;
 use crate::layer::OverlayXattrs;
 use crate::layer::extract::{ExtractOptions, Ownership, WhiteoutStyle};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// What a layer is applied onto.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stack {
     /// An empty snapshot directory that overlayfs will stack above the lower
-    /// layers' snapshots: whiteouts are kept in overlay form.
-    Snapshot,
+    /// layers' snapshots: whiteouts are kept in overlay form, and parent
+    /// directories the layer leaves out take their metadata from the lowers.
+    Snapshot {
+        /// The lower layers' snapshot directories, topmost first.
+        lowers: Vec<PathBuf>,
+    },
     /// A directory already holding the lower layers: whiteouts are applied.
     Applied,
 }
@@ -20,11 +25,19 @@ pub enum Stack {
 impl Stack {
     /// The whiteouts for this stack, in the xattr namespace overlayfs reads
     /// (trusted as root, user when rootless).
-    pub(super) fn whiteouts(self, root: bool) -> WhiteoutStyle {
+    pub(super) fn whiteouts(&self, root: bool) -> WhiteoutStyle {
         match (self, root) {
             (Stack::Applied, _) => WhiteoutStyle::Apply,
-            (Stack::Snapshot, true) => WhiteoutStyle::Overlay(OverlayXattrs::Trusted),
-            (Stack::Snapshot, false) => WhiteoutStyle::Overlay(OverlayXattrs::User),
+            (Stack::Snapshot { .. }, true) => WhiteoutStyle::Overlay(OverlayXattrs::Trusted),
+            (Stack::Snapshot { .. }, false) => WhiteoutStyle::Overlay(OverlayXattrs::User),
+        }
+    }
+
+    /// The snapshots the root is stacked above, topmost first.
+    pub(super) fn lowers(&self) -> &[PathBuf] {
+        match self {
+            Stack::Applied => &[],
+            Stack::Snapshot { lowers } => lowers,
         }
     }
 }
@@ -64,7 +77,7 @@ pub fn missing_range_notice() -> Option<String> {
 /// How this process extracts without a user namespace: as root with the
 /// recorded owners; rootless with its own IDs only (other owners are
 /// reported as warnings and left the user's).
-pub fn in_process_options(stack: Stack) -> ExtractOptions {
+pub fn in_process_options(stack: &Stack) -> ExtractOptions {
     if rustix::process::geteuid().is_root() {
         return ExtractOptions {
             whiteouts: stack.whiteouts(true),

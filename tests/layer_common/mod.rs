@@ -76,6 +76,17 @@ impl TarBuf {
         self.push(header, content)
     }
 
+    /// A regular file (mode 0644) whose uid, gid and mtime header fields
+    /// are left empty: all `blank` bytes (NUL or space), as some tools write.
+    pub fn file_with_blank_numbers(&mut self, name: &str, content: &[u8], blank: u8) -> &mut Self {
+        let mut header = Self::header(name, EntryType::Regular, 0o644);
+        let fields = header.as_old_mut();
+        fields.uid.fill(blank);
+        fields.gid.fill(blank);
+        fields.mtime.fill(blank);
+        self.push(header, content)
+    }
+
     /// A directory, mode 0755.
     pub fn dir(&mut self, name: &str) -> &mut Self {
         self.push(Self::header(name, EntryType::Directory, 0o755), b"")

@@ -139,8 +139,8 @@ fn apply_layer(files: &mut BTreeMap<String, Node>, tar: impl Read) {
         let node = Node {
             kind,
             mode: header.mode().expect("mode") & 0o7777,
-            uid: header.uid().expect("uid"),
-            gid: header.gid().expect("gid"),
+            uid: go_number(header.uid(), &header.as_old().uid),
+            gid: go_number(header.gid(), &header.as_old().gid),
         };
         entries.push((path, node));
     }
@@ -164,6 +164,15 @@ fn apply_layer(files: &mut BTreeMap<String, Node>, tar: impl Read) {
             files.insert(path, node);
         }
     }
+}
+
+/// A numeric header field as Go's `archive/tar` reads it (what BuildKit
+/// gives): left empty (all NUL or spaces), it is 0.
+fn go_number(parsed: std::io::Result<u64>, field: &[u8]) -> u64 {
+    if field.iter().all(|b| *b == 0 || *b == b' ') {
+        return 0;
+    }
+    parsed.expect("a numeric header field")
 }
 
 fn clean(path: &str) -> String {
