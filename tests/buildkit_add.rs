@@ -7,40 +7,17 @@
 
 mod support;
 
-use support::build::{Home, can_build};
+use support::build::{Home, TarGz, can_build, gzip};
 use support::built::BUSYBOX;
 use support::http::{Response, TestServer};
 
 /// A gzipped tar: `p/` (0750), `p/f` (0640, owned 1000:1000), `p/l -> f`.
 fn archive() -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut add = |kind: tar::EntryType, path: &str, mode: u32, owner: u64, data: &[u8]| {
-        let mut header = tar::Header::new_ustar();
-        header.set_entry_type(kind);
-        header.set_mode(mode);
-        header.set_uid(owner);
-        header.set_gid(owner);
-        header.set_mtime(1_600_000_000);
-        header.set_size(data.len() as u64);
-        tar.append_data(&mut header, path, data).unwrap();
-    };
-    add(tar::EntryType::Directory, "p/", 0o750, 0, b"");
-    add(tar::EntryType::Regular, "p/f", 0o640, 1000, b"file");
-    let mut link = tar::Header::new_ustar();
-    link.set_entry_type(tar::EntryType::Symlink);
-    link.set_mode(0o777);
-    link.set_uid(0);
-    link.set_gid(0);
-    link.set_mtime(1_600_000_000);
-    link.set_size(0);
-    tar.append_link(&mut link, "p/l", "f").unwrap();
-    gzip(&tar.into_inner().unwrap())
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gz, data).unwrap();
-    gz.finish().unwrap()
+    let mut tar = TarGz::new();
+    tar.entry(tar::EntryType::Directory, "p/", 0o750, 0, b"");
+    tar.entry(tar::EntryType::Regular, "p/f", 0o640, 1000, b"file");
+    tar.symlink("p/l", "f");
+    tar.finish()
 }
 
 #[test]
@@ -129,16 +106,9 @@ fn a_url_is_downloaded_mode_0600_and_never_extracted() {
 
 /// A gzipped tar holding one regular file.
 fn one_file_archive(name: &str, mode: u32, data: &[u8]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_ustar();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mode(mode);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(1_600_000_000);
-    header.set_size(data.len() as u64);
-    tar.append_data(&mut header, name, data).unwrap();
-    gzip(&tar.into_inner().unwrap())
+    let mut tar = TarGz::new();
+    tar.entry(tar::EntryType::Regular, name, mode, 0, data);
+    tar.finish()
 }
 
 #[test]

@@ -219,8 +219,39 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
 /// (0644), an executable `bin/run` (0755, owned 1000:1000) and a symlink
 /// `latest -> readme.txt`.
 pub fn payload_tar_gz() -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut entry = |kind: tar::EntryType, path: &str, mode: u32, owner: u64, data: &[u8]| {
+    let mut tar = TarGz::new();
+    tar.entry(tar::EntryType::Directory, "payload/", 0o755, 0, b"");
+    tar.entry(
+        tar::EntryType::Regular,
+        "payload/readme.txt",
+        0o644,
+        0,
+        b"read me\n",
+    );
+    tar.entry(tar::EntryType::Directory, "payload/bin/", 0o755, 0, b"");
+    tar.entry(
+        tar::EntryType::Regular,
+        "payload/bin/run",
+        0o755,
+        1000,
+        b"#!/bin/sh\necho run\n",
+    );
+    tar.symlink("payload/latest", "readme.txt");
+    tar.finish()
+}
+
+/// A gzipped tar made entry by entry, each with a fixed mtime and one ID
+/// for owner and group, for archives that ADD extracts.
+pub struct TarGz(tar::Builder<Vec<u8>>);
+
+impl TarGz {
+    /// An empty archive.
+    pub fn new() -> TarGz {
+        TarGz(tar::Builder::new(Vec::new()))
+    }
+
+    /// Adds an entry of `kind` at `path` holding `data`, owned `owner:owner`.
+    pub fn entry(&mut self, kind: tar::EntryType, path: &str, mode: u32, owner: u64, data: &[u8]) {
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(kind);
         header.set_mode(mode);
@@ -228,36 +259,31 @@ pub fn payload_tar_gz() -> Vec<u8> {
         header.set_gid(owner);
         header.set_mtime(1_600_000_000);
         header.set_size(data.len() as u64);
-        tar.append_data(&mut header, path, data).unwrap();
-    };
-    entry(tar::EntryType::Directory, "payload/", 0o755, 0, b"");
-    entry(
-        tar::EntryType::Regular,
-        "payload/readme.txt",
-        0o644,
-        0,
-        b"read me\n",
-    );
-    entry(tar::EntryType::Directory, "payload/bin/", 0o755, 0, b"");
-    entry(
-        tar::EntryType::Regular,
-        "payload/bin/run",
-        0o755,
-        1000,
-        b"#!/bin/sh\necho run\n",
-    );
-    let mut link = tar::Header::new_ustar();
-    link.set_entry_type(tar::EntryType::Symlink);
-    link.set_mode(0o777);
-    link.set_uid(0);
-    link.set_gid(0);
-    link.set_mtime(1_600_000_000);
-    link.set_size(0);
-    tar.append_link(&mut link, "payload/latest", "readme.txt")
-        .unwrap();
-    let tar = tar.into_inner().unwrap();
+        self.0.append_data(&mut header, path, data).unwrap();
+    }
+
+    /// Adds a symlink `path -> target` (0777, owned 0:0).
+    pub fn symlink(&mut self, path: &str, target: &str) {
+        let mut link = tar::Header::new_ustar();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_mode(0o777);
+        link.set_uid(0);
+        link.set_gid(0);
+        link.set_mtime(1_600_000_000);
+        link.set_size(0);
+        self.0.append_link(&mut link, path, target).unwrap();
+    }
+
+    /// The archive, gzipped.
+    pub fn finish(self) -> Vec<u8> {
+        gzip(&self.0.into_inner().unwrap())
+    }
+}
+
+/// `data` gzipped.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    std::io::Write::write_all(&mut gz, data).unwrap();
     gz.finish().unwrap()
 }
 
