@@ -6,7 +6,6 @@
 //! Nothing flows back up: the parser knows nothing of the store, and the
 //! registry client knows nothing of Dockerfiles.
 
-pub mod build;
 pub mod cli;
 pub mod context;
 pub mod digest;
@@ -21,6 +20,7 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod sandbox;
+pub mod solver;
 pub mod store;
 pub mod terminal_text;
 pub mod userns;

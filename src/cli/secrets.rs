@@ -1,8 +1,8 @@
 //! `builder build --secret …` and `--ssh …`: the flag values read and
-//! resolved against builder's environment (see [`crate::build::secrets`]).
+//! resolved against builder's environment (see [`crate::solver::secrets`]).
 
-use crate::build::BuildSecrets;
-use crate::build::secrets::{SecretFlag, SshFlag};
+use crate::solver::BuildSecrets;
+use crate::solver::secrets::{SecretFlag, SshFlag};
 use miette::{IntoDiagnostic as _, Result};
 
 /// The secrets and agents of `--secret` and `--ssh`, checked now: a

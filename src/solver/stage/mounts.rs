@@ -11,8 +11,6 @@
 //! records a secret's value.
 
 use super::{SourceFiles, StepContext, StepError};
-use crate::build::error::MountSetupError;
-use crate::build::ssh_agent::AgentProxy;
 use crate::context::digest::DigestMemo;
 use crate::exec::copy::SourceRoot;
 use crate::exec::rootfs::{Node, RootfsView};
@@ -20,6 +18,8 @@ use crate::exec::{StepMounts, file_digest};
 use crate::file_kind::FileKind;
 use crate::plan::{self, Mount, Sharing};
 use crate::sandbox::{BindMount, SecretEnv, SecretFile, TmpfsMount};
+use crate::solver::error::MountSetupError;
+use crate::solver::ssh_agent::AgentProxy;
 use crate::store::{CacheMountAccess, CacheMountLock};
 use oci_spec::image::Digest;
 use std::fs::File;
