@@ -150,11 +150,6 @@ pub fn build_image(
         _ => super::build::usage_error("only one -o output can write to stdout"),
     }
     let store = globals.open_store()?;
-    let insecure = globals.insecure_registries.clone();
-    let clients: ClientFactory = Arc::new(move |registry: &str| {
-        let credential = DockerConfig::load_default()?.get(registry)?;
-        Client::new(registry, credential, &insecure)
-    });
     let source_date_epoch = graph
         .global_args()
         .get("SOURCE_DATE_EPOCH")
@@ -205,6 +200,16 @@ pub fn build_image(
     };
     let names = image_names(&tags, &outputs);
     let (sender, renderer) = progress::spawn_renderer(style);
+    let insecure = globals.insecure_registries.clone();
+    let notices = sender.clone();
+    let clients: ClientFactory = Arc::new(move |registry: &str| {
+        let credential = DockerConfig::load_default()?.get(registry)?;
+        let client = Client::new(registry, credential, &insecure)?;
+        if let Some(notice) = crate::registry::tls::take_notice() {
+            notices.send(Event::Status(format!("notice: {notice}")));
+        }
+        Ok(client)
+    });
     let work = async {
         let mapping = crate::userns::owner_mapping();
         let removed = store.snapshots().claim(&mapping).into_diagnostic()?;
@@ -256,6 +261,8 @@ pub fn build_image(
             names: names.iter().map(ToString::to_string).collect(),
         }));
     }
+    // The factory holds a sender too: the renderer ends when all are gone.
+    drop(clients);
     drop(sender);
     let _ = renderer.join();
     let built = outcome?;

@@ -61,6 +61,14 @@ pub fn client_for(globals: &Globals, registry: &str) -> Result<Client> {
     )?)
 }
 
+/// Writes the notice about the trusted CA roots, if there is one not yet
+/// told, to stderr (for commands without a progress display).
+pub fn tell_tls_notice() {
+    if let Some(notice) = crate::registry::tls::take_notice() {
+        eprintln!("notice: {notice}");
+    }
+}
+
 /// Runs `f` with a progress sender whose events a renderer draws on stderr
 /// as `mode` says; waits for the renderer to finish drawing before returning.
 pub fn with_progress<T>(
@@ -68,6 +76,9 @@ pub fn with_progress<T>(
     f: impl FnOnce(ProgressSender) -> Result<T>,
 ) -> Result<T> {
     let (sender, renderer) = progress::spawn_renderer(mode.style()?);
+    if let Some(notice) = crate::registry::tls::take_notice() {
+        sender.send(progress::Event::Status(format!("notice: {notice}")));
+    }
     let outcome = f(sender);
     // `f` consumed the sender; once its clones are gone the renderer ends.
     let _ = renderer.join();

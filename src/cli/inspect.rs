@@ -3,7 +3,7 @@
 
 use super::Globals;
 use super::common::print_line;
-use super::common::{block_on, client_for, parse_reference, resolve};
+use super::common::{block_on, client_for, parse_reference, resolve, tell_tls_notice};
 use crate::image::Reference;
 use crate::image::{ManifestOrIndex, PlatformSpec};
 use crate::registry::Client;
@@ -34,6 +34,7 @@ pub fn run(globals: &Globals, args: InspectArgs) -> Result<()> {
     };
     let shown = if args.remote {
         let client = client_for(globals, reference.registry())?;
+        tell_tls_notice();
         block_on(remote(&client, &reference, &platform))?
     } else {
         local(globals, &reference)?

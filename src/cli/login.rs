@@ -63,6 +63,7 @@ pub fn run(globals: &Globals, args: LoginArgs) -> Result<()> {
         Some(credential.clone()),
         &globals.insecure_registries,
     )?;
+    super::common::tell_tls_notice();
     block_on(async { Ok(client.ping().await?) })?;
     let mut config = DockerConfig::load_default()?;
     config.store(&registry, &credential)?;

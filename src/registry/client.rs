@@ -5,7 +5,7 @@
 
 use super::auth::{Authenticator, Scope};
 use super::credentials::Credential;
-use super::error::{ErrorCodes, RegistryError, error_chain};
+use super::error::{ErrorCodes, RegistryError, error_chain, tls_error};
 use super::idle::{Activity, idle_timeout, unless_idle};
 use super::upload_check::UploadCheck;
 use crate::digest::sha256;
@@ -290,7 +290,17 @@ impl Client {
             // Another part of the process may have installed one already.
             let _ = rustls::crypto::ring::default_provider().install_default();
         });
+        let endpoint = Endpoint::new(registry, insecure)?;
+        let tls = super::tls::client_config(registry).map_err(|source| RegistryError::Tls {
+            registry: registry.to_string(),
+            source,
+        })?;
+        if endpoint.base.scheme() == "https" {
+            // Now, so that the notice about them comes before the requests.
+            super::tls::load_roots();
+        }
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("builder/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
@@ -303,7 +313,7 @@ impl Client {
             })?;
         Ok(Self {
             http,
-            endpoint: Endpoint::new(registry, insecure)?,
+            endpoint,
             auth: Authenticator::new(registry, credential),
             idle: idle_timeout()?,
         })
@@ -349,6 +359,30 @@ impl Client {
             client: self,
             subject,
             phase,
+        }
+    }
+
+    /// The error for a TLS handshake with `url` that `problem` ended.
+    fn certificate_error(
+        &self,
+        url: &Url,
+        subject: &str,
+        problem: &rustls::Error,
+    ) -> RegistryError {
+        let registry = url_authority(url);
+        let dirs = super::tls::certs_d_dirs()
+            .iter()
+            .map(|d| format!("{}/{}/ca.crt", d.display(), self.endpoint.name))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        RegistryError::Certificate {
+            subject: subject.to_string(),
+            problem: super::tls::describe(problem),
+            help: format!(
+                "to trust a private CA for this registry, put its certificate (PEM) in {dirs}, \
+                 or name a bundle with SSL_CERT_FILE (which replaces the system's CAs)"
+            ),
+            registry,
         }
     }
 
@@ -733,6 +767,9 @@ impl Client {
                             subject: req.subject.to_string(),
                             source: Box::new(corrupt),
                         });
+                    }
+                    if let Some(problem) = tls_error(&e) {
+                        return Err(self.certificate_error(&url, req.subject, problem));
                     }
                     // Refused connections and DNS failures are not worth
                     // retrying; resets and timeouts are.

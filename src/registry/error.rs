@@ -80,6 +80,23 @@ pub enum RegistryError {
         registry: String,
         reason: String,
     },
+    /// The TLS handshake refused the registry's certificate (or failed).
+    #[error("{subject}: cannot reach registry {registry} over TLS: {problem}")]
+    Certificate {
+        subject: String,
+        registry: String,
+        /// What was wrong, in words ([`super::tls::describe`]).
+        problem: String,
+        /// Where a CA for this registry goes.
+        #[help]
+        help: String,
+    },
+    /// The registry's `certs.d` files cannot be used.
+    #[error("registry {registry}: {source}")]
+    Tls {
+        registry: String,
+        source: super::tls::TlsError,
+    },
     /// The registry sent (or took) nothing for the idle timeout, on every
     /// attempt.
     #[error(
@@ -168,6 +185,25 @@ impl RegistryError {
             _ => false,
         }
     }
+}
+
+/// The rustls error somewhere in `err`'s causes (hyper-rustls wraps it in
+/// `io::Error`s, whose own `source` skips what they wrap).
+pub(crate) fn tls_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        if let Some(tls) = tls_error(inner) {
+            return Some(tls);
+        }
+    }
+    err.source().and_then(tls_error)
 }
 
 /// `60 s`, `1.5 s`: a timeout as people write it.

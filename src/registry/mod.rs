@@ -10,6 +10,7 @@ mod idle;
 pub mod pull;
 pub mod push;
 pub mod sources;
+pub mod tls;
 pub mod upload_check;
 
 pub use client::{Client, Endpoint};

@@ -22,6 +22,14 @@ pub struct Registry {
     _token_server: Option<TokenServer>,
 }
 
+/// The PEM files of a TLS registry: its certificate and key, and the CA
+/// client certificates must be signed by, if it asks for them.
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
 /// How the registry authenticates clients.
 enum Auth<'a> {
     None,
@@ -55,7 +63,17 @@ impl Registry {
         })
     }
 
+    /// An open registry serving HTTPS with `tls` (PEM files), still on
+    /// 127.0.0.1: clients reach it by a name the certificate holds.
+    pub fn with_tls(tls: &TlsFiles) -> Option<Self> {
+        Self::launch_with(Auth::None, Some(tls))
+    }
+
     fn launch(auth: Auth<'_>) -> Option<Self> {
+        Self::launch_with(auth, None)
+    }
+
+    fn launch_with(auth: Auth<'_>, tls: Option<&TlsFiles>) -> Option<Self> {
         if !available() {
             return None;
         }
@@ -92,6 +110,20 @@ impl Registry {
                 )
             }
         };
+        let tls_yaml = match tls {
+            None => String::new(),
+            Some(tls) => {
+                let mut yaml = format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    tls.certificate.display(),
+                    tls.key.display()
+                );
+                if let Some(ca) = &tls.client_ca {
+                    yaml.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+                }
+                yaml
+            }
+        };
         for _ in 0..5 {
             let port = free_port();
             let config = dir.path().join("config.yml");
@@ -100,7 +132,7 @@ impl Registry {
                 format!(
                     "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: 127.0.0.1:{port}\n  secret: builder-tests\n{auth_yaml}",
+                     http:\n  addr: 127.0.0.1:{port}\n  secret: builder-tests\n{tls_yaml}{auth_yaml}",
                     dir.path().join("storage").display()
                 ),
             )
@@ -115,7 +147,7 @@ impl Registry {
                 .spawn()
                 .expect("spawn docker-registry");
             let mut child = child;
-            if wait_ready(&mut child, port) {
+            if wait_ready(&mut child, port, tls.is_some()) {
                 return Some(Registry {
                     child,
                     port,
@@ -181,15 +213,18 @@ impl Drop for Registry {
     }
 }
 
-/// Waits until `/v2/` answers on `port`; false if the process died first.
-fn wait_ready(child: &mut Child, port: u16) -> bool {
+/// Waits until `/v2/` answers on `port` (a TLS server answers a plain
+/// request with 400); false if the process died first.
+fn wait_ready(child: &mut Child, port: u16, tls: bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if let Some(200 | 401) = http_status(&format!("127.0.0.1:{port}"), "/v2/") {
-            return true;
+        match http_status(&format!("127.0.0.1:{port}"), "/v2/") {
+            Some(200 | 401) => return true,
+            Some(400) if tls => return true,
+            _ => {}
         }
         std::thread::sleep(Duration::from_millis(50));
     }
