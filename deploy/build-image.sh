@@ -31,9 +31,12 @@ busybox=${BUSYBOX:-/bin/busybox}
 stage=$(mktemp -d "${TMPDIR:-/tmp}/builder-image.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 root=$stage/rootfs
+# /run: slirp4netns's sandbox mounts over it. /workspace: the context, by
+# default. home/builder: the user's home (copied with its owner).
 mkdir -p "$root/usr/local/bin" "$root/usr/bin" "$root/bin" "$root/etc/ssl/certs" "$root/tmp" \
-    "$root/root/.docker" "$root/var/lib/builder" "$root/workspace"
-chmod 1777 "$root/tmp"
+    "$root/run" "$root/root" "$root/home" "$root/workspace" \
+    "$stage/home/builder/.docker" "$stage/home/builder/.local/share/builder"
+chmod 1777 "$root/tmp" "$root/workspace"
 chmod 0700 "$root/root"
 
 # Copies the shared libraries an ELF file loads (and its loader) to the
@@ -78,8 +81,9 @@ else
     echo "build-image.sh: no /etc/ssl/certs/ca-certificates.crt: the image trusts builder's bundled roots" >&2
 fi
 
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'builder:x:1000:1000:builder:/home/builder:/bin/sh' \
+    'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' > "$root/etc/passwd"
+printf '%s\n' 'root:x:0:' 'builder:x:1000:' 'nogroup:x:65534:' > "$root/etc/group"
 printf 'hosts: files dns\n' > "$root/etc/nsswitch.conf"
 
 version=$("$bin" --version | awk '{ print $2 }')

@@ -60,6 +60,7 @@ fn the_builder_image_runs_builder_from_its_entrypoint() {
         serde_json::json!(["/usr/local/bin/builder"])
     );
     assert_eq!(config["Cmd"], serde_json::json!(["help"]));
+    assert_eq!(config["User"], "1000:1000");
     assert_eq!(shown["config"]["os"], "linux");
 
     // The staging directory is gone: nothing left in TMPDIR but the store.
@@ -73,10 +74,11 @@ fn the_builder_image_runs_builder_from_its_entrypoint() {
     let context = home.context(
         "uses",
         "FROM builder:test\n\
-         RUN builder --version > /report.txt \
-          && sh -c 'echo shell works' >> /report.txt \
+         RUN builder --version > report.txt \
+          && sh -c 'echo shell works' >> report.txt \
+          && echo \"$(id -u):$(id -g) $HOME $(stat -c %u $HOME)\" >> report.txt \
           && { [ ! -f /etc/ssl/certs/ca-certificates.crt ] \
-               || head -c 27 /etc/ssl/certs/ca-certificates.crt >> /report.txt; }\n",
+               || head -c 27 /etc/ssl/certs/ca-certificates.crt >> report.txt; }\n",
     );
     let out = home
         .build(&["--network", "none", "-o"])
@@ -85,8 +87,12 @@ fn the_builder_image_runs_builder_from_its_entrypoint() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let report = std::fs::read_to_string(home.path("out/report.txt")).unwrap();
-    let mut expected = format!("builder {}\nshell works\n", env!("CARGO_PKG_VERSION"));
+    // The step runs in /workspace as the image's user, builder (1000).
+    let report = std::fs::read_to_string(home.path("out/workspace/report.txt")).unwrap();
+    let mut expected = format!(
+        "builder {}\nshell works\n1000:1000 /home/builder 1000\n",
+        env!("CARGO_PKG_VERSION")
+    );
     if Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
         expected.push_str("-----BEGIN CERTIFICATE-----");
     }
