@@ -131,6 +131,30 @@ impl Setup {
     /// mount namespace where `/etc/hosts` names the registry and each of
     /// `binds` (source, target) is mounted; `env` is added.
     fn push(&self, env: &[(&str, &Path)], binds: &[(&Path, &str)]) -> Output {
+        let metadata = self.path("metadata.json");
+        let context = self.path("context");
+        let reference = self.reference();
+        let args = [
+            "build".as_ref(),
+            "--progress".as_ref(),
+            "plain".as_ref(),
+            "--push".as_ref(),
+            "-t".as_ref(),
+            reference.as_ref(),
+            "--metadata-file".as_ref(),
+            metadata.as_os_str(),
+            context.as_os_str(),
+        ];
+        self.builder(&args, env, binds)
+    }
+
+    /// `builder ARGS` in the mount namespace [`Self::push`] describes.
+    fn builder(
+        &self,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &Path)],
+        binds: &[(&Path, &str)],
+    ) -> Output {
         let mut script = String::from("set -e; mount --bind \"$0\" /etc/hosts; ");
         for (source, target) in binds {
             script.push_str(&format!("mount --bind '{}' '{target}'; ", source.display()));
@@ -140,11 +164,7 @@ impl Setup {
         cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script])
             .arg(self.path("hosts"))
             .arg(env!("CARGO_BIN_EXE_builder"))
-            .args(["build", "--progress", "plain", "--push", "-t"])
-            .arg(self.reference())
-            .arg("--metadata-file")
-            .arg(self.path("metadata.json"))
-            .arg(self.path("context"))
+            .args(args)
             .env("HOME", self.home.path())
             .env("DOCKER_CONFIG", self.path("docker"))
             .env("BUILDER_ROOT", self.path("store"))
@@ -278,6 +298,21 @@ fn without_system_cas_the_bundled_roots_are_used_and_said_once() {
         stderr.contains("Mozilla root certificates built into builder instead"),
         "{stderr}"
     );
+
+    // `pull` says it too, once, in its progress.
+    let out = setup.builder(
+        &[
+            "pull".as_ref(),
+            "--progress".as_ref(),
+            "plain".as_ref(),
+            setup.reference().as_ref(),
+        ],
+        &env,
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(notices(&out), 1, "{stderr}");
 
     // The bundled roots do not include the test CA: without certs.d the
     // registry is refused, not reached through some other trust.
