@@ -360,10 +360,18 @@ fn a_client_certificate_in_certs_d_is_presented() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     // TLS 1.3 servers refuse a missing client certificate after the
-    // handshake: the client sees the connection closed.
+    // handshake: the client sees the connection closed, and says why.
     assert!(
         stderr.contains(&format!("cannot reach registry {}", setup.host())),
-        "without a client certificate the registry closes the connection: {stderr}"
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "(the registry asked for a client certificate and builder has none for it: put \
+             NAME.cert and NAME.key in {}/",
+            dir.display()
+        )),
+        "{stderr}"
     );
 
     std::fs::copy(setup.pki.path("client.pem"), dir.join("client.cert")).unwrap();

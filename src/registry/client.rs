@@ -216,6 +216,8 @@ pub enum MountOutcome {
 pub struct Client {
     http: reqwest::Client,
     endpoint: Endpoint,
+    /// Whether the registry asked for a client certificate we lack.
+    cert_requests: super::tls::CertRequests,
     auth: Authenticator,
     idle: Duration,
 }
@@ -291,10 +293,11 @@ impl Client {
             let _ = rustls::crypto::ring::default_provider().install_default();
         });
         let endpoint = Endpoint::new(registry, insecure)?;
-        let tls = super::tls::client_config(registry).map_err(|source| RegistryError::Tls {
-            registry: registry.to_string(),
-            source,
-        })?;
+        let (tls, cert_requests) =
+            super::tls::client_config(registry).map_err(|source| RegistryError::Tls {
+                registry: registry.to_string(),
+                source,
+            })?;
         if endpoint.base.scheme() == "https" {
             // Now, so that the notice about them comes before the requests.
             super::tls::load_roots();
@@ -314,6 +317,7 @@ impl Client {
         Ok(Self {
             http,
             endpoint,
+            cert_requests,
             auth: Authenticator::new(registry, credential),
             idle: idle_timeout()?,
         })
@@ -370,11 +374,7 @@ impl Client {
         problem: &rustls::Error,
     ) -> RegistryError {
         let registry = url_authority(url);
-        let dirs = super::tls::certs_d_dirs()
-            .iter()
-            .map(|d| format!("{}/{}/ca.crt", d.display(), self.endpoint.name))
-            .collect::<Vec<_>>()
-            .join(" or ");
+        let dirs = self.certs_d_paths("ca.crt");
         RegistryError::Certificate {
             subject: subject.to_string(),
             problem: super::tls::describe(problem),
@@ -384,6 +384,15 @@ impl Client {
             ),
             registry,
         }
+    }
+
+    /// `file` in each `certs.d` directory of this registry, `A or B`.
+    fn certs_d_paths(&self, file: &str) -> String {
+        super::tls::certs_d_dirs()
+            .iter()
+            .map(|d| d.join(&self.endpoint.name).join(file).display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
     }
 
     /// `GET /v2/`: checks the registry answers and that our credentials (if
@@ -770,6 +779,20 @@ impl Client {
                     }
                     if let Some(problem) = tls_error(&e) {
                         return Err(self.certificate_error(&url, req.subject, problem));
+                    }
+                    if self.cert_requests.unanswered() {
+                        // TLS 1.3 servers refuse a missing client
+                        // certificate after the handshake, by closing.
+                        return Err(RegistryError::Unreachable {
+                            subject: req.subject.to_string(),
+                            registry: url_authority(&url),
+                            reason: format!(
+                                "{} (the registry asked for a client certificate and builder \
+                                 has none for it: put NAME.cert and NAME.key in {})",
+                                error_chain(&e),
+                                self.certs_d_paths("")
+                            ),
+                        });
                     }
                     // Refused connections and DNS failures are not worth
                     // retrying; resets and timeouts are.

@@ -47,10 +47,46 @@ pub fn certs_d_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// Whether a registry asked for a client certificate that builder did not
+/// have (one without a certificate in `certs.d`); cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct CertRequests(Option<Arc<UnansweredRequest>>);
+
+impl CertRequests {
+    /// A server asked for a client certificate and got none.
+    pub fn unanswered(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|r| r.asked.load(Ordering::Relaxed))
+    }
+}
+
+/// The client-certificate resolver of a client without one: remembers
+/// being asked.
+#[derive(Debug, Default)]
+struct UnansweredRequest {
+    asked: AtomicBool,
+}
+
+impl rustls::client::ResolvesClientCert for UnansweredRequest {
+    fn resolve(
+        &self,
+        _acceptable_issuers: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
 /// The rustls configuration for a client of `registry` (`host[:port]`):
 /// the trusted roots plus the registry's `certs.d` CAs, and its client
-/// certificate if one is there.
-pub fn client_config(registry: &str) -> Result<rustls::ClientConfig, TlsError> {
+/// certificate if one is there (else a record of requests for one).
+pub fn client_config(registry: &str) -> Result<(rustls::ClientConfig, CertRequests), TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let own = RegistryCerts::load(registry, &certs_d_dirs())?;
     let verifier = Arc::new(Verifier {
@@ -63,18 +99,27 @@ pub fn client_config(registry: &str) -> Result<rustls::ClientConfig, TlsError> {
         .expect("ring supports the default protocol versions")
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut config = match own.client {
-        Some(client) => builder
-            .with_client_auth_cert(client.chain, client.key)
-            .map_err(|e| TlsError::ClientAuth {
-                cert: client.path,
-                reason: e.to_string(),
-            })?,
-        None => builder.with_no_client_auth(),
+    let (mut config, requests) = match own.client {
+        Some(client) => (
+            builder
+                .with_client_auth_cert(client.chain, client.key)
+                .map_err(|e| TlsError::ClientAuth {
+                    cert: client.path,
+                    reason: e.to_string(),
+                })?,
+            CertRequests::default(),
+        ),
+        None => {
+            let unanswered = Arc::new(UnansweredRequest::default());
+            (
+                builder.with_client_cert_resolver(unanswered.clone()),
+                CertRequests(Some(unanswered)),
+            )
+        }
     };
     // What reqwest offers with its own TLS set-up and HTTP/2 on.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    Ok((config, requests))
 }
 
 /// Loads the trusted roots now (a client of an HTTPS registry does, so
