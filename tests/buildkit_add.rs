@@ -104,6 +104,42 @@ fn a_url_is_downloaded_mode_0600_and_never_extracted() {
     assert_eq!(image.mode("/owned"), 0o600);
 }
 
+#[test]
+fn a_plain_http_url_needs_no_ca_certificates() {
+    if !can_build() {
+        return;
+    }
+    let server = TestServer::start(|request| match request.path() {
+        "/file.txt" => Response::new(200).body("remote\n"),
+        _ => Response::new(404),
+    });
+    let home = Home::new();
+    let context = home.context(
+        "add-url-no-cas",
+        &format!("FROM scratch\nADD {}/file.txt /remote\n", server.url()),
+    );
+    // What the CA loader reads instead of the system's store: nothing.
+    let empty = home.path("no-cas.pem");
+    std::fs::write(&empty, "").unwrap();
+    let out = home
+        .build(&["-o"])
+        .arg(format!("type=local,dest={}", home.path("out").display()))
+        .arg(&context)
+        .env("SSL_CERT_FILE", &empty)
+        .env("SSL_CERT_DIR", home.path("absent"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.path("out/remote")).unwrap(),
+        "remote\n"
+    );
+}
+
 /// A gzipped tar holding one regular file.
 fn one_file_archive(name: &str, mode: u32, data: &[u8]) -> Vec<u8> {
     let mut tar = TarGz::new();

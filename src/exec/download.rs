@@ -40,9 +40,10 @@ pub(super) async fn fetch(
         url: shown(url),
         reason,
     };
-    // Installing the provider fails only when one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The registries' trust: the system's roots, else the bundled ones;
+    // none needed for plain HTTP.
     let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(crate::registry::tls::download_config())
         .build()
         .map_err(|e| failed(e.to_string()))?;
     let mut response = client

@@ -87,18 +87,8 @@ impl rustls::client::ResolvesClientCert for UnansweredRequest {
 /// the trusted roots plus the registry's `certs.d` CAs, and its client
 /// certificate if one is there (else a record of requests for one).
 pub fn client_config(registry: &str) -> Result<(rustls::ClientConfig, CertRequests), TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let own = RegistryCerts::load(registry, &certs_d_dirs())?;
-    let verifier = Arc::new(Verifier {
-        extra: own.cas,
-        provider: Arc::clone(&provider),
-        inner: OnceLock::new(),
-    });
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
+    let builder = trusting(own.cas);
     let (mut config, requests) = match own.client {
         Some(client) => (
             builder
@@ -117,9 +107,38 @@ pub fn client_config(registry: &str) -> Result<(rustls::ClientConfig, CertReques
             )
         }
     };
-    // What reqwest offers with its own TLS set-up and HTTP/2 on.
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn();
     Ok((config, requests))
+}
+
+/// The rustls configuration for other downloads (`ADD <url>`): the
+/// trusted roots, no client certificate.
+pub fn download_config() -> rustls::ClientConfig {
+    let mut config = trusting(Vec::new()).with_no_client_auth();
+    config.alpn_protocols = alpn();
+    config
+}
+
+/// A configuration checking servers against the roots and `extra` CAs.
+fn trusting(
+    extra: Vec<CertificateDer<'static>>,
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(Verifier {
+        extra,
+        provider: Arc::clone(&provider),
+        inner: OnceLock::new(),
+    });
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+}
+
+/// What reqwest offers with its own TLS set-up and HTTP/2 on.
+fn alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
 }
 
 /// Loads the trusted roots now (a client of an HTTPS registry does, so
