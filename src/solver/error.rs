@@ -116,6 +116,14 @@ pub enum BaseError {
         /// Why.
         source: ManifestError,
     },
+    /// A single-platform image for another platform than the stage's.
+    #[error("the image is for {has} only, not {wanted} (it is no multi-platform index)")]
+    WrongPlatform {
+        /// The stage's platform.
+        wanted: String,
+        /// The image's.
+        has: String,
+    },
     /// The stored name points at an index, not one platform's manifest.
     #[error("{0} is an index in the store, not an image manifest")]
     NotAManifest(String),
