@@ -60,20 +60,33 @@ pub(super) struct SharedRun {
     pub created: String,
 }
 
-/// RUN steps by cache key, so that a step several platforms' builds share
-/// (in a `FROM --platform=$BUILDPLATFORM` stage that reads no TARGET*
-/// arg) runs once per build, even with `--no-cache`: the first to reach it
-/// runs it, the others wait and take its layer.
+/// Steps several platforms' builds share (those of a
+/// `FROM --platform=$BUILDPLATFORM` stage that reads no TARGET* arg), so
+/// that each runs once per build: a RUN by its cache key, even with
+/// `--no-cache` (the first to reach it runs it, the others wait and take
+/// its layer); a COPY, ADD or WORKDIR one at a time per instruction and
+/// parent, so the second finds the first's cache record.
 #[derive(Default)]
 pub(super) struct RunOnce {
-    steps: Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<SharedRun>>>>,
+    runs: Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<SharedRun>>>>,
+    layers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl RunOnce {
-    /// The slot of the step with cache key `key`.
+    /// The slot of the RUN step with cache key `key`.
     pub fn slot(&self, key: &Digest) -> Arc<tokio::sync::OnceCell<SharedRun>> {
-        let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(steps.entry(key.clone()).or_default())
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(runs.entry(key.clone()).or_default())
+    }
+
+    /// Waits until no other build of this one writes the layer step that
+    /// `what` names (its stage's platform, parent key and instruction).
+    pub async fn layer_turn(&self, what: String) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(layers.entry(what).or_default())
+        };
+        lock.lock_owned().await
     }
 }
 

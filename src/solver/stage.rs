@@ -675,6 +675,7 @@ impl StepContext<'_> {
         let created_by = format!("COPY {} # buildkit", words.join(" "));
         let (user, workdir) = (state.user(), state.workdir());
         let store = &self.shared.store;
+        let _turn = self.layer_turn(state, &created_by).await;
         let outcome = tokio::task::block_in_place(|| {
             let view = files::rootfs_view(store, &state.layers)?;
             let plan = plan_copy(&request, &root, self.dest_root(view.as_ref()))?;
@@ -717,6 +718,7 @@ impl StepContext<'_> {
         let created_by = format!("ADD {} # buildkit", words.join(" "));
         let (user, workdir) = (state.user(), state.workdir());
         let store = &self.shared.store;
+        let _turn = self.layer_turn(state, &created_by).await;
         let scratch = self.scratch_dir()?;
         let view = tokio::task::block_in_place(|| files::rootfs_view(store, &state.layers))?;
         let plan = crate::exec::add::plan_add(
@@ -737,6 +739,13 @@ impl StepContext<'_> {
             )
         })?;
         Ok((outcome, created_by))
+    }
+
+    /// This step's turn to write its layer (see
+    /// [`super::scheduler::RunOnce::layer_turn`]).
+    async fn layer_turn(&self, state: &State, instruction: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let what = format!("{} {} {instruction}", self.platform, state.key);
+        self.shared.runs.layer_turn(what).await
     }
 
     /// The parent layers a COPY, ADD or WORKDIR writes onto, as the
