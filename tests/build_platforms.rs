@@ -31,7 +31,11 @@ fn index_platforms(index: &Value) -> Vec<String> {
         .iter()
         .map(|m| {
             let p = &m["platform"];
-            let mut s = format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap());
+            let mut s = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            );
             if let Some(v) = p["variant"].as_str() {
                 s.push('/');
                 s.push_str(v);
@@ -163,7 +167,11 @@ fn cross_compiled_images_for_two_platforms_are_pushed_as_one_index() {
         .clone();
     let stderr = stderr_of(&output);
     // TARGETARCH differs: the build stage's RUN runs for each target.
-    assert_eq!(outcomes_of(&stderr, "build 2/2] RUN"), ["DONE", "DONE"], "{stderr}");
+    assert_eq!(
+        outcomes_of(&stderr, "build 2/2] RUN"),
+        ["DONE", "DONE"],
+        "{stderr}"
+    );
 
     // type=local: one directory per platform, as buildx writes them.
     for arch in [host, other] {
@@ -188,7 +196,10 @@ fn cross_compiled_images_for_two_platforms_are_pushed_as_one_index() {
         &format!("docker://{target}"),
     ]))
     .unwrap();
-    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json", "{raw}");
+    assert_eq!(
+        raw["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
     assert_eq!(index_platforms(&raw), [linux(host), linux(other)]);
     let config: Value = serde_json::from_slice(&registry.skopeo(&[
         "inspect",
@@ -219,7 +230,11 @@ fn cross_compiled_images_for_two_platforms_are_pushed_as_one_index() {
     ))
     .unwrap();
     let layers = manifest["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 3, "busybox, the base's marker, the COPY: {manifest}");
+    assert_eq!(
+        layers.len(),
+        3,
+        "busybox, the base's marker, the COPY: {manifest}"
+    );
     let copy_layer = layer_files(&copied, layers[2]["digest"].as_str().unwrap());
     assert_eq!(
         copy_layer["built-for"],
@@ -277,14 +292,32 @@ fn a_step_the_platforms_share_runs_once_and_variants_reach_the_config() {
         .clone();
     let stderr = stderr_of(&output);
     // The tools stage reads no TARGET* arg: its steps are done once.
-    assert_eq!(outcomes_of(&stderr, "tools 3/3] RUN"), ["CACHED", "DONE"], "{stderr}");
-    assert_eq!(outcomes_of(&stderr, "tools 2/3] COPY"), ["CACHED", "DONE"], "{stderr}");
-    assert_eq!(outcomes_of(&stderr, "build 2/2] RUN"), ["DONE", "DONE"], "{stderr}");
-    assert!(stderr.contains(&format!("[{host} tools 3/3] RUN")), "{stderr}");
+    assert_eq!(
+        outcomes_of(&stderr, "tools 3/3] RUN"),
+        ["CACHED", "DONE"],
+        "{stderr}"
+    );
+    assert_eq!(
+        outcomes_of(&stderr, "tools 2/3] COPY"),
+        ["CACHED", "DONE"],
+        "{stderr}"
+    );
+    assert_eq!(
+        outcomes_of(&stderr, "build 2/2] RUN"),
+        ["DONE", "DONE"],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("[{host} tools 3/3] RUN")),
+        "{stderr}"
+    );
     assert!(stderr.contains("[linux/arm/v7 build 2/2] RUN"), "{stderr}");
 
     let (index, images) = layout_index(&layout);
-    assert_eq!(index_platforms(&index), [host.clone(), "linux/arm/v7".to_owned()]);
+    assert_eq!(
+        index_platforms(&index),
+        [host.clone(), "linux/arm/v7".to_owned()]
+    );
     let (manifest, config) = &images["linux/arm/v7"];
     assert_eq!(config["architecture"], "arm");
     assert_eq!(config["variant"], "v7");
@@ -348,7 +381,9 @@ fn a_run_in_a_foreign_platforms_stage_needs_emulation() {
     home.build(&["--platform", &other, context.to_str().unwrap()])
         .assert()
         .code(1)
-        .stderr(contains(format!("RUN in a stage for {other} needs emulation")))
+        .stderr(contains(format!(
+            "RUN in a stage for {other} needs emulation"
+        )))
         .stderr(contains("Dockerfile:3"));
 }
 
@@ -396,7 +431,10 @@ fn a_base_without_the_platform_names_what_it_has() {
     let index = BaseImage::marked_index(&registry, "base");
     let single = BaseImage::busybox(&registry);
     let home = Home::new();
-    let context = home.context("missing", &format!("FROM {}\nCOPY busybox /b\n", index.reference));
+    let context = home.context(
+        "missing",
+        &format!("FROM {}\nCOPY busybox /b\n", index.reference),
+    );
     home.build(&["--platform", "linux/s390x", context.to_str().unwrap()])
         .assert()
         .code(1)
@@ -406,15 +444,22 @@ fn a_base_without_the_platform_names_what_it_has() {
             linux(host_arch()),
             linux(other_arch())
         )));
-    let context = home.context("single", &format!("FROM {}\nCOPY busybox /b\n", single.reference));
-    home.build(&["--platform", &linux(other_arch()), context.to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(contains(format!(
-            "the image is for {} only, not {}",
-            linux(host_arch()),
-            linux(other_arch())
-        )));
+    let context = home.context(
+        "single",
+        &format!("FROM {}\nCOPY busybox /b\n", single.reference),
+    );
+    home.build(&[
+        "--platform",
+        &linux(other_arch()),
+        context.to_str().unwrap(),
+    ])
+    .assert()
+    .code(1)
+    .stderr(contains(format!(
+        "the image is for {} only, not {}",
+        linux(host_arch()),
+        linux(other_arch())
+    )));
 }
 
 #[test]
@@ -442,12 +487,20 @@ fn pull_keeps_an_index_and_push_sends_all_of_it() {
         .args(["push", "--progress", "quiet", &base.reference, &copy])
         .assert()
         .code(1)
-        .stderr(contains(format!("the stored index lists {other}, which is not in the store")))
+        .stderr(contains(format!(
+            "the stored index lists {other}, which is not in the store"
+        )))
         .stderr(contains("--all-platforms"));
 
     // Every platform: the index goes back whole, digest for digest.
     builder(home.path())
-        .args(["pull", "--progress", "quiet", "--all-platforms", &base.reference])
+        .args([
+            "pull",
+            "--progress",
+            "quiet",
+            "--all-platforms",
+            &base.reference,
+        ])
         .assert()
         .success();
     builder(home.path())
@@ -465,7 +518,12 @@ fn pull_keeps_an_index_and_push_sends_all_of_it() {
         .assert()
         .success()
         .stdout(contains(format!("Digest: {}", base.digest)));
-    let raw = registry.skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{copy}")]);
+    let raw = registry.skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{copy}"),
+    ]);
     assert_eq!(raw, base.blobs[&base.digest], "the index is sent as pulled");
     let config: Value = serde_json::from_slice(&registry.skopeo(&[
         "inspect",
@@ -481,7 +539,14 @@ fn pull_keeps_an_index_and_push_sends_all_of_it() {
     // --platform on pull takes a list too.
     let home = tempfile::tempdir().unwrap();
     builder(home.path())
-        .args(["pull", "--progress", "quiet", "--platform", &format!("{host},{other}"), &base.reference])
+        .args([
+            "pull",
+            "--progress",
+            "quiet",
+            "--platform",
+            &format!("{host},{other}"),
+            &base.reference,
+        ])
         .assert()
         .success();
     builder(home.path())

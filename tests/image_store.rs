@@ -95,7 +95,13 @@ fn tag_images_rmi_and_prune_through_the_binary() {
         vec![
             vec!["REPOSITORY", "TAG", "DIGEST", "SIZE", "PLATFORMS"],
             vec!["app", "v1", &digest, "5.48kB", "linux/amd64"],
-            vec!["localhost:5000/team/app", "v2", &digest, "5.48kB", "linux/amd64"],
+            vec![
+                "localhost:5000/team/app",
+                "v2",
+                &digest,
+                "5.48kB",
+                "linux/amd64"
+            ],
         ],
         "{listing}"
     );

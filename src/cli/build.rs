@@ -117,8 +117,9 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
 fn target_platforms(values: &[String]) -> Result<Vec<Option<PlatformSpec>>, String> {
     let mut targets: Vec<PlatformSpec> = Vec::new();
     for item in values.iter().flat_map(|v| v.split(',')) {
-        let platform = PlatformSpec::parse(item.trim())
-            .map_err(|e| format!("--platform: {e} (expected os/arch[/variant], e.g. linux/arm64)"))?;
+        let platform = PlatformSpec::parse(item.trim()).map_err(|e| {
+            format!("--platform: {e} (expected os/arch[/variant], e.g. linux/arm64)")
+        })?;
         if let Some(same) = targets.iter().find(|t| **t == platform) {
             return Err(format!(
                 "--platform: {item:?} is listed twice (as {same}); name each platform once"

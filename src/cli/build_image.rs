@@ -342,9 +342,7 @@ async fn deliver(
     for output in outputs {
         match output {
             Output::Export(export) => {
-                let report = export
-                    .write(store, &built.image, tags)
-                    .into_diagnostic()?;
+                let report = export.write(store, &built.image, tags).into_diagnostic()?;
                 for warning in summarize_warnings(report.warnings) {
                     progress.send(Event::Status(format!("warning: {warning}")));
                 }

@@ -77,11 +77,8 @@ fn platforms(store: &Store, target: &Descriptor) -> String {
             .filter(|c| !c.architecture().to_string().is_empty())
             .map(|c| {
                 let variant = c.variant().as_deref();
-                let platform = PlatformSpec::new(
-                    &c.os().to_string(),
-                    &c.architecture().to_string(),
-                    variant,
-                );
+                let platform =
+                    PlatformSpec::new(&c.os().to_string(), &c.architecture().to_string(), variant);
                 vec![platform.to_string()]
             })
             .unwrap_or_default(),

@@ -194,8 +194,21 @@ impl fmt::Display for PlatformSpec {
 
 /// Go's `GOOS` values, as containerd and BuildKit know operating systems.
 const KNOWN_OS: &[&str] = &[
-    "aix", "android", "darwin", "dragonfly", "freebsd", "illumos", "ios", "js", "linux",
-    "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows",
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
 ];
 
 /// Go's `GOARCH` values (after normalization).

@@ -71,7 +71,11 @@ pub async fn push(
         ManifestOrIndex::Index(index) => {
             // Every platform or none: a registry would take an index whose
             // manifests are missing.
-            if let Some(absent) = index.manifests().iter().find(|c| !blobs.contains(c.digest())) {
+            if let Some(absent) = index
+                .manifests()
+                .iter()
+                .find(|c| !blobs.contains(c.digest()))
+            {
                 return Err(RegistryError::IncompleteIndex {
                     subject,
                     platform: absent

@@ -91,13 +91,8 @@ pub(super) async fn resolve(
 /// The platform an image's config names, if it names one.
 fn own_platform(base: &ImageBase) -> Option<PlatformSpec> {
     let config = &base.config;
-    (!config.os.is_empty() && !config.architecture.is_empty()).then(|| {
-        PlatformSpec::new(
-            &config.os,
-            &config.architecture,
-            config.variant.as_deref(),
-        )
-    })
+    (!config.os.is_empty() && !config.architecture.is_empty())
+        .then(|| PlatformSpec::new(&config.os, &config.architecture, config.variant.as_deref()))
 }
 
 /// The stored image for `platform` under `descriptor`: the index's entry
@@ -113,9 +108,7 @@ fn read_for(
     let media_type = descriptor.media_type().to_string();
     match ManifestOrIndex::parse(&bytes, Some(&media_type)) {
         Ok(ManifestOrIndex::Index(index)) => match platform.select(index.manifests()) {
-            Some(entry) if store.blobs().contains(entry.digest()) => {
-                read(store, entry).map(Some)
-            }
+            Some(entry) if store.blobs().contains(entry.digest()) => read(store, entry).map(Some),
             _ => Ok(None),
         },
         Ok(ManifestOrIndex::Manifest(_)) => {

@@ -7,9 +7,9 @@
 //! `layers: []`, as BuildKit writes it, although the OCI image-spec's
 //! schema asks for at least one layer.
 
+use super::PlatformImage;
 use super::stage::StageResult;
 use crate::exec::meta;
-use super::PlatformImage;
 use crate::image::manifest::{canonical_json, new_index, new_manifest};
 use crate::store::{Store, StoreError};
 use oci_spec::image::{Descriptor, Digest, MediaType};
@@ -63,7 +63,10 @@ pub(super) fn write(
 
 /// Stores an OCI index of `images` (each entry with its platform) and
 /// returns its descriptor.
-pub(super) fn write_index(store: &Store, images: &[PlatformImage]) -> Result<Descriptor, StoreError> {
+pub(super) fn write_index(
+    store: &Store,
+    images: &[PlatformImage],
+) -> Result<Descriptor, StoreError> {
     let entries = images
         .iter()
         .map(|image| {

@@ -24,8 +24,8 @@ mod stage;
 
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
-pub use native::ForeignPlatform;
 pub use failure::{BaseFailure, Site, StepFailure};
+pub use native::ForeignPlatform;
 pub use scheduler::build;
 pub use secrets::BuildSecrets;
 

@@ -8,14 +8,14 @@ use super::error::{BaseError, BuildError};
 use super::stage::{StageResult, run_stage};
 use super::{BuildOptions, Built, ClientFactory, PlatformImage};
 use crate::context::digest::DigestMemo;
-use crate::exec::{Executor, LayerRef};
 use crate::exec::rootfs::RootfsView;
+use crate::exec::{Executor, LayerRef};
 use crate::image::{PlatformSpec, Reference};
-use oci_spec::image::Digest;
 use crate::plan::Graph;
 use crate::progress::{Event, ProgressSender, StepProgress};
 use crate::sandbox::Sandbox;
 use crate::store::Store;
+use oci_spec::image::Digest;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -295,7 +295,9 @@ pub async fn build(
 /// `i` of every platform once all platforms' earlier groups are done: each
 /// platform's groups are in dependency order, and their stages run side by
 /// side). Returns each platform's finished stages by index.
-async fn run_groups(builds: &[Shared]) -> Result<Vec<HashMap<usize, Arc<StageResult>>>, BuildError> {
+async fn run_groups(
+    builds: &[Shared],
+) -> Result<Vec<HashMap<usize, Arc<StageResult>>>, BuildError> {
     let groups: Vec<Vec<Vec<usize>>> = builds.iter().map(|b| b.graph.parallel_groups()).collect();
     let rounds = groups.iter().map(Vec::len).max().unwrap_or(0);
     let mut done: Vec<HashMap<usize, Arc<StageResult>>> = vec![HashMap::new(); builds.len()];

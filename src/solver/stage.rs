@@ -743,7 +743,11 @@ impl StepContext<'_> {
 
     /// This step's turn to write its layer (see
     /// [`super::scheduler::RunOnce::layer_turn`]).
-    async fn layer_turn(&self, state: &State, instruction: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    async fn layer_turn(
+        &self,
+        state: &State,
+        instruction: &str,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
         let what = format!("{} {} {instruction}", self.platform, state.key);
         self.shared.runs.layer_turn(what).await
     }

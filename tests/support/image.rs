@@ -54,7 +54,14 @@ impl BaseImage {
     /// An OCI index over linux/<host arch> and one other architecture (which
     /// differ only in their configs), pushed as `<registry>/<name>:latest`.
     pub fn busybox_index(registry: &Registry, name: &str) -> Self {
-        Self::build(registry, name, &[host_arch(), other_arch()], true, None, false)
+        Self::build(
+            registry,
+            name,
+            &[host_arch(), other_arch()],
+            true,
+            None,
+            false,
+        )
     }
 
     /// An OCI index over linux/<host arch> and [`other_arch`], each
@@ -63,7 +70,14 @@ impl BaseImage {
     /// `<registry>/<name>:latest`. Only the host's busybox runs: no RUN may
     /// run in the other platform's stages.
     pub fn marked_index(registry: &Registry, name: &str) -> Self {
-        Self::build(registry, name, &[host_arch(), other_arch()], true, None, true)
+        Self::build(
+            registry,
+            name,
+            &[host_arch(), other_arch()],
+            true,
+            None,
+            true,
+        )
     }
 
     fn build(
@@ -99,7 +113,8 @@ impl BaseImage {
         let mut configs = BTreeMap::new();
         let mut manifests = Vec::new();
         for arch in arches {
-            let (mut diff_ids, mut layer_descriptors) = (diff_ids.clone(), layer_descriptors.clone());
+            let (mut diff_ids, mut layer_descriptors) =
+                (diff_ids.clone(), layer_descriptors.clone());
             if marked {
                 let tar = marker_tar(arch);
                 diff_ids.push(sha256(&tar).to_string());
@@ -201,7 +216,11 @@ impl BaseImage {
 /// The architecture other than this host's that multi-platform fixtures
 /// use: `arm64`, or `amd64` on an arm64 host.
 pub fn other_arch() -> &'static str {
-    if host_arch() == "arm64" { "amd64" } else { "arm64" }
+    if host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    }
 }
 
 /// A tar of `/etc/base-arch` holding `arch` and a newline.
@@ -214,7 +233,8 @@ fn marker_tar(arch: &str) -> Vec<u8> {
     root_owned(&mut header);
     header.set_size(0);
     header.set_mtime(0);
-    tar.append_data(&mut header, "etc/", std::io::empty()).expect("tar in memory");
+    tar.append_data(&mut header, "etc/", std::io::empty())
+        .expect("tar in memory");
     let mut header = tar::Header::new_ustar();
     header.set_mode(0o644);
     root_owned(&mut header);
