@@ -277,13 +277,15 @@ fn a_step_the_platforms_share_runs_once_and_variants_reach_the_config() {
          COPY --from=build /arch /tools /\n",
     );
     let host = linux(host_arch());
-    let layout = home.path("layout");
+    let (layout, archive) = (home.path("layout"), home.path("fs.tar"));
     let output = home
         .build(&[
             "--platform",
             &format!("{host},linux/arm/v7"),
             "-o",
             &format!("type=oci,tar=false,dest={}", layout.display()),
+            "-o",
+            &format!("type=tar,dest={}", archive.display()),
             context.to_str().unwrap(),
         ])
         .assert()
@@ -312,6 +314,27 @@ fn a_step_the_platforms_share_runs_once_and_variants_reach_the_config() {
         "{stderr}"
     );
     assert!(stderr.contains("[linux/arm/v7 build 2/2] RUN"), "{stderr}");
+
+    // type=tar: one directory per platform, as buildx writes it.
+    let mut tar = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+    let mut entries: Vec<String> = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    entries.sort();
+    let dir = host.replace('/', "_");
+    assert_eq!(
+        entries,
+        [
+            format!("{dir}/"),
+            format!("{dir}/arch"),
+            format!("{dir}/tools"),
+            "linux_arm_v7/".to_owned(),
+            "linux_arm_v7/arch".to_owned(),
+            "linux_arm_v7/tools".to_owned(),
+        ]
+    );
 
     let (index, images) = layout_index(&layout);
     assert_eq!(

@@ -122,7 +122,8 @@ fn entitlements(args: &ImageArgs) -> Result<Entitlements> {
     Ok(granted)
 }
 
-/// Builds `graph` and delivers the image as `args` say.
+/// Builds `graphs` (one per target platform) and delivers the image, or
+/// the index of the platforms' images, as `args` say.
 pub fn build_image(
     globals: &Globals,
     input: &BuildInput,
