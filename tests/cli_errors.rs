@@ -307,18 +307,16 @@ fn a_remote_context_is_refused_with_what_to_do() {
 }
 
 #[test]
-fn a_multi_platform_build_is_refused_as_not_supported() {
+fn a_malformed_platform_is_a_usage_error() {
     let home = tempfile::tempdir().unwrap();
     let output = builder(home.path())
-        .args(["build", "--platform", "linux/amd64,linux/arm64", "."])
+        .args(["build", "--platform", "linux/amd64,linux/amd65", "."])
         .output()
         .unwrap();
     let stderr = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(
-            "--platform linux/amd64,linux/arm64: multi-platform builds are not supported yet"
-        ),
+        stderr.contains("--platform: invalid platform \"linux/amd65\": unknown architecture"),
         "{stderr}"
     );
 }

@@ -55,7 +55,7 @@ fn images_lists_nothing_in_a_new_store() {
         .arg("images")
         .assert()
         .success()
-        .stdout("REPOSITORY   TAG       DIGEST    SIZE\n");
+        .stdout("REPOSITORY   TAG       DIGEST    SIZE      PLATFORMS\n");
 }
 
 #[test]
@@ -93,9 +93,15 @@ fn tag_images_rmi_and_prune_through_the_binary() {
     assert_eq!(
         lines,
         vec![
-            vec!["REPOSITORY", "TAG", "DIGEST", "SIZE"],
-            vec!["app", "v1", &digest, "5.48kB"],
-            vec!["localhost:5000/team/app", "v2", &digest, "5.48kB"],
+            vec!["REPOSITORY", "TAG", "DIGEST", "SIZE", "PLATFORMS"],
+            vec!["app", "v1", &digest, "5.48kB", "linux/amd64"],
+            vec![
+                "localhost:5000/team/app",
+                "v2",
+                &digest,
+                "5.48kB",
+                "linux/amd64"
+            ],
         ],
         "{listing}"
     );
@@ -137,7 +143,7 @@ fn tag_images_rmi_and_prune_through_the_binary() {
         .arg("images")
         .assert()
         .success()
-        .stdout("REPOSITORY   TAG       DIGEST    SIZE\n");
+        .stdout("REPOSITORY   TAG       DIGEST    SIZE      PLATFORMS\n");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use super::common::print_line;
 use super::plan_input::plan_graph;
 use crate::image::PlatformSpec;
 use crate::plan::{Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepKind};
-use miette::{IntoDiagnostic as _, Result};
+use miette::Result;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -32,10 +32,10 @@ pub struct BuildCommandArgs {
     /// A build argument; KEY alone takes its value from the environment
     #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
     build_args: Vec<String>,
-    /// The platform to build for (default: this machine's; others are not
-    /// supported yet)
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    platform: Option<String>,
+    /// The platforms to build for, comma-separated (repeatable; default:
+    /// this machine's); several give one image index
+    #[arg(long, value_name = "OS/ARCH[/VARIANT],…")]
+    platform: Vec<String>,
     /// The Dockerfile (default: CONTEXT/Dockerfile); - reads it from
     /// stdin; with an archive context, a path inside the archive
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -52,15 +52,9 @@ pub struct BuildCommandArgs {
 
 /// Runs `builder build`.
 pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
-    let target = match &args.platform {
-        Some(p) if p.contains(',') => {
-            return Err(miette::miette!(
-                help = "build once per platform, on a machine of that platform",
-                "--platform {p}: multi-platform builds are not supported yet"
-            ));
-        }
-        Some(p) => Some(PlatformSpec::parse(p).into_diagnostic()?),
-        None => None,
+    let targets = match target_platforms(&args.platform) {
+        Ok(targets) => targets,
+        Err(message) => usage_error(&message),
     };
     let build_args = BuildArgs::from_flags(args.build_args.iter().map(String::as_str), |k| {
         std::env::var(k).ok()
@@ -70,35 +64,73 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
         usage_error(build_input::BOTH_READ_STDIN);
     }
     let input = build_input::resolve(&args.context, args.file.as_deref())?;
-    let options = Options {
-        build_args,
-        target: args.target,
-        platforms: Platforms::for_target(target),
-        named_contexts: args.flags.plan_contexts(),
-    };
-    let graph = plan_graph(&input.dockerfile, options)?;
-    for warning in graph.warnings() {
-        eprintln!("warning: {warning}");
-    }
-    let unused = graph.unused_build_args();
-    if !unused.is_empty() {
-        eprintln!(
-            "[Warning] One or more build-args [{}] were not consumed",
-            unused.join(" ")
-        );
+    // One graph per target platform: the predefined platform args, and so
+    // every expansion, differ between them.
+    let graphs = targets
+        .into_iter()
+        .map(|target| {
+            plan_graph(
+                &input.dockerfile,
+                Options {
+                    build_args: build_args.clone(),
+                    target: args.target.clone(),
+                    platforms: Platforms::for_target(target),
+                    named_contexts: args.flags.plan_contexts(),
+                },
+            )
+        })
+        .collect::<Result<Vec<Graph>>>()?;
+    // The warnings do not depend on the platform: said once.
+    if let Some(graph) = graphs.first() {
+        for warning in graph.warnings() {
+            eprintln!("warning: {warning}");
+        }
+        let unused = graph.unused_build_args();
+        if !unused.is_empty() {
+            eprintln!(
+                "[Warning] One or more build-args [{}] were not consumed",
+                unused.join(" ")
+            );
+        }
     }
     if !args.dry_run {
-        return build_image(globals, &input, &args.flags, graph, args.image);
+        return build_image(globals, &input, &args.flags, graphs, args.image);
     }
-    let needed: Vec<usize> = graph
-        .needed()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| n.then_some(i))
-        .collect();
-    let plans = graph.plan_stages(&needed, &mut |_| None)?;
-    print_line(render(&graph, &plans).trim_end())?;
+    let mut reports = Vec::with_capacity(graphs.len());
+    for graph in &graphs {
+        let needed: Vec<usize> = graph
+            .needed()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.then_some(i))
+            .collect();
+        let plans = graph.plan_stages(&needed, &mut |_| None)?;
+        reports.push(render(graph, &plans).trim_end().to_owned());
+    }
+    print_line(reports.join("\n\n"))?;
     Ok(())
+}
+
+/// The target platforms of `--platform` values (each a comma-separated
+/// list): one `None` (this machine's) when there are none. A malformed or
+/// repeated platform is a usage error, returned as its message.
+fn target_platforms(values: &[String]) -> Result<Vec<Option<PlatformSpec>>, String> {
+    let mut targets: Vec<PlatformSpec> = Vec::new();
+    for item in values.iter().flat_map(|v| v.split(',')) {
+        let platform = PlatformSpec::parse(item.trim()).map_err(|e| {
+            format!("--platform: {e} (expected os/arch[/variant], e.g. linux/arm64)")
+        })?;
+        if let Some(same) = targets.iter().find(|t| **t == platform) {
+            return Err(format!(
+                "--platform: {item:?} is listed twice (as {same}); name each platform once"
+            ));
+        }
+        targets.push(platform);
+    }
+    if targets.is_empty() {
+        return Ok(vec![None]);
+    }
+    Ok(targets.into_iter().map(Some).collect())
 }
 
 /// Reports a usage error as clap does (with the usage line) and exits

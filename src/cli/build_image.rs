@@ -122,12 +122,13 @@ fn entitlements(args: &ImageArgs) -> Result<Entitlements> {
     Ok(granted)
 }
 
-/// Builds `graph` and delivers the image as `args` say.
+/// Builds `graphs` (one per target platform) and delivers the image, or
+/// the index of the platforms' images, as `args` say.
 pub fn build_image(
     globals: &Globals,
     input: &BuildInput,
     flags: &RunAndImageFlags,
-    graph: Graph,
+    graphs: Vec<Graph>,
     args: ImageArgs,
 ) -> Result<()> {
     let started = Instant::now();
@@ -149,6 +150,15 @@ pub fn build_image(
         1 => {}
         _ => super::build::usage_error("only one -o output can write to stdout"),
     }
+    if graphs.len() > 1 && outputs.iter().any(Output::holds_one_platform) {
+        super::build::usage_error(
+            "-o type=docker holds one platform's image, and --platform names several: \
+             use -o type=oci (an index of every platform), or build one --platform",
+        );
+    }
+    let Some(graph) = graphs.first() else {
+        return Err(miette!("no platform to build for"));
+    };
     let store = globals.open_store()?;
     let source_date_epoch = graph
         .global_args()
@@ -223,7 +233,7 @@ pub fn build_image(
         // concurrent prune from taking its manifest and config.
         let _lease = store.lease().into_diagnostic()?;
         let built = build(
-            Arc::new(graph),
+            graphs.into_iter().map(Arc::new).collect(),
             store.clone(),
             Sandbox::new(),
             Arc::clone(&clients),
@@ -256,8 +266,8 @@ pub fn build_image(
             steps_run: built.steps_run,
             steps_cached: built.steps_cached,
             elapsed: started.elapsed(),
-            manifest: built.manifest.digest().clone(),
-            id: built.config.clone(),
+            manifest: built.image.digest().clone(),
+            id: built.id().clone(),
             names: names.iter().map(ToString::to_string).collect(),
         }));
     }
@@ -267,19 +277,22 @@ pub fn build_image(
     let _ = renderer.join();
     let built = outcome?;
     if args.quiet {
-        print_line(format_args!("{}", built.config))?;
+        print_line(format_args!("{}", built.id()))?;
     }
     if let Some(path) = &args.iidfile {
-        std::fs::write(path, built.config.to_string())
+        std::fs::write(path, built.id().to_string())
             .map_err(|e| miette!("cannot write --iidfile {}: {e}", path.display()))?;
     }
     if let Some(path) = &args.metadata_file {
-        let metadata = serde_json::json!({
-            "containerimage.config.digest": built.config.to_string(),
-            "containerimage.digest": built.manifest.digest().to_string(),
-            "containerimage.descriptor": built.manifest,
+        let mut metadata = serde_json::json!({
+            "containerimage.digest": built.image.digest().to_string(),
+            "containerimage.descriptor": built.image,
             "image.name": names.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         });
+        // As buildx: a multi-platform result has no one config.
+        if let [one] = built.platforms.as_slice() {
+            metadata["containerimage.config.digest"] = one.config.to_string().into();
+        }
         let text = serde_json::to_string_pretty(&metadata).into_diagnostic()?;
         std::fs::write(path, text)
             .map_err(|e| miette!("cannot write --metadata-file {}: {e}", path.display()))?;
@@ -331,15 +344,13 @@ async fn deliver(
 ) -> Result<()> {
     let refs = store.refs();
     for tag in tags {
-        refs.set(tag, built.manifest.clone()).into_diagnostic()?;
+        refs.set(tag, built.image.clone()).into_diagnostic()?;
     }
     let mut to_push: Vec<Reference> = if push_tags { tags.to_vec() } else { Vec::new() };
     for output in outputs {
         match output {
             Output::Export(export) => {
-                let report = export
-                    .write(store, &built.manifest, tags)
-                    .into_diagnostic()?;
+                let report = export.write(store, &built.image, tags).into_diagnostic()?;
                 for warning in summarize_warnings(report.warnings) {
                     progress.send(Event::Status(format!("warning: {warning}")));
                 }
@@ -352,7 +363,7 @@ async fn deliver(
                     ));
                 }
                 for name in names {
-                    refs.set(name, built.manifest.clone()).into_diagnostic()?;
+                    refs.set(name, built.image.clone()).into_diagnostic()?;
                     if *push && !to_push.contains(name) {
                         to_push.push(name.clone());
                     }
@@ -366,7 +377,7 @@ async fn deliver(
         let digest = push(
             &client,
             store,
-            built.manifest.digest(),
+            built.image.digest(),
             name,
             &PushOptions::default(),
             progress,

@@ -21,18 +21,14 @@ pub fn block_on<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
 }
 
 /// Records a pulled image in the store's reference index: under its tag,
-/// or for a pull by digest under `name@<manifest digest>` (the platform's
-/// manifest, which is what the store holds, even when the digest named an
-/// index).
+/// or for a pull by digest under `name@<digest>`. A name that resolved to
+/// an index names the index, which holds the platforms pulled.
 pub fn tag(store: &Store, reference: &Reference, pulled: &PulledImage) -> Result<()> {
     let key = match reference.tag() {
         Some(_) => reference.clone(),
-        None => reference.with_digest(pulled.manifest.clone()),
+        None => reference.with_digest(pulled.resolved.clone()),
     };
-    store
-        .refs()
-        .set(&key, pulled.descriptor())
-        .into_diagnostic()
+    store.refs().set(&key, pulled.named()).into_diagnostic()
 }
 
 /// The manifest digest `reference` names in the store's reference index.

@@ -2,15 +2,19 @@
 
 use super::Globals;
 use super::common::print_line;
+use crate::image::config::parse_config;
+use crate::image::{ManifestOrIndex, PlatformSpec};
+use crate::store::Store;
 use miette::{IntoDiagnostic as _, Result};
+use oci_spec::image::Descriptor;
 use std::collections::HashSet;
 
 /// List the images in the store
 #[derive(Debug, clap::Args)]
 pub struct ImagesArgs {}
 
-/// Prints REPOSITORY TAG DIGEST SIZE, one row per tag, plus a `<none>` row
-/// for each digest-pinned image its repository has no tag for.
+/// Prints REPOSITORY TAG DIGEST SIZE PLATFORMS, one row per tag, plus a
+/// `<none>` row for each digest-pinned image its repository has no tag for.
 pub fn run(globals: &Globals, _args: ImagesArgs) -> Result<()> {
     let store = globals.open_store()?;
     let entries = store.refs().list().into_diagnostic()?;
@@ -24,6 +28,7 @@ pub fn run(globals: &Globals, _args: ImagesArgs) -> Result<()> {
         "TAG".to_owned(),
         "DIGEST".to_owned(),
         "SIZE".to_owned(),
+        "PLATFORMS".to_owned(),
     ]];
     for (reference, target) in &entries {
         let digest = target.digest().to_string();
@@ -36,10 +41,54 @@ pub fn run(globals: &Globals, _args: ImagesArgs) -> Result<()> {
             reference.tag().unwrap_or("<none>").to_owned(),
             digest,
             human_size(size),
+            platforms(&store, target),
         ]);
     }
     print_line(table(&rows).trim_end())?;
     Ok(())
+}
+
+/// The platforms of an image: its config's for one manifest, each entry's
+/// for an index (those not pulled marked `(absent)`), comma-separated;
+/// `-` when the store cannot say.
+fn platforms(store: &Store, target: &Descriptor) -> String {
+    let blobs = store.blobs();
+    let media_type = target.media_type().to_string();
+    let document = blobs
+        .read(target.digest())
+        .ok()
+        .and_then(|bytes| ManifestOrIndex::parse(&bytes, Some(&media_type)).ok());
+    let listed = match document {
+        Some(ManifestOrIndex::Index(index)) => index
+            .manifests()
+            .iter()
+            .filter_map(|entry| {
+                let platform = PlatformSpec::of(entry.platform().as_ref()?);
+                Some(match blobs.contains(entry.digest()) {
+                    true => platform.to_string(),
+                    false => format!("{platform} (absent)"),
+                })
+            })
+            .collect(),
+        Some(ManifestOrIndex::Manifest(manifest)) => blobs
+            .read(manifest.config().digest())
+            .ok()
+            .and_then(|bytes| parse_config(&bytes).ok())
+            .filter(|c| !c.architecture().to_string().is_empty())
+            .map(|c| {
+                let variant = c.variant().as_deref();
+                let platform =
+                    PlatformSpec::new(&c.os().to_string(), &c.architecture().to_string(), variant);
+                vec![platform.to_string()]
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    if listed.is_empty() {
+        "-".to_owned()
+    } else {
+        listed.join(",")
+    }
 }
 
 /// Columns padded as docker's tabwriter does (cells at least 10 wide, 3

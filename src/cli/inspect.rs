@@ -20,7 +20,8 @@ pub struct InspectArgs {
     /// Ask the registry instead of the local store.
     #[arg(long)]
     remote: bool,
-    /// The platform to show from a multi-platform image (with --remote).
+    /// The platform to show from a multi-platform image (default: this
+    /// machine's, else the first the store has).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
 }
@@ -37,7 +38,7 @@ pub fn run(globals: &Globals, args: InspectArgs) -> Result<()> {
         tell_tls_notice();
         block_on(remote(&client, &reference, &platform))?
     } else {
-        local(globals, &reference)?
+        local(globals, &reference, &platform)?
     };
     print_line(format_args!(
         "{}",
@@ -46,10 +47,42 @@ pub fn run(globals: &Globals, args: InspectArgs) -> Result<()> {
     Ok(())
 }
 
-fn local(globals: &Globals, reference: &Reference) -> Result<Value> {
+/// The stored image: for an index, the index, its platforms (`absent`
+/// when not pulled) and the manifest and config of `platform` (or of the
+/// first platform stored).
+fn local(globals: &Globals, reference: &Reference, platform: &PlatformSpec) -> Result<Value> {
     let store = globals.open_store()?;
-    let digest = resolve(&store, reference)?;
+    let top = resolve(&store, reference)?;
     let blobs = store.blobs();
+    let top_bytes = blobs.read(&top).into_diagnostic()?;
+    let mut shown = json!({"reference": reference.to_string(), "digest": top.to_string()});
+    let digest = match ManifestOrIndex::parse(&top_bytes, None) {
+        Ok(ManifestOrIndex::Index(index)) => {
+            shown["index"] = parse_json(&top_bytes, reference, &top)?;
+            let entries = index.manifests();
+            shown["platforms"] = entries
+                .iter()
+                .map(|entry| {
+                    json!({
+                        "platform": entry.platform().as_ref().map(|p| PlatformSpec::of(p).to_string()),
+                        "digest": entry.digest().to_string(),
+                        "stored": blobs.contains(entry.digest()),
+                    })
+                })
+                .collect();
+            let stored: Vec<_> = entries
+                .iter()
+                .filter(|e| blobs.contains(e.digest()))
+                .cloned()
+                .collect();
+            let chosen = platform.select(&stored).or_else(|| stored.first());
+            match chosen {
+                Some(entry) => entry.digest().clone(),
+                None => return Ok(shown),
+            }
+        }
+        _ => top,
+    };
     let manifest_bytes = blobs.read(&digest).into_diagnostic()?;
     let manifest = parse_json(&manifest_bytes, reference, &digest)?;
     let config = match serde_json::from_slice::<ImageManifest>(&manifest_bytes) {
@@ -59,12 +92,9 @@ fn local(globals: &Globals, reference: &Reference) -> Result<Value> {
         }
         Err(_) => Value::Null,
     };
-    Ok(json!({
-        "reference": reference.to_string(),
-        "digest": digest.to_string(),
-        "manifest": manifest,
-        "config": config,
-    }))
+    shown["manifest"] = manifest;
+    shown["config"] = config;
+    Ok(shown)
 }
 
 async fn remote(client: &Client, reference: &Reference, platform: &PlatformSpec) -> Result<Value> {

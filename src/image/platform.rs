@@ -65,12 +65,23 @@ impl PlatformSpec {
                 ));
             }
         }
-        match parts.as_slice() {
-            [arch] => Ok(Self::new("linux", arch, None)),
-            [os, arch] => Ok(Self::new(os, arch, None)),
-            [os, arch, variant] => Ok(Self::new(os, arch, Some(variant))),
-            _ => Err(invalid("expected os/arch[/variant]")),
+        let spec = match parts.as_slice() {
+            [arch] => Self::new("linux", arch, None),
+            [os, arch] => Self::new(os, arch, None),
+            [os, arch, variant] => Self::new(os, arch, Some(variant)),
+            _ => return Err(invalid("expected os/arch[/variant]")),
+        };
+        if !KNOWN_OS.contains(&spec.os.as_str()) {
+            return Err(invalid(
+                "unknown operating system (known: linux, windows, darwin, freebsd, …)",
+            ));
         }
+        if !KNOWN_ARCH.contains(&spec.architecture.as_str()) {
+            return Err(invalid(
+                "unknown architecture (known: amd64, arm64, arm, 386, ppc64le, s390x, riscv64, …)",
+            ));
+        }
+        Ok(spec)
     }
 
     /// The platform of the machine builder runs on (always Linux).
@@ -93,6 +104,15 @@ impl PlatformSpec {
             &platform.architecture().to_string(),
             platform.variant().as_deref(),
         )
+    }
+
+    /// The platform as an index entry declares it.
+    pub fn to_oci(&self) -> Platform {
+        let mut platform = Platform::default();
+        platform.set_os(self.os.as_str().into());
+        platform.set_architecture(self.architecture.as_str().into());
+        platform.set_variant(self.variant.clone());
+        platform
     }
 
     /// The operating system (`linux`).
@@ -172,6 +192,31 @@ impl fmt::Display for PlatformSpec {
     }
 }
 
+/// Go's `GOOS` values, as containerd and BuildKit know operating systems.
+const KNOWN_OS: &[&str] = &[
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+];
+
+/// Go's `GOARCH` values (after normalization).
+const KNOWN_ARCH: &[&str] = &[
+    "386", "amd64", "arm", "arm64", "loong64", "mips", "mipsle", "mips64", "mips64le", "ppc64",
+    "ppc64le", "riscv64", "s390x", "wasm",
+];
+
 fn amd64_variant(level: u32) -> Option<String> {
     (level > 1).then(|| format!("v{level}"))
 }
@@ -229,7 +274,15 @@ mod tests {
 
     #[test]
     fn invalid_platforms_are_refused() {
-        for input in ["", "linux/", "/amd64", "linux/amd64/v8/x", "linux/am d64"] {
+        for input in [
+            "",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v8/x",
+            "linux/am d64",
+            "linux/amd65",
+            "plan10/amd64",
+        ] {
             assert!(PlatformSpec::parse(input).is_err(), "{input:?}");
         }
     }

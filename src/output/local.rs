@@ -1,8 +1,10 @@
 //! `type=local` and `type=tar`: the image's final filesystem, every layer
 //! applied in order with whiteouts, into a directory or as a tar stream.
+//! A multi-platform image gives one subdirectory per platform, named as
+//! buildx names them (`linux_amd64/`, `linux_arm_v7/`).
 
 use super::spec::Destination;
-use super::{OutputError, read_manifest, stream};
+use super::{OutputError, platform_images, read_manifest, stream};
 use crate::image::config::parse_config;
 use crate::layer::compress::decompress;
 use crate::layer::diff::full_tree;
@@ -21,6 +23,24 @@ use std::path::Path;
 /// what is already in `dest` and not in the image is kept, what the image
 /// also has is replaced, as BuildKit's local exporter does.
 pub(super) fn write_dir(
+    store: &Store,
+    top: &Descriptor,
+    dest: &Path,
+) -> Result<Vec<ExtractWarning>, OutputError> {
+    match platform_images(store, top)? {
+        None => write_one_dir(store, top, dest),
+        Some(images) => {
+            let mut warnings = Vec::new();
+            for (dir, manifest) in images {
+                warnings.extend(write_one_dir(store, &manifest, &dest.join(dir))?);
+            }
+            Ok(warnings)
+        }
+    }
+}
+
+/// [`write_dir`] for one platform's manifest.
+fn write_one_dir(
     store: &Store,
     top: &Descriptor,
     dest: &Path,
@@ -61,7 +81,20 @@ pub(super) fn write_tar(
             &std::env::temp_dir(),
         ))?;
     let root = staging.path();
-    let warnings = apply_layers(store, top, root)?;
+    let warnings = match platform_images(store, top)? {
+        None => apply_layers(store, top, root)?,
+        Some(images) => {
+            let mut warnings = Vec::new();
+            for (dir, manifest) in images {
+                let sub = root.join(dir);
+                fs::create_dir(&sub).map_err(OutputError::io("create directory", &sub))?;
+                fs::set_permissions(&sub, fs::Permissions::from_mode(0o755))
+                    .map_err(OutputError::io("set the mode of", &sub))?;
+                warnings.extend(apply_layers(store, &manifest, &sub)?);
+            }
+            warnings
+        }
+    };
     let changes = full_tree(root).map_err(OutputError::Filesystem)?;
     stream::write(dest, |out| {
         write_changes(root, changes, out, &WriteOptions::default())

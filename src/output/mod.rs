@@ -15,7 +15,7 @@ pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 pub use spec::{Destination, Export, OciTarget, Output, OutputSpecError};
 
 use crate::image::config::ConfigError;
-use crate::image::{ManifestError, ManifestOrIndex, Reference};
+use crate::image::{ManifestError, ManifestOrIndex, PlatformSpec, Reference};
 use crate::layer::LayerError;
 use crate::layer::extract::ExtractWarning;
 use crate::store::{Store, StoreError};
@@ -49,7 +49,8 @@ pub enum OutputError {
     },
     /// The output holds one platform's image and was given an index.
     #[error(
-        "{digest} is a multi-platform index; a type={kind} output holds one platform's image (build for one platform)"
+        "{digest} is a multi-platform index; a type={kind} output holds one platform's image \
+         (build for one --platform, or use -o type=oci for every platform)"
     )]
     NotAManifest {
         /// The index.
@@ -57,6 +58,9 @@ pub enum OutputError {
         /// The output type.
         kind: &'static str,
     },
+    /// An index entry without a platform, which gets no directory.
+    #[error("index entry {0} names no platform")]
+    NoPlatform(Digest),
     /// A stored blob's size differs from its descriptor's.
     #[error("blob {digest} in the store is {actual} bytes, but its descriptor says {expected}")]
     SizeMismatch {
@@ -221,4 +225,38 @@ fn read_manifest(
             source,
         }),
     }
+}
+
+/// The platforms' manifests of the index `top`, each with the directory
+/// buildx gives it (`linux_arm64`, `linux_arm_v7`); `None` when `top` is
+/// one image's manifest. An entry without a platform is refused.
+fn platform_images(
+    store: &Store,
+    top: &Descriptor,
+) -> Result<Option<Vec<(String, Descriptor)>>, OutputError> {
+    let digest = top.digest();
+    let bytes = store.blobs().read(digest)?;
+    let media_type = top.media_type().to_string();
+    let document = ManifestOrIndex::parse(&bytes, Some(&media_type)).map_err(|source| {
+        OutputError::Document {
+            digest: digest.clone(),
+            source,
+        }
+    })?;
+    let ManifestOrIndex::Index(index) = document else {
+        return Ok(None);
+    };
+    index
+        .manifests()
+        .iter()
+        .map(|entry| {
+            let platform = entry
+                .platform()
+                .as_ref()
+                .ok_or_else(|| OutputError::NoPlatform(entry.digest().clone()))?;
+            let dir = PlatformSpec::of(platform).to_string().replace('/', "_");
+            Ok((dir, entry.clone()))
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
 }

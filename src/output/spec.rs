@@ -178,6 +178,12 @@ pub enum Output {
 }
 
 impl Output {
+    /// Whether this output holds one platform's image only (`type=docker`:
+    /// `docker load` takes no index).
+    pub fn holds_one_platform(&self) -> bool {
+        matches!(self, Output::Export(Export::Docker { .. }))
+    }
+
     /// Whether this output streams to standard output (`-o -`, `dest=-`).
     pub fn writes_stdout(&self) -> bool {
         let dest = match self {

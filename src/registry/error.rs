@@ -150,6 +150,12 @@ pub enum RegistryError {
         platform: String,
         available: String,
     },
+    /// A stored index some of whose platforms were not pulled.
+    #[error("{subject}: the stored index lists {platform}, which is not in the store")]
+    #[diagnostic(help(
+        "pull every platform first with `builder pull --all-platforms`, or push one platform's image"
+    ))]
+    IncompleteIndex { subject: String, platform: String },
     /// Credentials could not be read or written.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),

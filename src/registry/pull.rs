@@ -44,6 +44,9 @@ impl Default for PullOptions {
 pub struct PulledImage {
     /// The digest the reference resolved to (an index or a manifest).
     pub resolved: Digest,
+    /// The index the reference named, if it named one (stored with the
+    /// chosen platform's manifest).
+    pub index: Option<Descriptor>,
     /// The image manifest for the chosen platform (equal to `resolved`
     /// unless the reference named an index).
     pub manifest: Digest,
@@ -58,6 +61,12 @@ pub struct PulledImage {
 }
 
 impl PulledImage {
+    /// What the reference names in the store: the index when it named
+    /// one (holding the platforms pulled so far), else the manifest.
+    pub fn named(&self) -> Descriptor {
+        self.index.clone().unwrap_or_else(|| self.descriptor())
+    }
+
     /// The descriptor of the pulled manifest, as the reference index keeps it.
     pub fn descriptor(&self) -> Descriptor {
         Descriptor::new(
@@ -145,13 +154,54 @@ pub async fn pull(
         "pulled {subject} ({})",
         manifest.digest
     )));
+    let index = (top.digest != manifest.digest).then(|| {
+        Descriptor::new(
+            top.media_type.as_str().into(),
+            top.bytes.len() as u64,
+            top.digest.clone(),
+        )
+    });
     Ok(PulledImage {
+        index,
         resolved: top.digest,
         manifest: manifest.digest,
         size: manifest.bytes.len() as u64,
         media_type: manifest.media_type,
         config: image.config().digest().clone(),
         layers: image.layers().iter().map(|d| d.digest().clone()).collect(),
+    })
+}
+
+/// The platforms the index `reference` names lists, in its order (entries
+/// without a platform left out); `None` when it names one image's manifest.
+pub async fn index_platforms(
+    client: &Client,
+    reference: &Reference,
+) -> Result<Option<Vec<PlatformSpec>>, RegistryError> {
+    let subject = reference.to_string();
+    let wanted = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => "latest".to_string(),
+    };
+    let top = client
+        .get_manifest(reference.repository(), &wanted, &subject)
+        .await?;
+    let document = ManifestOrIndex::parse(&top.bytes, Some(&top.media_type)).map_err(|e| {
+        RegistryError::InvalidManifest {
+            subject: subject.clone(),
+            reason: format!("{}: {e}", top.digest),
+        }
+    })?;
+    Ok(match document {
+        ManifestOrIndex::Manifest(_) => None,
+        ManifestOrIndex::Index(index) => Some(
+            index
+                .manifests()
+                .iter()
+                .filter_map(|d| d.platform().as_ref().map(PlatformSpec::of))
+                .collect(),
+        ),
     })
 }
 

@@ -10,7 +10,7 @@ use super::pull::store_error;
 use super::sources::Sources;
 use super::upload_check::UploadCheck;
 use crate::image::media::{OCI_INDEX, OCI_MANIFEST};
-use crate::image::{ManifestOrIndex, Reference};
+use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
 use crate::progress::{BlobOutcome, Direction, Event, ProgressSender};
 use crate::store::{BlobStore, Store};
 use bytes::Bytes;
@@ -69,6 +69,22 @@ pub async fn push(
     let (bytes, media_type, document) = ctx.read_document(image)?;
     match document {
         ManifestOrIndex::Index(index) => {
+            // Every platform or none: a registry would take an index whose
+            // manifests are missing.
+            if let Some(absent) = index
+                .manifests()
+                .iter()
+                .find(|c| !blobs.contains(c.digest()))
+            {
+                return Err(RegistryError::IncompleteIndex {
+                    subject,
+                    platform: absent
+                        .platform()
+                        .as_ref()
+                        .map(|p| PlatformSpec::of(p).to_string())
+                        .unwrap_or_else(|| absent.digest().to_string()),
+                });
+            }
             for child in index.manifests() {
                 let (child_bytes, child_type, child_doc) = ctx.read_document(child.digest())?;
                 let ManifestOrIndex::Manifest(manifest) = child_doc else {

@@ -36,11 +36,13 @@ pub(super) async fn resolve(
     if !pull_always {
         if let Some(descriptor) = store.refs().get(reference)? {
             // A blob removed as corrupt (or damaged in its size) is fetched
-            // again by pulling, which fetches only what is missing.
-            match read(store, &descriptor) {
-                Ok(base) if base.layers.iter().all(|l| blob_intact(store, &l.blob)) => {
+            // again by pulling, which fetches only what is missing; so is
+            // a platform the stored image or index does not have.
+            match read_for(store, &descriptor, platform) {
+                Ok(Some(base)) if base.layers.iter().all(|l| blob_intact(store, &l.blob)) => {
                     return Ok(base);
                 }
+                Ok(None) => {}
                 Ok(_)
                 | Err(BaseError::Store(
                     StoreError::BlobNotFound { .. } | StoreError::CorruptBlob { .. },
@@ -71,10 +73,57 @@ pub(super) async fn resolve(
     .map_err(|e| BaseError::Task(e.to_string()))??;
     let name = match reference.tag() {
         Some(_) => reference.clone(),
-        None => reference.with_digest(pulled.manifest.clone()),
+        None => reference.with_digest(pulled.resolved.clone()),
     };
-    store.refs().set(&name, pulled.descriptor())?;
-    read(store, &pulled.descriptor())
+    // The index when the name is one: other platforms' builds find theirs
+    // in it (pulled when missing).
+    store.refs().set(&name, pulled.named())?;
+    let base = read(store, &pulled.descriptor())?;
+    match own_platform(&base) {
+        Some(own) if !platform.can_run(&own) => Err(BaseError::WrongPlatform {
+            wanted: platform.to_string(),
+            has: own.to_string(),
+        }),
+        _ => Ok(base),
+    }
+}
+
+/// The platform an image's config names, if it names one.
+fn own_platform(base: &ImageBase) -> Option<PlatformSpec> {
+    let config = &base.config;
+    (!config.os.is_empty() && !config.architecture.is_empty())
+        .then(|| PlatformSpec::new(&config.os, &config.architecture, config.variant.as_deref()))
+}
+
+/// The stored image for `platform` under `descriptor`: the index's entry
+/// for it, or the manifest itself when its config is for that platform;
+/// `None` when the store does not have that platform's image.
+fn read_for(
+    store: &Store,
+    descriptor: &Descriptor,
+    platform: &PlatformSpec,
+) -> Result<Option<ImageBase>, BaseError> {
+    let digest = descriptor.digest();
+    let bytes = store.blobs().read(digest)?;
+    let media_type = descriptor.media_type().to_string();
+    match ManifestOrIndex::parse(&bytes, Some(&media_type)) {
+        Ok(ManifestOrIndex::Index(index)) => match platform.select(index.manifests()) {
+            Some(entry) if store.blobs().contains(entry.digest()) => read(store, entry).map(Some),
+            _ => Ok(None),
+        },
+        Ok(ManifestOrIndex::Manifest(_)) => {
+            let base = read(store, descriptor)?;
+            // A config that names no platform serves any.
+            match own_platform(&base) {
+                Some(own) if !platform.can_run(&own) => Ok(None),
+                _ => Ok(Some(base)),
+            }
+        }
+        Err(source) => Err(BaseError::Manifest {
+            digest: digest.to_string(),
+            source,
+        }),
+    }
 }
 
 /// Whether the store has the blob `descriptor` names, of its size.

@@ -25,20 +25,6 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Base(Box<BaseFailure>),
-    /// A stage is for a platform this machine cannot run.
-    #[error(
-        "{location}: stage {stage} is for {platform}; only this machine's platform ({host}) can be built for now"
-    )]
-    Platform {
-        /// `Dockerfile:LINE` of the FROM.
-        location: String,
-        /// The stage.
-        stage: String,
-        /// Its platform.
-        platform: String,
-        /// This machine's.
-        host: String,
-    },
     /// A step needs an entitlement the build was not given.
     #[error(transparent)]
     Entitlement(#[from] super::EntitlementError),
@@ -91,6 +77,9 @@ pub enum StepError {
     /// Something the executor does not do yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
+    /// A RUN in a stage for a platform this machine does not run natively.
+    #[error(transparent)]
+    Foreign(#[from] super::native::ForeignPlatform),
     /// A RUN (from an ONBUILD trigger) needs an entitlement the build was
     /// not given.
     #[error(
@@ -126,6 +115,14 @@ pub enum BaseError {
         digest: String,
         /// Why.
         source: ManifestError,
+    },
+    /// A single-platform image for another platform than the stage's.
+    #[error("the image is for {has} only, not {wanted} (it is no multi-platform index)")]
+    WrongPlatform {
+        /// The stage's platform.
+        wanted: String,
+        /// The image's.
+        has: String,
     },
     /// The stored name points at an index, not one platform's manifest.
     #[error("{0} is an index in the store, not an image manifest")]

@@ -70,6 +70,8 @@ pub(super) struct LayerStep<'a> {
     pub workdir: &'a str,
     /// The step's place in the build, for miss explanations.
     pub position: &'a str,
+    /// The stage's platform: a layer of one platform never serves another.
+    pub platform: &'a crate::image::PlatformSpec,
     /// Run it even when the cache has it.
     pub no_cache: bool,
 }
@@ -84,6 +86,7 @@ fn step_inputs(step: &LayerStep<'_>, input: CacheInput, options: &ExecOptions) -
     if let Some(epoch) = options.source_date_epoch {
         flags.insert("source-date-epoch".to_owned(), epoch.to_string());
     }
+    flags.insert("platform".to_owned(), step.platform.to_string());
     let sources = input
         .sources
         .into_iter()

@@ -1,14 +1,16 @@
 //! The image a build produces: the target stage's config (with its
 //! `created` time) as a canonical JSON blob, and an OCI manifest over it
-//! and the stage's layers, both stored as blobs.
+//! and the stage's layers, both stored as blobs; for a multi-platform
+//! build, an OCI index over each platform's manifest.
 //!
 //! An image without layers (a `FROM scratch` with metadata only) gets
 //! `layers: []`, as BuildKit writes it, although the OCI image-spec's
 //! schema asks for at least one layer.
 
+use super::PlatformImage;
 use super::stage::StageResult;
 use crate::exec::meta;
-use crate::image::manifest::{canonical_json, new_manifest};
+use crate::image::manifest::{canonical_json, new_index, new_manifest};
 use crate::store::{Store, StoreError};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 
@@ -56,5 +58,28 @@ pub(super) fn write(
             manifest_digest,
         ),
         config_digest,
+    ))
+}
+
+/// Stores an OCI index of `images` (each entry with its platform) and
+/// returns its descriptor.
+pub(super) fn write_index(
+    store: &Store,
+    images: &[PlatformImage],
+) -> Result<Descriptor, StoreError> {
+    let entries = images
+        .iter()
+        .map(|image| {
+            let mut entry = image.manifest.clone();
+            entry.set_platform(Some(image.platform.to_oci()));
+            entry
+        })
+        .collect();
+    let bytes = canonical_json(&new_index(entries)).expect("an image index always serializes");
+    let digest = store.blobs().put(&bytes)?;
+    Ok(Descriptor::new(
+        MediaType::ImageIndex,
+        bytes.len() as u64,
+        digest,
     ))
 }

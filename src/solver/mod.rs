@@ -16,6 +16,7 @@ mod error;
 mod failure;
 mod files;
 mod image;
+mod native;
 mod scheduler;
 pub mod secrets;
 mod ssh_agent;
@@ -24,10 +25,12 @@ mod stage;
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use failure::{BaseFailure, Site, StepFailure};
+pub use native::ForeignPlatform;
 pub use scheduler::build;
 pub use secrets::BuildSecrets;
 
 use crate::exec::ExecOptions;
+use crate::image::PlatformSpec;
 use crate::registry::{Client, RegistryError};
 use crate::sandbox::Network;
 use oci_spec::image::{Descriptor, Digest};
@@ -72,12 +75,35 @@ pub struct BuildOptions {
 /// What a build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Built {
-    /// The image manifest, in the store.
-    pub manifest: Descriptor,
-    /// The config blob's digest (the image ID).
-    pub config: Digest,
+    /// The result, in the store: the image manifest of a build for one
+    /// platform, an OCI index of every platform's manifest for several.
+    pub image: Descriptor,
+    /// Each platform's image, in the order they were asked for.
+    pub platforms: Vec<PlatformImage>,
     /// Steps that ran.
     pub steps_run: usize,
     /// Steps whose result came from the cache.
     pub steps_cached: usize,
+}
+
+impl Built {
+    /// The image ID: the config digest of a one-platform image, the index
+    /// digest of a multi-platform one (as buildx reports them).
+    pub fn id(&self) -> &Digest {
+        match self.platforms.as_slice() {
+            [one] => &one.config,
+            _ => self.image.digest(),
+        }
+    }
+}
+
+/// One platform's image of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformImage {
+    /// The platform it was built for.
+    pub platform: PlatformSpec,
+    /// Its manifest, in the store.
+    pub manifest: Descriptor,
+    /// Its config blob's digest.
+    pub config: Digest,
 }

@@ -6,42 +6,116 @@
 use super::base::{self, ImageBase};
 use super::error::{BaseError, BuildError};
 use super::stage::{StageResult, run_stage};
-use super::{BuildOptions, Built, ClientFactory};
+use super::{BuildOptions, Built, ClientFactory, PlatformImage};
 use crate::context::digest::DigestMemo;
-use crate::exec::Executor;
 use crate::exec::rootfs::RootfsView;
+use crate::exec::{Executor, LayerRef};
 use crate::image::{PlatformSpec, Reference};
 use crate::plan::Graph;
 use crate::progress::{Event, ProgressSender, StepProgress};
 use crate::sandbox::Sandbox;
 use crate::store::Store;
+use oci_spec::image::Digest;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
 
-/// What every stage task of one build shares.
+/// What every stage task of one platform's build holds: that platform's
+/// plan, and what all platforms of the build share (the store, the context
+/// walk, resolved images, counters, RUN steps by key).
+#[derive(Clone)]
 pub(super) struct Shared {
+    /// This platform's plan.
     pub graph: Arc<Graph>,
+    /// Put before stage names in progress (`linux/arm64 `) when the build
+    /// has several platforms; empty otherwise.
+    prefix: String,
     pub store: Store,
     pub executor: Executor,
     clients: ClientFactory,
-    pub options: BuildOptions,
+    pub options: Arc<BuildOptions>,
     progress: ProgressSender,
-    next_id: AtomicU64,
-    pub steps_run: AtomicUsize,
-    pub steps_cached: AtomicUsize,
+    next_id: Arc<AtomicU64>,
+    pub steps_run: Arc<AtomicUsize>,
+    pub steps_cached: Arc<AtomicUsize>,
     /// The build context after `.dockerignore`, walked on first use.
-    context: tokio::sync::OnceCell<Arc<RootfsView>>,
+    context: Arc<tokio::sync::OnceCell<Arc<RootfsView>>>,
     /// Content digests of context files, kept between builds.
-    pub memo: Mutex<DigestMemo>,
+    pub memo: Arc<Mutex<DigestMemo>>,
     /// Named local contexts walked so far, by name.
-    named_contexts: tokio::sync::Mutex<HashMap<String, Arc<RootfsView>>>,
-    /// Images resolved so far, by reference.
-    images: tokio::sync::Mutex<HashMap<String, Arc<ImageBase>>>,
+    named_contexts: Arc<tokio::sync::Mutex<HashMap<String, Arc<RootfsView>>>>,
+    /// Images resolved so far, by reference and platform.
+    images: Arc<tokio::sync::Mutex<HashMap<String, Arc<ImageBase>>>>,
+    /// RUN steps of this build by cache key.
+    pub runs: Arc<RunOnce>,
+}
+
+/// A RUN step's result as the other builds of the same key take it.
+#[derive(Debug, Clone)]
+pub(super) struct SharedRun {
+    /// Its layer, if it changed files.
+    pub layer: Option<LayerRef>,
+    /// When it ran.
+    pub created: String,
+}
+
+/// Steps several platforms' builds share (those of a
+/// `FROM --platform=$BUILDPLATFORM` stage that reads no TARGET* arg), so
+/// that each runs once per build: a RUN by its cache key, even with
+/// `--no-cache` (the first to reach it runs it, the others wait and take
+/// its layer); a COPY, ADD or WORKDIR one at a time per instruction and
+/// parent, so the second finds the first's cache record.
+#[derive(Default)]
+pub(super) struct RunOnce {
+    runs: Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<SharedRun>>>>,
+    layers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl RunOnce {
+    /// The slot of the RUN step with cache key `key`.
+    pub fn slot(&self, key: &Digest) -> Arc<tokio::sync::OnceCell<SharedRun>> {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(runs.entry(key.clone()).or_default())
+    }
+
+    /// Waits until no other build of this one writes the layer step that
+    /// `what` names (its stage's platform, parent key and instruction).
+    pub async fn layer_turn(&self, what: String) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(layers.entry(what).or_default())
+        };
+        lock.lock_owned().await
+    }
 }
 
 impl Shared {
+    /// The same build's state for the platform `graph` plans.
+    fn for_graph(&self, graph: Arc<Graph>, several: bool) -> Shared {
+        let prefix = if several {
+            graph.platforms().target.to_string()
+        } else {
+            String::new()
+        };
+        Shared {
+            graph,
+            prefix,
+            ..self.clone()
+        }
+    }
+
+    /// How progress names stage `index`: its name (or nothing for an
+    /// unnamed stage), after the platform in a multi-platform build.
+    pub fn stage_name(&self, index: usize) -> String {
+        let name = self.graph.display_name(index);
+        match (self.prefix.is_empty(), name.is_empty()) {
+            (true, _) => name,
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{} {name}", self.prefix),
+        }
+    }
+
     /// The next step number (`#N`).
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
@@ -130,66 +204,123 @@ impl Shared {
     }
 }
 
-/// Builds the target of `graph` into `store`: runs the stages, then
-/// stores the image config and manifest. Steps run in `sandbox`; base
-/// images come from the store or through `clients`; progress goes to
-/// `progress`. Holds a store lease for the whole build. Must run on a
-/// multi-threaded tokio runtime (file work runs in `block_in_place`).
+/// Builds the target of each graph (one per target platform, planned
+/// from the same Dockerfile) into `store`: runs the stages, then stores
+/// each platform's image config and manifest and, for several platforms,
+/// an OCI index of them. The platforms' stages run side by side; what they
+/// share (the context walk, base images, RUN steps of equal keys) is done
+/// once. Steps run in `sandbox`; base images come from the store or
+/// through `clients`; progress goes to `progress`. Holds a store lease for
+/// the whole build. Must run on a multi-threaded tokio runtime (file work
+/// runs in `block_in_place`).
 pub async fn build(
-    graph: Arc<Graph>,
+    graphs: Vec<Arc<Graph>>,
     store: Store,
     sandbox: Sandbox,
     clients: ClientFactory,
     options: BuildOptions,
     progress: ProgressSender,
 ) -> Result<Built, BuildError> {
-    options.entitlements.check(&graph)?;
-    let _lease = store.lease()?;
-    let host = PlatformSpec::host();
-    let target = &graph.platforms().target;
-    if !host.can_run(target) {
-        return Err(BuildError::Platform {
-            location: graph.source().file.clone(),
-            stage: graph.label(graph.target()),
-            platform: target.to_string(),
-            host: host.to_string(),
-        });
+    let Some(first) = graphs.first() else {
+        return Err(BuildError::Task("no platform to build for".to_owned()));
+    };
+    for graph in &graphs {
+        options.entitlements.check(graph)?;
     }
+    let _lease = store.lease()?;
     let memo = DigestMemo::load(&store.root().join("cache").join("context-digests"));
-    let shared = Arc::new(Shared {
+    let common = Shared {
         executor: Executor::new(store.clone(), sandbox, options.exec.clone()),
-        graph: Arc::clone(&graph),
+        graph: Arc::clone(first),
+        prefix: String::new(),
         store: store.clone(),
         clients,
-        options,
+        options: Arc::new(options),
         progress,
-        next_id: AtomicU64::new(0),
-        steps_run: AtomicUsize::new(0),
-        steps_cached: AtomicUsize::new(0),
-        context: tokio::sync::OnceCell::new(),
-        memo: Mutex::new(memo),
-        named_contexts: tokio::sync::Mutex::new(HashMap::new()),
-        images: tokio::sync::Mutex::new(HashMap::new()),
-    });
+        next_id: Arc::new(AtomicU64::new(0)),
+        steps_run: Arc::new(AtomicUsize::new(0)),
+        steps_cached: Arc::new(AtomicUsize::new(0)),
+        context: Arc::new(tokio::sync::OnceCell::new()),
+        memo: Arc::new(Mutex::new(memo)),
+        named_contexts: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+        images: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+        runs: Arc::new(RunOnce::default()),
+    };
     if let Some(notice) = crate::userns::missing_range_notice() {
-        shared.notice(notice);
+        common.notice(notice);
     }
-    let mut done: HashMap<usize, Arc<StageResult>> = HashMap::new();
-    for group in graph.parallel_groups() {
-        let earlier = Arc::new(done.clone());
+    let several = graphs.len() > 1;
+    let builds: Vec<Shared> = graphs
+        .iter()
+        .map(|graph| common.for_graph(Arc::clone(graph), several))
+        .collect();
+    let done = run_groups(&builds).await?;
+    if let Ok(mut memo) = common.memo.lock() {
+        if let Err(e) = memo.save() {
+            common.notice(format!(
+                "warning: the context digest memo was not saved: {e}"
+            ));
+        }
+    }
+    let mut platforms = Vec::with_capacity(builds.len());
+    for (shared, done) in builds.iter().zip(&done) {
+        let result = done
+            .get(&shared.graph.target())
+            .ok_or_else(|| BuildError::Task("the target stage did not run".to_owned()))?;
+        let (manifest, config) = super::image::write(
+            &store,
+            result,
+            &common.options.labels,
+            common.options.exec.source_date_epoch,
+        )?;
+        platforms.push(PlatformImage {
+            platform: shared.graph.platforms().target.clone(),
+            manifest,
+            config,
+        });
+    }
+    let image = match platforms.as_slice() {
+        [one] => one.manifest.clone(),
+        several => super::image::write_index(&store, several)?,
+    };
+    Ok(Built {
+        image,
+        platforms,
+        steps_run: common.steps_run.load(Ordering::Relaxed),
+        steps_cached: common.steps_cached.load(Ordering::Relaxed),
+    })
+}
+
+/// Runs every platform's stages: the parallel groups in lockstep (group
+/// `i` of every platform once all platforms' earlier groups are done: each
+/// platform's groups are in dependency order, and their stages run side by
+/// side). Returns each platform's finished stages by index.
+async fn run_groups(
+    builds: &[Shared],
+) -> Result<Vec<HashMap<usize, Arc<StageResult>>>, BuildError> {
+    let groups: Vec<Vec<Vec<usize>>> = builds.iter().map(|b| b.graph.parallel_groups()).collect();
+    let rounds = groups.iter().map(Vec::len).max().unwrap_or(0);
+    let mut done: Vec<HashMap<usize, Arc<StageResult>>> = vec![HashMap::new(); builds.len()];
+    for round in 0..rounds {
         let mut tasks = JoinSet::new();
-        for index in group {
-            let shared = Arc::clone(&shared);
-            let earlier = Arc::clone(&earlier);
-            tasks.spawn(async move { (index, run_stage(&shared, index, &earlier).await) });
+        for (n, shared) in builds.iter().enumerate() {
+            let Some(group) = groups[n].get(round) else {
+                continue;
+            };
+            let earlier = Arc::new(done[n].clone());
+            for &index in group {
+                let shared = shared.clone();
+                let earlier = Arc::clone(&earlier);
+                tasks.spawn(async move { (n, index, run_stage(&shared, index, &earlier).await) });
+            }
         }
         while let Some(joined) = tasks.join_next().await {
             let failure = match joined {
-                Ok((index, Ok(result))) => {
-                    done.insert(index, Arc::new(result));
+                Ok((n, index, Ok(result))) => {
+                    done[n].insert(index, Arc::new(result));
                     continue;
                 }
-                Ok((_, Err(error))) => error,
+                Ok((_, _, Err(error))) => error,
                 Err(error) => BuildError::Task(error.to_string()),
             };
             // Cancel the other stages and wait until their sandboxes are gone.
@@ -197,27 +328,5 @@ pub async fn build(
             return Err(failure);
         }
     }
-    if let Ok(mut memo) = shared.memo.lock() {
-        if let Err(e) = memo.save() {
-            shared.notice(format!(
-                "warning: the context digest memo was not saved: {e}"
-            ));
-        }
-    }
-    let result = done
-        .get(&graph.target())
-        .ok_or_else(|| BuildError::Task("the target stage did not run".to_owned()))?;
-    let (manifest, config) = super::image::write(
-        &store,
-        result,
-        &shared.options.labels,
-        shared.options.exec.source_date_epoch,
-    )?;
-    let built = Built {
-        manifest,
-        config,
-        steps_run: shared.steps_run.load(Ordering::Relaxed),
-        steps_cached: shared.steps_cached.load(Ordering::Relaxed),
-    };
-    Ok(built)
+    Ok(done)
 }

@@ -9,12 +9,13 @@ mod mounts;
 use super::error::{BuildError, StepError};
 use super::failure::{BaseFailure, Site, StepFailure};
 use super::files::{self, LayerOutcome, LayerStep};
-use super::scheduler::Shared;
+use super::scheduler::{Shared, SharedRun};
 use crate::exec::config::ImageConfig;
 use crate::exec::copy::{CopyFlags, CopyRequest, Source, SourceRoot, plan_copy};
 use crate::exec::meta::{self, CommandLine, ConfigChange, HealthcheckSpec, StageMeta};
 use crate::exec::rootfs::RootfsView;
 use crate::exec::{DestRoot, LayerRef, StepEvent};
+use crate::image::PlatformSpec;
 use crate::plan::{self, Base, CopySource, StagePlan, StageStart, Step, StepKind};
 use crate::progress::StepProgress;
 use crate::sandbox::{Network, Security};
@@ -101,22 +102,12 @@ pub(super) async fn run_stage(
         .get(index)
         .ok_or_else(|| BuildError::Task(format!("no stage {index}")))?;
     let file = &graph.source().file;
-    let from_location = format!("{file}:{}", node.span.start.line);
     let platform = node
         .platform
         .clone()
         .unwrap_or_else(|| graph.platforms().target.clone());
-    let host = crate::image::PlatformSpec::host();
-    if !host.can_run(&platform) {
-        return Err(BuildError::Platform {
-            location: from_location,
-            stage: graph.label(index),
-            platform: platform.to_string(),
-            host: host.to_string(),
-        });
-    }
     let mut counter = Counter {
-        name: graph.display_name(index),
+        name: shared.stage_name(index),
         index: 1,
         total: shown_steps(graph, index),
     };
@@ -146,7 +137,7 @@ pub(super) async fn run_stage(
                 name: step.clone(),
             });
             let position = format!("{file}:{}:from", graph.label(index));
-            let outcome = context_base(shared, name, &position, shared.no_cache(index))
+            let outcome = context_base(shared, name, &position, &platform, shared.no_cache(index))
                 .await
                 .map_err(|source| {
                     let site = Site::new(graph.source(), node.span);
@@ -239,6 +230,7 @@ pub(super) async fn run_stage(
             earlier,
             step,
             position: &position,
+            platform: &plan.platform,
             no_cache,
         };
         let result = if counted(&step.kind) {
@@ -346,6 +338,8 @@ struct StepContext<'a> {
     earlier: &'a HashMap<usize, Arc<StageResult>>,
     step: &'a Step,
     position: &'a str,
+    /// The stage's platform (part of every step's cache key).
+    platform: &'a PlatformSpec,
     no_cache: bool,
 }
 
@@ -420,6 +414,7 @@ impl StepContext<'_> {
         id: u64,
         started: Instant,
     ) -> Result<(LayerOutcome, String), StepError> {
+        super::native::check_run(self.platform)?;
         let entitlements = &self.shared.options.entitlements;
         if let Some(missing) = entitlements.missing(run.security, run.network) {
             return Err(StepError::NotEntitled(missing));
@@ -459,7 +454,10 @@ impl StepContext<'_> {
             },
         };
         let executor = &self.shared.executor;
-        let inputs = step.cache_inputs(&state.key, executor.options());
+        let mut inputs = step.cache_inputs(&state.key, executor.options());
+        inputs
+            .flags
+            .insert("platform".to_owned(), self.platform.to_string());
         let shared = self.shared;
         let mut on_event = |event: StepEvent<'_>| match event {
             StepEvent::Output { line, .. } => {
@@ -472,44 +470,62 @@ impl StepContext<'_> {
             }
             StepEvent::Notice(text) => shared.notice(format!("#{id} note: {text}")),
         };
-        let hit = match self.no_cache {
-            true => None,
-            false => executor.cached(&step.parent, &inputs, self.position)?,
-        };
-        let outcome = match hit {
-            Some(hit) => crate::exec::RunOutcome {
-                layer: hit.layer,
-                cached: true,
-                miss_reasons: Vec::new(),
-                created: hit.created,
-            },
-            // Bound files are copied, caches locked and secrets read only
-            // for a step that runs.
-            None => {
-                let _held = self
-                    .set_up_mounts(run, &state.workdir(), &keyed, &mut step.mounts)
-                    .await?;
-                if self.no_cache {
-                    let layer = executor.run(&step, &mut on_event).await?;
-                    let created = files::record_run(
-                        &self.shared.store,
-                        &inputs,
-                        self.position,
-                        layer.as_ref(),
-                    )?;
-                    crate::exec::RunOutcome {
-                        layer,
-                        cached: false,
-                        miss_reasons: Vec::new(),
-                        created,
+        // Another platform's build of this one may have run the same step.
+        let mut ran = None;
+        let first = async {
+            let hit = match self.no_cache {
+                true => None,
+                false => executor.cached(&step.parent, &inputs, self.position)?,
+            };
+            let outcome = match hit {
+                Some(hit) => crate::exec::RunOutcome {
+                    layer: hit.layer,
+                    cached: true,
+                    miss_reasons: Vec::new(),
+                    created: hit.created,
+                },
+                // Bound files are copied, caches locked and secrets read only
+                // for a step that runs.
+                None => {
+                    let _held = self
+                        .set_up_mounts(run, &state.workdir(), &keyed, &mut step.mounts)
+                        .await?;
+                    if self.no_cache {
+                        let layer = executor.run(&step, &mut on_event).await?;
+                        let created = files::record_run(
+                            &self.shared.store,
+                            &inputs,
+                            self.position,
+                            layer.as_ref(),
+                        )?;
+                        crate::exec::RunOutcome {
+                            layer,
+                            cached: false,
+                            miss_reasons: Vec::new(),
+                            created,
+                        }
+                    } else {
+                        executor
+                            .run_missed(&step, &inputs, self.position, &mut on_event)
+                            .await?
                     }
-                } else {
-                    executor
-                        .run_missed(&step, &inputs, self.position, &mut on_event)
-                        .await?
                 }
-            }
+            };
+            let result = SharedRun {
+                layer: outcome.layer.clone(),
+                created: outcome.created.clone(),
+            };
+            ran = Some(outcome);
+            Ok::<_, StepError>(result)
         };
+        let slot = self.shared.runs.slot(&inputs.key());
+        let result = slot.get_or_try_init(|| first).await?.clone();
+        let outcome = ran.unwrap_or(crate::exec::RunOutcome {
+            layer: result.layer,
+            cached: true,
+            miss_reasons: Vec::new(),
+            created: result.created,
+        });
         let build_args: Vec<(String, String)> = run
             .args
             .iter()
@@ -632,6 +648,7 @@ impl StepContext<'_> {
             user,
             workdir,
             position: self.position,
+            platform: self.platform,
             no_cache: self.no_cache,
         }
     }
@@ -658,6 +675,7 @@ impl StepContext<'_> {
         let created_by = format!("COPY {} # buildkit", words.join(" "));
         let (user, workdir) = (state.user(), state.workdir());
         let store = &self.shared.store;
+        let _turn = self.layer_turn(state, &created_by).await;
         let outcome = tokio::task::block_in_place(|| {
             let view = files::rootfs_view(store, &state.layers)?;
             let plan = plan_copy(&request, &root, self.dest_root(view.as_ref()))?;
@@ -700,6 +718,7 @@ impl StepContext<'_> {
         let created_by = format!("ADD {} # buildkit", words.join(" "));
         let (user, workdir) = (state.user(), state.workdir());
         let store = &self.shared.store;
+        let _turn = self.layer_turn(state, &created_by).await;
         let scratch = self.scratch_dir()?;
         let view = tokio::task::block_in_place(|| files::rootfs_view(store, &state.layers))?;
         let plan = crate::exec::add::plan_add(
@@ -720,6 +739,17 @@ impl StepContext<'_> {
             )
         })?;
         Ok((outcome, created_by))
+    }
+
+    /// This step's turn to write its layer (see
+    /// [`super::scheduler::RunOnce::layer_turn`]).
+    async fn layer_turn(
+        &self,
+        state: &State,
+        instruction: &str,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        let what = format!("{} {} {instruction}", self.platform, state.key);
+        self.shared.runs.layer_turn(what).await
     }
 
     /// The parent layers a COPY, ADD or WORKDIR writes onto, as the
@@ -763,6 +793,7 @@ async fn context_base(
     shared: &Shared,
     name: &str,
     position: &str,
+    platform: &PlatformSpec,
     no_cache: bool,
 ) -> Result<LayerOutcome, StepError> {
     let view = shared.named_context(name).await?;
@@ -787,6 +818,7 @@ async fn context_base(
                 user: "",
                 workdir: "/",
                 position,
+                platform,
                 no_cache,
             },
             plan,

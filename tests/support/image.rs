@@ -41,25 +41,43 @@ impl BaseImage {
     /// A single-platform busybox image for this host, pushed as
     /// `<registry>/busybox:latest`.
     pub fn busybox(registry: &Registry) -> Self {
-        Self::build(registry, "busybox", &[host_arch()], false, None)
+        Self::build(registry, "busybox", &[host_arch()], false, None, false)
     }
 
     /// A single-platform image for this host with the busybox layer and
     /// then `tar` (uncompressed, written as is: it may hold entries no
     /// well-behaved tool would write), pushed as `<registry>/<name>:latest`.
     pub fn busybox_with_layer(registry: &Registry, name: &str, tar: Vec<u8>) -> Self {
-        Self::build(registry, name, &[host_arch()], false, Some(tar))
+        Self::build(registry, name, &[host_arch()], false, Some(tar), false)
     }
 
     /// An OCI index over linux/<host arch> and one other architecture (which
     /// differ only in their configs), pushed as `<registry>/<name>:latest`.
     pub fn busybox_index(registry: &Registry, name: &str) -> Self {
-        let other = if host_arch() == "arm64" {
-            "amd64"
-        } else {
-            "arm64"
-        };
-        Self::build(registry, name, &[host_arch(), other], true, None)
+        Self::build(
+            registry,
+            name,
+            &[host_arch(), other_arch()],
+            true,
+            None,
+            false,
+        )
+    }
+
+    /// An OCI index over linux/<host arch> and [`other_arch`], each
+    /// platform's image the busybox layer and a layer of its own with
+    /// `/etc/base-arch` holding its architecture, pushed as
+    /// `<registry>/<name>:latest`. Only the host's busybox runs: no RUN may
+    /// run in the other platform's stages.
+    pub fn marked_index(registry: &Registry, name: &str) -> Self {
+        Self::build(
+            registry,
+            name,
+            &[host_arch(), other_arch()],
+            true,
+            None,
+            true,
+        )
     }
 
     fn build(
@@ -68,6 +86,7 @@ impl BaseImage {
         arches: &[&str],
         index: bool,
         extra: Option<Vec<u8>>,
+        marked: bool,
     ) -> Self {
         let layout = tempfile::tempdir().expect("temp dir for the OCI layout");
         let mut blobs = BTreeMap::new();
@@ -91,12 +110,25 @@ impl BaseImage {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let history: Vec<Value> = (0..tars.len())
-            .map(|i| json!({"created_by": format!("builder test fixture: layer {i}")}))
-            .collect();
         let mut configs = BTreeMap::new();
         let mut manifests = Vec::new();
         for arch in arches {
+            let (mut diff_ids, mut layer_descriptors) =
+                (diff_ids.clone(), layer_descriptors.clone());
+            if marked {
+                let tar = marker_tar(arch);
+                diff_ids.push(sha256(&tar).to_string());
+                let size = tar.len();
+                let digest = put(&mut blobs, tar);
+                layer_descriptors.push(json!({
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": digest,
+                    "size": size,
+                }));
+            }
+            let history: Vec<Value> = (0..diff_ids.len())
+                .map(|i| json!({"created_by": format!("builder test fixture: layer {i}")}))
+                .collect();
             let config = json!({
                 "architecture": arch,
                 "os": "linux",
@@ -179,6 +211,38 @@ impl BaseImage {
     pub fn layout_dir(&self) -> PathBuf {
         self.layout.path().to_path_buf()
     }
+}
+
+/// The architecture other than this host's that multi-platform fixtures
+/// use: `arm64`, or `amd64` on an arm64 host.
+pub fn other_arch() -> &'static str {
+    if host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    }
+}
+
+/// A tar of `/etc/base-arch` holding `arch` and a newline.
+fn marker_tar(arch: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let body = format!("{arch}\n");
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    root_owned(&mut header);
+    header.set_size(0);
+    header.set_mtime(0);
+    tar.append_data(&mut header, "etc/", std::io::empty())
+        .expect("tar in memory");
+    let mut header = tar::Header::new_ustar();
+    header.set_mode(0o644);
+    root_owned(&mut header);
+    header.set_size(body.len() as u64);
+    header.set_mtime(0);
+    tar.append_data(&mut header, "etc/base-arch", body.as_bytes())
+        .expect("tar in memory");
+    tar.into_inner().expect("tar in memory")
 }
 
 fn put(blobs: &mut BTreeMap<String, Vec<u8>>, bytes: Vec<u8>) -> String {
