@@ -32,8 +32,8 @@ pub struct BuildCommandArgs {
     /// A build argument; KEY alone takes its value from the environment
     #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
     build_args: Vec<String>,
-    /// The platform to build for (default: this machine's; others are not
-    /// supported yet)
+    /// The platform to build for (default: this machine's; RUN steps of
+    /// others run under QEMU user-mode emulation)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
     /// The Dockerfile (default: CONTEXT/Dockerfile); - reads it from

@@ -2,6 +2,7 @@
 //! filesystem, becomes the step's user and executes its program.
 
 use super::helper::{Context, Scratch, SetupError};
+use super::namespaces::IdentityChild;
 use super::network::Nat;
 use super::protocol::Request;
 use super::spec::{Network, Rootfs, Spec, User};
@@ -15,8 +16,9 @@ pub(crate) fn run(
     scratch: &Scratch,
     alive: OwnedFd,
     nat: Option<&Nat>,
+    identity: Option<IdentityChild>,
 ) -> SetupError {
-    match prepare(request, scratch, alive, nat) {
+    match prepare(request, scratch, alive, nat, identity) {
         Ok(()) => exec::exec(&request.spec),
         Err(err) => err,
     }
@@ -27,11 +29,17 @@ fn prepare(
     scratch: &Scratch,
     alive: OwnedFd,
     nat: Option<&Nat>,
+    identity: Option<IdentityChild>,
 ) -> Result<(), SetupError> {
     let spec = &request.spec;
     let rootless = request.user_namespace.is_some();
     namespaces::die_with_helper(&alive)?;
     drop(alive);
+    // The emulator is opened while the host's files are in view.
+    let emulator = match &spec.binfmt {
+        Some(binfmt) => Some((binfmt, binfmt.open_interpreter()?)),
+        None => None,
+    };
     // Detach from the caller's terminal: the step cannot read it, and a
     // terminal's signals reach the helper, whose death ends the step.
     rustix::process::setsid().context(|| "starting a new session".into())?;
@@ -76,6 +84,14 @@ fn prepare(
         .pids
         .filter(|_| rootless && request.cgroup.is_empty());
     rlimits::apply(&spec.ulimits, pids_fallback).map_err(SetupError::Invalid)?;
+    // After what needs the host's user namespace (hard limits, the rootfs
+    // and network set-up), before the capabilities go.
+    if let Some((binfmt, interpreter)) = emulator {
+        if let Some(identity) = identity {
+            identity.enter()?;
+        }
+        binfmt.register(&interpreter)?;
+    }
 
     keyring::join_new_session()?;
     // Nothing builder's caller left open reaches the step.

@@ -37,8 +37,13 @@ pub(super) async fn resolve(
         if let Some(descriptor) = store.refs().get(reference)? {
             // A blob removed as corrupt (or damaged in its size) is fetched
             // again by pulling, which fetches only what is missing.
+            // A stored image of another platform (the name was last pulled
+            // for it) is pulled again for this one.
             match read(store, &descriptor) {
-                Ok(base) if base.layers.iter().all(|l| blob_intact(store, &l.blob)) => {
+                Ok(base)
+                    if for_platform(&base.config, platform)
+                        && base.layers.iter().all(|l| blob_intact(store, &l.blob)) =>
+                {
                     return Ok(base);
                 }
                 Ok(_)
@@ -75,6 +80,17 @@ pub(super) async fn resolve(
     };
     store.refs().set(&name, pulled.descriptor())?;
     read(store, &pulled.descriptor())
+}
+
+/// Whether an image with `config` serves `platform`: its platform is one
+/// `platform` runs (an image that names none serves any, as it always has).
+fn for_platform(config: &ImageConfig, platform: &PlatformSpec) -> bool {
+    config.architecture.is_empty()
+        || platform.can_run(&PlatformSpec::new(
+            &config.os,
+            &config.architecture,
+            config.variant.as_deref(),
+        ))
 }
 
 /// Whether the store has the blob `descriptor` names, of its size.

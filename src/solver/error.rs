@@ -25,19 +25,16 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Base(Box<BaseFailure>),
-    /// A stage is for a platform this machine cannot run.
-    #[error(
-        "{location}: stage {stage} is for {platform}; only this machine's platform ({host}) can be built for now"
-    )]
+    /// A stage's RUN steps are for a platform this machine cannot run, not
+    /// even under emulation (said before any step runs).
+    #[error("{location}: stage {stage}: {reason}")]
     Platform {
         /// `Dockerfile:LINE` of the FROM.
         location: String,
         /// The stage.
         stage: String,
-        /// Its platform.
-        platform: String,
-        /// This machine's.
-        host: String,
+        /// Why its platform cannot run here.
+        reason: crate::sandbox::emulation::EmulationError,
     },
     /// A step needs an entitlement the build was not given.
     #[error(transparent)]
@@ -91,6 +88,10 @@ pub enum StepError {
     /// Something the executor does not do yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
+    /// The step's platform cannot run here (found only once an image's
+    /// ONBUILD triggers added RUN steps to a stage).
+    #[error(transparent)]
+    Emulation(#[from] crate::sandbox::emulation::EmulationError),
     /// A RUN (from an ONBUILD trigger) needs an entitlement the build was
     /// not given.
     #[error(

@@ -11,9 +11,10 @@ use crate::context::digest::DigestMemo;
 use crate::exec::Executor;
 use crate::exec::rootfs::RootfsView;
 use crate::image::{PlatformSpec, Reference};
-use crate::plan::Graph;
+use crate::plan::{Graph, StepKind};
 use crate::progress::{Event, ProgressSender, StepProgress};
 use crate::sandbox::Sandbox;
+use crate::sandbox::emulation::{EmulationError, Emulator, Execution};
 use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -39,6 +40,8 @@ pub(super) struct Shared {
     named_contexts: tokio::sync::Mutex<HashMap<String, Arc<RootfsView>>>,
     /// Images resolved so far, by reference.
     images: tokio::sync::Mutex<HashMap<String, Arc<ImageBase>>>,
+    /// How each platform's RUN steps run (`None`: natively), decided once.
+    emulators: Mutex<HashMap<PlatformSpec, Option<Emulator>>>,
 }
 
 impl Shared {
@@ -121,6 +124,27 @@ impl Shared {
         Ok(image)
     }
 
+    /// The emulator of `platform`'s RUN steps (`None` when the host runs
+    /// them), decided on first use and said once in the log.
+    pub fn emulator(&self, platform: &PlatformSpec) -> Result<Option<Emulator>, EmulationError> {
+        let mut emulators = self
+            .emulators
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = emulators.get(platform) {
+            return Ok(known.clone());
+        }
+        let emulator = match Execution::for_platform(platform)? {
+            Execution::Native => None,
+            Execution::Emulated(emulator) => {
+                self.notice(emulator.notice());
+                Some(emulator)
+            }
+        };
+        emulators.insert(platform.clone(), emulator.clone());
+        Ok(emulator)
+    }
+
     /// Whether the stage at `index` runs without the cache.
     pub fn no_cache(&self, index: usize) -> bool {
         self.options.no_cache
@@ -145,16 +169,6 @@ pub async fn build(
 ) -> Result<Built, BuildError> {
     options.entitlements.check(&graph)?;
     let _lease = store.lease()?;
-    let host = PlatformSpec::host();
-    let target = &graph.platforms().target;
-    if !host.can_run(target) {
-        return Err(BuildError::Platform {
-            location: graph.source().file.clone(),
-            stage: graph.label(graph.target()),
-            platform: target.to_string(),
-            host: host.to_string(),
-        });
-    }
     let memo = DigestMemo::load(&store.root().join("cache").join("context-digests"));
     let shared = Arc::new(Shared {
         executor: Executor::new(store.clone(), sandbox, options.exec.clone()),
@@ -170,7 +184,9 @@ pub async fn build(
         memo: Mutex::new(memo),
         named_contexts: tokio::sync::Mutex::new(HashMap::new()),
         images: tokio::sync::Mutex::new(HashMap::new()),
+        emulators: Mutex::new(HashMap::new()),
     });
+    check_platforms(&shared)?;
     if let Some(notice) = crate::userns::missing_range_notice() {
         shared.notice(notice);
     }
@@ -220,4 +236,43 @@ pub async fn build(
         steps_cached: shared.steps_cached.load(Ordering::Relaxed),
     };
     Ok(built)
+}
+
+/// Decides, before any step runs, how the RUN steps of every needed stage
+/// run, so that a platform this machine cannot run stops the build first.
+/// (Steps an image's ONBUILD triggers add are decided when they run.)
+fn check_platforms(shared: &Shared) -> Result<(), BuildError> {
+    let graph = &shared.graph;
+    let needed: Vec<usize> = graph
+        .needed()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.then_some(i))
+        .collect();
+    // Planned without base images' environments: what matters here (the
+    // platform, the kinds of steps) does not depend on them. A stage that
+    // does not plan now fails with its own error when it runs.
+    let Ok(plans) = graph.plan_stages(&needed, &mut |_| None) else {
+        return Ok(());
+    };
+    for plan in plans {
+        if !plan.steps.iter().any(|s| matches!(s.kind, StepKind::Run(_))) {
+            continue;
+        }
+        shared
+            .emulator(&plan.platform)
+            .map_err(|reason| BuildError::Platform {
+                location: format!(
+                    "{}:{}",
+                    graph.source().file,
+                    graph
+                        .stages()
+                        .get(plan.index)
+                        .map_or(0, |node| node.span.start.line)
+                ),
+                stage: graph.label(plan.index),
+                reason,
+            })?;
+    }
+    Ok(())
 }

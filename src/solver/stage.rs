@@ -101,20 +101,10 @@ pub(super) async fn run_stage(
         .get(index)
         .ok_or_else(|| BuildError::Task(format!("no stage {index}")))?;
     let file = &graph.source().file;
-    let from_location = format!("{file}:{}", node.span.start.line);
     let platform = node
         .platform
         .clone()
         .unwrap_or_else(|| graph.platforms().target.clone());
-    let host = crate::image::PlatformSpec::host();
-    if !host.can_run(&platform) {
-        return Err(BuildError::Platform {
-            location: from_location,
-            stage: graph.label(index),
-            platform: platform.to_string(),
-            host: host.to_string(),
-        });
-    }
     let mut counter = Counter {
         name: graph.display_name(index),
         index: 1,
@@ -240,6 +230,7 @@ pub(super) async fn run_stage(
             step,
             position: &position,
             no_cache,
+            platform: &plan.platform,
         };
         let result = if counted(&step.kind) {
             context.run_counted(&mut state, &name).await
@@ -347,6 +338,8 @@ struct StepContext<'a> {
     step: &'a Step,
     position: &'a str,
     no_cache: bool,
+    /// The stage's platform (what its RUN steps run as).
+    platform: &'a crate::image::PlatformSpec,
 }
 
 impl StepContext<'_> {
@@ -457,6 +450,7 @@ impl StepContext<'_> {
                 keys: keyed.keys.clone(),
                 ..Default::default()
             },
+            emulator: self.shared.emulator(self.platform)?,
         };
         let executor = &self.shared.executor;
         let inputs = step.cache_inputs(&state.key, executor.options());
