@@ -77,7 +77,7 @@ impl Fixture {
             seccomp: Some(SeccompFilter::docker_default().unwrap()),
             cgroup: Default::default(),
             ulimits: vec![],
-            binfmt: None,
+            emulation: None,
         }
     }
 

@@ -573,7 +573,7 @@ impl Executor {
             },
             cgroup: self.options.cgroup,
             ulimits: self.options.ulimits.clone(),
-            binfmt: step.emulator.as_ref().and_then(Emulator::binfmt).cloned(),
+            emulation: step.emulator.as_ref().map(|e| e.registration.clone()),
         })
     }
 

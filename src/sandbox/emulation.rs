@@ -45,7 +45,8 @@ pub struct Emulator {
 }
 
 /// Where an emulator is registered with binfmt_misc.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Registration {
     /// In each step's own user namespace, by the sandbox.
     InNamespace(Binfmt),
@@ -53,15 +54,17 @@ pub enum Registration {
     Host(PathBuf),
 }
 
-impl Emulator {
+impl Registration {
     /// What the sandbox registers in the step, if anything.
     pub fn binfmt(&self) -> Option<&Binfmt> {
-        match &self.registration {
+        match self {
             Registration::InNamespace(binfmt) => Some(binfmt),
             Registration::Host(_) => None,
         }
     }
+}
 
+impl Emulator {
     /// The interpreter's file name (`qemu-aarch64-static`).
     pub fn name(&self) -> String {
         self.interpreter

@@ -168,7 +168,8 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
         .context(|| "creating the liveness pipe".into())?;
     // Rootful, an emulated step's pid 1 enters a user namespace of its own
     // (for its binfmt_misc instance), which the helper maps.
-    let identity = (request.spec.binfmt.is_some() && request.user_namespace.is_none())
+    let registers = (request.spec.emulation.as_ref()).is_some_and(|e| e.binfmt().is_some());
+    let identity = (registers && request.user_namespace.is_none())
         .then(namespaces::IdentityPipes::new)
         .transpose()?;
 

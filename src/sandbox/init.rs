@@ -2,6 +2,7 @@
 //! filesystem, becomes the step's user and executes its program.
 
 use super::helper::{Context, Scratch, SetupError};
+use super::emulation::Registration;
 use super::namespaces::IdentityChild;
 use super::network::Nat;
 use super::protocol::Request;
@@ -19,9 +20,49 @@ pub(crate) fn run(
     identity: Option<IdentityChild>,
 ) -> SetupError {
     match prepare(request, scratch, alive, nat, identity) {
+        Ok(()) if request.spec.emulation.is_some() => exec_as_child(&request.spec),
         Ok(()) => exec::exec(&request.spec),
         Err(err) => err,
     }
+}
+
+/// Runs an emulated step as pid 1's child; pid 1 reaps, then exits with
+/// the step's status (128 + the signal that killed it, as a shell reports
+/// it). QEMU ends a program a signal kills by sending itself that signal,
+/// which the kernel never delivers to a pid 1: as pid 1 it would wait
+/// forever. Returns only in the child, if executing the step failed.
+fn exec_as_child(spec: &Spec) -> SetupError {
+    // SAFETY: pid 1 is single-threaded (forked from the single-threaded
+    // helper), so the child may keep running ordinary Rust code.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return SetupError::Os {
+            what: "forking the emulated step".into(),
+            source: std::io::Error::last_os_error(),
+        };
+    }
+    if child == 0 {
+        return exec::exec(spec);
+    }
+    let code = loop {
+        let mut status = 0;
+        // SAFETY: waits for any child of pid 1 (orphans are reparented
+        // here); `status` is a live local.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid == child {
+            break if libc::WIFSIGNALED(status) {
+                128 + libc::WTERMSIG(status)
+            } else {
+                libc::WEXITSTATUS(status)
+            };
+        }
+        if pid < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break 128;
+        }
+    };
+    // SAFETY: ends pid 1 (and with it the step's pid namespace) without
+    // running destructors that belong to the helper's process image.
+    unsafe { libc::_exit(code) }
 }
 
 fn prepare(
@@ -36,7 +77,7 @@ fn prepare(
     namespaces::die_with_helper(&alive)?;
     drop(alive);
     // The emulator is opened while the host's files are in view.
-    let emulator = match &spec.binfmt {
+    let emulator = match spec.emulation.as_ref().and_then(Registration::binfmt) {
         Some(binfmt) => Some((binfmt, binfmt.open_interpreter()?)),
         None => None,
     };

@@ -59,11 +59,11 @@ pub struct Spec {
     /// `--ulimit`s, over the RLIMITs every step starts with.
     #[serde(default)]
     pub ulimits: Vec<Ulimit>,
-    /// The QEMU interpreter to register in the step's own user namespace
-    /// (a foreign platform's step); `None` for native steps and where the
-    /// host registers it.
+    /// How a foreign platform's step finds its QEMU interpreter (the step
+    /// registers it in its own user namespace, or the host has); `None`
+    /// for a native step.
     #[serde(default)]
-    pub binfmt: Option<super::binfmt::Binfmt>,
+    pub emulation: Option<super::emulation::Registration>,
 }
 
 /// The size of a RUN step's `/dev/shm` unless `--shm-size` says (Docker's).
@@ -342,7 +342,7 @@ mod tests {
             seccomp: None,
             cgroup: CgroupLimits::default(),
             ulimits: vec![],
-            binfmt: None,
+            emulation: None,
         }
     }
 
