@@ -9,7 +9,7 @@
 #   RUN true                       (start-up: registration + QEMU start)
 #   RUN i=0; while [ $i -lt N ] …  (a CPU-bound busybox shell loop, N =
 #                                   BENCH_LOOP, default 200000)
-#   RUN for f in 1 … 200; do echo $f > /tmp/$f; cat /tmp/$f; done
+#   RUN mkdir -p /w && for f in 1 … 200; do echo $f > /w/$f; cat /w/$f; done
 #                                  (400 short process starts and files)
 # built --no-cache BENCH_RUNS times (default 5) with this host's busybox
 # (native) and with Debian's arm64 busybox-static for --platform linux/arm64
@@ -57,7 +57,7 @@ dpkg-deb -x "$DEB" "$WORK/arm64"
 STEPS=(
     'RUN true'
     "RUN i=0; while [ \$i -lt $LOOP ]; do i=\$((i+1)); done"
-    'RUN for f in $(seq 1 200); do echo $f > /tmp/$f; cat /tmp/$f; done > /dev/null'
+    'RUN mkdir -p /w && for f in $(seq 1 200); do echo $f > /w/$f; cat /w/$f; done > /dev/null'
 )
 NAMES=(start loop processes)
 for kind in native emulated; do
@@ -81,13 +81,13 @@ build() {
     shift
     BUILDER_ROOT=$WORK/store-$kind "$BUILDER" build --no-cache --network none --progress rawjson \
         "$@" "$WORK/$kind" >/dev/null 2>"$WORK/last.log" || {
-        cat "$WORK/last.log" >&2
+        tail -n 30 "$WORK/last.log" >&2
         die "build failed"
     }
     local i
     for i in "${!STEPS[@]}"; do
         awk -v step="${STEPS[$i]}" '
-            /"type":"step.started"/ && index($0, substr(step, 1, 12)) { match($0, /"id":[0-9]+/); want = substr($0, RSTART + 5, RLENGTH - 5) }
+            /"type":"step.started"/ && index($0, substr(step, 1, 9)) { match($0, /"id":[0-9]+/); want = substr($0, RSTART + 5, RLENGTH - 5) }
             /"type":"step.finished"/ {
                 match($0, /"id":[0-9]+/); id = substr($0, RSTART + 5, RLENGTH - 5)
                 match($0, /"elapsed_ms":[0-9]+/)

@@ -125,7 +125,10 @@ fn a_crashing_emulated_step_says_it_ran_under_emulation() {
     let home = Home::new();
     let context = home.context(
         "crash",
-        &format!("FROM {}\nRUN echo before && kill -SEGV $$\n", base.reference),
+        &format!(
+            "FROM {}\nRUN echo before && kill -SEGV $$\n",
+            base.reference
+        ),
     );
     let stderr = home.build_fails(&context, &["--platform", "linux/arm64"]);
     assert!(
@@ -184,7 +187,13 @@ fn a_foreign_stage_without_run_steps_needs_no_emulator() {
     let layout = home.path("layout");
     let dest = format!("type=oci,dest={},tar=false", layout.display());
     let output = home
-        .build(&["--platform", "linux/arm64", "-o", &dest, context.to_str().unwrap()])
+        .build(&[
+            "--platform",
+            "linux/arm64",
+            "-o",
+            &dest,
+            context.to_str().unwrap(),
+        ])
         .env("BUILDER_QEMU_DIR", &empty)
         .output()
         .expect("run builder");

@@ -409,7 +409,14 @@ fn a_user_with_a_subordinate_range_builds_for_arm64_under_emulation() {
         .env("TMPDIR", "/tmp")
         .arg("--root")
         .arg(user_dir.join("store"))
-        .args(["build", "--progress", "plain", "--platform", "linux/arm64", "-o"])
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/arm64",
+            "-o",
+        ])
         .arg(format!("type=oci,tar=false,dest={}", layout.display()))
         .arg(&context)
         .current_dir("/")

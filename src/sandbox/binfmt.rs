@@ -167,7 +167,11 @@ const PROBE_STEPS: [&str; 7] = [
     "registering the interpreter",
 ];
 
-fn probe_child(line: &[u8], uid_map: &[u8], gid_map: &[u8]) -> Result<(), (usize, rustix::io::Errno)> {
+fn probe_child(
+    line: &[u8],
+    uid_map: &[u8],
+    gid_map: &[u8],
+) -> Result<(), (usize, rustix::io::Errno)> {
     // SAFETY: the forked child is single-threaded; no descriptor table is
     // shared with another thread.
     unsafe {

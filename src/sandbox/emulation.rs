@@ -67,11 +67,10 @@ impl Registration {
 impl Emulator {
     /// The interpreter's file name (`qemu-aarch64-static`).
     pub fn name(&self) -> String {
-        self.interpreter
-            .file_name()
-            .map_or_else(|| self.interpreter.display().to_string(), |n| {
-                n.to_string_lossy().into_owned()
-            })
+        self.interpreter.file_name().map_or_else(
+            || self.interpreter.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     }
 
     /// One line for the build's log: which emulator runs the platform's
@@ -108,7 +107,9 @@ pub enum EmulationError {
         platform: String,
     },
     /// No QEMU user-mode emulator exists for the architecture.
-    #[error("RUN steps for {platform} cannot run on {host}: builder knows no QEMU emulator for {architecture}")]
+    #[error(
+        "RUN steps for {platform} cannot run on {host}: builder knows no QEMU emulator for {architecture}"
+    )]
     UnknownArchitecture {
         /// The platform.
         platform: String,
@@ -240,9 +241,11 @@ struct Qemu {
 }
 
 /// The mask most 64- and 32-bit little-endian targets use.
-const ELF_MASK: &[u8; 20] = b"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
+const ELF_MASK: &[u8; 20] =
+    b"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
 /// The x86 mask (also matches ELF class/data variants QEMU accepts).
-const X86_MASK: &[u8; 20] = b"\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
+const X86_MASK: &[u8; 20] =
+    b"\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
 
 impl Qemu {
     /// The target for an architecture in GOARCH spelling.

@@ -1,8 +1,8 @@
 //! The step's pid 1, forked by the helper: builds the step's namespaces and
 //! filesystem, becomes the step's user and executes its program.
 
-use super::helper::{Context, Scratch, SetupError};
 use super::emulation::Registration;
+use super::helper::{Context, Scratch, SetupError};
 use super::namespaces::IdentityChild;
 use super::network::Nat;
 use super::protocol::Request;

@@ -34,7 +34,7 @@ pub enum BuildError {
         /// The stage.
         stage: String,
         /// Why its platform cannot run here.
-        reason: crate::sandbox::emulation::EmulationError,
+        reason: Box<crate::sandbox::emulation::EmulationError>,
     },
     /// A step needs an entitlement the build was not given.
     #[error(transparent)]

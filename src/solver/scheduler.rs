@@ -256,7 +256,11 @@ fn check_platforms(shared: &Shared) -> Result<(), BuildError> {
         return Ok(());
     };
     for plan in plans {
-        if !plan.steps.iter().any(|s| matches!(s.kind, StepKind::Run(_))) {
+        if !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::Run(_)))
+        {
             continue;
         }
         shared
@@ -271,7 +275,7 @@ fn check_platforms(shared: &Shared) -> Result<(), BuildError> {
                         .map_or(0, |node| node.span.start.line)
                 ),
                 stage: graph.label(plan.index),
-                reason,
+                reason: Box::new(reason),
             })?;
     }
     Ok(())

@@ -41,14 +41,26 @@ impl BaseImage {
     /// A single-platform busybox image for this host, pushed as
     /// `<registry>/busybox:latest`.
     pub fn busybox(registry: &Registry) -> Self {
-        Self::build(registry, "busybox", &[(host_arch(), HOST_BUSYBOX)], false, None)
+        Self::build(
+            registry,
+            "busybox",
+            &[(host_arch(), HOST_BUSYBOX)],
+            false,
+            None,
+        )
     }
 
     /// A single-platform image for this host with the busybox layer and
     /// then `tar` (uncompressed, written as is: it may hold entries no
     /// well-behaved tool would write), pushed as `<registry>/<name>:latest`.
     pub fn busybox_with_layer(registry: &Registry, name: &str, tar: Vec<u8>) -> Self {
-        Self::build(registry, name, &[(host_arch(), HOST_BUSYBOX)], false, Some(tar))
+        Self::build(
+            registry,
+            name,
+            &[(host_arch(), HOST_BUSYBOX)],
+            false,
+            Some(tar),
+        )
     }
 
     /// An OCI index over linux/<host arch> and one other architecture (which
@@ -278,7 +290,12 @@ pub fn arm64_busybox() -> Option<PathBuf> {
             .arg(dir.path())
             .output()
             .expect("run dpkg-deb");
-        assert!(out.status.success(), "dpkg-deb -x {}: {}", deb.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "dpkg-deb -x {}: {}",
+            deb.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(dir)
     });
     match dir {
