@@ -202,3 +202,28 @@ fn a_foreign_stage_without_run_steps_needs_no_emulator() {
     let (_, config) = layout_image(&layout);
     assert_eq!(config["architecture"], "arm64");
 }
+
+#[test]
+fn an_emulated_step_reaches_neither_the_hosts_emulator_nor_builders_pid_1() {
+    let Some((_registry, base)) = registry_with_base() else {
+        return;
+    };
+    let home = Home::new();
+    // The outer shell waits while a child looks at it: its interpreter is
+    // QEMU, whose file the step can name through /proc.
+    let context = home.context(
+        "reach",
+        &format!(
+            "FROM {}\n\
+             RUN sh -c \"readlink /proc/$$/exe > /exe; echo x >> /proc/$$/exe && echo written >> /exe\" ; \
+                 readlink /proc/1/exe > /pid1 2>&1 || echo refused >> /pid1; ls /proc/1/fd > /pid1-fds 2>&1 || true\n",
+            base.reference
+        ),
+    );
+    let built = home.built(&context, &["--platform", "linux/arm64"]);
+    // A sealed in-memory copy, not /usr/bin/qemu-aarch64-static.
+    assert_eq!(built.text("exe"), "/memfd:qemu-aarch64-static (deleted)\n");
+    assert_eq!(built.text("pid1"), "refused\n");
+    // pid 1 holds no descriptor (the status pipe to builder is closed).
+    assert_eq!(built.text("pid1-fds"), "");
+}

@@ -4,7 +4,7 @@
 //! executes runs under it without any set-up on the host.
 //!
 //! The entry has the `F` flag: the kernel opens the interpreter when it is
-//! registered (through a descriptor pid 1 opened on the host's file before
+//! registered (a sealed in-memory copy pid 1 made of the host's file before
 //! `pivot_root`) and keeps it, so it works inside the step's rootfs, which
 //! does not hold it. `O` hands the interpreter the binary as a descriptor
 //! (programs that are executable but unreadable run), `P` keeps `argv[0]`
@@ -17,7 +17,7 @@
 
 use super::helper::{Context, SetupError};
 use super::mounts;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -59,15 +59,33 @@ impl Binfmt {
         .into_bytes()
     }
 
-    /// Opens the interpreter for [`Binfmt::register`], while the host's
-    /// filesystem is still the process's root.
+    /// A sealed in-memory copy of the interpreter for
+    /// [`Binfmt::register`], made while the host's filesystem is still the
+    /// process's root. The step reaches the interpreter its processes run
+    /// (`/proc/PID/exe`); a copy that can never be written leaves the
+    /// host's file out of its reach (as runc guards itself against
+    /// CVE-2019-5736), whatever a root step may open.
     pub(crate) fn open_interpreter(&self) -> Result<OwnedFd, SetupError> {
-        rustix::fs::open(
-            &self.interpreter,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
+        let what = || format!("copying the emulator {}", self.interpreter.display());
+        let mut host = std::fs::File::open(&self.interpreter).context(what)?;
+        let name = self
+            .interpreter
+            .file_name()
+            .map_or_else(|| "qemu".into(), |n| n.to_string_lossy());
+        let copy = rustix::fs::memfd_create(
+            name.as_ref(),
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
         )
-        .context(|| format!("opening the emulator {}", self.interpreter.display()))
+        .context(what)?;
+        let mut file = std::fs::File::from(copy);
+        std::io::copy(&mut host, &mut file).context(what)?;
+        let copy = OwnedFd::from(file);
+        rustix::fs::fcntl_add_seals(
+            &copy,
+            SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+        )
+        .context(what)?;
+        Ok(copy)
     }
 
     /// Registers the interpreter (open as `interpreter`) in the current

@@ -44,6 +44,14 @@ fn exec_as_child(spec: &Spec) -> SetupError {
     if child == 0 {
         return exec::exec(spec);
     }
+    // The step must not reach pid 1 (builder's own image): it keeps no
+    // descriptor (the status pipe to builder, stdio), and, not dumpable,
+    // its `/proc/1/{exe,fd,mem}` and ptrace are closed to the step.
+    // SAFETY: plain system calls on no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+    }
     let code = loop {
         let mut status = 0;
         // SAFETY: waits for any child of pid 1 (orphans are reparented
