@@ -227,3 +227,28 @@ fn an_emulated_step_reaches_neither_the_hosts_emulator_nor_builders_pid_1() {
     // pid 1 holds no descriptor (the status pipe to builder is closed).
     assert_eq!(built.text("pid1-fds"), "");
 }
+
+#[test]
+fn a_native_build_runs_a_from_platform_arm64_stage_under_emulation() {
+    let Some((_registry, base)) = registry_with_base() else {
+        return;
+    };
+    let home = Home::new();
+    let context = home.context(
+        "mixed",
+        &format!(
+            "FROM --platform=linux/arm64 {base} AS arm\n\
+             ARG TARGETARCH\n\
+             RUN echo \"$(uname -m) for $TARGETARCH\" > /arch\n\
+             FROM {base}\n\
+             COPY --from=arm /arch /arm-arch\n\
+             RUN uname -m > /arch\n",
+            base = base.reference
+        ),
+    );
+    let built = home.built(&context, &[]);
+    // TARGETARCH is the build's target, as BuildKit has it.
+    assert_eq!(built.text("arm-arch"), "aarch64 for amd64\n");
+    assert_eq!(built.text("arch"), "x86_64\n");
+    assert_eq!(built.config["architecture"], "amd64");
+}
