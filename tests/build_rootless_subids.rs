@@ -367,3 +367,74 @@ fn the_unpack_helper_is_hidden_and_refuses_to_run_by_hand() {
             "builder __userns is run by builder itself: reading its request",
         ));
 }
+
+#[test]
+fn a_user_with_a_subordinate_range_builds_for_arm64_under_emulation() {
+    if !can_build() {
+        return;
+    }
+    if !Path::new("/usr/bin/qemu-aarch64-static").exists() {
+        eprintln!("SKIPPED: qemu-aarch64-static is absent (Debian: qemu-user-static)");
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some((uid, gid)) = subid_user() else {
+        return;
+    };
+    let Some(base) = BaseImage::busybox_amd64_arm64_index(&registry, "multi") else {
+        return;
+    };
+    let home = Home::new();
+    let context = home.context(
+        "ctx",
+        &format!(
+            "FROM {}\n\
+             RUN uname -m > /arch && chown 1000:42 /arch\n\
+             USER 1000\n\
+             RUN id -u > /tmp/uid\n",
+            base.reference
+        ),
+    );
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let user_dir = home.path("user");
+    std::fs::create_dir(&user_dir).unwrap();
+    give_to(&user_dir, uid, gid);
+    let layout = user_dir.join("layout");
+    let built = Command::new(env!("CARGO_BIN_EXE_builder"))
+        .env_clear()
+        .env("HOME", &user_dir)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("TMPDIR", "/tmp")
+        .arg("--root")
+        .arg(user_dir.join("store"))
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/arm64",
+            "-o",
+        ])
+        .arg(format!("type=oci,tar=false,dest={}", layout.display()))
+        .arg(&context)
+        .current_dir("/")
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("registered in each step's own user namespace"),
+        "{stderr}"
+    );
+    assert_eq!(file_in_layout(&layout, "arch"), "aarch64\n");
+    assert_eq!(file_in_layout(&layout, "tmp/uid"), "1000\n");
+    let layers = layout_layer_entries(&layout);
+    let arch = entry(&layers[layers.len() - 2], "arch");
+    assert_eq!((arch.uid, arch.gid), (1000, 42));
+    let (_, config) = layout_image(&layout);
+    assert_eq!(config["architecture"], "arm64");
+}

@@ -33,7 +33,8 @@ pub struct BuildCommandArgs {
     #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
     build_args: Vec<String>,
     /// The platforms to build for, comma-separated (repeatable; default:
-    /// this machine's); several give one image index
+    /// this machine's); several give one image index; RUN steps of other
+    /// architectures run under QEMU user-mode emulation
     #[arg(long, value_name = "OS/ARCH[/VARIANT],…")]
     platform: Vec<String>,
     /// The Dockerfile (default: CONTEXT/Dockerfile); - reads it from

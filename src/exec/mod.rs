@@ -53,18 +53,23 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// The step's command ran and exited with a non-zero code.
-    #[error("the command exited with code {code}")]
+    #[error("the command exited with code {code}{}", under(emulation))]
     Failed {
         /// Its exit code.
         code: i32,
+        /// The emulator it ran under (`emulation of linux/arm64 by
+        /// qemu-aarch64-static`), for a foreign platform's step.
+        emulation: Option<String>,
         /// The last lines it printed.
         output: Box<OutputTail>,
     },
     /// The step's command was killed by a signal.
-    #[error("the command was killed by signal {signal}")]
+    #[error("the command was killed by signal {signal}{}", under(emulation))]
     Killed {
         /// The signal number.
         signal: i32,
+        /// The emulator it ran under, as for [`ExecError::Failed`].
+        emulation: Option<String>,
         /// The last lines it printed.
         output: Box<OutputTail>,
     },
@@ -107,6 +112,14 @@ pub enum ExecError {
     /// A metadata instruction has an invalid value.
     #[error(transparent)]
     Meta(#[from] meta::MetaError),
+}
+
+/// ` under emulation of …` after a failed command's exit, when emulated.
+fn under(emulation: &Option<String>) -> String {
+    emulation
+        .as_ref()
+        .map(|e| format!(" under {e}"))
+        .unwrap_or_default()
 }
 
 impl ExecError {

@@ -17,6 +17,7 @@ use crate::layer::compress::{Compression, write_compressed};
 use crate::layer::diff::{overlay_changes, tree_changes};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
+use crate::sandbox::emulation::Emulator;
 use crate::sandbox::seccomp::SeccompPolicy;
 use crate::sandbox::{
     CgroupLimits, DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError,
@@ -155,6 +156,8 @@ pub struct RunStep {
     pub security: Security,
     /// `RUN --mount`s.
     pub mounts: super::run_mounts::StepMounts,
+    /// The emulator that runs it, for a platform the host does not run.
+    pub emulator: Option<Emulator>,
 }
 
 impl RunStep {
@@ -458,7 +461,8 @@ impl Executor {
                 work: work.path().to_path_buf(),
             },
         )?;
-        self.execute(&spec, on_event).await?;
+        self.execute(&spec, step.emulator.as_ref(), on_event)
+            .await?;
         let Some(layer) = self.changed_layer(upper.path(), None)? else {
             return Ok(None);
         };
@@ -479,7 +483,8 @@ impl Executor {
             .map_err(|e| in_namespace("copying the step's rootfs", rootfs.path(), e))?;
         let user = super::user_of::resolve(&[parent.path().to_path_buf()], false, &step.user)?;
         let spec = self.spec(step, user, Rootfs::Directory(rootfs.path().to_path_buf()))?;
-        self.execute(&spec, on_event).await?;
+        self.execute(&spec, step.emulator.as_ref(), on_event)
+            .await?;
         self.changed_layer(rootfs.path(), Some(parent.path()))
     }
 
@@ -562,12 +567,14 @@ impl Executor {
             },
             cgroup: self.options.cgroup,
             ulimits: self.options.ulimits.clone(),
+            emulation: step.emulator.as_ref().map(|e| e.registration.clone()),
         })
     }
 
     async fn execute(
         &self,
         spec: &Spec,
+        emulator: Option<&Emulator>,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<(), ExecError> {
         // Said once: only the first step swaps the flag.
@@ -592,8 +599,16 @@ impl Executor {
         let output = Box::new(tail);
         match outcome {
             Outcome::Exited(0) => Ok(()),
-            Outcome::Exited(code) => Err(ExecError::Failed { code, output }),
-            Outcome::Signaled(signal) => Err(ExecError::Killed { signal, output }),
+            Outcome::Exited(code) => Err(ExecError::Failed {
+                code,
+                emulation: emulator.map(Emulator::to_string),
+                output,
+            }),
+            Outcome::Signaled(signal) => Err(ExecError::Killed {
+                signal,
+                emulation: emulator.map(Emulator::to_string),
+                output,
+            }),
             Outcome::OutOfMemory => Err(ExecError::OutOfMemory {
                 limit: self.options.cgroup.memory,
                 output,

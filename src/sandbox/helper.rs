@@ -166,6 +166,12 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     let scratch = Scratch::prepare(&request.scratch, &request.spec)?;
     let (alive_read, alive_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context(|| "creating the liveness pipe".into())?;
+    // Rootful, an emulated step's pid 1 enters a user namespace of its own
+    // (for its binfmt_misc instance), which the helper maps.
+    let registers = (request.spec.emulation.as_ref()).is_some_and(|e| e.binfmt().is_some());
+    let identity = (registers && request.user_namespace.is_none())
+        .then(namespaces::IdentityPipes::new)
+        .transpose()?;
 
     // SAFETY: the helper is single-threaded (no runtime, no threads spawned),
     // so the child may keep running ordinary Rust code after fork.
@@ -175,7 +181,8 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     }
     if pid == 0 {
         drop(alive_write);
-        let err = init::run(&request, &scratch, alive_read, network.as_ref());
+        let identity = identity.map(namespaces::IdentityPipes::child);
+        let err = init::run(&request, &scratch, alive_read, network.as_ref(), identity);
         let _ = status.send(&err.message());
         // SAFETY: _exit skips destructors, which belong to the helper (the
         // plain-rootfs mountpoints it removes after the step).
@@ -185,6 +192,12 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     // Only the step needs its secrets; the helper wipes its copies now.
     request.spec.secrets.clear();
     request.spec.secret_env.clear();
+    if let Some(identity) = identity.map(namespaces::IdentityPipes::helper) {
+        // On failure pid 1 reads EOF and gives up; the reason goes first.
+        if let Err(err) = identity.map(pid) {
+            status.send(&err.message())?;
+        }
+    }
     let ended = wait_for(pid);
     let cleaned = scratch.cleanup();
     drop(network);

@@ -1,7 +1,9 @@
 //! The step's pid 1, forked by the helper: builds the step's namespaces and
 //! filesystem, becomes the step's user and executes its program.
 
+use super::emulation::Registration;
 use super::helper::{Context, Scratch, SetupError};
+use super::namespaces::IdentityChild;
 use super::network::Nat;
 use super::protocol::Request;
 use super::spec::{Network, Rootfs, Spec, User};
@@ -15,11 +17,60 @@ pub(crate) fn run(
     scratch: &Scratch,
     alive: OwnedFd,
     nat: Option<&Nat>,
+    identity: Option<IdentityChild>,
 ) -> SetupError {
-    match prepare(request, scratch, alive, nat) {
+    match prepare(request, scratch, alive, nat, identity) {
+        Ok(()) if request.spec.emulation.is_some() => exec_as_child(&request.spec),
         Ok(()) => exec::exec(&request.spec),
         Err(err) => err,
     }
+}
+
+/// Runs an emulated step as pid 1's child; pid 1 reaps, then exits with
+/// the step's status (128 + the signal that killed it, as a shell reports
+/// it). QEMU ends a program a signal kills by sending itself that signal,
+/// which the kernel never delivers to a pid 1: as pid 1 it would wait
+/// forever. Returns only in the child, if executing the step failed.
+fn exec_as_child(spec: &Spec) -> SetupError {
+    // SAFETY: pid 1 is single-threaded (forked from the single-threaded
+    // helper), so the child may keep running ordinary Rust code.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return SetupError::Os {
+            what: "forking the emulated step".into(),
+            source: std::io::Error::last_os_error(),
+        };
+    }
+    if child == 0 {
+        return exec::exec(spec);
+    }
+    // The step must not reach pid 1 (builder's own image): it keeps no
+    // descriptor (the status pipe to builder, stdio), and, not dumpable,
+    // its `/proc/1/{exe,fd,mem}` and ptrace are closed to the step.
+    // SAFETY: plain system calls on no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+    }
+    let code = loop {
+        let mut status = 0;
+        // SAFETY: waits for any child of pid 1 (orphans are reparented
+        // here); `status` is a live local.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid == child {
+            break if libc::WIFSIGNALED(status) {
+                128 + libc::WTERMSIG(status)
+            } else {
+                libc::WEXITSTATUS(status)
+            };
+        }
+        if pid < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break 128;
+        }
+    };
+    // SAFETY: ends pid 1 (and with it the step's pid namespace) without
+    // running destructors that belong to the helper's process image.
+    unsafe { libc::_exit(code) }
 }
 
 fn prepare(
@@ -27,11 +78,17 @@ fn prepare(
     scratch: &Scratch,
     alive: OwnedFd,
     nat: Option<&Nat>,
+    identity: Option<IdentityChild>,
 ) -> Result<(), SetupError> {
     let spec = &request.spec;
     let rootless = request.user_namespace.is_some();
     namespaces::die_with_helper(&alive)?;
     drop(alive);
+    // The emulator is opened while the host's files are in view.
+    let emulator = match spec.emulation.as_ref().and_then(Registration::binfmt) {
+        Some(binfmt) => Some((binfmt, binfmt.open_interpreter()?)),
+        None => None,
+    };
     // Detach from the caller's terminal: the step cannot read it, and a
     // terminal's signals reach the helper, whose death ends the step.
     rustix::process::setsid().context(|| "starting a new session".into())?;
@@ -76,6 +133,14 @@ fn prepare(
         .pids
         .filter(|_| rootless && request.cgroup.is_empty());
     rlimits::apply(&spec.ulimits, pids_fallback).map_err(SetupError::Invalid)?;
+    // After what needs the host's user namespace (hard limits, the rootfs
+    // and network set-up), before the capabilities go.
+    if let Some((binfmt, interpreter)) = emulator {
+        if let Some(identity) = identity {
+            identity.enter()?;
+        }
+        binfmt.register(&interpreter)?;
+    }
 
     keyring::join_new_session()?;
     // Nothing builder's caller left open reaches the step.

@@ -16,6 +16,11 @@
 //! insecure step keeps neither the masks nor the filter, as with
 //! `docker run --privileged`.
 //!
+//! A step for a foreign platform runs its binaries under QEMU user-mode
+//! emulation (`emulation` decides whether and how; `binfmt` registers the
+//! interpreter in the step's own user namespace; rootful, the step's pid 1
+//! enters a user namespace that maps every ID to itself for that).
+//!
 //! Each step runs in a cgroup of its own where the host lets builder make
 //! one (`cgroup`: a pids limit, `--memory`), and with RLIMITs of its own
 //! rather than builder's caller's (`rlimits`: Docker's, `--ulimit` over
@@ -41,8 +46,10 @@
 //! copied). A plain-directory rootfs gets the missing mountpoints created
 //! before the step and removed after it.
 
+mod binfmt;
 mod capabilities;
 mod cgroup;
+pub mod emulation;
 mod exec;
 mod fds;
 pub(crate) mod helper;

@@ -425,7 +425,7 @@ pub(crate) fn bind(source: &Path, target: &Path, attrs: MountAttrFlags) -> Resul
     attach(&clone_tree(source, attrs)?, target)
 }
 
-fn attach(tree: &OwnedFd, target: &Path) -> Result<(), SetupError> {
+pub(crate) fn attach(tree: &OwnedFd, target: &Path) -> Result<(), SetupError> {
     rustix::mount::move_mount(
         tree,
         c"",
@@ -463,7 +463,7 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-fn set_attrs_recursive(tree: &OwnedFd, attrs: MountAttrFlags) -> std::io::Result<()> {
+pub(crate) fn set_attrs_recursive(tree: &OwnedFd, attrs: MountAttrFlags) -> std::io::Result<()> {
     let attr = MountAttr {
         attr_set: u64::from(attrs.bits()),
         attr_clr: 0,

@@ -100,3 +100,93 @@ pub(crate) fn loopback_up() -> Result<(), SetupError> {
     }
     Ok(())
 }
+
+/// The pipes by which a rootful step's pid 1, entering a user namespace
+/// of its own (so that it has a binfmt_misc instance of its own, for an
+/// emulated step), has the helper map every ID in it to itself: the step's
+/// IDs, files and capabilities keep their meaning, now relative to that
+/// namespace. Made before the fork; each side takes its ends.
+pub(crate) struct IdentityPipes {
+    ready: (OwnedFd, OwnedFd),
+    go: (OwnedFd, OwnedFd),
+}
+
+/// Pid 1's ends of [`IdentityPipes`].
+pub(crate) struct IdentityChild {
+    ready: OwnedFd,
+    go: OwnedFd,
+}
+
+/// The helper's ends of [`IdentityPipes`].
+pub(crate) struct IdentityHelper {
+    ready: OwnedFd,
+    go: OwnedFd,
+}
+
+impl IdentityPipes {
+    /// Both pipes, close-on-exec.
+    pub(crate) fn new() -> Result<IdentityPipes, SetupError> {
+        let pipe = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .context(|| "creating a user namespace pipe".into())
+        };
+        Ok(IdentityPipes {
+            ready: pipe()?,
+            go: pipe()?,
+        })
+    }
+
+    /// Pid 1's ends (the helper's close with this value).
+    pub(crate) fn child(self) -> IdentityChild {
+        IdentityChild {
+            ready: self.ready.1,
+            go: self.go.0,
+        }
+    }
+
+    /// The helper's ends (pid 1's close with this value).
+    pub(crate) fn helper(self) -> IdentityHelper {
+        IdentityHelper {
+            ready: self.ready.0,
+            go: self.go.1,
+        }
+    }
+}
+
+impl IdentityChild {
+    /// Makes the user namespace, waits until the helper has mapped it,
+    /// then makes a mount namespace it owns (a copy of the current one,
+    /// whose mounts the step can then neither change nor remove).
+    pub(crate) fn enter(self) -> Result<(), SetupError> {
+        unshare(UnshareFlags::NEWUSER, "the emulated step's user namespace")?;
+        rustix::io::write(&self.ready, b"u").context(|| "asking the helper for ID maps".into())?;
+        let mut go = [0u8; 1];
+        let read = rustix::io::read(&self.go, &mut go).context(|| "waiting for ID maps".into())?;
+        if read == 0 {
+            return Err(SetupError::Invalid(
+                "the helper did not map the emulated step's user namespace".into(),
+            ));
+        }
+        unshare(UnshareFlags::NEWNS, "the emulated step's mount namespace")
+    }
+}
+
+impl IdentityHelper {
+    /// Once pid 1 (`pid`) has made its user namespace, maps every user
+    /// and group ID to itself. Nothing to do when pid 1 failed first.
+    pub(crate) fn map(self, pid: libc::pid_t) -> Result<(), SetupError> {
+        let mut ready = [0u8; 1];
+        let read = rustix::io::read(&self.ready, &mut ready)
+            .context(|| "waiting for the step's user namespace".into())?;
+        if read == 0 {
+            return Ok(());
+        }
+        for file in ["uid_map", "gid_map"] {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, "0 0 4294967295\n").context(|| format!("writing {path}"))?;
+        }
+        rustix::io::write(&self.go, b"g")
+            .map(drop)
+            .context(|| "confirming the ID maps".into())
+    }
+}

@@ -59,6 +59,11 @@ pub struct Spec {
     /// `--ulimit`s, over the RLIMITs every step starts with.
     #[serde(default)]
     pub ulimits: Vec<Ulimit>,
+    /// How a foreign platform's step finds its QEMU interpreter (the step
+    /// registers it in its own user namespace, or the host has); `None`
+    /// for a native step.
+    #[serde(default)]
+    pub emulation: Option<super::emulation::Registration>,
 }
 
 /// The size of a RUN step's `/dev/shm` unless `--shm-size` says (Docker's).
@@ -337,6 +342,7 @@ mod tests {
             seccomp: None,
             cgroup: CgroupLimits::default(),
             ulimits: vec![],
+            emulation: None,
         }
     }
 

@@ -25,6 +25,17 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Base(Box<BaseFailure>),
+    /// A stage's RUN steps are for a platform this machine cannot run, not
+    /// even under emulation (said before any step runs).
+    #[error("{location}: stage {stage}: {reason}")]
+    Platform {
+        /// `Dockerfile:LINE` of the FROM.
+        location: String,
+        /// The stage.
+        stage: String,
+        /// Why its platform cannot run here.
+        reason: Box<crate::sandbox::emulation::EmulationError>,
+    },
     /// A step needs an entitlement the build was not given.
     #[error(transparent)]
     Entitlement(#[from] super::EntitlementError),
@@ -77,9 +88,10 @@ pub enum StepError {
     /// Something the executor does not do yet.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
-    /// A RUN in a stage for a platform this machine does not run natively.
+    /// The step's platform cannot run here (found only once an image's
+    /// ONBUILD triggers added RUN steps to a stage).
     #[error(transparent)]
-    Foreign(#[from] super::native::ForeignPlatform),
+    Emulation(#[from] crate::sandbox::emulation::EmulationError),
     /// A RUN (from an ONBUILD trigger) needs an entitlement the build was
     /// not given.
     #[error(

@@ -16,7 +16,6 @@ mod error;
 mod failure;
 mod files;
 mod image;
-mod native;
 mod scheduler;
 pub mod secrets;
 mod ssh_agent;
@@ -25,7 +24,6 @@ mod stage;
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use failure::{BaseFailure, Site, StepFailure};
-pub use native::ForeignPlatform;
 pub use scheduler::build;
 pub use secrets::BuildSecrets;
 

@@ -11,9 +11,10 @@ use crate::context::digest::DigestMemo;
 use crate::exec::rootfs::RootfsView;
 use crate::exec::{Executor, LayerRef};
 use crate::image::{PlatformSpec, Reference};
-use crate::plan::Graph;
+use crate::plan::{Graph, StepKind};
 use crate::progress::{Event, ProgressSender, StepProgress};
 use crate::sandbox::Sandbox;
+use crate::sandbox::emulation::{EmulationError, Emulator, Execution};
 use crate::store::Store;
 use oci_spec::image::Digest;
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ pub(super) struct Shared {
     images: Arc<tokio::sync::Mutex<HashMap<String, Arc<ImageBase>>>>,
     /// RUN steps of this build by cache key.
     pub runs: Arc<RunOnce>,
+    /// How each platform's RUN steps run (`None`: natively), decided once.
+    emulators: Arc<Mutex<HashMap<PlatformSpec, Option<Emulator>>>>,
 }
 
 /// A RUN step's result as the other builds of the same key take it.
@@ -195,6 +198,27 @@ impl Shared {
         Ok(image)
     }
 
+    /// The emulator of `platform`'s RUN steps (`None` when the host runs
+    /// them), decided on first use and said once in the log.
+    pub fn emulator(&self, platform: &PlatformSpec) -> Result<Option<Emulator>, EmulationError> {
+        let mut emulators = self
+            .emulators
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = emulators.get(platform) {
+            return Ok(known.clone());
+        }
+        let emulator = match Execution::for_platform(platform)? {
+            Execution::Native => None,
+            Execution::Emulated(emulator) => {
+                self.notice(emulator.notice());
+                Some(emulator)
+            }
+        };
+        emulators.insert(platform.clone(), emulator.clone());
+        Ok(emulator)
+    }
+
     /// Whether the stage at `index` runs without the cache.
     pub fn no_cache(&self, index: usize) -> bool {
         self.options.no_cache
@@ -245,6 +269,7 @@ pub async fn build(
         named_contexts: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
         images: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
         runs: Arc::new(RunOnce::default()),
+        emulators: Arc::new(Mutex::new(HashMap::new())),
     };
     if let Some(notice) = crate::userns::missing_range_notice() {
         common.notice(notice);
@@ -254,6 +279,9 @@ pub async fn build(
         .iter()
         .map(|graph| common.for_graph(Arc::clone(graph), several))
         .collect();
+    for shared in &builds {
+        check_platforms(shared)?;
+    }
     let done = run_groups(&builds).await?;
     if let Ok(mut memo) = common.memo.lock() {
         if let Err(e) = memo.save() {
@@ -329,4 +357,47 @@ async fn run_groups(
         }
     }
     Ok(done)
+}
+
+/// Decides, before any step runs, how the RUN steps of every needed stage
+/// run, so that a platform this machine cannot run stops the build first.
+/// (Steps an image's ONBUILD triggers add are decided when they run.)
+fn check_platforms(shared: &Shared) -> Result<(), BuildError> {
+    let graph = &shared.graph;
+    let needed: Vec<usize> = graph
+        .needed()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.then_some(i))
+        .collect();
+    // Planned without base images' environments: what matters here (the
+    // platform, the kinds of steps) does not depend on them. A stage that
+    // does not plan now fails with its own error when it runs.
+    let Ok(plans) = graph.plan_stages(&needed, &mut |_| None) else {
+        return Ok(());
+    };
+    for plan in plans {
+        if !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::Run(_)))
+        {
+            continue;
+        }
+        shared
+            .emulator(&plan.platform)
+            .map_err(|reason| BuildError::Platform {
+                location: format!(
+                    "{}:{}",
+                    graph.source().file,
+                    graph
+                        .stages()
+                        .get(plan.index)
+                        .map_or(0, |node| node.span.start.line)
+                ),
+                stage: graph.label(plan.index),
+                reason: Box::new(reason),
+            })?;
+    }
+    Ok(())
 }

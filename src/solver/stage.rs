@@ -338,7 +338,8 @@ struct StepContext<'a> {
     earlier: &'a HashMap<usize, Arc<StageResult>>,
     step: &'a Step,
     position: &'a str,
-    /// The stage's platform (part of every step's cache key).
+    /// The stage's platform: what its RUN steps run as, and part of every
+    /// step's cache key.
     platform: &'a PlatformSpec,
     no_cache: bool,
 }
@@ -414,7 +415,6 @@ impl StepContext<'_> {
         id: u64,
         started: Instant,
     ) -> Result<(LayerOutcome, String), StepError> {
-        super::native::check_run(self.platform)?;
         let entitlements = &self.shared.options.entitlements;
         if let Some(missing) = entitlements.missing(run.security, run.network) {
             return Err(StepError::NotEntitled(missing));
@@ -452,6 +452,7 @@ impl StepContext<'_> {
                 keys: keyed.keys.clone(),
                 ..Default::default()
             },
+            emulator: self.shared.emulator(self.platform)?,
         };
         let executor = &self.shared.executor;
         let mut inputs = step.cache_inputs(&state.key, executor.options());

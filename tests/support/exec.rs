@@ -62,6 +62,7 @@ impl Fixture {
             network: Network::Host,
             security: Security::default(),
             mounts: Default::default(),
+            emulator: None,
         }
     }
 }

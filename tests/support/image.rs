@@ -29,7 +29,7 @@ pub struct BaseImage {
     pub digest: String,
     /// Every blob of the image by digest: index, manifests, configs, layers.
     pub blobs: BTreeMap<String, Vec<u8>>,
-    /// The busybox layer's digest (shared by every platform).
+    /// The busybox layer's digest (this host's, where platforms differ).
     pub layer: String,
     /// The config digest per architecture.
     pub configs: BTreeMap<String, String>,
@@ -41,14 +41,28 @@ impl BaseImage {
     /// A single-platform busybox image for this host, pushed as
     /// `<registry>/busybox:latest`.
     pub fn busybox(registry: &Registry) -> Self {
-        Self::build(registry, "busybox", &[host_arch()], false, None, false)
+        Self::build(
+            registry,
+            "busybox",
+            &[(host_arch(), HOST_BUSYBOX)],
+            false,
+            None,
+            false,
+        )
     }
 
     /// A single-platform image for this host with the busybox layer and
     /// then `tar` (uncompressed, written as is: it may hold entries no
     /// well-behaved tool would write), pushed as `<registry>/<name>:latest`.
     pub fn busybox_with_layer(registry: &Registry, name: &str, tar: Vec<u8>) -> Self {
-        Self::build(registry, name, &[host_arch()], false, Some(tar), false)
+        Self::build(
+            registry,
+            name,
+            &[(host_arch(), HOST_BUSYBOX)],
+            false,
+            Some(tar),
+            false,
+        )
     }
 
     /// An OCI index over linux/<host arch> and one other architecture (which
@@ -57,7 +71,7 @@ impl BaseImage {
         Self::build(
             registry,
             name,
-            &[host_arch(), other_arch()],
+            &[(host_arch(), HOST_BUSYBOX), (other_arch(), HOST_BUSYBOX)],
             true,
             None,
             false,
@@ -73,48 +87,72 @@ impl BaseImage {
         Self::build(
             registry,
             name,
-            &[host_arch(), other_arch()],
+            &[(host_arch(), HOST_BUSYBOX), (other_arch(), HOST_BUSYBOX)],
             true,
             None,
             true,
         )
     }
 
+    /// An OCI index over linux/amd64 (this host's busybox) and linux/arm64
+    /// (Debian's arm64 busybox-static, see [`arm64_busybox`]), each a
+    /// working busybox image, pushed as `<registry>/<name>:latest`; `None`
+    /// (with a SKIPPED message) on a host that is not amd64 or without the
+    /// arm64 package.
+    pub fn busybox_amd64_arm64_index(registry: &Registry, name: &str) -> Option<Self> {
+        if host_arch() != "amd64" {
+            eprintln!("SKIPPED: the arm64 busybox image is made on amd64 hosts only");
+            return None;
+        }
+        let arm64 = arm64_busybox()?;
+        let arm64 = arm64.to_str().expect("UTF-8 temp path");
+        Some(Self::build(
+            registry,
+            name,
+            &[("amd64", HOST_BUSYBOX), ("arm64", arm64)],
+            true,
+            None,
+            false,
+        ))
+    }
+
+    /// `arches`: each architecture with the busybox binary its layer holds;
+    /// `marked`: each platform's image gets a last layer of its own with
+    /// `/etc/base-arch` naming its architecture.
     fn build(
         registry: &Registry,
         name: &str,
-        arches: &[&str],
+        arches: &[(&str, &str)],
         index: bool,
         extra: Option<Vec<u8>>,
         marked: bool,
     ) -> Self {
         let layout = tempfile::tempdir().expect("temp dir for the OCI layout");
         let mut blobs = BTreeMap::new();
-        let tars: Vec<Vec<u8>> = [busybox_rootfs_tar()].into_iter().chain(extra).collect();
-        let mut diff_ids = Vec::new();
-        let mut layer_descriptors = Vec::new();
-        for tar in &tars {
-            diff_ids.push(sha256(tar).to_string());
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            std::io::Write::write_all(&mut gz, tar).expect("gzip in memory");
-            let bytes = gz.finish().expect("gzip in memory");
-            let size = bytes.len();
-            let digest = put(&mut blobs, bytes);
-            layer_descriptors.push(json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": digest,
-                "size": size,
-            }));
-        }
-        let layer = layer_descriptors[0]["digest"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let mut layer = String::new();
         let mut configs = BTreeMap::new();
         let mut manifests = Vec::new();
-        for arch in arches {
-            let (mut diff_ids, mut layer_descriptors) =
-                (diff_ids.clone(), layer_descriptors.clone());
+        for (arch, busybox) in arches {
+            let tars: Vec<Vec<u8>> = [busybox_rootfs_tar_of(Path::new(busybox))]
+                .into_iter()
+                .chain(extra.clone())
+                .collect();
+            let mut diff_ids = Vec::new();
+            let mut layer_descriptors = Vec::new();
+            for tar in &tars {
+                diff_ids.push(sha256(tar).to_string());
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                std::io::Write::write_all(&mut gz, tar).expect("gzip in memory");
+                let bytes = gz.finish().expect("gzip in memory");
+                let size = bytes.len();
+                let digest = put(&mut blobs, bytes);
+                layer_descriptors.push(json!({
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": digest,
+                    "size": size,
+                }));
+            }
             if marked {
                 let tar = marker_tar(arch);
                 diff_ids.push(sha256(&tar).to_string());
@@ -125,6 +163,12 @@ impl BaseImage {
                     "digest": digest,
                     "size": size,
                 }));
+            }
+            if *arch == host_arch() || layer.is_empty() {
+                layer = layer_descriptors[0]["digest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
             }
             let history: Vec<Value> = (0..diff_ids.len())
                 .map(|i| json!({"created_by": format!("builder test fixture: layer {i}")}))
@@ -280,7 +324,58 @@ fn root_owned(header: &mut tar::Header) {
 }
 
 pub fn busybox_rootfs_tar() -> Vec<u8> {
-    let busybox = std::fs::read("/bin/busybox").expect("read /bin/busybox (busybox-static)");
+    busybox_rootfs_tar_of(Path::new(HOST_BUSYBOX))
+}
+
+/// This host's static busybox (Debian's busybox-static).
+const HOST_BUSYBOX: &str = "/bin/busybox";
+
+/// Where `.ci/install` leaves the foreign-architecture packages tests read
+/// (they run offline).
+pub const TEST_DEBS: &str = "/var/cache/builder-tests";
+
+/// Debian's arm64 static busybox, unpacked once per test process from
+/// `TEST_DEBS/busybox-static_arm64.deb`; `None` (with a SKIPPED message)
+/// when `.ci/install` has not fetched it.
+pub fn arm64_busybox() -> Option<PathBuf> {
+    static UNPACKED: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
+    let deb = Path::new(TEST_DEBS).join("busybox-static_arm64.deb");
+    let dir = UNPACKED.get_or_init(|| {
+        if !deb.is_file() {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir for the arm64 busybox");
+        let out = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(dir.path())
+            .output()
+            .expect("run dpkg-deb");
+        assert!(
+            out.status.success(),
+            "dpkg-deb -x {}: {}",
+            deb.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(dir)
+    });
+    match dir {
+        Some(dir) => Some(dir.path().join("bin/busybox")),
+        None => {
+            eprintln!(
+                "SKIPPED: {} is absent (`.ci/install` fetches it: apt-get download busybox-static:arm64)",
+                deb.display()
+            );
+            None
+        }
+    }
+}
+
+/// The busybox rootfs tar with `busybox` (of any architecture) as
+/// `/bin/busybox`; the applet links are this host's busybox's (same
+/// Debian version).
+pub fn busybox_rootfs_tar_of(busybox: &Path) -> Vec<u8> {
+    let busybox = std::fs::read(busybox).expect("read the static busybox");
     let list = Command::new("/bin/busybox")
         .arg("--list-full")
         .output()
