@@ -77,6 +77,7 @@ impl Fixture {
             seccomp: Some(SeccompFilter::docker_default().unwrap()),
             cgroup: Default::default(),
             ulimits: vec![],
+            isolation: Default::default(),
         }
     }
 

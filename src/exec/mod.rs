@@ -107,6 +107,12 @@ pub enum ExecError {
     /// A metadata instruction has an invalid value.
     #[error(transparent)]
     Meta(#[from] meta::MetaError),
+    /// What a step asks for that chroot isolation cannot give.
+    #[error(
+        "{0} is not supported with chroot isolation (steps get no namespaces of their own); \
+         build with --isolation=oci where namespaces and mounts are allowed"
+    )]
+    ChrootUnsupported(&'static str),
 }
 
 impl ExecError {

@@ -43,6 +43,7 @@
 
 mod capabilities;
 mod cgroup;
+mod chroot;
 mod exec;
 mod fds;
 pub(crate) mod helper;
@@ -71,6 +72,6 @@ pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
 pub use rlimits::{Resource, Ulimit, UlimitError};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{
-    BindMount, DEFAULT_SHM_SIZE, EnvVar, Network, Rootfs, Security, Spec, SpecError, TmpfsMount,
+    BindMount, DEFAULT_SHM_SIZE, EnvVar, Isolation, Network, Rootfs, Security, Spec, SpecError, TmpfsMount,
     User,
 };
