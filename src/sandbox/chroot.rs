@@ -50,10 +50,7 @@ const DEV_NODES: [(&str, u32, u32); 6] = [
 
 /// Runs the step of `request` chrooted into its rootfs and reports how it
 /// ended; the helper is already in the user namespace when rootless.
-pub(crate) fn supervise(
-    status: &StatusPipe,
-    request: &mut Request,
-) -> Result<Message, SetupError> {
+pub(crate) fn supervise(status: &StatusPipe, request: &mut Request) -> Result<Message, SetupError> {
     let Rootfs::Directory(root) = &request.spec.rootfs else {
         return Err(SetupError::Invalid(
             "chroot isolation needs a plain-directory rootfs".into(),
@@ -66,8 +63,8 @@ pub(crate) fn supervise(
         .context(|| format!("chroot into the step's rootfs {}", root.display()))?;
     rustix::process::chdir("/").context(|| "entering the rootfs".into())?;
     let mut staged = Vec::new();
-    let result = stage_all(&request.spec, &outside, &mut staged)
-        .and_then(|()| run_step(status, request));
+    let result =
+        stage_all(&request.spec, &outside, &mut staged).and_then(|()| run_step(status, request));
     // Only the step needs its secrets; the helper wipes its copies now.
     request.spec.secrets.clear();
     request.spec.secret_env.clear();
@@ -202,13 +199,19 @@ impl Outside {
             if bind.readonly {
                 let copy = scratch.join("binds").join(index.to_string());
                 copy_source(&bind.source, &copy).map_err(|err| {
-                    unsupported(&bind.target, &format!("copying {}: {err}", bind.source.display()))
+                    unsupported(
+                        &bind.target,
+                        &format!("copying {}: {err}", bind.source.display()),
+                    )
                 })?;
                 movable.push(None);
             } else {
                 let (Some(parent), Some(name)) = (bind.source.parent(), bind.source.file_name())
                 else {
-                    return Err(unsupported(&bind.target, "its source has no parent directory"));
+                    return Err(unsupported(
+                        &bind.target,
+                        "its source has no parent directory",
+                    ));
                 };
                 movable.push(Some((open_dir(parent)?, PathBuf::from(name))));
             }
@@ -296,7 +299,10 @@ fn stage_all(spec: &Spec, outside: &Outside, staged: &mut Vec<Staged>) -> Result
         etc.iter()
             .map(|(path, text)| (PathBuf::from(path), Content::File(text, 0o644))),
     );
-    items.push(("/etc/hostname".into(), Content::File(hostname.as_bytes(), 0o644)));
+    items.push((
+        "/etc/hostname".into(),
+        Content::File(hostname.as_bytes(), 0o644),
+    ));
     for (index, bind) in spec.mounts.iter().enumerate() {
         let content = if bind.readonly {
             Content::Copy(index)
@@ -514,7 +520,10 @@ fn remove(path: &Path) -> std::io::Result<()> {
 fn times_of(dir: &Path) -> Result<(SystemTime, SystemTime), SetupError> {
     let what = || format!("reading the times of {}", dir.display());
     let meta = fs::metadata(dir).context(what)?;
-    Ok((meta.accessed().context(what)?, meta.modified().context(what)?))
+    Ok((
+        meta.accessed().context(what)?,
+        meta.modified().context(what)?,
+    ))
 }
 
 fn set_times(dir: &Path, (accessed, modified): (SystemTime, SystemTime)) -> Result<(), SetupError> {

@@ -72,6 +72,6 @@ pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
 pub use rlimits::{Resource, Ulimit, UlimitError};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{
-    BindMount, DEFAULT_SHM_SIZE, EnvVar, Isolation, Network, Rootfs, Security, Spec, SpecError, TmpfsMount,
-    User,
+    BindMount, DEFAULT_SHM_SIZE, EnvVar, Isolation, Network, Rootfs, Security, Spec, SpecError,
+    TmpfsMount, User,
 };

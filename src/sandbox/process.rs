@@ -3,9 +3,7 @@
 
 use super::cgroup::{CgroupError, CgroupLimits, StepCgroup};
 use super::protocol::{GO, Message, Request, STATUS_FD};
-use super::spec::{
-    DEFAULT_SHM_SIZE, Isolation, Network, Rootfs, Security, Spec, SpecError, User,
-};
+use super::spec::{DEFAULT_SHM_SIZE, Isolation, Network, Rootfs, Security, Spec, SpecError, User};
 use crate::layer::owners::OwnerMap;
 use crate::userns::{IdMap, IdMapError};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
