@@ -25,6 +25,11 @@ enum Host {
 /// `store` as its name, as `host` says; SOURCE_DATE_EPOCH is set so that
 /// two builds of the same steps make the same image.
 fn build(home: &Home, store: &str, host: Host, args: &[&str], context: &Path) -> Output {
+    command(home, store, host, args, context).output().unwrap()
+}
+
+/// The command [`build`] runs.
+fn command(home: &Home, store: &str, host: Host, args: &[&str], context: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_builder"));
     cmd.env_clear()
         .env("SOURCE_DATE_EPOCH", "1700000000")
@@ -40,7 +45,7 @@ fn build(home: &Home, store: &str, host: Host, args: &[&str], context: &Path) ->
     if let Host::Refusing(refused, uid) = host {
         refusing(&mut cmd, refused, uid);
     }
-    cmd.output().unwrap()
+    cmd
 }
 
 fn stderr(out: &Output) -> String {
@@ -329,6 +334,50 @@ fn a_step_chroot_cannot_isolate_is_refused_naming_its_line() {
     assert!(
         text.contains(
             "RUN --network=none (or --network none) is not supported with chroot isolation"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("--isolation=oci"), "{text}");
+}
+
+#[test]
+fn a_mount_chroot_cannot_move_in_is_refused_naming_its_line() {
+    if !can_build() {
+        return;
+    }
+    // The ssh agent's socket is made in $TMPDIR; on another file system
+    // than the store it cannot be moved into the step's rootfs.
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("SKIPPED: no /dev/shm to put $TMPDIR on another file system");
+        return;
+    }
+    let home = Home::new();
+    let agent = home.path("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&agent).unwrap();
+    let context = home.context(
+        "ssh",
+        "FROM scratch\n\
+         COPY busybox /bin/busybox\n\
+         RUN --mount=type=ssh [\"/bin/busybox\", \"true\"]\n",
+    );
+    let out = command(
+        &home,
+        "store",
+        Host::Plain,
+        &["--isolation", "chroot", "--ssh", "default"],
+        &context,
+    )
+    .env("TMPDIR", shm)
+    .env("SSH_AUTH_SOCK", &agent)
+    .output()
+    .unwrap();
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Dockerfile:3"), "{text}");
+    assert!(
+        text.contains(
+            "RUN --mount with target /run/buildkit/ssh_agent.0: not supported with chroot isolation"
         ),
         "{text}"
     );
