@@ -207,6 +207,11 @@ fn an_unprivileged_user_falls_back_to_chroot_in_a_user_namespace() {
         "{text}"
     );
     assert!(text.contains("run builder as root"), "{text}");
+    assert!(text.contains("RUN steps cannot run here"), "{text}");
+    assert!(
+        !text.contains(NOTICE),
+        "no notice of a fallback that cannot run: {text}"
+    );
 }
 
 /// A context whose RUN step uses every mount type BuildKit has but ssh.

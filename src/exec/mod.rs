@@ -113,6 +113,17 @@ pub enum ExecError {
          build with --isolation=oci where namespaces and mounts are allowed"
     )]
     ChrootUnsupported(&'static str),
+    /// Neither the sandbox nor chroot isolation can run steps here.
+    #[error(
+        "RUN steps cannot run here: the sandbox cannot be set up ({sandbox}), \
+         nor chroot isolation ({chroot})"
+    )]
+    NoIsolation {
+        /// What the host refused the sandbox.
+        sandbox: String,
+        /// What it refused chroot isolation.
+        chroot: String,
+    },
 }
 
 impl ExecError {

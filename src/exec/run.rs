@@ -447,16 +447,23 @@ impl Executor {
         let chosen = self
             .isolation
             .get_or_try_init(|| async {
-                match self.sandbox.probe().await {
-                    Ok(()) => Ok(Isolation::Oci),
-                    Err(SandboxError::Setup(reason)) => {
+                let sandbox = match self.sandbox.probe(Isolation::Oci).await {
+                    Ok(()) => return Ok(Isolation::Oci),
+                    Err(SandboxError::Setup(reason)) => reason,
+                    Err(err) => return Err(ExecError::from(err)),
+                };
+                match self.sandbox.probe(Isolation::Chroot).await {
+                    Ok(()) => {
                         let notice = format!(
-                            "the RUN sandbox cannot be set up here ({reason}); steps run with \
+                            "the RUN sandbox cannot be set up here ({sandbox}); steps run with \
                              --isolation=chroot: chrooted into full copies of their parent, \
                              sharing the host's network, processes and IPC (see the README)"
                         );
                         on_event(StepEvent::Notice(&notice));
                         Ok(Isolation::Chroot)
+                    }
+                    Err(SandboxError::Setup(chroot)) => {
+                        Err(ExecError::NoIsolation { sandbox, chroot })
                     }
                     Err(err) => Err(ExecError::from(err)),
                 }

@@ -407,6 +407,19 @@ impl Staged {
                         .as_ref()
                         .expect("a moved source is movable");
                     rustix::fs::renameat(CWD, &self.target, dir, name).context(what)?;
+                    // Checked again where the step cannot reach: a process
+                    // it left may have swapped in a symlink meanwhile, which
+                    // must not become a cache directory on the host.
+                    let back = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map(|stat| rustix::fs::FileType::from_raw_mode(stat.st_mode))
+                        .context(what)?;
+                    if back != kind {
+                        let flags = match back {
+                            rustix::fs::FileType::Directory => AtFlags::REMOVEDIR,
+                            _ => AtFlags::empty(),
+                        };
+                        rustix::fs::unlinkat(dir, name, flags).context(what)?;
+                    }
                 }
                 (_, Some(_)) => remove(&self.target).context(what)?,
                 (_, None) => {}
@@ -474,7 +487,7 @@ fn make_dev(dev: &Path) -> std::io::Result<()> {
     for (name, major, minor) in DEV_NODES {
         match rustix::fs::mknodat(
             CWD,
-            &dev.join(name),
+            dev.join(name),
             rustix::fs::FileType::CharacterDevice,
             Mode::from_raw_mode(0o666),
             rustix::fs::makedev(major, minor),

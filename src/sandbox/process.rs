@@ -167,12 +167,13 @@ impl Sandbox {
         self.run_request(spec, false, output).await
     }
 
-    /// Whether the sandbox ([`Isolation::Oci`]) can be set up here: sets up
-    /// its namespaces and mounts for an empty rootfs (with a network
-    /// namespace of its own, without slirp4netns) and runs nothing. The
-    /// error says which step the host refused (`unsharing the pid
-    /// namespace: …`); chroot isolation needs none of them.
-    pub async fn probe(&self) -> Result<(), SandboxError> {
+    /// Whether steps can run here with `isolation`, running none: the
+    /// sandbox ([`Isolation::Oci`]) is set up for an empty rootfs (its
+    /// namespaces and mounts, with a network namespace of its own but no
+    /// slirp4netns); chroot isolation only needs the user namespace when
+    /// rootless. The error says what the host refused (`unsharing the pid
+    /// namespace: …`).
+    pub async fn probe(&self, isolation: Isolation) -> Result<(), SandboxError> {
         let mut root = tempfile::Builder::new();
         root.prefix("builder-probe-");
         let root = match &self.scratch_parent {
@@ -193,7 +194,10 @@ impl Sandbox {
             env: Vec::new(),
             user: User::default(),
             cwd: "/".into(),
-            network: Network::None,
+            network: match isolation {
+                Isolation::Oci => Network::None,
+                Isolation::Chroot => Network::Host,
+            },
             hostname: "probe".to_owned(),
             hosts: String::new(),
             resolv_conf: String::new(),
@@ -202,7 +206,7 @@ impl Sandbox {
             seccomp: None,
             cgroup: CgroupLimits::default(),
             ulimits: Vec::new(),
-            isolation: Isolation::Oci,
+            isolation,
         };
         match self.run_request(&spec, true, |_, _| {}).await? {
             Outcome::Exited(0) => Ok(()),
