@@ -21,6 +21,11 @@
 //! rather than builder's caller's (`rlimits`: Docker's, `--ulimit` over
 //! them).
 //!
+//! Where namespaces and mounts are refused (an unprivileged container),
+//! `chroot` runs the step chrooted into a plain-directory rootfs instead,
+//! without namespaces (but the user namespace when rootless) or mounts
+//! ([`Isolation::Chroot`]); [`Sandbox::probe`] tells which one works.
+//!
 //! The async parent never forks itself to build namespaces: it re-executes
 //! the builder binary as `builder __sandbox` (the `helper` module) with a JSON
 //! [`Spec`] on stdin. The helper is single-threaded, so it may unshare and
