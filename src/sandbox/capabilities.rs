@@ -180,6 +180,17 @@ mod tests {
     }
 
     #[test]
+    fn chroot_steps_can_neither_make_nodes_nor_chroot() {
+        let chroot = default_for(Isolation::Chroot);
+        assert!(!chroot.contains(CapabilitySet::MKNOD));
+        assert!(!chroot.contains(CapabilitySet::SYS_CHROOT));
+        assert_eq!(
+            chroot.union(CapabilitySet::MKNOD | CapabilitySet::SYS_CHROOT),
+            default_for(Isolation::Oci)
+        );
+    }
+
+    #[test]
     fn names_are_the_kernels() {
         assert_eq!(named("CAP_CHOWN"), Some(CapabilitySet::CHOWN));
         assert_eq!(named("CAP_SYS_ADMIN"), Some(CapabilitySet::SYS_ADMIN));

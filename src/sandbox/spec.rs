@@ -421,6 +421,21 @@ mod tests {
     }
 
     #[test]
+    fn chroot_isolation_takes_a_plain_rootfs_and_the_hosts_network_only() {
+        let mut s = spec();
+        s.isolation = Isolation::Chroot;
+        assert_eq!(s.validate(), Err(SpecError::ChrootNetwork));
+        s.network = Network::Host;
+        assert_eq!(s.validate(), Ok(()));
+        s.rootfs = Rootfs::Overlay {
+            lower: vec!["/l".into()],
+            upper: "/u".into(),
+            work: "/w".into(),
+        };
+        assert_eq!(s.validate(), Err(SpecError::ChrootOverlay));
+    }
+
+    #[test]
     fn network_defaults_to_a_namespace_of_the_steps_own() {
         assert_eq!(Network::default(), Network::Private);
     }
