@@ -306,6 +306,13 @@ impl Executor {
         self.owners
     }
 
+    /// Whether RUN steps are known to run with chroot isolation, where a
+    /// writable mount's source is moved into the step's rootfs (so one
+    /// step at a time may have it).
+    pub fn moves_mounts(&self) -> bool {
+        self.isolation.get() == Some(&Isolation::Chroot)
+    }
+
     /// The build-wide settings.
     pub fn options(&self) -> &ExecOptions {
         &self.options
