@@ -68,10 +68,13 @@ pub(crate) fn supervise(status: &StatusPipe, request: &mut Request) -> Result<Me
     // Only the step needs its secrets; the helper wipes its copies now.
     request.spec.secrets.clear();
     request.spec.secret_env.clear();
+    // Every path is taken out (a cache goes back) even after a failure;
+    // the first failure is reported.
     let restored = staged
         .into_iter()
         .rev()
-        .try_for_each(|item| item.unstage(&outside));
+        .map(|item| item.unstage(&outside))
+        .fold(Ok(()), Result::and);
     let ended = result?;
     restored?;
     Ok(ended)
