@@ -78,6 +78,7 @@ impl Fixture {
             cgroup: Default::default(),
             ulimits: vec![],
             emulation: None,
+            isolation: Default::default(),
         }
     }
 

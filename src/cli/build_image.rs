@@ -24,7 +24,7 @@ use crate::output::Output;
 use crate::plan::Graph;
 use crate::progress::{self, Event, ProgressSender, Style, Summary};
 use crate::registry::{Client, DockerConfig, PushOptions, push};
-use crate::sandbox::{Network, Sandbox};
+use crate::sandbox::{Isolation, Network, Sandbox};
 use crate::solver::{BuildOptions, Built, ClientFactory, Entitlement, Entitlements, build};
 use crate::store::Store;
 use miette::{IntoDiagnostic as _, Result, miette};
@@ -51,6 +51,18 @@ pub enum NetworkArg {
     Host,
     /// Loopback only.
     None,
+}
+
+/// `--isolation`: how RUN steps are kept apart from the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IsolationArg {
+    /// The sandbox where it can be set up, else chroot (said once).
+    Default,
+    /// The sandbox (namespaces, mounts) only: fail where it cannot be set up.
+    Oci,
+    /// Chrooted steps without namespaces or mounts, for unprivileged
+    /// containers (Kubernetes pods, hosted CI runners); isolates less.
+    Chroot,
 }
 
 /// The flags of a real build.
@@ -89,6 +101,11 @@ pub struct ImageArgs {
     /// network.host entitlement, as buildx does)
     #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     network: NetworkArg,
+    /// How RUN steps are kept apart from the host: oci (the sandbox's
+    /// namespaces and mounts), chroot (none: for unprivileged containers),
+    /// default (oci where it can be set up, else chroot)
+    #[arg(long, value_enum, default_value_t = IsolationArg::Default)]
+    isolation: IsolationArg,
     /// Grant an entitlement to RUN steps: security.insecure
     /// (RUN --security=insecure) or network.host (RUN --network=host)
     /// (repeatable)
@@ -198,6 +215,11 @@ pub fn build_image(
                 memory: flags.memory,
             },
             ulimits: flags.ulimits.clone(),
+            isolation: match args.isolation {
+                IsolationArg::Default => None,
+                IsolationArg::Oci => Some(Isolation::Oci),
+                IsolationArg::Chroot => Some(Isolation::Chroot),
+            },
         },
         labels: flags.labels.clone(),
         named_contexts: flags.context_dirs(),

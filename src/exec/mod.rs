@@ -112,6 +112,23 @@ pub enum ExecError {
     /// A metadata instruction has an invalid value.
     #[error(transparent)]
     Meta(#[from] meta::MetaError),
+    /// What a step asks for that chroot isolation cannot give.
+    #[error(
+        "{0} is not supported with chroot isolation (steps get no namespaces of their own); \
+         build with --isolation=oci where namespaces and mounts are allowed"
+    )]
+    ChrootUnsupported(&'static str),
+    /// Neither the sandbox nor chroot isolation can run steps here.
+    #[error(
+        "RUN steps cannot run here: the sandbox cannot be set up ({sandbox}), \
+         nor chroot isolation ({chroot})"
+    )]
+    NoIsolation {
+        /// What the host refused the sandbox.
+        sandbox: String,
+        /// What it refused chroot isolation.
+        chroot: String,
+    },
 }
 
 /// ` under emulation of …` after a failed command's exit, when emulated.

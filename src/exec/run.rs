@@ -20,8 +20,8 @@ use crate::layer::tar::{WriteOptions, write_changes};
 use crate::sandbox::emulation::Emulator;
 use crate::sandbox::seccomp::SeccompPolicy;
 use crate::sandbox::{
-    CgroupLimits, DEFAULT_SHM_SIZE, EnvVar, Network, Outcome, Rootfs, Sandbox, SandboxError,
-    Security, Spec, Stream, Ulimit,
+    CgroupLimits, DEFAULT_SHM_SIZE, EnvVar, Isolation, Network, Outcome, Rootfs, Sandbox,
+    SandboxError, Security, Spec, Stream, Ulimit,
 };
 use crate::store::{CacheRecord, CachedLayer, Store, chain_id};
 use crate::userns::{Stack, copy_tree, extract_layer};
@@ -116,6 +116,9 @@ pub struct ExecOptions {
     pub cgroup: CgroupLimits,
     /// `--ulimit`: RLIMITs of every RUN step over the defaults.
     pub ulimits: Vec<Ulimit>,
+    /// `--isolation`: how RUN steps are kept apart from the host; `None`
+    /// is the sandbox where it can be set up, else chroot (said once).
+    pub isolation: Option<Isolation>,
 }
 
 impl Default for ExecOptions {
@@ -129,6 +132,7 @@ impl Default for ExecOptions {
             seccomp: SeccompPolicy::default(),
             cgroup: CgroupLimits::default(),
             ulimits: Vec::new(),
+            isolation: None,
         }
     }
 }
@@ -269,16 +273,22 @@ pub struct Executor {
     overlay_unavailable: Arc<AtomicBool>,
     /// Set once the build said that steps get no cgroup.
     cgroup_noticed: Arc<AtomicBool>,
+    /// The isolation of RUN steps, once decided (probed before the first
+    /// step that runs, unless `--isolation` says).
+    isolation: Arc<tokio::sync::OnceCell<Isolation>>,
 }
 
 impl Executor {
     /// An executor writing into `store` and running steps in `sandbox`.
     pub fn new(store: Store, sandbox: Sandbox, options: ExecOptions) -> Self {
         let owners = sandbox.layer_owners();
-        let copy = options.snapshotter == Snapshotter::Copy;
+        let copy = options.snapshotter == Snapshotter::Copy
+            || options.isolation == Some(Isolation::Chroot);
+        let isolation = tokio::sync::OnceCell::new_with(options.isolation);
         // A killed build's scratch directory is then left where prune looks.
         let sandbox = sandbox.scratch_in(store.root().join("tmp"));
         Self {
+            isolation: Arc::new(isolation),
             store,
             sandbox,
             options,
@@ -297,6 +307,13 @@ impl Executor {
     /// directory) are recorded in layers.
     pub fn layer_owners(&self) -> OwnerMap {
         self.owners
+    }
+
+    /// Whether RUN steps are known to run with chroot isolation, where a
+    /// writable mount's source is moved into the step's rootfs (so one
+    /// step at a time may have it).
+    pub fn moves_mounts(&self) -> bool {
+        self.isolation.get() == Some(&Isolation::Chroot)
     }
 
     /// The build-wide settings.
@@ -413,7 +430,8 @@ impl Executor {
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<Option<LayerRef>, ExecError> {
         let _lease = self.store.lease()?;
-        if !self.overlay_unavailable.load(Ordering::Relaxed) {
+        let isolation = self.isolation(on_event).await?;
+        if isolation == Isolation::Oci && !self.overlay_unavailable.load(Ordering::Relaxed) {
             match self.run_on_overlay(step, on_event).await {
                 Err(ExecError::Sandbox(SandboxError::OverlayUnavailable(reason))) => {
                     // Said once: only the first step to fail swaps the flag.
@@ -427,7 +445,44 @@ impl Executor {
                 other => return other,
             }
         }
-        self.run_on_copy(step, on_event).await
+        self.run_on_copy(step, isolation, on_event).await
+    }
+
+    /// The isolation of RUN steps: `--isolation`'s, else the sandbox where
+    /// [`Sandbox::probe`] sets it up, else chroot (said once, with why).
+    async fn isolation(
+        &self,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
+    ) -> Result<Isolation, ExecError> {
+        let chosen = self
+            .isolation
+            .get_or_try_init(|| async {
+                let sandbox = match self.sandbox.probe(Isolation::Oci).await {
+                    Ok(()) => return Ok(Isolation::Oci),
+                    Err(SandboxError::Setup(reason)) => reason,
+                    Err(err) => return Err(ExecError::from(err)),
+                };
+                match self.sandbox.probe(Isolation::Chroot).await {
+                    Ok(()) => {
+                        let notice = format!(
+                            "the RUN sandbox cannot be set up here ({sandbox}); steps run with \
+                             --isolation=chroot: chrooted into full copies of their parent, \
+                             sharing the host's network, processes and IPC (see the README)"
+                        );
+                        on_event(StepEvent::Notice(&notice));
+                        Ok(Isolation::Chroot)
+                    }
+                    Err(SandboxError::Setup(chroot)) => {
+                        Err(ExecError::NoIsolation { sandbox, chroot })
+                    }
+                    Err(err) => Err(ExecError::from(err)),
+                }
+            })
+            .await?;
+        if *chosen == Isolation::Chroot {
+            self.overlay_unavailable.store(true, Ordering::Relaxed);
+        }
+        Ok(*chosen)
     }
 
     async fn run_on_overlay(
@@ -460,6 +515,7 @@ impl Executor {
                 upper: upper.path().to_path_buf(),
                 work: work.path().to_path_buf(),
             },
+            Isolation::Oci,
         )?;
         self.execute(&spec, step.emulator.as_ref(), on_event)
             .await?;
@@ -474,6 +530,7 @@ impl Executor {
     async fn run_on_copy(
         &self,
         step: &RunStep,
+        isolation: Isolation,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<Option<LayerRef>, ExecError> {
         let parent = self.scratch_dir("parent-")?;
@@ -482,7 +539,12 @@ impl Executor {
         copy_tree(parent.path(), rootfs.path())
             .map_err(|e| in_namespace("copying the step's rootfs", rootfs.path(), e))?;
         let user = super::user_of::resolve(&[parent.path().to_path_buf()], false, &step.user)?;
-        let spec = self.spec(step, user, Rootfs::Directory(rootfs.path().to_path_buf()))?;
+        let spec = self.spec(
+            step,
+            user,
+            Rootfs::Directory(rootfs.path().to_path_buf()),
+            isolation,
+        )?;
         self.execute(&spec, step.emulator.as_ref(), on_event)
             .await?;
         self.changed_layer(rootfs.path(), Some(parent.path()))
@@ -540,7 +602,18 @@ impl Executor {
         step: &RunStep,
         user: super::user_of::StepUser,
         rootfs: Rootfs,
+        isolation: Isolation,
     ) -> Result<Spec, ExecError> {
+        // Without a network namespace a step has the host's network.
+        let network = match (isolation, step.network) {
+            (Isolation::Oci, network) => network,
+            (Isolation::Chroot, Network::None) => {
+                return Err(ExecError::ChrootUnsupported(
+                    "RUN --network=none (or --network none)",
+                ));
+            }
+            (Isolation::Chroot, Network::Private | Network::Host) => Network::Host,
+        };
         Ok(Spec {
             rootfs,
             mounts: step.mounts.binds.clone(),
@@ -555,10 +628,10 @@ impl Executor {
             } else {
                 &step.workdir
             }),
-            network: step.network,
+            network,
             hostname: HOSTNAME.to_owned(),
             hosts: hosts_file(&self.options.extra_hosts),
-            resolv_conf: resolv_conf(step.network),
+            resolv_conf: resolv_conf(network),
             security: step.security,
             shm_size: self.options.shm_size,
             seccomp: match step.security {
@@ -568,6 +641,7 @@ impl Executor {
             cgroup: self.options.cgroup,
             ulimits: self.options.ulimits.clone(),
             emulation: step.emulator.as_ref().map(|e| e.registration.clone()),
+            isolation,
         })
     }
 

@@ -2,7 +2,7 @@
 //! `RUN --security=insecure`, every capability builder holds.
 
 use super::helper::{Context, SetupError};
-use super::spec::Security;
+use super::spec::{Isolation, Security};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
 /// The capabilities Docker grants a container by default. CAP_MKNOD stays
@@ -24,17 +24,33 @@ pub(crate) const DOCKER_DEFAULT: CapabilitySet = CapabilitySet::CHOWN
     .union(CapabilitySet::KILL)
     .union(CapabilitySet::AUDIT_WRITE);
 
+/// What a step that is not `--security=insecure` keeps: Docker's default
+/// set; under chroot isolation without CAP_MKNOD (no `nodev` mount keeps a
+/// node shut there) and CAP_SYS_CHROOT (with which root leaves a chroot).
+fn default_for(isolation: Isolation) -> CapabilitySet {
+    match isolation {
+        Isolation::Oci => DOCKER_DEFAULT,
+        Isolation::Chroot => DOCKER_DEFAULT
+            .difference(CapabilitySet::MKNOD)
+            .difference(CapabilitySet::SYS_CHROOT),
+    }
+}
+
 /// Removes every capability outside what `security` grants from the
 /// bounding set, so no later exec can regain it. Needs CAP_SETPCAP: call
 /// before switching to the step's user.
-pub(crate) fn limit_bounding_set(security: Security) -> Result<(), SetupError> {
+pub(crate) fn limit_bounding_set(
+    security: Security,
+    isolation: Isolation,
+) -> Result<(), SetupError> {
     if security == Security::Insecure {
         return Ok(());
     }
+    let kept = default_for(isolation);
     let last = last_capability()?;
     for cap in 0..=last {
         let bit = 1u64.checked_shl(cap).unwrap_or(0);
-        if DOCKER_DEFAULT.bits() & bit != 0 {
+        if kept.bits() & bit != 0 {
             continue;
         }
         // SAFETY: PR_CAPBSET_DROP takes an integer argument and no pointers.
@@ -50,9 +66,13 @@ pub(crate) fn limit_bounding_set(security: Security) -> Result<(), SetupError> {
 /// Sets the effective and permitted sets to what `security` grants root
 /// (a non-root user gets none, as with Docker) and empties the inheritable
 /// and ambient sets, as Docker does since CVE-2022-24769.
-pub(crate) fn set_final(uid: u32, security: Security) -> Result<(), SetupError> {
+pub(crate) fn set_final(
+    uid: u32,
+    security: Security,
+    isolation: Isolation,
+) -> Result<(), SetupError> {
     let granted = match (uid, security) {
-        (0, Security::Sandbox) => DOCKER_DEFAULT,
+        (0, Security::Sandbox) => default_for(isolation),
         (0, Security::Insecure) => held()?,
         _ => CapabilitySet::empty(),
     };
@@ -130,7 +150,18 @@ pub(crate) fn named(name: &str) -> Option<CapabilitySet> {
 }
 
 /// The highest capability number the running kernel knows.
-fn last_capability() -> Result<u32, SetupError> {
+/// The highest capability number the kernel knows, read from `/proc` once
+/// (chroot isolation reads it before it leaves `/proc` behind).
+pub(crate) fn last_capability() -> Result<u32, SetupError> {
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    if let Some(last) = LAST.get() {
+        return Ok(*last);
+    }
+    let last = read_last_capability()?;
+    Ok(*LAST.get_or_init(|| last))
+}
+
+fn read_last_capability() -> Result<u32, SetupError> {
     let path = "/proc/sys/kernel/cap_last_cap";
     let text = std::fs::read_to_string(path).context(|| format!("reading {path}"))?;
     text.trim()
@@ -146,6 +177,17 @@ mod tests {
     fn the_default_set_is_dockers() {
         // CapEff of a root process in `docker run` on Linux.
         assert_eq!(DOCKER_DEFAULT.bits(), 0x00000000a80425fb);
+    }
+
+    #[test]
+    fn chroot_steps_can_neither_make_nodes_nor_chroot() {
+        let chroot = default_for(Isolation::Chroot);
+        assert!(!chroot.contains(CapabilitySet::MKNOD));
+        assert!(!chroot.contains(CapabilitySet::SYS_CHROOT));
+        assert_eq!(
+            chroot.union(CapabilitySet::MKNOD | CapabilitySet::SYS_CHROOT),
+            default_for(Isolation::Oci)
+        );
     }
 
     #[test]

@@ -9,9 +9,9 @@
 
 use super::mountpoints::{self, Created};
 use super::protocol::{GO, IdMapSummary, Message, Request, STATUS_FD};
-use super::spec::{Rootfs, Spec, User};
+use super::spec::{Isolation, Rootfs, Spec, User};
 use super::targets::{self, Made, Target};
-use super::{cgroup, fds, init, namespaces, network};
+use super::{cgroup, chroot, fds, init, namespaces, network};
 use std::fs;
 use std::io::{BufRead, Write};
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
@@ -65,7 +65,7 @@ impl<T, E: Into<std::io::Error>> Context<T> for Result<T, E> {
 
 /// Exit code of the helper (and of a pid 1 that failed before exec) when
 /// setup failed; the parent reads the reason from the status pipe instead.
-const SETUP_FAILED: u8 = 125;
+pub(crate) const SETUP_FAILED: u8 = 125;
 
 /// Entry point of `builder __sandbox`.
 pub fn main() -> ExitCode {
@@ -146,8 +146,16 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
     namespaces::die_with_parent(request.parent_pid)?;
     // Before any namespace, so every process of the step is in it.
     cgroup::join(&request.cgroup).context(|| "setting up the step's cgroup".into())?;
+    let chroot = request.spec.isolation == Isolation::Chroot;
     if let Some(map) = request.user_namespace {
-        namespaces::unshare_user()?;
+        namespaces::unshare_user().map_err(|err| match chroot {
+            true => SetupError::Invalid(format!(
+                "{err}: run as a user other than root, chroot isolation still needs a user \
+                 namespace (to chroot, and for the image's file owners), which this host \
+                 refuses; run builder as root here"
+            )),
+            false => err,
+        })?;
         status.send(&Message::UserNamespaceReady)?;
         if read_line(&mut stdin)? != GO {
             return Err(SetupError::Invalid(
@@ -155,6 +163,13 @@ fn supervise(status: &StatusPipe) -> Result<Message, SetupError> {
             ));
         }
         check_mapped(&request.spec.user, map)?;
+    }
+    if chroot {
+        // Chroot isolation needs nothing more of the host than that.
+        if request.probe {
+            return Ok(Message::Exited(0));
+        }
+        return chroot::supervise(status, &mut request);
     }
     // Until dropped (after the step), slirp4netns serves a private network.
     let network = network::enter(
@@ -242,7 +257,7 @@ fn check_mapped(user: &User, map: IdMapSummary) -> Result<(), SetupError> {
     Ok(())
 }
 
-fn wait_for(pid: libc::pid_t) -> Result<Message, SetupError> {
+pub(crate) fn wait_for(pid: libc::pid_t) -> Result<Message, SetupError> {
     let pid = rustix::process::Pid::from_raw(pid)
         .ok_or_else(|| SetupError::Invalid("fork returned pid 0 to the parent".into()))?;
     loop {

@@ -20,6 +20,11 @@ pub(crate) fn run(
     identity: Option<IdentityChild>,
 ) -> SetupError {
     match prepare(request, scratch, alive, nat, identity) {
+        // A probe only checks that the sandbox can be set up here.
+        Ok(()) if request.probe => {
+            // SAFETY: _exit skips destructors, which belong to the helper.
+            unsafe { libc::_exit(0) }
+        }
         Ok(()) if request.spec.emulation.is_some() => exec_as_child(&request.spec),
         Ok(()) => exec::exec(&request.spec),
         Err(err) => err,
@@ -148,13 +153,13 @@ fn prepare(
     // no_new_privs stays off, as in Docker and BuildKit, so setuid programs
     // work; what they can gain is bounded by the bounding set, the filter
     // (which outlives every exec) and the user namespace when rootless.
-    capabilities::limit_bounding_set(spec.security)?;
+    capabilities::limit_bounding_set(spec.security, spec.isolation)?;
     install_seccomp(spec)?;
     become_user(
         &spec.user,
         request.user_namespace.is_none_or(|map| map.setgroups),
     )?;
-    capabilities::set_final(spec.user.uid, spec.security)
+    capabilities::set_final(spec.user.uid, spec.security, spec.isolation)
 }
 
 /// Installs the step's filter, if it has one. It must come before the
@@ -189,7 +194,7 @@ fn stdin_from_null() -> Result<(), SetupError> {
 
 /// Switches to the step's groups and user. Capabilities other than the
 /// bounding set are left to [`capabilities::set_final`].
-fn become_user(user: &User, may_setgroups: bool) -> Result<(), SetupError> {
+pub(crate) fn become_user(user: &User, may_setgroups: bool) -> Result<(), SetupError> {
     use rustix::process::{Gid, Uid};
     if may_setgroups {
         let groups: Vec<Gid> = user

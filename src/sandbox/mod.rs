@@ -26,6 +26,11 @@
 //! rather than builder's caller's (`rlimits`: Docker's, `--ulimit` over
 //! them).
 //!
+//! Where namespaces and mounts are refused (an unprivileged container),
+//! `chroot` runs the step chrooted into a plain-directory rootfs instead,
+//! without namespaces (but the user namespace when rootless) or mounts
+//! ([`Isolation::Chroot`]); [`Sandbox::probe`] tells which one works.
+//!
 //! The async parent never forks itself to build namespaces: it re-executes
 //! the builder binary as `builder __sandbox` (the `helper` module) with a JSON
 //! [`Spec`] on stdin. The helper is single-threaded, so it may unshare and
@@ -49,6 +54,7 @@
 mod binfmt;
 mod capabilities;
 mod cgroup;
+mod chroot;
 pub mod emulation;
 mod exec;
 mod fds;
@@ -78,6 +84,6 @@ pub use process::{Outcome, Sandbox, SandboxError, Stream, run};
 pub use rlimits::{Resource, Ulimit, UlimitError};
 pub use secret::{SecretBytes, SecretEnv, SecretFile};
 pub use spec::{
-    BindMount, DEFAULT_SHM_SIZE, EnvVar, Network, Rootfs, Security, Spec, SpecError, TmpfsMount,
-    User,
+    BindMount, DEFAULT_SHM_SIZE, EnvVar, Isolation, Network, Rootfs, Security, Spec, SpecError,
+    TmpfsMount, User,
 };

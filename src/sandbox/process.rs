@@ -1,9 +1,9 @@
 //! The parent side: spawns the helper, feeds it the spec, writes the id maps
 //! when rootless, streams the step's output and reports how it ended.
 
-use super::cgroup::{CgroupError, StepCgroup};
+use super::cgroup::{CgroupError, CgroupLimits, StepCgroup};
 use super::protocol::{GO, Message, Request, STATUS_FD};
-use super::spec::{Spec, SpecError};
+use super::spec::{DEFAULT_SHM_SIZE, Isolation, Network, Rootfs, Security, Spec, SpecError, User};
 use crate::layer::owners::OwnerMap;
 use crate::userns::{IdMap, IdMapError};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -162,6 +162,65 @@ impl Sandbox {
     pub async fn run(
         &self,
         spec: &Spec,
+        output: impl FnMut(Stream, &[u8]),
+    ) -> Result<Outcome, SandboxError> {
+        self.run_request(spec, false, output).await
+    }
+
+    /// Whether steps can run here with `isolation`, running none: the
+    /// sandbox ([`Isolation::Oci`]) is set up for an empty rootfs (its
+    /// namespaces and mounts, with a network namespace of its own but no
+    /// slirp4netns); chroot isolation only needs the user namespace when
+    /// rootless. The error says what the host refused (`unsharing the pid
+    /// namespace: …`).
+    pub async fn probe(&self, isolation: Isolation) -> Result<(), SandboxError> {
+        let mut root = tempfile::Builder::new();
+        root.prefix("builder-probe-");
+        let root = match &self.scratch_parent {
+            Some(dir) => root.tempdir_in(dir),
+            None => root.tempdir(),
+        }
+        .map_err(|source| SandboxError::Helper {
+            helper: self.helper.clone(),
+            source,
+        })?;
+        let spec = Spec {
+            rootfs: Rootfs::Directory(root.path().to_path_buf()),
+            mounts: Vec::new(),
+            tmpfs: Vec::new(),
+            secrets: Vec::new(),
+            secret_env: Vec::new(),
+            argv: vec!["/probe".to_owned()],
+            env: Vec::new(),
+            user: User::default(),
+            cwd: "/".into(),
+            network: match isolation {
+                Isolation::Oci => Network::None,
+                Isolation::Chroot => Network::Host,
+            },
+            hostname: "probe".to_owned(),
+            hosts: String::new(),
+            resolv_conf: String::new(),
+            security: Security::Sandbox,
+            shm_size: DEFAULT_SHM_SIZE,
+            seccomp: None,
+            cgroup: CgroupLimits::default(),
+            ulimits: Vec::new(),
+            emulation: None,
+            isolation,
+        };
+        match self.run_request(&spec, true, |_, _| {}).await? {
+            Outcome::Exited(0) => Ok(()),
+            other => Err(SandboxError::Setup(format!(
+                "the sandbox probe ended with {other:?}"
+            ))),
+        }
+    }
+
+    async fn run_request(
+        &self,
+        spec: &Spec,
+        probe: bool,
         mut output: impl FnMut(Stream, &[u8]),
     ) -> Result<Outcome, SandboxError> {
         spec.validate()?;
@@ -191,6 +250,7 @@ impl Sandbox {
             parent_pid: rustix::process::getpid().as_raw_nonzero().get(),
             user_namespace: id_map.as_ref().map(IdMap::summary),
             nat,
+            probe,
         };
         // Plain structs with string keys: serializing cannot fail. The line
         // may hold secrets: it is wiped when dropped.

@@ -38,6 +38,10 @@ pub(crate) struct Request {
     /// `PATH` to find it).
     #[serde(default)]
     pub nat: Option<std::path::PathBuf>,
+    /// Set up the sandbox and exit 0 instead of running the step: whether
+    /// namespaces and mounts work here (see `Sandbox::probe`).
+    #[serde(default)]
+    pub probe: bool,
 }
 
 /// What the helper reports.

@@ -64,6 +64,25 @@ pub struct Spec {
     /// for a native step.
     #[serde(default)]
     pub emulation: Option<super::emulation::Registration>,
+    /// How the step is kept apart from the host (`--isolation`).
+    #[serde(default)]
+    pub isolation: Isolation,
+}
+
+/// How a step is kept apart from the host (`builder build --isolation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// The step's own namespaces (mount, pid, ipc, uts, network; user when
+    /// rootless), its rootfs mounted and pivoted into: the sandbox.
+    #[default]
+    Oci,
+    /// Buildah's `chroot`: no namespace but the user namespace when
+    /// rootless, no mount; the step runs chrooted into a plain-directory
+    /// rootfs with the host's network, and what mounts would show is
+    /// copied or moved into the rootfs for the step and taken out after it
+    /// (see `chroot`). For hosts that refuse namespaces and mounts.
+    Chroot,
 }
 
 /// The size of a RUN step's `/dev/shm` unless `--shm-size` says (Docker's).
@@ -200,6 +219,15 @@ pub enum SpecError {
     /// An overlay without any read-only layer.
     #[error("an overlay rootfs needs at least one lower directory")]
     NoLowerDir,
+    /// Chroot isolation mounts nothing, so not an overlay either.
+    #[error("chroot isolation runs steps on a plain-directory rootfs, not an overlay")]
+    ChrootOverlay,
+    /// Chroot isolation has no network namespace to give the step.
+    #[error(
+        "chroot isolation has no network namespace: steps share the host's network \
+         (RUN --network=none and a private network need --isolation=oci)"
+    )]
+    ChrootNetwork,
     /// The hostname is longer than the kernel allows or holds a NUL.
     #[error("invalid hostname {hostname:?} (1 to 64 bytes, no NUL)")]
     Hostname {
@@ -224,6 +252,14 @@ impl Spec {
                 host_path("overlay work directory", work)?;
             }
             Rootfs::Directory(dir) => host_path("rootfs directory", dir)?,
+        }
+        if self.isolation == Isolation::Chroot {
+            if !matches!(self.rootfs, Rootfs::Directory(_)) {
+                return Err(SpecError::ChrootOverlay);
+            }
+            if self.network != Network::Host {
+                return Err(SpecError::ChrootNetwork);
+            }
         }
         for mount in &self.mounts {
             host_path("bind mount source", &mount.source)?;
@@ -343,6 +379,7 @@ mod tests {
             cgroup: CgroupLimits::default(),
             ulimits: vec![],
             emulation: None,
+            isolation: Isolation::Oci,
         }
     }
 
@@ -387,6 +424,21 @@ mod tests {
         let mut s = spec();
         s.hostname = "x".repeat(65);
         assert!(matches!(s.validate(), Err(SpecError::Hostname { .. })));
+    }
+
+    #[test]
+    fn chroot_isolation_takes_a_plain_rootfs_and_the_hosts_network_only() {
+        let mut s = spec();
+        s.isolation = Isolation::Chroot;
+        assert_eq!(s.validate(), Err(SpecError::ChrootNetwork));
+        s.network = Network::Host;
+        assert_eq!(s.validate(), Ok(()));
+        s.rootfs = Rootfs::Overlay {
+            lower: vec!["/l".into()],
+            upper: "/u".into(),
+            work: "/w".into(),
+        };
+        assert_eq!(s.validate(), Err(SpecError::ChrootOverlay));
     }
 
     #[test]

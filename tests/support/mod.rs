@@ -33,5 +33,6 @@ pub fn conformance_dir(sub: &str) -> Option<PathBuf> {
 
 pub mod http;
 pub mod image;
+pub mod refused;
 pub mod registry;
 pub mod token;

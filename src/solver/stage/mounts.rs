@@ -376,6 +376,8 @@ impl StepContext<'_> {
         held: &mut Held,
     ) -> Result<PathBuf, MountSetupError> {
         let access = match sharing {
+            // Chroot isolation moves the directory into one step's rootfs.
+            Sharing::Shared if self.shared.executor.moves_mounts() => CacheMountAccess::Exclusive,
             Sharing::Shared => CacheMountAccess::Shared,
             Sharing::Locked => CacheMountAccess::Exclusive,
             Sharing::Private => CacheMountAccess::TryExclusive,
