@@ -185,8 +185,9 @@ fn snapshot_chain(store: &Store, parent: &[LayerRef]) -> Result<Vec<Digest>, Ste
         .unpack_all(&store.blobs(), &descriptors, &diff_ids)?)
 }
 
-/// The layer a cache record promises, its snapshot in place; `None` (do
-/// the step) when its blob is gone.
+/// The layer a cache record promises, its snapshot in place when its
+/// blobs are stored; `None` (do the step) when its blob is gone. A blob
+/// only a remote cache has stays there until something reads it.
 fn reuse(
     store: &Store,
     parent: &[LayerRef],
@@ -195,7 +196,8 @@ fn reuse(
     let Some(cached) = &record.layer else {
         return Ok(Some(None));
     };
-    if !store.blobs().contains(&cached.digest) {
+    let blobs = store.blobs();
+    if !blobs.available(&cached.digest) {
         return Ok(None);
     }
     let layer = LayerRef {
@@ -206,6 +208,13 @@ fn reuse(
         ),
         diff_id: cached.diff_id.clone(),
     };
+    let stored = parent
+        .iter()
+        .chain([&layer])
+        .all(|l| blobs.contains(l.blob.digest()));
+    if !stored {
+        return Ok(Some(Some(layer)));
+    }
     let chains = snapshot_chain(store, parent)?;
     store
         .snapshots()

@@ -4,6 +4,7 @@
 //! the build; nothing of a failed step is kept or recorded.
 
 use super::base::{self, ImageBase};
+use super::cache_remote::{self, CacheTo, StepsUsed, UsedStep};
 use super::error::{BaseError, BuildError};
 use super::stage::{StageResult, run_stage};
 use super::{BuildOptions, Built, ClientFactory};
@@ -39,6 +40,8 @@ pub(super) struct Shared {
     named_contexts: tokio::sync::Mutex<HashMap<String, Arc<RootfsView>>>,
     /// Images resolved so far, by reference.
     images: tokio::sync::Mutex<HashMap<String, Arc<ImageBase>>>,
+    /// The steps that ran or hit, for `--cache-to`.
+    used: Mutex<Vec<UsedStep>>,
 }
 
 impl Shared {
@@ -121,6 +124,21 @@ impl Shared {
         Ok(image)
     }
 
+    /// Notes a step that ran or hit (`key` as the step's outcome has it),
+    /// for `--cache-to`.
+    pub fn used(&self, stage: usize, key: &str, position: String) {
+        let Ok(key) = key.parse() else {
+            return;
+        };
+        if let Ok(mut used) = self.used.lock() {
+            used.push(UsedStep {
+                stage,
+                key,
+                position,
+            });
+        }
+    }
+
     /// Whether the stage at `index` runs without the cache.
     pub fn no_cache(&self, index: usize) -> bool {
         self.options.no_cache
@@ -155,6 +173,14 @@ pub async fn build(
             host: host.to_string(),
         });
     }
+    let store = cache_remote::import_all(
+        &store,
+        &options.cache_from,
+        &clients,
+        &progress,
+        &graph.source().file,
+    )
+    .await;
     let memo = DigestMemo::load(&store.root().join("cache").join("context-digests"));
     let shared = Arc::new(Shared {
         executor: Executor::new(store.clone(), sandbox, options.exec.clone()),
@@ -170,6 +196,7 @@ pub async fn build(
         memo: Mutex::new(memo),
         named_contexts: tokio::sync::Mutex::new(HashMap::new()),
         images: tokio::sync::Mutex::new(HashMap::new()),
+        used: Mutex::new(Vec::new()),
     });
     if let Some(notice) = crate::userns::missing_range_notice() {
         shared.notice(notice);
@@ -207,17 +234,49 @@ pub async fn build(
     let result = done
         .get(&graph.target())
         .ok_or_else(|| BuildError::Task("the target stage did not run".to_owned()))?;
+    let steps_used = StepsUsed {
+        steps: shared
+            .used
+            .lock()
+            .map(|used| used.clone())
+            .unwrap_or_default(),
+        final_stages: final_stages(&graph),
+    };
+    let inline = shared
+        .options
+        .cache_to
+        .contains(&CacheTo::Inline)
+        .then(|| cache_remote::inline_value(&store, &steps_used));
     let (manifest, config) = super::image::write(
         &store,
         result,
         &shared.options.labels,
         shared.options.exec.source_date_epoch,
+        inline,
     )?;
     let built = Built {
         manifest,
         config,
         steps_run: shared.steps_run.load(Ordering::Relaxed),
         steps_cached: shared.steps_cached.load(Ordering::Relaxed),
+        store,
+        steps_used,
+        cache_to: shared.options.cache_to.clone(),
+        compression: shared.options.exec.compression,
     };
     Ok(built)
+}
+
+/// The target stage and the stages it is built on (`FROM <stage>`): the
+/// stages whose steps make the final image's layers.
+fn final_stages(graph: &Graph) -> std::collections::HashSet<usize> {
+    let mut stages = std::collections::HashSet::new();
+    let mut index = graph.target();
+    while stages.insert(index) {
+        match graph.stages().get(index).map(|node| &node.base) {
+            Some(crate::plan::Base::Stage(base)) => index = *base,
+            _ => break,
+        }
+    }
+    stages
 }

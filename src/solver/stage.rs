@@ -145,13 +145,15 @@ pub(super) async fn run_stage(
                 id,
                 name: step.clone(),
             });
-            let position = format!("{file}:{}:from", graph.label(index));
+            let portable = format!("{}:from", graph.label(index));
+            let position = format!("{file}:{portable}");
             let outcome = context_base(shared, name, &position, shared.no_cache(index))
                 .await
                 .map_err(|source| {
                     let site = Site::new(graph.source(), node.span);
                     BuildError::Step(Box::new(StepFailure::new(site, step, source)))
                 })?;
+            shared.used(index, &outcome.key, portable);
             shared.send(if outcome.cached {
                 StepProgress::Cached { id }
             } else {
@@ -233,12 +235,17 @@ pub(super) async fn run_stage(
         } else {
             format!("{} {}", counter.current(), shown(step))
         };
-        let position = format!("{file}:{}:{position}", graph.label(index));
+        // The position without the Dockerfile's path names the step in a
+        // remote cache, wherever the Dockerfile is on another machine.
+        let portable = format!("{}:{position}", graph.label(index));
+        let position = format!("{file}:{portable}");
         let context = StepContext {
             shared,
             earlier,
             step,
+            stage: index,
             position: &position,
+            portable: &portable,
             no_cache,
         };
         let result = if counted(&step.kind) {
@@ -345,7 +352,11 @@ struct StepContext<'a> {
     shared: &'a Shared,
     earlier: &'a HashMap<usize, Arc<StageResult>>,
     step: &'a Step,
+    /// The stage's index.
+    stage: usize,
     position: &'a str,
+    /// `position` without the Dockerfile's path.
+    portable: &'a str,
     no_cache: bool,
 }
 
@@ -408,6 +419,8 @@ impl StepContext<'_> {
             outcome.layer.as_ref().map(|l| &l.diff_id),
             &created,
         );
+        self.shared
+            .used(self.stage, &outcome.key, self.portable.to_owned());
         state.layers.extend(outcome.layer);
         state.key = outcome.key;
         Ok(())

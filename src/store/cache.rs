@@ -102,7 +102,7 @@ impl CacheStore {
     }
 
     /// The record of `key` without marking it used.
-    pub(super) fn peek(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
+    pub fn peek(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
         let path = self.record_path(key)?;
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -139,6 +139,36 @@ impl CacheStore {
         };
         let bytes = serde_json::to_vec(&entry).expect("a position entry always serializes");
         write_atomically(&self.layout.cache.join("positions"), &position_path, &bytes)
+    }
+
+    /// Adds a record from elsewhere (a remote cache): written unless the
+    /// store has one for `key` (a local record names local blobs), and
+    /// made the last record of `position` unless a local build already
+    /// recorded one there. Returns whether the record was written.
+    pub fn import(
+        &self,
+        key: &Digest,
+        position: Option<&str>,
+        record: &CacheRecord,
+    ) -> Result<bool, StoreError> {
+        if self.peek(key).ok().flatten().is_some() {
+            return Ok(false);
+        }
+        let path = self.record_path(key)?;
+        let bytes = serde_json::to_vec(record).expect("a cache record always serializes");
+        write_atomically(&self.layout.cache, &path, &bytes)?;
+        if let Some(position) = position {
+            let position_path = self.position_path(position);
+            if !position_path.exists() {
+                let entry = PositionEntry {
+                    position: position.to_owned(),
+                    key: key.clone(),
+                };
+                let bytes = serde_json::to_vec(&entry).expect("a position entry always serializes");
+                write_atomically(&self.layout.cache.join("positions"), &position_path, &bytes)?;
+            }
+        }
+        Ok(true)
     }
 
     /// The record last written for `position`, if any is still there.
