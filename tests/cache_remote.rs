@@ -12,13 +12,15 @@ use std::path::{Path, PathBuf};
 use support::build::{Home, can_build, stderr_of};
 use support::registry::{Registry, free_port};
 
-/// A Dockerfile whose only COPY comes first: every later step is a RUN,
-/// which a cache hit does not need the files of.
+/// A CI-style Dockerfile: tools, a RUN, then the app copied on top and
+/// a RUN over it. A hit on any of its steps reads no parent's files.
 const FLAT: &str = "FROM scratch\n\
-    COPY busybox app.sh /bin/\n\
-    RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /bin/app.sh > /copy\"]\n\
-    RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo done > /done\"]\n\
-    CMD [\"/bin/app.sh\"]\n";
+    COPY busybox /bin/\n\
+    RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo tools > /tools\"]\n\
+    WORKDIR /app\n\
+    COPY app.sh ./\n\
+    RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat app.sh > copy\"]\n\
+    CMD [\"/app/app.sh\"]\n";
 
 /// Two stages: `build` makes an artifact the final stage copies.
 const STAGES: &str = "FROM scratch AS tools\n\
@@ -152,7 +154,7 @@ fn a_second_runner_builds_from_the_registry_cache_and_pulls_no_layer() {
         ],
     );
     assert!(
-        stderr_a.contains(&format!("exported cache {cache}: 3 step records")),
+        stderr_a.contains(&format!("exported cache {cache}: 5 step records")),
         "{stderr_a}"
     );
 
@@ -174,7 +176,7 @@ fn a_second_runner_builds_from_the_registry_cache_and_pulls_no_layer() {
         manifest["config"]["mediaType"],
         "application/vnd.builder.cache.config.v1+json"
     );
-    assert_eq!(record_keys(&config).len(), 3);
+    assert_eq!(record_keys(&config).len(), 5);
 
     // Runner B: its own checkout (another path) and an empty store.
     let context_b = context(&b, "checkout", FLAT, "#!/bin/sh\necho v1\n");
@@ -192,14 +194,14 @@ fn a_second_runner_builds_from_the_registry_cache_and_pulls_no_layer() {
             context_b.to_str().unwrap(),
         ],
     );
-    assert_eq!(stderr_b.matches(" CACHED").count(), 3, "{stderr_b}");
+    assert_eq!(stderr_b.matches(" CACHED").count(), 5, "{stderr_b}");
     assert!(
-        stderr_b.contains("0 steps run, 3 cached; 0 B pulled, 0 B pushed"),
+        stderr_b.contains("0 steps run, 5 cached; 0 B pulled, 0 B pushed"),
         "{stderr_b}"
     );
     assert_eq!(image_of(&stderr_b), image_of(&stderr_a), "the same image");
     let layers = registry_layers(&registry, &image_b);
-    assert_eq!(layers.len(), 3);
+    assert_eq!(layers.len(), 5);
     for layer in &layers {
         assert!(!stored_blob(&b, layer), "B fetched {layer}:\n{stderr_b}");
     }
@@ -212,7 +214,7 @@ fn a_second_runner_builds_from_the_registry_cache_and_pulls_no_layer() {
         "{stderr_edit}"
     );
     assert!(
-        stderr_edit.contains("3 steps run, 0 cached"),
+        stderr_edit.contains("2 steps run, 3 cached"),
         "{stderr_edit}"
     );
 }
@@ -331,7 +333,7 @@ fn an_inline_cache_travels_in_the_pushed_image() {
             dir.to_str().unwrap(),
         ],
     );
-    assert!(stderr_b.contains("0 steps run, 3 cached"), "{stderr_b}");
+    assert!(stderr_b.contains("0 steps run, 5 cached"), "{stderr_b}");
     assert_eq!(image_of(&stderr_b), image_of(&stderr_a));
     // An image without one is refused as a cache, with a warning.
     let plain = format!("{}/plain:1", registry.host());
@@ -446,7 +448,7 @@ fn caches_that_cannot_be_read_are_warnings_and_exports_that_fail_are_errors() {
     );
     assert!(stderr.contains("refused: record sha256:"), "{stderr}");
     assert!(stderr.contains("does not match its inputs"), "{stderr}");
-    assert!(stderr.contains("3 steps run, 0 cached"), "{stderr}");
+    assert!(stderr.contains("5 steps run, 0 cached"), "{stderr}");
 }
 
 #[test]

@@ -126,7 +126,13 @@ impl Shared {
 
     /// Notes a step that ran or hit (`key` as the step's outcome has it),
     /// for `--cache-to`.
-    pub fn used(&self, stage: usize, key: &str, position: String) {
+    pub fn used(
+        &self,
+        stage: usize,
+        key: &str,
+        position: String,
+        alias: Option<oci_spec::image::Digest>,
+    ) {
         let Ok(key) = key.parse() else {
             return;
         };
@@ -135,6 +141,7 @@ impl Shared {
                 stage,
                 key,
                 position,
+                alias,
             });
         }
     }

@@ -153,7 +153,7 @@ pub(super) async fn run_stage(
                     let site = Site::new(graph.source(), node.span);
                     BuildError::Step(Box::new(StepFailure::new(site, step, source)))
                 })?;
-            shared.used(index, &outcome.key, portable);
+            shared.used(index, &outcome.key, portable, None);
             shared.send(if outcome.cached {
                 StepProgress::Cached { id }
             } else {
@@ -419,8 +419,12 @@ impl StepContext<'_> {
             outcome.layer.as_ref().map(|l| &l.diff_id),
             &created,
         );
-        self.shared
-            .used(self.stage, &outcome.key, self.portable.to_owned());
+        self.shared.used(
+            self.stage,
+            &outcome.key,
+            self.portable.to_owned(),
+            outcome.alias.clone(),
+        );
         state.layers.extend(outcome.layer);
         state.key = outcome.key;
         Ok(())
@@ -535,6 +539,7 @@ impl StepContext<'_> {
                 miss_reasons: outcome.miss_reasons,
                 key: inputs.key().to_string(),
                 created: outcome.created,
+                alias: None,
             },
             meta::run_created_by(&argv, &build_args),
         ))
@@ -671,16 +676,25 @@ impl StepContext<'_> {
         let created_by = format!("COPY {} # buildkit", words.join(" "));
         let (user, workdir) = (state.user(), state.workdir());
         let store = &self.shared.store;
+        let step = self.layer_step(state, "COPY", words, &user, &workdir);
         let outcome = tokio::task::block_in_place(|| {
-            let view = files::rootfs_view(store, &state.layers)?;
-            let plan = plan_copy(&request, &root, self.dest_root(view.as_ref()))?;
-            files::commit(
-                store,
-                self.shared.executor.options(),
-                &self.shared.memo,
-                &state.layers,
-                &self.layer_step(state, "COPY", words, &user, &workdir),
-                plan,
+            self.by_alias(
+                state,
+                &step,
+                || plan_copy(&request, &root, None),
+                |alias| {
+                    let view = files::rootfs_view(store, &state.layers)?;
+                    let plan = plan_copy(&request, &root, self.dest_root(view.as_ref()))?;
+                    let outcome = files::commit(
+                        store,
+                        self.shared.executor.options(),
+                        &self.shared.memo,
+                        &state.layers,
+                        &step,
+                        plan,
+                    )?;
+                    self.keep_alias(alias, outcome)
+                },
             )
         })?;
         Ok((outcome, created_by))
@@ -735,6 +749,53 @@ impl StepContext<'_> {
         Ok((outcome, created_by))
     }
 
+    /// A COPY or WORKDIR through its alias (see [`files::alias`]): from
+    /// the cache without reading the parent's files when the alias names
+    /// a record, else `commit` (which plans over the parent). The alias is
+    /// computed only where it may serve: with parent layers that only a
+    /// remote cache has, or for a `--cache-to` (whose records carry it).
+    fn by_alias(
+        &self,
+        state: &State,
+        step: &LayerStep<'_>,
+        plan_without_parent: impl FnOnce() -> Result<crate::exec::CopyPlan, crate::exec::CopyError>,
+        commit: impl FnOnce(Option<oci_spec::image::Digest>) -> Result<LayerOutcome, StepError>,
+    ) -> Result<LayerOutcome, StepError> {
+        let store = &self.shared.store;
+        let wanted =
+            !self.shared.options.cache_to.is_empty() || !files::all_stored(store, &state.layers);
+        // A plan that needs the parent (a --chown by name) has no alias.
+        let alias = match plan_without_parent() {
+            Ok(plan) if wanted => Some(files::alias(
+                self.shared.executor.options(),
+                &self.shared.memo,
+                &state.layers,
+                step,
+                plan,
+            )?),
+            _ => None,
+        };
+        if let (Some(alias), false) = (&alias, self.no_cache) {
+            if let Some(outcome) = files::by_alias(store, &state.layers, alias, self.position)? {
+                return Ok(outcome);
+            }
+        }
+        commit(alias)
+    }
+
+    /// Records `alias` (if any) as naming the step's record.
+    fn keep_alias(
+        &self,
+        alias: Option<oci_spec::image::Digest>,
+        mut outcome: LayerOutcome,
+    ) -> Result<LayerOutcome, StepError> {
+        if let (Some(alias), Ok(key)) = (&alias, outcome.key.parse()) {
+            self.shared.store.cache().put_alias(alias, &key)?;
+        }
+        outcome.alias = alias;
+        Ok(outcome)
+    }
+
     /// The parent layers a COPY, ADD or WORKDIR writes onto, as the
     /// planner reads them.
     fn dest_root<'v>(&self, view: Option<&'v RootfsView>) -> Option<DestRoot<'v>> {
@@ -753,18 +814,23 @@ impl StepContext<'_> {
         let (user, workdir) = (state.user(), state.workdir());
         let dir = workdir.clone();
         let store = &self.shared.store;
+        let step = self.layer_step(state, "WORKDIR", vec![value.clone()], &user, &workdir);
         let outcome = tokio::task::block_in_place(|| {
-            let view = files::rootfs_view(store, &state.layers)?;
-            let plan =
-                crate::exec::mkdir::plan_workdir(&dir, &user, self.dest_root(view.as_ref()))?;
-            files::commit(
-                store,
-                self.shared.executor.options(),
-                &self.shared.memo,
-                &state.layers,
-                &self.layer_step(state, "WORKDIR", vec![value.clone()], &user, &workdir),
-                plan,
-            )
+            let without_parent = || crate::exec::mkdir::plan_workdir(&dir, &user, None);
+            self.by_alias(state, &step, without_parent, |alias| {
+                let view = files::rootfs_view(store, &state.layers)?;
+                let plan =
+                    crate::exec::mkdir::plan_workdir(&dir, &user, self.dest_root(view.as_ref()))?;
+                let outcome = files::commit(
+                    store,
+                    self.shared.executor.options(),
+                    &self.shared.memo,
+                    &state.layers,
+                    &step,
+                    plan,
+                )?;
+                self.keep_alias(alias, outcome)
+            })
         })?;
         Ok((outcome, format!("WORKDIR {value}")))
     }

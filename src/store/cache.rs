@@ -171,6 +171,36 @@ impl CacheStore {
         Ok(true)
     }
 
+    /// Makes `alias` (another key of a step, one computed without reading
+    /// its parent's files) name the record `key`.
+    pub fn put_alias(&self, alias: &Digest, key: &Digest) -> Result<(), StoreError> {
+        let path = self.alias_path(alias)?;
+        write_atomically(
+            &self.layout.cache.join("aliases"),
+            &path,
+            key.to_string().as_bytes(),
+        )
+    }
+
+    /// The key `alias` names, if any.
+    pub fn alias(&self, alias: &Digest) -> Result<Option<Digest>, StoreError> {
+        let path = self.alias_path(alias)?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text.trim().parse().ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", &path, e)),
+        }
+    }
+
+    fn alias_path(&self, alias: &Digest) -> Result<PathBuf, StoreError> {
+        let record = self.record_path(alias)?;
+        let name = record
+            .file_name()
+            .map(ToOwned::to_owned)
+            .unwrap_or_default();
+        Ok(self.layout.cache.join("aliases").join(name))
+    }
+
     /// The record last written for `position`, if any is still there.
     pub fn last_at(&self, position: &str) -> Result<Option<(Digest, CacheRecord)>, StoreError> {
         let path = self.position_path(position);

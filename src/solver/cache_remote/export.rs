@@ -58,6 +58,8 @@ pub(crate) struct UsedStep {
     pub key: Digest,
     /// Its position without the Dockerfile's path (`STAGE:INDEX`).
     pub position: String,
+    /// Its key by sources (COPY, WORKDIR), when computed.
+    pub alias: Option<Digest>,
 }
 
 /// The steps a build ran or found cached, and which stages make its image.
@@ -89,6 +91,7 @@ impl StepsUsed {
                 present.then(|| ExportedRecord {
                     key: step.key.clone(),
                     position: Some(step.position.clone()),
+                    alias: step.alias.clone(),
                     record,
                 })
             })

@@ -64,6 +64,10 @@ pub struct ExportedRecord {
     /// for miss explanations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
+    /// A second key of the step (COPY, WORKDIR), computed from its sources
+    /// and its parent layers' chain ID without reading the parent's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<Digest>,
     /// The record as the local cache keeps it.
     #[serde(flatten)]
     pub record: CacheRecord,
@@ -197,6 +201,7 @@ mod tests {
         ExportedRecord {
             key,
             position: Some("0:1".into()),
+            alias: None,
             record: CacheRecord {
                 inputs,
                 layer,

@@ -138,6 +138,11 @@ pub(crate) fn install(
         if cache.import(&exported.key, position.as_deref(), &exported.record)? {
             added += 1;
         }
+        if let Some(alias) = &exported.alias {
+            if cache.alias(alias)?.is_none() {
+                cache.put_alias(alias, &exported.key)?;
+            }
+        }
     }
     if let CacheLocation::Registry(reference) = location {
         // A push to this registry mounts these blobs from the cache.
