@@ -86,7 +86,7 @@ pub(crate) async fn load(
         CacheLocation::Local(dir) => {
             let top = layout_entry(dir)?;
             let bytes = read_layout_blob(dir, top.digest())?;
-            let manifest = manifest_of(&bytes, Some(&top.media_type().to_string()), top.digest())?;
+            let manifest = manifest_of(&bytes, Some(top.media_type().as_ref()), top.digest())?;
             let config = read_layout_blob(dir, manifest.config().digest())?;
             (manifest, config)
         }
