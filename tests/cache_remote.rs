@@ -473,3 +473,63 @@ fn bad_cache_flags_are_usage_errors() {
         assert!(stderr.contains(message), "{value}: {stderr}");
     }
 }
+
+#[test]
+fn a_cache_layer_that_does_not_match_its_digest_is_refused_and_its_step_runs() {
+    if !can_build() {
+        return;
+    }
+    let a = Home::new();
+    let dir = context(&a, "src", FLAT, "#!/bin/sh\necho one\n");
+    let cache = a.path("cache");
+    run(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", cache.display()),
+            dir.to_str().unwrap(),
+        ],
+    );
+    // The largest layer (busybox) is damaged in the cache.
+    let (manifest, _) = local_cache(&cache);
+    let busybox = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = cache
+        .join("blobs/sha256")
+        .join(busybox.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+
+    // B edits app.sh: its COPY reads the layers below, busybox's first.
+    let b = Home::new();
+    let dir = context(&b, "src", FLAT, "#!/bin/sh\necho two\n");
+    let stderr = run(
+        &b,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", cache.display()),
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        stderr.contains(&format!("warning: refused cache layer {busybox}")),
+        "{stderr}"
+    );
+    // The build starts again: the COPY that made the layer runs, the
+    // steps above it whose layers are sound still come from the cache.
+    assert!(
+        stderr.contains("#5 [2/6] COPY busybox /bin/\n#5 DONE"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("#6 CACHED"), "{stderr}");
+    assert!(stderr.contains("cache miss: `app.sh` changed"), "{stderr}");
+    assert!(stderr.contains("3 steps run, 2 cached"), "{stderr}");
+}

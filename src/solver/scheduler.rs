@@ -155,6 +155,38 @@ impl Shared {
     }
 }
 
+/// Runs every stage the target needs, group by group; the first failure
+/// cancels the others.
+async fn run_stages(
+    graph: &Graph,
+    shared: &Arc<Shared>,
+) -> Result<HashMap<usize, Arc<StageResult>>, BuildError> {
+    let mut done: HashMap<usize, Arc<StageResult>> = HashMap::new();
+    for group in graph.parallel_groups() {
+        let earlier = Arc::new(done.clone());
+        let mut tasks = JoinSet::new();
+        for index in group {
+            let shared = Arc::clone(shared);
+            let earlier = Arc::clone(&earlier);
+            tasks.spawn(async move { (index, run_stage(&shared, index, &earlier).await) });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let failure = match joined {
+                Ok((index, Ok(result))) => {
+                    done.insert(index, Arc::new(result));
+                    continue;
+                }
+                Ok((_, Err(error))) => error,
+                Err(error) => BuildError::Task(error.to_string()),
+            };
+            // Cancel the other stages and wait until their sandboxes are gone.
+            tasks.shutdown().await;
+            return Err(failure);
+        }
+    }
+    Ok(done)
+}
+
 /// Builds the target of `graph` into `store`: runs the stages, then
 /// stores the image config and manifest. Steps run in `sandbox`; base
 /// images come from the store or through `clients`; progress goes to
@@ -180,7 +212,7 @@ pub async fn build(
             host: host.to_string(),
         });
     }
-    let store = cache_remote::import_all(
+    let (store, remote) = cache_remote::import_all(
         &store,
         &options.cache_from,
         &clients,
@@ -188,49 +220,46 @@ pub async fn build(
         &graph.source().file,
     )
     .await;
-    let memo = DigestMemo::load(&store.root().join("cache").join("context-digests"));
-    let shared = Arc::new(Shared {
-        executor: Executor::new(store.clone(), sandbox, options.exec.clone()),
-        graph: Arc::clone(&graph),
-        store: store.clone(),
-        clients,
-        options,
-        progress,
-        next_id: AtomicU64::new(0),
-        steps_run: AtomicUsize::new(0),
-        steps_cached: AtomicUsize::new(0),
-        context: tokio::sync::OnceCell::new(),
-        memo: Mutex::new(memo),
-        named_contexts: tokio::sync::Mutex::new(HashMap::new()),
-        images: tokio::sync::Mutex::new(HashMap::new()),
-        used: Mutex::new(Vec::new()),
-    });
     if let Some(notice) = crate::userns::missing_range_notice() {
-        shared.notice(notice);
+        progress.send(Event::Status(notice));
     }
-    let mut done: HashMap<usize, Arc<StageResult>> = HashMap::new();
-    for group in graph.parallel_groups() {
-        let earlier = Arc::new(done.clone());
-        let mut tasks = JoinSet::new();
-        for index in group {
-            let shared = Arc::clone(&shared);
-            let earlier = Arc::clone(&earlier);
-            tasks.spawn(async move { (index, run_stage(&shared, index, &earlier).await) });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            let failure = match joined {
-                Ok((index, Ok(result))) => {
-                    done.insert(index, Arc::new(result));
-                    continue;
+    let mut first_id = 0;
+    let (shared, done) = loop {
+        let memo = DigestMemo::load(&store.root().join("cache").join("context-digests"));
+        let shared = Arc::new(Shared {
+            executor: Executor::new(store.clone(), sandbox.clone(), options.exec.clone()),
+            graph: Arc::clone(&graph),
+            store: store.clone(),
+            clients: Arc::clone(&clients),
+            options: options.clone(),
+            progress: progress.clone(),
+            next_id: AtomicU64::new(first_id),
+            steps_run: AtomicUsize::new(0),
+            steps_cached: AtomicUsize::new(0),
+            context: tokio::sync::OnceCell::new(),
+            memo: Mutex::new(memo),
+            named_contexts: tokio::sync::Mutex::new(HashMap::new()),
+            images: tokio::sync::Mutex::new(HashMap::new()),
+            used: Mutex::new(Vec::new()),
+        });
+        match run_stages(&graph, &shared).await {
+            Ok(done) => break (shared, done),
+            // A cache layer that did not match its digest is refused (the
+            // source no longer offers it): the build starts again, and the
+            // steps whose layer it was run.
+            Err(error) => match remote.as_ref().map(|r| r.take_refused()) {
+                Some(refused) if !refused.is_empty() => {
+                    for (digest, reason) in refused {
+                        progress.send(Event::Status(format!(
+                            "warning: refused cache layer {digest} ({reason}); the steps that made it run again"
+                        )));
+                    }
+                    first_id = shared.next_id.load(Ordering::Relaxed);
                 }
-                Ok((_, Err(error))) => error,
-                Err(error) => BuildError::Task(error.to_string()),
-            };
-            // Cancel the other stages and wait until their sandboxes are gone.
-            tasks.shutdown().await;
-            return Err(failure);
+                _ => return Err(error),
+            },
         }
-    }
+    };
     if let Ok(mut memo) = shared.memo.lock() {
         if let Err(e) = memo.save() {
             shared.notice(format!(

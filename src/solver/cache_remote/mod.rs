@@ -21,6 +21,7 @@ pub use export::ExportError;
 pub(crate) use export::{StepsUsed, UsedStep};
 pub use format::{CACHE_CONFIG_MEDIA_TYPE, INLINE_KEY};
 pub use import::ImportError;
+pub use source::RemoteBlobs;
 pub use spec::{CacheFrom, CacheLocation, CacheMode, CacheSpecError, CacheTo};
 
 use crate::progress::{Event, ProgressSender};
@@ -31,14 +32,15 @@ use std::sync::Arc;
 
 /// Imports every `--cache-from` cache into `store` (records under the
 /// Dockerfile `file`) and returns the store that fetches their layers
-/// when read; a cache that cannot be imported is a warning.
+/// when read, and that source; a cache that cannot be imported is a
+/// warning.
 pub(crate) async fn import_all(
     store: &Store,
     from: &[CacheFrom],
     clients: &ClientFactory,
     progress: &ProgressSender,
     file: &str,
-) -> Store {
+) -> (Store, Option<Arc<RemoteBlobs>>) {
     let mut caches = Vec::new();
     for CacheFrom(location) in from {
         let installed = match import::load(location, clients).await {
@@ -61,15 +63,15 @@ pub(crate) async fn import_all(
         }
     }
     if caches.is_empty() {
-        return store.clone();
+        return (store.clone(), None);
     }
-    let source = source::RemoteBlobs::new(
+    let source = Arc::new(RemoteBlobs::new(
         caches,
         Arc::clone(clients),
         progress.clone(),
         Sources::new(store.root()),
-    );
-    store.with_source(Arc::new(source))
+    ));
+    (store.with_source(source.clone()), Some(source))
 }
 
 /// Exports the build's records to every `--cache-to` but inline (which

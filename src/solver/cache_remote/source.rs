@@ -22,12 +22,17 @@ pub(crate) struct ImportedBlobs {
 }
 
 /// The imported caches of a build, as a [`BlobSource`] for its store.
-pub(crate) struct RemoteBlobs {
+pub struct RemoteBlobs {
     caches: Vec<ImportedBlobs>,
     clients: ClientFactory,
     /// Weak: the store (and this source) may outlive the build's progress.
     progress: WeakProgressSender,
     sources: Sources,
+    /// Layers that could not be fetched (or did not match their digest):
+    /// no longer offered.
+    refused: std::sync::Mutex<HashMap<Digest, String>>,
+    /// Those not yet reported by [`RemoteBlobs::take_refused`].
+    unreported: std::sync::Mutex<Vec<(Digest, String)>>,
 }
 
 impl std::fmt::Debug for RemoteBlobs {
@@ -40,7 +45,7 @@ impl std::fmt::Debug for RemoteBlobs {
 
 impl RemoteBlobs {
     /// The source of `caches`, reaching registries through `clients`.
-    pub fn new(
+    pub(crate) fn new(
         caches: Vec<ImportedBlobs>,
         clients: ClientFactory,
         progress: ProgressSender,
@@ -51,6 +56,25 @@ impl RemoteBlobs {
             clients,
             progress: progress.downgrade(),
             sources,
+            refused: std::sync::Mutex::new(HashMap::new()),
+            unreported: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The layers refused since the last call, with why.
+    pub fn take_refused(&self) -> Vec<(Digest, String)> {
+        self.unreported
+            .lock()
+            .map(|mut list| std::mem::take(&mut *list))
+            .unwrap_or_default()
+    }
+
+    fn refuse(&self, digest: &Digest, reason: &str) {
+        if let Ok(mut refused) = self.refused.lock() {
+            refused.insert(digest.clone(), reason.to_owned());
+        }
+        if let Ok(mut list) = self.unreported.lock() {
+            list.push((digest.clone(), reason.to_owned()));
         }
     }
 
@@ -117,7 +141,12 @@ fn copy_from_layout(
 
 impl BlobSource for RemoteBlobs {
     fn has(&self, digest: &Digest) -> bool {
-        self.caches.iter().any(|c| c.layers.contains_key(digest))
+        let refused = self
+            .refused
+            .lock()
+            .map(|r| r.contains_key(digest))
+            .unwrap_or(true);
+        !refused && self.caches.iter().any(|c| c.layers.contains_key(digest))
     }
 
     fn fetch(&self, digest: &Digest, blobs: &BlobStore) -> Result<(), StoreError> {
@@ -129,6 +158,7 @@ impl BlobSource for RemoteBlobs {
             match self.fetch_from(&cache.location, descriptor, blobs) {
                 Ok(()) => return Ok(()),
                 Err(reason) => {
+                    self.refuse(digest, &reason);
                     failure = Some(StoreError::Fetch {
                         digest: digest.clone(),
                         cache: cache.location.to_string(),
