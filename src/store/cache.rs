@@ -253,6 +253,7 @@ impl CacheStore {
         for dir in [
             self.layout.cache.clone(),
             self.layout.cache.join("positions"),
+            self.layout.cache.join("aliases"),
         ] {
             for entry in read_dir(&dir)? {
                 let is_temp = entry
