@@ -765,8 +765,8 @@ impl StepContext<'_> {
         let wanted =
             !self.shared.options.cache_to.is_empty() || !files::all_stored(store, &state.layers);
         // A plan that needs the parent (a --chown by name) has no alias.
-        let alias = match plan_without_parent() {
-            Ok(plan) if wanted => Some(files::alias(
+        let alias = match wanted.then(plan_without_parent) {
+            Some(Ok(plan)) => Some(files::alias(
                 self.shared.executor.options(),
                 &self.shared.memo,
                 &state.layers,
