@@ -1,6 +1,6 @@
-//! `builder build` without `--dry-run`: runs the build, then names the
-//! image (`-t`), writes the outputs (`-o`), pushes (`--push`,
-//! `type=image,push=true`, `type=registry`), and writes `--iidfile` and
+//! `builder build` without `--dry-run`: parses the flags, runs the build,
+//! has the solver deliver it (names, `-o` outputs, pushes, `--cache-to`;
+//! see [`crate::solver::deliver`]), and writes `--iidfile` and
 //! `--metadata-file` as docker buildx does.
 //!
 //! Progress goes to stderr as `--progress` says (see [`crate::progress`]),
@@ -19,14 +19,15 @@ use super::progress_arg::ProgressMode;
 use crate::exec::{ExecOptions, Snapshotter};
 use crate::image::Reference;
 use crate::layer::compress::Compression;
-use crate::layer::extract::ExtractWarning;
 use crate::output::Output;
 use crate::plan::Graph;
-use crate::progress::{self, Event, ProgressSender, Style, Summary};
-use crate::registry::{Client, DockerConfig, PushOptions, push};
+use crate::progress::{self, Event, Style, Summary};
+use crate::registry::{Client, DockerConfig};
 use crate::sandbox::{Isolation, Network, Sandbox};
-use crate::solver::{BuildOptions, Built, ClientFactory, Entitlement, Entitlements, build};
-use crate::store::Store;
+use crate::solver::cache_remote::{CacheFrom, CacheTo};
+use crate::solver::{
+    BuildOptions, ClientFactory, Delivery, Entitlement, Entitlements, build, deliver,
+};
 use miette::{IntoDiagnostic as _, Result, miette};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -125,6 +126,14 @@ pub struct ImageArgs {
     /// $SSH_AUTH_SOCK (repeatable)
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
     ssh: Vec<String>,
+    /// Import a build cache: REF, type=registry,ref=REF or
+    /// type=local,src=DIR (repeatable)
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<String>,
+    /// Export the build cache: type=registry,ref=REF | type=local,dest=DIR |
+    /// type=inline, with [,mode=min|max][,ignore-error=true] (repeatable)
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
 }
 
 /// The entitlements `--allow` (and `--network host`) grant.
@@ -176,6 +185,18 @@ pub fn build_image(
     let Some(graph) = graphs.first() else {
         return Err(miette!("no platform to build for"));
     };
+    let cache_from = args
+        .cache_from
+        .iter()
+        .map(|spec| CacheFrom::parse(spec))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| super::build::usage_error(&e.to_string()));
+    let cache_to = args
+        .cache_to
+        .iter()
+        .map(|spec| CacheTo::parse(spec))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| super::build::usage_error(&e.to_string()));
     let store = globals.open_store()?;
     let source_date_epoch = graph
         .global_args()
@@ -224,6 +245,8 @@ pub fn build_image(
         labels: flags.labels.clone(),
         named_contexts: flags.context_dirs(),
         secrets: super::secrets::build_secrets(&args.secrets, &args.ssh)?,
+        cache_from,
+        cache_to,
     };
     let style = if args.quiet {
         Style::Quiet
@@ -231,6 +254,11 @@ pub fn build_image(
         args.progress.style()?
     };
     let names = image_names(&tags, &outputs);
+    let delivery = Delivery {
+        tags,
+        outputs,
+        push: args.push,
+    };
     let (sender, renderer) = progress::spawn_renderer(style);
     let insecure = globals.insecure_registries.clone();
     let notices = sender.clone();
@@ -264,10 +292,9 @@ pub fn build_image(
         )
         .await
         .map_err(|error| miette::Report::new(error).wrap_err("the build failed"))?;
-        deliver(
-            &store, &clients, &built, &tags, &outputs, args.push, &sender,
-        )
-        .await?;
+        deliver(&built, &delivery, &clients, &sender)
+            .await
+            .map_err(miette::Report::new)?;
         Ok(built)
     };
     // On SIGINT or SIGTERM the build is dropped, not killed: its steps'
@@ -354,63 +381,6 @@ fn image_names(tags: &[Reference], outputs: &[Output]) -> Vec<Reference> {
     names
 }
 
-/// Names the image, writes the exports and pushes.
-async fn deliver(
-    store: &Store,
-    clients: &ClientFactory,
-    built: &Built,
-    tags: &[Reference],
-    outputs: &[Output],
-    push_tags: bool,
-    progress: &ProgressSender,
-) -> Result<()> {
-    let refs = store.refs();
-    for tag in tags {
-        refs.set(tag, built.image.clone()).into_diagnostic()?;
-    }
-    let mut to_push: Vec<Reference> = if push_tags { tags.to_vec() } else { Vec::new() };
-    for output in outputs {
-        match output {
-            Output::Export(export) => {
-                let report = export.write(store, &built.image, tags).into_diagnostic()?;
-                for warning in summarize_warnings(report.warnings) {
-                    progress.send(Event::Status(format!("warning: {warning}")));
-                }
-            }
-            Output::Image { names, push } => {
-                let names = if names.is_empty() { tags } else { names };
-                if names.is_empty() {
-                    return Err(miette!(
-                        "--output type=image needs name=… or a -t name to name the image"
-                    ));
-                }
-                for name in names {
-                    refs.set(name, built.image.clone()).into_diagnostic()?;
-                    if *push && !to_push.contains(name) {
-                        to_push.push(name.clone());
-                    }
-                }
-            }
-        }
-    }
-    for name in &to_push {
-        // As reports of their own: a registry error's help (how to log in) stays.
-        let client = clients(name.registry()).map_err(miette::Report::new)?;
-        let digest = push(
-            &client,
-            store,
-            built.image.digest(),
-            name,
-            &PushOptions::default(),
-            progress,
-        )
-        .await
-        .map_err(miette::Report::new)?;
-        progress.send(Event::Status(format!("pushed {name}@{digest}")));
-    }
-    Ok(())
-}
-
 /// `BUILDER_SNAPSHOTTER`: `overlay` (the default) or `copy` (RUN steps on
 /// full copies of their parent, as where overlayfs cannot be mounted).
 fn snapshotter_from_env() -> Result<Snapshotter> {
@@ -443,22 +413,4 @@ fn pids_limit_from_env() -> Result<Option<u64>> {
         },
         Err(std::env::VarError::NotUnicode(value)) => Err(bad(&value)),
     }
-}
-
-/// The export's warnings as shown: owners that could not be set (every
-/// file of a rootless export) in one line, the others one by one.
-fn summarize_warnings(warnings: Vec<ExtractWarning>) -> Vec<String> {
-    let (owners, others): (Vec<_>, Vec<_>) = warnings
-        .into_iter()
-        .partition(|w| matches!(w, ExtractWarning::OwnerNotSet { .. }));
-    let mut shown: Vec<String> = others.iter().map(ToString::to_string).collect();
-    if let Some(first) = owners.first() {
-        shown.push(match owners.len() {
-            1 => first.to_string(),
-            n => format!(
-                "{n} entries keep the exporting user as owner (their recorded owners are outside the ids this user may set), e.g. {first}"
-            ),
-        });
-    }
-    shown
 }

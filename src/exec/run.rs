@@ -399,8 +399,10 @@ impl Executor {
         })
     }
 
-    /// The layer a cache record promises, with its snapshot in place;
-    /// `None` (run the step) when its blob is gone.
+    /// The layer a cache record promises, with its snapshot in place when
+    /// its blob is stored; `None` (run the step) when its blob is gone. A
+    /// blob only a remote cache has stays there until a step or an output
+    /// reads it.
     fn reuse(
         &self,
         parent: &[LayerRef],
@@ -410,10 +412,15 @@ impl Executor {
             return Ok(Some(None));
         };
         let layer = LayerRef::from_cached(cached);
-        if !self.store.blobs().contains(layer.blob.digest()) {
+        let blobs = self.store.blobs();
+        if !blobs.available(layer.blob.digest()) {
             return Ok(None);
         }
-        if !self.overlay_unavailable.load(Ordering::Relaxed) {
+        let stored = parent
+            .iter()
+            .chain([&layer])
+            .all(|l| blobs.contains(l.blob.digest()));
+        if stored && !self.overlay_unavailable.load(Ordering::Relaxed) {
             let mut chain = parent.to_vec();
             chain.push(layer.clone());
             self.snapshots_of(&chain)?;

@@ -11,7 +11,7 @@ mod oci_layout;
 mod spec;
 mod stream;
 
-pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
+pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, write_dir_tagged};
 pub use spec::{Destination, Export, OciTarget, Output, OutputSpecError};
 
 use crate::image::config::ConfigError;

@@ -175,6 +175,31 @@ pub(super) fn write_tar(
     })
 }
 
+/// Writes the layout of `top` into the directory `dir` as the entry tagged
+/// `tag` (only `org.opencontainers.image.ref.name`, no image name), in
+/// place of any entry with that tag; the layout's other entries and blobs
+/// stay, and blobs it holds are not written again.
+pub fn write_dir_tagged(
+    store: &Store,
+    top: &Descriptor,
+    tag: &str,
+    dir: &Path,
+) -> Result<(), OutputError> {
+    let blobs = Blobs::collect(store, top)?;
+    let mut ours = top.clone();
+    ours.set_annotations(Some(HashMap::from([(
+        ANNOTATION_REF_NAME.to_owned(),
+        tag.to_owned(),
+    )])));
+    let mut entries = existing_entries(dir)?;
+    entries.retain(|kept| ref_name(kept).is_none_or(|t| t != tag));
+    entries.push(ours);
+    let files = top_files(&new_index(entries))?;
+    let mut sink = DirSink::new(dir);
+    sink.dir("")?;
+    write_layout(store, &blobs, &files, &mut sink)
+}
+
 /// Writes the layout of `top` into the directory `dir`. An image layout
 /// already there is added to: its blobs stay, and its `index.json` keeps
 /// the entries whose tag none of `names` takes over.

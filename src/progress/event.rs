@@ -75,4 +75,23 @@ impl ProgressSender {
             let _ = tx.send(event);
         }
     }
+
+    /// A sender that does not keep the stream open: for what may outlive
+    /// the build's progress (a store's blob source), so the renderer still
+    /// ends when the real senders are dropped.
+    pub fn downgrade(&self) -> WeakProgressSender {
+        WeakProgressSender(self.0.as_ref().map(UnboundedSender::downgrade))
+    }
+}
+
+/// A [`ProgressSender`] that does not keep the stream open: events sent
+/// after every real sender is gone are dropped.
+#[derive(Debug, Clone)]
+pub struct WeakProgressSender(Option<tokio::sync::mpsc::WeakUnboundedSender<Event>>);
+
+impl WeakProgressSender {
+    /// The sender, while the stream is open; a discarding one after.
+    pub fn upgrade(&self) -> ProgressSender {
+        ProgressSender(self.0.as_ref().and_then(|weak| weak.upgrade()))
+    }
 }

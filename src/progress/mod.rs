@@ -12,7 +12,7 @@ pub mod step;
 pub mod summary;
 pub mod tty;
 
-pub use event::{BlobOutcome, Direction, Event, ProgressSender};
+pub use event::{BlobOutcome, Direction, Event, ProgressSender, WeakProgressSender};
 pub use mode::Style;
 pub use step::StepProgress;
 pub use summary::{Summary, Transfers};

@@ -220,8 +220,9 @@ fn describe(manifests: &[Descriptor]) -> String {
 }
 
 /// Downloads one blob into the store unless it is there, retrying when the
-/// connection drops.
-async fn fetch_blob(
+/// connection drops, and remembers the repository it came from (a push to
+/// the same registry mounts it from there).
+pub async fn fetch_blob(
     client: &Client,
     blobs: &BlobStore,
     sources: &Sources,

@@ -29,6 +29,8 @@ pub(super) struct LayerOutcome {
     pub key: String,
     /// When the step ran (the first time, for a hit): its history time.
     pub created: String,
+    /// Its key by sources (see [`alias`]), when computed.
+    pub alias: Option<Digest>,
 }
 
 /// The snapshot directories of `layers`, topmost first, unpacking any that
@@ -144,6 +146,7 @@ pub(super) fn commit(
                     miss_reasons: Vec::new(),
                     key: key.to_string(),
                     created,
+                    alias: None,
                 });
             }
         }
@@ -176,7 +179,71 @@ pub(super) fn commit(
         miss_reasons,
         key: key.to_string(),
         created,
+        alias: None,
     })
+}
+
+/// A second key of a layer step, computed without reading its parent's
+/// files: the step, its sources as planned without a destination, and the
+/// chain ID of its parent layers (their content, known from their digests).
+/// It names the step's record (see [`by_alias`]), so a step cached on top
+/// of layers only a remote cache has is a hit without fetching them.
+pub(super) fn alias(
+    options: &ExecOptions,
+    memo: &std::sync::Mutex<crate::context::digest::DigestMemo>,
+    parent: &[LayerRef],
+    step: &LayerStep<'_>,
+    plan: CopyPlan,
+) -> Result<Digest, StepError> {
+    let input = {
+        let mut memo = memo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        plan.cache_input(&mut memo)?
+    };
+    let mut inputs = step_inputs(step, input, options);
+    let diff_ids: Vec<Digest> = parent.iter().map(|l| l.diff_id.clone()).collect();
+    let chain = crate::store::chain_ids(&diff_ids)
+        .last()
+        .map_or_else(|| "scratch".to_owned(), ToString::to_string);
+    inputs
+        .flags
+        .insert("alias-of-parent-chain".to_owned(), chain);
+    Ok(inputs.key())
+}
+
+/// The cached result of the step whose [`alias`] is `alias`, if the cache
+/// has it; no parent file is read.
+pub(super) fn by_alias(
+    store: &Store,
+    parent: &[LayerRef],
+    alias: &Digest,
+    position: &str,
+) -> Result<Option<LayerOutcome>, StepError> {
+    let cache = store.cache();
+    let Some(key) = cache.alias(alias)? else {
+        return Ok(None);
+    };
+    let Some(record) = cache.get(&key)? else {
+        return Ok(None);
+    };
+    let Some(layer) = reuse(store, parent, &record)? else {
+        return Ok(None);
+    };
+    let created = created::of_hit(&cache, &key, position, &record)?;
+    Ok(Some(LayerOutcome {
+        layer,
+        cached: true,
+        miss_reasons: Vec::new(),
+        key: key.to_string(),
+        created,
+        alias: Some(alias.clone()),
+    }))
+}
+
+/// Whether every layer of `layers` is in the store (none only a remote
+/// cache has).
+pub(super) fn all_stored(store: &Store, layers: &[LayerRef]) -> bool {
+    let blobs = store.blobs();
+    layers.iter().all(|l| blobs.contains(l.blob.digest()))
 }
 
 /// The chain IDs of `parent`'s layers, bottom first, their snapshots unpacked.
@@ -188,8 +255,9 @@ fn snapshot_chain(store: &Store, parent: &[LayerRef]) -> Result<Vec<Digest>, Ste
         .unpack_all(&store.blobs(), &descriptors, &diff_ids)?)
 }
 
-/// The layer a cache record promises, its snapshot in place; `None` (do
-/// the step) when its blob is gone.
+/// The layer a cache record promises, its snapshot in place when its
+/// blobs are stored; `None` (do the step) when its blob is gone. A blob
+/// only a remote cache has stays there until something reads it.
 fn reuse(
     store: &Store,
     parent: &[LayerRef],
@@ -198,7 +266,8 @@ fn reuse(
     let Some(cached) = &record.layer else {
         return Ok(Some(None));
     };
-    if !store.blobs().contains(&cached.digest) {
+    let blobs = store.blobs();
+    if !blobs.available(&cached.digest) {
         return Ok(None);
     }
     let layer = LayerRef {
@@ -209,6 +278,13 @@ fn reuse(
         ),
         diff_id: cached.diff_id.clone(),
     };
+    let stored = parent
+        .iter()
+        .chain([&layer])
+        .all(|l| blobs.contains(l.blob.digest()));
+    if !stored {
+        return Ok(Some(Some(layer)));
+    }
     let chains = snapshot_chain(store, parent)?;
     store
         .snapshots()

@@ -15,13 +15,14 @@ use crate::store::{Store, StoreError};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 
 /// Stores the config and manifest of `result`, with `labels` (`--label`)
-/// set over the Dockerfile's; returns the manifest's descriptor and the
-/// config's digest.
+/// set over the Dockerfile's and `inline_cache` (`--cache-to type=inline`)
+/// under its key; returns the manifest's descriptor and the config's digest.
 pub(super) fn write(
     store: &Store,
     result: &StageResult,
     labels: &[(String, String)],
     source_date_epoch: Option<u64>,
+    inline_cache: Option<serde_json::Value>,
 ) -> Result<(Descriptor, Digest), StoreError> {
     let blobs = store.blobs();
     let mut config = result.config.clone();
@@ -31,7 +32,17 @@ pub(super) fn write(
     }
     let fixed = source_date_epoch.map(|epoch| meta::timestamp(Some(epoch)));
     meta::finish(&mut config, fixed.as_deref());
-    let config_bytes = config.to_canonical_json();
+    let config_bytes = match inline_cache {
+        None => config.to_canonical_json(),
+        Some(records) => {
+            let mut value =
+                serde_json::to_value(&config).expect("an image config always serializes");
+            if let Some(object) = value.as_object_mut() {
+                object.insert(super::cache_remote::INLINE_KEY.to_owned(), records);
+            }
+            canonical_json(&value).expect("an image config always serializes")
+        }
+    };
     // `--label`s come last: they too may make it larger than a config may be.
     if config_bytes.len() as u64 > crate::store::MAX_DOCUMENT_SIZE {
         return Err(StoreError::DocumentTooLarge {

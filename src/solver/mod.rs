@@ -8,9 +8,14 @@
 //! - [`failure`]: failed steps and FROMs as located reports;
 //! - [`files`]: the layers COPY, ADD and WORKDIR write, cached by content;
 //! - [`base`]: FROM images resolved in the store or pulled;
-//! - [`image`]: the final config and manifest.
+//! - [`image`]: the final config and manifest;
+//! - [`cache_remote`]: `--cache-from` and `--cache-to` (registry, local
+//!   layout, inline);
+//! - [`deliver`]: names, outputs, pushes and cache exports of a built image.
 
 mod base;
+pub mod cache_remote;
+mod deliver;
 mod entitlements;
 mod error;
 mod failure;
@@ -21,6 +26,7 @@ pub mod secrets;
 mod ssh_agent;
 mod stage;
 
+pub use deliver::{DeliverError, Delivery, deliver};
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use failure::{BaseFailure, Site, StepFailure};
@@ -68,10 +74,14 @@ pub struct BuildOptions {
     pub named_contexts: BTreeMap<String, PathBuf>,
     /// `--secret` and `--ssh`: what `RUN --mount=type=secret|ssh` may use.
     pub secrets: BuildSecrets,
+    /// `--cache-from`: remote caches whose records the build may use.
+    pub cache_from: Vec<cache_remote::CacheFrom>,
+    /// `--cache-to`: where the build's cache goes (inline: into the image).
+    pub cache_to: Vec<cache_remote::CacheTo>,
 }
 
 /// What a build produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Built {
     /// The result, in the store: the image manifest of a build for one
     /// platform, an OCI index of every platform's manifest for several.
@@ -82,6 +92,13 @@ pub struct Built {
     pub steps_run: usize,
     /// Steps whose result came from the cache.
     pub steps_cached: usize,
+    /// The store, fetching what only an imported cache has when read.
+    pub(crate) store: crate::store::Store,
+    /// The steps of the build, for `--cache-to`.
+    pub(crate) steps_used: cache_remote::StepsUsed,
+    /// `--cache-to`, and how the build compressed its layers.
+    pub(crate) cache_to: Vec<cache_remote::CacheTo>,
+    pub(crate) compression: crate::layer::compress::Compression,
 }
 
 impl Built {

@@ -4,6 +4,7 @@
 //! the build; nothing of a failed step is kept or recorded.
 
 use super::base::{self, ImageBase};
+use super::cache_remote::{self, CacheTo, StepsUsed, UsedStep};
 use super::error::{BaseError, BuildError};
 use super::stage::{StageResult, run_stage};
 use super::{BuildOptions, Built, ClientFactory, PlatformImage};
@@ -52,6 +53,8 @@ pub(super) struct Shared {
     pub runs: Arc<RunOnce>,
     /// How each platform's RUN steps run (`None`: natively), decided once.
     emulators: Arc<Mutex<HashMap<PlatformSpec, Option<Emulator>>>>,
+    /// The steps that ran or hit, for `--cache-to`.
+    used: Arc<Mutex<Vec<UsedStep>>>,
 }
 
 /// A RUN step's result as the other builds of the same key take it.
@@ -219,6 +222,28 @@ impl Shared {
         Ok(emulator)
     }
 
+    /// Notes a step that ran or hit (`key` as the step's outcome has it),
+    /// for `--cache-to`.
+    pub fn used(
+        &self,
+        stage: usize,
+        key: &str,
+        position: String,
+        alias: Option<oci_spec::image::Digest>,
+    ) {
+        let Ok(key) = key.parse() else {
+            return;
+        };
+        if let Ok(mut used) = self.used.lock() {
+            used.push(UsedStep {
+                stage,
+                key,
+                position,
+                alias,
+            });
+        }
+    }
+
     /// Whether the stage at `index` runs without the cache.
     pub fn no_cache(&self, index: usize) -> bool {
         self.options.no_cache
@@ -252,37 +277,66 @@ pub async fn build(
         options.entitlements.check(graph)?;
     }
     let _lease = store.lease()?;
-    let memo = DigestMemo::load(&store.root().join("cache").join("context-digests"));
-    let common = Shared {
-        executor: Executor::new(store.clone(), sandbox, options.exec.clone()),
-        graph: Arc::clone(first),
-        prefix: String::new(),
-        store: store.clone(),
-        clients,
-        options: Arc::new(options),
-        progress,
-        next_id: Arc::new(AtomicU64::new(0)),
-        steps_run: Arc::new(AtomicUsize::new(0)),
-        steps_cached: Arc::new(AtomicUsize::new(0)),
-        context: Arc::new(tokio::sync::OnceCell::new()),
-        memo: Arc::new(Mutex::new(memo)),
-        named_contexts: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
-        images: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
-        runs: Arc::new(RunOnce::default()),
-        emulators: Arc::new(Mutex::new(HashMap::new())),
-    };
+    let (store, remote) = cache_remote::import_all(
+        &store,
+        &options.cache_from,
+        &clients,
+        &progress,
+        &first.source().file,
+    )
+    .await;
     if let Some(notice) = crate::userns::missing_range_notice() {
-        common.notice(notice);
+        progress.send(Event::Status(notice));
     }
-    let several = graphs.len() > 1;
-    let builds: Vec<Shared> = graphs
-        .iter()
-        .map(|graph| common.for_graph(Arc::clone(graph), several))
-        .collect();
-    for shared in &builds {
-        check_platforms(shared)?;
-    }
-    let done = run_groups(&builds).await?;
+    let options = Arc::new(options);
+    let mut first_id = 0;
+    let (common, builds, done) = loop {
+        let memo = DigestMemo::load(&store.root().join("cache").join("context-digests"));
+        let common = Shared {
+            executor: Executor::new(store.clone(), sandbox.clone(), options.exec.clone()),
+            graph: Arc::clone(first),
+            prefix: String::new(),
+            store: store.clone(),
+            clients: Arc::clone(&clients),
+            options: Arc::clone(&options),
+            progress: progress.clone(),
+            next_id: Arc::new(AtomicU64::new(first_id)),
+            steps_run: Arc::new(AtomicUsize::new(0)),
+            steps_cached: Arc::new(AtomicUsize::new(0)),
+            context: Arc::new(tokio::sync::OnceCell::new()),
+            memo: Arc::new(Mutex::new(memo)),
+            named_contexts: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            images: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            runs: Arc::new(RunOnce::default()),
+            emulators: Arc::new(Mutex::new(HashMap::new())),
+            used: Arc::new(Mutex::new(Vec::new())),
+        };
+        let several = graphs.len() > 1;
+        let builds: Vec<Shared> = graphs
+            .iter()
+            .map(|graph| common.for_graph(Arc::clone(graph), several))
+            .collect();
+        for shared in &builds {
+            check_platforms(shared)?;
+        }
+        match run_groups(&builds).await {
+            Ok(done) => break (common, builds, done),
+            // A cache layer that did not match its digest is refused (the
+            // source no longer offers it): the build starts again, and the
+            // steps whose layer it was run.
+            Err(error) => match remote.as_ref().map(|r| r.take_refused()) {
+                Some(refused) if !refused.is_empty() => {
+                    for (digest, reason) in refused {
+                        progress.send(Event::Status(format!(
+                            "warning: refused cache layer {digest} ({reason}); the steps that made it run again"
+                        )));
+                    }
+                    first_id = common.next_id.load(Ordering::Relaxed);
+                }
+                _ => return Err(error),
+            },
+        }
+    };
     if let Ok(mut memo) = common.memo.lock() {
         if let Err(e) = memo.save() {
             common.notice(format!(
@@ -290,6 +344,18 @@ pub async fn build(
             ));
         }
     }
+    let steps_used = StepsUsed {
+        steps: common
+            .used
+            .lock()
+            .map(|used| used.clone())
+            .unwrap_or_default(),
+        final_stages: final_stages(first),
+    };
+    let inline = options
+        .cache_to
+        .contains(&CacheTo::Inline)
+        .then(|| cache_remote::inline_value(&store, &steps_used));
     let mut platforms = Vec::with_capacity(builds.len());
     for (shared, done) in builds.iter().zip(&done) {
         let result = done
@@ -298,8 +364,9 @@ pub async fn build(
         let (manifest, config) = super::image::write(
             &store,
             result,
-            &common.options.labels,
-            common.options.exec.source_date_epoch,
+            &options.labels,
+            options.exec.source_date_epoch,
+            inline.clone(),
         )?;
         platforms.push(PlatformImage {
             platform: shared.graph.platforms().target.clone(),
@@ -316,6 +383,10 @@ pub async fn build(
         platforms,
         steps_run: common.steps_run.load(Ordering::Relaxed),
         steps_cached: common.steps_cached.load(Ordering::Relaxed),
+        store,
+        steps_used,
+        cache_to: options.cache_to.clone(),
+        compression: options.exec.compression,
     })
 }
 
@@ -400,4 +471,18 @@ fn check_platforms(shared: &Shared) -> Result<(), BuildError> {
             })?;
     }
     Ok(())
+}
+
+/// The target stage and the stages it is built on (`FROM <stage>`): the
+/// stages whose steps make the final image's layers.
+fn final_stages(graph: &Graph) -> std::collections::HashSet<usize> {
+    let mut stages = std::collections::HashSet::new();
+    let mut index = graph.target();
+    while stages.insert(index) {
+        match graph.stages().get(index).map(|node| &node.base) {
+            Some(crate::plan::Base::Stage(base)) => index = *base,
+            _ => break,
+        }
+    }
+    stages
 }

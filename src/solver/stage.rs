@@ -136,13 +136,15 @@ pub(super) async fn run_stage(
                 id,
                 name: step.clone(),
             });
-            let position = format!("{file}:{}:from", graph.label(index));
+            let portable = format!("{}:from", graph.label(index));
+            let position = format!("{file}:{portable}");
             let outcome = context_base(shared, name, &position, &platform, shared.no_cache(index))
                 .await
                 .map_err(|source| {
                     let site = Site::new(graph.source(), node.span);
                     BuildError::Step(Box::new(StepFailure::new(site, step, source)))
                 })?;
+            shared.used(index, &outcome.key, portable, None);
             shared.send(if outcome.cached {
                 StepProgress::Cached { id }
             } else {
@@ -224,13 +226,18 @@ pub(super) async fn run_stage(
         } else {
             format!("{} {}", counter.current(), shown(step))
         };
-        let position = format!("{file}:{}:{position}", graph.label(index));
+        // The position without the Dockerfile's path names the step in a
+        // remote cache, wherever the Dockerfile is on another machine.
+        let portable = format!("{}:{position}", graph.label(index));
+        let position = format!("{file}:{portable}");
         let context = StepContext {
             shared,
             earlier,
             step,
+            stage: index,
             position: &position,
             platform: &plan.platform,
+            portable: &portable,
             no_cache,
         };
         let result = if counted(&step.kind) {
@@ -337,10 +344,14 @@ struct StepContext<'a> {
     shared: &'a Shared,
     earlier: &'a HashMap<usize, Arc<StageResult>>,
     step: &'a Step,
+    /// The stage's index.
+    stage: usize,
     position: &'a str,
     /// The stage's platform: what its RUN steps run as, and part of every
     /// step's cache key.
     platform: &'a PlatformSpec,
+    /// `position` without the Dockerfile's path.
+    portable: &'a str,
     no_cache: bool,
 }
 
@@ -402,6 +413,12 @@ impl StepContext<'_> {
             created_by,
             outcome.layer.as_ref().map(|l| &l.diff_id),
             &created,
+        );
+        self.shared.used(
+            self.stage,
+            &outcome.key,
+            self.portable.to_owned(),
+            outcome.alias.clone(),
         );
         state.layers.extend(outcome.layer);
         state.key = outcome.key;
@@ -539,6 +556,7 @@ impl StepContext<'_> {
                 miss_reasons: outcome.miss_reasons,
                 key: inputs.key().to_string(),
                 created: outcome.created,
+                alias: None,
             },
             meta::run_created_by(&argv, &build_args),
         ))
@@ -677,16 +695,25 @@ impl StepContext<'_> {
         let (user, workdir) = (state.user(), state.workdir());
         let store = &self.shared.store;
         let _turn = self.layer_turn(state, &created_by).await;
+        let step = self.layer_step(state, "COPY", words, &user, &workdir);
         let outcome = tokio::task::block_in_place(|| {
-            let view = files::rootfs_view(store, &state.layers)?;
-            let plan = plan_copy(&request, &root, self.dest_root(view.as_ref()))?;
-            files::commit(
-                store,
-                self.shared.executor.options(),
-                &self.shared.memo,
-                &state.layers,
-                &self.layer_step(state, "COPY", words, &user, &workdir),
-                plan,
+            self.by_alias(
+                state,
+                &step,
+                || plan_copy(&request, &root, None),
+                |alias| {
+                    let view = files::rootfs_view(store, &state.layers)?;
+                    let plan = plan_copy(&request, &root, self.dest_root(view.as_ref()))?;
+                    let outcome = files::commit(
+                        store,
+                        self.shared.executor.options(),
+                        &self.shared.memo,
+                        &state.layers,
+                        &step,
+                        plan,
+                    )?;
+                    self.keep_alias(alias, outcome)
+                },
             )
         })?;
         Ok((outcome, created_by))
@@ -753,6 +780,53 @@ impl StepContext<'_> {
         self.shared.runs.layer_turn(what).await
     }
 
+    /// A COPY or WORKDIR through its alias (see [`files::alias`]): from
+    /// the cache without reading the parent's files when the alias names
+    /// a record, else `commit` (which plans over the parent). The alias is
+    /// computed only where it may serve: with parent layers that only a
+    /// remote cache has, or for a `--cache-to` (whose records carry it).
+    fn by_alias(
+        &self,
+        state: &State,
+        step: &LayerStep<'_>,
+        plan_without_parent: impl FnOnce() -> Result<crate::exec::CopyPlan, crate::exec::CopyError>,
+        commit: impl FnOnce(Option<oci_spec::image::Digest>) -> Result<LayerOutcome, StepError>,
+    ) -> Result<LayerOutcome, StepError> {
+        let store = &self.shared.store;
+        let wanted =
+            !self.shared.options.cache_to.is_empty() || !files::all_stored(store, &state.layers);
+        // A plan that needs the parent (a --chown by name) has no alias.
+        let alias = match wanted.then(plan_without_parent) {
+            Some(Ok(plan)) => Some(files::alias(
+                self.shared.executor.options(),
+                &self.shared.memo,
+                &state.layers,
+                step,
+                plan,
+            )?),
+            _ => None,
+        };
+        if let (Some(alias), false) = (&alias, self.no_cache) {
+            if let Some(outcome) = files::by_alias(store, &state.layers, alias, self.position)? {
+                return Ok(outcome);
+            }
+        }
+        commit(alias)
+    }
+
+    /// Records `alias` (if any) as naming the step's record.
+    fn keep_alias(
+        &self,
+        alias: Option<oci_spec::image::Digest>,
+        mut outcome: LayerOutcome,
+    ) -> Result<LayerOutcome, StepError> {
+        if let (Some(alias), Ok(key)) = (&alias, outcome.key.parse()) {
+            self.shared.store.cache().put_alias(alias, &key)?;
+        }
+        outcome.alias = alias;
+        Ok(outcome)
+    }
+
     /// The parent layers a COPY, ADD or WORKDIR writes onto, as the
     /// planner reads them.
     fn dest_root<'v>(&self, view: Option<&'v RootfsView>) -> Option<DestRoot<'v>> {
@@ -771,18 +845,23 @@ impl StepContext<'_> {
         let (user, workdir) = (state.user(), state.workdir());
         let dir = workdir.clone();
         let store = &self.shared.store;
+        let step = self.layer_step(state, "WORKDIR", vec![value.clone()], &user, &workdir);
         let outcome = tokio::task::block_in_place(|| {
-            let view = files::rootfs_view(store, &state.layers)?;
-            let plan =
-                crate::exec::mkdir::plan_workdir(&dir, &user, self.dest_root(view.as_ref()))?;
-            files::commit(
-                store,
-                self.shared.executor.options(),
-                &self.shared.memo,
-                &state.layers,
-                &self.layer_step(state, "WORKDIR", vec![value.clone()], &user, &workdir),
-                plan,
-            )
+            let without_parent = || crate::exec::mkdir::plan_workdir(&dir, &user, None);
+            self.by_alias(state, &step, without_parent, |alias| {
+                let view = files::rootfs_view(store, &state.layers)?;
+                let plan =
+                    crate::exec::mkdir::plan_workdir(&dir, &user, self.dest_root(view.as_ref()))?;
+                let outcome = files::commit(
+                    store,
+                    self.shared.executor.options(),
+                    &self.shared.memo,
+                    &state.layers,
+                    &step,
+                    plan,
+                )?;
+                self.keep_alias(alias, outcome)
+            })
         })?;
         Ok((outcome, format!("WORKDIR {value}")))
     }

@@ -110,15 +110,45 @@ pub struct StoredBlob {
     pub size: u64,
 }
 
+/// Where blobs the store lacks may come from: a build's imported remote
+/// cache, whose layers are fetched only when something reads their bytes
+/// (see [`super::Store::with_source`]).
+pub trait BlobSource: Send + Sync + std::fmt::Debug {
+    /// Whether the source can give the blob `digest`.
+    fn has(&self, digest: &Digest) -> bool;
+    /// Writes the blob `digest` into `blobs` (verified against its digest
+    /// and size, as any blob is written).
+    fn fetch(&self, digest: &Digest, blobs: &BlobStore) -> Result<(), StoreError>;
+}
+
 /// The blobs of one store root. Cheap to clone, `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     layout: Arc<Layout>,
+    source: Option<Arc<dyn BlobSource>>,
 }
 
 impl BlobStore {
-    pub(super) fn new(layout: Arc<Layout>) -> Self {
-        Self { layout }
+    pub(super) fn new(layout: Arc<Layout>, source: Option<Arc<dyn BlobSource>>) -> Self {
+        Self { layout, source }
+    }
+
+    /// Whether the blob is stored or its source can give it.
+    pub fn available(&self, digest: &Digest) -> bool {
+        self.contains(digest) || self.source.as_ref().is_some_and(|s| s.has(digest))
+    }
+
+    /// Fetches a missing blob from the source, if one has it; true when
+    /// it is now stored.
+    fn fetch_missing(&self, digest: &Digest) -> Result<bool, StoreError> {
+        match &self.source {
+            Some(source) if source.has(digest) => {
+                let local = Self::new(Arc::clone(&self.layout), None);
+                source.fetch(digest, &local)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Where the blob with `digest` lives (whether or not it is there yet).
@@ -138,19 +168,31 @@ impl BlobStore {
         self.path(digest).is_ok_and(|path| path.is_file())
     }
 
-    /// The size in bytes of a stored blob.
+    /// The size in bytes of a stored blob (fetched from the source first
+    /// when only it has the blob).
     pub fn size(&self, digest: &Digest) -> Result<u64, StoreError> {
         let path = self.path(digest)?;
         match std::fs::metadata(&path) {
             Ok(meta) => Ok(meta.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.fetch_missing(digest)? => {
+                std::fs::metadata(&path)
+                    .map(|meta| meta.len())
+                    .map_err(|e| self.missing_or_io(digest, &path, "stat", e))
+            }
             Err(e) => Err(self.missing_or_io(digest, &path, "stat", e)),
         }
     }
 
-    /// Opens a stored blob for reading.
+    /// Opens a stored blob for reading (fetched from the source first when
+    /// only it has the blob).
     pub fn open(&self, digest: &Digest) -> Result<File, StoreError> {
         let path = self.path(digest)?;
-        File::open(&path).map_err(|e| self.missing_or_io(digest, &path, "open", e))
+        match File::open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.fetch_missing(digest)? => {
+                File::open(&path).map_err(|e| self.missing_or_io(digest, &path, "open", e))
+            }
+            opened => opened.map_err(|e| self.missing_or_io(digest, &path, "open", e)),
+        }
     }
 
     /// Reads a small stored blob (a manifest, index or config) whole, checking

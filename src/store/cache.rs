@@ -102,7 +102,7 @@ impl CacheStore {
     }
 
     /// The record of `key` without marking it used.
-    pub(super) fn peek(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
+    pub fn peek(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
         let path = self.record_path(key)?;
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -139,6 +139,66 @@ impl CacheStore {
         };
         let bytes = serde_json::to_vec(&entry).expect("a position entry always serializes");
         write_atomically(&self.layout.cache.join("positions"), &position_path, &bytes)
+    }
+
+    /// Adds a record from elsewhere (a remote cache): written unless the
+    /// store has one for `key` (a local record names local blobs), and
+    /// made the last record of `position` unless a local build already
+    /// recorded one there. Returns whether the record was written.
+    pub fn import(
+        &self,
+        key: &Digest,
+        position: Option<&str>,
+        record: &CacheRecord,
+    ) -> Result<bool, StoreError> {
+        if self.peek(key).ok().flatten().is_some() {
+            return Ok(false);
+        }
+        let path = self.record_path(key)?;
+        let bytes = serde_json::to_vec(record).expect("a cache record always serializes");
+        write_atomically(&self.layout.cache, &path, &bytes)?;
+        if let Some(position) = position {
+            let position_path = self.position_path(position);
+            if !position_path.exists() {
+                let entry = PositionEntry {
+                    position: position.to_owned(),
+                    key: key.clone(),
+                };
+                let bytes = serde_json::to_vec(&entry).expect("a position entry always serializes");
+                write_atomically(&self.layout.cache.join("positions"), &position_path, &bytes)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Makes `alias` (another key of a step, one computed without reading
+    /// its parent's files) name the record `key`.
+    pub fn put_alias(&self, alias: &Digest, key: &Digest) -> Result<(), StoreError> {
+        let path = self.alias_path(alias)?;
+        write_atomically(
+            &self.layout.cache.join("aliases"),
+            &path,
+            key.to_string().as_bytes(),
+        )
+    }
+
+    /// The key `alias` names, if any.
+    pub fn alias(&self, alias: &Digest) -> Result<Option<Digest>, StoreError> {
+        let path = self.alias_path(alias)?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text.trim().parse().ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", &path, e)),
+        }
+    }
+
+    fn alias_path(&self, alias: &Digest) -> Result<PathBuf, StoreError> {
+        let record = self.record_path(alias)?;
+        let name = record
+            .file_name()
+            .map(ToOwned::to_owned)
+            .unwrap_or_default();
+        Ok(self.layout.cache.join("aliases").join(name))
     }
 
     /// The record last written for `position`, if any is still there.
@@ -193,6 +253,7 @@ impl CacheStore {
         for dir in [
             self.layout.cache.clone(),
             self.layout.cache.join("positions"),
+            self.layout.cache.join("aliases"),
         ] {
             for entry in read_dir(&dir)? {
                 let is_temp = entry

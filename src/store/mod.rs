@@ -23,7 +23,8 @@ mod root;
 mod snapshots;
 
 pub use blobs::{
-    BlobCheck, BlobStore, BlobWriter, CheckedBlob, Expected, MAX_DOCUMENT_SIZE, StoredBlob,
+    BlobCheck, BlobSource, BlobStore, BlobWriter, CheckedBlob, Expected, MAX_DOCUMENT_SIZE,
+    StoredBlob,
 };
 pub use cache::{CacheRecord, CacheStore, CachedLayer};
 pub use cache_mounts::{CacheMount, CacheMountAccess, CacheMountLock, CacheMountsPruned};
@@ -86,6 +87,16 @@ pub enum StoreError {
         digest: Digest,
         /// What its bytes hash to.
         actual: Digest,
+    },
+    /// A blob a remote cache promised could not be fetched.
+    #[error("blob {digest} of the remote cache {cache} could not be fetched: {reason}")]
+    Fetch {
+        /// The blob.
+        digest: Digest,
+        /// The cache (`REGISTRY/REPO:TAG` or a directory).
+        cache: String,
+        /// Why.
+        reason: String,
     },
     /// No blob with that digest is stored.
     #[error("blob {digest} is not in the store")]
@@ -241,6 +252,8 @@ impl Layout {
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: Arc<Layout>,
+    /// Where blobs it lacks may be fetched from (a build's remote cache).
+    source: Option<Arc<dyn BlobSource>>,
 }
 
 impl Store {
@@ -279,7 +292,17 @@ impl Store {
         }
         Ok(Self {
             layout: Arc::new(layout),
+            source: None,
         })
+    }
+
+    /// The same store, fetching from `source` the blobs it lacks when they
+    /// are read (and only then).
+    pub fn with_source(&self, source: Arc<dyn BlobSource>) -> Self {
+        Self {
+            layout: Arc::clone(&self.layout),
+            source: Some(source),
+        }
     }
 
     /// The root directory.
@@ -289,7 +312,7 @@ impl Store {
 
     /// The content-addressed blobs.
     pub fn blobs(&self) -> BlobStore {
-        BlobStore::new(self.layout.clone())
+        BlobStore::new(self.layout.clone(), self.source.clone())
     }
 
     /// The reference index (tags and pinned digests → manifest descriptors).
