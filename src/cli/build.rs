@@ -15,7 +15,9 @@ use super::build_input;
 use super::common::print_line;
 use super::plan_input::plan_graph;
 use crate::image::PlatformSpec;
-use crate::plan::{Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepKind};
+use crate::plan::{
+    Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepCounter, StepKind,
+};
 use miette::{IntoDiagnostic as _, Result};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -180,18 +182,11 @@ fn render_stage(out: &mut String, graph: &Graph, plan: &StagePlan) {
             "  note: built on a stage whose base image's environment is not resolved in a dry run\n",
         );
     }
-    let name = graph.display_name(plan.index);
-    let total = plan.steps.len() + 1;
-    let prefix = |n: usize| {
-        if name.is_empty() {
-            format!("[{n}/{total}]")
-        } else {
-            format!("[{name} {n}/{total}]")
-        }
-    };
-    let _ = writeln!(out, "  {} FROM {from}", prefix(1));
-    for (i, step) in plan.steps.iter().enumerate() {
-        let _ = writeln!(out, "  {} {step}", prefix(i + 2));
+    // Numbered as the build's progress numbers them.
+    let mut counter = StepCounter::new(graph.display_name(plan.index), StepCounter::total_of(plan));
+    let _ = writeln!(out, "  {} FROM {from}", counter.current());
+    for step in &plan.steps {
+        let _ = writeln!(out, "  {} {step}", counter.step(&step.kind));
         if let StepKind::Run(run) = &step.kind {
             let args: Vec<String> = run
                 .args

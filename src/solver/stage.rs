@@ -15,7 +15,7 @@ use crate::exec::copy::{CopyFlags, CopyRequest, Source, SourceRoot, plan_copy};
 use crate::exec::meta::{self, CommandLine, ConfigChange, HealthcheckSpec, StageMeta};
 use crate::exec::rootfs::RootfsView;
 use crate::exec::{DestRoot, LayerRef, StepEvent};
-use crate::plan::{self, Base, CopySource, StagePlan, StageStart, Step, StepKind};
+use crate::plan::{self, Base, CopySource, StagePlan, StageStart, Step, StepCounter, StepKind};
 use crate::progress::StepProgress;
 use crate::sandbox::{Network, Security};
 use std::collections::HashMap;
@@ -59,36 +59,6 @@ impl State {
     }
 }
 
-/// How a stage's steps are shown: `[name i/n]`.
-struct Counter {
-    name: String,
-    index: usize,
-    total: usize,
-}
-
-impl Counter {
-    fn next(&mut self) -> String {
-        self.index += 1;
-        self.current()
-    }
-
-    fn current(&self) -> String {
-        if self.name.is_empty() {
-            format!("[{}/{}]", self.index, self.total)
-        } else {
-            format!("[{} {}/{}]", self.name, self.index, self.total)
-        }
-    }
-}
-
-/// Whether a step counts in `[i/n]` (it is a vertex in BuildKit's graph).
-fn counted(kind: &StepKind) -> bool {
-    matches!(
-        kind,
-        StepKind::Run(_) | StepKind::Copy(_) | StepKind::Add(_) | StepKind::Workdir(_)
-    )
-}
-
 /// Runs stage `index`; `earlier` holds the results of the stages it needs.
 pub(super) async fn run_stage(
     shared: &Shared,
@@ -115,11 +85,7 @@ pub(super) async fn run_stage(
             host: host.to_string(),
         });
     }
-    let mut counter = Counter {
-        name: graph.display_name(index),
-        index: 1,
-        total: shown_steps(graph, index),
-    };
+    let mut counter = StepCounter::new(graph.display_name(index), shown_steps(graph, index));
     let (start, layers, base_config, key) = match &node.base {
         Base::Scratch => (
             StageStart::scratch(),
@@ -202,7 +168,7 @@ pub(super) async fn run_stage(
     };
     let plan = graph.plan_stage(index, start)?;
     // An image's triggers are known only now.
-    counter.total = 1 + plan.steps.iter().filter(|s| counted(&s.kind)).count();
+    counter.set_total(StepCounter::total_of(&plan));
     // Stages an image's triggers copy from, which the graph could not know.
     let missing: Vec<usize> = plan
         .trigger_stages()
@@ -228,11 +194,7 @@ pub(super) async fn run_stage(
     };
     let no_cache = shared.no_cache(index);
     for (position, step) in plan.steps.iter().enumerate() {
-        let name = if counted(&step.kind) {
-            format!("{} {}", counter.next(), shown(step))
-        } else {
-            format!("{} {}", counter.current(), shown(step))
-        };
+        let name = format!("{} {}", counter.step(&step.kind), shown(step));
         let position = format!("{file}:{}:{position}", graph.label(index));
         let context = StepContext {
             shared,
@@ -241,7 +203,7 @@ pub(super) async fn run_stage(
             position: &position,
             no_cache,
         };
-        let result = if counted(&step.kind) {
+        let result = if step.kind.is_counted() {
             context.run_counted(&mut state, &name).await
         } else {
             metadata(&mut state, step, shared).map_err(StepError::from)
