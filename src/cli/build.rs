@@ -9,6 +9,7 @@
 //! run at the same time.
 
 use super::Globals;
+use super::build_compat::{Call, CompatFlags};
 use super::build_flags::RunAndImageFlags;
 use super::build_image::{ImageArgs, build_image};
 use super::build_input;
@@ -18,6 +19,8 @@ use crate::image::PlatformSpec;
 use crate::plan::{
     Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepCounter, StepKind,
 };
+use clap::ArgAction;
+use clap::builder::BoolishValueParser;
 use miette::{IntoDiagnostic as _, Result};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -26,7 +29,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct BuildCommandArgs {
     /// Print the plan (stages, expanded steps, parallel groups) and stop
-    #[arg(long, conflicts_with_all = ["outputs", "push"])]
+    #[arg(long, conflicts_with_all = ["outputs", "push"], num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     dry_run: bool,
     /// The stage to build (default: the last one)
     #[arg(long, value_name = "STAGE")]
@@ -45,6 +48,8 @@ pub struct BuildCommandArgs {
     #[command(flatten)]
     flags: RunAndImageFlags,
     #[command(flatten)]
+    compat: CompatFlags,
+    #[command(flatten)]
     image: ImageArgs,
     /// The build context: a directory, a tar archive (plain, gzip, bzip2,
     /// xz or zstd), or - for an archive (or a Dockerfile) on stdin
@@ -54,6 +59,15 @@ pub struct BuildCommandArgs {
 
 /// Runs `builder build`.
 pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
+    let call = match args.compat.validate().and_then(|notes| {
+        for note in notes {
+            eprintln!("note: {note}");
+        }
+        args.compat.call()
+    }) {
+        Ok(call) => call,
+        Err(message) => usage_error(&message),
+    };
     let target = match &args.platform {
         Some(p) if p.contains(',') => {
             return Err(miette::miette!(
@@ -72,6 +86,9 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
         usage_error(build_input::BOTH_READ_STDIN);
     }
     let input = build_input::resolve(&args.context, args.file.as_deref())?;
+    if call == Call::Check {
+        return super::check::report(&input);
+    }
     let options = Options {
         build_args,
         target: args.target,
@@ -103,18 +120,9 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reports a usage error as clap does (with the usage line) and exits
-/// with code 2, for conflicts clap cannot see (flag values).
+/// Reports a usage error of `builder build` (exit code 2).
 pub(super) fn usage_error(message: &str) -> ! {
-    use clap::CommandFactory as _;
-    let mut cli = super::Cli::command();
-    // Built, so the usage line names the subcommand as `builder build`.
-    cli.build();
-    let error = match cli.find_subcommand_mut("build") {
-        Some(build) => build.error(clap::error::ErrorKind::ArgumentConflict, message),
-        None => cli.error(clap::error::ErrorKind::ArgumentConflict, message),
-    };
-    error.exit()
+    super::usage_error("build", message)
 }
 
 /// The dry-run report.

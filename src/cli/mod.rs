@@ -2,6 +2,7 @@
 //! single place where errors become a report and an exit code.
 
 mod build;
+mod build_compat;
 mod build_flags;
 mod build_image;
 mod build_input;
@@ -32,7 +33,7 @@ use std::process::ExitCode;
 
 /// builder: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
-#[command(name = "builder", version, about, long_about = None)]
+#[command(name = "builder", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(flatten)]
     globals: Globals,
@@ -139,6 +140,20 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reports a usage error of `builder SUBCOMMAND` as clap does (with the
+/// usage line) and exits with code 2, for what clap cannot see (flag values
+/// checked together, files a flag names, variables that stand for flags).
+pub(super) fn usage_error(subcommand: &str, message: &str) -> ! {
+    let mut cli = Cli::command();
+    // Built, so the usage line names the subcommand as `builder build`.
+    cli.build();
+    let error = match cli.find_subcommand_mut(subcommand) {
+        Some(command) => command.error(clap::error::ErrorKind::ValueValidation, message),
+        None => cli.error(clap::error::ErrorKind::ValueValidation, message),
+    };
+    error.exit()
 }
 
 /// Prints an error as a miette report (source line with a marker) on stderr

@@ -19,9 +19,10 @@ pub struct PullArgs {
     /// machine's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
-    /// Progress output on stderr (auto: tty on a terminal, else plain)
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    progress: ProgressMode,
+    /// Progress output on stderr (auto: tty on a terminal, else plain;
+    /// default: $BUILDKIT_PROGRESS, else auto)
+    #[arg(long, value_enum)]
+    progress: Option<ProgressMode>,
 }
 
 /// Runs the subcommand.
@@ -39,7 +40,7 @@ pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
     };
     // Keeps prune from taking the pulled blobs before the name points at them.
     let _lease = store.lease().into_diagnostic()?;
-    let pulled = with_progress(args.progress, |progress| {
+    let pulled = with_progress(ProgressMode::chosen(args.progress, "pull"), |progress| {
         block_on(async { Ok(pull(&client, &store, &reference, &options, &progress).await?) })
     })?;
     tag(&store, &reference, &pulled)?;

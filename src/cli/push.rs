@@ -18,9 +18,10 @@ pub struct PushArgs {
     /// Push it under this name instead (tag, or digest-only to push by
     /// digest); the local tag is left as it is.
     destination: Option<String>,
-    /// Progress output on stderr (auto: tty on a terminal, else plain)
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    progress: ProgressMode,
+    /// Progress output on stderr (auto: tty on a terminal, else plain;
+    /// default: $BUILDKIT_PROGRESS, else auto)
+    #[arg(long, value_enum)]
+    progress: Option<ProgressMode>,
 }
 
 /// Runs the subcommand.
@@ -33,7 +34,7 @@ pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
     let store = globals.open_store()?;
     let image = resolve(&store, &source)?;
     let client = client_for(globals, target.registry())?;
-    let digest = with_progress(args.progress, |progress| {
+    let digest = with_progress(ProgressMode::chosen(args.progress, "push"), |progress| {
         block_on(async {
             let digest = push(
                 &client,

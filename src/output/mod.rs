@@ -13,6 +13,7 @@ mod stream;
 
 pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 pub use spec::{Destination, Export, OciTarget, Output, OutputSpecError};
+pub use stream::docker_cli;
 
 use crate::image::config::ConfigError;
 use crate::image::{ManifestError, ManifestOrIndex, Reference};
@@ -133,6 +134,17 @@ pub enum OutputError {
         path: PathBuf,
         /// Why it cannot be read.
         reason: String,
+    },
+    /// `--load` or `type=docker` without `dest`, and no docker CLI.
+    #[error("there is no docker CLI on PATH to load the image into; give type=docker a dest=FILE")]
+    NoDocker,
+    /// `docker load` failed.
+    #[error("docker load failed ({status}): {stderr} (the image is in builder's store all the same)")]
+    DockerLoad {
+        /// How it exited.
+        status: String,
+        /// What it said.
+        stderr: String,
     },
     /// A binary stream would go to the terminal.
     #[error("refusing to write a tar archive to the terminal; give dest=FILE or redirect stdout")]
