@@ -492,7 +492,9 @@ fn dry_run_prints_the_hello_plan() {
         .stdout(predicate::str::contains(
             "[greeting 1/2] ARG GREETING=hello",
         ))
-        .stdout(predicate::str::contains("[stage-2 1/5] ENV APP_HOME=/srv/app"))
+        .stdout(predicate::str::contains(
+            "[stage-2 1/5] ENV APP_HOME=/srv/app",
+        ))
         .stdout(predicate::str::contains("[stage-2 2/5] WORKDIR /srv/app"))
         .stdout(predicate::str::contains(
             "[stage-2 3/5] COPY --from=greeting /greeting.txt ./",

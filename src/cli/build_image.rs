@@ -10,8 +10,8 @@
 //! exit code; the process then exits with code 1. SIGINT and SIGTERM stop
 //! the build cleanly (same exit code).
 
-use super::build::usage_error;
 use super::Globals;
+use super::build::usage_error;
 use super::build_flags::RunAndImageFlags;
 use super::build_input::BuildInput;
 use super::common::block_on;
@@ -28,9 +28,9 @@ use crate::registry::{Client, DockerConfig, PushOptions, push};
 use crate::sandbox::{Network, Sandbox};
 use crate::solver::secrets::{SecretFlag, SshFlag};
 use crate::solver::{BuildOptions, Built, ClientFactory, Entitlement, Entitlements, build};
+use crate::store::Store;
 use clap::ArgAction;
 use clap::builder::BoolishValueParser;
-use crate::store::Store;
 use miette::{IntoDiagnostic as _, Result, miette};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -200,7 +200,8 @@ pub fn build_image(
     {
         usage_error(&format!(
             "-q (--quiet) cannot be used with --progress={}",
-            clap::ValueEnum::to_possible_value(&mode).map_or_else(String::new, |v| v.get_name().to_owned())
+            clap::ValueEnum::to_possible_value(&mode)
+                .map_or_else(String::new, |v| v.get_name().to_owned())
         ));
     }
     match outputs.iter().filter(|o| o.writes_stdout()).count() {
@@ -212,9 +213,7 @@ pub fn build_image(
         _ => usage_error("only one -o output can write to stdout"),
     }
     if args.push && image_names(&tags, &outputs).is_empty() {
-        usage_error(
-            "--push has no name to push: add -t NAME[:TAG] (or -o type=image,name=NAME)",
-        );
+        usage_error("--push has no name to push: add -t NAME[:TAG] (or -o type=image,name=NAME)");
     }
     if tags.is_empty()
         && outputs

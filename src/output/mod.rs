@@ -139,7 +139,9 @@ pub enum OutputError {
     #[error("there is no docker CLI on PATH to load the image into; give type=docker a dest=FILE")]
     NoDocker,
     /// `docker load` failed.
-    #[error("docker load failed ({status}): {stderr} (the image is in builder's store all the same)")]
+    #[error(
+        "docker load failed ({status}): {stderr} (the image is in builder's store all the same)"
+    )]
     DockerLoad {
         /// How it exited.
         status: String,

@@ -79,9 +79,8 @@ fn docker_load(
     let written = match child.stdin.take() {
         Some(stdin) => {
             let mut out = BufWriter::with_capacity(BUFFER, stdin);
-            produce(&mut out).and_then(|()| {
-                out.flush().map_err(|source| OutputError::Write { source })
-            })
+            produce(&mut out)
+                .and_then(|()| out.flush().map_err(|source| OutputError::Write { source }))
         }
         None => Ok(()),
     };

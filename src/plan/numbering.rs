@@ -73,7 +73,10 @@ mod tests {
         let mut counter = StepCounter::new("build".into(), 3);
         assert_eq!(counter.current(), "[build 1/3]");
         assert_eq!(counter.step(&StepKind::User("app".into())), "[build 1/3]");
-        assert_eq!(counter.step(&StepKind::Workdir("/app".into())), "[build 2/3]");
+        assert_eq!(
+            counter.step(&StepKind::Workdir("/app".into())),
+            "[build 2/3]"
+        );
         assert_eq!(counter.step(&StepKind::Label(Vec::new())), "[build 2/3]");
         let mut lone = StepCounter::new(String::new(), 2);
         assert_eq!(lone.step(&StepKind::Workdir("/".into())), "[2/2]");
