@@ -3,7 +3,7 @@
 
 use super::Globals;
 use super::common::print_line;
-use super::common::{block_on, client_for, parse_reference, resolve};
+use super::common::{block_on, client_for, parse_reference, resolve_image};
 use crate::image::Reference;
 use crate::image::{ManifestOrIndex, PlatformSpec};
 use crate::registry::Client;
@@ -27,16 +27,16 @@ pub struct InspectArgs {
 
 /// Runs the subcommand.
 pub fn run(globals: &Globals, args: InspectArgs) -> Result<()> {
-    let reference = parse_reference(&args.reference)?;
     let platform = match &args.platform {
         Some(p) => PlatformSpec::parse(p).into_diagnostic()?,
         None => PlatformSpec::host(),
     };
     let shown = if args.remote {
+        let reference = parse_reference(&args.reference)?;
         let client = client_for(globals, reference.registry())?;
         block_on(remote(&client, &reference, &platform))?
     } else {
-        local(globals, &reference)?
+        local(globals, &args.reference)?
     };
     print_line(format_args!(
         "{}",
@@ -45,21 +45,28 @@ pub fn run(globals: &Globals, args: InspectArgs) -> Result<()> {
     Ok(())
 }
 
-fn local(globals: &Globals, reference: &Reference) -> Result<Value> {
+/// The image a name, an image ID or an ID prefix names in the store.
+fn local(globals: &Globals, name: &str) -> Result<Value> {
     let store = globals.open_store()?;
-    let digest = resolve(&store, reference)?;
+    let image = resolve_image(&store, name)?;
+    let shown_name = image
+        .reference
+        .as_ref()
+        .map_or_else(|| image.id.to_string(), ToString::to_string);
+    let digest = image.target.digest();
     let blobs = store.blobs();
-    let manifest_bytes = blobs.read(&digest).into_diagnostic()?;
-    let manifest = parse_json(&manifest_bytes, reference, &digest)?;
+    let manifest_bytes = blobs.read(digest).into_diagnostic()?;
+    let manifest = parse_json(&manifest_bytes, &shown_name, digest)?;
     let config = match serde_json::from_slice::<ImageManifest>(&manifest_bytes) {
         Ok(m) => {
             let config = blobs.read(m.config().digest()).into_diagnostic()?;
-            parse_json(&config, reference, m.config().digest())?
+            parse_json(&config, &shown_name, m.config().digest())?
         }
         Err(_) => Value::Null,
     };
     Ok(json!({
-        "reference": reference.to_string(),
+        "reference": shown_name,
+        "id": image.id.to_string(),
         "digest": digest.to_string(),
         "manifest": manifest,
         "config": config,
@@ -78,7 +85,7 @@ async fn remote(client: &Client, reference: &Reference, platform: &PlatformSpec)
     let mut shown = json!({"reference": subject, "digest": top.digest.to_string()});
     let document = ManifestOrIndex::parse(&top.bytes, Some(&top.media_type)).into_diagnostic()?;
     let manifest = if let ManifestOrIndex::Index(index) = document {
-        shown["index"] = parse_json(&top.bytes, reference, &top.digest)?;
+        shown["index"] = parse_json(&top.bytes, &subject, &top.digest)?;
         let chosen = platform
             .select(index.manifests())
             .ok_or_else(|| miette!("{subject}: no manifest for platform {platform}"))?;
@@ -88,15 +95,15 @@ async fn remote(client: &Client, reference: &Reference, platform: &PlatformSpec)
     } else {
         top
     };
-    shown["manifest"] = parse_json(&manifest.bytes, reference, &manifest.digest)?;
+    shown["manifest"] = parse_json(&manifest.bytes, &subject, &manifest.digest)?;
     let image: ImageManifest = serde_json::from_slice(&manifest.bytes).into_diagnostic()?;
     let config = client
         .get_blob_bytes(repository, image.config().digest(), &subject)
         .await?;
-    shown["config"] = parse_json(&config, reference, image.config().digest())?;
+    shown["config"] = parse_json(&config, &subject, image.config().digest())?;
     Ok(shown)
 }
 
-fn parse_json(bytes: &[u8], reference: &Reference, digest: &Digest) -> Result<Value> {
+fn parse_json(bytes: &[u8], reference: &str, digest: &Digest) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| miette!("{reference}: {digest} is not JSON: {e}"))
 }
