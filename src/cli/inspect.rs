@@ -4,6 +4,7 @@
 use super::Globals;
 use super::common::print_line;
 use super::common::{block_on, client_for, parse_reference, resolve_image};
+use super::template::Template;
 use crate::image::Reference;
 use crate::image::{ManifestOrIndex, PlatformSpec};
 use crate::registry::Client;
@@ -23,6 +24,16 @@ pub struct InspectArgs {
     /// The platform to show from a multi-platform image (with --remote).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
+    /// Print this Go template of the JSON instead, e.g. '{{.id}}' or
+    /// '{{json .config.config.Env}}' (`json`: the JSON on one line)
+    #[arg(short, long, value_name = "TEMPLATE", value_parser = parse_format)]
+    format: Option<Template>,
+}
+
+/// `--format`: a template; `json` is `{{json .}}`.
+fn parse_format(text: &str) -> std::result::Result<Template, String> {
+    let text = if text == "json" { "{{json .}}" } else { text };
+    Template::parse(text).map_err(|e| e.to_string())
 }
 
 /// Runs the subcommand.
@@ -38,10 +49,13 @@ pub fn run(globals: &Globals, args: InspectArgs) -> Result<()> {
     } else {
         local(globals, &args.reference)?
     };
-    print_line(format_args!(
-        "{}",
-        serde_json::to_string_pretty(&shown).into_diagnostic()?
-    ))?;
+    match &args.format {
+        Some(template) => print_line(template.render(&shown).into_diagnostic()?)?,
+        None => print_line(format_args!(
+            "{}",
+            serde_json::to_string_pretty(&shown).into_diagnostic()?
+        ))?,
+    }
     Ok(())
 }
 

@@ -23,6 +23,7 @@ mod rmi;
 mod sandbox;
 mod secrets;
 mod tag;
+mod template;
 
 use crate::store::{Store, default_root};
 use clap::{Args, CommandFactory, Parser, Subcommand};
