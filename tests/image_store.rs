@@ -55,7 +55,7 @@ fn images_lists_nothing_in_a_new_store() {
         .arg("images")
         .assert()
         .success()
-        .stdout("REPOSITORY   TAG       DIGEST    SIZE\n");
+        .stdout("REPOSITORY   TAG       IMAGE ID   CREATED   SIZE\n");
 }
 
 #[test]
@@ -89,13 +89,16 @@ fn tag_images_rmi_and_prune_through_the_binary() {
         .collect();
     // config + 5000-byte layer + manifest, each counted once.
     let size = store.content_size(&image).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&store.blobs().read(image.digest()).unwrap()).unwrap();
+    let id = config["config"]["digest"].as_str().unwrap()[7..19].to_owned();
     assert!(size > 5000);
     assert_eq!(
         lines,
         vec![
-            vec!["REPOSITORY", "TAG", "DIGEST", "SIZE"],
-            vec!["app", "v1", &digest, "5.48kB"],
-            vec!["localhost:5000/team/app", "v2", &digest, "5.48kB"],
+            vec!["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"],
+            vec!["app", "v1", &id, "N/A", "5.48kB"],
+            vec!["localhost:5000/team/app", "v2", &id, "N/A", "5.48kB"],
         ],
         "{listing}"
     );
@@ -137,7 +140,7 @@ fn tag_images_rmi_and_prune_through_the_binary() {
         .arg("images")
         .assert()
         .success()
-        .stdout("REPOSITORY   TAG       DIGEST    SIZE\n");
+        .stdout("REPOSITORY   TAG       IMAGE ID   CREATED   SIZE\n");
 }
 
 #[test]
