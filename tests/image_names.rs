@@ -296,3 +296,19 @@ fn inspect_format_reads_the_shown_json() {
         "lab {\"l\":\"lab\"} linux\n"
     );
 }
+
+#[test]
+fn prune_takes_docker_s_force_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["prune", "-f"][..],
+        &["prune", "--force"],
+        &["prune", "-a", "--force=true"],
+    ] {
+        builder(dir.path())
+            .args(args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Total reclaimed space"));
+    }
+}
