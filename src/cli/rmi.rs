@@ -5,7 +5,7 @@ use super::Globals;
 use super::common::print_line;
 use miette::{IntoDiagnostic as _, Result, miette};
 
-/// Remove images from the store by name
+/// Remove images from the store by name or ID
 #[derive(Debug, clap::Args)]
 pub struct RmiArgs {
     /// The images to remove (NAME[:TAG], NAME@DIGEST, or an image ID or a
