@@ -12,6 +12,7 @@ mod completions;
 mod debug;
 mod images;
 mod inspect;
+mod load;
 mod login;
 mod logout;
 mod plan_input;
@@ -21,6 +22,7 @@ mod pull;
 mod push;
 mod rmi;
 mod sandbox;
+mod save;
 mod secrets;
 mod tag;
 mod template;
@@ -86,6 +88,8 @@ enum Command {
     Login(login::LoginArgs),
     Logout(logout::LogoutArgs),
     Inspect(inspect::InspectArgs),
+    Save(save::SaveArgs),
+    Load(load::LoadArgs),
     Completions(completions::CompletionsArgs),
     /// Internal: runs one RUN step in a sandbox (re-executed by builder itself).
     #[command(name = "__sandbox", hide = true)]
@@ -129,6 +133,8 @@ pub fn main() -> ExitCode {
         Command::Login(args) => login::run(globals, args),
         Command::Logout(args) => logout::run(globals, args),
         Command::Inspect(args) => inspect::run(globals, args),
+        Command::Save(args) => save::run(globals, args),
+        Command::Load(args) => load::run(globals, args),
         Command::Completions(args) => completions::run(args),
         // The sandbox helper reports over its own protocol, not as a CLI.
         Command::Sandbox(args) => return sandbox::run(args),

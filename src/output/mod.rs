@@ -6,13 +6,15 @@
 
 mod archive;
 mod docker_archive;
+mod load;
 mod local;
 mod oci_layout;
 mod spec;
 mod stream;
 
-pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
+pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, SavedImage};
 pub use spec::{Destination, Export, OciTarget, Output, OutputSpecError};
+pub use load::{LoadError, Loaded, load};
 pub use stream::docker_cli;
 
 use crate::image::config::ConfigError;
@@ -201,16 +203,47 @@ impl Export {
             Export::Oci {
                 target: OciTarget::Tar(dest),
                 names: own,
-            } => oci_layout::write_tar(store, top, &names(own), dest)?,
+            } => oci_layout::write_tar(store, &[saved(top, names(own))], dest)?,
             Export::Oci {
                 target: OciTarget::Directory(dir),
                 names: own,
             } => oci_layout::write_dir(store, top, &names(own), dir)?,
             Export::Docker { dest, names: own } => {
-                docker_archive::write(store, top, &names(own), dest)?
+                docker_archive::write(store, &[saved(top, names(own))], dest)?
             }
         }
         Ok(report)
+    }
+}
+
+fn saved(top: &Descriptor, names: Vec<Reference>) -> SavedImage {
+    SavedImage {
+        top: top.clone(),
+        names,
+    }
+}
+
+/// The archive formats of `builder save`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// What `docker save` writes (an OCI layout with `manifest.json`).
+    Docker,
+    /// An OCI image layout as a tar.
+    Oci,
+}
+
+/// Writes `images` from `store` as one archive to `dest` (`builder save`).
+pub fn save(
+    store: &Store,
+    images: &[SavedImage],
+    format: ArchiveFormat,
+    dest: &Destination,
+) -> Result<(), OutputError> {
+    // Keeps prune from removing blobs while they are read.
+    let _lease = store.lease()?;
+    match format {
+        ArchiveFormat::Docker => docker_archive::write(store, images, dest),
+        ArchiveFormat::Oci => oci_layout::write_tar(store, images, dest),
     }
 }
 

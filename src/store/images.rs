@@ -67,12 +67,11 @@ impl Store {
     /// Every name in the reference index with its image's ID, sorted by
     /// name.
     pub fn named_images(&self) -> Result<Vec<NamedImage>, StoreError> {
-        let blobs = self.blobs();
         self.refs()
             .list()?
             .into_iter()
             .map(|(reference, target)| {
-                let id = image_id(&blobs, &target)?;
+                let id = self.image_id(&target)?;
                 Ok(NamedImage {
                     reference,
                     target,
@@ -89,7 +88,7 @@ impl Store {
         let prefix = match read_name(text)? {
             Name::Reference(reference) => {
                 if let Some(target) = self.refs().get(&reference)? {
-                    let id = image_id(&self.blobs(), &target)?;
+                    let id = self.image_id(&target)?;
                     return Ok(ResolvedImage {
                         target,
                         id,
@@ -169,18 +168,20 @@ impl Store {
     }
 }
 
-/// The ID of the image `target` points to: its config digest, or for an
-/// index its own digest.
-fn image_id(blobs: &super::BlobStore, target: &Descriptor) -> Result<Digest, StoreError> {
-    let bytes = blobs.read(target.digest())?;
-    let media_type = target.media_type().to_string();
-    match ManifestOrIndex::parse(&bytes, Some(&media_type)) {
-        Ok(ManifestOrIndex::Manifest(manifest)) => Ok(manifest.config().digest().clone()),
-        Ok(ManifestOrIndex::Index(_)) => Ok(target.digest().clone()),
-        Err(source) => Err(StoreError::BadDocument {
-            digest: target.digest().clone(),
-            source,
-        }),
+impl Store {
+    /// The ID of the image `target` points to: its config digest, or for
+    /// an index its own digest.
+    pub fn image_id(&self, target: &Descriptor) -> Result<Digest, StoreError> {
+        let bytes = self.blobs().read(target.digest())?;
+        let media_type = target.media_type().to_string();
+        match ManifestOrIndex::parse(&bytes, Some(&media_type)) {
+            Ok(ManifestOrIndex::Manifest(manifest)) => Ok(manifest.config().digest().clone()),
+            Ok(ManifestOrIndex::Index(_)) => Ok(target.digest().clone()),
+            Err(source) => Err(StoreError::BadDocument {
+                digest: target.digest().clone(),
+                source,
+            }),
+        }
     }
 }
 
