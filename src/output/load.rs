@@ -73,12 +73,13 @@ pub fn load(store: &Store, input: impl Read) -> Result<Loaded, LoadError> {
         let path = entry.path().map_err(LoadError::Read)?.into_owned();
         let path = path.strip_prefix("./").unwrap_or(&path).to_owned();
         if let Some(hex) = blob_hex(&path) {
-            let digest: Digest = format!("sha256:{hex}")
-                .parse()
-                .map_err(|e: oci_spec::OciSpecError| LoadError::BadFile {
-                    file: "a blob name",
-                    reason: e.to_string(),
-                })?;
+            let digest: Digest =
+                format!("sha256:{hex}")
+                    .parse()
+                    .map_err(|e: oci_spec::OciSpecError| LoadError::BadFile {
+                        file: "a blob name",
+                        reason: e.to_string(),
+                    })?;
             store_blob(store, &digest, entry.header().size().ok(), &mut entry).map_err(
                 |source| LoadError::Blob {
                     path: path.display().to_string(),
@@ -187,7 +188,11 @@ fn entry_name(entry: &Descriptor) -> Option<Reference> {
     let annotations = entry.annotations().as_ref()?;
     annotations
         .get(ANNOTATION_IMAGE_NAME)
-        .or_else(|| annotations.get(ANNOTATION_REF_NAME).filter(|r| r.contains(':')))
+        .or_else(|| {
+            annotations
+                .get(ANNOTATION_REF_NAME)
+                .filter(|r| r.contains(':'))
+        })
         .and_then(|name| Reference::parse(name).ok())
 }
 
@@ -210,7 +215,12 @@ fn docker_repo_tags(manifest: Option<&[u8]>) -> Result<Vec<(String, Vec<Referenc
     Ok(items
         .into_iter()
         .map(|item| {
-            let hex = item.config.rsplit('/').next().unwrap_or_default().to_owned();
+            let hex = item
+                .config
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             let tags = item
                 .repo_tags
                 .unwrap_or_default()

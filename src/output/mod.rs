@@ -12,9 +12,9 @@ mod oci_layout;
 mod spec;
 mod stream;
 
+pub use load::{LoadError, Loaded, load};
 pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, SavedImage};
 pub use spec::{Destination, Export, OciTarget, Output, OutputSpecError};
-pub use load::{LoadError, Loaded, load};
 pub use stream::docker_cli;
 
 use crate::image::config::ConfigError;
