@@ -140,8 +140,8 @@ pub fn run(globals: &Globals, args: ImagesArgs) -> Result<()> {
     let mut facts: HashMap<String, ImageFacts> = HashMap::new();
     for image in &images {
         let key = image.target.digest().to_string();
-        if !facts.contains_key(&key) {
-            facts.insert(key, image_facts(&store, image)?);
+        if let std::collections::hash_map::Entry::Vacant(entry) = facts.entry(key) {
+            entry.insert(image_facts(&store, image)?);
         }
     }
     // A digest-pinned name whose repository tags the same image shows as

@@ -45,7 +45,7 @@ pub enum LoadError {
         /// Its path in the archive.
         path: String,
         /// Why.
-        source: crate::store::StoreError,
+        source: Box<crate::store::StoreError>,
     },
     /// The store refused a name.
     #[error(transparent)]
@@ -83,7 +83,7 @@ pub fn load(store: &Store, input: impl Read) -> Result<Loaded, LoadError> {
             store_blob(store, &digest, entry.header().size().ok(), &mut entry).map_err(
                 |source| LoadError::Blob {
                     path: path.display().to_string(),
-                    source,
+                    source: Box::new(source),
                 },
             )?;
         } else if path == Path::new("index.json") {
