@@ -15,6 +15,7 @@ mod inspect;
 mod load;
 mod login;
 mod logout;
+mod man;
 mod plan_input;
 mod progress_arg;
 mod prune;
@@ -91,6 +92,7 @@ enum Command {
     Save(save::SaveArgs),
     Load(load::LoadArgs),
     Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
     /// Internal: runs one RUN step in a sandbox (re-executed by builder itself).
     #[command(name = "__sandbox", hide = true)]
     Sandbox(sandbox::SandboxArgs),
@@ -136,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Save(args) => save::run(globals, args),
         Command::Load(args) => load::run(globals, args),
         Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         // The sandbox helper reports over its own protocol, not as a CLI.
         Command::Sandbox(args) => return sandbox::run(args),
         Command::Userns(args) => return sandbox::run_userns(args),
