@@ -29,7 +29,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct BuildCommandArgs {
     /// Print the plan (stages, expanded steps, parallel groups) and stop
-    #[arg(long, conflicts_with_all = ["outputs", "push"], num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     dry_run: bool,
     /// The stage to build (default: the last one)
     #[arg(long, value_name = "STAGE")]
@@ -68,6 +68,13 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
         Ok(call) => call,
         Err(message) => usage_error(&message),
     };
+    if args.dry_run
+        && let Some(flag) = args.image.delivery_flag()
+    {
+        usage_error(&format!(
+            "--dry-run builds nothing, so {flag} has nothing to deliver: drop one of them"
+        ));
+    }
     let target = match &args.platform {
         Some(p) if p.contains(',') => {
             return Err(miette::miette!(

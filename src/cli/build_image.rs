@@ -145,6 +145,20 @@ fn parse_ssh(value: &str) -> Result<SshFlag, String> {
     SshFlag::parse(value).map_err(|e| e.to_string())
 }
 
+impl ImageArgs {
+    /// The first flag that delivers the image somewhere (`-o`, `--push`,
+    /// `--load`), which a dry run cannot honour.
+    pub fn delivery_flag(&self) -> Option<&'static str> {
+        [
+            (!self.outputs.is_empty(), "--output"),
+            (self.push, "--push"),
+            (self.load, "--load"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+}
+
 /// The entitlements `--allow` (and `--network host`) grant.
 fn entitlements(args: &ImageArgs) -> Result<Entitlements> {
     let mut granted = Entitlements::default();
