@@ -99,8 +99,9 @@ fn contradictory_or_unknown_flags_are_usage_errors() {
             .code(2)
     };
     run(&["-f", "-", "-"]).stderr(contains("cannot both read stdin"));
-    run(&["--dry-run", "-o", "out", "."]).stderr(contains("'--dry-run' cannot be used with"));
-    run(&["--dry-run", "--push", "."]).stderr(contains("'--dry-run' cannot be used with"));
+    run(&["--dry-run", "-o", "out", "."]).stderr(contains("--dry-run builds nothing, so --output"));
+    run(&["--dry-run", "--push", "."]).stderr(contains("--dry-run builds nothing, so --push"));
+    run(&["--dry-run", "--load", "."]).stderr(contains("--dry-run builds nothing, so --load"));
     run(&["--no-such-flag", "."]).stderr(contains("unexpected argument '--no-such-flag'"));
     run(&["--add-host", "db", "."]).stderr(contains("expected HOST:IP or HOST=IP"));
     run(&["--add-host", "gw:host-gateway", "."]).stderr(contains("host-gateway is not supported"));

@@ -55,7 +55,7 @@ fn images_lists_nothing_in_a_new_store() {
         .arg("images")
         .assert()
         .success()
-        .stdout("REPOSITORY   TAG       DIGEST    SIZE      PLATFORMS\n");
+        .stdout("REPOSITORY   TAG       IMAGE ID   CREATED   SIZE      PLATFORMS\n");
 }
 
 #[test]
@@ -89,16 +89,28 @@ fn tag_images_rmi_and_prune_through_the_binary() {
         .collect();
     // config + 5000-byte layer + manifest, each counted once.
     let size = store.content_size(&image).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&store.blobs().read(image.digest()).unwrap()).unwrap();
+    let id = config["config"]["digest"].as_str().unwrap()[7..19].to_owned();
     assert!(size > 5000);
     assert_eq!(
         lines,
         vec![
-            vec!["REPOSITORY", "TAG", "DIGEST", "SIZE", "PLATFORMS"],
-            vec!["app", "v1", &digest, "5.48kB", "linux/amd64"],
+            vec![
+                "REPOSITORY",
+                "TAG",
+                "IMAGE",
+                "ID",
+                "CREATED",
+                "SIZE",
+                "PLATFORMS"
+            ],
+            vec!["app", "v1", &id, "N/A", "5.48kB", "linux/amd64"],
             vec![
                 "localhost:5000/team/app",
                 "v2",
-                &digest,
+                &id,
+                "N/A",
                 "5.48kB",
                 "linux/amd64"
             ],
@@ -143,7 +155,7 @@ fn tag_images_rmi_and_prune_through_the_binary() {
         .arg("images")
         .assert()
         .success()
-        .stdout("REPOSITORY   TAG       DIGEST    SIZE      PLATFORMS\n");
+        .stdout("REPOSITORY   TAG       IMAGE ID   CREATED   SIZE      PLATFORMS\n");
 }
 
 #[test]

@@ -905,6 +905,14 @@ fn output_values_parse_as_buildx_reads_them() {
                 names: vec![],
             }),
         ),
+        // Without dest, as buildx: loaded into docker.
+        (
+            "type=docker,name=app:1",
+            Output::Export(Export::Docker {
+                dest: Destination::DockerLoad,
+                names: vec![r("app:1")],
+            }),
+        ),
         (
             "type=image",
             Output::Image {
@@ -960,7 +968,6 @@ fn output_values_parse_as_buildx_reads_them() {
         ("a,b", "field \"a\" is not key=value"),
         ("type=local", "type=local needs dest=DIR"),
         ("type=local,dest=", "type=local needs dest=DIR"),
-        ("type=docker", "type=docker needs dest=FILE"),
         (
             "type=local,dest=a,tar=true",
             "type=local does not take \"tar\" (it takes dest)",

@@ -487,13 +487,19 @@ fn dry_run_prints_the_hello_plan() {
         .assert()
         .success()
         .stdout(predicate::str::contains("base (stage 0): FROM scratch"))
+        // Numbered as the build's progress numbers them: metadata steps
+        // (ARG, LABEL, ENV, USER) share the number of the step before them.
         .stdout(predicate::str::contains(
-            "[greeting 2/3] ARG GREETING=hello",
+            "[greeting 1/2] ARG GREETING=hello",
         ))
-        .stdout(predicate::str::contains("[stage-2 4/9] WORKDIR /srv/app"))
         .stdout(predicate::str::contains(
-            "[stage-2 5/9] COPY --from=greeting /greeting.txt ./",
+            "[stage-2 1/5] ENV APP_HOME=/srv/app",
         ))
+        .stdout(predicate::str::contains("[stage-2 2/5] WORKDIR /srv/app"))
+        .stdout(predicate::str::contains(
+            "[stage-2 3/5] COPY --from=greeting /greeting.txt ./",
+        ))
+        .stdout(predicate::str::contains("[stage-2 5/5] USER 65534:65534"))
         .stdout(predicate::str::contains("  2: greeting (stage 1)\n"));
 }
 

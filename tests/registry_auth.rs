@@ -162,3 +162,40 @@ fn a_credential_helper_supplies_the_password() {
     let log = std::fs::read_to_string(home.path().join("helper.log")).unwrap();
     assert_eq!(log.trim(), format!("get {}", registry.host()));
 }
+
+#[test]
+fn login_takes_the_password_as_docker_does() {
+    let home = tempfile::tempdir().unwrap();
+    // --password-stdin needs -u; -p and --password-stdin exclude each other.
+    builder(home.path())
+        .args(["login", "--password-stdin", "127.0.0.1:1"])
+        .assert()
+        .code(2)
+        .stderr(contains("--username"));
+    builder(home.path())
+        .args([
+            "login",
+            "-u",
+            "a",
+            "-p",
+            "x",
+            "--password-stdin",
+            "127.0.0.1:1",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("cannot be used with"));
+    let Some(registry) = Registry::with_htpasswd("alice", "right") else {
+        return;
+    };
+    let host = registry.host();
+    builder(home.path())
+        .args(["login", "-u", "alice", "-p", "right", &host])
+        .assert()
+        .success()
+        .stdout(contains("Login Succeeded"))
+        .stderr(contains(
+            "WARNING! Using --password via the CLI is insecure",
+        ));
+    assert!(config(home.path())["auths"][&host]["auth"].is_string());
+}

@@ -9,13 +9,18 @@
 //! run at the same time.
 
 use super::Globals;
+use super::build_compat::{Call, CompatFlags};
 use super::build_flags::RunAndImageFlags;
 use super::build_image::{ImageArgs, build_image};
 use super::build_input;
 use super::common::print_line;
 use super::plan_input::plan_graph;
 use crate::image::PlatformSpec;
-use crate::plan::{Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepKind};
+use crate::plan::{
+    Base, BuildArgs, Graph, Options, Platforms, SkipReason, StagePlan, StepCounter, StepKind,
+};
+use clap::ArgAction;
+use clap::builder::BoolishValueParser;
 use miette::Result;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -24,7 +29,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct BuildCommandArgs {
     /// Print the plan (stages, expanded steps, parallel groups) and stop
-    #[arg(long, conflicts_with_all = ["outputs", "push"])]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     dry_run: bool,
     /// The stage to build (default: the last one)
     #[arg(long, value_name = "STAGE")]
@@ -44,6 +49,8 @@ pub struct BuildCommandArgs {
     #[command(flatten)]
     flags: RunAndImageFlags,
     #[command(flatten)]
+    compat: CompatFlags,
+    #[command(flatten)]
     image: ImageArgs,
     /// The build context: a directory, a tar archive (plain, gzip, bzip2,
     /// xz or zstd), or - for an archive (or a Dockerfile) on stdin
@@ -53,6 +60,22 @@ pub struct BuildCommandArgs {
 
 /// Runs `builder build`.
 pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
+    let call = match args.compat.validate().and_then(|notes| {
+        for note in notes {
+            eprintln!("note: {note}");
+        }
+        args.compat.call()
+    }) {
+        Ok(call) => call,
+        Err(message) => usage_error(&message),
+    };
+    if args.dry_run
+        && let Some(flag) = args.image.delivery_flag()
+    {
+        usage_error(&format!(
+            "--dry-run builds nothing, so {flag} has nothing to deliver: drop one of them"
+        ));
+    }
     let targets = match target_platforms(&args.platform) {
         Ok(targets) => targets,
         Err(message) => usage_error(&message),
@@ -65,6 +88,9 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
         usage_error(build_input::BOTH_READ_STDIN);
     }
     let input = build_input::resolve(&args.context, args.file.as_deref())?;
+    if call == Call::Check {
+        return super::check::report(&input);
+    }
     // One graph per target platform: the predefined platform args, and so
     // every expansion, differ between them.
     let graphs = targets
@@ -134,18 +160,9 @@ fn target_platforms(values: &[String]) -> Result<Vec<Option<PlatformSpec>>, Stri
     Ok(targets.into_iter().map(Some).collect())
 }
 
-/// Reports a usage error as clap does (with the usage line) and exits
-/// with code 2, for conflicts clap cannot see (flag values).
+/// Reports a usage error of `builder build` (exit code 2).
 pub(super) fn usage_error(message: &str) -> ! {
-    use clap::CommandFactory as _;
-    let mut cli = super::Cli::command();
-    // Built, so the usage line names the subcommand as `builder build`.
-    cli.build();
-    let error = match cli.find_subcommand_mut("build") {
-        Some(build) => build.error(clap::error::ErrorKind::ArgumentConflict, message),
-        None => cli.error(clap::error::ErrorKind::ArgumentConflict, message),
-    };
-    error.exit()
+    super::usage_error("build", message)
 }
 
 /// The dry-run report.
@@ -213,18 +230,11 @@ fn render_stage(out: &mut String, graph: &Graph, plan: &StagePlan) {
             "  note: built on a stage whose base image's environment is not resolved in a dry run\n",
         );
     }
-    let name = graph.display_name(plan.index);
-    let total = plan.steps.len() + 1;
-    let prefix = |n: usize| {
-        if name.is_empty() {
-            format!("[{n}/{total}]")
-        } else {
-            format!("[{name} {n}/{total}]")
-        }
-    };
-    let _ = writeln!(out, "  {} FROM {from}", prefix(1));
-    for (i, step) in plan.steps.iter().enumerate() {
-        let _ = writeln!(out, "  {} {step}", prefix(i + 2));
+    // Numbered as the build's progress numbers them.
+    let mut counter = StepCounter::new(graph.display_name(plan.index), StepCounter::total_of(plan));
+    let _ = writeln!(out, "  {} FROM {from}", counter.current());
+    for step in &plan.steps {
+        let _ = writeln!(out, "  {} {step}", counter.step(&step.kind));
         if let StepKind::Run(run) = &step.kind {
             let args: Vec<String> = run
                 .args

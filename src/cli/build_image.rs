@@ -11,6 +11,7 @@
 //! the build cleanly (same exit code).
 
 use super::Globals;
+use super::build::usage_error;
 use super::build_flags::RunAndImageFlags;
 use super::build_input::BuildInput;
 use super::common::block_on;
@@ -19,15 +20,18 @@ use super::progress_arg::ProgressMode;
 use crate::exec::{ExecOptions, Snapshotter};
 use crate::image::Reference;
 use crate::layer::compress::Compression;
-use crate::output::Output;
+use crate::output::{Destination, Export, Output};
 use crate::plan::Graph;
 use crate::progress::{self, Event, Style, Summary};
 use crate::registry::{Client, DockerConfig};
 use crate::sandbox::{Isolation, Network, Sandbox};
 use crate::solver::cache_remote::{CacheFrom, CacheTo};
+use crate::solver::secrets::{SecretFlag, SshFlag};
 use crate::solver::{
-    BuildOptions, ClientFactory, Delivery, Entitlement, Entitlements, build, deliver,
+    BuildOptions, ClientFactory, Delivery, Entitlement, Entitlements, build, deliver, image_names,
 };
+use clap::ArgAction;
+use clap::builder::BoolishValueParser;
 use miette::{IntoDiagnostic as _, Result, miette};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,16 +74,21 @@ pub enum IsolationArg {
 #[derive(Debug, clap::Args)]
 pub struct ImageArgs {
     /// Name the image NAME[:TAG] in the local store (repeatable)
-    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
-    tags: Vec<String>,
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]", value_parser = parse_tag)]
+    tags: Vec<Reference>,
     /// Where the result goes: type=local,dest=DIR | type=tar,dest=FILE |
     /// type=oci[,dest=…][,tar=false] | type=docker,dest=FILE |
     /// type=image[,name=…][,push=true] | type=registry | DIR | - (repeatable)
-    #[arg(short = 'o', long = "output", value_name = "SPEC")]
-    outputs: Vec<String>,
-    /// Push every -t name to its registry
-    #[arg(long)]
+    #[arg(short = 'o', long = "output", value_name = "SPEC", value_parser = parse_output)]
+    outputs: Vec<Output>,
+    /// Push every -t name to its registry (without -t: the names of -o
+    /// type=image,name=…)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     push: bool,
+    /// Also load the image into docker (as -o type=docker) when a docker CLI
+    /// is on PATH; the image is in builder's store either way
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
+    load: bool,
     /// Write the image ID (the config digest, sha256:…) to FILE
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -87,13 +96,13 @@ pub struct ImageArgs {
     #[arg(long = "metadata-file", value_name = "FILE")]
     metadata_file: Option<PathBuf>,
     /// Do not use the step cache
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     no_cache: bool,
     /// Do not use the step cache for this stage (repeatable)
     #[arg(long = "no-cache-filter", value_name = "STAGE")]
     no_cache_filter: Vec<String>,
     /// Pull base images even when the local store has them
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     pull: bool,
     /// Compression of new layers
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
@@ -110,22 +119,23 @@ pub struct ImageArgs {
     /// Grant an entitlement to RUN steps: security.insecure
     /// (RUN --security=insecure) or network.host (RUN --network=host)
     /// (repeatable)
-    #[arg(long = "allow", value_name = "ENTITLEMENT")]
-    allow: Vec<String>,
-    /// Progress output on stderr (auto: tty on a terminal, else plain)
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    progress: ProgressMode,
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = parse_entitlement)]
+    allow: Vec<Entitlement>,
+    /// Progress output on stderr (auto: tty on a terminal, else plain;
+    /// default: $BUILDKIT_PROGRESS, else auto)
+    #[arg(long, value_enum)]
+    progress: Option<ProgressMode>,
     /// Show no progress; print only the image ID (sha256:…) on stdout
-    #[arg(short = 'q', long, conflicts_with = "progress")]
+    #[arg(short = 'q', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     quiet: bool,
     /// A secret for RUN --mount=type=secret, from a file or a variable;
     /// id=ID alone reads variable ID if set, else file ID (repeatable)
-    #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VAR]")]
-    secrets: Vec<String>,
+    #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VAR]", value_parser = parse_secret)]
+    secrets: Vec<SecretFlag>,
     /// An ssh-agent socket for RUN --mount=type=ssh; `default` alone is
     /// $SSH_AUTH_SOCK (repeatable)
-    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
-    ssh: Vec<String>,
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]", value_parser = parse_ssh)]
+    ssh: Vec<SshFlag>,
     /// Import a build cache: REF, type=registry,ref=REF or
     /// type=local,src=DIR (repeatable)
     #[arg(long = "cache-from", value_name = "SPEC")]
@@ -136,11 +146,50 @@ pub struct ImageArgs {
     cache_to: Vec<String>,
 }
 
+/// `-t NAME[:TAG]`: a reference without a digest.
+fn parse_tag(value: &str) -> Result<Reference, String> {
+    let reference = Reference::parse(value).map_err(|e| e.to_string())?;
+    if reference.digest().is_some() {
+        return Err("a tag names NAME[:TAG], not a digest".to_owned());
+    }
+    Ok(reference)
+}
+
+fn parse_output(value: &str) -> Result<Output, String> {
+    Output::parse(value).map_err(|e| e.to_string())
+}
+
+fn parse_entitlement(value: &str) -> Result<Entitlement, String> {
+    Entitlement::parse(value).map_err(|e| e.to_string())
+}
+
+fn parse_secret(value: &str) -> Result<SecretFlag, String> {
+    SecretFlag::parse(value).map_err(|e| e.to_string())
+}
+
+fn parse_ssh(value: &str) -> Result<SshFlag, String> {
+    SshFlag::parse(value).map_err(|e| e.to_string())
+}
+
+impl ImageArgs {
+    /// The first flag that delivers the image somewhere (`-o`, `--push`,
+    /// `--load`), which a dry run cannot honour.
+    pub fn delivery_flag(&self) -> Option<&'static str> {
+        [
+            (!self.outputs.is_empty(), "--output"),
+            (self.push, "--push"),
+            (self.load, "--load"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+}
+
 /// The entitlements `--allow` (and `--network host`) grant.
 fn entitlements(args: &ImageArgs) -> Result<Entitlements> {
     let mut granted = Entitlements::default();
-    for name in &args.allow {
-        granted.grant(Entitlement::parse(name).into_diagnostic()?);
+    for entitlement in &args.allow {
+        granted.grant(*entitlement);
     }
     if args.network == NetworkArg::Host {
         granted.grant(Entitlement::NetworkHost);
@@ -158,26 +207,66 @@ pub fn build_image(
     args: ImageArgs,
 ) -> Result<()> {
     let started = Instant::now();
-    let tags = args
-        .tags
-        .iter()
-        .map(|t| Reference::parse(t).into_diagnostic())
-        .collect::<Result<Vec<_>>>()?;
-    let outputs = args
-        .outputs
-        .iter()
-        .map(|o| Output::parse(o).into_diagnostic())
-        .collect::<Result<Vec<_>>>()?;
+    let tags = args.tags.clone();
+    let mut outputs = args.outputs.clone();
+    let loads = |o: &Output| {
+        matches!(
+            o,
+            Output::Export(Export::Docker {
+                dest: Destination::DockerLoad,
+                ..
+            })
+        )
+    };
+    let docker = crate::output::docker_cli();
+    if args.load && !outputs.iter().any(loads) {
+        match docker {
+            Some(_) => outputs.push(Output::Export(Export::Docker {
+                dest: Destination::DockerLoad,
+                names: Vec::new(),
+            })),
+            None => eprintln!(
+                "note: --load: no docker CLI on PATH to load into; the image is in builder's store (builder images)"
+            ),
+        }
+    }
+    if docker.is_none() && outputs.iter().any(loads) {
+        usage_error(
+            "--output type=docker without dest loads into docker, and there is no docker CLI on PATH: give dest=FILE",
+        );
+    }
+    // As buildx: -q with a --progress that shows something is a contradiction.
+    if let (true, Some(mode @ (ProgressMode::Tty | ProgressMode::Plain | ProgressMode::RawJson))) =
+        (args.quiet, args.progress)
+    {
+        usage_error(&format!(
+            "-q (--quiet) cannot be used with --progress={}",
+            clap::ValueEnum::to_possible_value(&mode)
+                .map_or_else(String::new, |v| v.get_name().to_owned())
+        ));
+    }
     match outputs.iter().filter(|o| o.writes_stdout()).count() {
         0 => {}
-        1 if args.quiet => super::build::usage_error(
+        1 if args.quiet => usage_error(
             "-q prints the image ID on stdout, where an -o output writes its tar: drop one of them",
         ),
         1 => {}
-        _ => super::build::usage_error("only one -o output can write to stdout"),
+        _ => usage_error("only one -o output can write to stdout"),
+    }
+    if args.push && image_names(&tags, &outputs).is_empty() {
+        usage_error("--push has no name to push: add -t NAME[:TAG] (or -o type=image,name=NAME)");
+    }
+    if tags.is_empty()
+        && outputs
+            .iter()
+            .any(|o| matches!(o, Output::Image { names, .. } if names.is_empty()))
+    {
+        usage_error(
+            "--output type=image (or type=registry) needs name=… or a -t name to name the image",
+        );
     }
     if graphs.len() > 1 && outputs.iter().any(Output::holds_one_platform) {
-        super::build::usage_error(
+        usage_error(
             "-o type=docker holds one platform's image, and --platform names several: \
              use -o type=oci (an index of every platform), or build one --platform",
         );
@@ -190,13 +279,13 @@ pub fn build_image(
         .iter()
         .map(|spec| CacheFrom::parse(spec))
         .collect::<Result<Vec<_>, _>>()
-        .unwrap_or_else(|e| super::build::usage_error(&e.to_string()));
+        .unwrap_or_else(|e| usage_error(&e.to_string()));
     let cache_to = args
         .cache_to
         .iter()
         .map(|spec| CacheTo::parse(spec))
         .collect::<Result<Vec<_>, _>>()
-        .unwrap_or_else(|e| super::build::usage_error(&e.to_string()));
+        .unwrap_or_else(|e| usage_error(&e.to_string()));
     let store = globals.open_store()?;
     let source_date_epoch = graph
         .global_args()
@@ -244,14 +333,14 @@ pub fn build_image(
         },
         labels: flags.labels.clone(),
         named_contexts: flags.context_dirs(),
-        secrets: super::secrets::build_secrets(&args.secrets, &args.ssh)?,
+        secrets: super::secrets::build_secrets(&args.secrets, &args.ssh),
         cache_from,
         cache_to,
     };
     let style = if args.quiet {
         Style::Quiet
     } else {
-        args.progress.style()?
+        ProgressMode::chosen(args.progress, "build").style()?
     };
     let names = image_names(&tags, &outputs);
     let delivery = Delivery {
@@ -364,21 +453,6 @@ async fn interrupted() -> &'static str {
         },
         _ => std::future::pending().await,
     }
-}
-
-/// Every name the image gets: `-t` names and `type=image` names.
-fn image_names(tags: &[Reference], outputs: &[Output]) -> Vec<Reference> {
-    let mut names: Vec<Reference> = tags.to_vec();
-    for output in outputs {
-        if let Output::Image { names: own, .. } = output {
-            for name in own {
-                if !names.contains(name) {
-                    names.push(name.clone());
-                }
-            }
-        }
-    }
-    names
 }
 
 /// `BUILDER_SNAPSHOTTER`: `overlay` (the default) or `copy` (RUN steps on

@@ -1,7 +1,7 @@
 //! `builder check [-f FILE] [CONTEXT]`: parse a Dockerfile, build its graph
 //! and expand every stage, reporting errors without building anything.
 
-use super::build_input;
+use super::build_input::{self, BuildInput};
 use super::common::print_line;
 use super::plan_input::{DockerfileArgs, plan_graph};
 use crate::plan::{Options, Platforms};
@@ -18,6 +18,12 @@ pub struct CheckArgs {
 /// summary.
 pub fn run(args: CheckArgs) -> Result<()> {
     let input = build_input::resolve(&args.dockerfile.context, args.dockerfile.file.as_deref())?;
+    report(&input)
+}
+
+/// Checks the Dockerfile of `input` and prints the summary (also for
+/// `builder build --check` and `--call=check`).
+pub fn report(input: &BuildInput) -> Result<()> {
     let options = Options {
         build_args: Default::default(),
         target: None,

@@ -6,9 +6,8 @@ use super::progress_arg::ProgressMode;
 use crate::image::Reference;
 use crate::progress::{self, ProgressSender};
 use crate::registry::{Client, DockerConfig, PulledImage};
-use crate::store::Store;
+use crate::store::{ResolvedImage, Store, StoreError};
 use miette::{IntoDiagnostic as _, Result, miette};
-use oci_spec::image::Digest;
 use std::future::Future;
 
 /// Runs `f` on a multi-threaded tokio runtime.
@@ -31,15 +30,20 @@ pub fn tag(store: &Store, reference: &Reference, pulled: &PulledImage) -> Result
     store.refs().set(&key, pulled.named()).into_diagnostic()
 }
 
-/// The manifest digest `reference` names in the store's reference index.
-pub fn resolve(store: &Store, reference: &Reference) -> Result<Digest> {
-    match store.refs().get(reference).into_diagnostic()? {
-        Some(descriptor) => Ok(descriptor.digest().clone()),
-        None => Err(miette!(
-            help = format!("pull it first with `builder pull {reference}`"),
-            "{reference}: no such image in the local store"
-        )),
-    }
+/// The image `text` names in the store: a reference, an image ID or a
+/// unique ID prefix (see [`Store::resolve_image`]).
+pub fn resolve_image(store: &Store, text: &str) -> Result<ResolvedImage> {
+    store.resolve_image(text).map_err(|error| match error {
+        StoreError::RefNotFound { reference }
+            if !text.bytes().all(|b| b.is_ascii_hexdigit()) && !text.starts_with("sha256:") =>
+        {
+            miette!(
+                help = format!("pull it first with `builder pull {text}`"),
+                "{reference}: no such image in the local store"
+            )
+        }
+        other => miette::Report::from_err(other),
+    })
 }
 
 /// Parses an image reference given on the command line.

@@ -17,8 +17,12 @@ pub struct LoginArgs {
     /// The user name (asked for when absent).
     #[arg(short, long)]
     username: Option<String>,
+    /// The password (insecure: it shows in the process list and the shell
+    /// history; prefer --password-stdin).
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    password: Option<String>,
     /// Read the password from stdin instead of asking for it.
-    #[arg(long)]
+    #[arg(long, requires = "username")]
     password_stdin: bool,
 }
 
@@ -44,7 +48,10 @@ pub fn run(globals: &Globals, args: LoginArgs) -> Result<()> {
         Some(u) => u,
         None => prompt("Username: ", true)?,
     };
-    let password = if args.password_stdin {
+    let password = if let Some(password) = args.password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        password
+    } else if args.password_stdin {
         let mut line = String::new();
         std::io::stdin()
             .lock()

@@ -2,6 +2,7 @@
 //! single place where errors become a report and an exit code.
 
 mod build;
+mod build_compat;
 mod build_flags;
 mod build_image;
 mod build_input;
@@ -11,8 +12,10 @@ mod completions;
 mod debug;
 mod images;
 mod inspect;
+mod load;
 mod login;
 mod logout;
+mod man;
 mod plan_input;
 mod progress_arg;
 mod prune;
@@ -20,8 +23,10 @@ mod pull;
 mod push;
 mod rmi;
 mod sandbox;
+mod save;
 mod secrets;
 mod tag;
+mod template;
 
 use crate::store::{Store, default_root};
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -32,7 +37,7 @@ use std::process::ExitCode;
 
 /// builder: build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
-#[command(name = "builder", version, about, long_about = None)]
+#[command(name = "builder", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(flatten)]
     globals: Globals,
@@ -84,7 +89,10 @@ enum Command {
     Login(login::LoginArgs),
     Logout(logout::LogoutArgs),
     Inspect(inspect::InspectArgs),
+    Save(save::SaveArgs),
+    Load(load::LoadArgs),
     Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
     /// Internal: runs one RUN step in a sandbox (re-executed by builder itself).
     #[command(name = "__sandbox", hide = true)]
     Sandbox(sandbox::SandboxArgs),
@@ -127,7 +135,10 @@ pub fn main() -> ExitCode {
         Command::Login(args) => login::run(globals, args),
         Command::Logout(args) => logout::run(globals, args),
         Command::Inspect(args) => inspect::run(globals, args),
+        Command::Save(args) => save::run(globals, args),
+        Command::Load(args) => load::run(globals, args),
         Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         // The sandbox helper reports over its own protocol, not as a CLI.
         Command::Sandbox(args) => return sandbox::run(args),
         Command::Userns(args) => return sandbox::run_userns(args),
@@ -139,6 +150,20 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reports a usage error of `builder SUBCOMMAND` as clap does (with the
+/// usage line) and exits with code 2, for what clap cannot see (flag values
+/// checked together, files a flag names, variables that stand for flags).
+pub(super) fn usage_error(subcommand: &str, message: &str) -> ! {
+    let mut cli = Cli::command();
+    // Built, so the usage line names the subcommand as `builder build`.
+    cli.build();
+    let error = match cli.find_subcommand_mut(subcommand) {
+        Some(command) => command.error(clap::error::ErrorKind::ValueValidation, message),
+        None => cli.error(clap::error::ErrorKind::ValueValidation, message),
+    };
+    error.exit()
 }
 
 /// Prints an error as a miette report (source line with a marker) on stderr

@@ -22,6 +22,28 @@ pub enum ProgressMode {
 }
 
 impl ProgressMode {
+    /// The mode of `builder SUBCOMMAND`: its `--progress`, else
+    /// `$BUILDKIT_PROGRESS` as buildx reads it, else `auto`. A bad value of
+    /// the variable is a usage error naming it.
+    pub fn chosen(flag: Option<ProgressMode>, subcommand: &str) -> ProgressMode {
+        if let Some(mode) = flag {
+            return mode;
+        }
+        match std::env::var("BUILDKIT_PROGRESS") {
+            Ok(value) if !value.is_empty() => {
+                <ProgressMode as clap::ValueEnum>::from_str(&value, false).unwrap_or_else(|_| {
+                    super::usage_error(
+                        subcommand,
+                        &format!(
+                            "BUILDKIT_PROGRESS={value:?} (the default of --progress): expected auto, tty, plain, rawjson or quiet"
+                        ),
+                    )
+                })
+            }
+            _ => ProgressMode::Auto,
+        }
+    }
+
     /// The renderer this mode means here; `tty` needs a terminal on stderr.
     pub fn style(self) -> Result<Style> {
         let terminal = std::io::stderr().is_terminal();

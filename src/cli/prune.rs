@@ -12,7 +12,7 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
     /// Also remove the build cache (step results), then all content no image name needs
-    #[arg(short, long)]
+    #[arg(short, long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
     all: bool,
     /// Also empty the RUN --mount=type=cache directories no build is using
     #[arg(long)]
@@ -20,6 +20,9 @@ pub struct PruneArgs {
     /// Only `until=DURATION` (e.g. 24h, 1h30m, 7d): remove the build cache not used for that long
     #[arg(long, value_name = "FILTER", value_parser = parse_filter)]
     filter: Option<Duration>,
+    /// Do not ask (docker asks without it; builder never asks: accepted)
+    #[arg(short = 'f', long = "force", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    _force: bool,
 }
 
 /// Reads `until=DURATION`, the one filter prune knows.

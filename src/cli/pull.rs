@@ -24,9 +24,10 @@ pub struct PullArgs {
     /// Take every platform of a multi-platform image.
     #[arg(long, conflicts_with = "platform")]
     all_platforms: bool,
-    /// Progress output on stderr (auto: tty on a terminal, else plain)
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    progress: ProgressMode,
+    /// Progress output on stderr (auto: tty on a terminal, else plain;
+    /// default: $BUILDKIT_PROGRESS, else auto)
+    #[arg(long, value_enum)]
+    progress: Option<ProgressMode>,
 }
 
 /// Runs the subcommand.
@@ -43,7 +44,7 @@ pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
     let client = client_for(globals, reference.registry())?;
     // Keeps prune from taking the pulled blobs before the name points at them.
     let _lease = store.lease().into_diagnostic()?;
-    let pulled = with_progress(args.progress, |progress| {
+    let pulled = with_progress(ProgressMode::chosen(args.progress, "pull"), |progress| {
         block_on(async {
             if args.all_platforms {
                 platforms = index_platforms(&client, &reference)

@@ -3,7 +3,7 @@
 
 use super::Globals;
 use super::common::print_line;
-use super::common::{block_on, client_for, parse_reference, resolve, with_progress};
+use super::common::{block_on, client_for, parse_reference, resolve_image, with_progress};
 use super::progress_arg::ProgressMode;
 use crate::progress::Event;
 use crate::registry::{PushOptions, push};
@@ -13,27 +13,36 @@ use miette::Result;
 /// Push an image from the local store to a registry.
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// The image in the local store, e.g. `127.0.0.1:5000/app:1.0`.
+    /// The image in the local store, e.g. `127.0.0.1:5000/app:1.0`, or its
+    /// image ID (or a unique prefix of it) with a DESTINATION.
     reference: String,
     /// Push it under this name instead (tag, or digest-only to push by
     /// digest); the local tag is left as it is.
     destination: Option<String>,
-    /// Progress output on stderr (auto: tty on a terminal, else plain)
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    progress: ProgressMode,
+    /// Progress output on stderr (auto: tty on a terminal, else plain;
+    /// default: $BUILDKIT_PROGRESS, else auto)
+    #[arg(long, value_enum)]
+    progress: Option<ProgressMode>,
 }
 
 /// Runs the subcommand.
 pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
-    let source = parse_reference(&args.reference)?;
-    let target = match &args.destination {
-        Some(d) => parse_reference(d)?,
-        None => source.clone(),
-    };
     let store = globals.open_store()?;
-    let image = resolve(&store, &source)?;
+    let resolved = resolve_image(&store, &args.reference)?;
+    let target = match (&args.destination, resolved.reference) {
+        (Some(d), _) => parse_reference(d)?,
+        (None, Some(source)) => source,
+        (None, None) => super::usage_error(
+            "push",
+            &format!(
+                "{}: an image ID names no repository to push to; give one: builder push {} NAME[:TAG]",
+                args.reference, args.reference
+            ),
+        ),
+    };
+    let image = resolved.target.digest().clone();
     let client = client_for(globals, target.registry())?;
-    let digest = with_progress(args.progress, |progress| {
+    let digest = with_progress(ProgressMode::chosen(args.progress, "push"), |progress| {
         block_on(async {
             let digest = push(
                 &client,

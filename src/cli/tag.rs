@@ -7,7 +7,8 @@ use miette::{IntoDiagnostic as _, Result, miette};
 /// Give an image in the store another name
 #[derive(Debug, clap::Args)]
 pub struct TagArgs {
-    /// The image to name (NAME[:TAG] or NAME@DIGEST)
+    /// The image to name (NAME[:TAG], NAME@DIGEST, or an image ID or a
+    /// unique prefix of one)
     source: String,
     /// The new name (NAME[:TAG])
     target: String,
@@ -15,7 +16,6 @@ pub struct TagArgs {
 
 /// Points TARGET at what SOURCE points to.
 pub fn run(globals: &Globals, args: TagArgs) -> Result<()> {
-    let source = Reference::parse(&args.source).into_diagnostic()?;
     let target = Reference::parse(&args.target).into_diagnostic()?;
     if target.digest().is_some() {
         return Err(miette!(
@@ -24,10 +24,6 @@ pub fn run(globals: &Globals, args: TagArgs) -> Result<()> {
         ));
     }
     let store = globals.open_store()?;
-    let refs = store.refs();
-    let image = refs
-        .get(&source)
-        .into_diagnostic()?
-        .ok_or_else(|| miette!("no such image: {}", source.familiar()))?;
-    refs.set(&target, image).into_diagnostic()
+    let image = store.resolve_image(&args.source).into_diagnostic()?;
+    store.refs().set(&target, image.target).into_diagnostic()
 }

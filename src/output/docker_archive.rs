@@ -3,13 +3,11 @@
 //! `repositories` files. Layers go in as stored (gzip is accepted).
 
 use super::archive::TarSink;
-use super::oci_layout::{self, Blobs, blob_path};
+use super::oci_layout::{self, Blobs, SavedImage, blob_path};
 use super::spec::Destination;
 use super::{OutputError, read_manifest, stream};
-use crate::image::Reference;
 use crate::image::manifest::new_index;
 use crate::store::Store;
-use oci_spec::image::Descriptor;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -24,54 +22,59 @@ struct ManifestItem {
     layers: Vec<String>,
 }
 
-/// Writes the Docker archive of the manifest `top`, tagged with `names`, to `dest`.
+/// Writes the Docker archive of `images` to `dest`.
 pub(super) fn write(
     store: &Store,
-    top: &Descriptor,
-    names: &[Reference],
+    images: &[SavedImage],
     dest: &Destination,
 ) -> Result<(), OutputError> {
-    let manifest = read_manifest(store, top, "docker")?;
-    let blobs = Blobs::collect(store, top)?;
-    let tagged: Vec<(String, &str)> = names
-        .iter()
-        .filter_map(|name| name.tag().map(|tag| (name.familiar_name(), tag)))
-        .collect();
-
-    let layers: Vec<String> = manifest
-        .layers()
-        .iter()
-        .map(|l| blob_path(l.digest().digest()))
-        .collect();
-    let item = ManifestItem {
-        config: blob_path(manifest.config().digest().digest()),
-        repo_tags: tagged
+    let blobs = Blobs::collect(store, images.iter().map(|i| &i.top))?;
+    let mut items = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for image in images {
+        let manifest = read_manifest(store, &image.top, "docker")?;
+        let tagged: Vec<(String, &str)> = image
+            .names
             .iter()
-            .map(|(name, tag)| format!("{name}:{tag}"))
-            .collect(),
-        layers,
-    };
-    let mut files = oci_layout::top_files(&new_index(oci_layout::index_entries(top, names)))?;
+            .filter_map(|name| name.tag().map(|tag| (name.familiar_name(), tag)))
+            .collect();
+        items.push(ManifestItem {
+            config: blob_path(manifest.config().digest().digest()),
+            repo_tags: tagged
+                .iter()
+                .map(|(name, tag)| format!("{name}:{tag}"))
+                .collect(),
+            layers: manifest
+                .layers()
+                .iter()
+                .map(|l| blob_path(l.digest().digest()))
+                .collect(),
+        });
+        // `repositories` maps each name and tag to the top layer, as `docker
+        // save` writes it; an image without layers or names has none.
+        if let Some(top_layer) = manifest.layers().last() {
+            for (name, tag) in &tagged {
+                repositories
+                    .entry(name.clone())
+                    .or_default()
+                    .insert((*tag).to_owned(), top_layer.digest().digest().to_owned());
+            }
+        }
+    }
+    let entries = images
+        .iter()
+        .flat_map(|i| oci_layout::index_entries(&i.top, &i.names))
+        .collect();
+    let mut files = oci_layout::top_files(&new_index(entries))?;
     files.insert(
         "manifest.json",
-        serde_json::to_vec(&[item]).map_err(OutputError::Json)?,
+        serde_json::to_vec(&items).map_err(OutputError::Json)?,
     );
-    // `repositories` maps each name and tag to the top layer, as `docker
-    // save` writes it; an image without layers or names has none.
-    if let Some(top_layer) = manifest.layers().last() {
-        let mut repositories: BTreeMap<String, BTreeMap<&str, &str>> = BTreeMap::new();
-        for (name, tag) in &tagged {
-            repositories
-                .entry(name.clone())
-                .or_default()
-                .insert(tag, top_layer.digest().digest());
-        }
-        if !repositories.is_empty() {
-            files.insert(
-                "repositories",
-                serde_json::to_vec(&repositories).map_err(OutputError::Json)?,
-            );
-        }
+    if !repositories.is_empty() {
+        files.insert(
+            "repositories",
+            serde_json::to_vec(&repositories).map_err(OutputError::Json)?,
+        );
     }
     stream::write(dest, |out| {
         let mut sink = TarSink::new(out);

@@ -6,13 +6,16 @@
 
 mod archive;
 mod docker_archive;
+mod load;
 mod local;
 mod oci_layout;
 mod spec;
 mod stream;
 
-pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, write_dir_tagged};
+pub use load::{LoadError, Loaded, load};
+pub use oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, SavedImage, write_dir_tagged};
 pub use spec::{Destination, Export, OciTarget, Output, OutputSpecError};
+pub use stream::docker_cli;
 
 use crate::image::config::ConfigError;
 use crate::image::{ManifestError, ManifestOrIndex, PlatformSpec, Reference};
@@ -138,6 +141,19 @@ pub enum OutputError {
         /// Why it cannot be read.
         reason: String,
     },
+    /// `--load` or `type=docker` without `dest`, and no docker CLI.
+    #[error("there is no docker CLI on PATH to load the image into; give type=docker a dest=FILE")]
+    NoDocker,
+    /// `docker load` failed.
+    #[error(
+        "docker load failed ({status}): {stderr} (the image is in builder's store all the same)"
+    )]
+    DockerLoad {
+        /// How it exited.
+        status: String,
+        /// What it said.
+        stderr: String,
+    },
     /// A binary stream would go to the terminal.
     #[error("refusing to write a tar archive to the terminal; give dest=FILE or redirect stdout")]
     Terminal,
@@ -191,16 +207,47 @@ impl Export {
             Export::Oci {
                 target: OciTarget::Tar(dest),
                 names: own,
-            } => oci_layout::write_tar(store, top, &names(own), dest)?,
+            } => oci_layout::write_tar(store, &[saved(top, names(own))], dest)?,
             Export::Oci {
                 target: OciTarget::Directory(dir),
                 names: own,
             } => oci_layout::write_dir(store, top, &names(own), dir)?,
             Export::Docker { dest, names: own } => {
-                docker_archive::write(store, top, &names(own), dest)?
+                docker_archive::write(store, &[saved(top, names(own))], dest)?
             }
         }
         Ok(report)
+    }
+}
+
+fn saved(top: &Descriptor, names: Vec<Reference>) -> SavedImage {
+    SavedImage {
+        top: top.clone(),
+        names,
+    }
+}
+
+/// The archive formats of `builder save`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// What `docker save` writes (an OCI layout with `manifest.json`).
+    Docker,
+    /// An OCI image layout as a tar.
+    Oci,
+}
+
+/// Writes `images` from `store` as one archive to `dest` (`builder save`).
+pub fn save(
+    store: &Store,
+    images: &[SavedImage],
+    format: ArchiveFormat,
+    dest: &Destination,
+) -> Result<(), OutputError> {
+    // Keeps prune from removing blobs while they are read.
+    let _lease = store.lease()?;
+    match format {
+        ArchiveFormat::Docker => docker_archive::write(store, images, dest),
+        ArchiveFormat::Oci => oci_layout::write_tar(store, images, dest),
     }
 }
 

@@ -24,6 +24,15 @@ pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
 /// The OCI annotation with the tag an `index.json` entry goes by.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// An image an archive holds: its manifest (or index) and its names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedImage {
+    /// The manifest or index.
+    pub top: Descriptor,
+    /// The names it goes by in the archive.
+    pub names: Vec<Reference>,
+}
+
 /// The blobs an image needs, found by walking it from its top descriptor
 /// and checked present with their announced sizes before anything is written.
 pub(super) struct Blobs {
@@ -32,12 +41,15 @@ pub(super) struct Blobs {
 }
 
 impl Blobs {
-    /// Walks the manifest or index `top` down to configs and layers
+    /// Walks the manifests or indexes `tops` down to configs and layers
     /// (subjects are left out: they are other images).
-    pub(super) fn collect(store: &Store, top: &Descriptor) -> Result<Self, OutputError> {
+    pub(super) fn collect<'a>(
+        store: &Store,
+        tops: impl IntoIterator<Item = &'a Descriptor>,
+    ) -> Result<Self, OutputError> {
         let blobs = store.blobs();
         let mut by_hex = BTreeMap::new();
-        let mut pending = vec![top.clone()];
+        let mut pending: Vec<Descriptor> = tops.into_iter().cloned().collect();
         while let Some(descriptor) = pending.pop() {
             let digest = descriptor.digest();
             if by_hex.contains_key(digest.digest()) {
@@ -159,15 +171,18 @@ pub(super) fn write_layout(
     Ok(())
 }
 
-/// Writes the layout of `top` as a tar stream to `dest`.
+/// Writes the layout of `images` as a tar stream to `dest`.
 pub(super) fn write_tar(
     store: &Store,
-    top: &Descriptor,
-    names: &[Reference],
+    images: &[SavedImage],
     dest: &Destination,
 ) -> Result<(), OutputError> {
-    let blobs = Blobs::collect(store, top)?;
-    let files = top_files(&new_index(index_entries(top, names)))?;
+    let blobs = Blobs::collect(store, images.iter().map(|i| &i.top))?;
+    let entries = images
+        .iter()
+        .flat_map(|i| index_entries(&i.top, &i.names))
+        .collect();
+    let files = top_files(&new_index(entries))?;
     stream::write(dest, |out| {
         let mut sink = TarSink::new(out);
         write_layout(store, &blobs, &files, &mut sink)?;
@@ -185,7 +200,7 @@ pub fn write_dir_tagged(
     tag: &str,
     dir: &Path,
 ) -> Result<(), OutputError> {
-    let blobs = Blobs::collect(store, top)?;
+    let blobs = Blobs::collect(store, [top])?;
     let mut ours = top.clone();
     ours.set_annotations(Some(HashMap::from([(
         ANNOTATION_REF_NAME.to_owned(),
@@ -209,7 +224,7 @@ pub(super) fn write_dir(
     names: &[Reference],
     dir: &Path,
 ) -> Result<(), OutputError> {
-    let blobs = Blobs::collect(store, top)?;
+    let blobs = Blobs::collect(store, [top])?;
     let ours = index_entries(top, names);
     let mut entries = existing_entries(dir)?;
     entries.retain(|kept| {

@@ -112,6 +112,9 @@ pub enum Destination {
     Stdout,
     /// A file, replaced whole once the stream is complete.
     File(PathBuf),
+    /// `docker load`'s stdin (`type=docker` without `dest`, and `--load`,
+    /// as buildx loads into docker); needs a docker CLI on `PATH`.
+    DockerLoad,
 }
 
 impl Destination {
@@ -258,12 +261,11 @@ impl Output {
             "docker" => {
                 attrs.only("docker", &["dest", "name"])?;
                 let names = attrs.names()?;
-                // buildx loads into the Docker daemon without dest; there is
-                // no daemon here, so the archive must go somewhere.
-                let dest = Destination::parse(&attrs.dest(
-                    "docker",
-                    "FILE (there is no Docker daemon to load into; dest=- | docker load does it)",
-                )?);
+                // buildx loads into the Docker daemon without dest.
+                let dest = attrs
+                    .take("dest")
+                    .filter(|d| !d.is_empty())
+                    .map_or(Destination::DockerLoad, |d| Destination::parse(&d));
                 Self::Export(Export::Docker { dest, names })
             }
             "image" => {

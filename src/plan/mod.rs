@@ -11,6 +11,7 @@ mod args;
 mod error;
 mod graph;
 mod mount;
+mod numbering;
 mod platform;
 mod run_mount;
 mod stage;
@@ -22,6 +23,7 @@ pub use graph::{
     Base, Dependency, Graph, NamedContext, Options, SkipReason, Source, StageNode, Via,
 };
 pub use mount::{MountField, MountSpec};
+pub use numbering::StepCounter;
 pub use platform::Platforms;
 pub use run_mount::{Mount, MountError, SecretMount, Sharing, ram_in_bytes};
 pub use stage::{StagePlan, StageStart};

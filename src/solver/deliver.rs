@@ -9,7 +9,7 @@ use super::ClientFactory;
 use super::cache_remote::{self, ExportError};
 use crate::image::Reference;
 use crate::layer::extract::ExtractWarning;
-use crate::output::{Output, OutputError};
+use crate::output::{Destination, Export, Output, OutputError};
 use crate::progress::{Event, ProgressSender};
 use crate::registry::{PushOptions, RegistryError, push};
 use crate::store::StoreError;
@@ -60,10 +60,11 @@ pub async fn deliver(
     for tag in tags {
         refs.set(tag, built.image.clone())?;
     }
-    let mut to_push: Vec<Reference> = if delivery.push {
-        tags.to_vec()
-    } else {
-        Vec::new()
+    // `--push` pushes the -t names, or without any, the type=image names.
+    let mut to_push: Vec<Reference> = match delivery.push {
+        true if tags.is_empty() => image_names(tags, &delivery.outputs),
+        true => tags.to_vec(),
+        false => Vec::new(),
     };
     for output in &delivery.outputs {
         match output {
@@ -72,6 +73,13 @@ pub async fn deliver(
                     tokio::task::block_in_place(|| export.write(store, &built.image, tags))?;
                 for warning in summarize_warnings(report.warnings) {
                     progress.send(Event::Status(format!("warning: {warning}")));
+                }
+                if let Export::Docker {
+                    dest: Destination::DockerLoad,
+                    ..
+                } = export
+                {
+                    progress.send(Event::Status("loaded into docker (docker load)".to_owned()));
                 }
             }
             Output::Image { names, push } => {
@@ -111,6 +119,21 @@ pub async fn deliver(
     )
     .await?;
     Ok(())
+}
+
+/// Every name the image gets: `-t` names and `type=image` names.
+pub fn image_names(tags: &[Reference], outputs: &[Output]) -> Vec<Reference> {
+    let mut names: Vec<Reference> = tags.to_vec();
+    for output in outputs {
+        if let Output::Image { names: own, .. } = output {
+            for name in own {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+    names
 }
 
 /// The export's warnings as shown: owners that could not be set (every

@@ -26,7 +26,7 @@ pub mod secrets;
 mod ssh_agent;
 mod stage;
 
-pub use deliver::{DeliverError, Delivery, deliver};
+pub use deliver::{DeliverError, Delivery, deliver, image_names};
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use failure::{BaseFailure, Site, StepFailure};

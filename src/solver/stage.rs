@@ -16,7 +16,7 @@ use crate::exec::meta::{self, CommandLine, ConfigChange, HealthcheckSpec, StageM
 use crate::exec::rootfs::RootfsView;
 use crate::exec::{DestRoot, LayerRef, StepEvent};
 use crate::image::PlatformSpec;
-use crate::plan::{self, Base, CopySource, StagePlan, StageStart, Step, StepKind};
+use crate::plan::{self, Base, CopySource, StagePlan, StageStart, Step, StepCounter, StepKind};
 use crate::progress::StepProgress;
 use crate::sandbox::{Network, Security};
 use std::collections::HashMap;
@@ -60,36 +60,6 @@ impl State {
     }
 }
 
-/// How a stage's steps are shown: `[name i/n]`.
-struct Counter {
-    name: String,
-    index: usize,
-    total: usize,
-}
-
-impl Counter {
-    fn next(&mut self) -> String {
-        self.index += 1;
-        self.current()
-    }
-
-    fn current(&self) -> String {
-        if self.name.is_empty() {
-            format!("[{}/{}]", self.index, self.total)
-        } else {
-            format!("[{} {}/{}]", self.name, self.index, self.total)
-        }
-    }
-}
-
-/// Whether a step counts in `[i/n]` (it is a vertex in BuildKit's graph).
-fn counted(kind: &StepKind) -> bool {
-    matches!(
-        kind,
-        StepKind::Run(_) | StepKind::Copy(_) | StepKind::Add(_) | StepKind::Workdir(_)
-    )
-}
-
 /// Runs stage `index`; `earlier` holds the results of the stages it needs.
 pub(super) async fn run_stage(
     shared: &Shared,
@@ -106,11 +76,7 @@ pub(super) async fn run_stage(
         .platform
         .clone()
         .unwrap_or_else(|| graph.platforms().target.clone());
-    let mut counter = Counter {
-        name: shared.stage_name(index),
-        index: 1,
-        total: shown_steps(graph, index),
-    };
+    let mut counter = StepCounter::new(shared.stage_name(index), shown_steps(graph, index));
     let (start, layers, base_config, key) = match &node.base {
         Base::Scratch => (
             StageStart::scratch(),
@@ -195,7 +161,7 @@ pub(super) async fn run_stage(
     };
     let plan = graph.plan_stage(index, start)?;
     // An image's triggers are known only now.
-    counter.total = 1 + plan.steps.iter().filter(|s| counted(&s.kind)).count();
+    counter.set_total(StepCounter::total_of(&plan));
     // Stages an image's triggers copy from, which the graph could not know.
     let missing: Vec<usize> = plan
         .trigger_stages()
@@ -221,11 +187,7 @@ pub(super) async fn run_stage(
     };
     let no_cache = shared.no_cache(index);
     for (position, step) in plan.steps.iter().enumerate() {
-        let name = if counted(&step.kind) {
-            format!("{} {}", counter.next(), shown(step))
-        } else {
-            format!("{} {}", counter.current(), shown(step))
-        };
+        let name = format!("{} {}", counter.step(&step.kind), shown(step));
         // The position without the Dockerfile's path names the step in a
         // remote cache, wherever the Dockerfile is on another machine.
         let portable = format!("{}:{position}", graph.label(index));
@@ -240,7 +202,7 @@ pub(super) async fn run_stage(
             portable: &portable,
             no_cache,
         };
-        let result = if counted(&step.kind) {
+        let result = if step.kind.is_counted() {
             context.run_counted(&mut state, &name).await
         } else {
             metadata(&mut state, step, shared).map_err(StepError::from)

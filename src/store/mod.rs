@@ -16,6 +16,7 @@ mod cache;
 mod cache_mounts;
 mod chains;
 mod gc;
+mod images;
 mod lock;
 mod refs;
 mod remove;
@@ -29,6 +30,7 @@ pub use blobs::{
 pub use cache::{CacheRecord, CacheStore, CachedLayer};
 pub use cache_mounts::{CacheMount, CacheMountAccess, CacheMountLock, CacheMountsPruned};
 pub use gc::{PruneReport, PruneScope};
+pub use images::{NamedImage, ResolvedImage};
 pub use lock::Lease;
 pub use refs::RefStore;
 pub use root::default_root;
@@ -172,6 +174,33 @@ pub enum StoreError {
     RefNotFound {
         /// The reference as the user gave it.
         reference: String,
+    },
+    /// What names an image is neither a reference nor an image ID.
+    #[error("{name:?} names no image: {source}")]
+    BadImageName {
+        /// What was given.
+        name: String,
+        /// Why it is no reference.
+        source: crate::image::ReferenceError,
+    },
+    /// An image ID prefix matches several images.
+    #[error("image ID prefix {prefix} is ambiguous: it matches {}", matches.join(", "))]
+    AmbiguousImageId {
+        /// The prefix as given.
+        prefix: String,
+        /// The IDs it matches.
+        matches: Vec<String>,
+    },
+    /// `rmi IMAGE-ID` of an image named in several repositories, not forced.
+    #[error(
+        "conflict: unable to delete {id} (must be forced): the image is referenced in several repositories ({})",
+        repositories.join(", ")
+    )]
+    ImageInRepositories {
+        /// The image ID.
+        id: Digest,
+        /// Its repositories.
+        repositories: Vec<String>,
     },
     /// A layer blob could not be unpacked into a snapshot.
     #[error("cannot unpack layer {digest}: {source}")]

@@ -115,6 +115,28 @@ impl RefStore {
             .collect()
     }
 
+    /// Removes every reference pointing to one of `targets` and returns
+    /// them (all names of an image, for `rmi IMAGE-ID`).
+    pub fn remove_targets(
+        &self,
+        targets: &std::collections::HashSet<oci_spec::image::Digest>,
+    ) -> Result<Vec<Reference>, StoreError> {
+        let mut removed = Vec::new();
+        self.update(|index| {
+            index.refs.retain(|k, d| {
+                let hit = targets.contains(d.digest());
+                if hit {
+                    removed.push(k.clone());
+                }
+                !hit
+            });
+        })?;
+        removed
+            .iter()
+            .map(|k| Reference::parse(k).map_err(|e| self.corrupt_key(e)))
+            .collect()
+    }
+
     /// Every reference and its target, sorted by reference.
     pub fn list(&self) -> Result<Vec<(Reference, Descriptor)>, StoreError> {
         self.load()?

@@ -1,0 +1,97 @@
+//! What `builder man` and `builder completions` give a user: a man page per
+//! command made from the clap definitions, and completion scripts that
+//! complete image arguments with the names in the store (run in a real
+//! bash for that).
+
+mod support;
+
+use support::cli::builder;
+
+#[test]
+fn man_writes_a_page_per_command_with_its_flags() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("man1");
+    builder(home.path()).arg("man").arg(&dir).assert().success();
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for page in [
+        "builder.1",
+        "builder-build.1",
+        "builder-images.1",
+        "builder-save.1",
+        "builder-load.1",
+    ] {
+        assert!(
+            pages.contains(&page.to_owned()),
+            "{page} missing: {pages:?}"
+        );
+    }
+    assert!(!pages.iter().any(|p| p.contains("__")), "{pages:?}");
+    let build = std::fs::read_to_string(dir.join("builder-build.1")).unwrap();
+    assert!(
+        build.starts_with(".ie \\n(.g .ds Aq") || build.contains(".TH builder-build 1"),
+        "{build}"
+    );
+    for flag in ["shm\\-size", "iidfile", "load"] {
+        assert!(build.contains(flag), "{flag} missing from builder-build.1");
+    }
+}
+
+#[test]
+fn bash_completion_offers_the_image_names_in_the_store() {
+    if std::process::Command::new("bash")
+        .arg("-c")
+        .arg("true")
+        .status()
+        .is_err()
+    {
+        eprintln!("SKIPPED: no bash");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let context = home.path().join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), "FROM scratch\nLABEL a=b\n").unwrap();
+    builder(home.path())
+        .args(["build", "-q", "-t", "app:1", "-t", "other/tool:2"])
+        .arg(&context)
+        .assert()
+        .success();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_builder"))
+        .parent()
+        .unwrap();
+    let complete = |line: &str| {
+        let script = format!(
+            "source <(builder completions bash)\nCOMP_WORDS=({line})\nCOMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n_builder_image_names builder \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"\necho \"${{COMPREPLY[*]}}\""
+        );
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("BUILDER_ROOT", home.path().join("store"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(complete("builder inspect ''"), "app:1 other/tool:2");
+    assert_eq!(complete("builder rmi oth"), "other/tool:2");
+    assert_eq!(complete("builder save app:1 ''"), "app:1 other/tool:2");
+    // Flags and other commands still complete as clap's script does.
+    assert_eq!(complete("builder inspect --rem"), "--remote");
+    assert_eq!(complete("builder ima"), "images");
+    for shell in ["zsh", "fish"] {
+        let assert = builder(home.path())
+            .args(["completions", shell])
+            .assert()
+            .success();
+        let script = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+        assert!(
+            script.contains("builder images --filter dangling=false --format"),
+            "{shell}"
+        );
+    }
+}
