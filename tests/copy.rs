@@ -890,3 +890,28 @@ fn a_dangling_destination_symlink_leads_where_its_target_would_be() {
             .contains("too many levels of symbolic links"),
     );
 }
+
+#[test]
+fn a_context_files_xattrs_are_in_the_layer_though_read_only_when_it_is_written() {
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "dir/f", "f");
+    let set = |rel: &str| {
+        rustix::fs::setxattr(
+            ctx.path().join(rel),
+            "user.origin",
+            b"ctx",
+            rustix::fs::XattrFlags::empty(),
+        )
+    };
+    if let Err(e) = set("dir/f").and_then(|()| set("dir")) {
+        eprintln!("skipping: this file system takes no user.* xattrs ({e})");
+        return;
+    }
+    let root = context(ctx.path(), &[]);
+    let out = layer(&request(&["."], "/app/", CopyFlags::default()), &root, None).unwrap();
+    for rel in ["app/dir", "app/dir/f"] {
+        let mut value = [0u8; 16];
+        let n = rustix::fs::getxattr(out.path().join(rel), "user.origin", &mut value[..]).unwrap();
+        assert_eq!(&value[..n], b"ctx", "{rel}");
+    }
+}

@@ -9,33 +9,36 @@
 //!
 //! # The memo file
 //!
-//! `<dir>/digest-memo.json`, written whole to a temporary file in `<dir>`
-//! and renamed over the old one (readers see the old or the new memo, never
-//! a torn one). It is JSON:
+//! `<dir>/digest-memo`, written whole to a temporary file in `<dir>` and
+//! renamed over the old one (readers see the old or the new memo, never a
+//! torn one). A header line, then one line per file:
 //!
-//! ```json
-//! {"version":1,"entries":[{"path":"/ctx/app.txt","stat":{"dev":2049,
-//!   "ino":131,"size":6,"mtime_ns":1700000000123456789,
-//!   "ctime_ns":1700000000123456789,"mode":33188},"digest":"sha256:…"}]}
+//! ```text
+//! builder digest memo 2
+//! <sha256 hex> <dev> <ino> <size> <mtime_ns> <ctime_ns> <mode> <path>
 //! ```
 //!
-//! `mode` is the full `st_mode` (type and permission bits). Paths that are
-//! not UTF-8 are digested but not remembered. A memo of another version, or
-//! one that does not parse, is ignored and rewritten.
+//! `mode` is the full `st_mode` (type and permission bits); the path is the
+//! rest of the line. Loading only splits the lines and indexes them by
+//! path: a line's numbers and digest are parsed when that file is asked
+//! for, so a large memo costs little when a build needs few of its files.
+//! Paths that are not UTF-8 or hold a newline are digested but not
+//! remembered. A memo with another header is ignored and rewritten.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Digest;
-use serde::{Deserialize, Serialize};
 
 use crate::digest::Hasher;
 
 /// Name of the memo file inside the directory the caller gives.
-pub const MEMO_FILE: &str = "digest-memo.json";
-const MEMO_VERSION: u32 = 1;
+pub const MEMO_FILE: &str = "digest-memo";
+const HEADER: &[u8] = b"builder digest memo 2\n";
 
 /// Why a digest or the memo failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +62,7 @@ pub enum DigestError {
 }
 
 /// The stat identity of a file: if none of it changed, neither did the content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatIdentity {
     /// Device of the file system.
     pub dev: u64,
@@ -75,51 +78,122 @@ pub struct StatIdentity {
     pub mode: u32,
 }
 
-#[derive(Serialize, Deserialize)]
-struct MemoEntry {
-    path: String,
-    stat: StatIdentity,
-    digest: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct MemoFile {
-    version: u32,
-    entries: Vec<MemoEntry>,
+/// What the memo knows of one path.
+#[derive(Debug)]
+enum Known {
+    /// A line of the loaded memo, not parsed yet (the byte range of what
+    /// follows the path's digest and numbers, path excluded).
+    Line(Range<usize>),
+    /// Learned by this run.
+    New(StatIdentity, Digest),
 }
 
 /// Content digests with a memo kept in a directory between runs.
 #[derive(Debug)]
 pub struct DigestMemo {
     dir: PathBuf,
-    known: HashMap<PathBuf, (StatIdentity, Digest)>,
+    /// The loaded memo file (its lines are parsed on demand).
+    loaded: Vec<u8>,
+    known: HashMap<Box<[u8]>, Known>,
     bytes_read: u64,
     changed: bool,
+}
+
+/// The seven fields before the path on a memo line: digest hex and numbers.
+const FIELDS: usize = 7;
+
+/// Splits a memo line into its fields and the path.
+fn split_line(line: &[u8]) -> Option<([&[u8]; FIELDS], &[u8])> {
+    let mut fields = [&[][..]; FIELDS];
+    let mut rest = line;
+    for field in &mut fields {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        *field = rest.get(..space)?;
+        rest = rest.get(space + 1..)?;
+    }
+    Some((fields, rest))
+}
+
+/// The identity and digest of a memo line's fields.
+fn parse_fields(fields: &[&[u8]; FIELDS]) -> Option<(StatIdentity, Digest)> {
+    fn num<T: std::str::FromStr>(field: &[u8]) -> Option<T> {
+        std::str::from_utf8(field).ok()?.parse().ok()
+    }
+    let [hex, dev, ino, size, mtime_ns, ctime_ns, mode] = fields;
+    let identity = StatIdentity {
+        dev: num(dev)?,
+        ino: num(ino)?,
+        size: num(size)?,
+        mtime_ns: num(mtime_ns)?,
+        ctime_ns: num(ctime_ns)?,
+        mode: num(mode)?,
+    };
+    let digest = format!("sha256:{}", std::str::from_utf8(hex).ok()?)
+        .parse::<Digest>()
+        .ok()?;
+    Some((identity, digest))
+}
+
+/// Appends one memo line.
+fn write_line(out: &mut Vec<u8>, path: &[u8], identity: &StatIdentity, digest: &Digest) {
+    let StatIdentity {
+        dev,
+        ino,
+        size,
+        mtime_ns,
+        ctime_ns,
+        mode,
+    } = identity;
+    out.extend_from_slice(
+        format!(
+            "{} {dev} {ino} {size} {mtime_ns} {ctime_ns} {mode} ",
+            digest.digest()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(path);
+    out.push(b'\n');
 }
 
 impl DigestMemo {
     /// Loads the memo kept in `dir` (created if missing); a missing or
     /// unreadable memo starts empty.
     pub fn load(dir: &Path) -> Self {
-        let known = std::fs::read(dir.join(MEMO_FILE))
+        let loaded = std::fs::read(dir.join(MEMO_FILE))
             .ok()
-            .and_then(|bytes| serde_json::from_slice::<MemoFile>(&bytes).ok())
-            .filter(|memo| memo.version == MEMO_VERSION)
-            .map(|memo| {
-                memo.entries
-                    .into_iter()
-                    .filter_map(|e| {
-                        let digest = e.digest.parse::<Digest>().ok()?;
-                        Some((PathBuf::from(e.path), (e.stat, digest)))
-                    })
-                    .collect()
-            })
+            .filter(|bytes| bytes.starts_with(HEADER))
             .unwrap_or_default();
+        let mut known = HashMap::new();
+        let mut at = HEADER.len().min(loaded.len());
+        while let Some(len) = loaded
+            .get(at..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        {
+            let line = at..at + len;
+            at += len + 1;
+            let Some((_, path)) = loaded.get(line.clone()).and_then(split_line) else {
+                continue;
+            };
+            let fields_end = line.end - path.len();
+            known.insert(Box::from(path), Known::Line(line.start..fields_end));
+        }
         Self {
             dir: dir.to_path_buf(),
+            loaded,
             known,
             bytes_read: 0,
             changed: false,
+        }
+    }
+
+    /// What the memo knows of `path`: its identity and digest.
+    fn lookup(&self, path: &[u8]) -> Option<(StatIdentity, Digest)> {
+        match self.known.get(path)? {
+            Known::New(identity, digest) => Some((*identity, digest.clone())),
+            Known::Line(range) => {
+                let (fields, _) = split_line(self.loaded.get(range.clone())?)?;
+                parse_fields(&fields)
+            }
         }
     }
 
@@ -132,9 +206,10 @@ impl DigestMemo {
         identity: StatIdentity,
         open: impl FnOnce() -> io::Result<File>,
     ) -> Result<Digest, DigestError> {
-        if let Some((known, digest)) = self.known.get(path) {
-            if *known == identity {
-                return Ok(digest.clone());
+        let key = path.as_os_str().as_bytes();
+        if let Some((known, digest)) = self.lookup(key) {
+            if known == identity {
+                return Ok(digest);
             }
         }
         let read_err = |source| DigestError::Read {
@@ -153,9 +228,9 @@ impl DigestMemo {
             hasher.update(buf.get(..n).unwrap_or_default());
         }
         let digest = hasher.finish();
-        if path.to_str().is_some() {
+        if path.to_str().is_some() && !key.contains(&b'\n') {
             self.known
-                .insert(path.to_path_buf(), (identity, digest.clone()));
+                .insert(Box::from(key), Known::New(identity, digest.clone()));
             self.changed = true;
         }
         Ok(digest)
@@ -176,25 +251,23 @@ impl DigestMemo {
             source,
         };
         std::fs::create_dir_all(&self.dir).map_err(save_err)?;
-        let mut entries: Vec<MemoEntry> = self
-            .known
-            .iter()
-            .filter_map(|(path, (identity, digest))| {
-                Some(MemoEntry {
-                    path: path.to_str()?.to_owned(),
-                    stat: *identity,
-                    digest: digest.to_string(),
-                })
-            })
-            .collect();
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let memo = MemoFile {
-            version: MEMO_VERSION,
-            entries,
-        };
-        let json = serde_json::to_vec(&memo).map_err(|e| save_err(io::Error::other(e)))?;
+        let mut paths: Vec<&[u8]> = self.known.keys().map(|k| &k[..]).collect();
+        paths.sort_unstable();
+        let mut out = Vec::with_capacity(self.loaded.len() + 4096);
+        out.extend_from_slice(HEADER);
+        for path in paths {
+            match self.known.get(path) {
+                Some(Known::Line(range)) => {
+                    out.extend_from_slice(self.loaded.get(range.clone()).unwrap_or_default());
+                    out.extend_from_slice(path);
+                    out.push(b'\n');
+                }
+                Some(Known::New(identity, digest)) => write_line(&mut out, path, identity, digest),
+                None => {}
+            }
+        }
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(save_err)?;
-        tmp.write_all(&json).map_err(save_err)?;
+        tmp.write_all(&out).map_err(save_err)?;
         tmp.as_file().sync_all().map_err(save_err)?;
         tmp.persist(self.dir.join(MEMO_FILE))
             .map_err(|e| save_err(e.error))?;

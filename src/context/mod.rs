@@ -36,6 +36,14 @@ pub struct Entry {
     pub size: u64,
     /// Last modification time.
     pub mtime: Timestamp,
+    /// Last status change time (any write or metadata change moves it).
+    pub ctime: Timestamp,
+    /// Device of the file system holding it (`makedev(major, minor)`).
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Number of hard links.
+    pub nlink: u64,
 }
 
 /// A modification time as seconds and nanoseconds since the Unix epoch.

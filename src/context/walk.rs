@@ -181,5 +181,12 @@ fn stat_entry(frame: &Frame, name: &CStr, rel: &Path) -> Result<Option<Entry>, C
             secs: st.stx_mtime.tv_sec,
             nanos: st.stx_mtime.tv_nsec,
         },
+        ctime: Timestamp {
+            secs: st.stx_ctime.tv_sec,
+            nanos: st.stx_ctime.tv_nsec,
+        },
+        dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+        ino: st.stx_ino,
+        nlink: u64::from(st.stx_nlink),
     }))
 }

@@ -67,11 +67,93 @@ impl StepInputs {
         serde_json::to_value(self).expect("step inputs always serialize")
     }
 
-    /// The cache key: SHA-256 of the canonical JSON.
+    /// The cache key: SHA-256 of the canonical JSON (compact, keys
+    /// sorted), written straight into the hash: a COPY of a large context
+    /// has tens of thousands of sources, too many to build a JSON tree of.
     pub fn key(&self) -> Digest {
-        let bytes = crate::image::manifest::canonical_json(&self.to_json())
-            .expect("a JSON value always serializes");
-        crate::digest::sha256(&bytes)
+        let mut hasher = HashWriter(crate::digest::Hasher::new());
+        // Strings, numbers and string-keyed maps: serializing cannot fail.
+        serde_json::to_writer(&mut hasher, &Canonical::of(self))
+            .expect("step inputs always serialize");
+        hasher.0.finish()
+    }
+}
+
+/// [`StepInputs`] with its fields (and those of its sources) in the
+/// order canonical JSON sorts them: serialized as is, it is canonical.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    env: &'a BTreeMap<String, String>,
+    flags: &'a BTreeMap<String, String>,
+    kind: &'a str,
+    mounts: &'a [String],
+    parent: &'a str,
+    shell: &'a [String],
+    sources: Vec<CanonicalSource<'a>>,
+    user: &'a str,
+    words: &'a [String],
+    workdir: &'a str,
+}
+
+/// A [`SourceDigest`] with its fields in canonical order.
+#[derive(Serialize)]
+struct CanonicalSource<'a> {
+    digest: &'a str,
+    gid: u32,
+    mode: u32,
+    path: &'a str,
+    uid: u32,
+}
+
+impl<'a> Canonical<'a> {
+    fn of(inputs: &'a StepInputs) -> Self {
+        let StepInputs {
+            parent,
+            kind,
+            words,
+            flags,
+            env,
+            user,
+            workdir,
+            shell,
+            mounts,
+            sources,
+        } = inputs;
+        Self {
+            env,
+            flags,
+            kind,
+            mounts,
+            parent,
+            shell,
+            sources: sources
+                .iter()
+                .map(|s| CanonicalSource {
+                    digest: &s.digest,
+                    gid: s.gid,
+                    mode: s.mode,
+                    path: &s.path,
+                    uid: s.uid,
+                })
+                .collect(),
+            user,
+            words,
+            workdir,
+        }
+    }
+}
+
+/// Feeds what is written into a SHA-256.
+struct HashWriter(crate::digest::Hasher);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -210,6 +292,26 @@ mod tests {
                 digest: format!("sha256:3f{}", "0".repeat(62)),
             }],
             ..StepInputs::default()
+        }
+    }
+
+    #[test]
+    fn the_key_is_the_digest_of_the_canonical_json_of_the_inputs() {
+        let mut all = inputs();
+        all.flags = BTreeMap::from([("network".into(), "none".into())]);
+        all.user = "1000:\"x\"".into();
+        all.shell = vec!["/bin/sh".into(), "-c".into()];
+        all.mounts = vec!["type=cache,target=/c".into()];
+        all.sources.push(SourceDigest {
+            path: "dir/é\n".into(),
+            mode: 0o40755,
+            uid: 7,
+            gid: 8,
+            digest: "dir app/dir".into(),
+        });
+        for inputs in [all, inputs(), StepInputs::default()] {
+            let canonical = crate::image::manifest::canonical_json(&inputs.to_json()).unwrap();
+            assert_eq!(inputs.key(), crate::digest::sha256(&canonical));
         }
     }
 

@@ -38,6 +38,25 @@ enum PlannedKind {
     Special(SpecialFile),
 }
 
+/// The extended attributes of a planned entry.
+#[derive(Debug)]
+enum Xattrs {
+    /// Known when planned (none for what the step makes up).
+    Known(BTreeMap<String, Vec<u8>>),
+    /// The source's, read only when the layer is written: they are not
+    /// part of the cache key, so a cache hit never reads them.
+    Of(Arc<RootfsView>, Node),
+}
+
+impl Xattrs {
+    fn read(self) -> Result<BTreeMap<String, Vec<u8>>, CopyError> {
+        match self {
+            Self::Known(xattrs) => Ok(xattrs),
+            Self::Of(view, node) => Ok(view.xattrs(&node)?),
+        }
+    }
+}
+
 /// One entry of the layer to write.
 #[derive(Debug)]
 struct Planned {
@@ -47,7 +66,7 @@ struct Planned {
     uid: u32,
     gid: u32,
     mtime: i64,
-    xattrs: BTreeMap<String, Vec<u8>>,
+    xattrs: Xattrs,
     /// The source path it came from (for the cache record), if any.
     source: Option<String>,
 }
@@ -151,30 +170,32 @@ impl CopyPlan {
         let entries = self
             .entries
             .into_iter()
-            .map(|p| LayerEntry {
-                path: p.dest,
-                kind: match p.kind {
-                    PlannedKind::File { size, body } => LayerEntryKind::File {
-                        size,
-                        content: match body {
-                            Body::Bytes(bytes) => Content::Bytes(bytes),
-                            Body::View(view, node) => Content::Open(Box::new(move || {
-                                view.open(&node).map_err(std::io::Error::other)
-                            })),
+            .map(|p| {
+                Ok(LayerEntry {
+                    path: p.dest,
+                    kind: match p.kind {
+                        PlannedKind::File { size, body } => LayerEntryKind::File {
+                            size,
+                            content: match body {
+                                Body::Bytes(bytes) => Content::Bytes(bytes),
+                                Body::View(view, node) => Content::Open(Box::new(move || {
+                                    view.open(&node).map_err(std::io::Error::other)
+                                })),
+                            },
                         },
+                        PlannedKind::Dir => LayerEntryKind::Dir,
+                        PlannedKind::Symlink(target) => LayerEntryKind::Symlink { target },
+                        PlannedKind::Hardlink(target) => LayerEntryKind::Hardlink { target },
+                        PlannedKind::Special(special) => LayerEntryKind::Special(special),
                     },
-                    PlannedKind::Dir => LayerEntryKind::Dir,
-                    PlannedKind::Symlink(target) => LayerEntryKind::Symlink { target },
-                    PlannedKind::Hardlink(target) => LayerEntryKind::Hardlink { target },
-                    PlannedKind::Special(special) => LayerEntryKind::Special(special),
-                },
-                mode: p.mode,
-                uid: p.uid,
-                gid: p.gid,
-                mtime: p.mtime,
-                xattrs: p.xattrs,
+                    mode: p.mode,
+                    uid: p.uid,
+                    gid: p.gid,
+                    mtime: p.mtime,
+                    xattrs: p.xattrs.read()?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, CopyError>>()?;
         Ok(write_entries(entries, out, options)?)
     }
 }
@@ -311,7 +332,7 @@ impl<'d> Planner<'d> {
                 uid: dest.owners.uid(node.stat.uid),
                 gid: dest.owners.gid(node.stat.gid),
                 mtime: node.stat.mtime.0,
-                xattrs: dest.view.xattrs(&node)?,
+                xattrs: Xattrs::Known(dest.view.xattrs(&node)?),
                 source: None,
             });
         }
@@ -346,7 +367,7 @@ impl<'d> Planner<'d> {
                     uid: ids.uid,
                     gid: ids.gid,
                     mtime: 0,
-                    xattrs: BTreeMap::new(),
+                    xattrs: Xattrs::Known(BTreeMap::new()),
                     source: None,
                 });
             }
@@ -386,7 +407,7 @@ impl<'d> Planner<'d> {
             uid: ids.uid,
             gid: ids.gid,
             mtime: 0,
-            xattrs: BTreeMap::new(),
+            xattrs: Xattrs::Known(BTreeMap::new()),
             source: Some(format!("<<{name}")),
         });
     }
@@ -482,7 +503,7 @@ impl<'d> Planner<'d> {
             FileKind::Special(special) => PlannedKind::Special(*special),
             FileKind::Socket => return Ok(()),
         };
-        let xattrs = view.xattrs(node)?;
+        let xattrs = Xattrs::Of(Arc::clone(view), node.clone());
         self.entries.push(Planned {
             dest: dest.to_path_buf(),
             kind,

@@ -10,7 +10,7 @@
 //! RESOLVE_NO_SYMLINKS`, so no path, and no link swapped in meanwhile, can
 //! lead outside the layer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
@@ -99,8 +99,10 @@ struct Layer {
 pub struct RootfsView {
     layers: Vec<Layer>,
     overlay: bool,
-    /// When set, only these paths exist (the context after `.dockerignore`).
-    visible: Option<HashSet<PathBuf>>,
+    /// When set, only these paths exist (the context after `.dockerignore`),
+    /// as the context walk found them: a lookup answers from here without
+    /// looking on disk again.
+    visible: Option<HashMap<PathBuf, (FileKind, NodeStat)>>,
 }
 
 impl RootfsView {
@@ -114,10 +116,17 @@ impl RootfsView {
     }
 
     /// The build context at `dir`, where only `entries` (the walk's result
-    /// after `.dockerignore`) exist.
+    /// after `.dockerignore`) exist, with the metadata the walk read: the
+    /// walk opened every directory beneath `dir` without following links,
+    /// so its entries are the context's, and a file's metadata is read once.
     pub fn context(dir: &Path, entries: &[crate::context::Entry]) -> Result<Self, RootfsError> {
         let mut view = Self::dir(dir)?;
-        view.visible = Some(entries.iter().map(|e| e.path.clone()).collect());
+        view.visible = Some(
+            entries
+                .iter()
+                .map(|e| (e.path.clone(), (e.kind.clone(), context_stat(e))))
+                .collect(),
+        );
         Ok(view)
     }
 
@@ -297,7 +306,7 @@ impl RootfsView {
             Ok(n) => n,
             Err(Errno::NOTSUP) => return Ok(out),
             Err(Errno::RANGE) => {
-                let size = rfs::listxattr(&proc, &mut [0u8; 0][..]).map_err(|e| err(e.into()))?;
+                let size = rfs::listxattr_query(&proc).map_err(|e| err(e.into()))?;
                 list.resize(size, 0);
                 rfs::listxattr(&proc, &mut list[..]).map_err(|e| err(e.into()))?
             }
@@ -313,7 +322,8 @@ impl RootfsView {
             {
                 continue;
             }
-            let size = match rfs::getxattr(&proc, name, &mut [0u8; 0][..]) {
+            // The query form: a zero-length buffer would give back 0, not the size.
+            let size = match rfs::getxattr_query(&proc, name) {
                 Ok(size) => size,
                 Err(Errno::NODATA) => continue,
                 Err(e) => return Err(err(e.into())),
@@ -334,7 +344,7 @@ impl RootfsView {
         };
         for &layer in &dir.layers {
             for name in self.names_in(layer, &dir.path)? {
-                if !visible.contains(&dir.path.join(&name)) {
+                if !visible.contains_key(&dir.path.join(&name)) {
                     return Ok(true);
                 }
             }
@@ -364,9 +374,13 @@ impl RootfsView {
     fn child(&self, dir: &Node, name: &OsStr) -> Result<Option<Node>, RootfsError> {
         let path = dir.path.join(name);
         if let Some(visible) = &self.visible {
-            if !visible.contains(&path) {
-                return Ok(None);
-            }
+            // A context view is one plain directory: the walk saw it all.
+            return Ok(visible.get(&path).map(|(kind, stat)| Node {
+                path,
+                kind: kind.clone(),
+                stat: stat.clone(),
+                layers: vec![0],
+            }));
         }
         let mut found: Option<Node> = None;
         for &layer in &dir.layers {
@@ -544,6 +558,21 @@ impl RootfsView {
             }
         }
         Ok(names)
+    }
+}
+
+/// A context entry's metadata as a [`NodeStat`].
+fn context_stat(entry: &crate::context::Entry) -> NodeStat {
+    NodeStat {
+        mode: entry.mode,
+        uid: entry.uid,
+        gid: entry.gid,
+        size: entry.size,
+        mtime: (entry.mtime.secs, entry.mtime.nanos),
+        ctime: (entry.ctime.secs, entry.ctime.nanos),
+        dev: entry.dev,
+        ino: entry.ino,
+        nlink: entry.nlink,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::layer::compress::{Compression, write_compressed};
 use crate::layer::diff::{overlay_changes, tree_changes};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
+use crate::progress::{Work, WorkKind, WorkMeter};
 use crate::sandbox::emulation::Emulator;
 use crate::sandbox::seccomp::SeccompPolicy;
 use crate::sandbox::{
@@ -81,6 +82,9 @@ pub enum StepEvent<'a> {
     },
     /// Something the user should know about how steps run.
     Notice(&'a str),
+    /// A long phase of the step that prints nothing of its own: unpacking
+    /// a parent layer, compressing the step's layer.
+    Work(&'a Work),
 }
 
 /// How a RUN step gets its root filesystem.
@@ -332,7 +336,7 @@ impl Executor {
         position: &str,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<RunOutcome, ExecError> {
-        if let Some(hit) = self.cached(&step.parent, inputs, position)? {
+        if let Some(hit) = self.cached(&step.parent, inputs, position, on_event)? {
             return Ok(RunOutcome {
                 layer: hit.layer,
                 cached: true,
@@ -346,12 +350,14 @@ impl Executor {
     /// What the cache holds for a step keyed `inputs` on top of `parent`
     /// at `position`, with its snapshot in place; `None` when the step
     /// must run. Lets a caller decide before preparing what only a running
-    /// step needs (bound copies, secrets).
+    /// step needs (bound copies, secrets). Unpacking a missing snapshot is
+    /// told to `on_event`.
     pub fn cached(
         &self,
         parent: &[LayerRef],
         inputs: &StepInputs,
         position: &str,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<Option<CacheHit>, ExecError> {
         let _lease = self.store.lease()?;
         let cache = self.store.cache();
@@ -359,7 +365,7 @@ impl Executor {
         let Some(record) = cache.get(&key)? else {
             return Ok(None);
         };
-        let Some(layer) = self.reuse(parent, &record)? else {
+        let Some(layer) = self.reuse(parent, &record, on_event)? else {
             return Ok(None);
         };
         let created = super::created::of_hit(&cache, &key, position, &record)?;
@@ -407,6 +413,7 @@ impl Executor {
         &self,
         parent: &[LayerRef],
         record: &CacheRecord,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<Option<Option<LayerRef>>, ExecError> {
         let Some(cached) = &record.layer else {
             return Ok(Some(None));
@@ -423,7 +430,7 @@ impl Executor {
         if stored && !self.overlay_unavailable.load(Ordering::Relaxed) {
             let mut chain = parent.to_vec();
             chain.push(layer.clone());
-            self.snapshots_of(&chain)?;
+            self.snapshots_of(&chain, on_event)?;
         }
         Ok(Some(Some(layer)))
     }
@@ -498,7 +505,7 @@ impl Executor {
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<Option<LayerRef>, ExecError> {
         let snapshots = self.store.snapshots();
-        let chains = self.snapshots_of(&step.parent)?;
+        let chains = self.snapshots_of(&step.parent, on_event)?;
         let mut lower: Vec<PathBuf> = chains
             .iter()
             .rev()
@@ -526,7 +533,7 @@ impl Executor {
         )?;
         self.execute(&spec, step.emulator.as_ref(), on_event)
             .await?;
-        let Some(layer) = self.changed_layer(upper.path(), None)? else {
+        let Some(layer) = self.changed_layer(upper.path(), None, on_event)? else {
             return Ok(None);
         };
         let chain = chain_id(chains.last(), &layer.diff_id);
@@ -554,17 +561,34 @@ impl Executor {
         )?;
         self.execute(&spec, step.emulator.as_ref(), on_event)
             .await?;
-        self.changed_layer(rootfs.path(), Some(parent.path()))
+        self.changed_layer(rootfs.path(), Some(parent.path()), on_event)
     }
 
     /// The chain IDs of `layers`, bottom first, unpacking any snapshot
-    /// that is missing from its blob.
-    fn snapshots_of(&self, layers: &[LayerRef]) -> Result<Vec<Digest>, ExecError> {
+    /// that is missing from its blob (telling `on_event` how far).
+    fn snapshots_of(
+        &self,
+        layers: &[LayerRef],
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
+    ) -> Result<Vec<Digest>, ExecError> {
         let snapshots = self.store.snapshots();
         let blobs = self.store.blobs();
         let mut chains: Vec<Digest> = Vec::with_capacity(layers.len());
         for layer in layers {
-            let chain = snapshots.unpack(&blobs, &chains, &layer.blob, &layer.diff_id)?;
+            let kind = WorkKind::Extract {
+                layer: layer.blob.digest().clone(),
+            };
+            let mut meter = WorkMeter::new(kind, Some(layer.blob.size()), |work: Work| {
+                on_event(StepEvent::Work(&work));
+            });
+            let chain = snapshots.unpack_observed(
+                &blobs,
+                &chains,
+                &layer.blob,
+                &layer.diff_id,
+                &mut |done| meter.advance(done),
+            )?;
+            meter.finish();
             chains.push(chain);
         }
         Ok(chains)
@@ -706,6 +730,7 @@ impl Executor {
         &self,
         upper: &Path,
         parent: Option<&Path>,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<Option<LayerRef>, ExecError> {
         let epoch = self.options.source_date_epoch;
         let action = "reading the step's changes";
@@ -715,10 +740,13 @@ impl Executor {
                 return Ok(None);
             }
             return self
-                .store_layer(|out| {
-                    diff.write_to(out)
-                        .map_err(|e| in_namespace(action, upper, e))
-                })
+                .store_layer(
+                    |out| {
+                        diff.write_to(out)
+                            .map_err(|e| in_namespace(action, upper, e))
+                    },
+                    on_event,
+                )
                 .map(Some);
         }
         let changes = match parent {
@@ -728,7 +756,7 @@ impl Executor {
         if changes.is_empty() {
             return Ok(None);
         }
-        self.write_layer(upper, changes).map(Some)
+        self.write_layer(upper, changes, on_event).map(Some)
     }
 
     /// Writes the change found in `source` as a compressed layer blob.
@@ -736,21 +764,38 @@ impl Executor {
         &self,
         source: &Path,
         changes: Vec<crate::layer::tar::Change>,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<LayerRef, ExecError> {
         let options = WriteOptions {
             source_date_epoch: self.options.source_date_epoch,
             owners: self.owners,
         };
-        self.store_layer(|out| write_changes(source, changes, out, &options).map(|_| ()))
+        self.store_layer(
+            |out| write_changes(source, changes, out, &options).map(|_| ()),
+            on_event,
+        )
     }
 
-    /// Stores the layer tar `produce` writes as a compressed layer blob.
+    /// Stores the layer tar `produce` writes as a compressed layer blob,
+    /// telling `on_event` how far the compression is.
     fn store_layer(
         &self,
         produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), LayerError> + Send,
+        on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<LayerRef, ExecError> {
         let writer = self.store.blobs().writer(None)?;
-        let (writer, digests) = write_compressed(writer, self.options.compression, produce)?;
+        let mut meter = WorkMeter::new(WorkKind::Compress, None, |work: Work| {
+            on_event(StepEvent::Work(&work));
+        });
+        let metered = |out: &mut dyn std::io::Write| {
+            produce(&mut Metered {
+                inner: out,
+                done: 0,
+                meter: &mut meter,
+            })
+        };
+        let (writer, digests) = write_compressed(writer, self.options.compression, metered)?;
+        meter.finish();
         let stored = writer.commit()?;
         Ok(LayerRef {
             blob: Descriptor::new(
@@ -760,6 +805,26 @@ impl Executor {
             ),
             diff_id: digests.diff_id,
         })
+    }
+}
+
+/// A writer that tells a [`WorkMeter`] how many bytes went through it.
+struct Metered<'a, W: ?Sized, F: FnMut(Work)> {
+    inner: &'a mut W,
+    done: u64,
+    meter: &'a mut WorkMeter<F>,
+}
+
+impl<W: std::io::Write + ?Sized, F: FnMut(Work)> std::io::Write for Metered<'_, W, F> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        self.meter.advance(self.done);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

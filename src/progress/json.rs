@@ -10,6 +10,7 @@
 use super::event::{BlobOutcome, Direction, Event};
 use super::step::StepProgress;
 use super::summary::{Summary, Transfers};
+use super::work::{Work, WorkKind, WorkState};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
@@ -64,6 +65,19 @@ pub enum Body<'a> {
         elapsed_ms: u64,
         message: &'a str,
     },
+    /// A long phase of a step (`extract`: unpacking the layer blob
+    /// `layer`; `compress`: compressing the step's layer) reached 1 MiB
+    /// (`work.started`), is going on (`work.progress`, at most twice a
+    /// second) or is over (`work.finished`); bytes are the blob's read
+    /// for `extract`, the tar's for `compress`.
+    #[serde(rename = "work.started")]
+    WorkStarted(WireWork),
+    /// See [`Body::WorkStarted`].
+    #[serde(rename = "work.progress")]
+    WorkProgress(WireWork),
+    /// See [`Body::WorkStarted`].
+    #[serde(rename = "work.finished")]
+    WorkFinished(WireWork),
     /// A blob transfer begins; `total` is its size in bytes when known.
     #[serde(rename = "blob.started")]
     BlobStarted {
@@ -100,6 +114,45 @@ pub enum Body<'a> {
         id: String,
         names: &'a [String],
     },
+}
+
+/// The fields of the `work.*` records.
+#[derive(Debug, Serialize)]
+pub struct WireWork {
+    /// The step's number.
+    id: u64,
+    /// `extract` or `compress`.
+    kind: &'static str,
+    /// The layer blob (`extract` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layer: Option<String>,
+    /// Bytes done.
+    done: u64,
+    /// Bytes in all, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    /// Bytes per second so far.
+    rate: u64,
+    /// Time since the phase began.
+    elapsed_ms: u64,
+}
+
+impl WireWork {
+    fn of(id: u64, work: &Work) -> Self {
+        let (kind, layer) = match &work.kind {
+            WorkKind::Extract { layer } => ("extract", Some(layer.to_string())),
+            WorkKind::Compress => ("compress", None),
+        };
+        Self {
+            id,
+            kind,
+            layer,
+            done: work.done,
+            total: work.total,
+            rate: work.rate(),
+            elapsed_ms: millis(work.elapsed),
+        }
+    }
 }
 
 /// Which way a blob travels.
@@ -178,6 +231,14 @@ impl<'a> Body<'a> {
                 id: *id,
                 elapsed_ms: millis(*elapsed),
             },
+            StepProgress::Work { id, work } => {
+                let wire = WireWork::of(*id, work);
+                match work.state {
+                    WorkState::Started => Body::WorkStarted(wire),
+                    WorkState::Running => Body::WorkProgress(wire),
+                    WorkState::Finished => Body::WorkFinished(wire),
+                }
+            }
             StepProgress::Failed {
                 id,
                 elapsed,

@@ -11,11 +11,13 @@ pub mod plain;
 pub mod step;
 pub mod summary;
 pub mod tty;
+pub mod work;
 
 pub use event::{BlobOutcome, Direction, Event, ProgressSender, WeakProgressSender};
 pub use mode::Style;
 pub use step::StepProgress;
 pub use summary::{Summary, Transfers};
+pub use work::{Work, WorkKind, WorkMeter, WorkState};
 
 use std::thread::JoinHandle;
 

@@ -43,6 +43,14 @@ pub enum StepProgress {
         /// How long it took.
         elapsed: Duration,
     },
+    /// A long phase of the step that prints nothing of its own (see
+    /// [`super::work`]).
+    Work {
+        /// The step's number.
+        id: u64,
+        /// What and how far.
+        work: super::work::Work,
+    },
     /// The step failed.
     Failed {
         /// The step's number.
@@ -69,6 +77,7 @@ impl StepProgress {
             StepProgress::Done { id, elapsed } => {
                 format!("#{id} DONE {:.1}s", elapsed.as_secs_f64())
             }
+            StepProgress::Work { id, work } => format!("#{id} {}", work.text()),
             StepProgress::Failed {
                 id,
                 elapsed,

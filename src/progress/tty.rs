@@ -10,6 +10,7 @@ use super::event::Event;
 use super::plain::{finished, human_bytes, short, under_way};
 use super::step::StepProgress;
 use super::summary::Transfers;
+use super::work::WorkState;
 use crate::terminal_text::{Tail, displayed};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use oci_spec::image::Digest;
@@ -166,6 +167,15 @@ impl Screen {
                     for (bar, text) in step.tail_lines.iter().zip(step.tail.lines()) {
                         bar.set_message(text.to_owned());
                     }
+                }
+            }
+            StepProgress::Work { id, work } => {
+                if let Some(step) = self.steps.get(&id) {
+                    let message = match work.state {
+                        WorkState::Finished => step.title.clone(),
+                        _ => displayed(&format!("{} · {}", step.title, work.text())),
+                    };
+                    step.line.set_message(message);
                 }
             }
             StepProgress::Cached { id } => self.collapse(id, "CACHED".to_owned()),

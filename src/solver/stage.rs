@@ -449,13 +449,17 @@ impl StepContext<'_> {
                 });
             }
             StepEvent::Notice(text) => shared.notice(format!("#{id} note: {text}")),
+            StepEvent::Work(work) => shared.send(StepProgress::Work {
+                id,
+                work: work.clone(),
+            }),
         };
         // Another platform's build of this one may have run the same step.
         let mut ran = None;
         let first = async {
             let hit = match self.no_cache {
                 true => None,
-                false => executor.cached(&step.parent, &inputs, self.position)?,
+                false => executor.cached(&step.parent, &inputs, self.position, &mut on_event)?,
             };
             let outcome = match hit {
                 Some(hit) => crate::exec::RunOutcome {

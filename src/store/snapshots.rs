@@ -99,6 +99,20 @@ impl SnapshotStore {
         layer: &Descriptor,
         diff_id: &Digest,
     ) -> Result<Digest, StoreError> {
+        self.unpack_observed(blobs, below, layer, diff_id, &mut |_| {})
+    }
+
+    /// As [`SnapshotStore::unpack`], telling `read` how many bytes of the
+    /// blob it has read so far (in all) as it unpacks them; not called at
+    /// all when the snapshot exists.
+    pub fn unpack_observed(
+        &self,
+        blobs: &BlobStore,
+        below: &[Digest],
+        layer: &Descriptor,
+        diff_id: &Digest,
+        read: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Digest, StoreError> {
         let chain = chain_id(below.last(), diff_id);
         if self.contains(&chain) {
             return Ok(chain);
@@ -110,6 +124,11 @@ impl SnapshotStore {
             .collect::<Result<Vec<_>, _>>()?;
         let pending = self.begin()?;
         let (blob, check) = blobs.open_checked(layer.digest())?;
+        let blob = Observed {
+            inner: blob,
+            done: 0,
+            read,
+        };
         let layer_error = |source| StoreError::Layer {
             digest: layer.digest().clone(),
             source: Box::new(source),
@@ -238,6 +257,22 @@ impl SnapshotStore {
             .and_then(|()| std::fs::rename(&pending, &record))
             .map_err(|e| StoreError::io("write", &record, e))?;
         Ok(removed)
+    }
+}
+
+/// A reader that tells `read` how many bytes went through it so far.
+struct Observed<'a, R> {
+    inner: R,
+    done: u64,
+    read: &'a mut (dyn FnMut(u64) + Send),
+}
+
+impl<R: std::io::Read> std::io::Read for Observed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.read)(self.done);
+        Ok(n)
     }
 }
 

@@ -103,6 +103,8 @@ impl Output {
         move |event| match event {
             StepEvent::Output { line, .. } => self.text.push_str(&String::from_utf8_lossy(line)),
             StepEvent::Notice(notice) => self.notices.push(notice.to_owned()),
+            // Phases of unpacking and compressing are shown, not output.
+            StepEvent::Work(_) => {}
         }
     }
 }

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Benchmark: builder, BuildKit (DOCKER_BUILDKIT=1 /usr/bin/docker build) and
+# Buildah (buildah bud --layers) side by side on this machine, on the cases of
+# issue #15. Not a test; CI never runs it. Run as root from the checkout:
+#
+#     bash bench/real_builds.sh
+#
+# Cases (each tool builds the same Dockerfile from the same context):
+#   ctx-noop   a context of BENCH_CTX_FILES files (default 30 000, about
+#              4 KB each, 120 MB) copied with `COPY . /app/`, rebuilt with
+#              nothing changed (every step cached);
+#   ctx-edit   the same, one file rewritten before each rebuild;
+#   run-big    `--no-cache` build of one RUN writing 200 MB of random bytes
+#              and 20 000 small files on 127.0.0.1:5000/busybox:latest.
+# Prints per case and tool the median wall time of BENCH_RUNS runs (default
+# 5), its ratio to builder's, and the peak resident memory of the tool's own
+# process (/usr/bin/time -v; for docker that is the client, BuildKit runs in
+# dockerd, so its memory is not comparable and is shown as -).
+#
+# What it does to the machine: runs ../shared/difftest/peers-setup.sh
+# (installs buildah, docker.io, a registry on 127.0.0.1:5000 holding busybox;
+# idempotent), builds builder with `cargo build --release --locked`, and
+# keeps everything else in one temp dir removed on exit. Docker images it
+# tags (bench-*) are removed at the end. BENCH_TOOLS="builder buildah"
+# leaves BuildKit out (and so on).
+set -euo pipefail
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+REPO=$(cd "$(dirname "$SELF")/.." && pwd)
+RUNS=${BENCH_RUNS:-5}
+NFILES=${BENCH_CTX_FILES:-30000}
+TOOLS=${BENCH_TOOLS:-builder buildkit buildah}
+REG=127.0.0.1:5000
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf 'real_builds: error: %s\n' "$*" >&2
+    exit 1
+}
+[[ $EUID -eq 0 ]] || die "run as root (the peers' set-up installs packages; buildah and dockerd build as root)"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
+[[ $NFILES =~ ^[1-9][0-9]*$ ]] || die "BENCH_CTX_FILES must be a positive integer, got '$NFILES'"
+[[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install time)"
+
+PEERS=$REPO/../shared/difftest/peers-setup.sh
+[[ -f $PEERS ]] || die "$PEERS not found (the shared difftest folder beside the checkout)"
+log "setting up the peers (bash $PEERS)"
+bash "$PEERS" >&2 || die "peers-setup.sh failed"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/builder-real-bench.XXXXXX")
+cleanup() {
+    local status=$?
+    set +e
+    if [[ -d $WORK/buildah ]]; then
+        buildah --root "$WORK/buildah/root" --runroot "$WORK/buildah/run" rmi --all --force >/dev/null 2>&1
+    fi
+    /usr/bin/docker image rm -f bench-ctx bench-run >/dev/null 2>&1
+    awk -v d="$WORK" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+mkdir -p "$WORK/logs"
+
+log "building builder (cargo build --release --locked)"
+(cd "$REPO" && cargo build --release --locked --message-format=json-render-diagnostics) \
+    >"$WORK/logs/cargo.json" || die "cargo build --release failed"
+BUILDER=$(grep -o '"executable":"[^"]*/builder"' "$WORK/logs/cargo.json" | tail -n1 | cut -d'"' -f4)
+[[ -x $BUILDER ]] || die "cargo did not report the builder executable"
+
+# --- contexts ----------------------------------------------------------------
+
+log "writing a context of $NFILES files"
+CTX=$WORK/ctx
+mkdir -p "$CTX"
+python3 - "$CTX" "$NFILES" <<'EOF'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "d%03d" % (i // 100))
+    if i % 100 == 0:
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        f.write(os.urandom(4000))
+EOF
+printf 'FROM scratch\nCOPY . /app/\n' >"$CTX/Dockerfile"
+
+RUNCTX=$WORK/run
+mkdir -p "$RUNCTX"
+cat >"$RUNCTX/Dockerfile" <<EOF
+FROM $REG/busybox:latest
+RUN dd if=/dev/urandom of=/big bs=1048576 count=200 2>/dev/null && mkdir /small && cd /small && i=0 && while [ \$i -lt 20000 ]; do echo \$i > f\$i; i=\$((i+1)); done
+EOF
+
+# --- tools -------------------------------------------------------------------
+
+# cmd TOOL CASE: the command line (an array in CMD) building CASE with TOOL.
+cmd() {
+    local tool=$1 case=$2 ctx=$CTX tag=bench-ctx nocache=()
+    if [[ $case == run-big ]]; then
+        ctx=$RUNCTX tag=bench-run nocache=(--no-cache)
+    fi
+    case $tool in
+    builder) CMD=("$BUILDER" --root "$WORK/builder" build --progress plain "${nocache[@]}" -t "$tag" "$ctx") ;;
+    buildkit) CMD=(env DOCKER_BUILDKIT=1 /usr/bin/docker build --progress plain "${nocache[@]}" -t "$tag" "$ctx") ;;
+    buildah) CMD=(buildah --root "$WORK/buildah/root" --runroot "$WORK/buildah/run" bud --layers --tls-verify=false "${nocache[@]}" -t "$tag" "$ctx") ;;
+    *) die "unknown tool $tool" ;;
+    esac
+}
+
+# measure TOOL CASE: prints "median_seconds peak_kb" over RUNS timed runs
+# after one untimed run.
+measure() {
+    local tool=$1 case=$2 i times=$WORK/logs/$1-$2.times
+    cmd "$tool" "$case"
+    "${CMD[@]}" >"$WORK/logs/$tool-$case.first.log" 2>&1 ||
+        { tail -n 20 "$WORK/logs/$tool-$case.first.log" >&2; die "$tool $case failed"; }
+    : >"$times"
+    for ((i = 0; i < RUNS; i++)); do
+        if [[ $case == ctx-edit ]]; then
+            printf '%s %s\n' "$tool" "$i" >>"$CTX/d000/f00000"
+        fi
+        /usr/bin/time -f '%e %M' -o "$WORK/logs/time" "${CMD[@]}" >"$WORK/logs/$tool-$case.log" 2>&1 ||
+            { tail -n 20 "$WORK/logs/$tool-$case.log" >&2; die "$tool $case failed"; }
+        cat "$WORK/logs/time" >>"$times"
+    done
+    sort -g "$times" | awk '{ t[NR] = $1; if ($2 > m) m = $2 } END {
+        med = (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2
+        printf "%.3f %d\n", med, m }'
+}
+
+declare -A RESULT
+CASES=(ctx-noop ctx-edit run-big)
+for case in "${CASES[@]}"; do
+    for tool in $TOOLS; do
+        log "$tool: $case ($RUNS runs)"
+        RESULT[$tool/$case]=$(measure "$tool" "$case")
+    done
+done
+
+# --- report --------------------------------------------------------------------
+
+printf '\nbuilder vs BuildKit (docker %s) vs Buildah %s on %s, %s cores, kernel %s, load %s\n' \
+    "$(/usr/bin/docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')" \
+    "$(buildah --version | awk '{print $3}')" \
+    "$(grep -oP '^PRETTY_NAME="?\K[^"]*' /etc/os-release)" "$(nproc)" "$(uname -r)" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'context: %s files; median of %s runs; ratio = tool / builder; peak RSS of the tool process\n\n' "$NFILES" "$RUNS"
+printf '%-10s %-9s %10s %8s %12s\n' case tool median ratio peak-RSS
+for case in "${CASES[@]}"; do
+    read -r base _ <<<"${RESULT[builder/$case]:-0 0}"
+    for tool in $TOOLS; do
+        read -r med kb <<<"${RESULT[$tool/$case]}"
+        mem=$(awk -v k="$kb" 'BEGIN { printf "%.0f MiB", k / 1024 }')
+        [[ $tool == buildkit ]] && mem=-
+        printf '%-10s %-9s %9.3fs %8s %12s\n' "$case" "$tool" "$med" \
+            "$(awk -v a="$med" -v b="$base" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')" "$mem"
+    done
+done
