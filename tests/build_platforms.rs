@@ -391,26 +391,6 @@ fn cache_records_of_one_platform_never_serve_another() {
 }
 
 #[test]
-fn a_run_in_a_foreign_platforms_stage_needs_emulation() {
-    if !can_build() {
-        return;
-    }
-    let home = Home::new();
-    let context = home.context(
-        "foreign",
-        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"true\"]\n",
-    );
-    let other = linux(other_arch());
-    home.build(&["--platform", &other, context.to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(contains(format!(
-            "RUN in a stage for {other} needs emulation"
-        )))
-        .stderr(contains("Dockerfile:3"));
-}
-
-#[test]
 fn bad_platform_lists_are_usage_errors_naming_the_flag() {
     let home = Home::new();
     let context = home.context("bad", "FROM scratch\nCOPY busybox /\n");
