@@ -14,7 +14,9 @@
 # --no-cache into an OCI layout directory; buildah --layers=false --no-cache
 # into its storage and a fresh manifest list). The arm64 RUN runs under
 # QEMU user-mode emulation in both; the base is pulled once, before the timed
-# runs. It prints the median, min and max wall time per tool and the ratio.
+# runs. Before timing, it checks that each tool's index has an arm64 image
+# whose /arch is aarch64 (read back with skopeo --override-arch arm64). It
+# prints the median, min and max wall time per tool and the ratio.
 # What emulation costs one RUN against a native one is bench/emulation.sh's
 # job (not repeated here).
 #
@@ -181,12 +183,20 @@ buildah_build() {
 log "warm-up (pulls the base into each tool's store)"
 builder_build
 buildah_build
-# Both gave an index whose arm64 image ran its RUN as aarch64.
-skopeo --insecure-policy --override-arch arm64 copy --quiet "oci:$WORK/out" "dir:$WORK/check"
-layer=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["layers"][1]["digest"].split(":")[1])' \
-    "$WORK/check/manifest.json")
-[[ $(tar -xzOf "$WORK/check/$layer" arch) == aarch64 ]] || die "builder's arm64 image has no /arch = aarch64"
-"${BUILDAH[@]}" manifest inspect bench-multi | grep -q '"architecture": "arm64"' || die "buildah's manifest list has no arm64 image"
+# Prints /arch of the arm64 image of the index in OCI layout $1, read
+# back with skopeo --override-arch arm64.
+arm64_arch() {
+    local dir=$WORK/check-$(basename "$1") digest
+    skopeo --insecure-policy --override-arch arm64 copy --quiet "oci:$1" "dir:$dir" >&2
+    for digest in $(python3 -c 'import json, sys; print(*(l["digest"].split(":")[1] for l in json.load(open(sys.argv[1]))["layers"]))' \
+        "$dir/manifest.json"); do
+        tar -xOf "$dir/$digest" arch 2>/dev/null || true
+    done
+}
+"${BUILDAH[@]}" manifest push --all --quiet bench-multi "oci:$WORK/buildah-out" >&2
+for out in out buildah-out; do
+    [[ $(arm64_arch "$WORK/$out") == aarch64 ]] || die "the arm64 image in $out has no /arch = aarch64"
+done
 
 log "$RUNS builds per tool"
 for ((r = 0; r < RUNS; r++)); do
