@@ -11,10 +11,13 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use support::build::{Home, can_build, give_to_nobody, layout_image, stderr_of};
 use support::image::BaseImage;
 use support::registry::Registry;
+use support::subids::{give_to, subid_user};
 
 const QEMU: &str = "/usr/bin/qemu-aarch64-static";
 
@@ -251,4 +254,93 @@ fn a_native_build_runs_a_from_platform_arm64_stage_under_emulation() {
     assert_eq!(built.text("arm-arch"), "aarch64 for amd64\n");
     assert_eq!(built.text("arch"), "x86_64\n");
     assert_eq!(built.config["architecture"], "amd64");
+}
+
+/// The `arch` image of the index in the OCI layout `layout`, as `skopeo
+/// copy --override-arch` picks it, copied into `<layout>-<arch>`.
+fn platform_image_of(layout: &Path, arch: &str) -> support::built::Built {
+    let single = layout.with_file_name(format!(
+        "{}-{arch}",
+        layout.file_name().unwrap().to_string_lossy()
+    ));
+    let copied = std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "--override-arch",
+            arch,
+            "copy",
+            "--quiet",
+        ])
+        .arg(format!("oci:{}", layout.display()))
+        .arg(format!("oci:{}", single.display()))
+        .output()
+        .expect("run skopeo");
+    assert!(copied.status.success(), "{}", stderr_of(&copied));
+    support::built::read_layout(&single, String::new())
+}
+
+#[test]
+fn two_platforms_run_natively_and_under_emulation_into_one_index_root_and_rootless() {
+    let Some((_registry, base)) = registry_with_base() else {
+        return;
+    };
+    let Some((uid, gid)) = subid_user() else {
+        return;
+    };
+    let home = Home::new();
+    let context = home.context(
+        "two",
+        &format!("FROM {}\nRUN uname -m > /arch\n", base.reference),
+    );
+    std::fs::set_permissions(home.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let user_dir = home.path("user");
+    std::fs::create_dir(&user_dir).unwrap();
+    give_to(&user_dir, uid, gid);
+    let platforms = ["--platform", "linux/amd64,linux/arm64", "-o"];
+
+    let root_layout = home.path("root-layout");
+    let as_root = home
+        .build(&platforms)
+        .arg(format!("type=oci,tar=false,dest={}", root_layout.display()))
+        .arg(&context)
+        .output()
+        .expect("run builder");
+    assert!(as_root.status.success(), "{}", stderr_of(&as_root));
+
+    let user_layout = user_dir.join("layout");
+    let as_user = std::process::Command::new(env!("CARGO_BIN_EXE_builder"))
+        .env_clear()
+        .env("HOME", &user_dir)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("TMPDIR", "/tmp")
+        .arg("--root")
+        .arg(user_dir.join("store"))
+        .args(["build", "--progress", "plain"])
+        .args(platforms)
+        .arg(format!("type=oci,tar=false,dest={}", user_layout.display()))
+        .arg(&context)
+        .current_dir("/")
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .expect("run builder");
+    let stderr = stderr_of(&as_user);
+    assert!(as_user.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("registered in each step's own user namespace"),
+        "{stderr}"
+    );
+
+    for layout in [&root_layout, &user_layout] {
+        for (arch, machine) in [("amd64", "x86_64\n"), ("arm64", "aarch64\n")] {
+            let built = platform_image_of(layout, arch);
+            assert_eq!(
+                built.text("arch"),
+                machine,
+                "{arch} in {}",
+                layout.display()
+            );
+            assert_eq!(built.config["architecture"], arch);
+        }
+    }
 }

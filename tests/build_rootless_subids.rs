@@ -19,66 +19,7 @@ use std::process::Command;
 use support::build::{Home, TarEntry, can_build, layout_image, layout_layer_entries};
 use support::image::BaseImage;
 use support::registry::Registry;
-
-/// The test user's name.
-const USER: &str = "builder-subids";
-/// First host ID of its range (far from what `useradd` hands out).
-const SUB_START: u32 = 3_000_000;
-/// Size of its range.
-const SUB_COUNT: u32 = 65_536;
-
-/// The test user's uid and gid, after making it and its ranges where
-/// missing; `None` (with a SKIPPED message) without `uidmap` installed.
-fn subid_user() -> Option<(u32, u32)> {
-    if !Path::new("/usr/bin/newuidmap").exists() || !Path::new("/usr/bin/newgidmap").exists() {
-        eprintln!("SKIPPED: newuidmap/newgidmap are not installed (Debian: uidmap)");
-        return None;
-    }
-    let id = |flag: &str| {
-        Command::new("id")
-            .args([flag, USER])
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-    };
-    if id("-u").is_none() {
-        let made = Command::new("useradd")
-            .args(["--system", "--user-group", "--no-create-home"])
-            .args(["--shell", "/usr/sbin/nologin", USER])
-            .output()
-            .expect("run useradd");
-        // Exit code 9: another test process made it first.
-        assert!(
-            made.status.success() || made.status.code() == Some(9),
-            "useradd: {}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-    }
-    for file in ["/etc/subuid", "/etc/subgid"] {
-        let content = std::fs::read_to_string(file).unwrap_or_default();
-        if !content.lines().any(|l| l.starts_with(&format!("{USER}:"))) {
-            let mut all = content;
-            if !all.is_empty() && !all.ends_with('\n') {
-                all.push('\n');
-            }
-            all.push_str(&format!("{USER}:{SUB_START}:{SUB_COUNT}\n"));
-            std::fs::write(file, all).unwrap();
-        }
-    }
-    Some((id("-u")?, id("-g")?))
-}
-
-/// Gives every entry under `dir` (and `dir`) to `uid`:`gid`.
-fn give_to(dir: &Path, uid: u32, gid: u32) {
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
-    if !std::fs::symlink_metadata(dir).unwrap().is_dir() {
-        return;
-    }
-    for entry in std::fs::read_dir(dir).unwrap() {
-        give_to(&entry.unwrap().path(), uid, gid);
-    }
-}
+use support::subids::{SUB_START, give_to, subid_user};
 
 /// A layer over the busybox base: `/etc/shadow` of group shadow (42), a
 /// home of user 1000 with a private file, `/x` for a step to chown, and

@@ -35,4 +35,5 @@ pub mod http;
 pub mod image;
 pub mod refused;
 pub mod registry;
+pub mod subids;
 pub mod token;
