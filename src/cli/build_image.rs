@@ -350,12 +350,17 @@ pub fn build_image(
     };
     let (sender, renderer) = progress::spawn_renderer(style);
     let insecure = globals.insecure_registries.clone();
-    let notices = sender.clone();
+    // Weak: the factory lives on in the built image's store (its blob
+    // source fetches what only an imported cache has), and the renderer
+    // ends only when every strong sender is gone.
+    let notices = sender.downgrade();
     let clients: ClientFactory = Arc::new(move |registry: &str| {
         let credential = DockerConfig::load_default()?.get(registry)?;
         let client = Client::new(registry, credential, &insecure)?;
         if let Some(notice) = crate::registry::tls::take_notice() {
-            notices.send(Event::Status(format!("notice: {notice}")));
+            notices
+                .upgrade()
+                .send(Event::Status(format!("notice: {notice}")));
         }
         Ok(client)
     });
@@ -409,7 +414,6 @@ pub fn build_image(
             names: names.iter().map(ToString::to_string).collect(),
         }));
     }
-    // The factory holds a sender too: the renderer ends when all are gone.
     drop(clients);
     drop(sender);
     let _ = renderer.join();
