@@ -533,3 +533,131 @@ fn a_cache_layer_that_does_not_match_its_digest_is_refused_and_its_step_runs() {
     assert!(stderr.contains("cache miss: `app.sh` changed"), "{stderr}");
     assert!(stderr.contains("3 steps run, 2 cached"), "{stderr}");
 }
+
+/// A step that appends `x` to a counter in its cache mount and copies it
+/// out; `stamp` above it changes between runners, so the RUN runs.
+const COUNTER: &str = "FROM scratch\n\
+    COPY busybox /bin/\n\
+    COPY stamp /stamp\n\
+    RUN --mount=type=cache,target=/cache [\"/bin/busybox\", \"sh\", \"-c\", \
+    \"echo $(/bin/busybox cat /cache/n 2>/dev/null)x > /cache/n; /bin/busybox cp /cache/n /out\"]\n";
+
+/// Builds `COUNTER` with `stamp` and `args`; returns stderr and `/out`.
+fn count(home: &Home, stamp: &str, args: &[&str]) -> (String, String) {
+    let dir = home.context("counter", COUNTER);
+    std::fs::write(dir.join("stamp"), stamp).unwrap();
+    let out = home.path("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let output = format!("type=local,dest={}", out.display());
+    let mut all = vec!["-o", &output];
+    all.extend(args);
+    all.push(dir.to_str().unwrap());
+    let stderr = run(home, &all);
+    let counter = std::fs::read_to_string(out.join("out")).unwrap();
+    (stderr, counter.trim().to_owned())
+}
+
+#[test]
+fn cache_mounts_travel_through_the_registry_with_mounts_true_and_local_ones_win() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = Registry::with_htpasswd("ci", "s3cret") else {
+        return;
+    };
+    let cache = format!("{}/cache/mounts:main", registry.host());
+    let (a, b) = (Home::new(), Home::new());
+    login(&a, &registry);
+    login(&b, &registry);
+
+    let to = format!("type=registry,ref={cache},mounts=true");
+    let (stderr, counter) = count(&a, "a", &["--cache-to", &to]);
+    assert_eq!(counter, "x");
+    assert!(stderr.contains("1 cache mounts"), "{stderr}");
+    let layers = registry_layers(&registry, &cache);
+    // The three steps' layers and the cache mount's.
+    assert_eq!(layers.len(), 4, "{layers:?}");
+
+    // Runner B: its RUN runs (another stamp) with A's cache content.
+    let (stderr, counter) = count(&b, "b", &["--cache-from", &cache]);
+    assert!(
+        stderr.contains("cache mount \"/cache\": seeded from --cache-from"),
+        "{stderr}"
+    );
+    assert_eq!(counter, "xx", "{stderr}");
+
+    // B's own cache directory now wins over the imported one.
+    let (stderr, counter) = count(&b, "c", &["--cache-from", &cache]);
+    assert!(!stderr.contains("seeded"), "{stderr}");
+    assert_eq!(counter, "xxx", "{stderr}");
+}
+
+#[test]
+fn cache_mounts_in_a_local_cache_only_with_mounts_true_and_a_bad_blob_is_refused() {
+    if !can_build() {
+        return;
+    }
+    let a = Home::new();
+    let plain = a.path("plain");
+    let with_mounts = a.path("with-mounts");
+    let (_, counter) = count(
+        &a,
+        "a",
+        &[
+            "--cache-to",
+            &format!("type=local,dest={}", plain.display()),
+        ],
+    );
+    assert_eq!(counter, "x");
+    let (manifest, config) = local_cache(&plain);
+    assert!(config.get("mounts").is_none(), "{config}");
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 3);
+
+    // Without mounts=true, runner B starts with an empty cache.
+    let b = Home::new();
+    let from_plain = format!("type=local,src={}", plain.display());
+    let (stderr, counter) = count(&b, "b", &["--cache-from", &from_plain]);
+    assert_eq!(counter, "x", "{stderr}");
+
+    let (stderr, _) = count(
+        &a,
+        "a2",
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mounts=true", with_mounts.display()),
+        ],
+    );
+    assert!(stderr.contains("1 cache mounts"), "{stderr}");
+    let (manifest, config) = local_cache(&with_mounts);
+    let mounts = config["mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{config}");
+    assert_eq!(mounts[0]["id"], "/cache");
+    let blob = mounts[0]["layer"]["digest"].as_str().unwrap().to_owned();
+    let listed = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["digest"] == blob.as_str());
+    assert!(listed, "{manifest}");
+
+    let from = format!("type=local,src={}", with_mounts.display());
+    let c = Home::new();
+    let (stderr, counter) = count(&c, "c", &["--cache-from", &from]);
+    assert_eq!(counter, "xxx", "A's cache held xx:\n{stderr}");
+
+    // A damaged mount blob: refused, and the step starts empty.
+    let path = with_mounts
+        .join("blobs/sha256")
+        .join(blob.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let d = Home::new();
+    let (stderr, counter) = count(&d, "d", &["--cache-from", &from]);
+    assert!(
+        stderr.contains("warning: cache mount \"/cache\": its imported content is refused"),
+        "{stderr}"
+    );
+    assert_eq!(counter, "x", "{stderr}");
+}

@@ -55,6 +55,12 @@ pub(super) struct Shared {
     emulators: Arc<Mutex<HashMap<PlatformSpec, Option<Emulator>>>>,
     /// The steps that ran or hit, for `--cache-to`.
     used: Arc<Mutex<Vec<UsedStep>>>,
+    /// The imported caches' blobs (`--cache-from`), which seed cache
+    /// mounts the store does not have.
+    pub remote: Option<Arc<cache_remote::RemoteBlobs>>,
+    /// The cache mounts the steps that ran used, for `--cache-to
+    /// …,mounts=true`.
+    pub mounts_used: Arc<Mutex<cache_remote::MountsUsed>>,
 }
 
 /// A RUN step's result as the other builds of the same key take it.
@@ -310,6 +316,8 @@ pub async fn build(
             runs: Arc::new(RunOnce::default()),
             emulators: Arc::new(Mutex::new(HashMap::new())),
             used: Arc::new(Mutex::new(Vec::new())),
+            remote: remote.clone(),
+            mounts_used: Arc::new(Mutex::new(Default::default())),
         };
         let several = graphs.len() > 1;
         let builds: Vec<Shared> = graphs
@@ -351,6 +359,11 @@ pub async fn build(
             .map(|used| used.clone())
             .unwrap_or_default(),
         final_stages: final_stages(first),
+        mounts: common
+            .mounts_used
+            .lock()
+            .map(|used| used.clone())
+            .unwrap_or_default(),
     };
     let inline = options
         .cache_to

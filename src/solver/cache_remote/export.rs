@@ -38,6 +38,17 @@ pub enum ExportError {
         #[source]
         source: OutputError,
     },
+    /// A cache mount could not be written (`mounts=true`).
+    #[error("--cache-to {location}: cache mount {id:?}: {source}")]
+    Mount {
+        /// The cache.
+        location: String,
+        /// The mount's id.
+        id: String,
+        /// Why.
+        #[source]
+        source: super::mounts::MountCacheError,
+    },
     /// The store could not give or keep a blob.
     #[error("--cache-to {location}: {source}")]
     Store {
@@ -69,6 +80,8 @@ pub(crate) struct StepsUsed {
     pub steps: Vec<UsedStep>,
     /// The target stage and the stages it is built on.
     pub final_stages: HashSet<usize>,
+    /// The `RUN --mount=type=cache` directories the steps that ran used.
+    pub mounts: super::mounts::MountsUsed,
 }
 
 impl StepsUsed {

@@ -7,7 +7,7 @@
 //! under [`INLINE_KEY`] in the image's own config.
 
 use crate::image::manifest::{canonical_json, new_manifest};
-use crate::store::CacheRecord;
+use crate::store::{CacheRecord, CachedLayer};
 use oci_spec::image::{Descriptor, Digest, ImageManifest, MediaType};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,11 +45,11 @@ pub enum FormatError {
     /// A record whose key is not the digest of its inputs.
     #[error("record {0} does not match its inputs")]
     KeyMismatch(Digest),
-    /// A record naming a layer the manifest does not list.
-    #[error("record {key} names layer {layer}, which its manifest does not list")]
+    /// A record or cache mount naming a layer the manifest does not list.
+    #[error("{key} names layer {layer}, which its manifest does not list")]
     UnlistedLayer {
-        /// The record.
-        key: Digest,
+        /// The record (`record KEY`) or the mount (`cache mount "ID"`).
+        key: String,
         /// The layer.
         layer: Digest,
     },
@@ -73,6 +73,19 @@ pub struct ExportedRecord {
     pub record: CacheRecord,
 }
 
+/// One exported `RUN --mount=type=cache` directory (`--cache-to
+/// …,mounts=true`): its content as a layer blob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedMount {
+    /// The mount's `id=` (its target when none was given).
+    pub id: String,
+    /// The name the store keeps the directory under (the id, and the
+    /// seed's digest when `from=` seeds it); `sharing=` is not part of it.
+    pub key: String,
+    /// The directory's content, a layer blob.
+    pub layer: CachedLayer,
+}
+
 /// The cache config blob.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheConfig {
@@ -80,6 +93,9 @@ pub struct CacheConfig {
     pub version: u32,
     /// The records, ordered by key.
     pub records: Vec<ExportedRecord>,
+    /// The cache mounts, ordered by key (none unless `mounts=true`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<ExportedMount>,
 }
 
 impl CacheConfig {
@@ -93,15 +109,27 @@ impl CacheConfig {
         Self {
             version: VERSION,
             records: by_key.into_values().collect(),
+            mounts: Vec::new(),
         }
     }
 
-    /// The layers the records name, in record order, each once.
+    /// This config with `mounts` (ordered by key, so the same mounts
+    /// always make the same blob).
+    pub fn with_mounts(mut self, mounts: Vec<ExportedMount>) -> Self {
+        let by_key: BTreeMap<String, ExportedMount> =
+            mounts.into_iter().map(|m| (m.key.clone(), m)).collect();
+        self.mounts = by_key.into_values().collect();
+        self
+    }
+
+    /// The layers the records name, in record order, then the mounts',
+    /// each once.
     pub fn layers(&self) -> Vec<Descriptor> {
         let mut seen = std::collections::HashSet::new();
         self.records
             .iter()
             .filter_map(|r| r.record.layer.as_ref())
+            .chain(self.mounts.iter().map(|m| &m.layer))
             .filter(|l| seen.insert(l.digest.clone()))
             .map(|l| {
                 Descriptor::new(
@@ -156,25 +184,31 @@ impl CacheConfig {
 
     /// Checks every record: its key is the digest of its inputs (a record
     /// cannot stand for another step) and its layer is one of `layers`
-    /// (the manifest's, digest and size alike).
+    /// (the manifest's, digest and size alike); and every mount's layer.
     pub fn check(&self, layers: &[Descriptor]) -> Result<(), FormatError> {
+        let listed = |layer: &CachedLayer| {
+            layers
+                .iter()
+                .any(|d| d.digest() == &layer.digest && d.size() == layer.size)
+        };
         for exported in &self.records {
             let bytes =
                 canonical_json(&exported.record.inputs).expect("a JSON value always serializes");
             if crate::digest::sha256(&bytes) != exported.key {
                 return Err(FormatError::KeyMismatch(exported.key.clone()));
             }
-            if let Some(layer) = &exported.record.layer {
-                let listed = layers
-                    .iter()
-                    .any(|d| d.digest() == &layer.digest && d.size() == layer.size);
-                if !listed {
-                    return Err(FormatError::UnlistedLayer {
-                        key: exported.key.clone(),
-                        layer: layer.digest.clone(),
-                    });
-                }
+            if let Some(layer) = exported.record.layer.as_ref().filter(|l| !listed(l)) {
+                return Err(FormatError::UnlistedLayer {
+                    key: format!("record {}", exported.key),
+                    layer: layer.digest.clone(),
+                });
             }
+        }
+        if let Some(mount) = self.mounts.iter().find(|m| !listed(&m.layer)) {
+            return Err(FormatError::UnlistedLayer {
+                key: format!("cache mount {:?}", mount.id),
+                layer: mount.layer.digest.clone(),
+            });
         }
         Ok(())
     }
@@ -246,5 +280,29 @@ mod tests {
             Err(FormatError::Version(7))
         ));
         assert!(CacheConfig::parse(b"{not json").is_err());
+    }
+
+    #[test]
+    fn mounts_are_listed_layers_and_absent_when_none() {
+        let config = CacheConfig::new(Vec::new());
+        assert!(!String::from_utf8(config.to_bytes()).unwrap().contains("mounts"));
+        let layer = CachedLayer {
+            digest: crate::digest::sha256(b"mount blob"),
+            size: 10,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            diff_id: crate::digest::sha256(b"mount tar"),
+        };
+        let config = config.with_mounts(vec![ExportedMount {
+            id: "/cache".into(),
+            key: "/cache".into(),
+            layer,
+        }]);
+        let parsed = CacheConfig::parse(&config.to_bytes()).unwrap();
+        assert_eq!(parsed, config);
+        let layers = parsed.layers();
+        assert_eq!(layers.len(), 1);
+        parsed.check(&layers).unwrap();
+        let message = parsed.check(&[]).unwrap_err().to_string();
+        assert!(message.starts_with("cache mount \"/cache\" names layer"), "{message}");
     }
 }

@@ -158,6 +158,20 @@ pub(crate) fn install(
             .into_iter()
             .map(|d| (d.digest().clone(), d))
             .collect(),
+        mounts: loaded
+            .config
+            .mounts
+            .iter()
+            .map(|m| {
+                let layer = &m.layer;
+                let descriptor = Descriptor::new(
+                    oci_spec::image::MediaType::from(layer.media_type.as_str()),
+                    layer.size,
+                    layer.digest.clone(),
+                );
+                (m.key.clone(), (descriptor, layer.diff_id.clone()))
+            })
+            .collect(),
     };
     Ok((blobs, added))
 }

@@ -5,7 +5,8 @@
 //! - [`format`]: the cache as an image manifest and a config of records;
 //! - [`import`]: reading a cache's records into the step cache;
 //! - [`source`]: its layers, fetched only when something reads them;
-//! - [`export`]: writing the build's records and layers out.
+//! - [`export`]: writing the build's records and layers out;
+//! - [`mounts`]: `RUN --mount=type=cache` directories as layer blobs.
 //!
 //! Cache keys name no host path, inode, store or time (see
 //! [`crate::exec::cache_key`]), so every machine computes the same keys
@@ -14,6 +15,7 @@
 mod export;
 mod format;
 mod import;
+mod mounts;
 mod source;
 mod spec;
 
@@ -21,6 +23,8 @@ pub use export::ExportError;
 pub(crate) use export::{StepsUsed, UsedStep};
 pub use format::{CACHE_CONFIG_MEDIA_TYPE, INLINE_KEY};
 pub use import::ImportError;
+pub use mounts::MountCacheError;
+pub(crate) use mounts::{MountsUsed, is_empty as mount_is_empty, seed as seed_mount};
 pub use source::RemoteBlobs;
 pub use spec::{CacheFrom, CacheLocation, CacheMode, CacheSpecError, CacheTo};
 
@@ -52,8 +56,9 @@ pub(crate) async fn import_all(
         match installed {
             Ok((blobs, added)) => {
                 progress.send(Event::Status(format!(
-                    "imported cache {location}: {added} new step records, {} layers (fetched when needed)",
-                    blobs.layers.len()
+                    "imported cache {location}: {added} new step records, {} layers, {} cache mounts (fetched when needed)",
+                    blobs.layers.len(),
+                    blobs.mounts.len()
                 )));
                 caches.push(blobs);
             }
@@ -74,8 +79,9 @@ pub(crate) async fn import_all(
     (store.with_source(source.clone()), Some(source))
 }
 
-/// Exports the build's records to every `--cache-to` but inline (which
-/// the image config holds); a failure is an error unless the cache says
+/// Exports the build's records (and with `mounts=true` its cache
+/// mounts) to every `--cache-to` but inline (which the image config
+/// holds); a failure is an error unless the cache says
 /// `ignore-error=true`, then a warning.
 pub(crate) async fn export_all(
     store: &Store,
@@ -91,6 +97,7 @@ pub(crate) async fn export_all(
             mode,
             compression: wanted,
             ignore_error,
+            mounts,
         } = target
         else {
             continue;
@@ -101,12 +108,23 @@ pub(crate) async fn export_all(
                 compression.media_type()
             )));
         }
-        let config = used.config(store, *mode);
-        let count = config.records.len();
-        match export::export(store, clients, location, &config, progress).await {
-            Ok(()) => progress.send(Event::Status(format!(
-                "exported cache {location}: {count} step records, {} layers",
-                config.layers().len()
+        let exported = match *mounts {
+            false => Ok(used.config(store, *mode)),
+            true => export_mounts(store, &used.mounts, compression, location)
+                .map(|exported| used.config(store, *mode).with_mounts(exported)),
+        };
+        let result = match exported {
+            Ok(config) => export::export(store, clients, location, &config, progress)
+                .await
+                .map(|()| config),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(config) => progress.send(Event::Status(format!(
+                "exported cache {location}: {} step records, {} layers, {} cache mounts",
+                config.records.len(),
+                config.layers().len(),
+                config.mounts.len()
             ))),
             Err(e) if *ignore_error => {
                 progress.send(Event::Status(format!("warning: {e} (ignore-error=true)")));
@@ -115,6 +133,28 @@ pub(crate) async fn export_all(
         }
     }
     Ok(())
+}
+
+/// The blobs of the cache mounts `used` (the non-empty ones).
+fn export_mounts(
+    store: &Store,
+    used: &MountsUsed,
+    compression: crate::layer::compress::Compression,
+    location: &CacheLocation,
+) -> Result<Vec<format::ExportedMount>, ExportError> {
+    tokio::task::block_in_place(|| {
+        used.iter()
+            .filter_map(|(key, id)| {
+                mounts::export(store, key, id, compression)
+                    .map_err(|source| ExportError::Mount {
+                        location: location.to_string(),
+                        id: id.clone(),
+                        source,
+                    })
+                    .transpose()
+            })
+            .collect()
+    })
 }
 
 /// The inline cache of the build's final image (mode=min), as the JSON

@@ -17,8 +17,10 @@ use std::io::Write as _;
 pub(crate) struct ImportedBlobs {
     /// Where the cache is.
     pub location: CacheLocation,
-    /// Its layers by digest.
+    /// Its layers by digest (the cache mounts' among them).
     pub layers: HashMap<Digest, Descriptor>,
+    /// Its cache mounts by the store's key: the blob and its diff ID.
+    pub mounts: HashMap<String, (Descriptor, Digest)>,
 }
 
 /// The imported caches of a build, as a [`BlobSource`] for its store.
@@ -69,7 +71,18 @@ impl RemoteBlobs {
             .unwrap_or_default()
     }
 
-    fn refuse(&self, digest: &Digest, reason: &str) {
+    /// The blob and diff ID of cache mount `key` in the first imported
+    /// cache that has it and whose blob is not refused.
+    pub(crate) fn mount(&self, key: &str) -> Option<(Descriptor, Digest)> {
+        self.caches
+            .iter()
+            .filter_map(|c| c.mounts.get(key))
+            .find(|(descriptor, _)| self.has(descriptor.digest()))
+            .cloned()
+    }
+
+    /// Offers `digest` no longer, for `reason`.
+    pub(crate) fn refuse(&self, digest: &Digest, reason: &str) {
         if let Ok(mut refused) = self.refused.lock() {
             refused.insert(digest.clone(), reason.to_owned());
         }

@@ -109,6 +109,9 @@ pub enum CacheTo {
         compression: Option<Compression>,
         /// `ignore-error=true`: a failed export is a warning.
         ignore_error: bool,
+        /// `mounts=true`: the build's `RUN --mount=type=cache` directories
+        /// go along, one layer blob each.
+        mounts: bool,
     },
     /// `type=inline`: the records go into the image's own config.
     Inline,
@@ -263,6 +266,7 @@ impl CacheTo {
                 mode: CacheMode::Min,
                 compression: None,
                 ignore_error: false,
+                mounts: false,
             });
         }
         let fields = fields(FLAG, spec)?;
@@ -285,7 +289,7 @@ impl CacheTo {
                     spec,
                     &fields,
                     kind,
-                    &["ref", "mode", "compression", "ignore-error"],
+                    &["ref", "mode", "compression", "ignore-error", "mounts"],
                 )?;
                 let value = fields
                     .get("ref")
@@ -298,7 +302,14 @@ impl CacheTo {
                     spec,
                     &fields,
                     kind,
-                    &["dest", "tag", "mode", "compression", "ignore-error"],
+                    &[
+                        "dest",
+                        "tag",
+                        "mode",
+                        "compression",
+                        "ignore-error",
+                        "mounts",
+                    ],
                 )?;
                 tag_is_latest(FLAG, spec, &fields)?;
                 let dest = fields
@@ -342,11 +353,16 @@ impl CacheTo {
             None => false,
             Some(value) => boolean(FLAG, spec, "ignore-error", value)?,
         };
+        let mounts = match fields.get("mounts") {
+            None => false,
+            Some(value) => boolean(FLAG, spec, "mounts", value)?,
+        };
         Ok(Self::Remote {
             location,
             mode,
             compression,
             ignore_error,
+            mounts,
         })
     }
 }
@@ -362,7 +378,7 @@ mod tests {
         let from = CacheFrom::parse("type=local,src=/tmp/c").unwrap();
         assert_eq!(from.0, CacheLocation::Local("/tmp/c".into()));
         let to = CacheTo::parse(
-            "type=registry,ref=127.0.0.1:5000/app:cache,mode=max,compression=zstd,ignore-error=true",
+            "type=registry,ref=127.0.0.1:5000/app:cache,mode=max,compression=zstd,ignore-error=true,mounts=true",
         )
         .unwrap();
         assert!(matches!(
@@ -371,8 +387,13 @@ mod tests {
                 mode: CacheMode::Max,
                 compression: Some(Compression::Zstd),
                 ignore_error: true,
+                mounts: true,
                 ..
             }
+        ));
+        assert!(matches!(
+            CacheTo::parse("type=local,dest=/tmp/c").unwrap(),
+            CacheTo::Remote { mounts: false, .. }
         ));
         assert_eq!(CacheTo::parse("type=inline").unwrap(), CacheTo::Inline);
     }
@@ -384,6 +405,7 @@ mod tests {
             ("type=registry", "needs ref=REF"),
             ("type=registry,ref=a/b:c,mode=all", "mode=\"all\""),
             ("type=local,dest=/x,ignore-error=maybe", "not true or false"),
+            ("type=local,dest=/x,mounts=yes", "mounts=\"yes\" is not true or false"),
             (
                 "type=registry,ref=a/b:c,colour=red",
                 "does not take \"colour\"",

@@ -18,6 +18,7 @@ use crate::exec::{StepMounts, file_digest};
 use crate::file_kind::FileKind;
 use crate::plan::{self, Mount, Sharing};
 use crate::sandbox::{BindMount, SecretEnv, SecretFile, TmpfsMount};
+use crate::solver::cache_remote;
 use crate::solver::error::MountSetupError;
 use crate::solver::ssh_agent::AgentProxy;
 use crate::store::{CacheMountAccess, CacheMountLock};
@@ -98,6 +99,14 @@ impl StepContext<'_> {
                 _ => {
                     keys.push(mount.spec.to_string());
                     files.push(None);
+                }
+            }
+            // Every cache mount of a step that runs or hits goes to
+            // `--cache-to …,mounts=true` (never another kind of mount).
+            if let Mount::Cache { id, .. } = &mount.mount {
+                let seed = files.last().and_then(Option::as_ref).map(|f| &f.digest);
+                if let Ok(mut used) = self.shared.mounts_used.lock() {
+                    used.insert(cache_name(id, seed), id.clone());
                 }
             }
         }
@@ -384,8 +393,8 @@ impl StepContext<'_> {
         };
         let store = self.shared.store.clone();
         let name = match &new {
-            NewCache::Empty { .. } => id.to_owned(),
-            NewCache::Seeded { digest, .. } => format!("{id}\0from {digest}"),
+            NewCache::Seeded { digest, .. } => cache_name(id, Some(digest)),
+            NewCache::Empty { .. } | NewCache::Imported(_) => cache_name(id, None),
         };
         let cache =
             tokio::task::block_in_place(|| store.cache_mount(&name, access)).map_err(|e| {
@@ -398,9 +407,12 @@ impl StepContext<'_> {
         match cache.lock {
             Some(lock) => {
                 held.locks.push(lock);
-                if !cache.dir.exists() {
-                    new.make(&cache.dir)?;
-                }
+                let new = match self.remote_seed(&name, id, &cache.dir, held)? {
+                    Some(copy) => NewCache::Imported(copy),
+                    None if cache.dir.exists() => return Ok(cache.dir),
+                    None => new,
+                };
+                new.make(&cache.dir)?;
                 Ok(cache.dir)
             }
             None => {
@@ -416,6 +428,58 @@ impl StepContext<'_> {
             }
         }
     }
+
+    /// The content an imported cache (`--cache-from`) holds for the cache
+    /// mount `name` (of `id`), copied beside `dir`, when `dir` is absent
+    /// or empty (a directory the store has wins). A blob that cannot be
+    /// fetched or does not match is a warning: the step gets an empty
+    /// cache.
+    fn remote_seed(
+        &self,
+        name: &str,
+        id: &str,
+        dir: &Path,
+        held: &mut Held,
+    ) -> Result<Option<PathBuf>, MountSetupError> {
+        let Some(remote) = &self.shared.remote else {
+            return Ok(None);
+        };
+        if !cache_remote::mount_is_empty(dir) {
+            return Ok(None);
+        }
+        let parent = dir.parent().unwrap_or(Path::new("/"));
+        let staging = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(parent)
+            .map_err(io_error("create a directory in", parent))?;
+        let copy = staging.path().join("cache");
+        std::fs::create_dir(&copy).map_err(io_error("create", &copy))?;
+        let store = &self.shared.store;
+        match tokio::task::block_in_place(|| cache_remote::seed_mount(store, remote, name, &copy)) {
+            Ok(true) => {
+                self.shared
+                    .notice(format!("cache mount {id:?}: seeded from --cache-from"));
+                held.dirs.push(staging);
+                Ok(Some(copy))
+            }
+            Ok(false) => Ok(None),
+            Err(e) => {
+                self.shared.notice(format!(
+                    "warning: cache mount {id:?}: its imported content is refused ({e}); the step starts with an empty cache"
+                ));
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The name the store keeps cache `id` under (with the digest of its
+/// `from=` seed when it has one): `sharing=` is not part of it.
+fn cache_name(id: &str, seed: Option<&Digest>) -> String {
+    match seed {
+        None => id.to_owned(),
+        Some(digest) => format!("{id}\0from {digest}"),
+    }
 }
 
 /// What a cache directory starts as.
@@ -424,6 +488,8 @@ enum NewCache {
     Empty { mode: u32, owner: (u32, u32) },
     /// A copy of `from=` at `source=`, with its digest.
     Seeded { copy: PathBuf, digest: Digest },
+    /// A copy of an imported cache's content for it (`--cache-from`).
+    Imported(PathBuf),
 }
 
 impl NewCache {
@@ -453,7 +519,7 @@ impl NewCache {
                 made
             }
             // The seed is a throwaway copy in the store already.
-            NewCache::Seeded { copy, .. } => copy,
+            NewCache::Seeded { copy, .. } | NewCache::Imported(copy) => copy,
         };
         match std::fs::rename(&made, dir) {
             Ok(()) => Ok(()),
