@@ -47,7 +47,7 @@ pub enum ExportError {
         id: String,
         /// Why.
         #[source]
-        source: super::mounts::MountCacheError,
+        source: Box<super::mounts::MountCacheError>,
     },
     /// The store could not give or keep a blob.
     #[error("--cache-to {location}: {source}")]

@@ -285,7 +285,11 @@ mod tests {
     #[test]
     fn mounts_are_listed_layers_and_absent_when_none() {
         let config = CacheConfig::new(Vec::new());
-        assert!(!String::from_utf8(config.to_bytes()).unwrap().contains("mounts"));
+        assert!(
+            !String::from_utf8(config.to_bytes())
+                .unwrap()
+                .contains("mounts")
+        );
         let layer = CachedLayer {
             digest: crate::digest::sha256(b"mount blob"),
             size: 10,
@@ -303,6 +307,9 @@ mod tests {
         assert_eq!(layers.len(), 1);
         parsed.check(&layers).unwrap();
         let message = parsed.check(&[]).unwrap_err().to_string();
-        assert!(message.starts_with("cache mount \"/cache\" names layer"), "{message}");
+        assert!(
+            message.starts_with("cache mount \"/cache\" names layer"),
+            "{message}"
+        );
     }
 }

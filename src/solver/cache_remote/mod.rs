@@ -111,7 +111,8 @@ pub(crate) async fn export_all(
         let exported = match *mounts {
             false => Ok(used.config(store, *mode)),
             true => export_mounts(store, &used.mounts, compression, location)
-                .map(|exported| used.config(store, *mode).with_mounts(exported)),
+                .map(|exported| used.config(store, *mode).with_mounts(exported))
+                .map_err(|e| *e),
         };
         let result = match exported {
             Ok(config) => export::export(store, clients, location, &config, progress)
@@ -141,15 +142,17 @@ fn export_mounts(
     used: &MountsUsed,
     compression: crate::layer::compress::Compression,
     location: &CacheLocation,
-) -> Result<Vec<format::ExportedMount>, ExportError> {
+) -> Result<Vec<format::ExportedMount>, Box<ExportError>> {
     tokio::task::block_in_place(|| {
         used.iter()
             .filter_map(|(key, id)| {
                 mounts::export(store, key, id, compression)
-                    .map_err(|source| ExportError::Mount {
-                        location: location.to_string(),
-                        id: id.clone(),
-                        source,
+                    .map_err(|source| {
+                        Box::new(ExportError::Mount {
+                            location: location.to_string(),
+                            id: id.clone(),
+                            source: Box::new(source),
+                        })
                     })
                     .transpose()
             })

@@ -405,7 +405,10 @@ mod tests {
             ("type=registry", "needs ref=REF"),
             ("type=registry,ref=a/b:c,mode=all", "mode=\"all\""),
             ("type=local,dest=/x,ignore-error=maybe", "not true or false"),
-            ("type=local,dest=/x,mounts=yes", "mounts=\"yes\" is not true or false"),
+            (
+                "type=local,dest=/x,mounts=yes",
+                "mounts=\"yes\" is not true or false",
+            ),
             (
                 "type=registry,ref=a/b:c,colour=red",
                 "does not take \"colour\"",
