@@ -125,12 +125,7 @@ pub fn run(globals: &Globals, args: BuildCommandArgs) -> Result<()> {
     }
     let mut reports = Vec::with_capacity(graphs.len());
     for graph in &graphs {
-        let needed: Vec<usize> = graph
-            .needed()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.then_some(i))
-            .collect();
+        let needed = graph.needed_stages();
         let plans = graph.plan_stages(&needed, &mut |_| None)?;
         reports.push(render(graph, &plans).trim_end().to_owned());
     }

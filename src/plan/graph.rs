@@ -257,6 +257,15 @@ impl Graph {
         needed
     }
 
+    /// The indexes of the stages the target needs, in order.
+    pub fn needed_stages(&self) -> Vec<usize> {
+        self.needed()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.then_some(i))
+            .collect()
+    }
+
     /// The stages left out of the build, and why.
     pub fn skipped(&self) -> Vec<(usize, SkipReason)> {
         self.needed()

@@ -448,12 +448,7 @@ async fn run_groups(
 /// (Steps an image's ONBUILD triggers add are decided when they run.)
 fn check_platforms(shared: &Shared) -> Result<(), BuildError> {
     let graph = &shared.graph;
-    let needed: Vec<usize> = graph
-        .needed()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| n.then_some(i))
-        .collect();
+    let needed = graph.needed_stages();
     // Planned without base images' environments: what matters here (the
     // platform, the kinds of steps) does not depend on them. A stage that
     // does not plan now fails with its own error when it runs.

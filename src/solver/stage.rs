@@ -659,28 +659,10 @@ impl StepContext<'_> {
         let words = words(&copy.sources, &copy.dest);
         let created_by = format!("COPY {} # buildkit", words.join(" "));
         let (user, workdir) = (state.user(), state.workdir());
-        let store = &self.shared.store;
         let _turn = self.layer_turn(state, &created_by).await;
         let step = self.layer_step(state, "COPY", words, &user, &workdir);
         let outcome = tokio::task::block_in_place(|| {
-            self.by_alias(
-                state,
-                &step,
-                || plan_copy(&request, &root, None),
-                |alias| {
-                    let view = files::rootfs_view(store, &state.layers)?;
-                    let plan = plan_copy(&request, &root, self.dest_root(view.as_ref()))?;
-                    let outcome = files::commit(
-                        store,
-                        self.shared.executor.options(),
-                        &self.shared.memo,
-                        &state.layers,
-                        &step,
-                        plan,
-                    )?;
-                    self.keep_alias(alias, outcome)
-                },
-            )
+            self.by_alias(state, &step, |dest| plan_copy(&request, &root, dest))
         })?;
         Ok((outcome, created_by))
     }
@@ -748,21 +730,22 @@ impl StepContext<'_> {
 
     /// A COPY or WORKDIR through its alias (see [`files::alias`]): from
     /// the cache without reading the parent's files when the alias names
-    /// a record, else `commit` (which plans over the parent). The alias is
-    /// computed only where it may serve: with parent layers that only a
-    /// remote cache has, or for a `--cache-to` (whose records carry it).
+    /// a record, else committed as `plan` makes it over the parent (the
+    /// alias then names its record). `plan` is asked without a parent for
+    /// the alias, which is computed only where it may serve: with parent
+    /// layers that only a remote cache has, or for a `--cache-to` (whose
+    /// records carry it).
     fn by_alias(
         &self,
         state: &State,
         step: &LayerStep<'_>,
-        plan_without_parent: impl FnOnce() -> Result<crate::exec::CopyPlan, crate::exec::CopyError>,
-        commit: impl FnOnce(Option<oci_spec::image::Digest>) -> Result<LayerOutcome, StepError>,
+        plan: impl Fn(Option<DestRoot<'_>>) -> Result<crate::exec::CopyPlan, crate::exec::CopyError>,
     ) -> Result<LayerOutcome, StepError> {
         let store = &self.shared.store;
         let wanted =
             !self.shared.options.cache_to.is_empty() || !files::all_stored(store, &state.layers);
         // A plan that needs the parent (a --chown by name) has no alias.
-        let alias = match wanted.then(plan_without_parent) {
+        let alias = match wanted.then(|| plan(None)) {
             Some(Ok(plan)) => Some(files::alias(
                 self.shared.executor.options(),
                 &self.shared.memo,
@@ -777,17 +760,18 @@ impl StepContext<'_> {
                 return Ok(outcome);
             }
         }
-        commit(alias)
-    }
-
-    /// Records `alias` (if any) as naming the step's record.
-    fn keep_alias(
-        &self,
-        alias: Option<oci_spec::image::Digest>,
-        mut outcome: LayerOutcome,
-    ) -> Result<LayerOutcome, StepError> {
+        let view = files::rootfs_view(store, &state.layers)?;
+        let planned = plan(self.dest_root(view.as_ref()))?;
+        let mut outcome = files::commit(
+            store,
+            self.shared.executor.options(),
+            &self.shared.memo,
+            &state.layers,
+            step,
+            planned,
+        )?;
         if let (Some(alias), Ok(key)) = (&alias, outcome.key.parse()) {
-            self.shared.store.cache().put_alias(alias, &key)?;
+            store.cache().put_alias(alias, &key)?;
         }
         outcome.alias = alias;
         Ok(outcome)
@@ -810,23 +794,10 @@ impl StepContext<'_> {
         state.config.config.working_dir = Some(value.clone());
         let (user, workdir) = (state.user(), state.workdir());
         let dir = workdir.clone();
-        let store = &self.shared.store;
         let step = self.layer_step(state, "WORKDIR", vec![value.clone()], &user, &workdir);
         let outcome = tokio::task::block_in_place(|| {
-            let without_parent = || crate::exec::mkdir::plan_workdir(&dir, &user, None);
-            self.by_alias(state, &step, without_parent, |alias| {
-                let view = files::rootfs_view(store, &state.layers)?;
-                let plan =
-                    crate::exec::mkdir::plan_workdir(&dir, &user, self.dest_root(view.as_ref()))?;
-                let outcome = files::commit(
-                    store,
-                    self.shared.executor.options(),
-                    &self.shared.memo,
-                    &state.layers,
-                    &step,
-                    plan,
-                )?;
-                self.keep_alias(alias, outcome)
+            self.by_alias(state, &step, |dest| {
+                crate::exec::mkdir::plan_workdir(&dir, &user, dest)
             })
         })?;
         Ok((outcome, format!("WORKDIR {value}")))
