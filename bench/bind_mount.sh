@@ -29,19 +29,10 @@ FILES=${BENCH_FILES:-20000}
 FILE_KB=${BENCH_FILE_KB:-10}
 RUNS=${BENCH_RUNS:-3}
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'bind_mount: error: %s\n' "$*" >&2
-    exit 1
-}
+. "$REPO/bench/lib.sh"
 
 [[ -x /bin/busybox ]] || die "/bin/busybox is missing (apt-get install busybox-static)"
-if [[ -z ${BUILDER:-} ]]; then
-    log "building builder (cargo build --release --locked)"
-    (cd "$REPO" && cargo build --release --locked >&2) || die "cargo build --release failed"
-    BUILDER=${CARGO_TARGET_DIR:-$REPO/target}/release/builder
-fi
-[[ -x $BUILDER ]] || die "no builder executable at $BUILDER"
+ensure_builder
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

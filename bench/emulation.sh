@@ -29,21 +29,12 @@ RUNS=${BENCH_RUNS:-5}
 LOOP=${BENCH_LOOP:-200000}
 DEB=/var/cache/builder-tests/busybox-static_arm64.deb
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'emulation: error: %s\n' "$*" >&2
-    exit 1
-}
+. "$REPO/bench/lib.sh"
 
 [[ $(uname -m) == x86_64 ]] || die "this benchmark emulates arm64 on an amd64 machine"
 [[ -x /bin/busybox ]] || die "/bin/busybox is missing (apt-get install busybox-static)"
 [[ -x /usr/bin/qemu-aarch64-static ]] || die "qemu-aarch64-static is missing (apt-get install qemu-user-static)"
-if [[ -z ${BUILDER:-} ]]; then
-    log "building builder (cargo build --release --locked)"
-    (cd "$REPO" && cargo build --release --locked >&2) || die "cargo build --release failed"
-    BUILDER=${CARGO_TARGET_DIR:-$REPO/target}/release/builder
-fi
-[[ -x $BUILDER ]] || die "no builder executable at $BUILDER"
+ensure_builder
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -96,7 +87,6 @@ build() {
     done
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 log "$RUNS builds per kind, loop of $LOOP"
 for ((r = 0; r < RUNS; r++)); do

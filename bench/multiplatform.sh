@@ -43,11 +43,7 @@ DEB=/var/cache/builder-tests/busybox-static_arm64.deb
 QEMU=/usr/bin/qemu-aarch64-static
 BINFMT=/proc/sys/fs/binfmt_misc
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'multiplatform: error: %s\n' "$*" >&2
-    exit 1
-}
+. "$REPO/bench/lib.sh"
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
 [[ $EUID -eq 0 ]] || die "run as root (buildah builds as root here, and the host binfmt_misc registration needs it)"
@@ -58,12 +54,7 @@ die() {
 for tool in buildah skopeo docker-registry; do
     command -v "$tool" >/dev/null || die "$tool is missing (bash ../shared/difftest/peers-setup.sh, or apt-get install $tool)"
 done
-if [[ -z ${BUILDER:-} ]]; then
-    log "building builder (cargo build --release --locked)"
-    (cd "$REPO" && cargo build --release --locked >&2) || die "cargo build --release failed"
-    BUILDER=${CARGO_TARGET_DIR:-$REPO/target}/release/builder
-fi
-[[ -x $BUILDER ]] || die "no builder executable at $BUILDER"
+ensure_builder
 log "builder: $BUILDER"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/builder-multiplatform.XXXXXX")

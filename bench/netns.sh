@@ -27,20 +27,11 @@ STEPS=${BENCH_STEPS:-50}
 RUNS=${BENCH_RUNS:-5}
 NETWORKS=(default none host)
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'netns: error: %s\n' "$*" >&2
-    exit 1
-}
+. "$REPO/bench/lib.sh"
 
 [[ -x /bin/busybox ]] || die "/bin/busybox is missing (apt-get install busybox-static)"
 command -v slirp4netns >/dev/null || die "slirp4netns is missing (apt-get install slirp4netns)"
-if [[ -z ${BUILDER:-} ]]; then
-    log "building builder (cargo build --release --locked)"
-    (cd "$REPO" && cargo build --release --locked >&2) || die "cargo build --release failed"
-    BUILDER=${CARGO_TARGET_DIR:-$REPO/target}/release/builder
-fi
-[[ -x $BUILDER ]] || die "no builder executable at $BUILDER"
+ensure_builder
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -72,7 +63,6 @@ build() {
     awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }'
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A WALL
 log "$RUNS builds of $STEPS RUN steps per network"
