@@ -518,19 +518,3 @@ fn stdout_can_carry_only_one_of_quiet_and_an_output() {
     run(&["-o", "-", "-o", "type=oci,dest=-"])
         .stderr(contains("only one -o output can write to stdout"));
 }
-
-#[test]
-fn a_platform_without_an_emulator_is_refused() {
-    if !can_build() {
-        return;
-    }
-    let home = Home::new();
-    let context = home.context(
-        "platform",
-        "FROM scratch\nCOPY busybox /\nRUN [\"/busybox\", \"true\"]\n",
-    );
-    home.build(&["--platform", "linux/mips64le", context.to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(contains("builder knows no QEMU emulator for mips64le"));
-}
