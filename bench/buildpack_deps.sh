@@ -95,10 +95,9 @@ prepare() {
 
 PEERS=$REPO/../shared/difftest/peers-setup.sh
 [[ -f $PEERS ]] || die "$PEERS not found (the shared difftest folder beside the checkout)"
-if [[ " $TOOLS " == *" buildkit "* || " $TOOLS " == *" buildah "* ]]; then
-    log "setting up the peers (bash $PEERS)"
-    bash "$PEERS" >&2 || die "peers-setup.sh failed"
-fi
+# Also the registry on 127.0.0.1:5000 that holds the base image.
+log "setting up the peers (bash $PEERS)"
+bash "$PEERS" >&2 || die "peers-setup.sh failed"
 ensure_builder
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/builder-bpd-bench.XXXXXX")
