@@ -25,7 +25,7 @@ const FILE_SIZE: usize = 256 * 1024;
 /// Files of text-like, partly repetitive bytes (compressible, as binaries
 /// and sources in images are), 64 per directory.
 fn make_tree(root: &Path) {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
     let words: Vec<&[u8]> = vec![
         b"layer ",
         b"image ",
@@ -40,9 +40,7 @@ fn make_tree(root: &Path) {
         fs::create_dir_all(&dir).expect("creating a bench directory");
         let mut data = Vec::with_capacity(FILE_SIZE);
         while data.len() < FILE_SIZE {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = rng.u64(..);
             if state % 4 == 0 {
                 data.extend_from_slice(&state.to_le_bytes());
             } else {

@@ -11,12 +11,10 @@ use std::process::{Command, Stdio};
 
 /// Partly repetitive, partly random bytes, like files in an image.
 fn sample(len: usize) -> Vec<u8> {
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
     let mut data = Vec::with_capacity(len + 8);
     while data.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        let state = rng.u64(..);
         if state % 3 == 0 {
             data.extend_from_slice(&state.to_le_bytes());
         } else {
@@ -108,15 +106,8 @@ fn priming_each_block_with_the_previous_one_compresses_as_well_as_one_stream() {
     // A 16 KiB random pattern repeated over eight blocks: blocks deflated
     // alone would each pay for a copy of it (~8 times one stream's size);
     // primed with the previous block's tail they cost what one stream does.
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let pattern: Vec<u8> = (0..16 * 1024)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[3]
-        })
-        .collect();
+    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
+    let pattern: Vec<u8> = (0..16 * 1024).map(|_| rng.u8(..)).collect();
     let input = pattern.repeat(8 * BLOCK_SIZE / pattern.len());
     let blob = gzip(&input, workers(4));
 
