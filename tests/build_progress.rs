@@ -844,3 +844,44 @@ RUN ["/bin/busybox", "true"]
     assert_eq!((last.0.as_str(), last.1), ("work.finished", 2), "{json}");
     assert_eq!(Some(last.3), last.4, "all of the blob was read: {json}");
 }
+
+#[test]
+fn the_reports_marker_sits_under_its_step_at_40_columns() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "ctx",
+        r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "echo a-line-too-long-for-a-terminal-forty-columns-wide; exit 3"]
+"#,
+    );
+    let mut command = support::cli::process(home.dir.path());
+    command.args(["build", "--progress", "tty"]).arg(&context);
+    let (status, drawn) = OnTerminal::spawn(command, 40).end();
+    assert_eq!(status.code(), Some(1));
+    let rows = screen_rows(&drawn, 40);
+    // ` 3 │ RUN ["/bin/busybox", "sh", "-c"…`: cut, not wrapped.
+    let line = rows
+        .iter()
+        .position(|row| row.starts_with(" 3 │ "))
+        .unwrap_or_else(|| panic!("no Dockerfile line in {rows:#?}"));
+    let text = &rows[line];
+    assert!(
+        text.starts_with(" 3 │ RUN [\"/bin/busybox\"") && text.ends_with('…'),
+        "{rows:#?}"
+    );
+    // The marker on the next row, under the instruction from its first
+    // column, and its label whole on the row after.
+    let column = |row: &str, what: char| row.chars().position(|c| c == what);
+    let marker = &rows[line + 1];
+    assert!(marker.starts_with("   · "), "{rows:#?}");
+    assert_eq!(column(marker, '─'), column(text, 'R'), "{rows:#?}");
+    assert!(
+        rows[line + 2].ends_with("╰── this step failed"),
+        "{rows:#?}"
+    );
+    assert!(rows[line + 3].trim_start().starts_with("╰──"), "{rows:#?}");
+}

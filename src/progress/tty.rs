@@ -75,7 +75,7 @@ pub fn render(mut events: UnboundedReceiver<Event>) {
 }
 
 /// The terminal on stderr's columns and rows (80 × 24 when unknown).
-fn terminal_size() -> (usize, usize) {
+pub fn terminal_size() -> (usize, usize) {
     let size = rustix::termios::tcgetwinsize(std::io::stderr()).ok();
     let columns = size.map_or(0, |s| usize::from(s.ws_col));
     let rows = size.map_or(0, |s| usize::from(s.ws_row));
