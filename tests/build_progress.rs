@@ -516,11 +516,12 @@ fn tty_shows_running_steps_with_their_output_and_auto_picks_by_terminal_and_ci()
     cold.env_remove("CI");
     let running = OnTerminal::spawn(cold, COLUMNS);
     // The RUN step is on screen, running, with the tail of its output
-    // under it, before it can finish; the header counts the COPY done.
     running.screen.wait_for("# two");
     let now = running.rows();
+    // under it, before it can finish; the header counts what is done: the
+    // Dockerfile, .dockerignore and context loaded, the COPY.
     assert!(
-        shows(&now, r"^\[\+\] Building \d+\.\ds \(1/2\)$"),
+        shows(&now, r"^\[\+\] Building \d+\.\ds \(4/5\)$"),
         "{now:#?}"
     );
     assert!(shows(&now, r"^ => \[3/3\] RUN .* \d+\.\ds$"), "{now:#?}");
@@ -543,12 +544,22 @@ fn tty_shows_running_steps_with_their_output_and_auto_picks_by_terminal_and_ci()
         "{drawn:?}"
     );
     let rows = screen_rows(&drawn, COLUMNS);
-    // The header, at the top, counts both steps and the export.
+    // The header, at the top, counts both steps, the export and the
+    // internal phases, each on its own lines as buildx shows them.
     assert!(
         regex::Regex::new(FINISHED).unwrap().is_match(&rows[0])
-            && rows[0].ends_with("(3/3) FINISHED"),
+            && rows[0].ends_with("(6/6) FINISHED"),
         "{rows:#?}"
     );
+    for internal in [
+        r"^ => \[internal\] load build definition from Dockerfile +\d+\.\ds$",
+        r"^ => => transferring dockerfile: \d+ B$",
+        r"^ => \[internal\] load \.dockerignore +\d+\.\ds$",
+        r"^ => \[internal\] load build context +\d+\.\ds$",
+        r"^ => => transferring context: [0-9.]+ (B|KiB|MiB)$",
+    ] {
+        assert!(shows(&rows, internal), "{internal} in {rows:#?}");
+    }
     // Finished steps are one line each, with their time; the tail is gone.
     assert!(
         shows(&rows, r"^ => \[2/3\] COPY busybox /bin/busybox +\d+\.\ds$"),

@@ -12,7 +12,7 @@
 //! says so.
 
 use super::BlobOutcome;
-use super::event::{Direction, Event};
+use super::event::{Direction, Event, InternalState};
 use super::plain::{finished, human_bytes, short, under_way};
 use super::step::StepProgress;
 use super::summary::Transfers;
@@ -223,6 +223,8 @@ struct Screen<W: Write> {
     steps: Vec<Step>,
     /// Step numbers to indexes in `steps`.
     ids: HashMap<u64, usize>,
+    /// Internal phases by name to indexes in `steps`.
+    internal: HashMap<String, usize>,
     blobs: HashMap<Digest, Blob>,
     /// The `exporting to image` group, once something is exported.
     export: Option<usize>,
@@ -245,6 +247,7 @@ impl<W: Write> Screen<W> {
             entries: Vec::new(),
             steps: Vec::new(),
             ids: HashMap::new(),
+            internal: HashMap::new(),
             blobs: HashMap::new(),
             export: None,
             last_end: None,
@@ -259,6 +262,7 @@ impl<W: Write> Screen<W> {
         self.transfers.observe(&event);
         match event {
             Event::Step(step) => self.step(step, now),
+            Event::Internal { name, state } => self.internal(name, state, now),
             Event::BlobStarted {
                 digest,
                 direction,
@@ -371,6 +375,31 @@ impl<W: Write> Screen<W> {
                 let text = displayed(&format!("{title}: cache miss: {}", reasons.join("; ")));
                 self.entries.push(Entry::Status(text));
             }
+        }
+    }
+
+    /// An internal phase: a step titled `[internal] NAME` whose detail
+    /// stays under it.
+    fn internal(&mut self, name: String, state: InternalState, now: Instant) {
+        let index = match self.internal.get(&name) {
+            Some(&index) => index,
+            None => {
+                let index = self.steps.len();
+                let title = displayed(&format!("[internal] {name}"));
+                self.steps.push(Step::new(title, now, true));
+                self.entries.push(Entry::Step(index));
+                self.internal.insert(name, index);
+                index
+            }
+        };
+        let step = &mut self.steps[index];
+        match state {
+            InternalState::Started => {}
+            InternalState::Done { detail } => {
+                step.notes.extend(detail.map(|d| displayed(&d)));
+                step.end(State::Done, now);
+            }
+            InternalState::Failed => step.end(State::Error, now),
         }
     }
 
@@ -709,6 +738,51 @@ mod tests {
         assert!(rows.iter().all(|row| row.width() <= 40), "{rows:#?}");
         let drawn = String::from_utf8_lossy(&screen.out).into_owned();
         assert!(!drawn.contains("\x1b[34m") && !drawn.contains("\x1b[0m"));
+    }
+
+    #[test]
+    fn internal_phases_are_steps_of_their_own_with_their_detail() {
+        let mut screen = screen(false);
+        let now = screen.began;
+        screen.show(
+            Event::Internal {
+                name: "load build definition from Dockerfile".into(),
+                state: InternalState::Done {
+                    detail: Some("transferring dockerfile: 42 B".into()),
+                },
+            },
+            now,
+        );
+        let context = "load build context".to_owned();
+        screen.show(
+            Event::Internal {
+                name: context.clone(),
+                state: InternalState::Started,
+            },
+            now,
+        );
+        screen.draw(now, false);
+        assert_eq!(rows(&screen.out)[0], "[+] Building 0.0s (1/2)");
+        screen.show(
+            Event::Internal {
+                name: context,
+                state: InternalState::Done {
+                    detail: Some("transferring context: 1.0 KiB".into()),
+                },
+            },
+            now + Duration::from_millis(200),
+        );
+        screen.finish(now + Duration::from_millis(200));
+        assert_eq!(
+            rows(&screen.out),
+            [
+                "[+] Building 0.2s (2/2) FINISHED",
+                " => [internal] load build definiti… 0.0s",
+                " => => transferring dockerfile: 42 B",
+                " => [internal] load build context   0.2s",
+                " => => transferring context: 1.0 KiB",
+            ]
+        );
     }
 
     #[test]
