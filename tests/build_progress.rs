@@ -210,6 +210,8 @@ fn pull_and_push_take_the_same_progress_modes() {
         &image.layer.trim_start_matches("sha256:")[..12]
     );
     assert!(shows(&rows, &layer_line), "{rows:#?}");
+    // A pull is no build: no `[+] Building` header.
+    assert!(!shows(&rows, r"^\[\+\]"), "{rows:#?}");
 
     let copy = format!("{}/copy:quiet", registry.host());
     let output = support::cli::builder(home.path())

@@ -268,14 +268,7 @@ impl<W: Write> Screen<W> {
                 direction,
                 total,
             } => {
-                let owner = match direction {
-                    Direction::Upload => Some(self.exporting(now)),
-                    Direction::Download => self.owner_of_download(),
-                };
-                match owner {
-                    Some(index) => self.steps[index].blobs.push(digest.clone()),
-                    None => self.entries.push(Entry::Blob(digest.clone())),
-                }
+                self.place(&digest, direction, now);
                 self.blobs.insert(
                     digest,
                     Blob {
@@ -298,14 +291,7 @@ impl<W: Write> Screen<W> {
             } => {
                 if !self.blobs.contains_key(&digest) {
                     // Nothing to move (already there): a line all the same.
-                    let owner = match direction {
-                        Direction::Upload => Some(self.exporting(now)),
-                        Direction::Download => self.owner_of_download(),
-                    };
-                    match owner {
-                        Some(index) => self.steps[index].blobs.push(digest.clone()),
-                        None => self.entries.push(Entry::Blob(digest.clone())),
-                    }
+                    self.place(&digest, direction, now);
                 }
                 let blob = self.blobs.entry(digest).or_insert(Blob {
                     direction,
@@ -317,7 +303,9 @@ impl<W: Write> Screen<W> {
             }
             Event::Status(text) => {
                 let text = displayed(&text);
-                if text.starts_with("pushed ") || text.starts_with("loaded into docker") {
+                let exported =
+                    text.starts_with("pushed ") || text.starts_with("loaded into docker");
+                if exported && self.building() {
                     let index = self.exporting(now);
                     self.steps[index].notes.push(text);
                 } else {
@@ -414,6 +402,26 @@ impl<W: Write> Screen<W> {
         }
     }
 
+    /// Whether this is a build's view (not a pull's or a push's).
+    fn building(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
+    /// Puts a blob's line where it belongs: under the step that waits for
+    /// it (a build's download) or the export group (a build's upload),
+    /// else on its own (`builder pull`, `builder push`).
+    fn place(&mut self, digest: &Digest, direction: Direction, now: Instant) {
+        let owner = match direction {
+            Direction::Upload if self.building() => Some(self.exporting(now)),
+            Direction::Upload => None,
+            Direction::Download => self.owner_of_download(),
+        };
+        match owner {
+            Some(index) => self.steps[index].blobs.push(digest.clone()),
+            None => self.entries.push(Entry::Blob(digest.clone())),
+        }
+    }
+
     /// The step a download belongs to: the latest running `FROM`, else
     /// the latest running step; none outside a build.
     fn owner_of_download(&self) -> Option<usize> {
@@ -454,10 +462,15 @@ impl<W: Write> Screen<W> {
             self.steps.len(),
             if last { " FINISHED" } else { "" }
         );
-        let mut lines = vec![(
-            cut(&header, width),
-            if last { Tone::Done } else { Tone::Plain },
-        )];
+        // Only a build has a header: a pull or a push shows its blobs.
+        let mut lines: Vec<(String, Tone)> = self
+            .building()
+            .then(|| {
+                let tone = if last { Tone::Done } else { Tone::Plain };
+                (cut(&header, width), tone)
+            })
+            .into_iter()
+            .collect();
         for entry in &self.entries {
             match entry {
                 Entry::Step(index) => self.step_lines(&self.steps[*index], now, width, &mut lines),
@@ -522,7 +535,8 @@ impl<W: Write> Screen<W> {
         let room = height.saturating_sub(1).max(2);
         if !last && lines.len() > room {
             // The header, then what fits of the end.
-            lines.drain(1..=lines.len() - room);
+            let header = usize::from(self.building());
+            lines.drain(header..header + lines.len() - room);
         }
         let mut frame = String::new();
         if self.drawn > 0 {
