@@ -11,6 +11,7 @@ mod support;
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::{FromRawFd as _, OwnedFd};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -338,6 +339,8 @@ struct OnTerminal {
     child: std::process::Child,
     screen: Arc<Screen>,
     reader: std::thread::JoinHandle<()>,
+    /// The master side, to type on.
+    keyboard: std::fs::File,
     columns: u16,
 }
 
@@ -348,6 +351,19 @@ impl OnTerminal {
         let (master, slave) = open_pty(columns);
         if !command.get_envs().any(|(name, _)| name == "NO_COLOR") {
             command.env_remove("NO_COLOR");
+        }
+        // The terminal is the child's controlling one (in a session of its
+        // own), so a ^C typed on it interrupts the child's process group,
+        // as in a shell.
+        // SAFETY: setsid and ioctl are async-signal-safe; fd 2 is the
+        // slave side once the child runs.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(2, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
         let child = command
             .env("TERM", "xterm-256color")
@@ -361,6 +377,7 @@ impl OnTerminal {
         // child is gone, reads on the master end (EIO).
         drop(command);
         let screen = Arc::new(Screen::default());
+        let keyboard = std::fs::File::from(master.try_clone().unwrap());
         let reader = {
             let screen = Arc::clone(&screen);
             let mut master = std::fs::File::from(master);
@@ -378,6 +395,7 @@ impl OnTerminal {
             child,
             screen,
             reader,
+            keyboard,
             columns,
         }
     }
@@ -650,10 +668,8 @@ fn sigint_leaves_no_live_line_behind() {
         .arg(&context);
     let running = OnTerminal::spawn(command, COLUMNS);
     running.screen.wait_for("# two");
-    let pid = libc::pid_t::try_from(running.child.id()).unwrap();
-    // SAFETY: kill has no memory effects; the child is ours and alive
-    // (its terminal is still open).
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    // Ctrl-C, typed: SIGINT to builder and what it runs.
+    (&running.keyboard).write_all(b"\x03").unwrap();
     let (status, drawn) = running.end();
     assert_eq!(
         status.code(),
