@@ -536,10 +536,11 @@ fn tty_shows_running_steps_with_their_output_and_auto_picks_by_terminal_and_ci()
     cold.env_remove("CI");
     let running = OnTerminal::spawn(cold, COLUMNS);
     // The RUN step is on screen, running, with the tail of its output
-    running.screen.wait_for("# two");
+    // under it (its last line cut), before it can finish; the header
+    // counts what is done: the Dockerfile, .dockerignore and context
+    // loaded, the COPY.
+    running.screen.wait_for("# three-with");
     let now = running.rows();
-    // under it, before it can finish; the header counts what is done: the
-    // Dockerfile, .dockerignore and context loaded, the COPY.
     assert!(
         shows(&now, r"^\[\+\] Building \d+\.\ds \(4/5\)$"),
         "{now:#?}"
