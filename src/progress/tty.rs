@@ -511,13 +511,13 @@ impl<W: Write> Screen<W> {
         }
         let under = |text: &str| cut(&format!(" => => {text}"), width);
         let sub_tone = if step.running() { Tone::Plain } else { tone };
-        for note in &step.notes {
-            lines.push((under(note), sub_tone));
-        }
         for digest in &step.blobs {
             if let Some(blob) = self.blobs.get(digest) {
                 lines.push((under(&blob.line(digest)), sub_tone));
             }
+        }
+        for note in &step.notes {
+            lines.push((under(note), sub_tone));
         }
         if let Some(work) = &step.work {
             lines.push((under(work), sub_tone));
@@ -623,12 +623,17 @@ mod tests {
     /// The rows a terminal of 40 × 30 shows after `drawn` (right-trimmed,
     /// blank ones left out).
     fn rows(drawn: &[u8]) -> Vec<String> {
+        rows_at(drawn, 40)
+    }
+
+    /// The rows of a terminal `columns` × 30, as [`rows`].
+    fn rows_at(drawn: &[u8], columns: u16) -> Vec<String> {
         let size = |n| std::num::NonZeroU16::new(n).unwrap();
-        let mut terminal = vt100::Parser::new(size(30), size(40), 0);
+        let mut terminal = vt100::Parser::new(size(30), size(columns), 0);
         terminal.process(drawn);
         terminal
             .screen()
-            .rows(0, 40)
+            .rows(0, columns)
             .map(|row| row.trim_end().to_owned())
             .filter(|row| !row.is_empty())
             .collect()
@@ -796,6 +801,74 @@ mod tests {
                 " => [internal] load build context   0.2s",
                 " => => transferring context: 1.0 KiB",
             ]
+        );
+    }
+
+    #[test]
+    fn what_follows_the_last_step_is_exporting_to_image() {
+        let mut screen = Screen::new(Vec::new(), || (100, 30), false);
+        let now = screen.began;
+        let blob = crate::digest::sha256(b"layer");
+        let id = crate::digest::sha256(b"config");
+        let later = |ms| now + Duration::from_millis(ms);
+        screen.show(
+            Event::Step(StepProgress::Started {
+                id: 1,
+                name: "[1/1] RUN true".into(),
+            }),
+            now,
+        );
+        screen.show(
+            Event::Step(StepProgress::Done {
+                id: 1,
+                elapsed: Duration::from_millis(100),
+            }),
+            later(100),
+        );
+        for event in [
+            Event::BlobStarted {
+                digest: blob.clone(),
+                direction: Direction::Upload,
+                total: Some(4096),
+            },
+            Event::BlobFinished {
+                digest: blob.clone(),
+                direction: Direction::Upload,
+                outcome: BlobOutcome::Transferred,
+            },
+            Event::Status("pushed r.example/app:1@sha256:x".into()),
+        ] {
+            screen.show(event, later(300));
+        }
+        screen.show(
+            Event::Summary(crate::progress::Summary {
+                steps_run: 1,
+                steps_cached: 0,
+                elapsed: Duration::from_millis(400),
+                manifest: crate::digest::sha256(b"manifest"),
+                id: id.clone(),
+                names: vec!["r.example/app:1".into()],
+            }),
+            later(400),
+        );
+        screen.finish(later(400));
+        let rows = rows_at(&screen.out, 100);
+        let pad = |text: &str, time: &str| format!("{text:<96}{time}");
+        assert_eq!(
+            rows[..7],
+            [
+                "[+] Building 0.4s (2/2) FINISHED".to_owned(),
+                pad(" => [1/1] RUN true", "0.1s"),
+                pad(" => exporting to image", "0.3s"),
+                format!(" => => {} pushed 4.0 KiB", &blob.digest()[..12]),
+                " => => pushed r.example/app:1@sha256:x".to_owned(),
+                format!(" => => writing image {id}"),
+                " => => naming to r.example/app:1".to_owned(),
+            ]
+        );
+        assert!(
+            rows[7].starts_with("built in 0.4s: 1 step run"),
+            "{rows:#?}"
         );
     }
 
