@@ -132,9 +132,10 @@ enum State {
     Canceled(Duration),
 }
 
-/// A step on screen, or the `exporting to image` group.
+/// A step on screen, an internal phase or the `exporting to image` group.
 struct Step {
-    /// `[stage i/n] INSTRUCTION`, made safe to draw.
+    /// `[stage i/n] INSTRUCTION` (`[internal] …`, `exporting to image`),
+    /// made safe to draw.
     title: String,
     state: State,
     /// The last lines of its output (dropped when it finishes).
@@ -143,7 +144,8 @@ struct Step {
     work: Option<String>,
     /// Blobs moved while it ran, in the order they started.
     blobs: Vec<Digest>,
-    /// Lines that stay under it once it finished (the export group's).
+    /// Lines that stay under it once it finished (an internal phase's
+    /// detail, what the export group did).
     notes: Vec<String>,
     /// Whether its blobs and notes stay once it finished.
     keeps_details: bool,
