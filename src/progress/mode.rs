@@ -5,8 +5,8 @@ use std::ffi::OsString;
 /// A way of showing progress, as `--progress` names it once resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
-    /// Live lines on a terminal: running steps with spinners and the tail
-    /// of their output, byte bars for blobs ([`super::tty`]).
+    /// buildx's live view on a terminal: a header, a line per step, the
+    /// tail of running steps' output and their blobs ([`super::tty`]).
     Tty,
     /// BuildKit's plain lines (`#N …`), for logs and pipes ([`super::plain`]).
     Plain,
