@@ -11,6 +11,7 @@ mod support;
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::{FromRawFd as _, OwnedFd};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -204,12 +205,14 @@ fn pull_and_push_take_the_same_progress_modes() {
     let fresh = tempfile::tempdir().unwrap();
     let mut pull = support::cli::process(fresh.path());
     pull.args(["pull", "--progress", "tty", &image.reference]);
-    let rows = screen_rows(&OnTerminal::spawn(pull).finish());
+    let rows = screen_rows(&OnTerminal::spawn(pull, COLUMNS).finish(), COLUMNS);
     let layer_line = format!(
         r"^{} downloaded +[0-9.]+ (B|KiB|MiB)$",
         &image.layer.trim_start_matches("sha256:")[..12]
     );
     assert!(shows(&rows, &layer_line), "{rows:#?}");
+    // A pull is no build: no `[+] Building` header.
+    assert!(!shows(&rows, r"^\[\+\]"), "{rows:#?}");
 
     let copy = format!("{}/copy:quiet", registry.host());
     let output = support::cli::builder(home.path())
@@ -279,6 +282,9 @@ fn plain_progress_from_a_stored_image_is_done_and_a_push_is_said_once() {
 const COLUMNS: u16 = 60;
 const ROWS: u16 = 200;
 
+/// How long a test waits for something to be drawn before it fails.
+const PATIENCE: Duration = Duration::from_secs(120);
+
 /// A long command and long output lines, which must be cut to the
 /// terminal's width; the step waits (in `wget`) until the test answers on
 /// `127.0.0.1:$PORT` (the build has `--network host` for it), so the test
@@ -292,50 +298,75 @@ RUN ["/bin/busybox", "sh", "-c", "echo one; echo two; echo three-with-a-line-muc
 /// What a pseudo-terminal's master side has read so far.
 #[derive(Default)]
 struct Screen {
-    seen: Mutex<Vec<u8>>,
+    seen: Mutex<(Vec<u8>, bool)>,
     changed: Condvar,
 }
 
 impl Screen {
     fn bytes(&self) -> Vec<u8> {
-        self.seen.lock().unwrap().clone()
+        self.seen.lock().unwrap().0.clone()
     }
 
-    /// Blocks until `needle` has been drawn (panics after two minutes,
-    /// rather than hanging the suite).
-    fn wait_for(&self, needle: &str) {
+    /// Blocks until `done` holds for what was drawn so far and whether the
+    /// terminal was closed; panics after [`PATIENCE`] (naming `what`)
+    /// rather than hanging the suite.
+    fn wait_until(&self, what: &str, done: impl Fn(&[u8], bool) -> bool) {
         let mut seen = self.seen.lock().unwrap();
         loop {
-            if String::from_utf8_lossy(&seen).contains(needle) {
+            if done(&seen.0, seen.1) {
                 return;
             }
-            let (guard, timeout) = self
-                .changed
-                .wait_timeout(seen, Duration::from_secs(120))
-                .unwrap();
+            let (guard, timeout) = self.changed.wait_timeout(seen, PATIENCE).unwrap();
             assert!(
                 !timeout.timed_out(),
-                "{needle:?} never appeared in {:?}",
-                String::from_utf8_lossy(&guard)
+                "{what} never happened; drawn: {:?}",
+                String::from_utf8_lossy(&guard.0)
             );
             seen = guard;
         }
     }
+
+    /// Blocks until `needle` has been drawn.
+    fn wait_for(&self, needle: &str) {
+        self.wait_until(&format!("{needle:?} drawn"), |seen, _| {
+            String::from_utf8_lossy(seen).contains(needle)
+        });
+    }
 }
 
-/// A running `builder` whose stderr is a pseudo-terminal `COLUMNS` wide.
+/// A running `builder` whose stderr is a pseudo-terminal `columns` wide.
 struct OnTerminal {
     child: std::process::Child,
     screen: Arc<Screen>,
     reader: std::thread::JoinHandle<()>,
+    /// The master side, to type on.
+    keyboard: std::fs::File,
+    columns: u16,
 }
 
 impl OnTerminal {
-    fn spawn(mut command: std::process::Command) -> OnTerminal {
-        let (master, slave) = open_pty();
+    /// Runs `command` on a terminal `columns` wide (`NO_COLOR` unset
+    /// unless the command sets it).
+    fn spawn(mut command: std::process::Command, columns: u16) -> OnTerminal {
+        let (master, slave) = open_pty(columns);
+        if !command.get_envs().any(|(name, _)| name == "NO_COLOR") {
+            command.env_remove("NO_COLOR");
+        }
+        // The terminal is the child's controlling one (in a session of its
+        // own), so a ^C typed on it interrupts the child's process group,
+        // as in a shell.
+        // SAFETY: setsid and ioctl are async-signal-safe; fd 2 is the
+        // slave side once the child runs.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(2, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = command
             .env("TERM", "xterm-256color")
-            .env_remove("NO_COLOR")
             .env_remove("SOURCE_DATE_EPOCH")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -346,39 +377,57 @@ impl OnTerminal {
         // child is gone, reads on the master end (EIO).
         drop(command);
         let screen = Arc::new(Screen::default());
+        let keyboard = std::fs::File::from(master.try_clone().unwrap());
         let reader = {
             let screen = Arc::clone(&screen);
             let mut master = std::fs::File::from(master);
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = master.read(&mut buf) {
-                    screen.seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                    screen.seen.lock().unwrap().0.extend_from_slice(&buf[..n]);
                     screen.changed.notify_all();
                 }
+                screen.seen.lock().unwrap().1 = true;
+                screen.changed.notify_all();
             })
         };
         OnTerminal {
             child,
             screen,
             reader,
+            keyboard,
+            columns,
         }
     }
 
-    /// Waits for the build to succeed; returns all it drew.
-    fn finish(mut self) -> Vec<u8> {
+    /// What is on screen now.
+    fn rows(&self) -> Vec<String> {
+        screen_rows(&self.screen.bytes(), self.columns)
+    }
+
+    /// Waits (at most [`PATIENCE`]) for the build to end; returns how it
+    /// ended and all it drew.
+    fn end(mut self) -> (std::process::ExitStatus, Vec<u8>) {
+        self.screen
+            .wait_until("the build's end", |_, closed| closed);
         let status = self.child.wait().unwrap();
         self.reader.join().unwrap();
-        let drawn = self.screen.bytes();
+        (status, self.screen.bytes())
+    }
+
+    /// Waits for the build to succeed; returns all it drew.
+    fn finish(self) -> Vec<u8> {
+        let (status, drawn) = self.end();
         assert!(status.success(), "{}", String::from_utf8_lossy(&drawn));
         drawn
     }
 }
 
-/// A pseudo-terminal (master, slave) of `COLUMNS` × `ROWS`.
-fn open_pty() -> (OwnedFd, OwnedFd) {
+/// A pseudo-terminal (master, slave) of `columns` × `ROWS`.
+fn open_pty(columns: u16) -> (OwnedFd, OwnedFd) {
     let size = libc::winsize {
         ws_row: ROWS,
-        ws_col: COLUMNS,
+        ws_col: columns,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
@@ -399,15 +448,20 @@ fn open_pty() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
 }
 
-/// The rows a terminal `COLUMNS` × `ROWS` shows once it has drawn
-/// `drawn` (right-trimmed, blank ones left out).
-fn screen_rows(drawn: &[u8]) -> Vec<String> {
+/// The terminal `columns` × `ROWS` that has drawn `drawn`.
+fn terminal(drawn: &[u8], columns: u16) -> vt100::Parser {
     let size = |n| std::num::NonZeroU16::new(n).expect("a terminal size");
-    let mut terminal = vt100::Parser::new(size(ROWS), size(COLUMNS), 0);
+    let mut terminal = vt100::Parser::new(size(ROWS), size(columns), 0);
     terminal.process(drawn);
     terminal
+}
+
+/// The rows a terminal `columns` × `ROWS` shows once it has drawn
+/// `drawn` (right-trimmed, blank ones left out).
+fn screen_rows(drawn: &[u8], columns: u16) -> Vec<String> {
+    terminal(drawn, columns)
         .screen()
-        .rows(0, COLUMNS)
+        .rows(0, columns)
         .map(|row| row.trim_end().to_owned())
         .filter(|row| !row.is_empty())
         .collect()
@@ -426,6 +480,30 @@ fn has_cursor_codes(drawn: &[u8]) -> bool {
         .unwrap()
         .is_match(drawn)
 }
+
+/// Whether `drawn` sets colours (SGR sequences).
+fn has_colour(drawn: &[u8]) -> bool {
+    regex::bytes::Regex::new(r"\x1b\[[0-9;]*m")
+        .unwrap()
+        .is_match(drawn)
+}
+
+/// Waits (at most [`PATIENCE`]) for the build to connect to `listener`.
+fn accept(listener: &std::net::TcpListener) -> std::net::TcpStream {
+    let mut ready = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(listener),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = PATIENCE.as_millis() as libc::c_int;
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let ret = unsafe { libc::poll(&mut ready, 1, millis) };
+    assert_eq!(ret, 1, "the build never connected to the test");
+    listener.accept().unwrap().0
+}
+
+/// The whole view's header once a build ends: `[+] Building 1.2s (N/N) FINISHED`.
+const FINISHED: &str = r"^\[\+\] Building \d+\.\ds \((\d+)/(\d+)\) FINISHED$";
 
 #[test]
 fn tty_shows_running_steps_with_their_output_and_auto_picks_by_terminal_and_ci() {
@@ -456,59 +534,103 @@ fn tty_shows_running_steps_with_their_output_and_auto_picks_by_terminal_and_ci()
 
     let mut cold = build("tty");
     cold.env_remove("CI");
-    let running = OnTerminal::spawn(cold);
+    let running = OnTerminal::spawn(cold, COLUMNS);
     // The RUN step is on screen, running, with the tail of its output
-    // under it, before it can finish.
-    running.screen.wait_for("│ two");
-    let now = screen_rows(&running.screen.bytes());
-    assert!(shows(&now, r"^. #2 \[3/3\] RUN .* \d+\.\ds$"), "{now:#?}");
-    assert!(shows(&now, r"^  │ one$"), "{now:#?}");
-    assert!(shows(&now, r"^  │ two$"), "{now:#?}");
-    let (mut answer, _) = listener.accept().unwrap();
+    // under it (its last line cut), before it can finish; the header
+    // counts what is done: the Dockerfile, .dockerignore and context
+    // loaded, the COPY.
+    running.screen.wait_for("# three-with");
+    let now = running.rows();
+    assert!(
+        shows(&now, r"^\[\+\] Building \d+\.\ds \(4/5\)$"),
+        "{now:#?}"
+    );
+    assert!(shows(&now, r"^ => \[3/3\] RUN .* \d+\.\ds$"), "{now:#?}");
+    assert!(shows(&now, r"^ => => # one$"), "{now:#?}");
+    assert!(shows(&now, r"^ => => # two$"), "{now:#?}");
+    assert!(
+        shows(&now, r"^ => => # three-with-a-line-much-.*…$"),
+        "{now:#?}"
+    );
+    let mut answer = accept(&listener);
     answer
         .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
         .unwrap();
     drop(answer);
     let drawn = running.finish();
     assert!(has_cursor_codes(&drawn));
-    let rows = screen_rows(&drawn);
+    // Finished steps are blue.
+    assert!(
+        String::from_utf8_lossy(&drawn).contains("\x1b[34m => [2/3] COPY busybox"),
+        "{drawn:?}"
+    );
+    let rows = screen_rows(&drawn, COLUMNS);
+    // The header, at the top, counts both steps, the export and the
+    // internal phases, each on its own lines as buildx shows them.
+    assert!(
+        regex::Regex::new(FINISHED).unwrap().is_match(&rows[0])
+            && rows[0].ends_with("(6/6) FINISHED"),
+        "{rows:#?}"
+    );
+    for internal in [
+        r"^ => \[internal\] load build definition from Dockerfile +\d+\.\ds$",
+        r"^ => => transferring dockerfile: \d+ B$",
+        r"^ => \[internal\] load \.dockerignore +\d+\.\ds$",
+        r"^ => \[internal\] load build context +\d+\.\ds$",
+        r"^ => => transferring context: [0-9.]+ (B|KiB|MiB)$",
+    ] {
+        assert!(shows(&rows, internal), "{internal} in {rows:#?}");
+    }
     // Finished steps are one line each, with their time; the tail is gone.
     assert!(
-        shows(&rows, r"^#1 \[2/3\] COPY busybox /bin/busybox +\d+\.\ds$"),
+        shows(&rows, r"^ => \[2/3\] COPY busybox /bin/busybox +\d+\.\ds$"),
         "{rows:#?}"
     );
     // The RUN line is cut to fit, the time at the right edge.
     assert!(
-        shows(&rows, r"^#2 \[3/3\] RUN \[.*echo o.* \d+\.\ds$"),
+        shows(&rows, r"^ => \[3/3\] RUN \[.*echo o.*… \d+\.\ds$"),
         "{rows:#?}"
     );
-    assert!(!shows(&rows, "│"), "{rows:#?}");
-    // Above the summary, every row is one whole step line: nothing spilt
-    // over into the next row.
+    assert!(!shows(&rows, " => => #"), "{rows:#?}");
+    assert!(
+        shows(&rows, r"^ => exporting to image +\d+\.\ds$"),
+        "{rows:#?}"
+    );
+    assert!(
+        shows(&rows, r"^ => => writing image sha256:[0-9a-f]+…$"),
+        "{rows:#?}"
+    );
+    assert!(
+        shows(&rows, r"^ => => naming to docker.io/library/tty:1$"),
+        "{rows:#?}"
+    );
+    // Above the summary, every row is one whole line of the view: nothing
+    // spilt over into the next row.
     let summary = rows
         .iter()
         .position(|row| row.starts_with("built in "))
         .expect("a summary");
-    let step_line = regex::Regex::new(r"^#\d \[\d/3\] .* \d+\.\ds$").unwrap();
     assert!(
-        rows[..summary].iter().all(|row| step_line.is_match(row)),
+        rows[1..summary].iter().all(|row| row.starts_with(" => ")),
         "{rows:#?}"
     );
     assert!(rows[summary].contains("2 steps run, 0 cached"), "{rows:#?}");
-    assert!(shows(&rows, r"^image sha256:[0-9a-f]+"), "{rows:#?}");
+    assert!(shows(&rows, r"^image sha256:[0-9a-f]+…$"), "{rows:#?}");
     assert!(
         shows(&rows, r"^named docker.io/library/tty:1$"),
         "{rows:#?}"
     );
 
     // `auto` on a terminal draws the same way: everything is cached now,
-    // each step one line ending in CACHED (plain would take two lines; a
-    // build this quick may end before any live line is drawn, so cursor
-    // codes are not asked for).
+    // each step one line with CACHED; NO_COLOR takes the colour away, not
+    // the view (as buildx does).
     let mut again = build("auto");
-    again.env_remove("CI");
-    let rows = screen_rows(&OnTerminal::spawn(again).finish());
-    let cached = regex::Regex::new(r"^#\d \[\d/3\] .* CACHED$").unwrap();
+    again.env_remove("CI").env("NO_COLOR", "1");
+    let drawn = OnTerminal::spawn(again, COLUMNS).finish();
+    assert!(!has_colour(&drawn), "{drawn:?}");
+    let rows = screen_rows(&drawn, COLUMNS);
+    assert!(shows(&rows, FINISHED), "{rows:#?}");
+    let cached = regex::Regex::new(r"^ => CACHED \[\d/3\] .* 0\.0s$").unwrap();
     assert_eq!(
         rows.iter().filter(|row| cached.is_match(row)).count(),
         2,
@@ -522,12 +644,155 @@ fn tty_shows_running_steps_with_their_output_and_auto_picks_by_terminal_and_ci()
     // …but plain lines, without escape sequences, where CI is set.
     let mut in_ci = build("auto");
     in_ci.env("CI", "1");
-    let drawn = String::from_utf8(OnTerminal::spawn(in_ci).finish()).unwrap();
+    let drawn = String::from_utf8(OnTerminal::spawn(in_ci, COLUMNS).finish()).unwrap();
     assert!(!drawn.contains('\u{1b}'), "{drawn:?}");
     assert!(
         drawn.contains("#1 [2/3] COPY busybox /bin/busybox\r\n#1 CACHED"),
         "{drawn:?}"
     );
+}
+
+#[test]
+fn sigint_leaves_no_live_line_behind() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("ctx", WAITING);
+    // Never answered: the step runs until the build is interrupted.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = format!("PORT={}", listener.local_addr().unwrap().port());
+    let mut command = support::cli::process(home.dir.path());
+    command
+        .args(["build", "--progress", "tty", "--network", "host"])
+        .args(["--build-arg", &port])
+        .arg(&context);
+    let running = OnTerminal::spawn(command, COLUMNS);
+    running.screen.wait_for("# two");
+    // Ctrl-C, typed: SIGINT to builder and what it runs.
+    (&running.keyboard).write_all(b"\x03").unwrap();
+    let (status, drawn) = running.end();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&drawn)
+    );
+    let parser = terminal(&drawn, COLUMNS);
+    let rows = screen_rows(&drawn, COLUMNS);
+    assert!(shows(&rows, FINISHED), "{rows:#?}");
+    assert!(
+        shows(&rows, r"^ => CANCELED \[3/3\] RUN .* \d+\.\ds$"),
+        "{rows:#?}"
+    );
+    // Nothing of the live view is left: no running step, no output tail.
+    assert!(!shows(&rows, r"^ => \[3/3\]|^ => => #"), "{rows:#?}");
+    assert!(shows(&rows, "interrupted by SIGINT"), "{rows:#?}");
+    // The shell's prompt comes on a clean line: the cursor at its start,
+    // nothing at or below it.
+    let screen = parser.screen();
+    let (row, column) = screen.cursor_position();
+    assert_eq!(column, 0, "{rows:#?}");
+    let below: Vec<String> = screen.rows(0, COLUMNS).skip(usize::from(row)).collect();
+    assert!(below.iter().all(|r| r.trim().is_empty()), "{below:#?}");
+}
+
+#[test]
+fn a_failed_steps_output_is_shown_once() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "ctx",
+        r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "echo the-failing-steps-output-$((6 * 7)); exit 3"]
+"#,
+    );
+    let mut command = support::cli::process(home.dir.path());
+    command.args(["build", "--progress", "tty"]).arg(&context);
+    let (status, drawn) = OnTerminal::spawn(command, 100).end();
+    assert_eq!(status.code(), Some(1));
+    let rows = screen_rows(&drawn, 100);
+    assert!(
+        shows(&rows, r"^ => ERROR \[3/3\] RUN .* \d+\.\ds$"),
+        "{rows:#?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&drawn).contains("\x1b[31m => ERROR [3/3] RUN"),
+        "red: {drawn:?}"
+    );
+    let shown = rows
+        .iter()
+        .filter(|row| row.contains("the-failing-steps-output-42"))
+        .count();
+    assert_eq!(shown, 1, "{rows:#?}");
+}
+
+#[test]
+fn nothing_wraps_at_40_or_100_columns() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = support::registry::Registry::start() else {
+        return;
+    };
+    let base = support::image::BaseImage::busybox(&registry);
+    let home = Home::new();
+    let context = home.context(
+        "narrow",
+        &format!("FROM {}\nRUN echo built > /built\n", base.reference),
+    );
+    let layer = &base.layer.trim_start_matches("sha256:")[..12];
+    let continued = regex::Regex::new(r"^[0-9a-f]*\)?$").unwrap();
+    let timed = regex::Regex::new(r" \d+\.\ds$").unwrap();
+    for columns in [40, 100] {
+        // Fresh each time, so the base is pulled.
+        let store = tempfile::tempdir().unwrap();
+        let mut command = support::cli::process(store.path());
+        command
+            .args(["build", "--progress", "tty", "-t"])
+            .arg("a-rather-long-repository-name/for-the-narrow-test:with-a-long-tag")
+            .arg(&context);
+        let drawn = OnTerminal::spawn(command, columns).finish();
+        let rows = screen_rows(&drawn, columns);
+        let full = |prefix: &str, pattern: &str| {
+            let whole = regex::Regex::new(pattern).unwrap();
+            let at = rows
+                .iter()
+                .position(|row| row.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} row in {rows:#?}"));
+            // Whole or cut with `…`, and nothing of it on the next row.
+            let row = &rows[at];
+            assert!(
+                whole.is_match(row) || row.ends_with('…'),
+                "{columns} columns: {row:?} in {rows:#?}"
+            );
+            if let Some(next) = rows.get(at + 1) {
+                assert!(
+                    !continued.is_match(next),
+                    "{columns} columns: {row:?} goes on in {next:?}"
+                );
+            }
+        };
+        full("pulled ", r"^pulled \S+ \(sha256:[0-9a-f]{64}\)$");
+        full(
+            "image ",
+            r"^image sha256:[0-9a-f]{64} \(id sha256:[0-9a-f]{64}\)$",
+        );
+        for row in &rows {
+            assert!(
+                unicode_width::UnicodeWidthStr::width(row.as_str()) < usize::from(columns)
+                    || row.ends_with('…')
+                    || timed.is_match(row),
+                "{columns} columns: {row:?} may go on in the next row: {rows:#?}"
+            );
+        }
+        // The FROM's blob lived under it and went when it finished.
+        assert!(shows(&rows, r"^ => \[1/2\] FROM .* \d+\.\ds$"), "{rows:#?}");
+        assert!(!rows.iter().any(|row| row.contains(layer)), "{rows:#?}");
+    }
 }
 
 /// The `work.*` records of a rawjson log: `(type, id, kind, done, total)`.
@@ -610,4 +875,45 @@ RUN ["/bin/busybox", "true"]
     let last = extract.last().expect("extract records");
     assert_eq!((last.0.as_str(), last.1), ("work.finished", 2), "{json}");
     assert_eq!(Some(last.3), last.4, "all of the blob was read: {json}");
+}
+
+#[test]
+fn the_reports_marker_sits_under_its_step_at_40_columns() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "ctx",
+        r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "echo a-line-too-long-for-a-terminal-forty-columns-wide; exit 3"]
+"#,
+    );
+    let mut command = support::cli::process(home.dir.path());
+    command.args(["build", "--progress", "tty"]).arg(&context);
+    let (status, drawn) = OnTerminal::spawn(command, 40).end();
+    assert_eq!(status.code(), Some(1));
+    let rows = screen_rows(&drawn, 40);
+    // ` 3 │ RUN ["/bin/busybox", "sh", "-c"…`: cut, not wrapped.
+    let line = rows
+        .iter()
+        .position(|row| row.starts_with(" 3 │ "))
+        .unwrap_or_else(|| panic!("no Dockerfile line in {rows:#?}"));
+    let text = &rows[line];
+    assert!(
+        text.starts_with(" 3 │ RUN [\"/bin/busybox\"") && text.ends_with('…'),
+        "{rows:#?}"
+    );
+    // The marker on the next row, under the instruction from its first
+    // column, and its label whole on the row after.
+    let column = |row: &str, what: char| row.chars().position(|c| c == what);
+    let marker = &rows[line + 1];
+    assert!(marker.starts_with("   · "), "{rows:#?}");
+    assert_eq!(column(marker, '─'), column(text, 'R'), "{rows:#?}");
+    assert!(
+        rows[line + 2].ends_with("╰── this step failed"),
+        "{rows:#?}"
+    );
+    assert!(rows[line + 3].trim_start().starts_with("╰──"), "{rows:#?}");
 }

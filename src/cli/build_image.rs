@@ -349,6 +349,7 @@ pub fn build_image(
         push: args.push,
     };
     let (sender, renderer) = progress::spawn_renderer(style);
+    sender.send(definition_loaded(&input.dockerfile));
     let insecure = globals.insecure_registries.clone();
     // Weak: the factory lives on in the built image's store (its blob
     // source fetches what only an imported cache has), and the renderer
@@ -456,6 +457,24 @@ async fn interrupted() -> &'static str {
             _ = term.recv() => "SIGTERM",
         },
         _ => std::future::pending().await,
+    }
+}
+
+/// The Dockerfile was read (before the progress began), as buildx's
+/// first line says: `[internal] load build definition from Dockerfile`.
+fn definition_loaded(dockerfile: &super::plan_input::DockerfileText) -> Event {
+    let path = std::path::Path::new(&dockerfile.name);
+    let name = path.file_name().map_or(dockerfile.name.clone(), |name| {
+        name.to_string_lossy().into_owned()
+    });
+    Event::Internal {
+        name: format!("load build definition from {name}"),
+        state: progress::InternalState::Done {
+            detail: Some(format!(
+                "transferring dockerfile: {}",
+                progress::plain::human_bytes(dockerfile.bytes.len() as u64)
+            )),
+        },
     }
 }
 

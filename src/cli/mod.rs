@@ -113,6 +113,11 @@ pub fn main() -> ExitCode {
     // Long lines stay whole when stderr is a log or a pipe: errors name
     // references, registries and digests that must not be broken up.
     let tty = std::io::stderr().is_terminal();
+    if tty {
+        // …and on a terminal, a Dockerfile line in a report is cut to fit.
+        let (columns, _) = crate::progress::tty::terminal_size();
+        crate::dockerfile::excerpt::fit_to_terminal(columns);
+    }
     let _ = miette::set_hook(Box::new(move |_| {
         Box::new(miette::MietteHandlerOpts::new().wrap_lines(tty).build())
     }));

@@ -8,9 +8,11 @@ use std::io::IsTerminal as _;
 /// How progress is shown on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProgressMode {
-    /// The live view on a terminal; plain otherwise, or when CI or NO_COLOR is set.
+    /// The live view on a terminal (without colour when NO_COLOR is set);
+    /// plain otherwise, or when CI is set or TERM is dumb.
     Auto,
-    /// Live lines: running steps with the tail of their output, byte bars.
+    /// The live view, as buildx draws it: a header, a line per step, the
+    /// tail of running steps' output and their blobs.
     Tty,
     /// BuildKit's plain lines (`#N …`), always.
     Plain,

@@ -3,11 +3,44 @@
 //! 50 MB line or a 10 000-line here-document stays a few lines long.
 
 use miette::{MietteSpanContents, SourceCode, SourceSpan, SpanContents};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Lines longer than this many characters are cut around the marked part.
 const WIDTH: usize = 160;
 /// Characters kept before the marked part when its line is cut.
 const LEAD: usize = 40;
+/// The least width a line is cut to, however narrow the terminal.
+const MIN_WIDTH: usize = 12;
+/// Columns a report needs right of the middle of a marked part for its
+/// label (`╰── this step failed`).
+const LABEL: usize = 21;
+
+/// The columns of the terminal reports are shown on; 0 when they are not
+/// shown on one (a log keeps lines up to [`WIDTH`]).
+static COLUMNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Reports are shown on a terminal `columns` wide: excerpts made from now
+/// on cut their lines so that a report's snippet, with its line numbers
+/// and the marker under the marked part, fits without wrapping.
+pub fn fit_to_terminal(columns: usize) {
+    COLUMNS.store(columns, Ordering::Relaxed);
+}
+
+/// How many characters of a line an excerpt keeps, and how many of them
+/// before the marked part, on a terminal `columns` wide (0: none) when the
+/// snippet's last line is `last_line`.
+fn widths(columns: usize, last_line: usize) -> (usize, usize) {
+    if columns == 0 {
+        return (WIDTH, LEAD);
+    }
+    // miette's gutter: ` 12 │ `; then the line and a `…` at either end.
+    let gutter = last_line.to_string().len() + 4;
+    let line = columns.saturating_sub(gutter + 2 * CUT.chars().count() + 1);
+    // The label starts at the middle of the marked part.
+    let label = 2 * columns.saturating_sub(gutter + 1 + LABEL);
+    let width = line.min(label).clamp(MIN_WIDTH, WIDTH);
+    (width, width / 4)
+}
 /// A marked part over more lines than this is marked on its first line only.
 const MARKED_LINES: usize = 12;
 /// What stands for the characters a cut left out.
@@ -49,7 +82,21 @@ impl Excerpt {
     /// The lines of `source` (named `name`) around bytes `start..end`, with
     /// one line of context on either side, and where those bytes are in the
     /// excerpt. A part over many lines is marked on its first.
+    /// Lines are cut to fit the terminal [`fit_to_terminal`] names.
     pub fn new(name: &str, source: &str, start: usize, end: usize) -> (Excerpt, SourceSpan) {
+        let columns = COLUMNS.load(Ordering::Relaxed);
+        Excerpt::within(name, source, start, end, columns)
+    }
+
+    /// [`Excerpt::new`] for a report on a terminal `columns` wide (0: not
+    /// on a terminal).
+    fn within(
+        name: &str,
+        source: &str,
+        start: usize,
+        end: usize,
+        columns: usize,
+    ) -> (Excerpt, SourceSpan) {
         let start = floor_boundary(source, start);
         let mut end = floor_boundary(source, end.max(start));
         let start_line_at = line_start(source, start);
@@ -68,6 +115,8 @@ impl Excerpt {
             last_line_end
         };
         let first_line = source[..context_start].matches('\n').count();
+        let last_line = first_line + 1 + source[context_start..context_end].matches('\n').count();
+        let (width, lead) = widths(columns, last_line);
 
         let mut text = String::new();
         let mut pieces = Vec::new();
@@ -75,15 +124,15 @@ impl Excerpt {
         let mut at = context_start;
         loop {
             let to = line_end(at);
-            let shift = if to - at > WIDTH && source[at..to].chars().nth(WIDTH).is_some() {
+            let shift = if to - at > width && source[at..to].chars().nth(width).is_some() {
                 let from = if (at..=to).contains(&start) {
                     // Cutting a few characters off the start saves nothing.
-                    Some(back_chars(source, at, start, LEAD)).filter(|&from| from - at > LEAD)
+                    Some(back_chars(source, at, start, lead)).filter(|&from| from - at > lead)
                 } else {
                     None
                 }
                 .unwrap_or(at);
-                let upto = forward_chars(source, from, to, WIDTH);
+                let upto = forward_chars(source, from, to, width);
                 // miette counts columns in bytes.
                 let mut shift = from - at;
                 if from > at {
@@ -269,6 +318,30 @@ mod tests {
         let (excerpt, span) = Excerpt::new("Dockerfile", &source, 0, source.len() - 1);
         assert!(excerpt.text.lines().all(|l| l.chars().count() <= WIDTH + 1));
         assert!(span.len() <= excerpt.text.len());
+    }
+
+    #[test]
+    fn on_a_narrow_terminal_lines_are_cut_to_fit_and_the_mark_kept() {
+        let source = format!(
+            "FROM a\nRUN echo {} && BAD {}\n",
+            "x".repeat(60),
+            "y".repeat(60)
+        );
+        let start = source.find("BAD").unwrap();
+        let (excerpt, span) = Excerpt::within("Dockerfile", &source, start, start + 3, 40);
+        let (width, lead) = widths(40, 2);
+        assert!((MIN_WIDTH..=34).contains(&width), "{width}");
+        for line in excerpt.text.lines() {
+            // The gutter ` 2 │ ` and the line fit in 40 columns.
+            assert!(5 + line.chars().count() <= 40, "{line:?}");
+        }
+        assert_eq!(&excerpt.text[span.offset()..][..span.len()], "BAD");
+        let cut = excerpt.text.lines().nth(1).unwrap();
+        assert!(cut.starts_with(CUT) && cut.ends_with(CUT), "{cut:?}");
+        assert_eq!(cut[CUT.len()..].find("BAD"), Some(lead));
+        // The column miette names is the file's.
+        let contents = excerpt.read_span(&span, 0, 0).unwrap();
+        assert_eq!(contents.column() + 1, start - "FROM a\n".len() + 1);
     }
 
     #[test]

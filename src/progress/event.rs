@@ -26,6 +26,21 @@ pub enum BlobOutcome {
     },
 }
 
+/// Where an [`Event::Internal`] phase is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InternalState {
+    /// It began.
+    Started,
+    /// It is done (begun now if it was never said to start); `detail`
+    /// says what it moved (`transferring context: 1.2 MiB`).
+    Done {
+        /// A line under it.
+        detail: Option<String>,
+    },
+    /// It failed (the build's error says why).
+    Failed,
+}
+
 /// Something worth showing happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -48,6 +63,15 @@ pub enum Event {
     Status(String),
     /// A build step's progress.
     Step(super::step::StepProgress),
+    /// A phase the build waits on that is no Dockerfile step (reading the
+    /// Dockerfile or the build context), which the tty view shows as
+    /// buildx's `[internal] NAME` lines; plain and rawjson leave it out.
+    Internal {
+        /// What it does: `load build context`.
+        name: String,
+        /// Where it is.
+        state: InternalState,
+    },
     /// The build is done: the last event of a successful build.
     Summary(super::summary::Summary),
 }

@@ -178,9 +178,10 @@ pub enum WireOutcome {
 }
 
 impl<'a> Body<'a> {
-    /// The wire form of `event`; `transfers` gives the summary its bytes.
-    pub fn of(event: &'a Event, transfers: &Transfers) -> Body<'a> {
-        match event {
+    /// The wire form of `event` (none for internal phases, which schema
+    /// version 1 does not have); `transfers` gives the summary its bytes.
+    pub fn of(event: &'a Event, transfers: &Transfers) -> Option<Body<'a>> {
+        Some(match event {
             Event::BlobStarted {
                 digest,
                 direction,
@@ -214,7 +215,8 @@ impl<'a> Body<'a> {
             Event::Status(message) => Body::Status { message },
             Event::Step(step) => Body::of_step(step),
             Event::Summary(summary) => Body::of_summary(summary, transfers),
-        }
+            Event::Internal { .. } => return None,
+        })
     }
 
     fn of_step(step: &'a StepProgress) -> Body<'a> {
@@ -279,16 +281,16 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The record line of `event` seen at `time`.
-pub fn line(event: &Event, transfers: &Transfers, time: String) -> String {
+/// The record line of `event` seen at `time`, if it has one.
+pub fn line(event: &Event, transfers: &Transfers, time: String) -> Option<String> {
     let record = Record {
         v: VERSION,
         time,
-        body: Body::of(event, transfers),
+        body: Body::of(event, transfers)?,
     };
     // Every field is a string, number, list of strings or unit enum:
     // serializing cannot fail.
-    serde_json::to_string(&record).expect("a progress record serializes")
+    Some(serde_json::to_string(&record).expect("a progress record serializes"))
 }
 
 /// Writes one record per event until the stream ends; `blob.progress`
@@ -307,7 +309,9 @@ pub fn render(mut events: UnboundedReceiver<Event>, out: &mut impl Write) {
             };
         }
         let time = crate::exec::meta::timestamp(None);
-        let _ = writeln!(out, "{}", line(&event, &transfers, time));
+        if let Some(line) = line(&event, &transfers, time) {
+            let _ = writeln!(out, "{line}");
+        }
     }
 }
 
@@ -317,7 +321,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn wire(event: &Event) -> Value {
-        let text = line(event, &Transfers::default(), "T".into());
+        let text = line(event, &Transfers::default(), "T".into()).unwrap();
         assert!(!text.contains('\n'), "one line: {text}");
         serde_json::from_str(&text).unwrap()
     }

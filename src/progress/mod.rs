@@ -13,7 +13,7 @@ pub mod summary;
 pub mod tty;
 pub mod work;
 
-pub use event::{BlobOutcome, Direction, Event, ProgressSender, WeakProgressSender};
+pub use event::{BlobOutcome, Direction, Event, InternalState, ProgressSender, WeakProgressSender};
 pub use mode::Style;
 pub use step::StepProgress;
 pub use summary::{Summary, Transfers};

@@ -22,7 +22,7 @@ pub fn render(mut events: UnboundedReceiver<Event>, out: &mut impl Write) {
     }
 }
 
-/// The lines of an event (none for byte counts); `transfers` gives the
+/// The lines of an event (none for byte counts and internal phases); `transfers` gives the
 /// summary its bytes.
 pub fn lines(event: &Event, transfers: &Transfers) -> Vec<String> {
     match event {
@@ -37,7 +37,8 @@ pub fn lines(event: &Event, transfers: &Transfers) -> Vec<String> {
                 None => format!("{} {verb}", short(digest)),
             }]
         }
-        Event::BlobProgress { .. } => Vec::new(),
+        // BuildKit's plain lines have no place for these: as before.
+        Event::BlobProgress { .. } | Event::Internal { .. } => Vec::new(),
         Event::BlobFinished {
             digest,
             direction,

@@ -1,110 +1,289 @@
-//! Terminal rendering with indicatif: a live area holding one line per
-//! running step (spinner, `#N [stage i/n] INSTRUCTION`, elapsed time) with
-//! the last lines of its output under it, and a byte bar with rate per
-//! blob under way. A finished step or blob collapses into one permanent
-//! line above the live area (its time, `CACHED` or `ERROR`); live lines
-//! are cut to the terminal's width, never wrapped, and redrawn at most
-//! 20 times a second.
+//! Terminal rendering as `docker buildx build` draws it: a header
+//! `[+] Building 3.4s (5/7)` counting time and finished/known steps, then
+//! one line per step in the order they started (` => [2/3] COPY …  0.1s`,
+//! ` => CACHED …`, ` => ERROR …`), a running step with what it waits on
+//! under it (the last lines of its output, its blobs, a long phase), and
+//! an `exporting to image` group for what happens after the last step.
+//! The whole view is redrawn in place at most 20 times a second (only its
+//! last rows while it is taller than the terminal), every line cut to the
+//! terminal's width, never wrapped; when the stream ends the final view is
+//! drawn whole, its header ending in `FINISHED`. Colour (blue finished,
+//! red failed, yellow canceled or warned) is off where [`colour_wanted`]
+//! says so.
 
-use super::event::Event;
+use super::BlobOutcome;
+use super::event::{Direction, Event, InternalState};
 use super::plain::{finished, human_bytes, short, under_way};
 use super::step::StepProgress;
 use super::summary::Transfers;
 use super::work::WorkState;
 use crate::terminal_text::{Tail, displayed};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use oci_spec::image::Digest;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::ffi::OsString;
+use std::io::Write;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
 
 /// How many lines of a running step's output stay in view.
 pub const TAIL_LINES: usize = 6;
 
-/// How often spinners and elapsed times move.
+/// How often running times move.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Below this width, blob bars show no bar, only what moves.
-const BAR_MIN_WIDTH: usize = 72;
+/// The least time between two draws.
+const FRAME: Duration = Duration::from_millis(50);
+
+/// What stands for the end of a line cut to fit.
+const CUT: &str = "…";
+
+/// Whether to colour the view: not when `NO_COLOR` is set to a non-empty
+/// value (<https://no-color.org>) or `TERM` is `dumb`. `env` reads an
+/// environment variable.
+pub fn colour_wanted(env: impl Fn(&str) -> Option<OsString>) -> bool {
+    let no_color = env("NO_COLOR").is_some_and(|value| !value.is_empty());
+    let dumb = env("TERM").is_some_and(|term| term == "dumb");
+    !no_color && !dumb
+}
 
 /// Draws the stream on stderr, which must be a terminal, until it ends.
 pub fn render(mut events: UnboundedReceiver<Event>) {
-    let mut screen = Screen::new(
-        MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-        terminal_width,
-    );
-    while let Some(event) = events.blocking_recv() {
-        screen.show(event);
-    }
-    screen.cancel_the_rest();
+    let colour = colour_wanted(|name| std::env::var_os(name));
+    let mut screen = Screen::new(std::io::stderr(), terminal_size, colour);
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    else {
+        // No timer: draw on events only.
+        while let Some(event) = events.blocking_recv() {
+            screen.show(event, Instant::now());
+        }
+        screen.finish(Instant::now());
+        return;
+    };
+    runtime.block_on(async {
+        loop {
+            match tokio::time::timeout(TICK, events.recv()).await {
+                Ok(Some(event)) => screen.show(event, Instant::now()),
+                Ok(None) => break,
+                Err(_) => screen.draw(Instant::now(), false),
+            }
+        }
+    });
+    screen.finish(Instant::now());
 }
 
-/// The live area and what is in it.
-struct Screen {
-    multi: MultiProgress,
-    steps: HashMap<u64, RunningStep>,
-    blobs: HashMap<Digest, ProgressBar>,
-    transfers: Transfers,
-    step_style: ProgressStyle,
-    tail_style: ProgressStyle,
-    /// The terminal's width now, in columns.
-    width: fn() -> usize,
+/// The terminal on stderr's columns and rows (80 × 24 when unknown).
+pub fn terminal_size() -> (usize, usize) {
+    let size = rustix::termios::tcgetwinsize(std::io::stderr()).ok();
+    let columns = size.map_or(0, |s| usize::from(s.ws_col));
+    let rows = size.map_or(0, |s| usize::from(s.ws_row));
+    (
+        if columns > 0 { columns } else { 80 },
+        if rows > 0 { rows } else { 24 },
+    )
 }
 
-/// A step on screen: its line and the tail of its output under it.
-struct RunningStep {
-    /// `#N [stage i/n] INSTRUCTION`, made safe to draw.
-    title: String,
-    line: ProgressBar,
-    tail: Tail,
-    tail_lines: Vec<ProgressBar>,
+/// How a line is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tone {
+    Plain,
+    /// Finished: blue.
+    Done,
+    /// Failed: red.
+    Error,
+    /// Canceled or a warning: yellow.
+    Warning,
+    /// A notice: cyan.
+    Notice,
 }
 
-impl Screen {
-    fn new(multi: MultiProgress, width: fn() -> usize) -> Screen {
-        let step_style = ProgressStyle::with_template("{spinner} {wide_msg} {secs:>7}")
-            .expect("a valid constant template")
-            .with_key(
-                "secs",
-                |state: &ProgressState, out: &mut dyn std::fmt::Write| {
-                    let _ = write!(out, "{:.1}s", state.elapsed().as_secs_f64());
-                },
-            )
-            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
-        let tail_style =
-            ProgressStyle::with_template("  │ {wide_msg}").expect("a valid constant template");
-        Screen {
-            multi,
-            steps: HashMap::new(),
-            blobs: HashMap::new(),
-            transfers: Transfers::default(),
-            step_style,
-            tail_style,
-            width,
+impl Tone {
+    fn code(self) -> Option<&'static str> {
+        match self {
+            Tone::Plain => None,
+            Tone::Done => Some("\x1b[34m"),
+            Tone::Error => Some("\x1b[31m"),
+            Tone::Warning => Some("\x1b[33m"),
+            Tone::Notice => Some("\x1b[36m"),
         }
     }
 
-    fn show(&mut self, event: Event) {
+    /// The tone of a status line.
+    fn of_status(text: &str) -> Tone {
+        if text.starts_with("warning") {
+            Tone::Warning
+        } else if text.starts_with("notice") {
+            Tone::Notice
+        } else {
+            Tone::Plain
+        }
+    }
+}
+
+/// Where a step (or the export group) is.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Running { since: Instant },
+    Done(Duration),
+    Cached,
+    Error(Duration),
+    Canceled(Duration),
+}
+
+/// A step on screen, an internal phase or the `exporting to image` group.
+struct Step {
+    /// `[stage i/n] INSTRUCTION` (`[internal] …`, `exporting to image`),
+    /// made safe to draw.
+    title: String,
+    state: State,
+    /// The last lines of its output (dropped when it finishes).
+    tail: Tail,
+    /// A long phase under way, as its text.
+    work: Option<String>,
+    /// Blobs moved while it ran, in the order they started.
+    blobs: Vec<Digest>,
+    /// Lines that stay under it once it finished (an internal phase's
+    /// detail, what the export group did).
+    notes: Vec<String>,
+    /// Whether its blobs and notes stay once it finished.
+    keeps_details: bool,
+}
+
+impl Step {
+    fn new(title: String, now: Instant, keeps_details: bool) -> Step {
+        Step {
+            title,
+            state: State::Running { since: now },
+            tail: Tail::new(TAIL_LINES),
+            work: None,
+            blobs: Vec::new(),
+            notes: Vec::new(),
+            keeps_details,
+        }
+    }
+
+    fn running(&self) -> bool {
+        matches!(self.state, State::Running { .. })
+    }
+
+    fn end(&mut self, state: impl FnOnce(Duration) -> State, now: Instant) {
+        if let State::Running { since } = self.state {
+            self.state = state(now.saturating_duration_since(since));
+            self.work = None;
+            self.tail = Tail::new(TAIL_LINES);
+        }
+    }
+}
+
+/// A blob on the move.
+struct Blob {
+    direction: Direction,
+    total: Option<u64>,
+    done: u64,
+    outcome: Option<BlobOutcome>,
+}
+
+impl Blob {
+    fn line(&self, digest: &Digest) -> String {
+        match &self.outcome {
+            Some(outcome @ BlobOutcome::Transferred) => format!(
+                "{} {}",
+                finished(digest, self.direction, outcome),
+                human_bytes(self.total.unwrap_or(0).max(self.done))
+            ),
+            Some(outcome) => finished(digest, self.direction, outcome),
+            None => {
+                let so_far = match self.total {
+                    Some(total) => format!("{} / {}", human_bytes(self.done), human_bytes(total)),
+                    None => human_bytes(self.done),
+                };
+                format!("{} {} {so_far}", short(digest), under_way(self.direction))
+            }
+        }
+    }
+}
+
+/// One entry of the view, in the order it came.
+enum Entry {
+    /// A step, by its index in [`Screen::steps`].
+    Step(usize),
+    /// A status line.
+    Status(String),
+    /// A blob moved outside any step (`builder pull`, `push`).
+    Blob(Digest),
+}
+
+/// The view and the terminal it is drawn on.
+struct Screen<W: Write> {
+    out: W,
+    size: fn() -> (usize, usize),
+    colour: bool,
+    began: Instant,
+    entries: Vec<Entry>,
+    steps: Vec<Step>,
+    /// Step numbers to indexes in `steps`.
+    ids: HashMap<u64, usize>,
+    /// Internal phases by name to indexes in `steps`.
+    internal: HashMap<String, usize>,
+    blobs: HashMap<Digest, Blob>,
+    /// The `exporting to image` group, once something is exported.
+    export: Option<usize>,
+    /// When the last step ended: where exporting begins.
+    last_end: Option<Instant>,
+    transfers: Transfers,
+    summary: Vec<String>,
+    /// Rows of the last live view, which the next draw overwrites.
+    drawn: usize,
+    last_draw: Option<Instant>,
+}
+
+impl<W: Write> Screen<W> {
+    fn new(out: W, size: fn() -> (usize, usize), colour: bool) -> Screen<W> {
+        Screen {
+            out,
+            size,
+            colour,
+            began: Instant::now(),
+            entries: Vec::new(),
+            steps: Vec::new(),
+            ids: HashMap::new(),
+            internal: HashMap::new(),
+            blobs: HashMap::new(),
+            export: None,
+            last_end: None,
+            transfers: Transfers::default(),
+            summary: Vec::new(),
+            drawn: 0,
+            last_draw: None,
+        }
+    }
+
+    fn show(&mut self, event: Event, now: Instant) {
         self.transfers.observe(&event);
         match event {
-            Event::Step(step) => self.step(step),
+            Event::Step(step) => self.step(step, now),
+            Event::Internal { name, state } => self.internal(name, state, now),
             Event::BlobStarted {
                 digest,
                 direction,
                 total,
             } => {
-                let bar = self.multi.add(
-                    ProgressBar::new(total.unwrap_or(0)).with_style(blob_style((self.width)())),
+                self.place(&digest, direction, now);
+                self.blobs.insert(
+                    digest,
+                    Blob {
+                        direction,
+                        total,
+                        done: 0,
+                        outcome: None,
+                    },
                 );
-                bar.set_prefix(short(&digest));
-                bar.set_message(under_way(direction));
-                bar.enable_steady_tick(TICK);
-                self.blobs.insert(digest, bar);
             }
             Event::BlobProgress { digest, done } => {
-                if let Some(bar) = self.blobs.get(&digest) {
-                    bar.set_position(done);
+                if let Some(blob) = self.blobs.get_mut(&digest) {
+                    blob.done = done;
                 }
             }
             Event::BlobFinished {
@@ -112,151 +291,320 @@ impl Screen {
                 direction,
                 outcome,
             } => {
-                let line = finished(&digest, direction, &outcome);
-                let moved = self.blobs.remove(&digest).map(|bar| {
-                    self.drop_bar(&bar);
-                    bar.length().unwrap_or(0).max(bar.position())
+                if !self.blobs.contains_key(&digest) {
+                    // Nothing to move (already there): a line all the same.
+                    self.place(&digest, direction, now);
+                }
+                let blob = self.blobs.entry(digest).or_insert(Blob {
+                    direction,
+                    total: None,
+                    done: 0,
+                    outcome: None,
                 });
-                match moved {
-                    Some(bytes) if outcome == super::BlobOutcome::Transferred => {
-                        self.print(&fit(&line, &human_bytes(bytes), (self.width)()));
-                    }
-                    _ => self.print(&truncate(&line, (self.width)())),
+                blob.outcome = Some(outcome);
+            }
+            Event::Status(text) => {
+                let text = displayed(&text);
+                let exported =
+                    text.starts_with("pushed ") || text.starts_with("loaded into docker");
+                if exported && self.building() {
+                    let index = self.exporting(now);
+                    self.steps[index].notes.push(text);
+                } else {
+                    self.entries.push(Entry::Status(text));
                 }
             }
-            Event::Status(text) => self.print(&displayed(&text)),
             Event::Summary(summary) => {
-                for line in summary.lines(&self.transfers) {
-                    self.print(&line);
+                let index = self.exporting(now);
+                let export = &mut self.steps[index];
+                export.notes.push(format!("writing image {}", summary.id));
+                for name in &summary.names {
+                    export.notes.push(displayed(&format!("naming to {name}")));
                 }
+                export.end(State::Done, now);
+                self.summary = summary.lines(&self.transfers);
             }
+        }
+        if self
+            .last_draw
+            .is_none_or(|at| now.duration_since(at) >= FRAME)
+        {
+            self.draw(now, false);
         }
     }
 
-    fn step(&mut self, step: StepProgress) {
+    fn step(&mut self, step: StepProgress, now: Instant) {
         match step {
             StepProgress::Started { id, name } => {
-                let title = displayed(&format!("#{id} {name}"));
-                let line = self.multi.add(
-                    ProgressBar::new_spinner()
-                        .with_style(self.step_style.clone())
-                        .with_message(title.clone()),
-                );
-                line.enable_steady_tick(TICK);
-                self.steps.insert(
-                    id,
-                    RunningStep {
-                        title,
-                        line,
-                        tail: Tail::new(TAIL_LINES),
-                        tail_lines: Vec::new(),
-                    },
-                );
+                self.ids.insert(id, self.steps.len());
+                self.entries.push(Entry::Step(self.steps.len()));
+                self.steps.push(Step::new(displayed(&name), now, false));
             }
             StepProgress::Output { id, line, .. } => {
-                if let Some(step) = self.steps.get_mut(&id) {
+                if let Some(step) = self.by_id(id) {
                     step.tail.push(&line);
-                    while step.tail_lines.len() < step.tail.lines().len() {
-                        let after = step.tail_lines.last().unwrap_or(&step.line);
-                        let bar = self.multi.insert_after(
-                            after,
-                            ProgressBar::new_spinner().with_style(self.tail_style.clone()),
-                        );
-                        step.tail_lines.push(bar);
-                    }
-                    for (bar, text) in step.tail_lines.iter().zip(step.tail.lines()) {
-                        bar.set_message(text.to_owned());
-                    }
                 }
             }
             StepProgress::Work { id, work } => {
-                if let Some(step) = self.steps.get(&id) {
-                    let message = match work.state {
-                        WorkState::Finished => step.title.clone(),
-                        _ => displayed(&format!("{} · {}", step.title, work.text())),
+                if let Some(step) = self.by_id(id) {
+                    step.work = match work.state {
+                        WorkState::Finished => None,
+                        _ => Some(displayed(&work.text())),
                     };
-                    step.line.set_message(message);
                 }
             }
-            StepProgress::Cached { id } => self.collapse(id, "CACHED".to_owned()),
-            StepProgress::Done { id, elapsed } => {
-                self.collapse(id, format!("{:.1}s", elapsed.as_secs_f64()));
-            }
-            StepProgress::Missed { .. } => self.print(&displayed(&step.line())),
+            StepProgress::Cached { id } => self.end(id, |_| State::Cached, now),
+            StepProgress::Done { id, elapsed } => self.end(id, |_| State::Done(elapsed), now),
+            // The report after the view shows the error and the step's
+            // last lines of output: said once, not here too.
             StepProgress::Failed { id, elapsed, .. } => {
-                let tail = self.steps.get(&id).map(|s| s.tail.clone());
-                self.collapse(id, format!("ERROR {:.1}s", elapsed.as_secs_f64()));
-                for line in tail.iter().flat_map(Tail::lines) {
-                    self.print(&truncate(&format!("  │ {line}"), (self.width)()));
+                self.end(id, |_| State::Error(elapsed), now);
+            }
+            StepProgress::Missed { id, reasons } => {
+                let title = self.by_id(id).map(|s| s.title.clone()).unwrap_or_default();
+                let text = displayed(&format!("{title}: cache miss: {}", reasons.join("; ")));
+                self.entries.push(Entry::Status(text));
+            }
+        }
+    }
+
+    /// An internal phase: a step titled `[internal] NAME` whose detail
+    /// stays under it.
+    fn internal(&mut self, name: String, state: InternalState, now: Instant) {
+        let index = match self.internal.get(&name) {
+            Some(&index) => index,
+            None => {
+                let index = self.steps.len();
+                let title = displayed(&format!("[internal] {name}"));
+                self.steps.push(Step::new(title, now, true));
+                self.entries.push(Entry::Step(index));
+                self.internal.insert(name, index);
+                index
+            }
+        };
+        let step = &mut self.steps[index];
+        match state {
+            InternalState::Started => {}
+            InternalState::Done { detail } => {
+                step.notes.extend(detail.map(|d| displayed(&d)));
+                step.end(State::Done, now);
+            }
+            InternalState::Failed => step.end(State::Error, now),
+        }
+    }
+
+    fn by_id(&mut self, id: u64) -> Option<&mut Step> {
+        self.ids.get(&id).map(|&index| &mut self.steps[index])
+    }
+
+    fn end(&mut self, id: u64, state: impl FnOnce(Duration) -> State, now: Instant) {
+        if let Some(step) = self.by_id(id) {
+            step.end(state, now);
+            self.last_end = Some(now);
+        }
+    }
+
+    /// Whether this is a build's view (not a pull's or a push's).
+    fn building(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
+    /// Puts a blob's line where it belongs: under the step that waits for
+    /// it (a build's download) or the export group (a build's upload),
+    /// else on its own (`builder pull`, `builder push`).
+    fn place(&mut self, digest: &Digest, direction: Direction, now: Instant) {
+        let owner = match direction {
+            Direction::Upload if self.building() => Some(self.exporting(now)),
+            Direction::Upload => None,
+            Direction::Download => self.owner_of_download(),
+        };
+        match owner {
+            Some(index) => self.steps[index].blobs.push(digest.clone()),
+            None => self.entries.push(Entry::Blob(digest.clone())),
+        }
+    }
+
+    /// The step a download belongs to: the latest running `FROM`, else
+    /// the latest running step; none outside a build.
+    fn owner_of_download(&self) -> Option<usize> {
+        let running = || {
+            self.steps
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, s)| s.running() && !s.keeps_details)
+        };
+        running()
+            .find(|(_, s)| s.title.contains("] FROM "))
+            .or_else(|| running().next())
+            .map(|(index, _)| index)
+    }
+
+    /// The `exporting to image` group, begun where the last step ended
+    /// when this is the first thing exported.
+    fn exporting(&mut self, now: Instant) -> usize {
+        if let Some(index) = self.export {
+            return index;
+        }
+        let index = self.steps.len();
+        let since = self.last_end.unwrap_or(now);
+        self.steps
+            .push(Step::new("exporting to image".to_owned(), since, true));
+        self.entries.push(Entry::Step(index));
+        self.export = Some(index);
+        index
+    }
+
+    /// The view's lines: the header, then each entry with what is under it.
+    fn lines(&self, now: Instant, width: usize, last: bool) -> Vec<(String, Tone)> {
+        let finished = self.steps.iter().filter(|s| !s.running()).count();
+        let header = format!(
+            "[+] Building {:.1}s ({finished}/{}){}",
+            now.saturating_duration_since(self.began).as_secs_f64(),
+            self.steps.len(),
+            if last { " FINISHED" } else { "" }
+        );
+        // Only a build has a header: a pull or a push shows its blobs.
+        let mut lines: Vec<(String, Tone)> = self
+            .building()
+            .then(|| {
+                let tone = if last { Tone::Done } else { Tone::Plain };
+                (cut(&header, width), tone)
+            })
+            .into_iter()
+            .collect();
+        for entry in &self.entries {
+            match entry {
+                Entry::Step(index) => self.step_lines(&self.steps[*index], now, width, &mut lines),
+                Entry::Status(text) => lines.push((cut(text, width), Tone::of_status(text))),
+                Entry::Blob(digest) => {
+                    if let Some(blob) = self.blobs.get(digest) {
+                        let line = match &blob.outcome {
+                            Some(BlobOutcome::Transferred) => fit(
+                                &finished_line(digest, blob),
+                                &human_bytes(blob.total.unwrap_or(0).max(blob.done)),
+                                width,
+                            ),
+                            _ => cut(&blob.line(digest), width),
+                        };
+                        lines.push((line, Tone::Plain));
+                    }
                 }
-                self.print(&displayed(&step.line()));
             }
         }
+        lines
     }
 
-    /// Collapses what is still running when the stream ends early (the
-    /// build failed in another stage or was interrupted): steps as
-    /// `CANCELED`, blobs without a line.
-    fn cancel_the_rest(&mut self) {
-        let mut ids: Vec<u64> = self.steps.keys().copied().collect();
-        ids.sort_unstable();
-        for id in ids {
-            self.collapse(id, "CANCELED".to_owned());
+    fn step_lines(&self, step: &Step, now: Instant, width: usize, lines: &mut Vec<(String, Tone)>) {
+        let (label, time, tone) = match step.state {
+            State::Running { since } => ("", now.saturating_duration_since(since), Tone::Plain),
+            State::Done(took) => ("", took, Tone::Done),
+            State::Cached => ("CACHED ", Duration::ZERO, Tone::Done),
+            State::Error(took) => ("ERROR ", took, Tone::Error),
+            State::Canceled(took) => ("CANCELED ", took, Tone::Warning),
+        };
+        let time = format!("{:.1}s", time.as_secs_f64());
+        lines.push((
+            fit(&format!(" => {label}{}", step.title), &time, width),
+            tone,
+        ));
+        if !step.running() && !step.keeps_details {
+            return;
         }
-        for (_, bar) in std::mem::take(&mut self.blobs) {
-            self.drop_bar(&bar);
-        }
-    }
-
-    /// Replaces a running step by its permanent one-line form.
-    fn collapse(&mut self, id: u64, suffix: String) {
-        if let Some(step) = self.steps.remove(&id) {
-            for bar in step.tail_lines.iter().chain([&step.line]) {
-                self.drop_bar(bar);
+        let under = |text: &str| cut(&format!(" => => {text}"), width);
+        let sub_tone = if step.running() { Tone::Plain } else { tone };
+        for digest in &step.blobs {
+            if let Some(blob) = self.blobs.get(digest) {
+                lines.push((under(&blob.line(digest)), sub_tone));
             }
-            self.print(&fit(&step.title, &suffix, (self.width)()));
+        }
+        for note in &step.notes {
+            lines.push((under(note), sub_tone));
+        }
+        if let Some(work) = &step.work {
+            lines.push((under(work), sub_tone));
+        }
+        for line in step.tail.lines() {
+            lines.push((under(&format!("# {line}")), sub_tone));
         }
     }
 
-    fn drop_bar(&self, bar: &ProgressBar) {
-        bar.finish_and_clear();
-        self.multi.remove(bar);
+    /// Redraws the view over the last one: only its last rows while it is
+    /// taller than the terminal, all of it when `last`.
+    fn draw(&mut self, now: Instant, last: bool) {
+        let (width, height) = (self.size)();
+        let mut lines = self.lines(now, width, last);
+        let room = height.saturating_sub(1).max(2);
+        if !last && lines.len() > room {
+            // The header, then what fits of the end.
+            let header = usize::from(self.building());
+            lines.drain(header..header + lines.len() - room);
+        }
+        let mut frame = String::new();
+        if self.drawn > 0 {
+            frame.push_str(&format!("\r\x1b[{}A", self.drawn));
+        }
+        for (line, tone) in &lines {
+            frame.push_str("\r\x1b[2K");
+            match tone.code().filter(|_| self.colour) {
+                Some(code) => frame.push_str(&format!("{code}{line}\x1b[0m\n")),
+                None => frame.push_str(&format!("{line}\n")),
+            }
+        }
+        // What is left of a taller view before.
+        frame.push_str("\r\x1b[J");
+        let _ = self.out.write_all(frame.as_bytes());
+        let _ = self.out.flush();
+        self.drawn = lines.len();
+        self.last_draw = Some(now);
     }
 
-    /// A permanent line above the live area.
-    fn print(&self, line: &str) {
-        let _ = self.multi.println(line);
+    /// Ends the view: what still runs (the build failed elsewhere or was
+    /// interrupted) as `CANCELED`, the whole view once more, then the
+    /// summary of a successful build. Nothing is redrawn after it.
+    fn finish(&mut self, now: Instant) {
+        for step in &mut self.steps {
+            step.end(State::Canceled, now);
+        }
+        self.draw(now, true);
+        let (width, _) = (self.size)();
+        let summary: String = self
+            .summary
+            .iter()
+            .map(|line| format!("\r{}\n", cut(line, width)))
+            .collect();
+        let _ = self.out.write_all(summary.as_bytes());
+        let _ = self.out.flush();
+        self.drawn = 0;
     }
 }
 
-/// The style of a blob's bar for a terminal `width` columns wide.
-fn blob_style(width: usize) -> ProgressStyle {
-    let template = if width >= BAR_MIN_WIDTH {
-        "{prefix} {msg:11} {wide_bar} {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}"
-    } else {
-        "{prefix} {wide_msg}"
-    };
-    ProgressStyle::with_template(template)
-        .expect("a valid constant template")
-        .progress_chars("=> ")
-}
-
-/// The width of the terminal on stderr (80 when it cannot be known).
-fn terminal_width() -> usize {
-    rustix::termios::tcgetwinsize(std::io::stderr())
-        .ok()
-        .map(|size| usize::from(size.ws_col))
-        .filter(|&columns| columns > 0)
-        .unwrap_or(80)
+/// A transferred blob's line without its size (which [`fit`] puts at the
+/// right edge).
+fn finished_line(digest: &Digest, blob: &Blob) -> String {
+    finished(digest, blob.direction, &BlobOutcome::Transferred)
 }
 
 /// `text` and `suffix` on one line `width` columns wide: the suffix at
-/// the right edge, the text cut to fit before it.
+/// the right edge, the text cut to fit before it (ending in `…`).
 pub fn fit(text: &str, suffix: &str, width: usize) -> String {
     let room = width.saturating_sub(suffix.width() + 1);
-    let text = truncate(text, room);
+    let text = cut(text, room);
     let padding = room.saturating_sub(text.width());
     truncate(&format!("{text}{} {suffix}", " ".repeat(padding)), width)
+}
+
+/// `text` if it fits in `width` columns, else its longest start that fits
+/// with `…` after it.
+pub fn cut(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_owned();
+    }
+    let mut kept = truncate(text, width.saturating_sub(CUT.width()));
+    if width >= CUT.width() {
+        kept.push_str(CUT);
+    }
+    kept
 }
 
 /// The longest start of `text` that fits in `width` columns.
@@ -273,122 +621,294 @@ pub fn truncate(text: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use indicatif::TermLike;
-    use std::sync::{Arc, Mutex};
 
-    /// A terminal 40 columns wide that records what is drawn on it as the
-    /// escape sequences a real one would get.
-    #[derive(Debug, Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<u8>>>);
-
-    impl Recorder {
-        fn put(&self, text: &str) -> std::io::Result<()> {
-            self.0.lock().unwrap().extend_from_slice(text.as_bytes());
-            Ok(())
-        }
-
-        /// Moves the cursor `n` cells in `direction` (as a terminal does,
-        /// nothing for 0, which an escape sequence would take as 1).
-        fn moved(&self, n: usize, direction: char) -> std::io::Result<()> {
-            match n {
-                0 => Ok(()),
-                n => self.put(&format!("\x1b[{n}{direction}")),
-            }
-        }
-
-        /// The non-blank rows a terminal shows after all that was drawn.
-        fn rows(&self) -> Vec<String> {
-            let size = |n| std::num::NonZeroU16::new(n).unwrap();
-            let mut terminal = vt100::Parser::new(size(50), size(40), 0);
-            terminal.process(&self.0.lock().unwrap());
-            terminal
-                .screen()
-                .rows(0, 40)
-                .map(|row| row.trim_end().to_owned())
-                .filter(|row| !row.is_empty())
-                .collect()
-        }
+    /// The rows a terminal of 40 × 30 shows after `drawn` (right-trimmed,
+    /// blank ones left out).
+    fn rows(drawn: &[u8]) -> Vec<String> {
+        rows_at(drawn, 40)
     }
 
-    impl TermLike for Recorder {
-        fn width(&self) -> u16 {
-            40
-        }
-        fn height(&self) -> u16 {
-            50
-        }
-        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-            self.moved(n, 'A')
-        }
-        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
-            self.moved(n, 'B')
-        }
-        fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-            self.moved(n, 'C')
-        }
-        fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-            self.moved(n, 'D')
-        }
-        fn write_line(&self, s: &str) -> std::io::Result<()> {
-            self.put(&format!("{s}\r\n"))
-        }
-        fn write_str(&self, s: &str) -> std::io::Result<()> {
-            self.put(s)
-        }
-        fn clear_line(&self) -> std::io::Result<()> {
-            self.put("\r\x1b[2K")
-        }
-        fn flush(&self) -> std::io::Result<()> {
-            Ok(())
-        }
+    /// The rows of a terminal `columns` × 30, as [`rows`].
+    fn rows_at(drawn: &[u8], columns: u16) -> Vec<String> {
+        let size = |n| std::num::NonZeroU16::new(n).unwrap();
+        let mut terminal = vt100::Parser::new(size(30), size(columns), 0);
+        terminal.process(drawn);
+        terminal
+            .screen()
+            .rows(0, columns)
+            .map(|row| row.trim_end().to_owned())
+            .filter(|row| !row.is_empty())
+            .collect()
+    }
+
+    fn screen(colour: bool) -> Screen<Vec<u8>> {
+        Screen::new(Vec::new(), || (40, 30), colour)
     }
 
     #[test]
-    fn a_failed_step_keeps_its_tail_and_unfinished_steps_are_canceled() {
-        let terminal = Recorder::default();
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(
-            terminal.clone(),
-        )));
-        let mut screen = Screen::new(multi, || 40);
+    fn a_failed_step_is_one_red_line_and_unfinished_steps_are_canceled() {
+        let mut screen = screen(true);
+        let now = screen.began;
         let step = Event::Step;
-        screen.show(step(StepProgress::Started {
-            id: 1,
-            name: "[1/2] RUN make".into(),
-        }));
-        for n in 1..=8 {
-            screen.show(step(StepProgress::Output {
+        screen.show(
+            step(StepProgress::Started {
                 id: 1,
-                elapsed: Duration::from_millis(n),
-                line: format!("line {n}\u{1b}[1A"),
-            }));
+                name: "[1/2] RUN make".into(),
+            }),
+            now,
+        );
+        for n in 1..=8 {
+            screen.show(
+                step(StepProgress::Output {
+                    id: 1,
+                    elapsed: Duration::from_millis(n),
+                    line: format!("line {n}\u{1b}[1A"),
+                }),
+                now,
+            );
         }
-        screen.show(step(StepProgress::Started {
-            id: 2,
-            name: "[2/2] COPY a-very-long-name-that-does-not-fit /x".into(),
-        }));
-        screen.show(Event::Status("warning: x".into()));
-        screen.show(step(StepProgress::Failed {
-            id: 1,
-            elapsed: Duration::from_millis(300),
-            message: "exit code 2".into(),
-        }));
-        screen.cancel_the_rest();
-        drop(screen);
+        screen.show(
+            step(StepProgress::Started {
+                id: 2,
+                name: "[2/2] COPY a-very-long-name-that-does-not-fit /x".into(),
+            }),
+            now,
+        );
+        screen.draw(now, false);
+        let live = rows(&screen.out);
+        assert_eq!(live[0], "[+] Building 0.0s (0/2)");
+        assert!(live.contains(&" => => # line 8".to_owned()), "{live:#?}");
+        assert!(!live.contains(&" => => # line 2".to_owned()), "{live:#?}");
+        screen.show(Event::Status("warning: x".into()), now);
+        screen.show(
+            step(StepProgress::Failed {
+                id: 1,
+                elapsed: Duration::from_millis(300),
+                message: "exit code 2".into(),
+            }),
+            now,
+        );
+        screen.finish(now + Duration::from_millis(300));
+        let text = String::from_utf8_lossy(&screen.out).into_owned();
+        assert!(
+            text.contains("\x1b[31m => ERROR [1/2] RUN make"),
+            "{text:?}"
+        );
+        assert!(text.contains("\x1b[33m => CANCELED"), "{text:?}");
         assert_eq!(
-            terminal.rows(),
+            rows(&screen.out),
             [
+                "[+] Building 0.3s (2/2) FINISHED",
+                " => ERROR [1/2] RUN make            0.3s",
+                " => CANCELED [2/2] COPY a-very-lon… 0.3s",
                 "warning: x",
-                "#1 [1/2] RUN make             ERROR 0.3s",
-                "  │ line 3",
-                "  │ line 4",
-                "  │ line 5",
-                "  │ line 6",
-                "  │ line 7",
-                "  │ line 8",
-                "#1 ERROR 0.3s: exit code 2",
-                "#2 [2/2] COPY a-very-long-name- CANCELED",
             ]
         );
+    }
+
+    #[test]
+    fn blobs_live_under_their_step_and_go_with_it() {
+        let mut screen = screen(false);
+        let now = screen.began;
+        let layer = crate::digest::sha256(b"layer");
+        screen.show(
+            Event::Step(StepProgress::Started {
+                id: 1,
+                name: "[1/2] FROM docker.io/library/busybox:latest".into(),
+            }),
+            now,
+        );
+        screen.show(
+            Event::BlobStarted {
+                digest: layer.clone(),
+                direction: Direction::Download,
+                total: Some(2048),
+            },
+            now,
+        );
+        screen.show(
+            Event::BlobFinished {
+                digest: layer.clone(),
+                direction: Direction::Download,
+                outcome: BlobOutcome::Transferred,
+            },
+            now,
+        );
+        screen.draw(now, false);
+        let hex = &layer.digest()[..12];
+        let live = rows(&screen.out);
+        assert!(
+            live.contains(&format!(" => => {hex} downloaded 2.0 KiB")),
+            "{live:#?}"
+        );
+        screen.show(
+            Event::Status(format!("pulled docker.io/library/busybox:latest ({layer})")),
+            now,
+        );
+        screen.show(
+            Event::Step(StepProgress::Done {
+                id: 1,
+                elapsed: Duration::from_millis(100),
+            }),
+            now,
+        );
+        screen.finish(now);
+        let rows = rows(&screen.out);
+        assert!(!rows.iter().any(|row| row.contains(hex)), "{rows:#?}");
+        assert_eq!(rows[2], "pulled docker.io/library/busybox:latest…");
+        assert!(rows.iter().all(|row| row.width() <= 40), "{rows:#?}");
+        let drawn = String::from_utf8_lossy(&screen.out).into_owned();
+        assert!(!drawn.contains("\x1b[34m") && !drawn.contains("\x1b[0m"));
+    }
+
+    #[test]
+    fn internal_phases_are_steps_of_their_own_with_their_detail() {
+        let mut screen = screen(false);
+        let now = screen.began;
+        screen.show(
+            Event::Internal {
+                name: "load build definition from Dockerfile".into(),
+                state: InternalState::Done {
+                    detail: Some("transferring dockerfile: 42 B".into()),
+                },
+            },
+            now,
+        );
+        let context = "load build context".to_owned();
+        screen.show(
+            Event::Internal {
+                name: context.clone(),
+                state: InternalState::Started,
+            },
+            now,
+        );
+        screen.draw(now, false);
+        assert_eq!(rows(&screen.out)[0], "[+] Building 0.0s (1/2)");
+        screen.show(
+            Event::Internal {
+                name: context,
+                state: InternalState::Done {
+                    detail: Some("transferring context: 1.0 KiB".into()),
+                },
+            },
+            now + Duration::from_millis(200),
+        );
+        screen.finish(now + Duration::from_millis(200));
+        assert_eq!(
+            rows(&screen.out),
+            [
+                "[+] Building 0.2s (2/2) FINISHED",
+                " => [internal] load build definiti… 0.0s",
+                " => => transferring dockerfile: 42 B",
+                " => [internal] load build context   0.2s",
+                " => => transferring context: 1.0 KiB",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_follows_the_last_step_is_exporting_to_image() {
+        let mut screen = Screen::new(Vec::new(), || (100, 30), false);
+        let now = screen.began;
+        let blob = crate::digest::sha256(b"layer");
+        let id = crate::digest::sha256(b"config");
+        let later = |ms| now + Duration::from_millis(ms);
+        screen.show(
+            Event::Step(StepProgress::Started {
+                id: 1,
+                name: "[1/1] RUN true".into(),
+            }),
+            now,
+        );
+        screen.show(
+            Event::Step(StepProgress::Done {
+                id: 1,
+                elapsed: Duration::from_millis(100),
+            }),
+            later(100),
+        );
+        for event in [
+            Event::BlobStarted {
+                digest: blob.clone(),
+                direction: Direction::Upload,
+                total: Some(4096),
+            },
+            Event::BlobFinished {
+                digest: blob.clone(),
+                direction: Direction::Upload,
+                outcome: BlobOutcome::Transferred,
+            },
+            Event::Status("pushed r.example/app:1@sha256:x".into()),
+        ] {
+            screen.show(event, later(300));
+        }
+        screen.show(
+            Event::Summary(crate::progress::Summary {
+                steps_run: 1,
+                steps_cached: 0,
+                elapsed: Duration::from_millis(400),
+                manifest: crate::digest::sha256(b"manifest"),
+                id: id.clone(),
+                names: vec!["r.example/app:1".into()],
+            }),
+            later(400),
+        );
+        screen.finish(later(400));
+        let rows = rows_at(&screen.out, 100);
+        let pad = |text: &str, time: &str| format!("{text:<96}{time}");
+        assert_eq!(
+            rows[..7],
+            [
+                "[+] Building 0.4s (2/2) FINISHED".to_owned(),
+                pad(" => [1/1] RUN true", "0.1s"),
+                pad(" => exporting to image", "0.3s"),
+                format!(" => => {} pushed 4.0 KiB", &blob.digest()[..12]),
+                " => => pushed r.example/app:1@sha256:x".to_owned(),
+                format!(" => => writing image {id}"),
+                " => => naming to r.example/app:1".to_owned(),
+            ]
+        );
+        assert!(
+            rows[7].starts_with("built in 0.4s: 1 step run"),
+            "{rows:#?}"
+        );
+    }
+
+    #[test]
+    fn a_tall_view_shows_its_header_and_last_rows_until_it_ends() {
+        let mut screen = Screen::new(Vec::new(), || (40, 6), false);
+        let now = screen.began;
+        for id in 1..=10 {
+            screen.show(
+                Event::Step(StepProgress::Started {
+                    id,
+                    name: format!("[{id}/10] RUN step"),
+                }),
+                now,
+            );
+            screen.show(Event::Step(StepProgress::Cached { id }), now);
+        }
+        screen.draw(now, false);
+        assert_eq!(screen.drawn, 5);
+        screen.finish(now);
+        let rows = rows(&screen.out);
+        assert_eq!(rows.len(), 11, "{rows:#?}");
+        assert_eq!(rows[0], "[+] Building 0.0s (10/10) FINISHED");
+    }
+
+    #[test]
+    fn colour_is_off_for_no_color_and_dumb_terminals() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        assert!(colour_wanted(env(&[("TERM", "xterm")])));
+        assert!(colour_wanted(env(&[("NO_COLOR", "")])));
+        assert!(!colour_wanted(env(&[("NO_COLOR", "1")])));
+        assert!(!colour_wanted(env(&[("TERM", "dumb")])));
     }
 
     #[test]
@@ -399,7 +919,7 @@ mod tests {
 
     #[test]
     fn fit_cuts_the_text_not_the_suffix() {
-        assert_eq!(fit("#2 RUN make all", "1.2s", 12), "#2 RUN  1.2s");
+        assert_eq!(fit("#2 RUN make all", "1.2s", 12), "#2 RUN… 1.2s");
         // Too narrow even for the suffix: cut at the edge all the same.
         assert_eq!(fit("#2 RUN make", "CACHED", 4), " CAC");
     }
@@ -410,5 +930,7 @@ mod tests {
         // Wide characters take two columns and are not split.
         assert_eq!(truncate("日本語", 5), "日本");
         assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(cut("日本語", 5), "日本…");
+        assert_eq!(cut("abc", 3), "abc");
     }
 }

@@ -13,7 +13,8 @@ use crate::exec::rootfs::RootfsView;
 use crate::exec::{Executor, LayerRef};
 use crate::image::{PlatformSpec, Reference};
 use crate::plan::{Graph, StepKind};
-use crate::progress::{Event, ProgressSender, StepProgress};
+use crate::progress::plain::human_bytes;
+use crate::progress::{Event, InternalState, ProgressSender, StepProgress};
 use crate::sandbox::Sandbox;
 use crate::sandbox::emulation::{EmulationError, Emulator, Execution};
 use crate::store::Store;
@@ -143,16 +144,50 @@ impl Shared {
         self.progress.send(Event::Status(text));
     }
 
+    /// Runs `work` as the phase `name` the tty view shows as buildx's
+    /// `[internal] NAME`; `detail` says what it moved.
+    fn phase<T, E>(
+        &self,
+        name: &str,
+        work: impl FnOnce() -> Result<T, E>,
+        detail: impl FnOnce(&T) -> Option<String>,
+    ) -> Result<T, E> {
+        let event = |state| Event::Internal {
+            name: name.to_owned(),
+            state,
+        };
+        self.progress.send(event(InternalState::Started));
+        let outcome = work();
+        self.progress.send(event(match &outcome {
+            Ok(value) => InternalState::Done {
+                detail: detail(value),
+            },
+            Err(_) => InternalState::Failed,
+        }));
+        outcome
+    }
+
     /// The build context as a root filesystem, `.dockerignore` applied.
     pub async fn context(&self) -> Result<Arc<RootfsView>, super::StepError> {
         self.context
             .get_or_try_init(|| async {
                 let dir = &self.options.context;
-                let ignore =
-                    crate::ignore::IgnoreFile::for_build(dir, self.options.dockerfile.as_deref())?;
+                let dockerfile = self.options.dockerfile.as_deref();
+                let ignore = self.phase(
+                    "load .dockerignore",
+                    || crate::ignore::IgnoreFile::for_build(dir, dockerfile),
+                    |_| None,
+                )?;
                 let matcher = ignore.as_ref().map(|f| f.matcher()).transpose()?;
-                let entries =
-                    tokio::task::block_in_place(|| crate::context::walk(dir, matcher.as_ref()))?;
+                let walk = || crate::context::walk(dir, matcher.as_ref());
+                let entries = self.phase(
+                    "load build context",
+                    || tokio::task::block_in_place(walk),
+                    |entries| {
+                        let bytes = entries.iter().map(|e| e.size).sum();
+                        Some(format!("transferring context: {}", human_bytes(bytes)))
+                    },
+                )?;
                 Ok(Arc::new(RootfsView::context(dir, &entries)?))
             })
             .await
