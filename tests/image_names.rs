@@ -39,8 +39,14 @@ fn add_image(store: &Store, names: &[&str], label: &str, created: &str) -> Strin
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux",{created}"config":{{"Labels":{{"l":"{label}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
     );
+    add_config(store, names, &config, label.as_bytes()).0
+}
+
+/// Stores an image of `config` and one layer, names it `names`, and
+/// returns its ID and manifest.
+fn add_config(store: &Store, names: &[&str], config: &str, layer: &[u8]) -> (String, Descriptor) {
     let config = put(store, MediaType::ImageConfig, config.as_bytes());
-    let layer = put(store, MediaType::ImageLayerGzip, label.as_bytes());
+    let layer = put(store, MediaType::ImageLayerGzip, layer);
     let manifest = new_manifest(config.clone(), vec![layer]);
     let desc = put(
         store,
@@ -53,7 +59,7 @@ fn add_image(store: &Store, names: &[&str], label: &str, created: &str) -> Strin
             .set(&Reference::parse(name).unwrap(), desc.clone())
             .unwrap();
     }
-    config.digest().to_string()
+    (config.digest().to_string(), desc)
 }
 
 fn stdout(cmd: &mut Command) -> String {
@@ -333,6 +339,82 @@ fn inspect_format_reads_the_shown_json() {
         ])),
         "lab {\"l\":\"lab\"} linux\n"
     );
+}
+
+#[test]
+fn templates_range_if_and_functions_as_docker_users_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let store = Store::open(root).unwrap();
+    let config = r#"{"architecture":"amd64","os":"linux","created":"2020-01-01T00:00:00Z",
+        "config":{"Env":["PATH=/bin","HOME=/root"],"Labels":{"v":"2","a":"x"},"Cmd":["sh"]},
+        "rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let (id, _) = add_config(&store, &["app:1"], config, b"app");
+    let (_, dangling) = add_config(&store, &[], &config.replace("2020", "2021"), b"other");
+    store
+        .refs()
+        .set(
+            &Reference::parse(&format!("other@{}", dangling.digest())).unwrap(),
+            dangling.clone(),
+        )
+        .unwrap();
+    let inspect = |format: &str| stdout(builder(root).args(["inspect", "-f", format, "app:1"]));
+    assert_eq!(
+        inspect("{{range .config.config.Env}}{{println .}}{{end}}"),
+        "PATH=/bin\nHOME=/root\n\n"
+    );
+    assert_eq!(
+        inspect(r#"{{range $k, $v := .config.config.Labels}}{{$k}}={{$v}}{{"\n"}}{{end}}"#),
+        "a=x\nv=2\n\n"
+    );
+    assert_eq!(
+        inspect(
+            r#"{{with .config.config.Entrypoint}}{{json .}}{{else}}{{printf "%q" .config.config.Cmd}}{{end}} {{len .config.config.Env}} {{title .config.os}}"#
+        ),
+        "[\"sh\"] 2 Linux\n"
+    );
+    // Rows whose template prints nothing are empty lines, as docker prints them.
+    let short = &id.trim_start_matches("sha256:")[..12];
+    let dangling_id = stdout(builder(root).args(["images", "-q", "-f", "dangling=true"]));
+    assert_eq!(
+        stdout(builder(root).args([
+            "images",
+            "--format",
+            r#"{{if eq .Tag "<none>"}}{{.ID}}{{end}}"#
+        ])),
+        format!("{dangling_id}\n")
+    );
+    assert_eq!(
+        stdout(builder(root).args([
+            "images",
+            "--format",
+            r#"{{.Repository}}{{if ne .Tag "<none>"}}:{{.Tag}}{{else}}@{{.Digest}}{{end}} {{.ID}}"#
+        ])),
+        format!("other@{} {}app:1 {short}\n", dangling.digest(), dangling_id)
+    );
+    // A template that cannot be read is a usage error (2) naming the column;
+    // one that fails on the data an error (1) naming it too.
+    builder(root)
+        .args(["inspect", "-f", "{{range .config}}x", "app:1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "column 19: {{range}} at column 1 has no {{end}}",
+        ));
+    builder(root)
+        .args(["images", "--format", "{{if}}{{end}}"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "column 1: missing value for {{if}}",
+        ));
+    builder(root)
+        .args(["inspect", "-f", "{{.id.x}}", "app:1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "column 3: can't evaluate field x in type string",
+        ));
 }
 
 #[test]
