@@ -83,6 +83,41 @@ fn bash_completion_offers_the_image_names_in_the_store() {
     // Flags and other commands still complete as clap's script does.
     assert_eq!(complete("builder inspect --rem"), "--remote");
     assert_eq!(complete("builder ima"), "images");
+    // After global flags, and with `--root` the store listed is that one.
+    let other = home.path().join("other-store");
+    builder(home.path())
+        .arg("--root")
+        .arg(&other)
+        .args(["build", "-q", "-t", "elsewhere:1"])
+        .arg(&context)
+        .assert()
+        .success();
+    let other = other.display();
+    assert_eq!(
+        complete(&format!("builder --root {other} inspect ''")),
+        "elsewhere:1"
+    );
+    assert_eq!(
+        complete(&format!("builder --root={other} rmi -f ''")),
+        "elsewhere:1"
+    );
+    assert_eq!(
+        complete(&format!("builder --root {other} build -t ''")),
+        "elsewhere:1"
+    );
+    assert_eq!(
+        complete("builder --insecure-registry h:5 inspect ap"),
+        "app:1"
+    );
+    assert_eq!(complete("builder build --tag ''"), "app:1 other/tool:2");
+    assert_eq!(
+        complete("builder --root /x --insecure-registry h:5 ima"),
+        "images"
+    );
+    assert_eq!(complete("builder --root /x inspect --rem"), "--remote");
+    // The word after a flag that takes a value is that value, not an image.
+    assert!(!complete("builder inspect -f ''").contains("app:1"));
+    assert!(!complete("builder save -o ''").contains("app:1"));
     for shell in ["zsh", "fish"] {
         let assert = builder(home.path())
             .args(["completions", shell])
@@ -90,7 +125,7 @@ fn bash_completion_offers_the_image_names_in_the_store() {
             .success();
         let script = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
         assert!(
-            script.contains("builder images --filter dangling=false --format"),
+            script.contains("images --filter dangling=false --format"),
             "{shell}"
         );
     }
