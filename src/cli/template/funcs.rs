@@ -13,6 +13,10 @@ pub(super) const FUNCTIONS: &[&str] = &[
     "or", "pad", "print", "printf", "println", "split", "title", "truncate", "upper",
 ];
 
+/// The widest `printf` width or precision, or `pad`: Go's `fmt` allows
+/// 10⁶, Rust's formatter 65535.
+const MAX_WIDTH: usize = u16::MAX as usize;
+
 /// Go's truth: false, 0, `""`, nil, and empty lists and maps are false.
 pub(super) fn truth(value: &Value) -> bool {
     match value {
@@ -167,12 +171,18 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
     })
 }
 
-/// A non-negative integer argument.
+/// A non-negative integer argument, at most [`MAX_WIDTH`].
 fn count(value: &Value) -> Result<usize, String> {
     value
         .as_u64()
         .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| format!("expected a non-negative integer, not {}", go_text(value)))
+        .filter(|n| *n <= MAX_WIDTH)
+        .ok_or_else(|| {
+            format!(
+                "expected an integer from 0 to {MAX_WIDTH}, not {}",
+                go_text(value)
+            )
+        })
 }
 
 fn index(value: &Value, key: &Value) -> Result<Value, String> {
@@ -284,10 +294,19 @@ fn printf(format: &str, args: &[Value]) -> String {
             }
             digits.parse::<usize>().ok()
         };
-        let width = number(&mut chars);
+        // Too wide or too precise: said, and the verb printed without.
+        let mut bounded = |limit: Option<usize>, complaint: &str| match limit {
+            Some(n) if n > MAX_WIDTH => {
+                out.push_str(complaint);
+                None
+            }
+            other => other,
+        };
+        let width = bounded(number(&mut chars), "%!(BADWIDTH)");
         let precision = chars
             .next_if_eq(&'.')
             .map(|_| number(&mut chars).unwrap_or(0));
+        let precision = bounded(precision, "%!(BADPREC)");
         let Some(verb) = chars.next() else {
             out.push_str("%!(NOVERB)");
             break;

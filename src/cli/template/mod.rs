@@ -237,6 +237,10 @@ mod tests {
                 "true true",
             ),
             ("{{pad .N 1 2}}|{{truncate .Name 5}}", " 42  |hello"),
+            (
+                r#"{{printf "%2000000s|%.70000f" "a" 1}}"#,
+                "%!(BADWIDTH)a|%!(BADPREC)1.000000",
+            ),
             ("{{(index .M \"k\") | upper}}", "V"),
         ] {
             assert_eq!(render(format, &data), shown, "{format}");

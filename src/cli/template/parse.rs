@@ -71,6 +71,11 @@ pub(super) enum Operand {
     Nested(Box<Pipeline>),
 }
 
+/// How deep blocks and parentheses may nest (each level is a frame of
+/// the parser and of the run: a bound keeps a silly format from
+/// overflowing the stack).
+const MAX_NESTING: usize = 200;
+
 /// How a list of nodes ended.
 enum Stop {
     Eof,
@@ -86,6 +91,7 @@ pub(super) fn tree(items: Vec<Item>, length: usize) -> Result<Vec<Node>, Located
         items: items.into_iter(),
         length,
         column: 1,
+        depth: 0,
     };
     let (nodes, stop) = parser.list()?;
     match stop {
@@ -101,6 +107,8 @@ struct Parser {
     length: usize,
     /// Where the last action read starts.
     column: usize,
+    /// How many blocks are open.
+    depth: usize,
 }
 
 impl Parser {
@@ -188,6 +196,10 @@ impl Parser {
                 format!("{{{{{name}}}}} at column {opened} has no {{{{end}}}}"),
             ))
         };
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err((opened, format!("blocks nested deeper than {MAX_NESTING}")));
+        }
         let (body, stop) = self.list()?;
         let otherwise = match stop {
             Stop::End => Vec::new(),
@@ -210,6 +222,7 @@ impl Parser {
             }
             Stop::Eof => return unclosed(self),
         };
+        self.depth -= 1;
         Ok(Block {
             kind,
             pipeline,
@@ -245,7 +258,15 @@ fn pipeline(tokens: &[Spanned], column: usize, range: bool) -> Result<Pipeline, 
     let mut depth = 0usize;
     for (i, spanned) in rest.iter().enumerate() {
         match spanned.token {
-            Token::Open => depth += 1,
+            Token::Open => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err((
+                        spanned.column,
+                        format!("parentheses nested deeper than {MAX_NESTING}"),
+                    ));
+                }
+            }
             Token::Close => {
                 depth = depth
                     .checked_sub(1)
