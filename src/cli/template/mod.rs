@@ -81,7 +81,7 @@ impl Template {
 }
 
 /// A value as Go's `fmt.Print` shows it.
-pub fn go_text(value: &Value) -> String {
+fn go_text(value: &Value) -> String {
     match value {
         Value::Null => "<no value>".to_owned(),
         Value::String(text) => text.clone(),
