@@ -265,7 +265,13 @@ fn title(text: &str) -> String {
         } else {
             out.push(c);
         }
-        start = !(c.is_alphanumeric() || c == '_' || c == '\'');
+        // Go's `isSeparator`: ASCII other than letters, digits and `_`,
+        // and spaces.
+        start = if c.is_ascii() {
+            !(c.is_ascii_alphanumeric() || c == '_')
+        } else {
+            c.is_whitespace()
+        };
     }
     out
 }

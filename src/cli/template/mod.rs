@@ -218,6 +218,7 @@ mod tests {
         let data = json!({"Name": "hello world", "N": 42, "L": ["x", "y"], "M": {"k": "v"}});
         for (format, shown) in [
             ("{{title .Name}}", "Hello World"),
+            (r#"{{title "don't stop_me-now"}}"#, "Don'T Stop_me-Now"),
             ("{{upper .Name | lower}}", "hello world"),
             (r#"{{split .Name " "}}"#, "[hello world]"),
             (r#"{{index (split .Name " ") 1}}"#, "world"),
