@@ -311,3 +311,61 @@ fn the_last_cmd_and_entrypoint_win_and_an_empty_cmd_clears_it() {
     assert!(cmd.is_null() || cmd == &json!([]), "{}", cleared.runtime());
     assert_eq!(cleared.runtime()["Entrypoint"], json!(["y"]));
 }
+
+/// Checked against BuildKit 0.8 (`DOCKER_BUILDKIT=1 docker build`) and
+/// Buildah 1.28 with the same Dockerfiles: BuildKit sets `ArgsEscaped`
+/// with every CMD, shell or exec form, and not for an ENTRYPOINT alone
+/// (Buildah never sets it, so BuildKit's is followed); a metadata-only
+/// `FROM scratch` image has no `created`, in its config or its history
+/// (Buildah writes the build time; BuildKit's is followed).
+#[test]
+fn args_escaped_comes_with_cmd_and_a_scratch_image_has_no_created_time() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    for (name, dockerfile, args_escaped, cmd) in [
+        (
+            "shell-cmd",
+            "CMD echo hi",
+            Some(true),
+            json!(["/bin/sh", "-c", "echo hi"]),
+        ),
+        (
+            "exec-cmd",
+            "CMD [\"echo\", \"hi\"]",
+            Some(true),
+            json!(["echo", "hi"]),
+        ),
+        ("shell-entrypoint", "ENTRYPOINT echo hi", None, json!(null)),
+        (
+            "exec-entrypoint",
+            "ENTRYPOINT [\"echo\"]\nCMD [\"hi\"]",
+            Some(true),
+            json!(["hi"]),
+        ),
+        ("label", "LABEL a=b", None, json!(null)),
+    ] {
+        let context = home.context(name, &format!("FROM scratch\n{dockerfile}\n"));
+        let image = home.built(&context, &[]);
+        let config = image.runtime();
+        assert_eq!(
+            config.get("ArgsEscaped").and_then(|v| v.as_bool()),
+            args_escaped,
+            "{name}: {config}"
+        );
+        assert_eq!(
+            config.get("Cmd").cloned().unwrap_or_default(),
+            cmd,
+            "{name}"
+        );
+        assert!(
+            image.config.get("created").is_none(),
+            "{name}: {}",
+            image.config
+        );
+        for entry in image.config["history"].as_array().unwrap() {
+            assert!(entry.get("created").is_none(), "{name}: {entry}");
+        }
+    }
+}

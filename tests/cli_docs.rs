@@ -83,6 +83,41 @@ fn bash_completion_offers_the_image_names_in_the_store() {
     // Flags and other commands still complete as clap's script does.
     assert_eq!(complete("builder inspect --rem"), "--remote");
     assert_eq!(complete("builder ima"), "images");
+    // After global flags, and with `--root` the store listed is that one.
+    let other = home.path().join("other-store");
+    builder(home.path())
+        .arg("--root")
+        .arg(&other)
+        .args(["build", "-q", "-t", "elsewhere:1"])
+        .arg(&context)
+        .assert()
+        .success();
+    let other = other.display();
+    assert_eq!(
+        complete(&format!("builder --root {other} inspect ''")),
+        "elsewhere:1"
+    );
+    assert_eq!(
+        complete(&format!("builder --root={other} rmi -f ''")),
+        "elsewhere:1"
+    );
+    assert_eq!(
+        complete(&format!("builder --root {other} build -t ''")),
+        "elsewhere:1"
+    );
+    assert_eq!(
+        complete("builder --insecure-registry h:5 inspect ap"),
+        "app:1"
+    );
+    assert_eq!(complete("builder build --tag ''"), "app:1 other/tool:2");
+    assert_eq!(
+        complete("builder --root /x --insecure-registry h:5 ima"),
+        "images"
+    );
+    assert_eq!(complete("builder --root /x inspect --rem"), "--remote");
+    // The word after a flag that takes a value is that value, not an image.
+    assert!(!complete("builder inspect -f ''").contains("app:1"));
+    assert!(!complete("builder save -o ''").contains("app:1"));
     for shell in ["zsh", "fish"] {
         let assert = builder(home.path())
             .args(["completions", shell])
@@ -90,8 +125,100 @@ fn bash_completion_offers_the_image_names_in_the_store() {
             .success();
         let script = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
         assert!(
-            script.contains("builder images --filter dangling=false --format"),
+            script.contains("images --filter dangling=false --format"),
             "{shell}"
+        );
+    }
+}
+
+#[test]
+fn zsh_and_fish_complete_image_names_after_global_flags() {
+    let home = tempfile::tempdir().unwrap();
+    let context = home.path().join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), "FROM scratch\nLABEL a=b\n").unwrap();
+    let store = home.path().join("elsewhere");
+    builder(home.path())
+        .arg("--root")
+        .arg(&store)
+        .args(["build", "-q", "-t", "app:1", "-t", "other/tool:2"])
+        .arg(&context)
+        .assert()
+        .success();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_builder"))
+        .parent()
+        .unwrap();
+    let run = |shell: &str, script: String| {
+        let output = std::process::Command::new(shell)
+            .arg("-c")
+            .arg(script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("BUILDER_ROOT", home.path().join("default-store"))
+            .output();
+        match output {
+            Ok(output) => {
+                assert!(output.status.success(), "{shell}: {output:?}");
+                Some(String::from_utf8(output.stdout).unwrap())
+            }
+            Err(_) => {
+                eprintln!("SKIPPED: no {shell} (.ci/install installs it)");
+                None
+            }
+        }
+    };
+    let store = store.display();
+    // fish completes with its own engine (`complete -C`).
+    let fish = |line: &str| {
+        run(
+            "fish",
+            format!("builder completions fish | source; complete -C '{line}'"),
+        )
+        .map(|out| {
+            out.lines()
+                .map(|l| l.split('\t').next().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+    };
+    if let Some(names) = fish(&format!("builder --root {store} inspect ")) {
+        assert_eq!(names, ["app:1", "other/tool:2"]);
+        assert_eq!(
+            fish(&format!("builder --root={store} build -t ")).unwrap(),
+            ["app:1", "other/tool:2"]
+        );
+        assert_eq!(
+            fish(&format!("builder --root {store} rmi oth")).unwrap(),
+            ["other/tool:2"]
+        );
+        assert_eq!(
+            fish(&format!("builder --root {store} ima")).unwrap(),
+            ["images"]
+        );
+    }
+    // zsh: the function the script adds, with compadd showing what it offers
+    // (clap's own completion stands in as CLAP).
+    let zsh = |words: &str| {
+        run(
+            "zsh",
+            format!(
+                "compdef() {{ }}\neval \"$(builder completions zsh)\"\n\
+                 compadd() {{ shift; print -l ${{(P)1}} }}\n_builder() {{ print CLAP }}\n\
+                 words=({words})\nCURRENT=${{#words}}\n_builder_image_names"
+            ),
+        )
+    };
+    if let Some(names) = zsh(&format!("builder --root {store} inspect ''")) {
+        assert_eq!(names, "app:1\nother/tool:2\n");
+        assert_eq!(
+            zsh(&format!("builder --root {store} build --tag ''")).unwrap(),
+            "app:1\nother/tool:2\n"
+        );
+        assert_eq!(
+            zsh(&format!("builder --root {store} inspect -f ''")).unwrap(),
+            "CLAP\n"
+        );
+        assert_eq!(
+            zsh(&format!("builder --root {store} ima")).unwrap(),
+            "CLAP\n"
         );
     }
 }

@@ -29,13 +29,24 @@ fn put(store: &Store, media_type: MediaType, bytes: &[u8]) -> Descriptor {
 }
 
 /// Stores an image whose config carries `label` and was created at
-/// `created`, names it `names`, and returns its ID (`sha256:…`).
+/// `created` (no `created` field when empty), names it `names`, and
+/// returns its ID (`sha256:…`).
 fn add_image(store: &Store, names: &[&str], label: &str, created: &str) -> String {
+    let created = match created {
+        "" => String::new(),
+        time => format!(r#""created":"{time}","#),
+    };
     let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","created":"{created}","config":{{"Labels":{{"l":"{label}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        r#"{{"architecture":"amd64","os":"linux",{created}"config":{{"Labels":{{"l":"{label}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
     );
+    add_config(store, names, &config, label.as_bytes()).0
+}
+
+/// Stores an image of `config` and one layer, names it `names`, and
+/// returns its ID and manifest.
+fn add_config(store: &Store, names: &[&str], config: &str, layer: &[u8]) -> (String, Descriptor) {
     let config = put(store, MediaType::ImageConfig, config.as_bytes());
-    let layer = put(store, MediaType::ImageLayerGzip, label.as_bytes());
+    let layer = put(store, MediaType::ImageLayerGzip, layer);
     let manifest = new_manifest(config.clone(), vec![layer]);
     let desc = put(
         store,
@@ -48,7 +59,7 @@ fn add_image(store: &Store, names: &[&str], label: &str, created: &str) -> Strin
             .set(&Reference::parse(name).unwrap(), desc.clone())
             .unwrap();
     }
-    config.digest().to_string()
+    (config.digest().to_string(), desc)
 }
 
 fn stdout(cmd: &mut Command) -> String {
@@ -213,19 +224,20 @@ fn images_lists_docker_columns_ids_digests_and_formats() {
             "PLATFORMS"
         ]
     );
-    assert_eq!(rows[1][..3], ["app", "1", short(&old).as_str()], "{table}");
+    // Newest first, ties by name.
+    assert_eq!(rows[1][..3], ["app", "2", short(&new).as_str()], "{table}");
     assert!(rows[1][3].ends_with("years ago"), "{table}");
-    assert_eq!(rows[2][..3], ["app", "2", short(&new).as_str()], "{table}");
+    assert_eq!(rows[2][..3], ["app", "1", short(&old).as_str()], "{table}");
     assert_eq!(rows[3][..3], ["team/tool", "2", short(&old).as_str()]);
 
     // -q: each ID once; --no-trunc: whole IDs.
     assert_eq!(
         stdout(builder(root).args(["images", "-q"])),
-        format!("{}\n{}\n", short(&old), short(&new))
+        format!("{}\n{}\n", short(&new), short(&old))
     );
     assert_eq!(
         stdout(builder(root).args(["images", "-q", "--no-trunc"])),
-        format!("{old}\n{new}\n")
+        format!("{new}\n{old}\n")
     );
     // --digests adds the manifest digest after TAG.
     let digests = stdout(builder(root).args(["images", "--digests"]));
@@ -241,19 +253,19 @@ fn images_lists_docker_columns_ids_digests_and_formats() {
     // Templates, tables and JSON.
     assert_eq!(
         stdout(builder(root).args(["images", "--format", "{{.Repository}}:{{.Tag}}"])),
-        "app:1\napp:2\nteam/tool:2\n"
+        "app:2\napp:1\nteam/tool:2\n"
     );
     assert_eq!(
         stdout(builder(root).args(["images", "--format", "table {{.Repository}}\\t{{.ID}}"])),
         format!(
             "REPOSITORY   IMAGE ID\napp          {}\napp          {}\nteam/tool    {}\n",
-            short(&old),
             short(&new),
+            short(&old),
             short(&old)
         )
     );
     let json = stdout(builder(root).args(["images", "--format", "json"]));
-    let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(json.lines().nth(1).unwrap()).unwrap();
     assert_eq!(first["Repository"], "app");
     assert_eq!(first["Tag"], "1");
     assert_eq!(first["ID"], short(&old));
@@ -265,7 +277,7 @@ fn images_lists_docker_columns_ids_digests_and_formats() {
         args.extend(filter);
         stdout(builder(root).args(&args))
     };
-    assert_eq!(names(&["--filter", "reference=app"]), "app:1\napp:2\n");
+    assert_eq!(names(&["--filter", "reference=app"]), "app:2\napp:1\n");
     assert_eq!(names(&["--filter", "reference=*:2"]), "app:2\n");
     assert_eq!(names(&["--filter", "reference=team/*"]), "team/tool:2\n");
     assert_eq!(names(&["-f", "label=l=new"]), "app:2\n");
@@ -289,6 +301,31 @@ fn images_lists_docker_columns_ids_digests_and_formats() {
 }
 
 #[test]
+fn images_lists_the_newest_first_and_undated_images_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let store = Store::open(root).unwrap();
+    add_image(&store, &["undated:1"], "u", "");
+    add_image(&store, &["old:1"], "o", "2019-01-01T00:00:00Z");
+    add_image(&store, &["zeta:1", "beta:1"], "z", "2022-03-04T05:06:07Z");
+    add_image(&store, &["alpha:1"], "a", "2022-03-04T05:06:07Z");
+    add_image(&store, &["mid:1"], "m", "2020-05-05T00:00:00.5Z");
+    assert_eq!(
+        stdout(builder(root).args(["images", "--format", "{{.Repository}} {{.CreatedSince}}"]))
+            .lines()
+            .map(|l| l.split(' ').next().unwrap())
+            .collect::<Vec<_>>(),
+        ["alpha", "beta", "zeta", "mid", "old", "undated"]
+    );
+    let table = stdout(builder(root).arg("images"));
+    let last = table.lines().last().unwrap();
+    assert!(
+        last.starts_with("undated") && last.contains("N/A"),
+        "{table}"
+    );
+}
+
+#[test]
 fn inspect_format_reads_the_shown_json() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -302,6 +339,82 @@ fn inspect_format_reads_the_shown_json() {
         ])),
         "lab {\"l\":\"lab\"} linux\n"
     );
+}
+
+#[test]
+fn templates_range_if_and_functions_as_docker_users_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let store = Store::open(root).unwrap();
+    let config = r#"{"architecture":"amd64","os":"linux","created":"2020-01-01T00:00:00Z",
+        "config":{"Env":["PATH=/bin","HOME=/root"],"Labels":{"v":"2","a":"x"},"Cmd":["sh"]},
+        "rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let (id, _) = add_config(&store, &["app:1"], config, b"app");
+    let (_, dangling) = add_config(&store, &[], &config.replace("2020", "2021"), b"other");
+    store
+        .refs()
+        .set(
+            &Reference::parse(&format!("other@{}", dangling.digest())).unwrap(),
+            dangling.clone(),
+        )
+        .unwrap();
+    let inspect = |format: &str| stdout(builder(root).args(["inspect", "-f", format, "app:1"]));
+    assert_eq!(
+        inspect("{{range .config.config.Env}}{{println .}}{{end}}"),
+        "PATH=/bin\nHOME=/root\n\n"
+    );
+    assert_eq!(
+        inspect(r#"{{range $k, $v := .config.config.Labels}}{{$k}}={{$v}}{{"\n"}}{{end}}"#),
+        "a=x\nv=2\n\n"
+    );
+    assert_eq!(
+        inspect(
+            r#"{{with .config.config.Entrypoint}}{{json .}}{{else}}{{printf "%q" .config.config.Cmd}}{{end}} {{len .config.config.Env}} {{title .config.os}}"#
+        ),
+        "[\"sh\"] 2 Linux\n"
+    );
+    // Rows whose template prints nothing are empty lines, as docker prints them.
+    let short = &id.trim_start_matches("sha256:")[..12];
+    let dangling_id = stdout(builder(root).args(["images", "-q", "-f", "dangling=true"]));
+    assert_eq!(
+        stdout(builder(root).args([
+            "images",
+            "--format",
+            r#"{{if eq .Tag "<none>"}}{{.ID}}{{end}}"#
+        ])),
+        format!("{dangling_id}\n")
+    );
+    assert_eq!(
+        stdout(builder(root).args([
+            "images",
+            "--format",
+            r#"{{.Repository}}{{if ne .Tag "<none>"}}:{{.Tag}}{{else}}@{{.Digest}}{{end}} {{.ID}}"#
+        ])),
+        format!("other@{} {}app:1 {short}\n", dangling.digest(), dangling_id)
+    );
+    // A template that cannot be read is a usage error (2) naming the column;
+    // one that fails on the data an error (1) naming it too.
+    builder(root)
+        .args(["inspect", "-f", "{{range .config}}x", "app:1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "column 19: {{range}} at column 1 has no {{end}}",
+        ));
+    builder(root)
+        .args(["images", "--format", "{{if}}{{end}}"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "column 1: missing value for {{if}}",
+        ));
+    builder(root)
+        .args(["inspect", "-f", "{{.id.x}}", "app:1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "column 3: can't evaluate field x in type string",
+        ));
 }
 
 #[test]

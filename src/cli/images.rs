@@ -1,7 +1,7 @@
 //! `builder images`: the images in the store as `docker images` lists
 //! them: REPOSITORY, TAG, IMAGE ID, CREATED, SIZE (and DIGEST with
 //! `--digests`), `-q`, `--filter`, and `--format` (`json`, a template,
-//! `table …`).
+//! `table …`), newest first.
 
 use super::Globals;
 use super::common::print_line;
@@ -172,6 +172,14 @@ pub fn run(globals: &Globals, args: ImagesArgs) -> Result<()> {
             tag: image.reference.tag().unwrap_or("<none>").to_owned(),
         });
     }
+    // Newest first, as docker lists them; images without a created time
+    // (`None` sorts below every time) last; ties by name.
+    rows.sort_by(|a, b| {
+        b.facts
+            .created
+            .cmp(&a.facts.created)
+            .then_with(|| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)))
+    });
     let created_of = |name: &str| -> Result<Option<i64>> {
         let image = super::common::resolve_image(&store, name)?;
         Ok(facts

@@ -4,8 +4,11 @@
 //! the store through its verified writer (bytes that do not hash to their
 //! name are refused), and each image is named as `index.json` names it
 //! (`io.containerd.image.name`), else as `manifest.json`'s `RepoTags` do.
+//! Archives of docker before 25 (no `index.json`) are read by
+//! [`super::load_legacy`].
 
 use super::OutputError;
+use super::load_legacy::{self, LegacyFiles};
 use super::oci_layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Blobs, SavedImage};
 use crate::image::{ManifestOrIndex, Reference};
 use crate::store::{Expected, MAX_DOCUMENT_SIZE, Store};
@@ -19,14 +22,35 @@ pub enum LoadError {
     /// Reading the tar failed.
     #[error("cannot read the archive: {0}")]
     Read(#[source] io::Error),
-    /// The archive has no `index.json`.
+    /// The archive has neither `index.json` nor docker's `manifest.json`.
     #[error(
-        "the archive has no index.json: it is no OCI layout{}",
-        if *legacy { " (a docker archive from before docker 25, with only manifest.json, is not supported yet)" } else { "" }
+        "the archive has no index.json or manifest.json: it is no OCI layout or docker archive"
     )]
-    NoIndex {
-        /// Whether it has docker's older `manifest.json`.
-        legacy: bool,
+    NoIndex,
+    /// `manifest.json` names a file the archive lacks.
+    #[error("manifest.json names {file}, which is not in the archive")]
+    Missing {
+        /// The file.
+        file: String,
+    },
+    /// A file's bytes are not the ones its name or the config promise.
+    #[error("{file} in the archive does not match: its digest is {actual}, expected {expected}")]
+    Mismatch {
+        /// The file.
+        file: String,
+        /// Its bytes' digest.
+        actual: String,
+        /// The digest promised, and by what.
+        expected: String,
+    },
+    /// An image config in a docker archive is unreadable or does not fit
+    /// its layers.
+    #[error("config {file} in the archive: {reason}")]
+    BadConfig {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
     },
     /// `index.json` or `manifest.json` is unreadable.
     #[error("{file} in the archive is unreadable: {reason}")]
@@ -65,13 +89,21 @@ pub fn load(store: &Store, input: impl Read) -> Result<Loaded, LoadError> {
     let mut archive = tar::Archive::new(input);
     let mut index = None;
     let mut docker_manifest = None;
+    let mut legacy = LegacyFiles::default();
     for entry in archive.entries().map_err(LoadError::Read)? {
         let mut entry = entry.map_err(LoadError::Read)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
         let path = entry.path().map_err(LoadError::Read)?.into_owned();
         let path = path.strip_prefix("./").unwrap_or(&path).to_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() && LegacyFiles::wanted(&path) {
+            if let Some(target) = entry.link_name().map_err(LoadError::Read)? {
+                legacy.link(&path, &target);
+            }
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
         if let Some(hex) = blob_hex(&path) {
             let digest: Digest =
                 format!("sha256:{hex}")
@@ -90,12 +122,17 @@ pub fn load(store: &Store, input: impl Read) -> Result<Loaded, LoadError> {
             index = Some(read_document(&mut entry, "index.json")?);
         } else if path == Path::new("manifest.json") {
             docker_manifest = Some(read_document(&mut entry, "manifest.json")?);
+        } else if LegacyFiles::wanted(&path) {
+            legacy.store(store, &path, &mut entry)?;
         }
     }
     let Some(index) = index else {
-        return Err(LoadError::NoIndex {
-            legacy: docker_manifest.is_some(),
-        });
+        return match docker_manifest {
+            Some(manifest) => Ok(Loaded {
+                images: load_legacy::import(store, &manifest, &legacy)?,
+            }),
+            None => Err(LoadError::NoIndex),
+        };
     };
     let index = match ManifestOrIndex::parse(&index, Some(crate::image::media::OCI_INDEX)) {
         Ok(ManifestOrIndex::Index(index)) => index,

@@ -7,6 +7,7 @@
 mod archive;
 mod docker_archive;
 mod load;
+mod load_legacy;
 mod local;
 mod oci_layout;
 mod spec;
