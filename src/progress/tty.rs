@@ -1,6 +1,7 @@
 //! Terminal rendering as `docker buildx build` draws it: a header
 //! `[+] Building 3.4s (5/7)` counting time and finished/known steps, then
-//! one line per step in the order they started (` => [2/3] COPY …  0.1s`,
+//! the internal phases (`[internal] load build context`), then one line per
+//! step in the order they started (` => [2/3] COPY …  0.1s`,
 //! ` => CACHED …`, ` => ERROR …`), a running step with what it waits on
 //! under it (the last lines of its output, its blobs, a long phase), and
 //! an `exporting to image` group for what happens after the last step.
@@ -227,6 +228,10 @@ struct Screen<W: Write> {
     ids: HashMap<u64, usize>,
     /// Internal phases by name to indexes in `steps`.
     internal: HashMap<String, usize>,
+    /// Where in `entries` the next internal phase goes: after the ones
+    /// before it, above the steps (buildx draws the context load before
+    /// the COPY that waits for it).
+    internal_end: usize,
     blobs: HashMap<Digest, Blob>,
     /// The `exporting to image` group, once something is exported.
     export: Option<usize>,
@@ -250,6 +255,7 @@ impl<W: Write> Screen<W> {
             steps: Vec::new(),
             ids: HashMap::new(),
             internal: HashMap::new(),
+            internal_end: 0,
             blobs: HashMap::new(),
             export: None,
             last_end: None,
@@ -377,7 +383,8 @@ impl<W: Write> Screen<W> {
                 let index = self.steps.len();
                 let title = displayed(&format!("[internal] {name}"));
                 self.steps.push(Step::new(title, now, true));
-                self.entries.push(Entry::Step(index));
+                self.entries.insert(self.internal_end, Entry::Step(index));
+                self.internal_end += 1;
                 self.internal.insert(name, index);
                 index
             }
@@ -802,6 +809,52 @@ mod tests {
                 " => => transferring dockerfile: 42 B",
                 " => [internal] load build context   0.2s",
                 " => => transferring context: 1.0 KiB",
+            ]
+        );
+    }
+
+    #[test]
+    fn internal_phases_stay_above_the_steps_that_wait_for_them() {
+        let mut screen = screen(false);
+        let now = screen.began;
+        let internal = |name: &str, state| Event::Internal {
+            name: name.into(),
+            state,
+        };
+        screen.show(
+            internal(
+                "load build definition from Dockerfile",
+                InternalState::Done { detail: None },
+            ),
+            now,
+        );
+        screen.show(
+            Event::Step(StepProgress::Started {
+                id: 1,
+                name: "[1/1] COPY . /app".into(),
+            }),
+            now,
+        );
+        screen.show(internal("load build context", InternalState::Started), now);
+        screen.show(
+            internal("load build context", InternalState::Done { detail: None }),
+            now,
+        );
+        screen.show(
+            Event::Step(StepProgress::Done {
+                id: 1,
+                elapsed: Duration::ZERO,
+            }),
+            now,
+        );
+        screen.finish(now);
+        assert_eq!(
+            rows(&screen.out),
+            [
+                "[+] Building 0.0s (3/3) FINISHED",
+                " => [internal] load build definiti… 0.0s",
+                " => [internal] load build context   0.0s",
+                " => [1/1] COPY . /app               0.0s",
             ]
         );
     }
