@@ -20,6 +20,7 @@ use super::progress_arg::ProgressMode;
 use crate::exec::{ExecOptions, Snapshotter};
 use crate::image::Reference;
 use crate::layer::compress::Compression;
+use crate::layer::distribute::Distribution;
 use crate::output::{Destination, Export, Output};
 use crate::plan::Graph;
 use crate::progress::{self, Event, Style, Summary};
@@ -44,6 +45,15 @@ pub enum CompressionArg {
     Gzip,
     /// zstd (smaller and faster; needs a recent runtime).
     Zstd,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(arg: CompressionArg) -> Self {
+        match arg {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+        }
+    }
 }
 
 /// The network of RUN steps that do not choose one.
@@ -104,7 +114,9 @@ pub struct ImageArgs {
     /// Pull base images even when the local store has them
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     pull: bool,
-    /// Compression of new layers
+    /// Compression of the layers pushed or exported (`--push`,
+    /// `-o type=registry|oci|docker`, `--cache-to`); the store keeps them
+    /// uncompressed
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     compression: CompressionArg,
     /// Network of RUN steps without --network (`host` also grants the
@@ -311,10 +323,6 @@ pub fn build_image(
         },
         entitlements,
         exec: ExecOptions {
-            compression: match args.compression {
-                CompressionArg::Gzip => Compression::Gzip,
-                CompressionArg::Zstd => Compression::Zstd,
-            },
             source_date_epoch,
             snapshotter: snapshotter_from_env()?,
             extra_hosts: flags.add_hosts.clone(),
@@ -347,6 +355,10 @@ pub fn build_image(
         tags,
         outputs,
         push: args.push,
+        distribution: Distribution {
+            compression: args.compression.into(),
+            force: false,
+        },
     };
     let (sender, renderer) = progress::spawn_renderer(style);
     let insecure = globals.insecure_registries.clone();

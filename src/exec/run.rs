@@ -49,6 +49,19 @@ pub struct LayerRef {
 }
 
 impl LayerRef {
+    /// A layer stored as the plain tar blob `stored` of diff ID `diff_id`
+    /// (the same digest: what a build writes; a push compresses it).
+    pub fn plain(stored: crate::store::StoredBlob, diff_id: Digest) -> Self {
+        Self {
+            blob: Descriptor::new(
+                MediaType::from(Compression::Uncompressed.media_type()),
+                stored.size,
+                stored.digest,
+            ),
+            diff_id,
+        }
+    }
+
     fn from_cached(cached: &CachedLayer) -> Self {
         Self {
             blob: Descriptor::new(
@@ -102,8 +115,6 @@ pub enum Snapshotter {
 /// Settings that hold for every step of a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOptions {
-    /// How new layers are compressed.
-    pub compression: Compression,
     /// `SOURCE_DATE_EPOCH`: clamps mtimes in new layers.
     pub source_date_epoch: Option<u64>,
     /// How RUN steps get their root filesystem (the layers are the same).
@@ -128,7 +139,6 @@ pub struct ExecOptions {
 impl Default for ExecOptions {
     fn default() -> Self {
         Self {
-            compression: Compression::Gzip,
             source_date_epoch: None,
             snapshotter: Snapshotter::Overlay,
             extra_hosts: Vec::new(),
@@ -183,10 +193,6 @@ impl RunStep {
         if self.security == Security::Insecure {
             flags.insert("security".to_owned(), "insecure".to_owned());
         }
-        flags.insert(
-            "compression".to_owned(),
-            options.compression.media_type().to_owned(),
-        );
         if let Some(epoch) = options.source_date_epoch {
             flags.insert("source-date-epoch".to_owned(), epoch.to_string());
         }
@@ -759,7 +765,7 @@ impl Executor {
         self.write_layer(upper, changes, on_event).map(Some)
     }
 
-    /// Writes the change found in `source` as a compressed layer blob.
+    /// Writes the change found in `source` as a layer blob.
     fn write_layer(
         &self,
         source: &Path,
@@ -776,8 +782,8 @@ impl Executor {
         )
     }
 
-    /// Stores the layer tar `produce` writes as a compressed layer blob,
-    /// telling `on_event` how far the compression is.
+    /// Stores the layer tar `produce` writes as a plain tar blob (a push
+    /// or an export compresses it), telling `on_event` how far it is.
     fn store_layer(
         &self,
         produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), LayerError> + Send,
@@ -794,17 +800,9 @@ impl Executor {
                 meter: &mut meter,
             })
         };
-        let (writer, digests) = write_compressed(writer, self.options.compression, metered)?;
+        let (writer, digests) = write_compressed(writer, Compression::Uncompressed, metered)?;
         meter.finish();
-        let stored = writer.commit()?;
-        Ok(LayerRef {
-            blob: Descriptor::new(
-                MediaType::from(self.options.compression.media_type()),
-                stored.size,
-                stored.digest,
-            ),
-            diff_id: digests.diff_id,
-        })
+        Ok(LayerRef::plain(writer.commit()?, digests.diff_id))
     }
 }
 

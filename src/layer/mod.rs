@@ -10,6 +10,8 @@
 //!   describes itself (`COPY`, `ADD`).
 //! - [`compress`]: compression and the digests taken in the same pass,
 //!   and decompression by media type.
+//! - [`distribute`]: the compressed variants of a stored image's plain
+//!   layers for a push or an export, remembered in the store.
 //! - [`gzip`]: deterministic gzip deflated in blocks on all cores.
 //! - [`copy`]: copy-up snapshots for the tree-diff fallback.
 //! - [`hardlinks`]: which files are further links to one already stored.
@@ -17,6 +19,7 @@
 pub mod compress;
 pub mod copy;
 pub mod diff;
+pub mod distribute;
 mod error;
 pub mod extract;
 mod fsmeta;

@@ -48,6 +48,9 @@ pub enum Event {
     Status(String),
     /// A build step's progress.
     Step(super::step::StepProgress),
+    /// A long phase outside any step (compressing a layer for a push or
+    /// an export).
+    Work(super::work::Work),
     /// The build is done: the last event of a successful build.
     Summary(super::summary::Summary),
 }

@@ -66,10 +66,12 @@ pub enum Body<'a> {
         message: &'a str,
     },
     /// A long phase of a step (`extract`: unpacking the layer blob
-    /// `layer`; `compress`: compressing the step's layer) reached 1 MiB
+    /// `layer`; `compress`: compressing the step's layer), or of a push or
+    /// export (`export`: compressing the stored layer `layer`; no `id`),
+    /// reached 1 MiB
     /// (`work.started`), is going on (`work.progress`, at most twice a
     /// second) or is over (`work.finished`); bytes are the blob's read
-    /// for `extract`, the tar's for `compress`.
+    /// for `extract` and `export`, the tar's for `compress`.
     #[serde(rename = "work.started")]
     WorkStarted(WireWork),
     /// See [`Body::WorkStarted`].
@@ -119,11 +121,12 @@ pub enum Body<'a> {
 /// The fields of the `work.*` records.
 #[derive(Debug, Serialize)]
 pub struct WireWork {
-    /// The step's number.
-    id: u64,
-    /// `extract` or `compress`.
+    /// The step's number (none for `export`, which no step does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    /// `extract`, `compress` or `export`.
     kind: &'static str,
-    /// The layer blob (`extract` only).
+    /// The layer blob (`extract`, `export`).
     #[serde(skip_serializing_if = "Option::is_none")]
     layer: Option<String>,
     /// Bytes done.
@@ -138,10 +141,11 @@ pub struct WireWork {
 }
 
 impl WireWork {
-    fn of(id: u64, work: &Work) -> Self {
+    fn of(id: Option<u64>, work: &Work) -> Self {
         let (kind, layer) = match &work.kind {
             WorkKind::Extract { layer } => ("extract", Some(layer.to_string())),
             WorkKind::Compress => ("compress", None),
+            WorkKind::Export { layer } => ("export", Some(layer.to_string())),
         };
         Self {
             id,
@@ -213,6 +217,7 @@ impl<'a> Body<'a> {
             }
             Event::Status(message) => Body::Status { message },
             Event::Step(step) => Body::of_step(step),
+            Event::Work(work) => Body::of_work(None, work),
             Event::Summary(summary) => Body::of_summary(summary, transfers),
         }
     }
@@ -231,14 +236,7 @@ impl<'a> Body<'a> {
                 id: *id,
                 elapsed_ms: millis(*elapsed),
             },
-            StepProgress::Work { id, work } => {
-                let wire = WireWork::of(*id, work);
-                match work.state {
-                    WorkState::Started => Body::WorkStarted(wire),
-                    WorkState::Running => Body::WorkProgress(wire),
-                    WorkState::Finished => Body::WorkFinished(wire),
-                }
-            }
+            StepProgress::Work { id, work } => Body::of_work(Some(*id), work),
             StepProgress::Failed {
                 id,
                 elapsed,
@@ -248,6 +246,15 @@ impl<'a> Body<'a> {
                 elapsed_ms: millis(*elapsed),
                 message,
             },
+        }
+    }
+
+    fn of_work(id: Option<u64>, work: &Work) -> Body<'a> {
+        let wire = WireWork::of(id, work);
+        match work.state {
+            WorkState::Started => Body::WorkStarted(wire),
+            WorkState::Running => Body::WorkProgress(wire),
+            WorkState::Finished => Body::WorkFinished(wire),
         }
     }
 

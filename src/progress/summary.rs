@@ -81,7 +81,7 @@ impl Transfers {
                     }
                 }
             }
-            Event::Status(_) | Event::Step(_) | Event::Summary(_) => {}
+            Event::Status(_) | Event::Step(_) | Event::Work(_) | Event::Summary(_) => {}
         }
     }
 

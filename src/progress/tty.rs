@@ -10,7 +10,7 @@ use super::event::Event;
 use super::plain::{finished, human_bytes, short, under_way};
 use super::step::StepProgress;
 use super::summary::Transfers;
-use super::work::WorkState;
+use super::work::{Work, WorkKind, WorkState};
 use crate::terminal_text::{Tail, displayed};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use oci_spec::image::Digest;
@@ -45,6 +45,9 @@ struct Screen {
     multi: MultiProgress,
     steps: HashMap<u64, RunningStep>,
     blobs: HashMap<Digest, ProgressBar>,
+    /// Phases outside any step (compressing a layer for a push), each a
+    /// spinner line until it finishes.
+    works: Vec<(WorkKind, ProgressBar)>,
     transfers: Transfers,
     step_style: ProgressStyle,
     tail_style: ProgressStyle,
@@ -78,6 +81,7 @@ impl Screen {
             multi,
             steps: HashMap::new(),
             blobs: HashMap::new(),
+            works: Vec::new(),
             transfers: Transfers::default(),
             step_style,
             tail_style,
@@ -125,10 +129,37 @@ impl Screen {
                 }
             }
             Event::Status(text) => self.print(&displayed(&text)),
+            Event::Work(work) => self.work(work),
             Event::Summary(summary) => {
                 for line in summary.lines(&self.transfers) {
                     self.print(&line);
                 }
+            }
+        }
+    }
+
+    /// A phase outside any step: a spinner line while it runs, a
+    /// permanent line when it is over.
+    fn work(&mut self, work: Work) {
+        let text = truncate(&displayed(&work.text()), (self.width)());
+        let at = self.works.iter().position(|(kind, _)| *kind == work.kind);
+        match (work.state, at) {
+            (WorkState::Finished, at) => {
+                if let Some(at) = at {
+                    let (_, bar) = self.works.remove(at);
+                    self.drop_bar(&bar);
+                }
+                self.print(&text);
+            }
+            (_, Some(at)) => self.works[at].1.set_message(text),
+            (_, None) => {
+                let bar = self.multi.add(
+                    ProgressBar::new_spinner()
+                        .with_style(self.step_style.clone())
+                        .with_message(text),
+                );
+                bar.enable_steady_tick(TICK);
+                self.works.push((work.kind, bar));
             }
         }
     }
@@ -204,6 +235,9 @@ impl Screen {
             self.collapse(id, "CANCELED".to_owned());
         }
         for (_, bar) in std::mem::take(&mut self.blobs) {
+            self.drop_bar(&bar);
+        }
+        for (_, bar) in std::mem::take(&mut self.works) {
             self.drop_bar(&bar);
         }
     }

@@ -1,5 +1,6 @@
-//! Long phases of a step that print nothing of their own (unpacking a
-//! parent layer, compressing the step's layer): a [`WorkMeter`] turns the
+//! Long phases that print nothing of their own (unpacking a parent
+//! layer, compressing a step's layer, compressing a layer for a push or
+//! an export): a [`WorkMeter`] turns the
 //! byte counts of such a phase into [`Work`] events, so a build never
 //! looks hung while one runs.
 
@@ -23,6 +24,12 @@ pub enum WorkKind {
     },
     /// Compressing the step's new layer (bytes are the tar's).
     Compress,
+    /// Compressing the stored layer blob `layer` for a push or an export
+    /// (bytes are the stored blob's).
+    Export {
+        /// The stored layer blob's digest.
+        layer: Digest,
+    },
 }
 
 /// Where the phase is.
@@ -73,6 +80,10 @@ impl Work {
             (WorkKind::Extract { layer }, _) => format!("extracting {}", short(layer)),
             (WorkKind::Compress, WorkState::Finished) => "compressed layer".to_owned(),
             (WorkKind::Compress, _) => "compressing layer".to_owned(),
+            (WorkKind::Export { layer }, WorkState::Finished) => {
+                format!("exported layer {}", short(layer))
+            }
+            (WorkKind::Export { layer }, _) => format!("exporting layer {}", short(layer)),
         };
         let bytes = match self.total {
             Some(total) if self.state != WorkState::Finished => {

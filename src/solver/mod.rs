@@ -26,7 +26,7 @@ pub mod secrets;
 mod ssh_agent;
 mod stage;
 
-pub use deliver::{DeliverError, Delivery, deliver, image_names};
+pub use deliver::{DeliverError, Delivery, deliver, image_names, push_stored};
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use failure::{BaseFailure, Site, StepFailure};
@@ -64,7 +64,7 @@ pub struct BuildOptions {
     pub network: Network,
     /// `--allow`: what RUN steps may be granted beyond the sandbox.
     pub entitlements: Entitlements,
-    /// Compression, `SOURCE_DATE_EPOCH` and what RUN steps see.
+    /// `SOURCE_DATE_EPOCH` and what RUN steps see.
     pub exec: ExecOptions,
     /// `--label`: set on the image after the Dockerfile's LABELs.
     pub labels: Vec<(String, String)>,
@@ -96,9 +96,8 @@ pub struct Built {
     pub(crate) store: crate::store::Store,
     /// The steps of the build, for `--cache-to`.
     pub(crate) steps_used: cache_remote::StepsUsed,
-    /// `--cache-to`, and how the build compressed its layers.
+    /// `--cache-to`.
     pub(crate) cache_to: Vec<cache_remote::CacheTo>,
-    pub(crate) compression: crate::layer::compress::Compression,
 }
 
 impl Built {

@@ -399,7 +399,6 @@ pub async fn build(
         store,
         steps_used,
         cache_to: options.cache_to.clone(),
-        compression: options.exec.compression,
     })
 }
 
