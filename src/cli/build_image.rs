@@ -344,6 +344,10 @@ pub fn build_image(
         secrets: super::secrets::build_secrets(&args.secrets, &args.ssh),
         cache_from,
         cache_to,
+        distribution: Distribution {
+            compression: args.compression.into(),
+            force: false,
+        },
     };
     let style = if args.quiet {
         Style::Quiet
@@ -355,10 +359,6 @@ pub fn build_image(
         tags,
         outputs,
         push: args.push,
-        distribution: Distribution {
-            compression: args.compression.into(),
-            force: false,
-        },
     };
     let (sender, renderer) = progress::spawn_renderer(style);
     let insecure = globals.insecure_registries.clone();

@@ -2,10 +2,10 @@
 //! registry, under its own name or under DEST.
 
 use super::Globals;
+use super::build_image::CompressionArg;
 use super::common::print_line;
 use super::common::{block_on, client_for, parse_reference, resolve_image, with_progress};
 use super::progress_arg::ProgressMode;
-use super::build_image::CompressionArg;
 use crate::layer::distribute::Distribution;
 use crate::progress::Event;
 use crate::solver::push_stored;

@@ -113,7 +113,8 @@ pub fn distribution_image(
         digest: image.digest().clone(),
         reason,
     };
-    let document = ManifestOrIndex::parse(&bytes, Some(&media_type)).map_err(|e| bad(e.to_string()))?;
+    let document =
+        ManifestOrIndex::parse(&bytes, Some(&media_type)).map_err(|e| bad(e.to_string()))?;
     let mut value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     let changed = match document {
@@ -280,8 +281,8 @@ fn variant(
     let blobs = store.blobs();
     let file = blobs.open(source)?;
     let media_type = layer.media_type().to_string();
-    let plain = Compression::from_media_type(&media_type).ok().flatten()
-        == Some(Compression::Uncompressed);
+    let plain =
+        Compression::from_media_type(&media_type).ok().flatten() == Some(Compression::Uncompressed);
     let mut meter = WorkMeter::new(
         WorkKind::Export {
             layer: source.clone(),

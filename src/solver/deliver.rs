@@ -56,8 +56,6 @@ pub struct Delivery {
     pub outputs: Vec<Output>,
     /// `--push`: push every tag.
     pub push: bool,
-    /// `--compression`: how layers leave the store.
-    pub distribution: Distribution,
 }
 
 /// The image as it leaves the store, made when first needed.
@@ -100,7 +98,7 @@ pub async fn deliver(
     let mut sent = Sent {
         store,
         image: &built.image,
-        distribution: delivery.distribution,
+        distribution: built.distribution,
         progress,
         made: None,
     };
@@ -164,7 +162,7 @@ pub async fn deliver(
         store,
         &built.cache_to,
         &built.steps_used,
-        delivery.distribution,
+        built.distribution,
         clients,
         progress,
     )

@@ -78,6 +78,9 @@ pub struct BuildOptions {
     pub cache_from: Vec<cache_remote::CacheFrom>,
     /// `--cache-to`: where the build's cache goes (inline: into the image).
     pub cache_to: Vec<cache_remote::CacheTo>,
+    /// `--compression`: how layers leave the store (pushes, exports, and
+    /// the layers an inline cache names).
+    pub distribution: crate::layer::distribute::Distribution,
 }
 
 /// What a build produced.
@@ -98,6 +101,8 @@ pub struct Built {
     pub(crate) steps_used: cache_remote::StepsUsed,
     /// `--cache-to`.
     pub(crate) cache_to: Vec<cache_remote::CacheTo>,
+    /// `--compression`.
+    pub(crate) distribution: crate::layer::distribute::Distribution,
 }
 
 impl Built {

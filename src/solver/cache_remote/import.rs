@@ -105,10 +105,8 @@ pub(crate) async fn load(
             let diff_ids = crate::image::config::parse_config(&config)
                 .map(|c| c.rootfs().diff_ids().clone())
                 .unwrap_or_default();
-            let pushed: HashMap<String, Descriptor> = diff_ids
-                .into_iter()
-                .zip(layers.iter().cloned())
-                .collect();
+            let pushed: HashMap<String, Descriptor> =
+                diff_ids.into_iter().zip(layers.iter().cloned()).collect();
             cache.relink_layers(|layer| pushed.get(&layer.diff_id.to_string()).cloned());
             cache
         }

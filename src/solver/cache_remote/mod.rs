@@ -190,8 +190,20 @@ fn export_mounts(
 }
 
 /// The inline cache of the build's final image (mode=min), as the JSON
-/// value its config keeps under [`INLINE_KEY`].
-pub(crate) fn inline_value(store: &Store, used: &StepsUsed) -> serde_json::Value {
-    serde_json::to_value(used.config(store, CacheMode::Min))
-        .expect("a cache config always serializes")
+/// value its config keeps under [`INLINE_KEY`]. Its records name the
+/// layers as the push sends them (compressed now, and remembered for the
+/// push), so the config is the same whichever store built the image.
+pub(crate) fn inline_value(
+    store: &Store,
+    used: &StepsUsed,
+    distribution: Distribution,
+    progress: &ProgressSender,
+) -> Result<serde_json::Value, DistributeError> {
+    let config = compressed(
+        store,
+        used.config(store, CacheMode::Min),
+        distribution,
+        progress,
+    )?;
+    Ok(serde_json::to_value(config).expect("a cache config always serializes"))
 }
