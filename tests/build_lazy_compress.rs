@@ -10,7 +10,7 @@ use builder::image::Reference;
 use builder::layer::compress::{Compression, decompress, write_compressed};
 use builder::store::Store;
 use serde_json::Value;
-use std::io::{Read, Write as _};
+use std::io::Read;
 use std::path::Path;
 use support::build::{Home, can_build, layout_blob, layout_image, stderr_of};
 use support::built::BUSYBOX;

@@ -191,7 +191,7 @@ pub fn distribution_layers(
     for (i, layer) in layers.iter().enumerate() {
         // What is not a layer (an artifact's blob) is sent as it is; a
         // layer type that leaves the compression open, as its bytes say.
-        let stored = match Compression::from_media_type(&layer.media_type().to_string()) {
+        let stored = match Compression::from_media_type(layer.media_type().as_ref()) {
             Err(_) => continue,
             Ok(Some(known)) => known,
             Ok(None) => sniff(store, layer.digest())?,

@@ -113,14 +113,15 @@ pub(crate) async fn export_all(
                 .map(|exported| used.config(store, *mode).with_mounts(exported))
                 .map_err(|e| *e),
         };
-        let exported = exported.and_then(|config| {
-            compressed(store, config, distribution, progress).map_err(|source| {
+        let exported = match exported {
+            Ok(config) => compressed(store, config, distribution, progress).map_err(|source| {
                 ExportError::Distribute {
                     location: location.to_string(),
                     source,
                 }
-            })
-        });
+            }),
+            Err(e) => Err(e),
+        };
         let result = match exported {
             Ok(config) => export::export(store, clients, location, &config, progress)
                 .await
