@@ -13,7 +13,7 @@ use super::ExecError;
 use super::cache_key::StepInputs;
 use super::tail::OutputTail;
 use crate::layer::LayerError;
-use crate::layer::compress::{Compression, write_compressed};
+use crate::layer::compress::Compression;
 use crate::layer::diff::{overlay_changes, tree_changes};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
@@ -49,16 +49,16 @@ pub struct LayerRef {
 }
 
 impl LayerRef {
-    /// A layer stored as the plain tar blob `stored` of diff ID `diff_id`
-    /// (the same digest: what a build writes; a push compresses it).
-    pub fn plain(stored: crate::store::StoredBlob, diff_id: Digest) -> Self {
+    /// A layer stored as the plain tar blob `stored`, its digest the diff
+    /// ID (what a build writes; a push or an export compresses it).
+    pub fn plain(stored: crate::store::StoredBlob) -> Self {
         Self {
+            diff_id: stored.digest.clone(),
             blob: Descriptor::new(
                 MediaType::from(Compression::Uncompressed.media_type()),
                 stored.size,
                 stored.digest,
             ),
-            diff_id,
         }
     }
 
@@ -96,7 +96,7 @@ pub enum StepEvent<'a> {
     /// Something the user should know about how steps run.
     Notice(&'a str),
     /// A long phase of the step that prints nothing of its own: unpacking
-    /// a parent layer, compressing the step's layer.
+    /// a parent layer, writing the step's layer.
     Work(&'a Work),
 }
 
@@ -789,20 +789,18 @@ impl Executor {
         produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), LayerError> + Send,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<LayerRef, ExecError> {
-        let writer = self.store.blobs().writer(None)?;
-        let mut meter = WorkMeter::new(WorkKind::Compress, None, |work: Work| {
+        // The blob writer hashes what it stores: one pass gives the diff ID.
+        let mut writer = self.store.blobs().writer(None)?;
+        let mut meter = WorkMeter::new(WorkKind::WriteLayer, None, |work: Work| {
             on_event(StepEvent::Work(&work));
         });
-        let metered = |out: &mut dyn std::io::Write| {
-            produce(&mut Metered {
-                inner: out,
-                done: 0,
-                meter: &mut meter,
-            })
-        };
-        let (writer, digests) = write_compressed(writer, Compression::Uncompressed, metered)?;
+        produce(&mut Metered {
+            inner: &mut writer,
+            done: 0,
+            meter: &mut meter,
+        })?;
         meter.finish();
-        Ok(LayerRef::plain(writer.commit()?, digests.diff_id))
+        Ok(LayerRef::plain(writer.commit()?))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Layers: applying OCI layer tars onto snapshot directories safely, and
-//! producing deterministic, compressed layer tars from a change.
+//! producing deterministic layer tars from a change, compressed when they
+//! leave the store.
 //!
 //! - [`extract`]: apply a tar stream under a root, contained by `openat2`
 //!   with `RESOLVE_IN_ROOT`, with whiteouts applied or kept as overlay

@@ -66,7 +66,7 @@ pub enum Body<'a> {
         message: &'a str,
     },
     /// A long phase of a step (`extract`: unpacking the layer blob
-    /// `layer`; `compress`: compressing the step's layer), or of a push or
+    /// `layer`; `compress`: writing the step's layer), or of a push or
     /// export (`export`: compressing the stored layer `layer`; no `id`),
     /// reached 1 MiB
     /// (`work.started`), is going on (`work.progress`, at most twice a
@@ -144,7 +144,7 @@ impl WireWork {
     fn of(id: Option<u64>, work: &Work) -> Self {
         let (kind, layer) = match &work.kind {
             WorkKind::Extract { layer } => ("extract", Some(layer.to_string())),
-            WorkKind::Compress => ("compress", None),
+            WorkKind::WriteLayer => ("compress", None),
             WorkKind::Export { layer } => ("export", Some(layer.to_string())),
         };
         Self {
