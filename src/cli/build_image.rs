@@ -398,10 +398,10 @@ pub fn build_image(
         )
         .await
         .map_err(|error| miette::Report::new(error).wrap_err("the build failed"))?;
-        deliver(&built, &delivery, &clients, &sender)
+        let sent = deliver(&built, &delivery, &clients, &sender)
             .await
             .map_err(miette::Report::new)?;
-        Ok(built)
+        Ok((built, sent))
     };
     // On SIGINT or SIGTERM the build is dropped, not killed: its steps'
     // sandboxes are killed and their scratch directories removed, and no
@@ -416,12 +416,12 @@ pub fn build_image(
             outcome = work => outcome,
         }
     });
-    if let Ok(built) = &outcome {
+    if let Ok((built, sent)) = &outcome {
         sender.send(Event::Summary(Summary {
             steps_run: built.steps_run,
             steps_cached: built.steps_cached,
             elapsed: started.elapsed(),
-            manifest: built.image.digest().clone(),
+            manifest: sent.as_ref().unwrap_or(&built.image).digest().clone(),
             id: built.id().clone(),
             names: names.iter().map(ToString::to_string).collect(),
         }));
@@ -429,7 +429,10 @@ pub fn build_image(
     drop(clients);
     drop(sender);
     let _ = renderer.join();
-    let built = outcome?;
+    let (built, sent) = outcome?;
+    // What a push or an export sent (its layers compressed) is the image
+    // others see, as buildx reports it; else the one the store keeps.
+    let image = sent.as_ref().unwrap_or(&built.image);
     if args.quiet {
         print_line(format_args!("{}", built.id()))?;
     }
@@ -439,8 +442,8 @@ pub fn build_image(
     }
     if let Some(path) = &args.metadata_file {
         let mut metadata = serde_json::json!({
-            "containerimage.digest": built.image.digest().to_string(),
-            "containerimage.descriptor": built.image,
+            "containerimage.digest": image.digest().to_string(),
+            "containerimage.descriptor": image,
             "image.name": names.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         });
         // As buildx: a multi-platform result has no one config.

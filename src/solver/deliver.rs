@@ -83,13 +83,15 @@ impl Sent<'_> {
     }
 }
 
-/// Names the image, writes the outputs, pushes, then exports the cache.
+/// Names the image, writes the outputs, pushes, then exports the cache;
+/// returns the image as pushed or exported (its layers compressed) when
+/// a push or an OCI or docker export sent it.
 pub async fn deliver(
     built: &Built,
     delivery: &Delivery,
     clients: &ClientFactory,
     progress: &ProgressSender,
-) -> Result<(), DeliverError> {
+) -> Result<Option<Descriptor>, DeliverError> {
     let store = &built.store;
     let tags = &delivery.tags;
     let refs = store.refs();
@@ -167,7 +169,7 @@ pub async fn deliver(
         progress,
     )
     .await?;
-    Ok(())
+    Ok(sent.made)
 }
 
 /// `builder push`: sends the stored `image` to `target` with its layers
