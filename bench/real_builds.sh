@@ -51,7 +51,8 @@ if [[ $TOOLS != builder ]]; then
     log "setting up the peers (bash $PEERS)"
     bash "$PEERS" >&2 || die "peers-setup.sh failed"
 fi
-curl -fsS -o /dev/null "http://$REG/v2/busybox/manifests/latest" ||
+curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$REG/v2/busybox/manifests/latest" ||
     die "$REG/busybox:latest is not there (bash ../shared/difftest/peers-setup.sh puts it there)"
 [[ -x /usr/bin/docker-registry ]] || die "/usr/bin/docker-registry is missing (apt-get install docker-registry)"
 
@@ -174,7 +175,12 @@ LAYER=$(find "$WORK/builder/blobs/sha256" -type f -size +1M -printf '%s %p\n' | 
     while read -r _ blob; do
         [[ $(head -c2 "$blob" | od -An -tx1 | tr -d ' \n') == 1f8b ]] || echo "$blob"
     done | tail -n1)
-[[ -n $LAYER ]] || die "no layer tar in the store"
+if [[ -z $LAYER ]]; then
+    # A builder that compressed while building: its largest layer, unpacked.
+    gzip -dc "$(find "$WORK/builder/blobs/sha256" -type f -printf '%s %p\n' | sort -n | tail -n1 | cut -d' ' -f2)" \
+        >"$WORK/layer.tar" || die "no layer tar in the store"
+    LAYER=$WORK/layer.tar
+fi
 COMPRESSORS=("gzip -5 -c")
 command -v pigz >/dev/null && COMPRESSORS+=("pigz -5 -c")
 command -v zstd >/dev/null && COMPRESSORS+=("zstd -3 -T0 -c")

@@ -341,3 +341,122 @@ impl<R: Read, F: FnMut(Work)> Read for Metered<'_, R, F> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::manifest::new_manifest;
+
+    fn tar_of(content: &[u8]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "f", content).unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    fn gzip(tar: &[u8]) -> Vec<u8> {
+        let (blob, _) = write_compressed(Vec::new(), Compression::Gzip, |out| {
+            out.write_all(tar).map_err(|source| LayerError::Write {
+                action: "test",
+                source,
+            })
+        })
+        .unwrap();
+        blob
+    }
+
+    /// A stored manifest over a plain layer and a gzip one.
+    fn image(store: &Store) -> (Descriptor, [Descriptor; 2]) {
+        let blobs = store.blobs();
+        let plain = tar_of(b"plain");
+        let plain = Descriptor::new(
+            MediaType::ImageLayer,
+            plain.len() as u64,
+            blobs.put(&plain).unwrap(),
+        );
+        let zipped = gzip(&tar_of(b"zipped"));
+        let zipped = Descriptor::new(
+            MediaType::ImageLayerGzip,
+            zipped.len() as u64,
+            blobs.put(&zipped).unwrap(),
+        );
+        let config = Descriptor::new(MediaType::ImageConfig, 2, blobs.put(b"{}").unwrap());
+        let manifest = new_manifest(config, vec![plain.clone(), zipped.clone()]);
+        let bytes = canonical_json(&manifest).unwrap();
+        let top = Descriptor::new(
+            MediaType::ImageManifest,
+            bytes.len() as u64,
+            blobs.put(&bytes).unwrap(),
+        );
+        (top, [plain, zipped])
+    }
+
+    fn layers(store: &Store, top: &Descriptor) -> Vec<Descriptor> {
+        let bytes = store.blobs().read(top.digest()).unwrap();
+        match ManifestOrIndex::parse(&bytes, None).unwrap() {
+            ManifestOrIndex::Manifest(m) => m.layers().clone(),
+            ManifestOrIndex::Index(_) => panic!("a manifest"),
+        }
+    }
+
+    #[test]
+    fn plain_layers_are_compressed_once_and_compressed_ones_pass_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (top, [plain, zipped]) = image(&store);
+        let quiet = |_: Work| {};
+
+        let sent = distribution_image(&store, &top, Distribution::default(), &quiet).unwrap();
+        assert_ne!(sent.digest(), top.digest());
+        let sent_layers = layers(&store, &sent);
+        assert_eq!(sent_layers[0].media_type(), &MediaType::ImageLayerGzip);
+        assert_eq!(
+            store.blobs().read(sent_layers[0].digest()).unwrap(),
+            gzip(&tar_of(b"plain")),
+            "the pinned compressor, as a build's layer was compressed"
+        );
+        assert_eq!(sent_layers[1], zipped, "a gzip layer is sent as it is");
+        assert_eq!(layers(&store, &top)[0], plain, "the stored image is unchanged");
+
+        // Again: the memo's variant, the same document.
+        let again = distribution_image(&store, &top, Distribution::default(), &quiet).unwrap();
+        assert_eq!(again, sent);
+
+        // zstd: the plain layer as zstd, the gzip one as it is unless forced.
+        let zstd = Distribution {
+            compression: Compression::Zstd,
+            force: false,
+        };
+        let sent = layers(&store, &distribution_image(&store, &top, zstd, &quiet).unwrap());
+        assert_eq!(sent[0].media_type(), &MediaType::ImageLayerZstd);
+        assert_eq!(sent[1], zipped);
+        let forced = Distribution { force: true, ..zstd };
+        let sent = layers(&store, &distribution_image(&store, &top, forced, &quiet).unwrap());
+        assert_eq!(sent[1].media_type(), &MediaType::ImageLayerZstd);
+
+        // A memo entry whose blob is gone is compressed again.
+        store.blobs().remove(sent[1].digest()).unwrap();
+        let remade = layers(&store, &distribution_image(&store, &top, forced, &quiet).unwrap());
+        assert_eq!(remade, sent);
+        assert!(store.blobs().contains(sent[1].digest()));
+    }
+
+    #[test]
+    fn a_damaged_plain_layer_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (top, [plain, _]) = image(&store);
+        let path = store.blobs().path(plain.digest()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[600] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let err = distribution_image(&store, &top, Distribution::default(), &|_| {}).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("layer {} is damaged", plain.digest())),
+            "{err}"
+        );
+    }
+}
