@@ -419,7 +419,11 @@ mod tests {
             "the pinned compressor, as a build's layer was compressed"
         );
         assert_eq!(sent_layers[1], zipped, "a gzip layer is sent as it is");
-        assert_eq!(layers(&store, &top)[0], plain, "the stored image is unchanged");
+        assert_eq!(
+            layers(&store, &top)[0],
+            plain,
+            "the stored image is unchanged"
+        );
 
         // Again: the memo's variant, the same document.
         let again = distribution_image(&store, &top, Distribution::default(), &quiet).unwrap();
@@ -430,16 +434,28 @@ mod tests {
             compression: Compression::Zstd,
             force: false,
         };
-        let sent = layers(&store, &distribution_image(&store, &top, zstd, &quiet).unwrap());
+        let sent = layers(
+            &store,
+            &distribution_image(&store, &top, zstd, &quiet).unwrap(),
+        );
         assert_eq!(sent[0].media_type(), &MediaType::ImageLayerZstd);
         assert_eq!(sent[1], zipped);
-        let forced = Distribution { force: true, ..zstd };
-        let sent = layers(&store, &distribution_image(&store, &top, forced, &quiet).unwrap());
+        let forced = Distribution {
+            force: true,
+            ..zstd
+        };
+        let sent = layers(
+            &store,
+            &distribution_image(&store, &top, forced, &quiet).unwrap(),
+        );
         assert_eq!(sent[1].media_type(), &MediaType::ImageLayerZstd);
 
         // A memo entry whose blob is gone is compressed again.
         store.blobs().remove(sent[1].digest()).unwrap();
-        let remade = layers(&store, &distribution_image(&store, &top, forced, &quiet).unwrap());
+        let remade = layers(
+            &store,
+            &distribution_image(&store, &top, forced, &quiet).unwrap(),
+        );
         assert_eq!(remade, sent);
         assert!(store.blobs().contains(sent[1].digest()));
     }
@@ -455,7 +471,8 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         let err = distribution_image(&store, &top, Distribution::default(), &|_| {}).unwrap_err();
         assert!(
-            err.to_string().contains(&format!("layer {} is damaged", plain.digest())),
+            err.to_string()
+                .contains(&format!("layer {} is damaged", plain.digest())),
             "{err}"
         );
     }
