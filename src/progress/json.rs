@@ -380,6 +380,25 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_compressed_for_a_push_is_work_of_no_step() {
+        let layer = crate::digest::sha256(b"layer");
+        assert_eq!(
+            wire(&Event::Work(Work {
+                kind: WorkKind::Export {
+                    layer: layer.clone()
+                },
+                state: WorkState::Finished,
+                done: 4096,
+                total: Some(4096),
+                elapsed: Duration::from_secs(2),
+            })),
+            json!({"v": 1, "time": "T", "type": "work.finished", "kind": "export",
+                   "layer": layer.to_string(), "done": 4096, "total": 4096, "rate": 2048,
+                   "elapsed_ms": 2000})
+        );
+    }
+
+    #[test]
     fn blob_events_name_digest_direction_and_outcome() {
         let digest = crate::digest::sha256(b"x");
         let d = digest.to_string();

@@ -378,6 +378,39 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_compressed_for_a_push_is_a_live_line_then_a_permanent_one() {
+        let terminal = Recorder::default();
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(
+            terminal.clone(),
+        )));
+        let mut screen = Screen::new(multi, || 40);
+        let work = |state, done| {
+            Event::Work(Work {
+                kind: WorkKind::Export {
+                    layer: crate::digest::sha256(b"layer"),
+                },
+                state,
+                done,
+                total: Some(4 << 20),
+                elapsed: Duration::from_secs(2),
+            })
+        };
+        screen.show(work(WorkState::Started, 1 << 20));
+        screen.show(work(WorkState::Running, 2 << 20));
+        assert_eq!(screen.works.len(), 1, "one live line per layer");
+        screen.show(work(WorkState::Finished, 4 << 20));
+        assert!(screen.works.is_empty());
+        drop(screen);
+        let short = short(&crate::digest::sha256(b"layer"));
+        let rows = terminal.rows();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert!(
+            rows[0].starts_with(&format!("exported layer {short} 4.0 MiB")),
+            "{rows:?}"
+        );
+    }
+
+    #[test]
     fn a_failed_step_keeps_its_tail_and_unfinished_steps_are_canceled() {
         let terminal = Recorder::default();
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(
