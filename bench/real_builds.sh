@@ -11,18 +11,25 @@
 #              nothing changed (every step cached);
 #   ctx-edit   the same, one file rewritten before each rebuild;
 #   run-big    `--no-cache` build of one RUN writing 200 MB of random bytes
-#              and 20 000 small files on 127.0.0.1:5000/busybox:latest.
+#              and 20 000 small files on 127.0.0.1:5000/busybox:latest,
+#              named with -t only (builder compresses nothing: the store
+#              keeps the layer uncompressed);
+#   run-push   builder only: the same with `--push` to a docker-registry the
+#              script starts on a free 127.0.0.1 port (the layer is gzipped
+#              for the push); the report adds `gzip -5` (and `pigz -5`,
+#              `zstd -3 -T0` when installed) timed alone on that layer's tar.
 # Prints per case and tool the median wall time of BENCH_RUNS runs (default
 # 5), its ratio to builder's, and the peak resident memory of the tool's own
 # process (/usr/bin/time -v; for docker that is the client, BuildKit runs in
 # dockerd, so its memory is not comparable and is shown as -).
 #
-# What it does to the machine: runs ../shared/difftest/peers-setup.sh
-# (installs buildah, docker.io, a registry on 127.0.0.1:5000 holding busybox;
-# idempotent), builds builder with `cargo build --release --locked`, and
-# keeps everything else in one temp dir removed on exit. Docker images it
-# tags (bench-*) are removed at the end. BENCH_TOOLS="builder buildah"
-# leaves BuildKit out (and so on).
+# What it does to the machine: unless BENCH_TOOLS=builder, runs
+# ../shared/difftest/peers-setup.sh (installs buildah, docker.io, a registry
+# on 127.0.0.1:5000 holding busybox; idempotent); builds builder with
+# `cargo build --release --locked` (or uses BUILDER=path), and keeps
+# everything else in one temp dir removed on exit (the registry it starts
+# is stopped). Docker images it tags (bench-*) are removed at the end.
+# BENCH_TOOLS="builder buildah" leaves BuildKit out (and so on).
 set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
@@ -32,20 +39,22 @@ NFILES=${BENCH_CTX_FILES:-30000}
 TOOLS=${BENCH_TOOLS:-builder buildkit buildah}
 REG=127.0.0.1:5000
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'real_builds: error: %s\n' "$*" >&2
-    exit 1
-}
+. "$REPO/bench/lib.sh"
 [[ $EUID -eq 0 ]] || die "run as root (the peers' set-up installs packages; buildah and dockerd build as root)"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
 [[ $NFILES =~ ^[1-9][0-9]*$ ]] || die "BENCH_CTX_FILES must be a positive integer, got '$NFILES'"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install time)"
 
-PEERS=$REPO/../shared/difftest/peers-setup.sh
-[[ -f $PEERS ]] || die "$PEERS not found (the shared difftest folder beside the checkout)"
-log "setting up the peers (bash $PEERS)"
-bash "$PEERS" >&2 || die "peers-setup.sh failed"
+if [[ $TOOLS != builder ]]; then
+    PEERS=$REPO/../shared/difftest/peers-setup.sh
+    [[ -f $PEERS ]] || die "$PEERS not found (the shared difftest folder beside the checkout)"
+    log "setting up the peers (bash $PEERS)"
+    bash "$PEERS" >&2 || die "peers-setup.sh failed"
+fi
+curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$REG/v2/busybox/manifests/latest" ||
+    die "$REG/busybox:latest is not there (bash ../shared/difftest/peers-setup.sh puts it there)"
+[[ -x /usr/bin/docker-registry ]] || die "/usr/bin/docker-registry is missing (apt-get install docker-registry)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/builder-real-bench.XXXXXX")
 cleanup() {
@@ -54,7 +63,8 @@ cleanup() {
     if [[ -d $WORK/buildah ]]; then
         buildah --root "$WORK/buildah/root" --runroot "$WORK/buildah/run" rmi --all --force >/dev/null 2>&1
     fi
-    /usr/bin/docker image rm -f bench-ctx bench-run >/dev/null 2>&1
+    [[ -n ${REGISTRY_PID:-} ]] && kill "$REGISTRY_PID" && wait "$REGISTRY_PID"
+    [[ $TOOLS == *buildkit* ]] && /usr/bin/docker image rm -f bench-ctx bench-run >/dev/null 2>&1
     awk -v d="$WORK" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
     rm -rf "$WORK"
     exit "$status"
@@ -64,11 +74,25 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 mkdir -p "$WORK/logs"
 
-log "building builder (cargo build --release --locked)"
-(cd "$REPO" && cargo build --release --locked --message-format=json-render-diagnostics) \
-    >"$WORK/logs/cargo.json" || die "cargo build --release failed"
-BUILDER=$(grep -o '"executable":"[^"]*/builder"' "$WORK/logs/cargo.json" | tail -n1 | cut -d'"' -f4)
-[[ -x $BUILDER ]] || die "cargo did not report the builder executable"
+ensure_builder
+
+# A registry of our own to push to (127.0.0.1:5000 is only read).
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PUSHREG=127.0.0.1:$PORT
+mkdir -p "$WORK/registry"
+cat >"$WORK/registry/config.yml" <<EOF
+version: 0.1
+log: { level: error }
+storage: { filesystem: { rootdirectory: $WORK/registry/storage }, delete: { enabled: true } }
+http: { addr: $PUSHREG }
+EOF
+/usr/bin/docker-registry serve "$WORK/registry/config.yml" >"$WORK/logs/registry.log" 2>&1 &
+REGISTRY_PID=$!
+for _ in $(seq 100); do
+    curl -fsS -o /dev/null "http://$PUSHREG/v2/" && break
+    sleep 0.1
+done
+curl -fsS -o /dev/null "http://$PUSHREG/v2/" || die "docker-registry did not start: $(cat "$WORK/logs/registry.log")"
 
 # --- contexts ----------------------------------------------------------------
 
@@ -99,11 +123,15 @@ EOF
 # cmd TOOL CASE: the command line (an array in CMD) building CASE with TOOL.
 cmd() {
     local tool=$1 case=$2 ctx=$CTX tag=bench-ctx nocache=()
-    if [[ $case == run-big ]]; then
+    local push=()
+    if [[ $case == run-big || $case == run-push ]]; then
         ctx=$RUNCTX tag=bench-run nocache=(--no-cache)
     fi
+    if [[ $case == run-push ]]; then
+        tag=$PUSHREG/bench-run:latest push=(--push)
+    fi
     case $tool in
-    builder) CMD=("$BUILDER" --root "$WORK/builder" build --progress plain "${nocache[@]}" -t "$tag" "$ctx") ;;
+    builder) CMD=("$BUILDER" --root "$WORK/builder" build --progress plain "${nocache[@]}" "${push[@]}" -t "$tag" "$ctx") ;;
     buildkit) CMD=(env DOCKER_BUILDKIT=1 /usr/bin/docker build --progress plain "${nocache[@]}" -t "$tag" "$ctx") ;;
     buildah) CMD=(buildah --root "$WORK/buildah/root" --runroot "$WORK/buildah/run" bud --layers --tls-verify=false "${nocache[@]}" -t "$tag" "$ctx") ;;
     *) die "unknown tool $tool" ;;
@@ -132,12 +160,39 @@ measure() {
 }
 
 declare -A RESULT
-CASES=(ctx-noop ctx-edit run-big)
+CASES=(${BENCH_CASES:-ctx-noop ctx-edit run-big run-push})
 for case in "${CASES[@]}"; do
     for tool in $TOOLS; do
+        [[ $case == run-push && $tool != builder ]] && continue
         log "$tool: $case ($RUNS runs)"
         RESULT[$tool/$case]=$(measure "$tool" "$case")
     done
+done
+
+# The compressors alone on the RUN layer's tar (the store's largest plain
+# tar: builds store layers so; the gzip variants pushes made are beside it).
+LAYER=$(find "$WORK/builder/blobs/sha256" -type f -size +1M -printf '%s %p\n' | sort -n |
+    while read -r _ blob; do
+        [[ $(head -c2 "$blob" | od -An -tx1 | tr -d ' \n') == 1f8b ]] || echo "$blob"
+    done | tail -n1)
+if [[ -z $LAYER ]]; then
+    # A builder that compressed while building: its largest layer, unpacked.
+    gzip -dc "$(find "$WORK/builder/blobs/sha256" -type f -printf '%s %p\n' | sort -n | tail -n1 | cut -d' ' -f2)" \
+        >"$WORK/layer.tar" || die "no layer tar in the store"
+    LAYER=$WORK/layer.tar
+fi
+COMPRESSORS=("gzip -5 -c")
+command -v pigz >/dev/null && COMPRESSORS+=("pigz -5 -c")
+command -v zstd >/dev/null && COMPRESSORS+=("zstd -3 -T0 -c")
+declare -A ALONE
+for compressor in "${COMPRESSORS[@]}"; do
+    log "$compressor on the layer tar ($RUNS runs)"
+    for ((i = 0; i < RUNS; i++)); do
+        # shellcheck disable=SC2086 # the compressor's words
+        /usr/bin/time -f '%e' -o "$WORK/logs/time" $compressor "$LAYER" >/dev/null
+        cat "$WORK/logs/time"
+    done >"$WORK/logs/alone"
+    ALONE[$compressor]=$(median <"$WORK/logs/alone")
 done
 
 # --- report --------------------------------------------------------------------
@@ -152,10 +207,15 @@ printf '%-10s %-9s %10s %8s %12s\n' case tool median ratio peak-RSS
 for case in "${CASES[@]}"; do
     read -r base _ <<<"${RESULT[builder/$case]:-0 0}"
     for tool in $TOOLS; do
+        [[ -n ${RESULT[$tool/$case]:-} ]] || continue
         read -r med kb <<<"${RESULT[$tool/$case]}"
         mem=$(awk -v k="$kb" 'BEGIN { printf "%.0f MiB", k / 1024 }')
         [[ $tool == buildkit ]] && mem=-
         printf '%-10s %-9s %9.3fs %8s %12s\n' "$case" "$tool" "$med" \
             "$(awk -v a="$med" -v b="$base" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')" "$mem"
     done
+done
+printf '\ncompressors alone on the RUN layer tar (%s):\n' "$(du -h "$LAYER" | cut -f1)"
+for compressor in "${COMPRESSORS[@]}"; do
+    printf '%-16s %9.3fs\n' "${compressor% -c}" "${ALONE[$compressor]}"
 done

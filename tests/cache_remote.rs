@@ -38,13 +38,17 @@ fn context(home: &Home, name: &str, dockerfile: &str, app: &str) -> PathBuf {
 }
 
 /// `image sha256:…` of the build's summary.
-fn image_of(stderr: &str) -> String {
+/// The image ID (config digest) of the summary's `image … (id …)` line:
+/// the same image whatever store it is in (the local manifest names the
+/// layers as that store keeps them: uncompressed when built there,
+/// compressed when a cache gave them).
+fn id_of(stderr: &str) -> String {
     stderr
         .lines()
         .find_map(|l| l.strip_prefix("image "))
-        .and_then(|l| l.split_whitespace().next())
+        .and_then(|l| l.split_once("(id "))
+        .map(|(_, id)| id.trim_end_matches(')').to_owned())
         .unwrap_or_else(|| panic!("no summary in:\n{stderr}"))
-        .to_owned()
 }
 
 fn run(home: &Home, args: &[&str]) -> String {
@@ -199,8 +203,13 @@ fn a_second_runner_builds_from_the_registry_cache_and_pulls_no_layer() {
         stderr_b.contains("0 steps run, 5 cached; 0 B pulled, 0 B pushed"),
         "{stderr_b}"
     );
-    assert_eq!(image_of(&stderr_b), image_of(&stderr_a), "the same image");
+    assert_eq!(id_of(&stderr_b), id_of(&stderr_a), "the same image");
     let layers = registry_layers(&registry, &image_b);
+    assert_eq!(
+        layers,
+        registry_layers(&registry, &image_a),
+        "the same layers pushed"
+    );
     assert_eq!(layers.len(), 5);
     for layer in &layers {
         assert!(!stored_blob(&b, layer), "B fetched {layer}:\n{stderr_b}");
@@ -294,7 +303,7 @@ fn mode_min_leaves_out_the_other_stages_and_max_keeps_them() {
             ],
         );
         assert!(stderr.contains(runs), "{}: {stderr}", cache.display());
-        assert_eq!(image_of(&stderr), image_of(&stderr_a));
+        assert_eq!(id_of(&stderr), id_of(&stderr_a));
     }
 }
 
@@ -334,7 +343,7 @@ fn an_inline_cache_travels_in_the_pushed_image() {
         ],
     );
     assert!(stderr_b.contains("0 steps run, 5 cached"), "{stderr_b}");
-    assert_eq!(image_of(&stderr_b), image_of(&stderr_a));
+    assert_eq!(id_of(&stderr_b), id_of(&stderr_a));
     // An image without one is refused as a cache, with a warning.
     let plain = format!("{}/plain:1", registry.host());
     run(&a, &["-t", &plain, "--push", dir.to_str().unwrap()]);

@@ -20,6 +20,7 @@ use super::progress_arg::ProgressMode;
 use crate::exec::{ExecOptions, Snapshotter};
 use crate::image::Reference;
 use crate::layer::compress::Compression;
+use crate::layer::distribute::Distribution;
 use crate::output::{Destination, Export, Output};
 use crate::plan::Graph;
 use crate::progress::{self, Event, Style, Summary};
@@ -44,6 +45,15 @@ pub enum CompressionArg {
     Gzip,
     /// zstd (smaller and faster; needs a recent runtime).
     Zstd,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(arg: CompressionArg) -> Self {
+        match arg {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+        }
+    }
 }
 
 /// The network of RUN steps that do not choose one.
@@ -104,7 +114,9 @@ pub struct ImageArgs {
     /// Pull base images even when the local store has them
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     pull: bool,
-    /// Compression of new layers
+    /// Compression of the layers pushed or exported (`--push`,
+    /// `-o type=registry|oci|docker`, `--cache-to`); the store keeps them
+    /// uncompressed
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     compression: CompressionArg,
     /// Network of RUN steps without --network (`host` also grants the
@@ -311,10 +323,6 @@ pub fn build_image(
         },
         entitlements,
         exec: ExecOptions {
-            compression: match args.compression {
-                CompressionArg::Gzip => Compression::Gzip,
-                CompressionArg::Zstd => Compression::Zstd,
-            },
             source_date_epoch,
             snapshotter: snapshotter_from_env()?,
             extra_hosts: flags.add_hosts.clone(),
@@ -336,6 +344,10 @@ pub fn build_image(
         secrets: super::secrets::build_secrets(&args.secrets, &args.ssh),
         cache_from,
         cache_to,
+        distribution: Distribution {
+            compression: args.compression.into(),
+            force: false,
+        },
     };
     let style = if args.quiet {
         Style::Quiet
@@ -387,10 +399,10 @@ pub fn build_image(
         )
         .await
         .map_err(|error| miette::Report::new(error).wrap_err("the build failed"))?;
-        deliver(&built, &delivery, &clients, &sender)
+        let sent = deliver(&built, &delivery, &clients, &sender)
             .await
             .map_err(miette::Report::new)?;
-        Ok(built)
+        Ok((built, sent))
     };
     // On SIGINT or SIGTERM the build is dropped, not killed: its steps'
     // sandboxes are killed and their scratch directories removed, and no
@@ -405,12 +417,12 @@ pub fn build_image(
             outcome = work => outcome,
         }
     });
-    if let Ok(built) = &outcome {
+    if let Ok((built, sent)) = &outcome {
         sender.send(Event::Summary(Summary {
             steps_run: built.steps_run,
             steps_cached: built.steps_cached,
             elapsed: started.elapsed(),
-            manifest: built.image.digest().clone(),
+            manifest: sent.as_ref().unwrap_or(&built.image).digest().clone(),
             id: built.id().clone(),
             names: names.iter().map(ToString::to_string).collect(),
         }));
@@ -418,7 +430,10 @@ pub fn build_image(
     drop(clients);
     drop(sender);
     let _ = renderer.join();
-    let built = outcome?;
+    let (built, sent) = outcome?;
+    // What a push or an export sent (its layers compressed) is the image
+    // others see, as buildx reports it; else the one the store keeps.
+    let image = sent.as_ref().unwrap_or(&built.image);
     if args.quiet {
         print_line(format_args!("{}", built.id()))?;
     }
@@ -428,8 +443,8 @@ pub fn build_image(
     }
     if let Some(path) = &args.metadata_file {
         let mut metadata = serde_json::json!({
-            "containerimage.digest": built.image.digest().to_string(),
-            "containerimage.descriptor": built.image,
+            "containerimage.digest": image.digest().to_string(),
+            "containerimage.descriptor": image,
             "image.name": names.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         });
         // As buildx: a multi-platform result has no one config.

@@ -2,11 +2,13 @@
 //! registry, under its own name or under DEST.
 
 use super::Globals;
+use super::build_image::CompressionArg;
 use super::common::print_line;
 use super::common::{block_on, client_for, parse_reference, resolve_image, with_progress};
 use super::progress_arg::ProgressMode;
+use crate::layer::distribute::Distribution;
 use crate::progress::Event;
-use crate::registry::{PushOptions, push};
+use crate::solver::push_stored;
 use clap::Args;
 use miette::Result;
 
@@ -23,6 +25,10 @@ pub struct PushArgs {
     /// default: $BUILDKIT_PROGRESS, else auto)
     #[arg(long, value_enum)]
     progress: Option<ProgressMode>,
+    /// Compression of the layers the store keeps uncompressed (layers
+    /// pulled compressed are sent as they are)
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    compression: CompressionArg,
 }
 
 /// Runs the subcommand.
@@ -40,19 +46,16 @@ pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
             ),
         ),
     };
-    let image = resolved.target.digest().clone();
+    let image = resolved.target;
+    let distribution = Distribution {
+        compression: args.compression.into(),
+        force: false,
+    };
     let client = client_for(globals, target.registry())?;
     let digest = with_progress(ProgressMode::chosen(args.progress, "push"), |progress| {
         block_on(async {
-            let digest = push(
-                &client,
-                &store,
-                &image,
-                &target,
-                &PushOptions::default(),
-                &progress,
-            )
-            .await?;
+            let digest =
+                push_stored(&client, &store, &image, &target, distribution, &progress).await?;
             progress.send(Event::Status(format!("pushed {target}@{digest}")));
             Ok(digest)
         })

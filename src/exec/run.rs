@@ -13,7 +13,7 @@ use super::ExecError;
 use super::cache_key::StepInputs;
 use super::tail::OutputTail;
 use crate::layer::LayerError;
-use crate::layer::compress::{Compression, write_compressed};
+use crate::layer::compress::Compression;
 use crate::layer::diff::{overlay_changes, tree_changes};
 use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{WriteOptions, write_changes};
@@ -49,6 +49,19 @@ pub struct LayerRef {
 }
 
 impl LayerRef {
+    /// A layer stored as the plain tar blob `stored`, its digest the diff
+    /// ID (what a build writes; a push or an export compresses it).
+    pub fn plain(stored: crate::store::StoredBlob) -> Self {
+        Self {
+            diff_id: stored.digest.clone(),
+            blob: Descriptor::new(
+                MediaType::from(Compression::Uncompressed.media_type()),
+                stored.size,
+                stored.digest,
+            ),
+        }
+    }
+
     fn from_cached(cached: &CachedLayer) -> Self {
         Self {
             blob: Descriptor::new(
@@ -83,7 +96,7 @@ pub enum StepEvent<'a> {
     /// Something the user should know about how steps run.
     Notice(&'a str),
     /// A long phase of the step that prints nothing of its own: unpacking
-    /// a parent layer, compressing the step's layer.
+    /// a parent layer, writing the step's layer.
     Work(&'a Work),
 }
 
@@ -102,8 +115,6 @@ pub enum Snapshotter {
 /// Settings that hold for every step of a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOptions {
-    /// How new layers are compressed.
-    pub compression: Compression,
     /// `SOURCE_DATE_EPOCH`: clamps mtimes in new layers.
     pub source_date_epoch: Option<u64>,
     /// How RUN steps get their root filesystem (the layers are the same).
@@ -128,7 +139,6 @@ pub struct ExecOptions {
 impl Default for ExecOptions {
     fn default() -> Self {
         Self {
-            compression: Compression::Gzip,
             source_date_epoch: None,
             snapshotter: Snapshotter::Overlay,
             extra_hosts: Vec::new(),
@@ -183,10 +193,6 @@ impl RunStep {
         if self.security == Security::Insecure {
             flags.insert("security".to_owned(), "insecure".to_owned());
         }
-        flags.insert(
-            "compression".to_owned(),
-            options.compression.media_type().to_owned(),
-        );
         if let Some(epoch) = options.source_date_epoch {
             flags.insert("source-date-epoch".to_owned(), epoch.to_string());
         }
@@ -759,7 +765,7 @@ impl Executor {
         self.write_layer(upper, changes, on_event).map(Some)
     }
 
-    /// Writes the change found in `source` as a compressed layer blob.
+    /// Writes the change found in `source` as a layer blob.
     fn write_layer(
         &self,
         source: &Path,
@@ -776,35 +782,25 @@ impl Executor {
         )
     }
 
-    /// Stores the layer tar `produce` writes as a compressed layer blob,
-    /// telling `on_event` how far the compression is.
+    /// Stores the layer tar `produce` writes as a plain tar blob (a push
+    /// or an export compresses it), telling `on_event` how far it is.
     fn store_layer(
         &self,
         produce: impl FnOnce(&mut dyn std::io::Write) -> Result<(), LayerError> + Send,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<LayerRef, ExecError> {
-        let writer = self.store.blobs().writer(None)?;
-        let mut meter = WorkMeter::new(WorkKind::Compress, None, |work: Work| {
+        // The blob writer hashes what it stores: one pass gives the diff ID.
+        let mut writer = self.store.blobs().writer(None)?;
+        let mut meter = WorkMeter::new(WorkKind::WriteLayer, None, |work: Work| {
             on_event(StepEvent::Work(&work));
         });
-        let metered = |out: &mut dyn std::io::Write| {
-            produce(&mut Metered {
-                inner: out,
-                done: 0,
-                meter: &mut meter,
-            })
-        };
-        let (writer, digests) = write_compressed(writer, self.options.compression, metered)?;
+        produce(&mut Metered {
+            inner: &mut writer,
+            done: 0,
+            meter: &mut meter,
+        })?;
         meter.finish();
-        let stored = writer.commit()?;
-        Ok(LayerRef {
-            blob: Descriptor::new(
-                MediaType::from(self.options.compression.media_type()),
-                stored.size,
-                stored.digest,
-            ),
-            diff_id: digests.diff_id,
-        })
+        Ok(LayerRef::plain(writer.commit()?))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Layers: applying OCI layer tars onto snapshot directories safely, and
-//! producing deterministic, compressed layer tars from a change.
+//! producing deterministic layer tars from a change, compressed when they
+//! leave the store.
 //!
 //! - [`extract`]: apply a tar stream under a root, contained by `openat2`
 //!   with `RESOLVE_IN_ROOT`, with whiteouts applied or kept as overlay
@@ -10,6 +11,8 @@
 //!   describes itself (`COPY`, `ADD`).
 //! - [`compress`]: compression and the digests taken in the same pass,
 //!   and decompression by media type.
+//! - [`distribute`]: the compressed variants of a stored image's plain
+//!   layers for a push or an export, remembered in the store.
 //! - [`gzip`]: deterministic gzip deflated in blocks on all cores.
 //! - [`copy`]: copy-up snapshots for the tree-diff fallback.
 //! - [`hardlinks`]: which files are further links to one already stored.
@@ -17,6 +20,7 @@
 pub mod compress;
 pub mod copy;
 pub mod diff;
+pub mod distribute;
 mod error;
 pub mod extract;
 mod fsmeta;

@@ -72,6 +72,9 @@ pub enum Event {
         /// Where it is.
         state: InternalState,
     },
+    /// A long phase outside any step (compressing a layer for a push or
+    /// an export).
+    Work(super::work::Work),
     /// The build is done: the last event of a successful build.
     Summary(super::summary::Summary),
 }

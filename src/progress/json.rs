@@ -66,10 +66,12 @@ pub enum Body<'a> {
         message: &'a str,
     },
     /// A long phase of a step (`extract`: unpacking the layer blob
-    /// `layer`; `compress`: compressing the step's layer) reached 1 MiB
+    /// `layer`; `compress`: writing the step's layer), or of a push or
+    /// export (`export`: compressing the stored layer `layer`; no `id`),
+    /// reached 1 MiB
     /// (`work.started`), is going on (`work.progress`, at most twice a
     /// second) or is over (`work.finished`); bytes are the blob's read
-    /// for `extract`, the tar's for `compress`.
+    /// for `extract` and `export`, the tar's for `compress`.
     #[serde(rename = "work.started")]
     WorkStarted(WireWork),
     /// See [`Body::WorkStarted`].
@@ -119,11 +121,12 @@ pub enum Body<'a> {
 /// The fields of the `work.*` records.
 #[derive(Debug, Serialize)]
 pub struct WireWork {
-    /// The step's number.
-    id: u64,
-    /// `extract` or `compress`.
+    /// The step's number (none for `export`, which no step does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    /// `extract`, `compress` or `export`.
     kind: &'static str,
-    /// The layer blob (`extract` only).
+    /// The layer blob (`extract`, `export`).
     #[serde(skip_serializing_if = "Option::is_none")]
     layer: Option<String>,
     /// Bytes done.
@@ -138,10 +141,11 @@ pub struct WireWork {
 }
 
 impl WireWork {
-    fn of(id: u64, work: &Work) -> Self {
+    fn of(id: Option<u64>, work: &Work) -> Self {
         let (kind, layer) = match &work.kind {
             WorkKind::Extract { layer } => ("extract", Some(layer.to_string())),
-            WorkKind::Compress => ("compress", None),
+            WorkKind::WriteLayer => ("compress", None),
+            WorkKind::Export { layer } => ("export", Some(layer.to_string())),
         };
         Self {
             id,
@@ -214,6 +218,7 @@ impl<'a> Body<'a> {
             }
             Event::Status(message) => Body::Status { message },
             Event::Step(step) => Body::of_step(step),
+            Event::Work(work) => Body::of_work(None, work),
             Event::Summary(summary) => Body::of_summary(summary, transfers),
             Event::Internal { .. } => return None,
         })
@@ -233,14 +238,7 @@ impl<'a> Body<'a> {
                 id: *id,
                 elapsed_ms: millis(*elapsed),
             },
-            StepProgress::Work { id, work } => {
-                let wire = WireWork::of(*id, work);
-                match work.state {
-                    WorkState::Started => Body::WorkStarted(wire),
-                    WorkState::Running => Body::WorkProgress(wire),
-                    WorkState::Finished => Body::WorkFinished(wire),
-                }
-            }
+            StepProgress::Work { id, work } => Body::of_work(Some(*id), work),
             StepProgress::Failed {
                 id,
                 elapsed,
@@ -250,6 +248,15 @@ impl<'a> Body<'a> {
                 elapsed_ms: millis(*elapsed),
                 message,
             },
+        }
+    }
+
+    fn of_work(id: Option<u64>, work: &Work) -> Body<'a> {
+        let wire = WireWork::of(id, work);
+        match work.state {
+            WorkState::Started => Body::WorkStarted(wire),
+            WorkState::Running => Body::WorkProgress(wire),
+            WorkState::Finished => Body::WorkFinished(wire),
         }
     }
 
@@ -373,6 +380,25 @@ mod tests {
             })),
             json!({"v": 1, "time": "T", "type": "step.failed", "id": 6, "elapsed_ms": 7,
                    "message": "exit 3"})
+        );
+    }
+
+    #[test]
+    fn a_layer_compressed_for_a_push_is_work_of_no_step() {
+        let layer = crate::digest::sha256(b"layer");
+        assert_eq!(
+            wire(&Event::Work(Work {
+                kind: WorkKind::Export {
+                    layer: layer.clone()
+                },
+                state: WorkState::Finished,
+                done: 4096,
+                total: Some(4096),
+                elapsed: Duration::from_secs(2),
+            })),
+            json!({"v": 1, "time": "T", "type": "work.finished", "kind": "export",
+                   "layer": layer.to_string(), "done": 4096, "total": 4096, "rate": 2048,
+                   "elapsed_ms": 2000})
         );
     }
 

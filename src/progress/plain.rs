@@ -46,6 +46,7 @@ pub fn lines(event: &Event, transfers: &Transfers) -> Vec<String> {
         } => vec![finished(digest, *direction, outcome)],
         Event::Status(s) => vec![s.clone()],
         Event::Step(step) => vec![step.line()],
+        Event::Work(work) => vec![work.text()],
         Event::Summary(summary) => summary.lines(transfers),
     }
 }

@@ -17,7 +17,8 @@ pub struct Summary {
     pub steps_cached: usize,
     /// Time from the start of the command to the image being delivered.
     pub elapsed: Duration,
-    /// The image manifest's digest.
+    /// The image manifest's digest: as pushed or exported (its layers
+    /// compressed) when a push or an export sent it, else as stored.
     pub manifest: Digest,
     /// The image ID: its config's digest.
     pub id: Digest,
@@ -81,7 +82,11 @@ impl Transfers {
                     }
                 }
             }
-            Event::Status(_) | Event::Step(_) | Event::Internal { .. } | Event::Summary(_) => {}
+            Event::Status(_)
+            | Event::Step(_)
+            | Event::Internal { .. }
+            | Event::Work(_)
+            | Event::Summary(_) => {}
         }
     }
 

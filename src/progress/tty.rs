@@ -17,7 +17,7 @@ use super::event::{Direction, Event, InternalState};
 use super::plain::{finished, human_bytes, short, under_way};
 use super::step::StepProgress;
 use super::summary::Transfers;
-use super::work::WorkState;
+use super::work::{Work, WorkState};
 use crate::terminal_text::{Tail, displayed};
 use oci_spec::image::Digest;
 use std::collections::HashMap;
@@ -320,6 +320,7 @@ impl<W: Write> Screen<W> {
                     self.entries.push(Entry::Status(text));
                 }
             }
+            Event::Work(work) => self.work(&work, now),
             Event::Summary(summary) => {
                 let index = self.exporting(now);
                 let export = &mut self.steps[index];
@@ -445,6 +446,29 @@ impl<W: Write> Screen<W> {
             .find(|(_, s)| s.title.contains("] FROM "))
             .or_else(|| running().next())
             .map(|(index, _)| index)
+    }
+
+    /// A long phase outside any step (a layer compressed for a push or an
+    /// export): in a build, a live line under `exporting to image` that
+    /// stays as a note once finished; in a `builder push`, a line of its
+    /// own when finished.
+    fn work(&mut self, work: &Work, now: Instant) {
+        let text = displayed(&work.text());
+        let finished = work.state == WorkState::Finished;
+        if !self.building() {
+            if finished {
+                self.entries.push(Entry::Status(text));
+            }
+            return;
+        }
+        let index = self.exporting(now);
+        let export = &mut self.steps[index];
+        if finished {
+            export.work = None;
+            export.notes.push(text);
+        } else {
+            export.work = Some(text);
+        }
     }
 
     /// The `exporting to image` group, begun where the last step ended
@@ -856,6 +880,58 @@ mod tests {
                 " => [internal] load build context   0.0s",
                 " => [1/1] COPY . /app               0.0s",
             ]
+        );
+    }
+
+    #[test]
+    fn a_layer_compressed_for_a_push_is_live_under_exporting_then_a_note() {
+        let mut screen = screen(false);
+        let now = screen.began;
+        screen.show(
+            Event::Step(StepProgress::Started {
+                id: 1,
+                name: "[1/1] RUN make".into(),
+            }),
+            now,
+        );
+        screen.show(
+            Event::Step(StepProgress::Done {
+                id: 1,
+                elapsed: Duration::ZERO,
+            }),
+            now,
+        );
+        let layer = crate::digest::sha256(b"layer");
+        let work = |state, done| {
+            Event::Work(Work {
+                kind: super::super::work::WorkKind::Export {
+                    layer: layer.clone(),
+                },
+                state,
+                done,
+                total: Some(4 << 20),
+                elapsed: Duration::from_secs(2),
+            })
+        };
+        screen.show(work(WorkState::Running, 2 << 20), now);
+        screen.draw(now, false);
+        let live = rows(&screen.out);
+        assert!(
+            live.iter()
+                .any(|row| row.starts_with(" => => exporting layer")),
+            "{live:?}"
+        );
+        screen.show(work(WorkState::Finished, 4 << 20), now);
+        screen.finish(now);
+        let rows = rows(&screen.out);
+        assert_eq!(
+            rows[2], " => exporting to image              0.0s",
+            "{rows:?}"
+        );
+        assert!(rows[3].starts_with(" => => exported layer"), "{rows:?}");
+        assert!(
+            !rows.iter().any(|row| row.contains("exporting layer")),
+            "{rows:?}"
         );
     }
 

@@ -1,5 +1,6 @@
-//! Long phases of a step that print nothing of their own (unpacking a
-//! parent layer, compressing the step's layer): a [`WorkMeter`] turns the
+//! Long phases that print nothing of their own (unpacking a parent
+//! layer, writing a step's layer, compressing a layer for a push or an
+//! export): a [`WorkMeter`] turns the
 //! byte counts of such a phase into [`Work`] events, so a build never
 //! looks hung while one runs.
 
@@ -21,8 +22,14 @@ pub enum WorkKind {
         /// The layer blob's digest.
         layer: Digest,
     },
-    /// Compressing the step's new layer (bytes are the tar's).
-    Compress,
+    /// Writing the step's new layer (bytes are the tar's).
+    WriteLayer,
+    /// Compressing the stored layer blob `layer` for a push or an export
+    /// (bytes are the stored blob's).
+    Export {
+        /// The stored layer blob's digest.
+        layer: Digest,
+    },
 }
 
 /// Where the phase is.
@@ -63,7 +70,7 @@ impl Work {
     }
 
     /// The text that tells it (`extracting 3f2a… 61.0 MiB / 143.0 MiB`,
-    /// `compressing layer 61.0 MiB (61.0 MiB/s)`, `extracted … in 1.2s`).
+    /// `writing layer 61.0 MiB (61.0 MiB/s)`, `extracted … in 1.2s`).
     pub fn text(&self) -> String {
         use super::plain::{human_bytes, short};
         let what = match (&self.kind, self.state) {
@@ -71,8 +78,12 @@ impl Work {
                 format!("extracted {}", short(layer))
             }
             (WorkKind::Extract { layer }, _) => format!("extracting {}", short(layer)),
-            (WorkKind::Compress, WorkState::Finished) => "compressed layer".to_owned(),
-            (WorkKind::Compress, _) => "compressing layer".to_owned(),
+            (WorkKind::WriteLayer, WorkState::Finished) => "wrote layer".to_owned(),
+            (WorkKind::WriteLayer, _) => "writing layer".to_owned(),
+            (WorkKind::Export { layer }, WorkState::Finished) => {
+                format!("exported layer {}", short(layer))
+            }
+            (WorkKind::Export { layer }, _) => format!("exporting layer {}", short(layer)),
         };
         let bytes = match self.total {
             Some(total) if self.state != WorkState::Finished => {
@@ -153,7 +164,7 @@ mod tests {
     #[test]
     fn a_small_phase_says_nothing_and_a_large_one_starts_and_finishes() {
         let mut seen = Vec::new();
-        let mut meter = WorkMeter::new(WorkKind::Compress, None, |w: Work| seen.push(w.state));
+        let mut meter = WorkMeter::new(WorkKind::WriteLayer, None, |w: Work| seen.push(w.state));
         meter.advance(REPORT_FROM - 1);
         meter.finish();
         assert!(seen.is_empty());

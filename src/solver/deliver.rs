@@ -3,16 +3,24 @@
 //! `type=registry`), and its cache exported (`--cache-to`). Blobs that
 //! only an imported cache has are fetched when an output reads them; a
 //! push to the cache's registry mounts them instead.
+//!
+//! The store keeps a build's layers uncompressed; what leaves it as an
+//! image (a push, a `type=oci` or `type=docker` archive) is the
+//! distribution image, whose layers are compressed once (and remembered)
+//! by [`distribution_image`]. `type=local` and `type=tar` read the
+//! uncompressed layers.
 
 use super::Built;
 use super::ClientFactory;
 use super::cache_remote::{self, ExportError};
 use crate::image::Reference;
+use crate::layer::distribute::{DistributeError, Distribution, distribution_image};
 use crate::layer::extract::ExtractWarning;
 use crate::output::{Destination, Export, Output, OutputError};
 use crate::progress::{Event, ProgressSender};
 use crate::registry::{PushOptions, RegistryError, push};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
+use oci_spec::image::Descriptor;
 
 /// Why delivering a built image failed.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -34,6 +42,9 @@ pub enum DeliverError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Cache(#[from] ExportError),
+    /// The layers could not be compressed for a push or an export.
+    #[error(transparent)]
+    Distribute(#[from] DistributeError),
 }
 
 /// What to do with a built image.
@@ -47,16 +58,52 @@ pub struct Delivery {
     pub push: bool,
 }
 
-/// Names the image, writes the outputs, pushes, then exports the cache.
+/// The image as it leaves the store, made when first needed.
+struct Sent<'a> {
+    store: &'a Store,
+    image: &'a Descriptor,
+    distribution: Distribution,
+    progress: &'a ProgressSender,
+    made: Option<Descriptor>,
+}
+
+impl Sent<'_> {
+    /// The distribution image (its layers compressed, each once).
+    fn get(&mut self) -> Result<Descriptor, DistributeError> {
+        if let Some(made) = &self.made {
+            return Ok(made.clone());
+        }
+        let progress = self.progress;
+        let on_work = |work| progress.send(Event::Work(work));
+        let made = tokio::task::block_in_place(|| {
+            distribution_image(self.store, self.image, self.distribution, &on_work)
+        })?;
+        self.made = Some(made.clone());
+        Ok(made)
+    }
+}
+
+/// Names the image, writes the outputs, pushes, then exports the cache;
+/// returns the image as pushed or exported (its layers compressed) when
+/// a push or an OCI or docker export sent it.
 pub async fn deliver(
     built: &Built,
     delivery: &Delivery,
     clients: &ClientFactory,
     progress: &ProgressSender,
-) -> Result<(), DeliverError> {
+) -> Result<Option<Descriptor>, DeliverError> {
     let store = &built.store;
     let tags = &delivery.tags;
     let refs = store.refs();
+    // Keeps prune from taking the compressed layers while they are sent.
+    let _lease = store.lease()?;
+    let mut sent = Sent {
+        store,
+        image: &built.image,
+        distribution: built.distribution,
+        progress,
+        made: None,
+    };
     for tag in tags {
         refs.set(tag, built.image.clone())?;
     }
@@ -69,8 +116,11 @@ pub async fn deliver(
     for output in &delivery.outputs {
         match output {
             Output::Export(export) => {
-                let report =
-                    tokio::task::block_in_place(|| export.write(store, &built.image, tags))?;
+                let image = match export {
+                    Export::Oci { .. } | Export::Docker { .. } => sent.get()?,
+                    Export::Local { .. } | Export::Tar { .. } => built.image.clone(),
+                };
+                let report = tokio::task::block_in_place(|| export.write(store, &image, tags))?;
                 for warning in summarize_warnings(report.warnings) {
                     progress.send(Event::Status(format!("warning: {warning}")));
                 }
@@ -97,11 +147,12 @@ pub async fn deliver(
         }
     }
     for name in &to_push {
+        let image = sent.get()?;
         let client = clients(name.registry())?;
         let digest = push(
             &client,
             store,
-            built.image.digest(),
+            image.digest(),
             name,
             &PushOptions::default(),
             progress,
@@ -113,12 +164,36 @@ pub async fn deliver(
         store,
         &built.cache_to,
         &built.steps_used,
-        built.compression,
+        built.distribution,
         clients,
         progress,
     )
     .await?;
-    Ok(())
+    Ok(sent.made)
+}
+
+/// `builder push`: sends the stored `image` to `target` with its layers
+/// compressed as `distribution` says (each once: the store remembers);
+/// returns the digest the target now names.
+pub async fn push_stored(
+    client: &crate::registry::Client,
+    store: &Store,
+    image: &Descriptor,
+    target: &Reference,
+    distribution: Distribution,
+    progress: &ProgressSender,
+) -> Result<oci_spec::image::Digest, DeliverError> {
+    let _lease = store.lease()?;
+    let mut sent = Sent {
+        store,
+        image,
+        distribution,
+        progress,
+        made: None,
+    };
+    let image = sent.get()?;
+    let options = PushOptions::default();
+    Ok(push(client, store, image.digest(), target, &options, progress).await?)
 }
 
 /// Every name the image gets: `-t` names and `type=image` names.

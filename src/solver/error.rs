@@ -43,6 +43,9 @@ pub enum BuildError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A build task ended without a result (it panicked).
+    /// The layers an inline cache names could not be compressed.
+    #[error("--cache-to type=inline: {0}")]
+    Distribute(#[from] crate::layer::distribute::DistributeError),
     #[error("a build task ended abnormally: {0}")]
     Task(String),
 }

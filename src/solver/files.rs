@@ -1,6 +1,6 @@
 //! The layers of COPY, ADD and WORKDIR: planned from their sources, keyed
 //! by every source's content (through [`StepInputs`], the key scheme RUN
-//! uses), and on a miss written as a compressed blob, unpacked as a
+//! uses), and on a miss written as a plain tar blob, unpacked as a
 //! snapshot, and only then recorded in the step cache.
 
 use super::error::StepError;
@@ -9,7 +9,6 @@ use crate::exec::created;
 use crate::exec::rootfs::RootfsView;
 use crate::exec::{CacheInput, CopyError, CopyPlan, ExecOptions, LayerRef};
 use crate::layer::LayerError;
-use crate::layer::compress::write_compressed;
 use crate::layer::tar::WriteOptions;
 use crate::store::{CacheRecord, CachedLayer, Store};
 use oci_spec::image::{Descriptor, Digest, MediaType};
@@ -81,10 +80,6 @@ pub(super) struct LayerStep<'a> {
 /// The step's cache inputs from the plan's record of its sources.
 fn step_inputs(step: &LayerStep<'_>, input: CacheInput, options: &ExecOptions) -> StepInputs {
     let mut flags: BTreeMap<String, String> = input.options;
-    flags.insert(
-        "compression".to_owned(),
-        options.compression.media_type().to_owned(),
-    );
     if let Some(epoch) = options.source_date_epoch {
         flags.insert("source-date-epoch".to_owned(), epoch.to_string());
     }
@@ -301,33 +296,23 @@ fn cached_layer(layer: &LayerRef) -> CachedLayer {
     }
 }
 
-/// Writes the planned layer as a compressed blob into the store.
+/// Writes the planned layer as a plain tar blob into the store.
 fn write(store: &Store, options: &ExecOptions, plan: CopyPlan) -> Result<LayerRef, StepError> {
-    let writer = store.blobs().writer(None)?;
+    // The blob writer hashes what it stores: one pass gives the diff ID.
+    let mut writer = store.blobs().writer(None)?;
     let write_options = WriteOptions {
         source_date_epoch: options.source_date_epoch,
         ..WriteOptions::default()
     };
-    let (writer, digests) = write_compressed(writer, options.compression, |out| {
-        plan.write_layer(out, &write_options)
-            .map(|_| ())
-            .map_err(|e| match e {
-                CopyError::Layer(layer) => layer,
-                other => LayerError::Write {
-                    action: "the files of the step",
-                    source: std::io::Error::other(other.to_string()),
-                },
-            })
-    })?;
-    let stored = writer.commit()?;
-    Ok(LayerRef {
-        blob: Descriptor::new(
-            MediaType::from(options.compression.media_type()),
-            stored.size,
-            stored.digest,
-        ),
-        diff_id: digests.diff_id,
-    })
+    plan.write_layer(&mut writer, &write_options)
+        .map_err(|e| match e {
+            CopyError::Layer(layer) => layer,
+            other => LayerError::Write {
+                action: "the files of the step",
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
+    Ok(LayerRef::plain(writer.commit()?))
 }
 
 /// Records a RUN step run without the cache (`--no-cache`), so the next

@@ -26,7 +26,7 @@ pub mod secrets;
 mod ssh_agent;
 mod stage;
 
-pub use deliver::{DeliverError, Delivery, deliver, image_names};
+pub use deliver::{DeliverError, Delivery, deliver, image_names, push_stored};
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};
 pub use error::{BaseError, BuildError, MountSetupError, StepError};
 pub use failure::{BaseFailure, Site, StepFailure};
@@ -64,7 +64,7 @@ pub struct BuildOptions {
     pub network: Network,
     /// `--allow`: what RUN steps may be granted beyond the sandbox.
     pub entitlements: Entitlements,
-    /// Compression, `SOURCE_DATE_EPOCH` and what RUN steps see.
+    /// `SOURCE_DATE_EPOCH` and what RUN steps see.
     pub exec: ExecOptions,
     /// `--label`: set on the image after the Dockerfile's LABELs.
     pub labels: Vec<(String, String)>,
@@ -78,6 +78,9 @@ pub struct BuildOptions {
     pub cache_from: Vec<cache_remote::CacheFrom>,
     /// `--cache-to`: where the build's cache goes (inline: into the image).
     pub cache_to: Vec<cache_remote::CacheTo>,
+    /// `--compression`: how layers leave the store (pushes, exports, and
+    /// the layers an inline cache names).
+    pub distribution: crate::layer::distribute::Distribution,
 }
 
 /// What a build produced.
@@ -96,9 +99,10 @@ pub struct Built {
     pub(crate) store: crate::store::Store,
     /// The steps of the build, for `--cache-to`.
     pub(crate) steps_used: cache_remote::StepsUsed,
-    /// `--cache-to`, and how the build compressed its layers.
+    /// `--cache-to`.
     pub(crate) cache_to: Vec<cache_remote::CacheTo>,
-    pub(crate) compression: crate::layer::compress::Compression,
+    /// `--compression`.
+    pub(crate) distribution: crate::layer::distribute::Distribution,
 }
 
 impl Built {

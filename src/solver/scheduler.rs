@@ -403,7 +403,8 @@ pub async fn build(
     let inline = options
         .cache_to
         .contains(&CacheTo::Inline)
-        .then(|| cache_remote::inline_value(&store, &steps_used));
+        .then(|| cache_remote::inline_value(&store, &steps_used, options.distribution, &progress))
+        .transpose()?;
     let mut platforms = Vec::with_capacity(builds.len());
     for (shared, done) in builds.iter().zip(&done) {
         let result = done
@@ -434,7 +435,7 @@ pub async fn build(
         store,
         steps_used,
         cache_to: options.cache_to.clone(),
-        compression: options.exec.compression,
+        distribution: options.distribution,
     })
 }
 

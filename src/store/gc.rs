@@ -92,11 +92,13 @@ impl Store {
         let roots = self.refs().list()?.into_iter().map(|(_, d)| d);
         let reach = self.reach(roots)?;
         let cached_layers = records.values().filter_map(|r| r.layer.as_ref());
-        let live: HashSet<&Digest> = reach
+        let mut live: HashSet<Digest> = reach
             .digests
             .iter()
             .chain(cached_layers.map(|layer| &layer.digest))
+            .cloned()
             .collect();
+        self.prune_variants(scope, &mut live)?;
         let blobs = self.blobs();
         for digest in blobs.list()? {
             if live.contains(&digest) {
@@ -131,6 +133,25 @@ impl Store {
         report.removed_temp_files = temp_files + record_temps;
         report.reclaimed_bytes += temp_bytes + record_temp_bytes;
         Ok(report)
+    }
+
+    /// Forgets the compressed variants `scope` drops (all with
+    /// [`PruneScope::All`], else those of a source blob that goes) and
+    /// adds the blobs of those it keeps to `live`.
+    fn prune_variants(
+        &self,
+        scope: PruneScope,
+        live: &mut HashSet<Digest>,
+    ) -> Result<(), StoreError> {
+        let variants = self.variants();
+        for entry in variants.list()? {
+            if scope != PruneScope::All && live.contains(&entry.source) {
+                live.insert(entry.variant.digest().clone());
+            } else {
+                variants.remove(&entry.source, &entry.kind)?;
+            }
+        }
+        Ok(())
     }
 
     /// The step cache records `scope` keeps, by key, after removing the

@@ -9,7 +9,9 @@
 //! - `locks/`: `flock` files (`refs.lock` guards index updates, `gc.lock`
 //!   is held shared by writers and leases and exclusively by prune);
 //! - `snapshots/<chain-id-hex>/`: unpacked layers in overlay form;
-//! - `cache/`: step cache records and the per-position index.
+//! - `cache/`: step cache records and the per-position index;
+//! - `variants/<kind>/<hex>`: which blob holds layer blob `<hex>`
+//!   compressed as `<kind>` (see [`VariantStore`]).
 
 mod blobs;
 mod cache;
@@ -22,6 +24,7 @@ mod refs;
 mod remove;
 mod root;
 mod snapshots;
+mod variants;
 
 pub use blobs::{
     BlobCheck, BlobSource, BlobStore, BlobWriter, CheckedBlob, Expected, MAX_DOCUMENT_SIZE,
@@ -35,6 +38,7 @@ pub use lock::Lease;
 pub use refs::RefStore;
 pub use root::default_root;
 pub use snapshots::{PendingSnapshot, SnapshotStore, chain_id, chain_ids};
+pub use variants::{Variant, VariantStore};
 
 use oci_spec::image::Digest;
 use std::os::unix::fs::PermissionsExt as _;

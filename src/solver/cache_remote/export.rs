@@ -49,6 +49,15 @@ pub enum ExportError {
         #[source]
         source: Box<super::mounts::MountCacheError>,
     },
+    /// The layers could not be compressed.
+    #[error("--cache-to {location}: {source}")]
+    Distribute {
+        /// The cache.
+        location: String,
+        /// Why.
+        #[source]
+        source: crate::layer::distribute::DistributeError,
+    },
     /// The store could not give or keep a blob.
     #[error("--cache-to {location}: {source}")]
     Store {

@@ -141,6 +141,24 @@ impl CacheConfig {
             .collect()
     }
 
+    /// Points each record's and mount's layer at the blob `sent` gives
+    /// for it (the same content otherwise stored: compressed, or named
+    /// by a manifest); a layer it gives none for is left as it is.
+    pub fn relink_layers(&mut self, sent: impl Fn(&CachedLayer) -> Option<Descriptor>) {
+        let layers = self
+            .records
+            .iter_mut()
+            .filter_map(|r| r.record.layer.as_mut())
+            .chain(self.mounts.iter_mut().map(|m| &mut m.layer));
+        for layer in layers {
+            if let Some(blob) = sent(layer) {
+                layer.digest = blob.digest().clone();
+                layer.size = blob.size();
+                layer.media_type = blob.media_type().to_string();
+            }
+        }
+    }
+
     /// The config blob's bytes (canonical JSON).
     pub fn to_bytes(&self) -> Vec<u8> {
         canonical_json(self).expect("a cache config always serializes")

@@ -14,6 +14,7 @@ use crate::registry::sources::Sources;
 use crate::solver::ClientFactory;
 use crate::store::{MAX_DOCUMENT_SIZE, Store, StoreError};
 use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageManifest};
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -92,14 +93,25 @@ pub(crate) async fn load(
         }
     };
     let media_type = manifest.config().media_type().to_string();
+    let layers = manifest.layers().clone();
     let config = match media_type.as_str() {
         CACHE_CONFIG_MEDIA_TYPE => CacheConfig::parse(&config)?,
         OCI_CONFIG | DOCKER_CONFIG => {
-            CacheConfig::from_image_config(&config)?.ok_or(FormatError::NoInlineCache)?
+            let mut cache =
+                CacheConfig::from_image_config(&config)?.ok_or(FormatError::NoInlineCache)?;
+            // The records name the layers as the build stored them
+            // (uncompressed); the image lists them as pushed: the same
+            // content, by diff ID (which unpacking checks).
+            let diff_ids = crate::image::config::parse_config(&config)
+                .map(|c| c.rootfs().diff_ids().clone())
+                .unwrap_or_default();
+            let pushed: HashMap<String, Descriptor> =
+                diff_ids.into_iter().zip(layers.iter().cloned()).collect();
+            cache.relink_layers(|layer| pushed.get(&layer.diff_id.to_string()).cloned());
+            cache
         }
         other => return Err(FormatError::NotACache(other.to_owned()).into()),
     };
-    let layers = manifest.layers().clone();
     config.check(&layers)?;
     Ok(Loaded { config, layers })
 }

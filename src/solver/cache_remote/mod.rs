@@ -28,6 +28,7 @@ pub(crate) use mounts::{MountsUsed, is_empty as mount_is_empty, seed as seed_mou
 pub use source::RemoteBlobs;
 pub use spec::{CacheFrom, CacheLocation, CacheMode, CacheSpecError, CacheTo};
 
+use crate::layer::distribute::{DistributeError, Distribution, distribution_layers};
 use crate::progress::{Event, ProgressSender};
 use crate::registry::sources::Sources;
 use crate::solver::ClientFactory;
@@ -87,7 +88,7 @@ pub(crate) async fn export_all(
     store: &Store,
     to: &[CacheTo],
     used: &StepsUsed,
-    compression: crate::layer::compress::Compression,
+    distribution: Distribution,
     clients: &ClientFactory,
     progress: &ProgressSender,
 ) -> Result<(), ExportError> {
@@ -102,17 +103,24 @@ pub(crate) async fn export_all(
         else {
             continue;
         };
-        if wanted.is_some_and(|w| w != compression) {
-            progress.send(Event::Status(format!(
-                "warning: --cache-to {location}: its layers are the build's own, compressed with {} (set --compression to change it)",
-                compression.media_type()
-            )));
-        }
+        let distribution = Distribution {
+            compression: wanted.unwrap_or(distribution.compression),
+            ..distribution
+        };
         let exported = match *mounts {
             false => Ok(used.config(store, *mode)),
-            true => export_mounts(store, &used.mounts, compression, location)
+            true => export_mounts(store, &used.mounts, distribution.compression, location)
                 .map(|exported| used.config(store, *mode).with_mounts(exported))
                 .map_err(|e| *e),
+        };
+        let exported = match exported {
+            Ok(config) => compressed(store, config, distribution, progress).map_err(|source| {
+                ExportError::Distribute {
+                    location: location.to_string(),
+                    source,
+                }
+            }),
+            Err(e) => Err(e),
         };
         let result = match exported {
             Ok(config) => export::export(store, clients, location, &config, progress)
@@ -134,6 +142,28 @@ pub(crate) async fn export_all(
         }
     }
     Ok(())
+}
+
+/// `config` with its layers as they are sent: the build's plain layers
+/// compressed as `distribution` says (each once: the store remembers).
+fn compressed(
+    store: &Store,
+    mut config: format::CacheConfig,
+    distribution: Distribution,
+    progress: &ProgressSender,
+) -> Result<format::CacheConfig, DistributeError> {
+    let layers = config.layers();
+    let on_work = |work| progress.send(Event::Work(work));
+    let sent = tokio::task::block_in_place(|| {
+        distribution_layers(store, &layers, distribution, &on_work)
+    })?;
+    let by_stored: std::collections::HashMap<_, _> = layers
+        .iter()
+        .map(|l| l.digest().clone())
+        .zip(sent)
+        .collect();
+    config.relink_layers(|layer| by_stored.get(&layer.digest).cloned());
+    Ok(config)
 }
 
 /// The blobs of the cache mounts `used` (the non-empty ones).
@@ -161,8 +191,20 @@ fn export_mounts(
 }
 
 /// The inline cache of the build's final image (mode=min), as the JSON
-/// value its config keeps under [`INLINE_KEY`].
-pub(crate) fn inline_value(store: &Store, used: &StepsUsed) -> serde_json::Value {
-    serde_json::to_value(used.config(store, CacheMode::Min))
-        .expect("a cache config always serializes")
+/// value its config keeps under [`INLINE_KEY`]. Its records name the
+/// layers as the push sends them (compressed now, and remembered for the
+/// push), so the config is the same whichever store built the image.
+pub(crate) fn inline_value(
+    store: &Store,
+    used: &StepsUsed,
+    distribution: Distribution,
+    progress: &ProgressSender,
+) -> Result<serde_json::Value, DistributeError> {
+    let config = compressed(
+        store,
+        used.config(store, CacheMode::Min),
+        distribution,
+        progress,
+    )?;
+    Ok(serde_json::to_value(config).expect("a cache config always serializes"))
 }

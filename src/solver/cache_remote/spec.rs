@@ -104,8 +104,8 @@ pub enum CacheTo {
         location: CacheLocation,
         /// Which steps.
         mode: CacheMode,
-        /// `compression=`: what the cache's layers must be compressed
-        /// with (they are the build's own layers: see `--compression`).
+        /// `compression=`: how the cache's layers are compressed (else
+        /// as `--compression` says).
         compression: Option<Compression>,
         /// `ignore-error=true`: a failed export is a warning.
         ignore_error: bool,
