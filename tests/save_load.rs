@@ -227,10 +227,19 @@ fn legacy_archive(root: &Path, name: &str, link: bool, damage: bool) -> (Vec<u8>
         if link && i + 1 == count {
             symlink(&mut archive, &path, &format!("../{:064x}/layer.tar", 0));
         } else {
+            // Built layers are stored as plain tars (compressed only for a
+            // push or an export); a pulled one may be gzipped.
+            let stored = blobs.read(layer.digest()).unwrap();
             let mut tar = Vec::new();
-            let gzipped = blobs.read(layer.digest()).unwrap();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut tar)
+            if layer.media_type().to_string().ends_with("gzip") {
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&stored[..]),
+                    &mut tar,
+                )
                 .unwrap();
+            } else {
+                tar = stored;
+            }
             if damage && i + 1 == count {
                 tar[600] ^= 1;
             }
