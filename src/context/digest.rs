@@ -19,9 +19,12 @@
 //! ```
 //!
 //! `mode` is the full `st_mode` (type and permission bits); the path is the
-//! rest of the line. Loading only splits the lines and indexes them by
-//! path: a line's numbers and digest are parsed when that file is asked
+//! rest of the line. Lines are sorted by path (in byte order). Loading
+//! only finds where the lines start: a path is looked up by binary search
+//! and its line's numbers and digest are parsed when that file is asked
 //! for, so a large memo costs little when a build needs few of its files.
+//! A memo whose lines are out of order (not one this module wrote) only
+//! makes some files read again.
 //! Paths that are not UTF-8 or hold a newline are digested but not
 //! remembered. A memo with another header is ignored and rewritten.
 
@@ -78,25 +81,17 @@ pub struct StatIdentity {
     pub mode: u32,
 }
 
-/// What the memo knows of one path.
-#[derive(Debug)]
-enum Known {
-    /// A line of the loaded memo, not parsed yet (the byte range of what
-    /// follows the path's digest and numbers, path excluded).
-    Line(Range<usize>),
-    /// Learned by this run.
-    New(StatIdentity, Digest),
-}
-
 /// Content digests with a memo kept in a directory between runs.
 #[derive(Debug)]
 pub struct DigestMemo {
     dir: PathBuf,
     /// The loaded memo file (its lines are parsed on demand).
     loaded: Vec<u8>,
-    known: HashMap<Box<[u8]>, Known>,
+    /// The loaded memo's lines (without their newline), in file order.
+    lines: Vec<Range<usize>>,
+    /// What this run learned, by path: it overrides the loaded lines.
+    learned: HashMap<Box<[u8]>, (StatIdentity, Digest)>,
     bytes_read: u64,
-    changed: bool,
 }
 
 /// The seven fields before the path on a memo line: digest hex and numbers.
@@ -163,37 +158,48 @@ impl DigestMemo {
             .ok()
             .filter(|bytes| bytes.starts_with(HEADER))
             .unwrap_or_default();
-        let mut known = HashMap::new();
+        Self::from_bytes(dir, loaded)
+    }
+
+    /// The memo of `dir` whose file holds `loaded`.
+    fn from_bytes(dir: &Path, loaded: Vec<u8>) -> Self {
+        let mut lines = Vec::new();
         let mut at = HEADER.len().min(loaded.len());
         while let Some(len) = loaded
             .get(at..)
             .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
         {
-            let line = at..at + len;
+            lines.push(at..at + len);
             at += len + 1;
-            let Some((_, path)) = loaded.get(line.clone()).and_then(split_line) else {
-                continue;
-            };
-            let fields_end = line.end - path.len();
-            known.insert(Box::from(path), Known::Line(line.start..fields_end));
         }
         Self {
             dir: dir.to_path_buf(),
             loaded,
-            known,
+            lines,
+            learned: HashMap::new(),
             bytes_read: 0,
-            changed: false,
         }
+    }
+
+    /// The loaded line of `path`, split into its fields and path.
+    fn loaded_line(&self, path: &[u8]) -> Option<[&[u8]; FIELDS]> {
+        let split = |range: &Range<usize>| self.loaded.get(range.clone()).and_then(split_line);
+        let at = self
+            .lines
+            .binary_search_by(|range| match split(range) {
+                Some((_, line_path)) => line_path.cmp(path),
+                // A damaged line sorts first: it is never found.
+                None => std::cmp::Ordering::Less,
+            })
+            .ok()?;
+        split(self.lines.get(at)?).map(|(fields, _)| fields)
     }
 
     /// What the memo knows of `path`: its identity and digest.
     fn lookup(&self, path: &[u8]) -> Option<(StatIdentity, Digest)> {
-        match self.known.get(path)? {
-            Known::New(identity, digest) => Some((*identity, digest.clone())),
-            Known::Line(range) => {
-                let (fields, _) = split_line(self.loaded.get(range.clone())?)?;
-                parse_fields(&fields)
-            }
+        match self.learned.get(path) {
+            Some((identity, digest)) => Some((*identity, digest.clone())),
+            None => parse_fields(&self.loaded_line(path)?),
         }
     }
 
@@ -229,9 +235,8 @@ impl DigestMemo {
         }
         let digest = hasher.finish();
         if path.to_str().is_some() && !key.contains(&b'\n') {
-            self.known
-                .insert(Box::from(key), Known::New(identity, digest.clone()));
-            self.changed = true;
+            self.learned
+                .insert(Box::from(key), (identity, digest.clone()));
         }
         Ok(digest)
     }
@@ -243,7 +248,7 @@ impl DigestMemo {
 
     /// Writes the memo back (atomically) if it learned anything.
     pub fn save(&mut self) -> Result<(), DigestError> {
-        if !self.changed {
+        if self.learned.is_empty() {
             return Ok(());
         }
         let save_err = |source| DigestError::Save {
@@ -251,27 +256,111 @@ impl DigestMemo {
             source,
         };
         std::fs::create_dir_all(&self.dir).map_err(save_err)?;
-        let mut paths: Vec<&[u8]> = self.known.keys().map(|k| &k[..]).collect();
-        paths.sort_unstable();
+        // The loaded lines that still hold (a path learned again replaces
+        // its line), then the learned ones, merged in path order.
+        let mut lines: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(self.lines.len());
+        for range in &self.lines {
+            let Some(line) = self.loaded.get(range.clone()) else {
+                continue;
+            };
+            if let Some((_, path)) = split_line(line) {
+                if !self.learned.contains_key(path) {
+                    lines.push((path, Vec::new()));
+                    if let Some(last) = lines.last_mut() {
+                        last.1.extend_from_slice(line);
+                        last.1.push(b'\n');
+                    }
+                }
+            }
+        }
+        for (path, (identity, digest)) in &self.learned {
+            let mut line = Vec::new();
+            write_line(&mut line, path, identity, digest);
+            lines.push((path, line));
+        }
+        lines.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::with_capacity(self.loaded.len() + 4096);
         out.extend_from_slice(HEADER);
-        for path in paths {
-            match self.known.get(path) {
-                Some(Known::Line(range)) => {
-                    out.extend_from_slice(self.loaded.get(range.clone()).unwrap_or_default());
-                    out.extend_from_slice(path);
-                    out.push(b'\n');
-                }
-                Some(Known::New(identity, digest)) => write_line(&mut out, path, identity, digest),
-                None => {}
-            }
+        for (_, line) in &lines {
+            out.extend_from_slice(line);
         }
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(save_err)?;
         tmp.write_all(&out).map_err(save_err)?;
         tmp.as_file().sync_all().map_err(save_err)?;
         tmp.persist(self.dir.join(MEMO_FILE))
             .map_err(|e| save_err(e.error))?;
-        self.changed = false;
+        // What was learned is now in the file.
+        let bytes_read = self.bytes_read;
+        *self = Self::from_bytes(&self.dir, out);
+        self.bytes_read = bytes_read;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn identity(path: &Path) -> StatIdentity {
+        let meta = std::fs::metadata(path).unwrap();
+        StatIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            mode: meta.mode(),
+        }
+    }
+
+    /// Digests every file of `files` through `memo`.
+    fn digest_all(memo: &mut DigestMemo, files: &[PathBuf]) -> Vec<Digest> {
+        files
+            .iter()
+            .map(|f| memo.digest(f, identity(f), || File::open(f)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_reloaded_memo_finds_every_path_and_an_unchanged_run_leaves_it_alone() {
+        let ctx = tempfile::tempdir().unwrap();
+        let memo_dir = tempfile::tempdir().unwrap();
+        // Names whose byte order differs from their creation order.
+        let files: Vec<PathBuf> = ["b", "a", "a b", "Z", "a/", "é", "a-1", "a0"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let path = ctx.path().join(name.replace('/', "_"));
+                std::fs::write(&path, format!("content {i}")).unwrap();
+                path
+            })
+            .collect();
+        let mut memo = DigestMemo::load(memo_dir.path());
+        let first = digest_all(&mut memo, &files);
+        memo.save().unwrap();
+        let memo_file = memo_dir.path().join(MEMO_FILE);
+        let saved = std::fs::metadata(&memo_file).unwrap();
+
+        let mut memo = DigestMemo::load(memo_dir.path());
+        assert_eq!(digest_all(&mut memo, &files), first);
+        assert_eq!(memo.bytes_read(), 0);
+        memo.save().unwrap();
+        let after = std::fs::metadata(&memo_file).unwrap();
+        assert_eq!(
+            (after.ino(), after.mtime_nsec()),
+            (saved.ino(), saved.mtime_nsec())
+        );
+
+        // One file changes: only it is read, and the memo learns it.
+        std::fs::write(&files[3], b"changed").unwrap();
+        let mut memo = DigestMemo::load(memo_dir.path());
+        let second = digest_all(&mut memo, &files);
+        assert_eq!(memo.bytes_read(), 7);
+        assert_ne!(second[3], first[3]);
+        memo.save().unwrap();
+        let mut memo = DigestMemo::load(memo_dir.path());
+        assert_eq!(digest_all(&mut memo, &files), second);
+        assert_eq!(memo.bytes_read(), 0);
     }
 }

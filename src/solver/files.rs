@@ -11,7 +11,7 @@ use crate::exec::{CacheInput, CopyError, CopyPlan, ExecOptions, LayerRef};
 use crate::layer::LayerError;
 use crate::layer::compress::write_compressed;
 use crate::layer::tar::WriteOptions;
-use crate::store::{CacheRecord, CachedLayer, Store};
+use crate::store::{CacheRecord, CachedLayer, CachedStep, Store};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -261,7 +261,7 @@ fn snapshot_chain(store: &Store, parent: &[LayerRef]) -> Result<Vec<Digest>, Ste
 fn reuse(
     store: &Store,
     parent: &[LayerRef],
-    record: &CacheRecord,
+    record: &CachedStep,
 ) -> Result<Option<Option<LayerRef>>, StepError> {
     let Some(cached) = &record.layer else {
         return Ok(Some(None));
