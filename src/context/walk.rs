@@ -291,8 +291,12 @@ fn stat_entry(dir: &OwnedFd, name: &CStr, rel: &Path) -> Result<Option<Entry>, C
         path: rel.to_owned(),
         source: io::Error::from(e),
     };
-    let st = match rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS)
-    {
+    let st = match rustix::fs::statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS,
+    ) {
         Ok(st) => st,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => return Err(io_err(e)),

@@ -129,7 +129,11 @@ impl CacheStore {
     fn write_record(&self, key: &Digest, record: &CacheRecord) -> Result<(), StoreError> {
         // Plain data with string keys: serializing cannot fail.
         let inputs = serde_json::to_vec(&record.inputs).expect("cache inputs always serialize");
-        write_atomically(&self.layout.cache.join("inputs"), &self.inputs_path(key)?, &inputs)?;
+        write_atomically(
+            &self.layout.cache.join("inputs"),
+            &self.inputs_path(key)?,
+            &inputs,
+        )?;
         let file = RecordFile {
             layer: &record.layer,
             config_change: &record.config_change,
@@ -180,8 +184,7 @@ impl CacheStore {
         let Some(bytes) = read_if_present(&path)? else {
             return Ok(None);
         };
-        let stored: StoredRecord =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?;
+        let stored: StoredRecord = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?;
         let inputs = match stored.inputs {
             Some(inputs) => inputs,
             None => {
@@ -460,7 +463,11 @@ mod tests {
             .path()
             .join("cache")
             .join(format!("{}.json", key.digest()));
-        assert!(!std::fs::read_to_string(record_file).unwrap().contains("inputs"));
+        assert!(
+            !std::fs::read_to_string(record_file)
+                .unwrap()
+                .contains("inputs")
+        );
         assert_eq!(
             cache.last_at("Dockerfile/0/1").unwrap(),
             Some((key, record))

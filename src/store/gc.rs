@@ -401,7 +401,9 @@ mod tests {
         assert!(store.cache().last_at("Dockerfile:0:0").unwrap().is_none());
         // The record's inputs went with it.
         assert_eq!(
-            std::fs::read_dir(dir.path().join("cache/inputs")).unwrap().count(),
+            std::fs::read_dir(dir.path().join("cache/inputs"))
+                .unwrap()
+                .count(),
             0
         );
         assert_eq!(store.snapshots().list().unwrap(), Vec::<Digest>::new());
