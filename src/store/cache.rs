@@ -68,9 +68,12 @@ pub struct CachedStep {
 }
 
 /// A record file as written now: the record without its inputs, which
-/// have a file of their own.
+/// have a file of their own. `inputs` is written as `null`, so that a
+/// builder from before the split still reads the record (as one whose
+/// inputs it cannot compare).
 #[derive(Serialize)]
 struct RecordFile<'a> {
+    inputs: (),
     layer: &'a Option<CachedLayer>,
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     config_change: &'a serde_json::Value,
@@ -79,7 +82,7 @@ struct RecordFile<'a> {
 }
 
 /// A record file as read whole: its inputs are inline in records of
-/// builds from before they had a file of their own.
+/// builds from before they had a file of their own, `null` in others.
 #[derive(Deserialize)]
 struct StoredRecord {
     #[serde(default)]
@@ -135,6 +138,7 @@ impl CacheStore {
             &inputs,
         )?;
         let file = RecordFile {
+            inputs: (),
             layer: &record.layer,
             config_change: &record.config_change,
             created: &record.created,
@@ -463,11 +467,9 @@ mod tests {
             .path()
             .join("cache")
             .join(format!("{}.json", key.digest()));
-        assert!(
-            !std::fs::read_to_string(record_file)
-                .unwrap()
-                .contains("inputs")
-        );
+        let file: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record_file).unwrap()).unwrap();
+        assert_eq!(file["inputs"], serde_json::Value::Null);
         assert_eq!(
             cache.last_at("Dockerfile/0/1").unwrap(),
             Some((key, record))
