@@ -20,7 +20,8 @@
 //!
 //! `mode` is the full `st_mode` (type and permission bits); the path is the
 //! rest of the line. Lines are sorted by path (in byte order). Loading
-//! only finds where the lines start: a path is looked up by binary search
+//! only finds where each line and its path start: a path is looked up by
+//! binary search
 //! and its line's numbers and digest are parsed when that file is asked
 //! for, so a large memo costs little when a build needs few of its files.
 //! A memo whose lines are out of order (not one this module wrote) only
@@ -87,11 +88,20 @@ pub struct DigestMemo {
     dir: PathBuf,
     /// The loaded memo file (its lines are parsed on demand).
     loaded: Vec<u8>,
-    /// The loaded memo's lines (without their newline), in file order.
-    lines: Vec<Range<usize>>,
+    /// The loaded memo's lines, in file order.
+    lines: Vec<Line>,
     /// What this run learned, by path: it overrides the loaded lines.
     learned: HashMap<Box<[u8]>, (StatIdentity, Digest)>,
     bytes_read: u64,
+}
+
+/// Where a loaded memo line is (its newline excluded) and where its path
+/// starts.
+#[derive(Debug)]
+struct Line {
+    start: usize,
+    path: usize,
+    end: usize,
 }
 
 /// The seven fields before the path on a memo line: digest hex and numbers.
@@ -164,12 +174,24 @@ impl DigestMemo {
     /// The memo of `dir` whose file holds `loaded`.
     fn from_bytes(dir: &Path, loaded: Vec<u8>) -> Self {
         let mut lines = Vec::new();
+        let path_start = |line: &Range<usize>| {
+            let (_, path) = split_line(loaded.get(line.clone())?)?;
+            Some(line.end - path.len())
+        };
         let mut at = HEADER.len().min(loaded.len());
         while let Some(len) = loaded
             .get(at..)
             .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
         {
-            lines.push(at..at + len);
+            let line = at..at + len;
+            // A damaged line is left out (and so dropped on the next save).
+            if let Some(path) = path_start(&line) {
+                lines.push(Line {
+                    start: line.start,
+                    path,
+                    end: line.end,
+                });
+            }
             at += len + 1;
         }
         Self {
@@ -181,18 +203,19 @@ impl DigestMemo {
         }
     }
 
-    /// The loaded line of `path`, split into its fields and path.
+    /// The fields of the loaded line of `path`.
     fn loaded_line(&self, path: &[u8]) -> Option<[&[u8]; FIELDS]> {
-        let split = |range: &Range<usize>| self.loaded.get(range.clone()).and_then(split_line);
         let at = self
             .lines
-            .binary_search_by(|range| match split(range) {
-                Some((_, line_path)) => line_path.cmp(path),
-                // A damaged line sorts first: it is never found.
-                None => std::cmp::Ordering::Less,
-            })
+            .binary_search_by(|line| self.bytes(line.path..line.end).cmp(path))
             .ok()?;
-        split(self.lines.get(at)?).map(|(fields, _)| fields)
+        let line = self.lines.get(at)?;
+        split_line(self.bytes(line.start..line.end)).map(|(fields, _)| fields)
+    }
+
+    /// The loaded bytes in `range` (none when out of bounds).
+    fn bytes(&self, range: Range<usize>) -> &[u8] {
+        self.loaded.get(range).unwrap_or_default()
     }
 
     /// What the memo knows of `path`: its identity and digest.
@@ -259,18 +282,12 @@ impl DigestMemo {
         // The loaded lines that still hold (a path learned again replaces
         // its line), then the learned ones, merged in path order.
         let mut lines: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(self.lines.len());
-        for range in &self.lines {
-            let Some(line) = self.loaded.get(range.clone()) else {
-                continue;
-            };
-            if let Some((_, path)) = split_line(line) {
-                if !self.learned.contains_key(path) {
-                    lines.push((path, Vec::new()));
-                    if let Some(last) = lines.last_mut() {
-                        last.1.extend_from_slice(line);
-                        last.1.push(b'\n');
-                    }
-                }
+        for line in &self.lines {
+            let path = self.bytes(line.path..line.end);
+            if !self.learned.contains_key(path) {
+                let mut bytes = self.bytes(line.start..line.end).to_vec();
+                bytes.push(b'\n');
+                lines.push((path, bytes));
             }
         }
         for (path, (identity, digest)) in &self.learned {
