@@ -116,3 +116,69 @@ fn records_without_a_time_still_hit_and_the_rebuild_after_is_stable() {
     assert_eq!(again.config, upgraded.config);
     assert_eq!(again.manifest, upgraded.manifest);
 }
+
+#[test]
+fn records_with_inline_inputs_still_hit_and_an_edit_reruns_only_what_it_touches() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("inline-inputs", &format!("{BUSYBOX}{STEPS}"));
+    std::fs::write(context.join("a"), "a").unwrap();
+    let first = home.built(&context, &[]);
+    // As a build from before the inputs had a file of their own left them:
+    // inline in the record, no inputs file.
+    let records = home.path("store/cache");
+    let mut inlined = 0;
+    for entry in std::fs::read_dir(&records).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let inputs_path = records.join("inputs").join(path.file_name().unwrap());
+            let inputs: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&inputs_path).unwrap()).unwrap();
+            let mut record: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            assert_eq!(
+                record["inputs"],
+                serde_json::Value::Null,
+                "a hit's record is small"
+            );
+            record["inputs"] = inputs;
+            std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+            std::fs::remove_file(inputs_path).unwrap();
+            inlined += 1;
+        }
+    }
+    assert_eq!(inlined, 5, "one record per layer step");
+    let again = home.built(&context, &[]);
+    assert_eq!(
+        again.stderr.matches(" CACHED\n").count(),
+        5,
+        "{}",
+        again.stderr
+    );
+    assert_eq!(again.manifest, first.manifest);
+
+    // An edit of the copied file: the steps before the COPY hit, the COPY
+    // reruns saying which file changed (read from the old record), and so
+    // does the RUN above it.
+    std::fs::write(context.join("a"), "edited").unwrap();
+    let edited = home.built(&context, &[]);
+    assert_eq!(
+        edited.stderr.matches(" CACHED\n").count(),
+        3,
+        "{}",
+        edited.stderr
+    );
+    assert!(
+        edited.stderr.contains("cache miss: `a` changed (sha256 "),
+        "{}",
+        edited.stderr
+    );
+    assert_eq!(
+        edited.stderr.matches("cache miss:").count(),
+        2,
+        "{}",
+        edited.stderr
+    );
+}

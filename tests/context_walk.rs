@@ -181,3 +181,70 @@ fn a_missing_context_is_an_error_naming_the_cause() {
     let err = walk(&ctx.path().join("nope"), None).unwrap_err();
     assert!(err.to_string().contains("No such file"), "{err}");
 }
+
+/// The listing of `dir` (relative to `root`) by a plain recursive walk:
+/// depth first, names in byte order, directories with a `/`.
+fn serial_listing(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort_by(|a, b| {
+        use std::os::unix::ffi::OsStrExt;
+        a.as_bytes().cmp(b.as_bytes())
+    });
+    for name in names {
+        let path = dir.join(&name);
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if fs::symlink_metadata(&path).unwrap().is_dir() {
+            out.push(format!("{rel}/"));
+            serial_listing(root, &path, out);
+        } else {
+            out.push(rel);
+        }
+    }
+}
+
+#[test]
+fn a_wide_and_deep_context_comes_in_the_same_order_as_a_serial_walk() {
+    let ctx = tempfile::tempdir().unwrap();
+    let root = ctx.path();
+    // Many directories (scanned by several threads), some nested deep,
+    // names whose byte order is not their creation order.
+    for d in (0..60).rev() {
+        for f in 0..15 {
+            write(root, &format!("d{d:02}/f{f}"), "x");
+        }
+        let deep: String = (0..(d % 7)).map(|i| format!("n{i}/")).collect();
+        write(root, &format!("d{d:02}/{deep}Z-leaf"), "y");
+    }
+    write(root, "a.txt", "");
+    let mut expected = Vec::new();
+    serial_listing(root, root, &mut expected);
+    assert_eq!(listing(root, None), expected);
+
+    // With rules excluding directories but re-including files deep inside
+    // some of them: the excluded directories holding those come right
+    // before them, and the others not at all.
+    let rules = PatternMatcher::new(["d*", "!d1*/n0/n1/**"]).unwrap();
+    let mut wanted: Vec<String> = vec!["a.txt".into()];
+    for d in 10..20 {
+        if d % 7 >= 2 {
+            let deep: Vec<String> = (0..(d % 7)).map(|i| format!("n{i}")).collect();
+            let mut path = format!("d{d}");
+            let mut listed = vec![format!("{path}/")];
+            for part in &deep {
+                path = format!("{path}/{part}");
+                listed.push(format!("{path}/"));
+            }
+            listed.push(format!("{path}/Z-leaf"));
+            wanted.extend(listed);
+        }
+    }
+    wanted.sort_by(|a, b| a.trim_end_matches('/').cmp(b.trim_end_matches('/')));
+    assert_eq!(listing(root, Some(&rules)), wanted);
+}

@@ -19,9 +19,13 @@
 //! ```
 //!
 //! `mode` is the full `st_mode` (type and permission bits); the path is the
-//! rest of the line. Loading only splits the lines and indexes them by
-//! path: a line's numbers and digest are parsed when that file is asked
+//! rest of the line. Lines are sorted by path (in byte order). Loading
+//! only finds where each line and its path start: a path is looked up by
+//! binary search
+//! and its line's numbers and digest are parsed when that file is asked
 //! for, so a large memo costs little when a build needs few of its files.
+//! A memo whose lines are out of order (not one this module wrote) only
+//! makes some files read again.
 //! Paths that are not UTF-8 or hold a newline are digested but not
 //! remembered. A memo with another header is ignored and rewritten.
 
@@ -78,25 +82,26 @@ pub struct StatIdentity {
     pub mode: u32,
 }
 
-/// What the memo knows of one path.
-#[derive(Debug)]
-enum Known {
-    /// A line of the loaded memo, not parsed yet (the byte range of what
-    /// follows the path's digest and numbers, path excluded).
-    Line(Range<usize>),
-    /// Learned by this run.
-    New(StatIdentity, Digest),
-}
-
 /// Content digests with a memo kept in a directory between runs.
 #[derive(Debug)]
 pub struct DigestMemo {
     dir: PathBuf,
     /// The loaded memo file (its lines are parsed on demand).
     loaded: Vec<u8>,
-    known: HashMap<Box<[u8]>, Known>,
+    /// The loaded memo's lines, in file order.
+    lines: Vec<Line>,
+    /// What this run learned, by path: it overrides the loaded lines.
+    learned: HashMap<Box<[u8]>, (StatIdentity, Digest)>,
     bytes_read: u64,
-    changed: bool,
+}
+
+/// Where a loaded memo line is (its newline excluded) and where its path
+/// starts.
+#[derive(Debug)]
+struct Line {
+    start: usize,
+    path: usize,
+    end: usize,
 }
 
 /// The seven fields before the path on a memo line: digest hex and numbers.
@@ -163,37 +168,61 @@ impl DigestMemo {
             .ok()
             .filter(|bytes| bytes.starts_with(HEADER))
             .unwrap_or_default();
-        let mut known = HashMap::new();
+        Self::from_bytes(dir, loaded)
+    }
+
+    /// The memo of `dir` whose file holds `loaded`.
+    fn from_bytes(dir: &Path, loaded: Vec<u8>) -> Self {
+        let mut lines = Vec::new();
+        let path_start = |line: &Range<usize>| {
+            let (_, path) = split_line(loaded.get(line.clone())?)?;
+            Some(line.end - path.len())
+        };
         let mut at = HEADER.len().min(loaded.len());
         while let Some(len) = loaded
             .get(at..)
             .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
         {
             let line = at..at + len;
+            // A damaged line is left out (and so dropped on the next save).
+            if let Some(path) = path_start(&line) {
+                lines.push(Line {
+                    start: line.start,
+                    path,
+                    end: line.end,
+                });
+            }
             at += len + 1;
-            let Some((_, path)) = loaded.get(line.clone()).and_then(split_line) else {
-                continue;
-            };
-            let fields_end = line.end - path.len();
-            known.insert(Box::from(path), Known::Line(line.start..fields_end));
         }
         Self {
             dir: dir.to_path_buf(),
             loaded,
-            known,
+            lines,
+            learned: HashMap::new(),
             bytes_read: 0,
-            changed: false,
         }
+    }
+
+    /// The fields of the loaded line of `path`.
+    fn loaded_line(&self, path: &[u8]) -> Option<[&[u8]; FIELDS]> {
+        let at = self
+            .lines
+            .binary_search_by(|line| self.bytes(line.path..line.end).cmp(path))
+            .ok()?;
+        let line = self.lines.get(at)?;
+        split_line(self.bytes(line.start..line.end)).map(|(fields, _)| fields)
+    }
+
+    /// The loaded bytes in `range` (none when out of bounds).
+    fn bytes(&self, range: Range<usize>) -> &[u8] {
+        self.loaded.get(range).unwrap_or_default()
     }
 
     /// What the memo knows of `path`: its identity and digest.
     fn lookup(&self, path: &[u8]) -> Option<(StatIdentity, Digest)> {
-        match self.known.get(path)? {
-            Known::New(identity, digest) => Some((*identity, digest.clone())),
-            Known::Line(range) => {
-                let (fields, _) = split_line(self.loaded.get(range.clone())?)?;
-                parse_fields(&fields)
-            }
+        match self.learned.get(path) {
+            Some((identity, digest)) => Some((*identity, digest.clone())),
+            None => parse_fields(&self.loaded_line(path)?),
         }
     }
 
@@ -229,9 +258,8 @@ impl DigestMemo {
         }
         let digest = hasher.finish();
         if path.to_str().is_some() && !key.contains(&b'\n') {
-            self.known
-                .insert(Box::from(key), Known::New(identity, digest.clone()));
-            self.changed = true;
+            self.learned
+                .insert(Box::from(key), (identity, digest.clone()));
         }
         Ok(digest)
     }
@@ -243,7 +271,7 @@ impl DigestMemo {
 
     /// Writes the memo back (atomically) if it learned anything.
     pub fn save(&mut self) -> Result<(), DigestError> {
-        if !self.changed {
+        if self.learned.is_empty() {
             return Ok(());
         }
         let save_err = |source| DigestError::Save {
@@ -251,27 +279,105 @@ impl DigestMemo {
             source,
         };
         std::fs::create_dir_all(&self.dir).map_err(save_err)?;
-        let mut paths: Vec<&[u8]> = self.known.keys().map(|k| &k[..]).collect();
-        paths.sort_unstable();
+        // The loaded lines that still hold (a path learned again replaces
+        // its line), then the learned ones, merged in path order.
+        let mut lines: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(self.lines.len());
+        for line in &self.lines {
+            let path = self.bytes(line.path..line.end);
+            if !self.learned.contains_key(path) {
+                let mut bytes = self.bytes(line.start..line.end).to_vec();
+                bytes.push(b'\n');
+                lines.push((path, bytes));
+            }
+        }
+        for (path, (identity, digest)) in &self.learned {
+            let mut line = Vec::new();
+            write_line(&mut line, path, identity, digest);
+            lines.push((path, line));
+        }
+        lines.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::with_capacity(self.loaded.len() + 4096);
         out.extend_from_slice(HEADER);
-        for path in paths {
-            match self.known.get(path) {
-                Some(Known::Line(range)) => {
-                    out.extend_from_slice(self.loaded.get(range.clone()).unwrap_or_default());
-                    out.extend_from_slice(path);
-                    out.push(b'\n');
-                }
-                Some(Known::New(identity, digest)) => write_line(&mut out, path, identity, digest),
-                None => {}
-            }
+        for (_, line) in &lines {
+            out.extend_from_slice(line);
         }
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(save_err)?;
         tmp.write_all(&out).map_err(save_err)?;
         tmp.as_file().sync_all().map_err(save_err)?;
         tmp.persist(self.dir.join(MEMO_FILE))
             .map_err(|e| save_err(e.error))?;
-        self.changed = false;
+        // What was learned is now in the file.
+        let bytes_read = self.bytes_read;
+        *self = Self::from_bytes(&self.dir, out);
+        self.bytes_read = bytes_read;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn identity(path: &Path) -> StatIdentity {
+        let meta = std::fs::metadata(path).unwrap();
+        StatIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            mode: meta.mode(),
+        }
+    }
+
+    /// Digests every file of `files` through `memo`.
+    fn digest_all(memo: &mut DigestMemo, files: &[PathBuf]) -> Vec<Digest> {
+        files
+            .iter()
+            .map(|f| memo.digest(f, identity(f), || File::open(f)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_reloaded_memo_finds_every_path_and_an_unchanged_run_leaves_it_alone() {
+        let ctx = tempfile::tempdir().unwrap();
+        let memo_dir = tempfile::tempdir().unwrap();
+        // Names whose byte order differs from their creation order.
+        let files: Vec<PathBuf> = ["b", "a", "a b", "Z", "a/", "é", "a-1", "a0"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let path = ctx.path().join(name.replace('/', "_"));
+                std::fs::write(&path, format!("content {i}")).unwrap();
+                path
+            })
+            .collect();
+        let mut memo = DigestMemo::load(memo_dir.path());
+        let first = digest_all(&mut memo, &files);
+        memo.save().unwrap();
+        let memo_file = memo_dir.path().join(MEMO_FILE);
+        let saved = std::fs::metadata(&memo_file).unwrap();
+
+        let mut memo = DigestMemo::load(memo_dir.path());
+        assert_eq!(digest_all(&mut memo, &files), first);
+        assert_eq!(memo.bytes_read(), 0);
+        memo.save().unwrap();
+        let after = std::fs::metadata(&memo_file).unwrap();
+        assert_eq!(
+            (after.ino(), after.mtime_nsec()),
+            (saved.ino(), saved.mtime_nsec())
+        );
+
+        // One file changes: only it is read, and the memo learns it.
+        std::fs::write(&files[3], b"changed").unwrap();
+        let mut memo = DigestMemo::load(memo_dir.path());
+        let second = digest_all(&mut memo, &files);
+        assert_eq!(memo.bytes_read(), 7);
+        assert_ne!(second[3], first[3]);
+        memo.save().unwrap();
+        let mut memo = DigestMemo::load(memo_dir.path());
+        assert_eq!(digest_all(&mut memo, &files), second);
+        assert_eq!(memo.bytes_read(), 0);
     }
 }

@@ -3,12 +3,19 @@
 //! directory in byte order; an excluded directory is skipped whole unless an
 //! exception could re-include something inside it, in which case it is
 //! walked and emitted only if something inside it is included.
+//!
+//! Directories are scanned (listed, their entries stat'ed and matched) by a
+//! few threads at once, each directory as one job, since a large context
+//! spends its walk waiting on `statx`; the scans are then put together in
+//! walk order, so the result does not depend on which thread scanned what.
 
+use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rustix::fs::{AtFlags, CWD, Dir, Mode, OFlags, StatxFlags};
 
@@ -16,29 +23,50 @@ use super::{ContextError, Entry, Timestamp};
 use crate::file_kind::FileKind;
 use crate::ignore::{MatchInfo, PatternMatcher};
 
-/// A directory being walked: its open descriptor, the names still to visit
-/// (in reverse order, to pop), and what the ignore rules said about it.
-struct Frame {
-    fd: OwnedFd,
+/// Threads scanning directories at most (the walk waits on the kernel,
+/// which a handful of threads keeps busy).
+const MAX_THREADS: usize = 4;
+
+/// A directory to scan: where it is (opened only when scanned, so that
+/// a directory of many subdirectories holds one descriptor, not one per
+/// subdirectory waiting), its path, and what the ignore rules said about it.
+struct Job {
+    at: JobDir,
     rel: PathBuf,
-    names: Vec<CString>,
     info: MatchInfo,
-    /// The directory's own entry while it is excluded and not yet emitted:
-    /// it is emitted before the first included entry found inside it.
-    pending: Option<Entry>,
+    /// Whether the rules exclude it (it is walked for exceptions only).
+    excluded: bool,
+}
+
+/// Where a directory to scan is.
+enum JobDir {
+    /// Already open (the root).
+    Open(OwnedFd),
+    /// The entry `name` of the open directory `parent`.
+    In { parent: Arc<OwnedFd>, name: CString },
+}
+
+/// One entry of a scanned directory, in name order.
+struct Scanned {
+    entry: Entry,
+    excluded: bool,
+    /// Whether its contents were scanned (a directory walked into).
+    descended: bool,
+}
+
+/// The shared state of a walk: directories waiting, how many are not
+/// finished, the scans so far and the first error.
+struct Queue {
+    jobs: Vec<Job>,
+    unfinished: usize,
+    scans: HashMap<PathBuf, Vec<Scanned>>,
+    error: Option<ContextError>,
 }
 
 /// The entries of the context at `root`, minus what `ignore` excludes, in
 /// walk order (depth first, names in byte order). The root itself is not
 /// an entry.
 pub fn walk(root: &Path, ignore: Option<&PatternMatcher>) -> Result<Vec<Entry>, ContextError> {
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |e: rustix::io::Errno| ContextError::Io {
-            path,
-            source: io::Error::from(e),
-        }
-    };
     let root_fd = rustix::fs::openat(
         CWD,
         root,
@@ -46,23 +74,95 @@ pub fn walk(root: &Path, ignore: Option<&PatternMatcher>) -> Result<Vec<Entry>, 
         Mode::empty(),
     )
     .map_err(io_err(root))?;
-    let names = sorted_names(&root_fd).map_err(io_err(root))?;
-    let mut stack = vec![Frame {
-        fd: root_fd,
-        rel: PathBuf::new(),
-        names,
-        info: MatchInfo::default(),
-        pending: None,
-    }];
+    let queue = Mutex::new(Queue {
+        jobs: vec![Job {
+            at: JobDir::Open(root_fd),
+            rel: PathBuf::new(),
+            info: MatchInfo::default(),
+            excluded: false,
+        }],
+        unfinished: 1,
+        scans: HashMap::new(),
+        error: None,
+    });
+    let wake = Condvar::new();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS));
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(|| work(&queue, &wake, ignore));
+        }
+        work(&queue, &wake, ignore);
+    });
+    let queue = queue.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(error) = queue.error {
+        return Err(error);
+    }
+    let mut scans = queue.scans;
     let mut entries = Vec::new();
+    assemble(Path::new(""), &mut scans, &mut Vec::new(), &mut entries);
+    Ok(entries)
+}
 
-    while let Some(frame) = stack.last_mut() {
-        let Some(name) = frame.names.pop() else {
-            stack.pop();
-            continue;
+/// A worker: scans directories until none is left (or one failed).
+fn work(queue: &Mutex<Queue>, wake: &Condvar, ignore: Option<&PatternMatcher>) {
+    let lock = || queue.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let job = {
+            let mut q = lock();
+            loop {
+                if q.unfinished == 0 || q.error.is_some() {
+                    wake.notify_all();
+                    return;
+                }
+                if let Some(job) = q.jobs.pop() {
+                    break job;
+                }
+                q = wake.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
         };
-        let rel = frame.rel.join(OsStr::from_bytes(name.as_bytes()));
-        let Some(entry) = stat_entry(frame, &name, &rel)? else {
+        let rel = job.rel.clone();
+        let result = scan(job, ignore);
+        let mut q = lock();
+        q.unfinished -= 1;
+        match result {
+            Ok((scanned, children)) => {
+                q.unfinished += children.len();
+                q.jobs.extend(children);
+                q.scans.insert(rel, scanned);
+            }
+            Err(e) => {
+                q.error.get_or_insert(e);
+            }
+        }
+        wake.notify_all();
+    }
+}
+
+/// Lists, stats and matches the entries of one directory; returns them
+/// in name order with the subdirectories to scan next.
+fn scan(
+    job: Job,
+    ignore: Option<&PatternMatcher>,
+) -> Result<(Vec<Scanned>, Vec<Job>), ContextError> {
+    let opened = match job.at {
+        JobDir::Open(fd) => Ok(fd),
+        JobDir::In { parent, name } => open_dir(&parent, &name),
+    };
+    let listed = opened.and_then(|fd| Ok((sorted_names(&fd)?, Arc::new(fd))));
+    let (names, fd) = match listed {
+        Ok(listed) => listed,
+        // An unreadable excluded directory is left out, as BuildKit does:
+        // nothing in it could be sent anyway.
+        Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) if job.excluded => {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        Err(e) => return Err(io_err(&job.rel)(e)),
+    };
+    let mut scanned = Vec::with_capacity(names.len());
+    let mut children = Vec::new();
+    for name in names {
+        let rel = job.rel.join(OsStr::from_bytes(name.as_bytes()));
+        let Some(entry) = stat_entry(&fd, &name, &rel)? else {
             // Removed while we walked: it is simply not part of the context.
             continue;
         };
@@ -70,7 +170,7 @@ pub fn walk(root: &Path, ignore: Option<&PatternMatcher>) -> Result<Vec<Entry>, 
         let (excluded, info) = match ignore {
             Some(pm) => {
                 let key = rel.to_string_lossy();
-                pm.matches_using_parent_results(&key, &frame.info)
+                pm.matches_using_parent_results(&key, &job.info)
                     .map_err(|source| ContextError::Pattern {
                         path: rel.clone(),
                         source,
@@ -78,48 +178,86 @@ pub fn walk(root: &Path, ignore: Option<&PatternMatcher>) -> Result<Vec<Entry>, 
             }
             None => (false, MatchInfo::default()),
         };
-        if excluded {
+        let mut descended = false;
+        if is_dir && excluded {
             let skippable =
                 ignore.is_some_and(|pm| pm.can_skip_excluded_dir(&rel.to_string_lossy()));
-            if is_dir && !skippable {
-                // An unreadable excluded directory is left out, as BuildKit
-                // does: nothing in it could be sent anyway.
-                let opened = open_dir(&frame.fd, &name).and_then(|fd| Ok((sorted_names(&fd)?, fd)));
-                match opened {
-                    Ok((names, fd)) => stack.push(Frame {
-                        fd,
-                        rel,
-                        names,
-                        info,
-                        pending: Some(entry),
-                    }),
-                    Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => {}
-                    Err(e) => return Err(io_err(&rel)(e)),
-                }
+            if !skippable {
+                children.push(Job {
+                    at: JobDir::In {
+                        parent: Arc::clone(&fd),
+                        name,
+                    },
+                    rel: rel.clone(),
+                    info,
+                    excluded: true,
+                });
+                descended = true;
+            }
+        } else if is_dir {
+            children.push(Job {
+                at: JobDir::In {
+                    parent: Arc::clone(&fd),
+                    name,
+                },
+                rel: rel.clone(),
+                info,
+                excluded: false,
+            });
+            descended = true;
+        }
+        scanned.push(Scanned {
+            entry,
+            excluded,
+            descended,
+        });
+    }
+    Ok((scanned, children))
+}
+
+/// Appends the entries of the scanned directory `rel` to `out` in walk
+/// order. `pending` holds the excluded directories being walked, outermost
+/// first: they are emitted before the first included entry found inside
+/// them, and not at all when none is.
+fn assemble(
+    rel: &Path,
+    scans: &mut HashMap<PathBuf, Vec<Scanned>>,
+    pending: &mut Vec<Option<Entry>>,
+    out: &mut Vec<Entry>,
+) {
+    let Some(scanned) = scans.remove(rel) else {
+        return;
+    };
+    for Scanned {
+        entry,
+        excluded,
+        descended,
+    } in scanned
+    {
+        let path = entry.path.clone();
+        if excluded {
+            if descended {
+                pending.push(Some(entry));
+                assemble(&path, scans, pending, out);
+                pending.pop();
             }
             continue;
         }
-        let child = if is_dir {
-            let fd = open_dir(&frame.fd, &name).map_err(io_err(&rel))?;
-            Some((sorted_names(&fd).map_err(io_err(&rel))?, fd))
-        } else {
-            None
-        };
-        // Something is included: the excluded directories holding it come
-        // first, outermost first.
-        entries.extend(stack.iter_mut().filter_map(|f| f.pending.take()));
-        entries.push(entry);
-        if let Some((names, fd)) = child {
-            stack.push(Frame {
-                fd,
-                rel,
-                names,
-                info,
-                pending: None,
-            });
+        out.extend(pending.iter_mut().filter_map(Option::take));
+        out.push(entry);
+        if descended {
+            assemble(&path, scans, pending, out);
         }
     }
-    Ok(entries)
+}
+
+/// An error of a file system call on `path`.
+fn io_err(path: &Path) -> impl Fn(rustix::io::Errno) -> ContextError {
+    let path = path.to_owned();
+    move |e| ContextError::Io {
+        path: path.clone(),
+        source: io::Error::from(e),
+    }
 }
 
 /// Opens the directory `name` inside `dir` without following a link.
@@ -132,7 +270,7 @@ fn open_dir(dir: &OwnedFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
     )
 }
 
-/// The names in `dir`, sorted so that popping yields them in byte order.
+/// The names in `dir`, in byte order.
 fn sorted_names(dir: &OwnedFd) -> rustix::io::Result<Vec<CString>> {
     let mut names = Vec::new();
     for entry in Dir::read_from(dir)? {
@@ -142,19 +280,19 @@ fn sorted_names(dir: &OwnedFd) -> rustix::io::Result<Vec<CString>> {
             names.push(name.to_owned());
         }
     }
-    names.sort_unstable_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
+    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     Ok(names)
 }
 
-/// The entry for `name` in the frame's directory, or `None` when it
+/// The entry for `name` in the directory `dir`, or `None` when it
 /// vanished since the directory was read.
-fn stat_entry(frame: &Frame, name: &CStr, rel: &Path) -> Result<Option<Entry>, ContextError> {
+fn stat_entry(dir: &OwnedFd, name: &CStr, rel: &Path) -> Result<Option<Entry>, ContextError> {
     let io_err = |e: rustix::io::Errno| ContextError::Io {
         path: rel.to_owned(),
         source: io::Error::from(e),
     };
     let st = match rustix::fs::statx(
-        &frame.fd,
+        dir,
         name,
         AtFlags::SYMLINK_NOFOLLOW,
         StatxFlags::BASIC_STATS,
@@ -165,7 +303,7 @@ fn stat_entry(frame: &Frame, name: &CStr, rel: &Path) -> Result<Option<Entry>, C
     };
     let mode = u32::from(st.stx_mode);
     let read_link = || {
-        let target = rustix::fs::readlinkat(&frame.fd, name, Vec::new()).map_err(io_err)?;
+        let target = rustix::fs::readlinkat(dir, name, Vec::new()).map_err(io_err)?;
         Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
     };
     let kind = FileKind::from_mode(mode, st.stx_rdev_major, st.stx_rdev_minor, read_link)?

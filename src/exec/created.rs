@@ -5,7 +5,7 @@
 //! creation times) does.
 
 use super::meta::timestamp;
-use crate::store::{CacheRecord, CacheStore, StoreError};
+use crate::store::{CacheRecord, CacheStore, CachedStep, StoreError};
 use oci_spec::image::Digest;
 
 /// The time to record for a step that runs now (RFC 3339 UTC).
@@ -13,23 +13,25 @@ pub fn now() -> String {
     timestamp(None)
 }
 
-/// The time of a cache hit on `record` (keyed `key`, at `position`). A
+/// The time of a cache hit on `step` (keyed `key`, at `position`). A
 /// record from a build before times were kept gets one now, written back
 /// so that later rebuilds are stable from this one on.
 pub fn of_hit(
     cache: &CacheStore,
     key: &Digest,
     position: &str,
-    record: &CacheRecord,
+    step: &CachedStep,
 ) -> Result<String, StoreError> {
-    if let Some(created) = &record.created {
+    if let Some(created) = &step.created {
         return Ok(created.clone());
     }
     let created = now();
-    let stamped = CacheRecord {
-        created: Some(created.clone()),
-        ..record.clone()
-    };
-    cache.put(key, position, &stamped)?;
+    if let Some(record) = cache.peek(key)? {
+        let stamped = CacheRecord {
+            created: Some(created.clone()),
+            ..record
+        };
+        cache.put(key, position, &stamped)?;
+    }
     Ok(created)
 }

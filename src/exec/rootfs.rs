@@ -100,9 +100,18 @@ pub struct RootfsView {
     layers: Vec<Layer>,
     overlay: bool,
     /// When set, only these paths exist (the context after `.dockerignore`),
-    /// as the context walk found them: a lookup answers from here without
-    /// looking on disk again.
-    visible: Option<HashMap<PathBuf, (FileKind, NodeStat)>>,
+    /// as the context walk found them: a lookup or a listing answers from
+    /// here without looking on disk again.
+    visible: Option<Visible>,
+}
+
+/// The context as the walk found it.
+#[derive(Debug)]
+struct Visible {
+    /// Each entry's kind and metadata, by path.
+    entries: HashMap<PathBuf, (FileKind, NodeStat)>,
+    /// Each directory's entries' names, in byte order.
+    children: HashMap<PathBuf, Vec<OsString>>,
 }
 
 impl RootfsView {
@@ -121,12 +130,26 @@ impl RootfsView {
     /// so its entries are the context's, and a file's metadata is read once.
     pub fn context(dir: &Path, entries: &[crate::context::Entry]) -> Result<Self, RootfsError> {
         let mut view = Self::dir(dir)?;
-        view.visible = Some(
-            entries
+        let mut children: HashMap<PathBuf, Vec<OsString>> = HashMap::new();
+        for entry in entries {
+            if let Some(name) = entry.path.file_name() {
+                let parent = entry.path.parent().unwrap_or(Path::new(""));
+                children
+                    .entry(parent.to_path_buf())
+                    .or_default()
+                    .push(name.to_os_string());
+            }
+        }
+        for names in children.values_mut() {
+            names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        }
+        view.visible = Some(Visible {
+            entries: entries
                 .iter()
                 .map(|e| (e.path.clone(), (e.kind.clone(), context_stat(e))))
                 .collect(),
-        );
+            children,
+        });
         Ok(view)
     }
 
@@ -225,6 +248,17 @@ impl RootfsView {
 
     /// The entries of the directory `dir`, in byte order of their names.
     pub fn read_dir(&self, dir: &Node) -> Result<Vec<Node>, RootfsError> {
+        if let Some(visible) = &self.visible {
+            let names = visible
+                .children
+                .get(&dir.path)
+                .map_or(&[][..], Vec::as_slice);
+            let mut nodes = Vec::with_capacity(names.len());
+            for name in names {
+                nodes.extend(self.child(dir, name)?);
+            }
+            return Ok(nodes);
+        }
         let mut names = BTreeMap::<Vec<u8>, OsString>::new();
         let mut hidden = HashSet::<OsString>::new();
         for &layer in &dir.layers {
@@ -344,7 +378,7 @@ impl RootfsView {
         };
         for &layer in &dir.layers {
             for name in self.names_in(layer, &dir.path)? {
-                if !visible.contains_key(&dir.path.join(&name)) {
+                if !visible.entries.contains_key(&dir.path.join(&name)) {
                     return Ok(true);
                 }
             }
@@ -375,7 +409,7 @@ impl RootfsView {
         let path = dir.path.join(name);
         if let Some(visible) = &self.visible {
             // A context view is one plain directory: the walk saw it all.
-            return Ok(visible.get(&path).map(|(kind, stat)| Node {
+            return Ok(visible.entries.get(&path).map(|(kind, stat)| Node {
                 path,
                 kind: kind.clone(),
                 stat: stat.clone(),

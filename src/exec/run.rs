@@ -24,7 +24,7 @@ use crate::sandbox::{
     CgroupLimits, DEFAULT_SHM_SIZE, EnvVar, Isolation, Network, Outcome, Rootfs, Sandbox,
     SandboxError, Security, Spec, Stream, Ulimit,
 };
-use crate::store::{CacheRecord, CachedLayer, Store, chain_id};
+use crate::store::{CacheRecord, CachedLayer, CachedStep, Store, chain_id};
 use crate::userns::{Stack, copy_tree, extract_layer};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use std::collections::BTreeMap;
@@ -418,7 +418,7 @@ impl Executor {
     fn reuse(
         &self,
         parent: &[LayerRef],
-        record: &CacheRecord,
+        record: &CachedStep,
         on_event: &mut (dyn FnMut(StepEvent<'_>) + Send),
     ) -> Result<Option<Option<LayerRef>>, ExecError> {
         let Some(cached) = &record.layer else {

@@ -10,7 +10,7 @@ use crate::exec::rootfs::RootfsView;
 use crate::exec::{CacheInput, CopyError, CopyPlan, ExecOptions, LayerRef};
 use crate::layer::LayerError;
 use crate::layer::tar::WriteOptions;
-use crate::store::{CacheRecord, CachedLayer, Store};
+use crate::store::{CacheRecord, CachedLayer, CachedStep, Store};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -256,7 +256,7 @@ fn snapshot_chain(store: &Store, parent: &[LayerRef]) -> Result<Vec<Digest>, Ste
 fn reuse(
     store: &Store,
     parent: &[LayerRef],
-    record: &CacheRecord,
+    record: &CachedStep,
 ) -> Result<Option<Option<LayerRef>>, StepError> {
     let Some(cached) = &record.layer else {
         return Ok(Some(None));

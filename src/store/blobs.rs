@@ -261,8 +261,18 @@ impl BlobStore {
         }
     }
 
-    /// Stores `bytes` and returns their digest.
+    /// Stores `bytes` and returns their digest. A blob already stored
+    /// with these bytes is left as it is (an unchanged rebuild writes the
+    /// same config and manifest: no write, no fsync).
     pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = crate::digest::sha256(bytes);
+        let stored = self
+            .path(&digest)
+            .ok()
+            .and_then(|path| std::fs::read(path).ok());
+        if stored.as_deref() == Some(bytes) {
+            return Ok(digest);
+        }
         let mut writer = self.writer(None)?;
         writer
             .write_all(bytes)

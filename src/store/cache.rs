@@ -1,13 +1,18 @@
 //! Step cache records: `cache/<key-hex>.json` says what a step produced
-//! (its layer, if any, and its config change) and keeps the inputs its key
-//! was computed from, so a later miss can be explained by comparing inputs.
-//! `cache/positions/<hex>.json` remembers, per step position (Dockerfile,
-//! stage, step index), the key last recorded there: the record to compare
-//! with on a miss.
+//! (its layer, if any, its config change and when it first ran): all a
+//! cache hit reads. `cache/inputs/<key-hex>.json` keeps the inputs its key
+//! was computed from, so a later miss can be explained by comparing
+//! inputs; a COPY of a large context lists every file there, megabytes
+//! that a hit need not parse. Records of builds from before the split hold
+//! their inputs inline (`"inputs"` in the record file): they still serve
+//! hits and explain misses. `cache/positions/<hex>.json` remembers, per
+//! step position (Dockerfile, stage, step index), the key last recorded
+//! there: the record to compare with on a miss.
 //!
-//! Records are written to a temp file and renamed, so a reader sees a whole
-//! record or none; a record is only written after the step's layer and
-//! snapshot are committed, so a failed or interrupted step leaves none.
+//! Files are written to a temp file and renamed, so a reader sees a whole
+//! file or none; the inputs are written before the record, and a record is
+//! only written after the step's layer and snapshot are committed, so a
+//! failed or interrupted step leaves none.
 //! The store does not interpret the inputs (the executor does), except
 //! that prune follows their `parent` member (the key of the step below, or
 //! what the stage starts from) to know which snapshots cached steps stack on.
@@ -49,6 +54,43 @@ pub struct CacheRecord {
     pub created: Option<String>,
 }
 
+/// What a cache hit needs of a record: the record file without the inputs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CachedStep {
+    /// The step's layer; `None` when it changed no file.
+    pub layer: Option<CachedLayer>,
+    /// The step's change to the image config, as the executor records it.
+    #[serde(default)]
+    pub config_change: serde_json::Value,
+    /// When the step first ran (RFC 3339), as in [`CacheRecord::created`].
+    #[serde(default)]
+    pub created: Option<String>,
+}
+
+/// A record file as written now: the record without its inputs, which
+/// have a file of their own. `inputs` is written as `null`, so that a
+/// builder from before the split still reads the record (as one whose
+/// inputs it cannot compare).
+#[derive(Serialize)]
+struct RecordFile<'a> {
+    inputs: (),
+    layer: &'a Option<CachedLayer>,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    config_change: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: &'a Option<String>,
+}
+
+/// A record file as read whole: its inputs are inline in records of
+/// builds from before they had a file of their own, `null` in others.
+#[derive(Deserialize)]
+struct StoredRecord {
+    #[serde(default)]
+    inputs: Option<serde_json::Value>,
+    #[serde(flatten)]
+    step: CachedStep,
+}
+
 /// Why a record cannot be read.
 fn corrupt(path: &Path, source: serde_json::Error) -> StoreError {
     StoreError::CorruptCacheRecord {
@@ -77,6 +119,34 @@ impl CacheStore {
         }
     }
 
+    fn inputs_path(&self, key: &Digest) -> Result<PathBuf, StoreError> {
+        let record = self.record_path(key)?;
+        let name = record
+            .file_name()
+            .map(ToOwned::to_owned)
+            .unwrap_or_default();
+        Ok(self.layout.cache.join("inputs").join(name))
+    }
+
+    /// Writes the inputs file, then the record file, of `key`.
+    fn write_record(&self, key: &Digest, record: &CacheRecord) -> Result<(), StoreError> {
+        // Plain data with string keys: serializing cannot fail.
+        let inputs = serde_json::to_vec(&record.inputs).expect("cache inputs always serialize");
+        write_atomically(
+            &self.layout.cache.join("inputs"),
+            &self.inputs_path(key)?,
+            &inputs,
+        )?;
+        let file = RecordFile {
+            inputs: (),
+            layer: &record.layer,
+            config_change: &record.config_change,
+            created: &record.created,
+        };
+        let bytes = serde_json::to_vec(&file).expect("a cache record always serializes");
+        write_atomically(&self.layout.cache, &self.record_path(key)?, &bytes)
+    }
+
     fn position_path(&self, position: &str) -> PathBuf {
         let name = crate::digest::sha256(position.as_bytes());
         self.layout
@@ -85,32 +155,59 @@ impl CacheStore {
             .join(format!("{}.json", name.digest()))
     }
 
-    /// The record of `key`, if one was written. Marks it used now (its
-    /// file's mtime), so `prune` can tell records in use from stale ones.
-    pub fn get(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
-        let record = self.peek(key)?;
-        if record.is_some() {
-            let path = self.record_path(key)?;
-            // Advisory: a record that cannot be marked only looks older to
-            // `prune --filter until=`, and is still used.
+    /// What a hit on `key` needs of its record, if one was written (its
+    /// inputs are not read). Marks it used now (its file's mtime), so
+    /// `prune` can tell records in use from stale ones.
+    pub fn get(&self, key: &Digest) -> Result<Option<CachedStep>, StoreError> {
+        let path = self.record_path(key)?;
+        let Some(bytes) = read_if_present(&path)? else {
+            return Ok(None);
+        };
+        // An old record's inline inputs are skipped, not built.
+        let step: CachedStep = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?;
+        self.touch(key);
+        Ok(Some(step))
+    }
+
+    /// Marks the record of `key` used now. Advisory: a record that cannot
+    /// be marked only looks older to `prune --filter until=`, and is still
+    /// used.
+    fn touch(&self, key: &Digest) {
+        if let Ok(path) = self.record_path(key) {
             let _ = std::fs::File::options()
                 .write(true)
                 .open(&path)
                 .and_then(|file| file.set_modified(std::time::SystemTime::now()));
         }
-        Ok(record)
     }
 
-    /// The record of `key` without marking it used.
+    /// The whole record of `key`, inputs included, without marking it
+    /// used. A record whose inputs file is missing is corrupt.
     pub fn peek(&self, key: &Digest) -> Result<Option<CacheRecord>, StoreError> {
         let path = self.record_path(key)?;
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| corrupt(&path, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::io("read", &path, e)),
-        }
+        let Some(bytes) = read_if_present(&path)? else {
+            return Ok(None);
+        };
+        let stored: StoredRecord = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?;
+        let inputs = match stored.inputs {
+            Some(inputs) => inputs,
+            None => {
+                let inputs_path = self.inputs_path(key)?;
+                let bytes = read_if_present(&inputs_path)?.ok_or_else(|| {
+                    let missing = <serde_json::Error as serde::de::Error>::custom(
+                        "the record's inputs file is missing",
+                    );
+                    corrupt(&inputs_path, missing)
+                })?;
+                serde_json::from_slice(&bytes).map_err(|e| corrupt(&inputs_path, e))?
+            }
+        };
+        Ok(Some(CacheRecord {
+            inputs,
+            layer: stored.step.layer,
+            config_change: stored.step.config_change,
+            created: stored.step.created,
+        }))
     }
 
     /// When the record of `key` was last written or used; `None` when it
@@ -128,10 +225,7 @@ impl CacheStore {
         position: &str,
         record: &CacheRecord,
     ) -> Result<(), StoreError> {
-        let path = self.record_path(key)?;
-        // Plain data with string keys: serializing cannot fail.
-        let bytes = serde_json::to_vec(record).expect("a cache record always serializes");
-        write_atomically(&self.layout.cache, &path, &bytes)?;
+        self.write_record(key, record)?;
         let position_path = self.position_path(position);
         let entry = PositionEntry {
             position: position.to_owned(),
@@ -154,9 +248,7 @@ impl CacheStore {
         if self.peek(key).ok().flatten().is_some() {
             return Ok(false);
         }
-        let path = self.record_path(key)?;
-        let bytes = serde_json::to_vec(record).expect("a cache record always serializes");
-        write_atomically(&self.layout.cache, &path, &bytes)?;
+        self.write_record(key, record)?;
         if let Some(position) = position {
             let position_path = self.position_path(position);
             if !position_path.exists() {
@@ -213,7 +305,11 @@ impl CacheStore {
         if entry.position != position {
             return Ok(None);
         }
-        Ok(self.get(&entry.key)?.map(|record| (entry.key, record)))
+        let record = self.peek(&entry.key)?;
+        if record.is_some() {
+            self.touch(&entry.key);
+        }
+        Ok(record.map(|record| (entry.key, record)))
     }
 }
 
@@ -232,10 +328,12 @@ impl CacheStore {
         Ok(keys)
     }
 
-    /// Removes the record of `key` (absent is fine). A position naming it
-    /// then finds nothing, as [`CacheStore::last_at`] allows.
+    /// Removes the record of `key` and its inputs (absent is fine). A
+    /// position naming it then finds nothing, as [`CacheStore::last_at`]
+    /// allows.
     pub(super) fn remove(&self, key: &Digest) -> Result<(), StoreError> {
-        remove_file(&self.record_path(key)?)
+        remove_file(&self.record_path(key)?)?;
+        remove_file(&self.inputs_path(key)?)
     }
 
     /// Forgets which key each step position last recorded.
@@ -254,6 +352,7 @@ impl CacheStore {
             self.layout.cache.clone(),
             self.layout.cache.join("positions"),
             self.layout.cache.join("aliases"),
+            self.layout.cache.join("inputs"),
         ] {
             for entry in read_dir(&dir)? {
                 let is_temp = entry
@@ -269,6 +368,15 @@ impl CacheStore {
             }
         }
         Ok((count, bytes))
+    }
+}
+
+/// The bytes of `path`; `None` when it does not exist.
+fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("read", path, e)),
     }
 }
 
@@ -348,7 +456,20 @@ mod tests {
             created: Some("2026-01-02T03:04:05Z".into()),
         };
         cache.put(&key, "Dockerfile/0/1", &record).unwrap();
-        assert_eq!(cache.get(&key).unwrap(), Some(record.clone()));
+        assert_eq!(cache.peek(&key).unwrap(), Some(record.clone()));
+        let hit = cache.get(&key).unwrap().unwrap();
+        assert_eq!(
+            (hit.layer, hit.created),
+            (record.layer.clone(), record.created.clone())
+        );
+        // A hit reads a record file without the inputs, which have their own.
+        let record_file = dir
+            .path()
+            .join("cache")
+            .join(format!("{}.json", key.digest()));
+        let file: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record_file).unwrap()).unwrap();
+        assert_eq!(file["inputs"], serde_json::Value::Null);
         assert_eq!(
             cache.last_at("Dockerfile/0/1").unwrap(),
             Some((key, record))
@@ -370,6 +491,53 @@ mod tests {
         .unwrap();
         let err = cache.get(&key).unwrap_err();
         assert!(err.to_string().contains(key.digest()), "{err}");
+    }
+
+    #[test]
+    fn a_record_with_inline_inputs_serves_hits_and_explanations() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Store::open(dir.path()).unwrap().cache();
+        let key = crate::digest::sha256(b"old");
+        let old = br#"{"inputs":{"kind":"COPY","parent":"scratch"},"layer":null,"created":"2026-01-02T03:04:05Z"}"#;
+        std::fs::create_dir_all(dir.path().join("cache/positions")).unwrap();
+        std::fs::write(
+            dir.path()
+                .join("cache")
+                .join(format!("{}.json", key.digest())),
+            old,
+        )
+        .unwrap();
+        let hit = cache.get(&key).unwrap().unwrap();
+        assert_eq!(hit.created.as_deref(), Some("2026-01-02T03:04:05Z"));
+        let record = cache.peek(&key).unwrap().unwrap();
+        assert_eq!(record.inputs["kind"], "COPY");
+        // Rewritten (as a hit stamping its time does), it takes the new form.
+        cache.put(&key, "Dockerfile/0/1", &record).unwrap();
+        let (_, again) = cache.last_at("Dockerfile/0/1").unwrap().unwrap();
+        assert_eq!(again, record);
+    }
+
+    #[test]
+    fn a_record_without_its_inputs_file_is_corrupt_but_still_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Store::open(dir.path()).unwrap().cache();
+        let key = crate::digest::sha256(b"k");
+        let record = CacheRecord {
+            inputs: serde_json::json!({"kind": "RUN"}),
+            layer: None,
+            config_change: serde_json::Value::Null,
+            created: None,
+        };
+        cache.put(&key, "p", &record).unwrap();
+        std::fs::remove_file(
+            dir.path()
+                .join("cache/inputs")
+                .join(format!("{}.json", key.digest())),
+        )
+        .unwrap();
+        assert!(cache.get(&key).unwrap().is_some());
+        let err = cache.peek(&key).unwrap_err();
+        assert!(err.to_string().contains("inputs file is missing"), "{err}");
     }
 
     #[test]

@@ -408,7 +408,7 @@ mod tests {
         assert!(store.blobs().contains(layer.digest()));
         assert!(store.snapshots().contains(&diff_id));
         assert!(!store.snapshots().contains(&orphan));
-        assert_eq!(store.cache().get(&key).unwrap(), Some(record));
+        assert_eq!(store.cache().peek(&key).unwrap(), Some(record));
         assert_eq!(
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
@@ -420,6 +420,13 @@ mod tests {
         assert_eq!(report.removed_snapshots, vec![diff_id.clone()]);
         assert!(store.cache().get(&key).unwrap().is_none());
         assert!(store.cache().last_at("Dockerfile:0:0").unwrap().is_none());
+        // The record's inputs went with it.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("cache/inputs"))
+                .unwrap()
+                .count(),
+            0
+        );
         assert_eq!(store.snapshots().list().unwrap(), Vec::<Digest>::new());
     }
 

@@ -30,7 +30,7 @@ pub use blobs::{
     BlobCheck, BlobSource, BlobStore, BlobWriter, CheckedBlob, Expected, MAX_DOCUMENT_SIZE,
     StoredBlob,
 };
-pub use cache::{CacheRecord, CacheStore, CachedLayer};
+pub use cache::{CacheRecord, CacheStore, CachedLayer, CachedStep};
 pub use cache_mounts::{CacheMount, CacheMountAccess, CacheMountLock, CacheMountsPruned};
 pub use gc::{PruneReport, PruneScope};
 pub use images::{NamedImage, ResolvedImage};

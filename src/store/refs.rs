@@ -150,7 +150,13 @@ impl RefStore {
         let _lease = Lease::new(FileLock::shared(&self.layout.gc_lock())?);
         let _lock = FileLock::exclusive(&self.layout.refs_lock())?;
         let mut index = self.load()?;
+        let before = index.refs.clone();
         change(&mut index);
+        // Tagging an image with the name it already has (an unchanged
+        // rebuild) writes nothing.
+        if index.refs == before {
+            return Ok(());
+        }
         self.save(&index)
     }
 
