@@ -789,6 +789,16 @@ fn nothing_wraps_at_40_or_100_columns() {
                 "{columns} columns: {row:?} may go on in the next row: {rows:#?}"
             );
         }
+        // Resolving the base is buildx's internal phase, above the steps.
+        let metadata = rows
+            .iter()
+            .position(|row| row.starts_with(" => [internal] load metadata"))
+            .unwrap_or_else(|| panic!("no metadata phase in {rows:#?}"));
+        let from = rows
+            .iter()
+            .position(|row| row.starts_with(" => [1/2] FROM"))
+            .unwrap_or_else(|| panic!("no FROM step in {rows:#?}"));
+        assert!(metadata < from, "{rows:#?}");
         // The FROM's blob lived under it and went when it finished.
         assert!(shows(&rows, r"^ => \[1/2\] FROM .* \d+\.\ds$"), "{rows:#?}");
         assert!(!rows.iter().any(|row| row.contains(layer)), "{rows:#?}");

@@ -4,16 +4,16 @@
 //! store, skipping what the store already has. Manifests are stored last, so
 //! a stored manifest always has its blobs.
 
-use super::client::Client;
+use super::client::{Client, FetchedManifest};
 use super::error::RegistryError;
 use super::sources::Sources;
 use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
-use crate::progress::{BlobOutcome, Direction, Event, ProgressSender};
+use crate::progress::{BlobOutcome, Direction, Event, InternalState, ProgressSender};
 use crate::store::{BlobStore, BlobWriter, Expected, Store, StoreError};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::{self, TryStreamExt as _};
-use oci_spec::image::{Descriptor, Digest};
+use oci_spec::image::{Descriptor, Digest, ImageManifest};
 use std::io::Write as _;
 
 /// Download attempts per blob when the connection drops mid-way.
@@ -28,6 +28,10 @@ pub struct PullOptions {
     pub platform: PlatformSpec,
     /// Blobs downloaded at once.
     pub parallel: usize,
+    /// Whether resolving the reference to its manifest is shown as the
+    /// internal phase `load metadata for REF`, as buildx shows it in a
+    /// build (a `builder pull` shows only its blobs).
+    pub metadata_phase: bool,
 }
 
 impl Default for PullOptions {
@@ -35,6 +39,7 @@ impl Default for PullOptions {
         Self {
             platform: PlatformSpec::host(),
             parallel: 4,
+            metadata_phase: false,
         }
     }
 }
@@ -92,10 +97,91 @@ pub async fn pull(
         (None, Some(t)) => t.to_string(),
         (None, None) => "latest".to_string(),
     };
-    let top = client.get_manifest(repository, &wanted, &subject).await?;
+    let phase = options
+        .metadata_phase
+        .then(|| format!("load metadata for {subject}"));
+    if let Some(name) = &phase {
+        progress.send(Event::Internal {
+            name: name.clone(),
+            state: InternalState::Started,
+        });
+    }
+    let resolved = resolve_manifest(client, repository, &wanted, &subject, options).await;
+    if let Some(name) = phase {
+        let state = match resolved {
+            Ok(_) => InternalState::Done { detail: None },
+            Err(_) => InternalState::Failed,
+        };
+        progress.send(Event::Internal { name, state });
+    }
+    let Resolved {
+        top,
+        manifest,
+        image,
+        documents,
+    } = resolved?;
     let blobs = store.blobs();
+    let mut wanted_blobs: Vec<&Descriptor> = vec![image.config()];
+    wanted_blobs.extend(image.layers().iter());
+    let sources = Sources::new(store.root());
+    stream::iter(
+        wanted_blobs
+            .iter()
+            .map(|d| fetch_blob(client, &blobs, &sources, repository, d, &subject, progress)),
+    )
+    .buffer_unordered(options.parallel.max(1))
+    .try_collect::<Vec<()>>()
+    .await?;
+    for doc in documents.into_iter().rev() {
+        store_bytes(&blobs, doc, &subject).await?;
+    }
+    progress.send(Event::Status(format!(
+        "pulled {subject} ({})",
+        manifest.digest
+    )));
+    let index = (top.digest != manifest.digest).then(|| {
+        Descriptor::new(
+            top.media_type.as_str().into(),
+            top.bytes.len() as u64,
+            top.digest.clone(),
+        )
+    });
+    Ok(PulledImage {
+        index,
+        resolved: top.digest,
+        manifest: manifest.digest,
+        size: manifest.bytes.len() as u64,
+        media_type: manifest.media_type,
+        config: image.config().digest().clone(),
+        layers: image.layers().iter().map(|d| d.digest().clone()).collect(),
+    })
+}
+
+/// What a reference resolved to.
+struct Resolved {
+    /// The document the reference names (an index or a manifest).
+    top: FetchedManifest,
+    /// The image manifest chosen (`top` unless that is an index).
+    manifest: FetchedManifest,
+    /// `manifest`, parsed.
+    image: Box<ImageManifest>,
+    /// The documents to store, the top first.
+    documents: Vec<Bytes>,
+}
+
+/// What the manifest `wanted` (a tag or digest) of `repository` resolves
+/// to for `options.platform`.
+async fn resolve_manifest(
+    client: &Client,
+    repository: &str,
+    wanted: &str,
+    subject: &str,
+    options: &PullOptions,
+) -> Result<Resolved, RegistryError> {
+    let subject = subject.to_owned();
+    let top = client.get_manifest(repository, wanted, &subject).await?;
     let mut documents = vec![top.bytes.clone()];
-    let parse = |m: &super::client::FetchedManifest| {
+    let parse = |m: &FetchedManifest| {
         ManifestOrIndex::parse(&m.bytes, Some(&m.media_type)).map_err(|e| {
             RegistryError::InvalidManifest {
                 subject: subject.clone(),
@@ -136,39 +222,11 @@ pub async fn pull(
             }
         }
     };
-    let mut wanted_blobs: Vec<&Descriptor> = vec![image.config()];
-    wanted_blobs.extend(image.layers().iter());
-    let sources = Sources::new(store.root());
-    stream::iter(
-        wanted_blobs
-            .iter()
-            .map(|d| fetch_blob(client, &blobs, &sources, repository, d, &subject, progress)),
-    )
-    .buffer_unordered(options.parallel.max(1))
-    .try_collect::<Vec<()>>()
-    .await?;
-    for doc in documents.into_iter().rev() {
-        store_bytes(&blobs, doc, &subject).await?;
-    }
-    progress.send(Event::Status(format!(
-        "pulled {subject} ({})",
-        manifest.digest
-    )));
-    let index = (top.digest != manifest.digest).then(|| {
-        Descriptor::new(
-            top.media_type.as_str().into(),
-            top.bytes.len() as u64,
-            top.digest.clone(),
-        )
-    });
-    Ok(PulledImage {
-        index,
-        resolved: top.digest,
-        manifest: manifest.digest,
-        size: manifest.bytes.len() as u64,
-        media_type: manifest.media_type,
-        config: image.config().digest().clone(),
-        layers: image.layers().iter().map(|d| d.digest().clone()).collect(),
+    Ok(Resolved {
+        top,
+        manifest,
+        image,
+        documents,
     })
 }
 

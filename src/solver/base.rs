@@ -54,6 +54,7 @@ pub(super) async fn resolve(
     let client = client()?;
     let options = PullOptions {
         platform: platform.clone(),
+        metadata_phase: true,
         ..PullOptions::default()
     };
     // The pull future is not provably `Send` (a compiler limit with its
