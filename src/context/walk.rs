@@ -178,23 +178,12 @@ fn scan(
             }
             None => (false, MatchInfo::default()),
         };
-        let mut descended = false;
-        if is_dir && excluded {
-            let skippable =
-                ignore.is_some_and(|pm| pm.can_skip_excluded_dir(&rel.to_string_lossy()));
-            if !skippable {
-                children.push(Job {
-                    at: JobDir::In {
-                        parent: Arc::clone(&fd),
-                        name,
-                    },
-                    rel: rel.clone(),
-                    info,
-                    excluded: true,
-                });
-                descended = true;
-            }
-        } else if is_dir {
+        // An excluded directory is still walked when an exception may
+        // bring back something inside it.
+        let descended = is_dir
+            && !(excluded
+                && ignore.is_some_and(|pm| pm.can_skip_excluded_dir(&rel.to_string_lossy())));
+        if descended {
             children.push(Job {
                 at: JobDir::In {
                     parent: Arc::clone(&fd),
@@ -202,9 +191,8 @@ fn scan(
                 },
                 rel: rel.clone(),
                 info,
-                excluded: false,
+                excluded,
             });
-            descended = true;
         }
         scanned.push(Scanned {
             entry,

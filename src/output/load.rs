@@ -235,20 +235,14 @@ fn entry_name(entry: &Descriptor) -> Option<Reference> {
 
 /// `manifest.json`'s `RepoTags`, by the hex of each image's config.
 fn docker_repo_tags(manifest: Option<&[u8]>) -> Result<Vec<(String, Vec<Reference>)>, LoadError> {
-    #[derive(serde::Deserialize)]
-    struct Item {
-        #[serde(rename = "Config")]
-        config: String,
-        #[serde(rename = "RepoTags", default)]
-        repo_tags: Option<Vec<String>>,
-    }
     let Some(bytes) = manifest else {
         return Ok(Vec::new());
     };
-    let items: Vec<Item> = serde_json::from_slice(bytes).map_err(|e| LoadError::BadFile {
-        file: "manifest.json",
-        reason: e.to_string(),
-    })?;
+    let items: Vec<load_legacy::Item> =
+        serde_json::from_slice(bytes).map_err(|e| LoadError::BadFile {
+            file: "manifest.json",
+            reason: e.to_string(),
+        })?;
     Ok(items
         .into_iter()
         .map(|item| {

@@ -93,15 +93,20 @@ impl LegacyFiles {
     }
 }
 
-/// One image in `manifest.json`.
+/// One image in a docker archive's `manifest.json` (every docker writes
+/// one; before docker 25 it is the only index).
 #[derive(serde::Deserialize)]
-struct Item {
+pub(super) struct Item {
+    /// The config's path in the archive (`<hex>.json`, or
+    /// `blobs/sha256/<hex>` since docker 25).
     #[serde(rename = "Config")]
-    config: String,
+    pub(super) config: String,
+    /// The names the image was saved under.
     #[serde(rename = "RepoTags", default)]
-    repo_tags: Option<Vec<String>>,
+    pub(super) repo_tags: Option<Vec<String>>,
+    /// The layer tars' paths, bottom first.
     #[serde(rename = "Layers", default)]
-    layers: Vec<String>,
+    pub(super) layers: Vec<String>,
 }
 
 /// Makes and names an image of each `manifest.json` entry from `files`.
