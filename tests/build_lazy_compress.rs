@@ -1,7 +1,9 @@
 //! A build stores its layers uncompressed and compresses nothing; a push
 //! or an OCI export compresses them once (the store remembers each
 //! variant), deterministically, so every push of the same image sends the
-//! same bytes under the same manifest digest. Needs root (builds) and,
+//! same bytes under the same manifest digest. An output's
+//! `compression=`, `compression-level=` and `force-compression=` choose
+//! how its layers are sent. Needs root (builds) and,
 //! for pushes, Debian's docker-registry; skipped otherwise.
 
 mod support;
@@ -15,6 +17,7 @@ use std::path::Path;
 use support::build::{Home, can_build, layout_blob, layout_image, stderr_of};
 use support::built::BUSYBOX;
 use support::cli::builder;
+use support::image::BaseImage;
 use support::registry::Registry;
 
 const PLAIN: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -337,4 +340,137 @@ fn pushes_compress_each_layer_once_and_send_the_same_manifest() {
             .count(),
         0
     );
+}
+
+/// The layer digests of `manifest`.
+fn layer_digests(manifest: &Value) -> Vec<String> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn output_attributes_choose_each_pushs_compression_and_level() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let home = Home::new();
+    let context = context(&home);
+    let host = registry.host();
+    let name = |tag: &str| format!("{host}/app:{tag}");
+    let out = |tag: &str, attrs: &str| format!("type=registry,name={},{attrs}", name(tag));
+    let outputs = [
+        out("zstd", "compression=zstd,compression-level=19"),
+        out("gzip1", "compression-level=1"),
+        out("gzip9", "compression=gzip,compression-level=9"),
+        out("default", "force-compression=false"),
+        out("plain", "compression=uncompressed"),
+    ];
+    let mut args: Vec<&str> = outputs.iter().flat_map(|o| ["-o", o.as_str()]).collect();
+    args.push(context.to_str().unwrap());
+    let output = home.build(&args).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    let blob = |d: &str| registry_blob(&registry, d);
+
+    let (zstd, config) = pushed(&registry, &name("zstd"));
+    assert_layers(&zstd, &config, ZSTD, blob);
+    // skopeo fetches the zstd image back, checking each blob's digest.
+    let copied = home.path("copied");
+    registry.skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{}", name("zstd")),
+        &format!("oci:{}", copied.display()),
+    ]);
+    let (copied_manifest, _) = layout_image(&copied);
+    assert_eq!(copied_manifest, zstd);
+
+    let (gzip1, _) = pushed(&registry, &name("gzip1"));
+    let (gzip9, _) = pushed(&registry, &name("gzip9"));
+    let (default, _) = pushed(&registry, &name("default"));
+    for manifest in [&gzip1, &gzip9, &default] {
+        assert_layers(manifest, &config, GZIP, blob);
+    }
+    // Each level its own bytes: the memo of the default level's blobs
+    // hands none of them to another level.
+    assert_ne!(layer_digests(&gzip1), layer_digests(&default));
+    assert_ne!(layer_digests(&gzip9), layer_digests(&default));
+    assert_ne!(layer_digests(&gzip1), layer_digests(&gzip9));
+
+    let (plain, _) = pushed(&registry, &name("plain"));
+    assert_layers(&plain, &config, PLAIN, blob);
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(layer_digests(&plain), diff_ids);
+
+    // The same level again, with no compressed blob left in the store:
+    // compressed anew, the same bytes and manifest.
+    builder(home.dir.path())
+        .args(["prune", "-f", "--all"])
+        .assert()
+        .success();
+    let again = out("gzip1-again", "compression-level=1");
+    let output = home
+        .build(&["-o", &again, context.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("exported layer "), "{stderr}");
+    assert_eq!(pushed(&registry, &name("gzip1-again")).0, gzip1);
+}
+
+#[test]
+fn force_compression_recompresses_a_pulled_base_layer() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let base = BaseImage::busybox(&registry);
+    let home = Home::new();
+    let context = home.context(
+        "forced",
+        &format!("FROM {}\nRUN echo hi > /hi\n", base.reference),
+    );
+    let host = registry.host();
+    let kept = format!("{host}/app:kept");
+    let forced = format!("{host}/app:forced");
+    let output = home
+        .build(&[
+            "-o",
+            &format!("type=registry,name={kept},compression=zstd"),
+            "-o",
+            &format!("type=image,push=true,name={forced},compression=zstd,force-compression=true"),
+            context.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+
+    // Without force, as BuildKit: the base layer goes as it was pulled.
+    let (manifest, config) = pushed(&registry, &kept);
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{manifest}");
+    assert_eq!(layers[0]["digest"], base.layer.as_str());
+    assert_eq!(layers[0]["mediaType"], GZIP);
+    assert_eq!(layers[1]["mediaType"], ZSTD);
+
+    // Forced: every layer zstd, each decompressing to its diff ID.
+    let (manifest, forced_config) = pushed(&registry, &forced);
+    assert_eq!(forced_config, config);
+    assert_layers(&manifest, &config, ZSTD, |d| registry_blob(&registry, d));
 }

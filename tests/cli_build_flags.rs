@@ -518,3 +518,47 @@ fn stdout_can_carry_only_one_of_quiet_and_an_output() {
     run(&["-o", "-", "-o", "type=oci,dest=-"])
         .stderr(contains("only one -o output can write to stdout"));
 }
+
+#[test]
+fn bad_compression_attributes_are_usage_errors_naming_the_attribute() {
+    let home = tempfile::tempdir().unwrap();
+    let context = home.path().join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), "FROM scratch\nENV A=1\n").unwrap();
+    let run = |args: &[&str]| {
+        builder(home.path())
+            .arg("build")
+            .args(args)
+            .arg(&context)
+            .assert()
+            .code(2)
+    };
+    run(&["-o", "type=registry,name=a/b,compression=estargz"]).stderr(contains(
+        "compression=\"estargz\" is not supported: builder writes gzip, zstd or uncompressed layers",
+    ));
+    run(&[
+        "-o",
+        "type=oci,dest=x.tar,compression=zstd,compression-level=23",
+    ])
+    .stderr(contains(
+        "compression-level=23 is out of range for zstd (0-22)",
+    ));
+    // The level is checked against the compression --compression gives.
+    run(&["-o", "type=image,name=a/b,push=true,compression-level=12"]).stderr(contains(
+        "compression-level=12 is out of range for gzip (0-9)",
+    ));
+    run(&[
+        "--compression",
+        "zstd",
+        "--cache-to",
+        "type=local,dest=cache,compression-level=40",
+    ])
+    .stderr(contains(
+        "compression-level=40 is out of range for zstd (0-22)",
+    ));
+    run(&["-o", "type=docker,dest=x.tar,force-compression=maybe"])
+        .stderr(contains("force-compression=\"maybe\" is not a boolean"));
+    run(&["--cache-to", "type=registry,ref=a/b,compression=lz4"]).stderr(contains(
+        "compression=\"lz4\": expected gzip, zstd or uncompressed",
+    ));
+}

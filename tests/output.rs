@@ -13,6 +13,8 @@ use builder::digest::sha256;
 use builder::image::config::new_config;
 use builder::image::manifest::{canonical_json, new_index, new_manifest};
 use builder::image::{PlatformSpec, Reference};
+use builder::layer::compress::Compression;
+use builder::layer::compression_attrs::CompressionAttrs;
 use builder::output::{Destination, Export, OciTarget, Output, OutputError, OutputSpecError};
 use builder::store::{Store, StoreError};
 use oci_spec::image::{Descriptor, MediaType};
@@ -833,6 +835,7 @@ fn missing_blobs_and_indexes_are_explained() {
 fn output_values_parse_as_buildx_reads_them() {
     let r = |s: &str| Reference::parse(s).unwrap();
     let file = |s: &str| Destination::File(PathBuf::from(s));
+    let none = CompressionAttrs::default();
     let cases: Vec<(&str, Output)> = vec![
         ("out", Output::Export(Export::Local { dest: "out".into() })),
         (
@@ -868,6 +871,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Export(Export::Oci {
                 target: OciTarget::Tar(file("x.tar")),
                 names: vec![],
+                compression: none,
             }),
         ),
         (
@@ -875,6 +879,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Export(Export::Oci {
                 target: OciTarget::Tar(Destination::Stdout),
                 names: vec![r("app:1")],
+                compression: none,
             }),
         ),
         (
@@ -882,6 +887,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Export(Export::Oci {
                 target: OciTarget::Directory("layout".into()),
                 names: vec![],
+                compression: none,
             }),
         ),
         (
@@ -889,6 +895,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Export(Export::Oci {
                 target: OciTarget::Directory("layout".into()),
                 names: vec![],
+                compression: none,
             }),
         ),
         (
@@ -896,6 +903,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Export(Export::Docker {
                 dest: file("x.tar"),
                 names: vec![r("a:1"), r("b:2")],
+                compression: none,
             }),
         ),
         (
@@ -903,6 +911,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Export(Export::Docker {
                 dest: Destination::Stdout,
                 names: vec![],
+                compression: none,
             }),
         ),
         // Without dest, as buildx: loaded into docker.
@@ -911,6 +920,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Export(Export::Docker {
                 dest: Destination::DockerLoad,
                 names: vec![r("app:1")],
+                compression: none,
             }),
         ),
         (
@@ -918,6 +928,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Image {
                 names: vec![],
                 push: false,
+                compression: none,
             },
         ),
         (
@@ -925,6 +936,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Image {
                 names: vec![r("reg.io/a:1")],
                 push: true,
+                compression: none,
             },
         ),
         (
@@ -932,6 +944,7 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Image {
                 names: vec![],
                 push: true,
+                compression: none,
             },
         ),
         (
@@ -939,7 +952,42 @@ fn output_values_parse_as_buildx_reads_them() {
             Output::Image {
                 names: vec![],
                 push: false,
+                compression: none,
             },
+        ),
+        (
+            "type=registry,name=reg.io/a:1,compression=zstd,compression-level=19,force-compression=true",
+            Output::Image {
+                names: vec![r("reg.io/a:1")],
+                push: true,
+                compression: CompressionAttrs {
+                    compression: Some(Compression::Zstd),
+                    level: Some(19),
+                    force: Some(true),
+                },
+            },
+        ),
+        (
+            "type=oci,dest=x.tar,compression=uncompressed",
+            Output::Export(Export::Oci {
+                target: OciTarget::Tar(file("x.tar")),
+                names: vec![],
+                compression: CompressionAttrs {
+                    compression: Some(Compression::Uncompressed),
+                    ..none
+                },
+            }),
+        ),
+        (
+            "type=docker,dest=x.tar,compression-level=9",
+            Output::Export(Export::Docker {
+                dest: file("x.tar"),
+                names: vec![],
+                compression: CompressionAttrs {
+                    level: Some(9),
+                    ..none
+                },
+            }),
         ),
         (
             "type=local,\"dest=with,comma\"",
@@ -973,8 +1021,28 @@ fn output_values_parse_as_buildx_reads_them() {
             "type=local does not take \"tar\" (it takes dest)",
         ),
         (
-            "type=oci,dest=a,compression=zstd",
-            "type=oci does not take \"compression\" (it takes dest, tar, name)",
+            "type=tar,dest=a,compression=zstd",
+            "type=tar does not take \"compression\" (it takes dest)",
+        ),
+        (
+            "type=registry,compression=estargz",
+            "compression=\"estargz\" is not supported: builder writes gzip, zstd or uncompressed layers",
+        ),
+        (
+            "type=oci,dest=a,compression=brotli",
+            "compression=\"brotli\": expected gzip, zstd or uncompressed",
+        ),
+        (
+            "type=image,compression=gzip,compression-level=12",
+            "compression-level=12 is out of range for gzip (0-9)",
+        ),
+        (
+            "type=image,compression-level=fast",
+            "compression-level=\"fast\": expected a whole number",
+        ),
+        (
+            "type=docker,dest=a,force-compression=yes",
+            "force-compression=\"yes\" is not a boolean",
         ),
         (
             "type=oci,tar=maybe,dest=a",

@@ -19,7 +19,7 @@ use super::common::print_line;
 use super::progress_arg::ProgressMode;
 use crate::exec::{ExecOptions, Snapshotter};
 use crate::image::Reference;
-use crate::layer::compress::Compression;
+use crate::layer::compress::{Codec, Compression};
 use crate::layer::distribute::Distribution;
 use crate::output::{Destination, Export, Output};
 use crate::plan::Graph;
@@ -38,20 +38,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// How new layers are compressed.
+/// How the layers the store keeps uncompressed leave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CompressionArg {
     /// gzip (the default; every registry and runtime reads it).
     Gzip,
     /// zstd (smaller and faster; needs a recent runtime).
     Zstd,
+    /// Plain tars (larger; for registries and runtimes on one host).
+    Uncompressed,
 }
 
-impl From<CompressionArg> for Compression {
+impl From<CompressionArg> for Distribution {
     fn from(arg: CompressionArg) -> Self {
-        match arg {
+        let compression = match arg {
             CompressionArg::Gzip => Compression::Gzip,
             CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::Uncompressed => Compression::Uncompressed,
+        };
+        Distribution {
+            codec: Codec::pinned(compression),
+            force: false,
         }
     }
 }
@@ -88,7 +95,9 @@ pub struct ImageArgs {
     tags: Vec<Reference>,
     /// Where the result goes: type=local,dest=DIR | type=tar,dest=FILE |
     /// type=oci[,dest=…][,tar=false] | type=docker,dest=FILE |
-    /// type=image[,name=…][,push=true] | type=registry | DIR | - (repeatable)
+    /// type=image[,name=…][,push=true] | type=registry | DIR | -; oci,
+    /// docker, image and registry also take compression=gzip|zstd|uncompressed,
+    /// compression-level=N, force-compression=true (repeatable)
     #[arg(short = 'o', long = "output", value_name = "SPEC", value_parser = parse_output)]
     outputs: Vec<Output>,
     /// Push every -t name to its registry (without -t: the names of -o
@@ -115,8 +124,8 @@ pub struct ImageArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     pull: bool,
     /// Compression of the layers pushed or exported (`--push`,
-    /// `-o type=registry|oci|docker`, `--cache-to`); the store keeps them
-    /// uncompressed
+    /// `-o type=image|registry|oci|docker`, `--cache-to`) where the output
+    /// sets no compression=; the store keeps them uncompressed
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     compression: CompressionArg,
     /// Network of RUN steps without --network (`host` also grants the
@@ -153,7 +162,8 @@ pub struct ImageArgs {
     #[arg(long = "cache-from", value_name = "SPEC")]
     cache_from: Vec<String>,
     /// Export the build cache: type=registry,ref=REF | type=local,dest=DIR |
-    /// type=inline, with [,mode=min|max][,ignore-error=true] (repeatable)
+    /// type=inline, with [,mode=min|max][,ignore-error=true][,compression=…]
+    /// [,compression-level=N][,force-compression=true] (repeatable)
     #[arg(long = "cache-to", value_name = "SPEC")]
     cache_to: Vec<String>,
 }
@@ -236,6 +246,7 @@ pub fn build_image(
             Some(_) => outputs.push(Output::Export(Export::Docker {
                 dest: Destination::DockerLoad,
                 names: Vec::new(),
+                compression: Default::default(),
             })),
             None => eprintln!(
                 "note: --load: no docker CLI on PATH to load into; the image is in builder's store (builder images)"
@@ -298,6 +309,8 @@ pub fn build_image(
         .map(|spec| CacheTo::parse(spec))
         .collect::<Result<Vec<_>, _>>()
         .unwrap_or_else(|e| usage_error(&e.to_string()));
+    let distribution = Distribution::from(args.compression);
+    check_compression(&outputs, &cache_to, distribution);
     let store = globals.open_store()?;
     let source_date_epoch = graph
         .global_args()
@@ -344,10 +357,7 @@ pub fn build_image(
         secrets: super::secrets::build_secrets(&args.secrets, &args.ssh),
         cache_from,
         cache_to,
-        distribution: Distribution {
-            compression: args.compression.into(),
-            force: false,
-        },
+        distribution,
     };
     let style = if args.quiet {
         Style::Quiet
@@ -456,6 +466,37 @@ pub fn build_image(
             .map_err(|e| miette!("cannot write --metadata-file {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// Exits with a usage error when an output's or a cache's
+/// `compression-level` is out of the range of the compression it gets
+/// from `--compression` (a level beside `compression=` is checked when
+/// the value is parsed).
+fn check_compression(outputs: &[Output], cache_to: &[CacheTo], default: Distribution) {
+    let outputs = outputs.iter().filter_map(|output| match output {
+        Output::Export(export) => export.compression(),
+        Output::Image { compression, .. } => Some(*compression),
+    });
+    for attrs in outputs {
+        if let Err(e) = attrs.resolve(default) {
+            usage_error(&format!(
+                "--output: {e} (the compression --compression gives)"
+            ));
+        }
+    }
+    for cache in cache_to {
+        if let CacheTo::Remote {
+            location,
+            compression,
+            ..
+        } = cache
+            && let Err(e) = compression.resolve(default)
+        {
+            usage_error(&format!(
+                "--cache-to {location}: {e} (the compression --compression gives)"
+            ));
+        }
+    }
 }
 
 /// Resolves with the signal's name when the user interrupts the build

@@ -47,10 +47,7 @@ pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
         ),
     };
     let image = resolved.target;
-    let distribution = Distribution {
-        compression: args.compression.into(),
-        force: false,
-    };
+    let distribution = Distribution::from(args.compression);
     let client = client_for(globals, target.registry())?;
     let digest = with_progress(ProgressMode::chosen(args.progress, "push"), |progress| {
         block_on(async {

@@ -6,9 +6,11 @@
 //! bytes (the diff ID) and the compressor's output is hashed on its way
 //! to the caller's writer (the blob digest and size). Both compressors
 //! deflate on all cores (gzip in deterministic blocks, see
-//! [`super::gzip`]; zstd with its own workers). The compressors, levels
-//! and gzip block size are pinned: changing them changes every layer
-//! digest, so treat that as a cache-breaking change.
+//! [`super::gzip`]; zstd with its own workers). The compressors, default
+//! levels and gzip block size are pinned: changing them changes every
+//! layer digest, so treat that as a cache-breaking change. A [`Codec`]
+//! names another level (`compression-level=`); the output is as
+//! deterministic at any level.
 
 use super::LayerError;
 use super::gzip::BlockGzip;
@@ -20,6 +22,11 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 pub use super::gzip::GZIP_LEVEL;
 /// The pinned zstd level.
 pub const ZSTD_LEVEL: i32 = 3;
+
+/// The highest gzip level buildx's `compression-level` takes.
+pub const GZIP_MAX_LEVEL: u32 = 9;
+/// The highest zstd level buildx's `compression-level` takes.
+pub const ZSTD_MAX_LEVEL: u32 = 22;
 
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +44,15 @@ const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 impl Compression {
+    /// The name buildx's `compression=` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+            Self::Uncompressed => "uncompressed",
+        }
+    }
+
     /// The OCI media type of a layer compressed this way.
     pub fn media_type(self) -> &'static str {
         match self {
@@ -80,6 +96,97 @@ impl Compression {
         } else {
             Self::Uncompressed
         }
+    }
+}
+
+/// A compression at a level: how a layer blob is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Codec {
+    compression: Compression,
+    /// The compressor's own level (gzip 0–9, libzstd's); 0 for a plain tar.
+    level: u32,
+}
+
+/// A `compression-level` outside what the compression takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{level} is out of range for {compression} (0-{max})", compression = .compression.name())]
+pub struct LevelError {
+    /// The compression.
+    pub compression: Compression,
+    /// The level given.
+    pub level: u32,
+    /// The highest level it takes.
+    pub max: u32,
+}
+
+impl Codec {
+    /// `compression` at its pinned level ([`GZIP_LEVEL`], [`ZSTD_LEVEL`]).
+    pub fn pinned(compression: Compression) -> Self {
+        let level = match compression {
+            Compression::Gzip => GZIP_LEVEL,
+            Compression::Zstd => ZSTD_LEVEL.unsigned_abs(),
+            Compression::Uncompressed => 0,
+        };
+        Self { compression, level }
+    }
+
+    /// `compression` at `level` as BuildKit reads `compression-level`:
+    /// gzip 0–9 as zlib's levels; zstd 0–22 mapped as BuildKit's zstd
+    /// encoder maps them onto its four speeds, each the libzstd level
+    /// it matches (0–2: 1, 3–5: 3, 6–9: 7, 10–22: 11), so a level gives
+    /// the size and speed it gives with BuildKit; ignored for a plain tar.
+    pub fn with_level(compression: Compression, level: u32) -> Result<Self, LevelError> {
+        let out_of_range = |max| LevelError {
+            compression,
+            level,
+            max,
+        };
+        let native = match compression {
+            Compression::Gzip if level > GZIP_MAX_LEVEL => {
+                return Err(out_of_range(GZIP_MAX_LEVEL));
+            }
+            Compression::Gzip => level,
+            Compression::Zstd => match level {
+                0..=2 => 1,
+                3..=5 => 3,
+                6..=9 => 7,
+                10..=ZSTD_MAX_LEVEL => 11,
+                _ => return Err(out_of_range(ZSTD_MAX_LEVEL)),
+            },
+            Compression::Uncompressed => 0,
+        };
+        Ok(Self {
+            compression,
+            level: native,
+        })
+    }
+
+    /// The compression.
+    pub fn compression(self) -> Compression {
+        self.compression
+    }
+
+    /// The compressor's own level (what [`Self::with_level`] mapped to).
+    pub fn level(self) -> u32 {
+        self.level
+    }
+
+    /// A name for the bytes this writes, for a memo of compressed blobs:
+    /// `gzip`, `zstd` or `uncompressed` at the pinned level, else with
+    /// the level appended (`gzip9`, `zstd11`); ASCII letters and digits.
+    pub fn variant_name(self) -> String {
+        let name = self.compression.name();
+        if self == Self::pinned(self.compression) {
+            name.to_owned()
+        } else {
+            format!("{name}{}", self.level)
+        }
+    }
+}
+
+impl From<Compression> for Codec {
+    fn from(compression: Compression) -> Self {
+        Self::pinned(compression)
     }
 }
 
@@ -150,11 +257,12 @@ const CHUNK: usize = 256 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// Writes a layer to `out`: `produce` writes the uncompressed tar (on its
-/// own thread) and the stream is compressed as `compression` says.
-/// Returns `out` and the layer's digests.
+/// own thread) and the stream is compressed as `codec` says (a
+/// [`Compression`] alone: at its pinned level). Returns `out` and the
+/// layer's digests.
 pub fn write_compressed<W, F>(
     out: W,
-    compression: Compression,
+    codec: impl Into<Codec>,
     produce: F,
 ) -> Result<(W, LayerDigests), LayerError>
 where
@@ -173,7 +281,7 @@ where
             let (_, diff_id, _) = tar.finish();
             Ok::<_, LayerError>(diff_id)
         });
-        let compressed = compress_chunks(receiver, out, compression);
+        let compressed = compress_chunks(receiver, out, codec.into());
         let produced = match producer.join() {
             Ok(result) => result,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -198,20 +306,24 @@ where
 fn compress_chunks<W: Write>(
     chunks: Receiver<Vec<u8>>,
     out: W,
-    compression: Compression,
+    codec: Codec,
 ) -> Result<(W, Digest, u64), LayerError> {
     let write_err = |source| LayerError::Write {
         action: "compressing",
         source,
     };
     let hashed = HashingWriter::new(out);
-    let hashed = match compression {
+    let hashed = match codec.compression {
         Compression::Gzip => BlockGzip::pinned()
+            .with_level(codec.level)
             .compress(chunks, hashed)
             .map_err(write_err)?,
         Compression::Zstd => {
-            let mut encoder =
-                zstd::stream::write::Encoder::new(hashed, ZSTD_LEVEL).map_err(write_err)?;
+            let mut encoder = zstd::stream::write::Encoder::new(
+                hashed,
+                i32::try_from(codec.level).unwrap_or(ZSTD_LEVEL),
+            )
+            .map_err(write_err)?;
             let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
             encoder
                 .multithread(u32::try_from(workers).unwrap_or(1))

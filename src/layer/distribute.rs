@@ -6,15 +6,18 @@
 //! writes the manifest (or index) it is sent as: each plain layer
 //! compressed as asked, several layers at once, each result remembered in
 //! the store's [`VariantStore`](crate::store::VariantStore) so the next
-//! push or export compresses nothing. Layers already compressed (a
-//! pulled base image's) pass through unchanged unless
-//! `force-compression` asks for another compression. The compressors are
-//! deterministic (see [`super::gzip`]), so the distribution manifest is
-//! the same bytes whether the layers were compressed now, earlier, or
-//! while building (as builder did before).
+//! push or export compresses nothing. The memo keeps each compression
+//! at each level apart (`compression-level`), so a level asked is the
+//! level sent. Layers already compressed (a pulled base image's) pass
+//! through unchanged unless `force-compression` asks for another
+//! compression (as BuildKit, a layer of the same compression is kept
+//! whatever its level). The compressors are deterministic (see
+//! [`super::gzip`]), so the distribution manifest is the same bytes
+//! whether the layers were compressed now, earlier, or while building (as
+//! builder did before).
 
 use super::LayerError;
-use super::compress::{Compression, LayerDigests, decompress, write_compressed};
+use super::compress::{Codec, Compression, LayerDigests, decompress, write_compressed};
 use crate::image::ManifestOrIndex;
 use crate::image::manifest::canonical_json;
 use crate::image::media::{DOCKER_LAYER_GZIP, DOCKER_MANIFEST, document_kind};
@@ -27,8 +30,8 @@ use std::sync::Mutex;
 /// How layers leaving the store are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Distribution {
-    /// The compression of layers stored as plain tars.
-    pub compression: Compression,
+    /// The compression (and level) of layers stored as plain tars.
+    pub codec: Codec,
     /// Recompress layers stored with another compression too
     /// (`force-compression=true`).
     pub force: bool,
@@ -37,25 +40,17 @@ pub struct Distribution {
 impl Default for Distribution {
     fn default() -> Self {
         Self {
-            compression: Compression::Gzip,
+            codec: Codec::pinned(Compression::Gzip),
             force: false,
         }
     }
 }
 
 impl Distribution {
-    /// The memo's name of the compression.
-    fn kind(self) -> &'static str {
-        match self.compression {
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-            Compression::Uncompressed => "uncompressed",
-        }
-    }
-
     /// Whether a layer stored as `stored` is rewritten.
     fn converts(self, stored: Compression) -> bool {
-        stored != self.compression && (stored == Compression::Uncompressed || self.force)
+        let wanted = self.codec.compression();
+        stored != wanted && (stored == Compression::Uncompressed || self.force)
     }
 }
 
@@ -135,9 +130,9 @@ pub fn distribution_image(
             let mut changed = false;
             for (i, (sent, stored)) in layers.iter().zip(manifest.layers()).enumerate() {
                 if sent.digest() != stored.digest() {
-                    let media_type = match (docker, want.compression) {
+                    let media_type = match (docker, want.codec.compression()) {
                         (true, Compression::Gzip) => DOCKER_LAYER_GZIP,
-                        _ => want.compression.media_type(),
+                        (_, compression) => compression.media_type(),
                     };
                     set_entry(&mut value, "layers", i, Some(media_type), sent);
                     changed = true;
@@ -271,7 +266,8 @@ fn variant(
 ) -> Result<Descriptor, DistributeError> {
     let source = layer.digest();
     let variants = store.variants();
-    if let Some(known) = variants.get(source, want.kind()) {
+    let kind = want.codec.variant_name();
+    if let Some(known) = variants.get(source, &kind) {
         return Ok(known);
     }
     let layer_err = |source_err| DistributeError::Layer {
@@ -291,7 +287,7 @@ fn variant(
         on_work,
     );
     let writer = blobs.writer(None)?;
-    let (writer, digests) = write_compressed(writer, want.compression, |out| {
+    let (writer, digests) = write_compressed(writer, want.codec, |out| {
         let mut tar = decompress(
             Metered {
                 inner: file,
@@ -318,11 +314,11 @@ fn variant(
     }
     let stored = writer.commit()?;
     let sent = Descriptor::new(
-        MediaType::from(want.compression.media_type()),
+        MediaType::from(want.codec.compression().media_type()),
         stored.size,
         stored.digest,
     );
-    variants.put(source, want.kind(), &sent)?;
+    variants.put(source, &kind, &sent)?;
     Ok(sent)
 }
 
@@ -431,7 +427,7 @@ mod tests {
 
         // zstd: the plain layer as zstd, the gzip one as it is unless forced.
         let zstd = Distribution {
-            compression: Compression::Zstd,
+            codec: Codec::pinned(Compression::Zstd),
             force: false,
         };
         let sent = layers(
@@ -458,6 +454,55 @@ mod tests {
         );
         assert_eq!(remade, sent);
         assert!(store.blobs().contains(sent[1].digest()));
+    }
+
+    #[test]
+    fn a_level_asked_is_the_level_sent_whatever_the_memo_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (top, [plain, zipped]) = image(&store);
+        let quiet = |_: Work| {};
+        let at = |level| Distribution {
+            codec: Codec::with_level(Compression::Gzip, level).unwrap(),
+            force: true,
+        };
+        let pinned = layers(
+            &store,
+            &distribution_image(&store, &top, Distribution::default(), &quiet).unwrap(),
+        );
+        let fast = layers(
+            &store,
+            &distribution_image(&store, &top, at(1), &quiet).unwrap(),
+        );
+        assert_ne!(fast[0], pinned[0], "the memo's level-5 blob handed back");
+        let tar = tar_of(b"plain");
+        let (expected, _) = write_compressed(
+            Vec::new(),
+            Codec::with_level(Compression::Gzip, 1).unwrap(),
+            |out| {
+                out.write_all(&tar).map_err(|source| LayerError::Write {
+                    action: "test",
+                    source,
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!(store.blobs().read(fast[0].digest()).unwrap(), expected);
+        assert_eq!(fast[1], zipped, "a gzip layer is kept whatever its level");
+        // The same level again: the same bytes; the pinned one still there.
+        let again = layers(
+            &store,
+            &distribution_image(&store, &top, at(1), &quiet).unwrap(),
+        );
+        assert_eq!(again, fast);
+        assert_eq!(
+            store.variants().get(plain.digest(), "gzip"),
+            Some(pinned[0].clone())
+        );
+        assert_eq!(
+            store.variants().get(plain.digest(), "gzip1"),
+            Some(fast[0].clone())
+        );
     }
 
     #[test]

@@ -64,8 +64,9 @@ impl BlockGzip {
         Self { workers, ..self }
     }
 
-    /// The same compressor at another level (0–9, higher is taken as 9),
-    /// for measuring; layers are always written at [`GZIP_LEVEL`].
+    /// The same compressor at another level (0–9, higher is taken as 9):
+    /// `compression-level=`, and measuring; layers are written at
+    /// [`GZIP_LEVEL`] unless a level is asked.
     pub fn with_level(self, level: u32) -> Self {
         Self {
             level: level.min(9),

@@ -11,6 +11,8 @@
 //!   describes itself (`COPY`, `ADD`).
 //! - [`compress`]: compression and the digests taken in the same pass,
 //!   and decompression by media type.
+//! - [`compression_attrs`]: buildx's `compression=`, `compression-level=`
+//!   and `force-compression=` of an output, over `--compression`.
 //! - [`distribute`]: the compressed variants of a stored image's plain
 //!   layers for a push or an export, remembered in the store.
 //! - [`gzip`]: deterministic gzip deflated in blocks on all cores.
@@ -18,6 +20,7 @@
 //! - [`hardlinks`]: which files are further links to one already stored.
 
 pub mod compress;
+pub mod compression_attrs;
 pub mod copy;
 pub mod diff;
 pub mod distribute;

@@ -208,14 +208,16 @@ impl Export {
             Export::Oci {
                 target: OciTarget::Tar(dest),
                 names: own,
+                ..
             } => oci_layout::write_tar(store, &[saved(top, names(own))], dest)?,
             Export::Oci {
                 target: OciTarget::Directory(dir),
                 names: own,
+                ..
             } => oci_layout::write_dir(store, top, &names(own), dir)?,
-            Export::Docker { dest, names: own } => {
-                docker_archive::write(store, &[saved(top, names(own))], dest)?
-            }
+            Export::Docker {
+                dest, names: own, ..
+            } => docker_archive::write(store, &[saved(top, names(own))], dest)?,
         }
         Ok(report)
     }

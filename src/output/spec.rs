@@ -4,6 +4,7 @@
 //! on stdout).
 
 use crate::image::{Reference, ReferenceError};
+use crate::layer::compression_attrs::{CompressionAttrError, CompressionAttrs};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -83,6 +84,14 @@ pub enum OutputSpecError {
         /// The value given.
         value: String,
     },
+    /// A bad `compression=`, `compression-level=` or `force-compression=`.
+    #[error("--output {spec:?}: {source}")]
+    Compression {
+        /// The whole value.
+        spec: String,
+        /// What is wrong.
+        source: CompressionAttrError,
+    },
     /// A directory output cannot go to stdout.
     #[error(
         "--output {spec:?}: a directory cannot be written to stdout (dest=-); use tar=true or dest=DIR"
@@ -155,6 +164,8 @@ pub enum Export {
         target: OciTarget,
         /// The names from `name=` (empty: the build's tags are used).
         names: Vec<Reference>,
+        /// How its layers are compressed, over `--compression`.
+        compression: CompressionAttrs,
     },
     /// `type=docker`: an archive `docker load` reads.
     Docker {
@@ -162,7 +173,22 @@ pub enum Export {
         dest: Destination,
         /// The names from `name=` (empty: the build's tags are used).
         names: Vec<Reference>,
+        /// How its layers are compressed, over `--compression`.
+        compression: CompressionAttrs,
     },
+}
+
+impl Export {
+    /// The compression attributes of an export that writes layer blobs
+    /// (`type=oci`, `type=docker`); `None` for a filesystem export.
+    pub fn compression(&self) -> Option<CompressionAttrs> {
+        match self {
+            Export::Oci { compression, .. } | Export::Docker { compression, .. } => {
+                Some(*compression)
+            }
+            Export::Local { .. } | Export::Tar { .. } => None,
+        }
+    }
 }
 
 /// One `--output` of a build.
@@ -177,6 +203,8 @@ pub enum Output {
         names: Vec<Reference>,
         /// Whether to push (`push=true`; always for `type=registry`).
         push: bool,
+        /// How the pushed layers are compressed, over `--compression`.
+        compression: CompressionAttrs,
     },
 }
 
@@ -242,8 +270,19 @@ impl Output {
                 })
             }
             "oci" => {
-                attrs.only("oci", &["dest", "tar", "name"])?;
+                attrs.only(
+                    "oci",
+                    &[
+                        "dest",
+                        "tar",
+                        "name",
+                        "compression",
+                        "compression-level",
+                        "force-compression",
+                    ],
+                )?;
                 let names = attrs.names()?;
+                let compression = attrs.compression()?;
                 let target = if attrs.bool("tar")?.unwrap_or(true) {
                     OciTarget::Tar(attrs.stream_dest())
                 } else {
@@ -256,30 +295,68 @@ impl Output {
                         dir => OciTarget::Directory(PathBuf::from(dir)),
                     }
                 };
-                Self::Export(Export::Oci { target, names })
+                Self::Export(Export::Oci {
+                    target,
+                    names,
+                    compression,
+                })
             }
             "docker" => {
-                attrs.only("docker", &["dest", "name"])?;
+                attrs.only(
+                    "docker",
+                    &[
+                        "dest",
+                        "name",
+                        "compression",
+                        "compression-level",
+                        "force-compression",
+                    ],
+                )?;
                 let names = attrs.names()?;
+                let compression = attrs.compression()?;
                 // buildx loads into the Docker daemon without dest.
                 let dest = attrs
                     .take("dest")
                     .filter(|d| !d.is_empty())
                     .map_or(Destination::DockerLoad, |d| Destination::parse(&d));
-                Self::Export(Export::Docker { dest, names })
+                Self::Export(Export::Docker {
+                    dest,
+                    names,
+                    compression,
+                })
             }
             "image" => {
-                attrs.only("image", &["name", "push"])?;
+                attrs.only(
+                    "image",
+                    &[
+                        "name",
+                        "push",
+                        "compression",
+                        "compression-level",
+                        "force-compression",
+                    ],
+                )?;
                 Self::Image {
                     names: attrs.names()?,
                     push: attrs.bool("push")?.unwrap_or(false),
+                    compression: attrs.compression()?,
                 }
             }
             "registry" => {
-                attrs.only("registry", &["name", "push"])?;
+                attrs.only(
+                    "registry",
+                    &[
+                        "name",
+                        "push",
+                        "compression",
+                        "compression-level",
+                        "force-compression",
+                    ],
+                )?;
                 Self::Image {
                     names: attrs.names()?,
                     push: attrs.bool("push")?.unwrap_or(true),
+                    compression: attrs.compression()?,
                 }
             }
             _ => {
@@ -374,6 +451,19 @@ impl<'s> Attrs<'s> {
                 })
             })
             .collect()
+    }
+
+    /// `compression=`, `compression-level=`, `force-compression=`.
+    fn compression(&mut self) -> Result<CompressionAttrs, OutputSpecError> {
+        let force = self.bool("force-compression")?;
+        let compression = self.take("compression");
+        let level = self.take("compression-level");
+        CompressionAttrs::parse(compression.as_deref(), level.as_deref(), force).map_err(|source| {
+            OutputSpecError::Compression {
+                spec: self.spec.to_owned(),
+                source,
+            }
+        })
     }
 
     /// A boolean as Go's `strconv.ParseBool` reads it.

@@ -7,13 +7,15 @@
 //! The store keeps a build's layers uncompressed; what leaves it as an
 //! image (a push, a `type=oci` or `type=docker` archive) is the
 //! distribution image, whose layers are compressed once (and remembered)
-//! by [`distribution_image`]. `type=local` and `type=tar` read the
-//! uncompressed layers.
+//! by [`distribution_image`], as the output's compression attributes
+//! say over `--compression` (one image for each setting asked).
+//! `type=local` and `type=tar` read the uncompressed layers.
 
 use super::Built;
 use super::ClientFactory;
 use super::cache_remote::{self, ExportError};
 use crate::image::Reference;
+use crate::layer::compression_attrs::CompressionAttrError;
 use crate::layer::distribute::{DistributeError, Distribution, distribution_image};
 use crate::layer::extract::ExtractWarning;
 use crate::output::{Destination, Export, Output, OutputError};
@@ -42,6 +44,10 @@ pub enum DeliverError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Cache(#[from] ExportError),
+    /// An output's compression attributes ask for a level its
+    /// compression does not take.
+    #[error("--output: {0}")]
+    Compression(#[from] CompressionAttrError),
     /// The layers could not be compressed for a push or an export.
     #[error(transparent)]
     Distribute(#[from] DistributeError),
@@ -58,28 +64,34 @@ pub struct Delivery {
     pub push: bool,
 }
 
-/// The image as it leaves the store, made when first needed.
+/// The image as it leaves the store, made once for each distribution
+/// an output asks for, when first needed.
 struct Sent<'a> {
     store: &'a Store,
     image: &'a Descriptor,
-    distribution: Distribution,
     progress: &'a ProgressSender,
-    made: Option<Descriptor>,
+    made: Vec<(Distribution, Descriptor)>,
 }
 
 impl Sent<'_> {
-    /// The distribution image (its layers compressed, each once).
-    fn get(&mut self) -> Result<Descriptor, DistributeError> {
-        if let Some(made) = &self.made {
+    /// The distribution image with its layers compressed as `want` says
+    /// (each once).
+    fn get(&mut self, want: Distribution) -> Result<Descriptor, DistributeError> {
+        if let Some((_, made)) = self.made.iter().find(|(d, _)| *d == want) {
             return Ok(made.clone());
         }
         let progress = self.progress;
         let on_work = |work| progress.send(Event::Work(work));
         let made = tokio::task::block_in_place(|| {
-            distribution_image(self.store, self.image, self.distribution, &on_work)
+            distribution_image(self.store, self.image, want, &on_work)
         })?;
-        self.made = Some(made.clone());
+        self.made.push((want, made.clone()));
         Ok(made)
+    }
+
+    /// The first image made, as buildx reports one.
+    fn first(self) -> Option<Descriptor> {
+        self.made.into_iter().next().map(|(_, made)| made)
     }
 }
 
@@ -100,25 +112,21 @@ pub async fn deliver(
     let mut sent = Sent {
         store,
         image: &built.image,
-        distribution: built.distribution,
         progress,
-        made: None,
+        made: Vec::new(),
     };
     for tag in tags {
         refs.set(tag, built.image.clone())?;
     }
-    // `--push` pushes the -t names, or without any, the type=image names.
-    let mut to_push: Vec<Reference> = match delivery.push {
-        true if tags.is_empty() => image_names(tags, &delivery.outputs),
-        true => tags.to_vec(),
-        false => Vec::new(),
-    };
+    // Each name pushed once, as the first `type=image` output naming it
+    // says (its compression attributes over `--compression`).
+    let mut to_push: Vec<(Reference, Distribution)> = Vec::new();
     for output in &delivery.outputs {
         match output {
             Output::Export(export) => {
-                let image = match export {
-                    Export::Oci { .. } | Export::Docker { .. } => sent.get()?,
-                    Export::Local { .. } | Export::Tar { .. } => built.image.clone(),
+                let image = match export.compression() {
+                    Some(attrs) => sent.get(attrs.resolve(built.distribution)?)?,
+                    None => built.image.clone(),
                 };
                 let report = tokio::task::block_in_place(|| export.write(store, &image, tags))?;
                 for warning in summarize_warnings(report.warnings) {
@@ -132,22 +140,38 @@ pub async fn deliver(
                     progress.send(Event::Status("loaded into docker (docker load)".to_owned()));
                 }
             }
-            Output::Image { names, push } => {
+            Output::Image {
+                names,
+                push,
+                compression,
+            } => {
                 let names = if names.is_empty() { tags } else { names };
                 if names.is_empty() {
                     return Err(DeliverError::Unnamed);
                 }
+                let want = compression.resolve(built.distribution)?;
                 for name in names {
                     refs.set(name, built.image.clone())?;
-                    if *push && !to_push.contains(name) {
-                        to_push.push(name.clone());
+                    // `--push` pushes the -t names, or without any, the
+                    // type=image names.
+                    let pushed =
+                        *push || (delivery.push && (tags.is_empty() || tags.contains(name)));
+                    if pushed && !to_push.iter().any(|(n, _)| n == name) {
+                        to_push.push((name.clone(), want));
                     }
                 }
             }
         }
     }
-    for name in &to_push {
-        let image = sent.get()?;
+    if delivery.push {
+        for tag in tags {
+            if !to_push.iter().any(|(n, _)| n == tag) {
+                to_push.push((tag.clone(), built.distribution));
+            }
+        }
+    }
+    for (name, want) in &to_push {
+        let image = sent.get(*want)?;
         let client = clients(name.registry())?;
         let digest = push(
             &client,
@@ -169,7 +193,7 @@ pub async fn deliver(
         progress,
     )
     .await?;
-    Ok(sent.made)
+    Ok(sent.first())
 }
 
 /// `builder push`: sends the stored `image` to `target` with its layers
@@ -187,11 +211,10 @@ pub async fn push_stored(
     let mut sent = Sent {
         store,
         image,
-        distribution,
         progress,
-        made: None,
+        made: Vec::new(),
     };
-    let image = sent.get()?;
+    let image = sent.get(distribution)?;
     let options = PushOptions::default();
     Ok(push(client, store, image.digest(), target, &options, progress).await?)
 }

@@ -49,6 +49,15 @@ pub enum ExportError {
         #[source]
         source: Box<super::mounts::MountCacheError>,
     },
+    /// The compression attributes ask for a level the compression does
+    /// not take.
+    #[error("--cache-to {location}: {source}")]
+    Compression {
+        /// The cache.
+        location: String,
+        /// Why.
+        source: crate::layer::compression_attrs::CompressionAttrError,
+    },
     /// The layers could not be compressed.
     #[error("--cache-to {location}: {source}")]
     Distribute {

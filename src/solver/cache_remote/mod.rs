@@ -103,13 +103,18 @@ pub(crate) async fn export_all(
         else {
             continue;
         };
-        let distribution = Distribution {
-            compression: wanted.unwrap_or(distribution.compression),
-            ..distribution
+        let distribution = match wanted.resolve(distribution) {
+            Ok(resolved) => resolved,
+            Err(source) => {
+                return Err(ExportError::Compression {
+                    location: location.to_string(),
+                    source,
+                });
+            }
         };
         let exported = match *mounts {
             false => Ok(used.config(store, *mode)),
-            true => export_mounts(store, &used.mounts, distribution.compression, location)
+            true => export_mounts(store, &used.mounts, distribution.codec, location)
                 .map(|exported| used.config(store, *mode).with_mounts(exported))
                 .map_err(|e| *e),
         };
@@ -170,13 +175,13 @@ fn compressed(
 fn export_mounts(
     store: &Store,
     used: &MountsUsed,
-    compression: crate::layer::compress::Compression,
+    codec: crate::layer::compress::Codec,
     location: &CacheLocation,
 ) -> Result<Vec<format::ExportedMount>, Box<ExportError>> {
     tokio::task::block_in_place(|| {
         used.iter()
             .filter_map(|(key, id)| {
-                mounts::export(store, key, id, compression)
+                mounts::export(store, key, id, codec)
                     .map_err(|source| {
                         Box::new(ExportError::Mount {
                             location: location.to_string(),

@@ -9,7 +9,7 @@
 use super::format::ExportedMount;
 use super::source::RemoteBlobs;
 use crate::layer::LayerError;
-use crate::layer::compress::{Compression, write_compressed};
+use crate::layer::compress::{Codec, write_compressed};
 use crate::layer::diff::full_tree;
 use crate::layer::tar::{WriteOptions, write_changes};
 use crate::store::{CacheMountAccess, CachedLayer, Store, StoreError};
@@ -31,13 +31,13 @@ pub enum MountCacheError {
 pub(crate) type MountsUsed = BTreeMap<String, String>;
 
 /// Writes the cache mount `key` (of id `id`) as a layer blob of `store`,
-/// compressed with `compression`; `None` when it is absent or empty. The
+/// compressed with `codec`; `None` when it is absent or empty. The
 /// directory is locked shared while it is read.
 pub(crate) fn export(
     store: &Store,
     key: &str,
     id: &str,
-    compression: Compression,
+    codec: Codec,
 ) -> Result<Option<ExportedMount>, MountCacheError> {
     let mount = store.cache_mount(key, CacheMountAccess::Shared)?;
     let dir = &mount.dir;
@@ -46,7 +46,7 @@ pub(crate) fn export(
     }
     let changes = full_tree(dir)?;
     let writer = store.blobs().writer(None)?;
-    let (writer, digests) = write_compressed(writer, compression, |out| {
+    let (writer, digests) = write_compressed(writer, codec, |out| {
         write_changes(dir, changes, out, &WriteOptions::default()).map(drop)
     })?;
     let stored = writer.commit()?;
@@ -56,7 +56,7 @@ pub(crate) fn export(
         layer: CachedLayer {
             digest: stored.digest,
             size: stored.size,
-            media_type: compression.media_type().to_owned(),
+            media_type: codec.compression().media_type().to_owned(),
             diff_id: digests.diff_id,
         },
     }))

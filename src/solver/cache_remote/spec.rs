@@ -3,7 +3,7 @@
 //! reference (`--cache-from REG/REPO:TAG`, a registry cache).
 
 use crate::image::{Reference, ReferenceError};
-use crate::layer::compress::Compression;
+use crate::layer::compression_attrs::CompressionAttrs;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -104,9 +104,10 @@ pub enum CacheTo {
         location: CacheLocation,
         /// Which steps.
         mode: CacheMode,
-        /// `compression=`: how the cache's layers are compressed (else
-        /// as `--compression` says).
-        compression: Option<Compression>,
+        /// `compression=`, `compression-level=`, `force-compression=`:
+        /// how the cache's layers are compressed (else as
+        /// `--compression` says).
+        compression: CompressionAttrs,
         /// `ignore-error=true`: a failed export is a warning.
         ignore_error: bool,
         /// `mounts=true`: the build's `RUN --mount=type=cache` directories
@@ -119,12 +120,7 @@ pub enum CacheTo {
 
 /// Keys buildx takes that change nothing here (the cache is always an
 /// OCI image manifest).
-const IGNORED: &[&str] = &[
-    "oci-mediatypes",
-    "image-manifest",
-    "compression-level",
-    "force-compression",
-];
+const IGNORED: &[&str] = &["oci-mediatypes", "image-manifest"];
 
 fn fields(flag: &'static str, spec: &str) -> Result<BTreeMap<String, String>, CacheSpecError> {
     if spec.trim().is_empty() {
@@ -264,7 +260,7 @@ impl CacheTo {
             return Ok(Self::Remote {
                 location,
                 mode: CacheMode::Min,
-                compression: None,
+                compression: CompressionAttrs::default(),
                 ignore_error: false,
                 mounts: false,
             });
@@ -289,7 +285,15 @@ impl CacheTo {
                     spec,
                     &fields,
                     kind,
-                    &["ref", "mode", "compression", "ignore-error", "mounts"],
+                    &[
+                        "ref",
+                        "mode",
+                        "compression",
+                        "compression-level",
+                        "force-compression",
+                        "ignore-error",
+                        "mounts",
+                    ],
                 )?;
                 let value = fields
                     .get("ref")
@@ -307,6 +311,8 @@ impl CacheTo {
                         "tag",
                         "mode",
                         "compression",
+                        "compression-level",
+                        "force-compression",
                         "ignore-error",
                         "mounts",
                     ],
@@ -337,18 +343,16 @@ impl CacheTo {
                 ));
             }
         };
-        let compression = match fields.get("compression").map(String::as_str) {
-            None => None,
-            Some("gzip") => Some(Compression::Gzip),
-            Some("zstd") => Some(Compression::Zstd),
-            Some(other) => {
-                return Err(invalid(
-                    FLAG,
-                    spec,
-                    format!("compression={other:?}: expected gzip or zstd"),
-                ));
-            }
-        };
+        let force = fields
+            .get("force-compression")
+            .map(|value| boolean(FLAG, spec, "force-compression", value))
+            .transpose()?;
+        let compression = CompressionAttrs::parse(
+            fields.get("compression").map(String::as_str),
+            fields.get("compression-level").map(String::as_str),
+            force,
+        )
+        .map_err(|e| invalid(FLAG, spec, e.to_string()))?;
         let ignore_error = match fields.get("ignore-error") {
             None => false,
             Some(value) => boolean(FLAG, spec, "ignore-error", value)?,
@@ -371,6 +375,8 @@ impl CacheTo {
 mod tests {
     use super::*;
 
+    use crate::layer::compress::Compression;
+
     #[test]
     fn buildx_forms_parse() {
         let from = CacheFrom::parse("127.0.0.1:5000/app:cache").unwrap();
@@ -385,7 +391,11 @@ mod tests {
             to,
             CacheTo::Remote {
                 mode: CacheMode::Max,
-                compression: Some(Compression::Zstd),
+                compression: CompressionAttrs {
+                    compression: Some(Compression::Zstd),
+                    level: None,
+                    force: None,
+                },
                 ignore_error: true,
                 mounts: true,
                 ..
@@ -412,6 +422,18 @@ mod tests {
             (
                 "type=registry,ref=a/b:c,colour=red",
                 "does not take \"colour\"",
+            ),
+            (
+                "type=registry,ref=a/b:c,compression=estargz",
+                "compression=\"estargz\" is not supported",
+            ),
+            (
+                "type=registry,ref=a/b:c,compression=zstd,compression-level=30",
+                "compression-level=30 is out of range for zstd (0-22)",
+            ),
+            (
+                "type=local,dest=/x,force-compression=maybe",
+                "force-compression=\"maybe\" is not true or false",
             ),
         ] {
             let message = CacheTo::parse(spec).unwrap_err().to_string();
