@@ -219,7 +219,6 @@ fn header(level: u32) -> [u8; 10] {
 
 /// A worker: deflates blocks from the shared queue until it closes.
 fn deflate_jobs(queue: &Mutex<Receiver<Job>>, level: u32) {
-    let mut compress = Compress::new(flate2::Compression::new(level), false);
     loop {
         let job = match queue.lock() {
             Ok(queue) => queue.recv(),
@@ -228,6 +227,11 @@ fn deflate_jobs(queue: &Mutex<Receiver<Job>>, level: u32) {
         let Ok(Job { block, done }) = job else {
             return;
         };
+        // A fresh deflate state for each block: one reset after another
+        // block keeps some of that block's state (zlib-rs), which made a
+        // block's bytes depend on which worker had deflated which block
+        // before it.
+        let mut compress = Compress::new(flate2::Compression::new(level), false);
         // The writer may have stopped on an error and no longer listen.
         let _ = done.send(deflate(&mut compress, &block));
     }
@@ -236,7 +240,6 @@ fn deflate_jobs(queue: &Mutex<Receiver<Job>>, level: u32) {
 /// Deflates one block as a raw deflate fragment: primed with its
 /// dictionary, ended by a sync flush (or the final block for the last).
 fn deflate(compress: &mut Compress, block: &Block) -> io::Result<Deflated> {
-    compress.reset();
     if !block.dictionary.is_empty() {
         compress
             .set_dictionary(&block.dictionary)
