@@ -257,6 +257,78 @@ fn keys_are_the_same_on_two_machines() {
     assert_eq!(keys[0], keys[1]);
 }
 
+/// The media types and digests of a cache manifest's layers.
+fn cache_layers(manifest: &Value) -> Vec<(String, String)> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let field = |k: &str| l[k].as_str().unwrap().to_owned();
+            (field("mediaType"), field("digest"))
+        })
+        .collect()
+}
+
+#[test]
+fn cache_to_takes_the_compression_attributes() {
+    if !can_build() {
+        return;
+    }
+    let a = Home::new();
+    let dir = context(&a, "src", STAGES, "#!/bin/sh\necho levels\n");
+    let (zstd, fast, default) = (a.path("zstd"), a.path("fast"), a.path("default"));
+    let stderr_a = run(
+        &a,
+        &[
+            "--cache-to",
+            &format!(
+                "type=local,dest={},compression=zstd,compression-level=12",
+                zstd.display()
+            ),
+            "--cache-to",
+            &format!("type=local,dest={},compression-level=1", fast.display()),
+            "--cache-to",
+            &format!("type=local,dest={}", default.display()),
+            dir.to_str().unwrap(),
+        ],
+    );
+    let layers = |dir: &Path| cache_layers(&local_cache(dir).0);
+    let (zstd_layers, fast_layers, default_layers) =
+        (layers(&zstd), layers(&fast), layers(&default));
+    assert!(!zstd_layers.is_empty());
+    for (media_type, _) in &zstd_layers {
+        assert_eq!(media_type, "application/vnd.oci.image.layer.v1.tar+zstd");
+    }
+    for ((fast_type, fast_digest), (default_type, default_digest)) in
+        fast_layers.iter().zip(&default_layers)
+    {
+        assert_eq!(fast_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+        assert_eq!(fast_type, default_type);
+        assert_ne!(
+            fast_digest, default_digest,
+            "level 1 is not the default level"
+        );
+    }
+
+    // Another runner reads the zstd cache (mode=min: the build stage's
+    // RUN runs, on the zstd layer it unpacks): the same image.
+    let b = Home::new();
+    let dir = context(&b, "src", STAGES, "#!/bin/sh\necho levels\n");
+    let stderr = run(
+        &b,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", zstd.display()),
+            "-o",
+            &format!("type=local,dest={}", b.path("fs").display()),
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(stderr.contains("1 step run, 3 cached"), "{stderr}");
+    assert_eq!(id_of(&stderr), id_of(&stderr_a));
+}
+
 #[test]
 fn mode_min_leaves_out_the_other_stages_and_max_keeps_them() {
     if !can_build() {
