@@ -480,7 +480,7 @@ fn check_compression(outputs: &[Output], cache_to: &[CacheTo], default: Distribu
     for attrs in outputs {
         if let Err(e) = attrs.resolve(default) {
             usage_error(&format!(
-                "--output: {e} (the compression --compression gives)"
+                "--output: {e} (the output's compression comes from --compression; set compression= on it)"
             ));
         }
     }
@@ -493,7 +493,7 @@ fn check_compression(outputs: &[Output], cache_to: &[CacheTo], default: Distribu
             && let Err(e) = compression.resolve(default)
         {
             usage_error(&format!(
-                "--cache-to {location}: {e} (the compression --compression gives)"
+                "--cache-to {location}: {e} (the cache's compression comes from --compression; set compression= on it)"
             ));
         }
     }
