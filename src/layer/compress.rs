@@ -172,14 +172,14 @@ impl Codec {
     }
 
     /// A name for the bytes this writes, for a memo of compressed blobs:
-    /// `gzip`, `zstd` or `uncompressed` at the pinned level, else with
-    /// the level appended (`gzip9`, `zstd11`); ASCII letters and digits.
+    /// the compression with its level (`gzip5`, `zstd11`), or
+    /// `uncompressed`; ASCII letters and digits. Stores from before levels
+    /// kept gzip under a bare `gzip`, written by a compressor whose bytes
+    /// varied from run to run: those entries are never read.
     pub fn variant_name(self) -> String {
-        let name = self.compression.name();
-        if self == Self::pinned(self.compression) {
-            name.to_owned()
-        } else {
-            format!("{name}{}", self.level)
+        match self.compression {
+            Compression::Uncompressed => self.compression.name().to_owned(),
+            _ => format!("{}{}", self.compression.name(), self.level),
         }
     }
 }

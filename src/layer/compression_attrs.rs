@@ -188,7 +188,7 @@ mod tests {
             Codec::with_level(Compression::Zstd, 4).unwrap(),
             Codec::pinned(Compression::Zstd)
         );
-        assert_eq!(Codec::pinned(Compression::Zstd).variant_name(), "zstd");
+        assert_eq!(Codec::pinned(Compression::Zstd).variant_name(), "zstd3");
         assert_eq!(
             Codec::with_level(Compression::Gzip, 9)
                 .unwrap()
@@ -199,7 +199,7 @@ mod tests {
             Codec::with_level(Compression::Gzip, 5)
                 .unwrap()
                 .variant_name(),
-            "gzip"
+            "gzip5"
         );
     }
 }
