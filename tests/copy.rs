@@ -26,7 +26,7 @@ fn write(root: &Path, rel: &str, content: &str) {
 fn context(dir: &Path, ignore: &[&str]) -> SourceRoot {
     let matcher = (!ignore.is_empty()).then(|| PatternMatcher::new(ignore).unwrap());
     let entries = walk(dir, matcher.as_ref()).unwrap();
-    SourceRoot::Context(Arc::new(RootfsView::context(dir, &entries).unwrap()))
+    SourceRoot::Context(Arc::new(RootfsView::context(dir, entries).unwrap()))
 }
 
 /// `view` as the root filesystem a COPY writes onto, owners as on disk.

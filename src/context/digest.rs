@@ -20,19 +20,21 @@
 //!
 //! `mode` is the full `st_mode` (type and permission bits); the path is the
 //! rest of the line. Lines are sorted by path (in byte order). Loading
-//! only finds where each line and its path start: a path is looked up by
-//! binary search
-//! and its line's numbers and digest are parsed when that file is asked
-//! for, so a large memo costs little when a build needs few of its files.
-//! A memo whose lines are out of order (not one this module wrote) only
-//! makes some files read again.
+//! only finds where each line starts (one `memchr` pass): a line's path,
+//! numbers and digest are split and parsed when that file is asked for,
+//! so a large memo costs little when a build needs few of its files. A
+//! build asks in walk order, which is nearly the memo's: the line after
+//! the last one found is tried first, then a binary search. A memo whose
+//! lines are out of order (not one this module wrote) only makes some
+//! files read again; a damaged line is as good as absent.
 //! Paths that are not UTF-8 or hold a newline are digested but not
 //! remembered. A memo with another header is ignored and rewritten.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -86,22 +88,16 @@ pub struct StatIdentity {
 #[derive(Debug)]
 pub struct DigestMemo {
     dir: PathBuf,
-    /// The loaded memo file (its lines are parsed on demand).
+    /// The loaded memo file (its lines are split and parsed on demand).
     loaded: Vec<u8>,
-    /// The loaded memo's lines, in file order.
-    lines: Vec<Line>,
+    /// Where each loaded line starts, in file order; one more entry at
+    /// the end marks where the last line ends (past its newline).
+    starts: Vec<usize>,
+    /// The line after the one last found: where the next lookup looks first.
+    hint: Cell<usize>,
     /// What this run learned, by path: it overrides the loaded lines.
     learned: HashMap<Box<[u8]>, (StatIdentity, Digest)>,
     bytes_read: u64,
-}
-
-/// Where a loaded memo line is (its newline excluded) and where its path
-/// starts.
-#[derive(Debug)]
-struct Line {
-    start: usize,
-    path: usize,
-    end: usize,
 }
 
 /// The seven fields before the path on a memo line: digest hex and numbers.
@@ -173,49 +169,65 @@ impl DigestMemo {
 
     /// The memo of `dir` whose file holds `loaded`.
     fn from_bytes(dir: &Path, loaded: Vec<u8>) -> Self {
-        let mut lines = Vec::new();
-        let path_start = |line: &Range<usize>| {
-            let (_, path) = split_line(loaded.get(line.clone())?)?;
-            Some(line.end - path.len())
-        };
-        let mut at = HEADER.len().min(loaded.len());
-        while let Some(len) = loaded
-            .get(at..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-        {
-            let line = at..at + len;
-            // A damaged line is left out (and so dropped on the next save).
-            if let Some(path) = path_start(&line) {
-                lines.push(Line {
-                    start: line.start,
-                    path,
-                    end: line.end,
-                });
-            }
-            at += len + 1;
-        }
+        let body = HEADER.len().min(loaded.len());
+        let mut starts = vec![body];
+        starts.extend(
+            memchr::memchr_iter(b'\n', loaded.get(body..).unwrap_or_default())
+                .map(|nl| body + nl + 1),
+        );
         Self {
             dir: dir.to_path_buf(),
             loaded,
-            lines,
+            starts,
+            hint: Cell::new(0),
             learned: HashMap::new(),
             bytes_read: 0,
         }
     }
 
-    /// The fields of the loaded line of `path`.
-    fn loaded_line(&self, path: &[u8]) -> Option<[&[u8]; FIELDS]> {
-        let at = self
-            .lines
-            .binary_search_by(|line| self.bytes(line.path..line.end).cmp(path))
-            .ok()?;
-        let line = self.lines.get(at)?;
-        split_line(self.bytes(line.start..line.end)).map(|(fields, _)| fields)
+    /// How many lines the loaded memo has.
+    fn line_count(&self) -> usize {
+        self.starts.len() - 1
     }
 
-    /// The loaded bytes in `range` (none when out of bounds).
-    fn bytes(&self, range: Range<usize>) -> &[u8] {
-        self.loaded.get(range).unwrap_or_default()
+    /// Loaded line `at`, its newline included.
+    fn raw_line(&self, at: usize) -> &[u8] {
+        match (self.starts.get(at), self.starts.get(at + 1)) {
+            (Some(&start), Some(&next)) => self.loaded.get(start..next).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
+    /// The fields and path of loaded line `at` (`None` when damaged).
+    fn line(&self, at: usize) -> Option<([&[u8]; FIELDS], &[u8])> {
+        let (_newline, line) = self.raw_line(at).split_last()?;
+        split_line(line)
+    }
+
+    /// The fields of the loaded line of `path`.
+    fn loaded_line(&self, path: &[u8]) -> Option<[&[u8]; FIELDS]> {
+        let hint = self.hint.get();
+        if let Some((fields, found)) = self.line(hint) {
+            if found == path {
+                self.hint.set(hint + 1);
+                return Some(fields);
+            }
+        }
+        // A damaged line sorts first: the search then only misses it.
+        let (mut low, mut high) = (0, self.line_count());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let (fields, found) = self.line(mid).unwrap_or(([&[][..]; FIELDS], &[]));
+            match found.cmp(path) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => {
+                    self.hint.set(mid + 1);
+                    return Some(fields);
+                }
+            }
+        }
+        None
     }
 
     /// What the memo knows of `path`: its identity and digest.
@@ -281,19 +293,19 @@ impl DigestMemo {
         std::fs::create_dir_all(&self.dir).map_err(save_err)?;
         // The loaded lines that still hold (a path learned again replaces
         // its line), then the learned ones, merged in path order.
-        let mut lines: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(self.lines.len());
-        for line in &self.lines {
-            let path = self.bytes(line.path..line.end);
+        let mut lines: Vec<(&[u8], Cow<'_, [u8]>)> = Vec::with_capacity(self.line_count());
+        for at in 0..self.line_count() {
+            let Some((_, path)) = self.line(at) else {
+                continue;
+            };
             if !self.learned.contains_key(path) {
-                let mut bytes = self.bytes(line.start..line.end).to_vec();
-                bytes.push(b'\n');
-                lines.push((path, bytes));
+                lines.push((path, Cow::Borrowed(self.raw_line(at))));
             }
         }
         for (path, (identity, digest)) in &self.learned {
             let mut line = Vec::new();
             write_line(&mut line, path, identity, digest);
-            lines.push((path, line));
+            lines.push((path, Cow::Owned(line)));
         }
         lines.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::with_capacity(self.loaded.len() + 4096);
@@ -379,5 +391,45 @@ mod tests {
         let mut memo = DigestMemo::load(memo_dir.path());
         assert_eq!(digest_all(&mut memo, &files), second);
         assert_eq!(memo.bytes_read(), 0);
+    }
+
+    #[test]
+    fn lookups_in_any_order_find_their_lines_and_a_damaged_or_misplaced_line_is_only_read_again() {
+        let ctx = tempfile::tempdir().unwrap();
+        let memo_dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..50)
+            .map(|i| {
+                let path = ctx.path().join(format!("f{i:02}"));
+                std::fs::write(&path, format!("content {i}")).unwrap();
+                path
+            })
+            .collect();
+        let mut memo = DigestMemo::load(memo_dir.path());
+        let first = digest_all(&mut memo, &files);
+        memo.save().unwrap();
+
+        // Backwards, then every third: each found without a read.
+        let mut memo = DigestMemo::load(memo_dir.path());
+        let backwards: Vec<PathBuf> = files.iter().rev().cloned().collect();
+        let mut got = digest_all(&mut memo, &backwards);
+        got.reverse();
+        assert_eq!(got, first);
+        let sparse: Vec<PathBuf> = files.iter().step_by(3).cloned().collect();
+        digest_all(&mut memo, &sparse);
+        assert_eq!(memo.bytes_read(), 0);
+
+        // Line 10 damaged, lines 20 and 30 swapped: those three files are
+        // read again, the others still come from the memo.
+        let memo_file = memo_dir.path().join(MEMO_FILE);
+        let text = std::fs::read_to_string(&memo_file).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines[1 + 10] = "damaged".to_owned();
+        lines.swap(1 + 20, 1 + 30);
+        std::fs::write(&memo_file, lines.join("\n") + "\n").unwrap();
+        let mut memo = DigestMemo::load(memo_dir.path());
+        assert_eq!(digest_all(&mut memo, &files), first);
+        let size = |i: usize| std::fs::metadata(&files[i]).unwrap().len();
+        assert!(memo.bytes_read() <= size(10) + size(20) + size(30));
+        assert!(memo.bytes_read() >= size(10));
     }
 }

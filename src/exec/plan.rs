@@ -23,10 +23,17 @@ use crate::layer::tar::{Content, LayerEntry, LayerEntryKind, WriteOptions, write
 /// Where a file's bytes come from.
 #[derive(Debug)]
 enum Body {
-    /// A file of a root filesystem view.
-    View(Arc<RootfsView>, Node),
+    /// The entry's source file ([`Planned::origin`]).
+    Origin,
     /// Bytes given with the step (a heredoc).
     Bytes(Vec<u8>),
+}
+
+/// The file of a root filesystem view an entry copies.
+#[derive(Debug)]
+struct Origin {
+    view: Arc<RootfsView>,
+    node: Node,
 }
 
 #[derive(Debug)]
@@ -43,16 +50,18 @@ enum PlannedKind {
 enum Xattrs {
     /// Known when planned (none for what the step makes up).
     Known(BTreeMap<String, Vec<u8>>),
-    /// The source's, read only when the layer is written: they are not
-    /// part of the cache key, so a cache hit never reads them.
-    Of(Arc<RootfsView>, Node),
+    /// The source's ([`Planned::origin`]), read only when the layer is
+    /// written: they are not part of the cache key, so a cache hit never
+    /// reads them.
+    Origin,
 }
 
 impl Xattrs {
-    fn read(self) -> Result<BTreeMap<String, Vec<u8>>, CopyError> {
-        match self {
-            Self::Known(xattrs) => Ok(xattrs),
-            Self::Of(view, node) => Ok(view.xattrs(&node)?),
+    fn read(self, origin: Option<&Origin>) -> Result<BTreeMap<String, Vec<u8>>, CopyError> {
+        match (self, origin) {
+            (Self::Known(xattrs), _) => Ok(xattrs),
+            (Self::Origin, Some(origin)) => Ok(origin.view.xattrs(&origin.node)?),
+            (Self::Origin, None) => Ok(BTreeMap::new()),
         }
     }
 }
@@ -67,7 +76,10 @@ struct Planned {
     gid: u32,
     mtime: i64,
     xattrs: Xattrs,
-    /// The source path it came from (for the cache record), if any.
+    /// The source file it copies, if any: its path is the entry's source
+    /// in the cache record.
+    origin: Option<Origin>,
+    /// The source of an entry with no origin (a heredoc's `<<NAME`).
     source: Option<String>,
 }
 
@@ -120,7 +132,10 @@ impl CopyPlan {
                 PlannedKind::File { size, body } => {
                     let digest = match body {
                         Body::Bytes(bytes) => crate::digest::sha256(bytes),
-                        Body::View(view, node) => file_digest(view, node, memo)?,
+                        Body::Origin => match &entry.origin {
+                            Some(Origin { view, node }) => file_digest(view, node, memo)?,
+                            None => crate::digest::sha256(&[]),
+                        },
                     };
                     ("file", *size, Some(digest.to_string()))
                 }
@@ -140,7 +155,10 @@ impl CopyPlan {
                 PlannedKind::Special(SpecialFile::Fifo) => ("fifo", 0, None),
             };
             sources.push(SourceRecord {
-                source: entry.source.clone().unwrap_or_default(),
+                source: match (&entry.origin, &entry.source) {
+                    (Some(origin), _) => origin.node.path.to_string_lossy().into_owned(),
+                    (None, source) => source.clone().unwrap_or_default(),
+                },
                 dest: entry.dest.to_string_lossy().into_owned(),
                 kind,
                 mode: entry.mode,
@@ -171,16 +189,20 @@ impl CopyPlan {
             .entries
             .into_iter()
             .map(|p| {
+                let xattrs = p.xattrs.read(p.origin.as_ref())?;
                 Ok(LayerEntry {
                     path: p.dest,
                     kind: match p.kind {
                         PlannedKind::File { size, body } => LayerEntryKind::File {
                             size,
-                            content: match body {
-                                Body::Bytes(bytes) => Content::Bytes(bytes),
-                                Body::View(view, node) => Content::Open(Box::new(move || {
-                                    view.open(&node).map_err(std::io::Error::other)
-                                })),
+                            content: match (body, p.origin) {
+                                (Body::Bytes(bytes), _) => Content::Bytes(bytes),
+                                (Body::Origin, Some(Origin { view, node })) => {
+                                    Content::Open(Box::new(move || {
+                                        view.open(&node).map_err(std::io::Error::other)
+                                    }))
+                                }
+                                (Body::Origin, None) => Content::Bytes(Vec::new()),
                             },
                         },
                         PlannedKind::Dir => LayerEntryKind::Dir,
@@ -192,7 +214,7 @@ impl CopyPlan {
                     uid: p.uid,
                     gid: p.gid,
                     mtime: p.mtime,
-                    xattrs: p.xattrs.read()?,
+                    xattrs,
                 })
             })
             .collect::<Result<Vec<_>, CopyError>>()?;
@@ -333,6 +355,7 @@ impl<'d> Planner<'d> {
                 gid: dest.owners.gid(node.stat.gid),
                 mtime: node.stat.mtime.0,
                 xattrs: Xattrs::Known(dest.view.xattrs(&node)?),
+                origin: None,
                 source: None,
             });
         }
@@ -368,6 +391,7 @@ impl<'d> Planner<'d> {
                     gid: ids.gid,
                     mtime: 0,
                     xattrs: Xattrs::Known(BTreeMap::new()),
+                    origin: None,
                     source: None,
                 });
             }
@@ -408,6 +432,7 @@ impl<'d> Planner<'d> {
             gid: ids.gid,
             mtime: 0,
             xattrs: Xattrs::Known(BTreeMap::new()),
+            origin: None,
             source: Some(format!("<<{name}")),
         });
     }
@@ -424,7 +449,7 @@ impl<'d> Planner<'d> {
             let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
                 continue;
             };
-            self.add_tree(view, &child, &dest.join(&name), Path::new(&name))?;
+            self.add(view, child, &dest.join(&name), Path::new(&name), true)?;
         }
         Ok(())
     }
@@ -440,7 +465,7 @@ impl<'d> Planner<'d> {
         if self.planned_dirs.contains(dest) {
             return Ok(());
         }
-        self.add(view, dir, dest, Path::new(""), false)
+        self.add(view, dir.clone(), dest, Path::new(""), false)
     }
 
     /// `node` at `dest` and, for a directory, everything below it.
@@ -452,13 +477,13 @@ impl<'d> Planner<'d> {
         dest: &Path,
         rel: &Path,
     ) -> Result<(), CopyError> {
-        self.add(view, node, dest, rel, true)
+        self.add(view, node.clone(), dest, rel, true)
     }
 
     fn add(
         &mut self,
         view: &Arc<RootfsView>,
-        node: &Node,
+        node: Node,
         dest: &Path,
         rel: &Path,
         recurse: bool,
@@ -484,17 +509,15 @@ impl<'d> Planner<'d> {
             .chmod
             .as_ref()
             .map_or(node.stat.mode, |c| c.apply(node.stat.mode, is_dir));
+        let dest = dest.to_path_buf();
         let kind = match &node.kind {
             FileKind::File => {
                 let stat = &node.stat;
-                match self
-                    .links
-                    .first_of(stat.dev, stat.ino, stat.nlink, &dest.to_path_buf())
-                {
+                match self.links.first_of(stat.dev, stat.ino, stat.nlink, &dest) {
                     Some(first) => PlannedKind::Hardlink(first),
                     None => PlannedKind::File {
                         size: node.stat.size,
-                        body: Body::View(Arc::clone(view), node.clone()),
+                        body: Body::Origin,
                     },
                 }
             }
@@ -503,27 +526,33 @@ impl<'d> Planner<'d> {
             FileKind::Special(special) => PlannedKind::Special(*special),
             FileKind::Socket => return Ok(()),
         };
-        let xattrs = Xattrs::Of(Arc::clone(view), node.clone());
+        let children = if is_dir && recurse {
+            view.read_dir(&node)?
+        } else {
+            Vec::new()
+        };
+        if is_dir {
+            self.planned_dirs.insert(dest.clone());
+        }
         self.entries.push(Planned {
-            dest: dest.to_path_buf(),
+            dest: dest.clone(),
             kind,
             mode,
             uid,
             gid,
             mtime: node.stat.mtime.0,
-            xattrs,
-            source: Some(node.path.to_string_lossy().into_owned()),
+            xattrs: Xattrs::Origin,
+            origin: Some(Origin {
+                view: Arc::clone(view),
+                node,
+            }),
+            source: None,
         });
-        if is_dir {
-            self.planned_dirs.insert(dest.to_path_buf());
-        }
-        if is_dir && recurse {
-            for child in view.read_dir(node)? {
-                let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
-                    continue;
-                };
-                self.add_tree(view, &child, &dest.join(&name), &rel.join(&name))?;
-            }
+        for child in children {
+            let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
+                continue;
+            };
+            self.add(view, child, &dest.join(&name), &rel.join(&name), true)?;
         }
         Ok(())
     }
