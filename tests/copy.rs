@@ -892,7 +892,7 @@ fn a_dangling_destination_symlink_leads_where_its_target_would_be() {
 }
 
 #[test]
-fn a_context_files_xattrs_are_in_the_layer_though_read_only_when_it_is_written() {
+fn a_context_files_and_directorys_xattrs_are_in_the_layer() {
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), "dir/f", "f");
     let set = |rel: &str| {

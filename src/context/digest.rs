@@ -1,11 +1,13 @@
 //! Content digests of files with a persisted stat memo, so that an
 //! unchanged build context is not read again.
 //!
-//! The memo maps a file's host path and its stat identity — device, inode,
-//! size, mtime and ctime to the nanosecond, and mode — to the SHA-256 of its
-//! content. A file whose identity is unchanged is trusted to be unchanged:
-//! any write moves its ctime (which no user call can set back), so a file
-//! rewritten with the same size and a restored mtime is still read again.
+//! The memo maps a file's (or directory's) host path and its stat identity
+//! — device, inode, size, mtime and ctime to the nanosecond, and mode — to
+//! the SHA-256 of its content and of its extended attributes. A file whose
+//! identity is unchanged is trusted to be unchanged: any write, and any
+//! change of an extended attribute, moves its ctime (which no user call can
+//! set back), so a file rewritten with the same size and a restored mtime
+//! is still read again.
 //!
 //! # The memo file
 //!
@@ -14,12 +16,14 @@
 //! torn one). A header line, then one line per file:
 //!
 //! ```text
-//! builder digest memo 2
-//! <sha256 hex> <dev> <ino> <size> <mtime_ns> <ctime_ns> <mode> <path>
+//! builder digest memo 3
+//! <sha256 hex> <xattrs sha256 hex or -> <dev> <ino> <size> <mtime_ns> <ctime_ns> <mode> <path>
 //! ```
 //!
-//! `mode` is the full `st_mode` (type and permission bits); the path is the
-//! rest of the line. Lines are sorted by path (in byte order). Loading
+//! The first digest is of the content (of nothing for a directory), the
+//! second of the extended attributes (`-` when there are none); `mode` is
+//! the full `st_mode` (type and permission bits); the path is the rest of
+//! the line. Lines are sorted by path (in byte order). Loading
 //! only finds where each line starts (one `memchr` pass): a line's path,
 //! numbers and digest are split and parsed when that file is asked for,
 //! so a large memo costs little when a build needs few of its files. A
@@ -44,7 +48,7 @@ use crate::digest::Hasher;
 
 /// Name of the memo file inside the directory the caller gives.
 pub const MEMO_FILE: &str = "digest-memo";
-const HEADER: &[u8] = b"builder digest memo 2\n";
+const HEADER: &[u8] = b"builder digest memo 3\n";
 
 /// Why a digest or the memo failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,17 @@ pub struct StatIdentity {
     pub mode: u32,
 }
 
+/// What the memo knows of a file: the digests of its content and of its
+/// extended attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigests {
+    /// The SHA-256 of the content (of no bytes for a directory).
+    pub content: Digest,
+    /// The digest of the extended attributes, as the caller makes it;
+    /// `None` when there are none.
+    pub xattrs: Option<Digest>,
+}
+
 /// Content digests with a memo kept in a directory between runs.
 #[derive(Debug)]
 pub struct DigestMemo {
@@ -96,12 +111,12 @@ pub struct DigestMemo {
     /// The line after the one last found: where the next lookup looks first.
     hint: Cell<usize>,
     /// What this run learned, by path: it overrides the loaded lines.
-    learned: HashMap<Box<[u8]>, (StatIdentity, Digest)>,
+    learned: HashMap<Box<[u8]>, (StatIdentity, FileDigests)>,
     bytes_read: u64,
 }
 
-/// The seven fields before the path on a memo line: digest hex and numbers.
-const FIELDS: usize = 7;
+/// The eight fields before the path on a memo line: digests and numbers.
+const FIELDS: usize = 8;
 
 /// Splits a memo line into its fields and the path.
 fn split_line(line: &[u8]) -> Option<([&[u8]; FIELDS], &[u8])> {
@@ -115,12 +130,17 @@ fn split_line(line: &[u8]) -> Option<([&[u8]; FIELDS], &[u8])> {
     Some((fields, rest))
 }
 
-/// The identity and digest of a memo line's fields.
-fn parse_fields(fields: &[&[u8]; FIELDS]) -> Option<(StatIdentity, Digest)> {
+/// The identity and digests of a memo line's fields.
+fn parse_fields(fields: &[&[u8]; FIELDS]) -> Option<(StatIdentity, FileDigests)> {
     fn num<T: std::str::FromStr>(field: &[u8]) -> Option<T> {
         std::str::from_utf8(field).ok()?.parse().ok()
     }
-    let [hex, dev, ino, size, mtime_ns, ctime_ns, mode] = fields;
+    fn sha256(hex: &[u8]) -> Option<Digest> {
+        format!("sha256:{}", std::str::from_utf8(hex).ok()?)
+            .parse::<Digest>()
+            .ok()
+    }
+    let [content, xattrs, dev, ino, size, mtime_ns, ctime_ns, mode] = fields;
     let identity = StatIdentity {
         dev: num(dev)?,
         ino: num(ino)?,
@@ -129,14 +149,18 @@ fn parse_fields(fields: &[&[u8]; FIELDS]) -> Option<(StatIdentity, Digest)> {
         ctime_ns: num(ctime_ns)?,
         mode: num(mode)?,
     };
-    let digest = format!("sha256:{}", std::str::from_utf8(hex).ok()?)
-        .parse::<Digest>()
-        .ok()?;
-    Some((identity, digest))
+    let digests = FileDigests {
+        content: sha256(content)?,
+        xattrs: match *xattrs {
+            b"-" => None,
+            hex => Some(sha256(hex)?),
+        },
+    };
+    Some((identity, digests))
 }
 
 /// Appends one memo line.
-fn write_line(out: &mut Vec<u8>, path: &[u8], identity: &StatIdentity, digest: &Digest) {
+fn write_line(out: &mut Vec<u8>, path: &[u8], identity: &StatIdentity, digests: &FileDigests) {
     let StatIdentity {
         dev,
         ino,
@@ -145,10 +169,11 @@ fn write_line(out: &mut Vec<u8>, path: &[u8], identity: &StatIdentity, digest: &
         ctime_ns,
         mode,
     } = identity;
+    let xattrs = digests.xattrs.as_ref().map_or("-", |d| d.digest());
     out.extend_from_slice(
         format!(
-            "{} {dev} {ino} {size} {mtime_ns} {ctime_ns} {mode} ",
-            digest.digest()
+            "{} {xattrs} {dev} {ino} {size} {mtime_ns} {ctime_ns} {mode} ",
+            digests.content.digest()
         )
         .as_bytes(),
     );
@@ -230,50 +255,57 @@ impl DigestMemo {
         None
     }
 
-    /// What the memo knows of `path`: its identity and digest.
-    fn lookup(&self, path: &[u8]) -> Option<(StatIdentity, Digest)> {
+    /// What the memo knows of `path`: its identity and digests.
+    fn lookup(&self, path: &[u8]) -> Option<(StatIdentity, FileDigests)> {
         match self.learned.get(path) {
-            Some((identity, digest)) => Some((*identity, digest.clone())),
+            Some((identity, digests)) => Some((*identity, digests.clone())),
             None => parse_fields(&self.loaded_line(path)?),
         }
     }
 
-    /// The digest of the file at host path `path` with stat `identity`:
-    /// from the memo when the identity is unchanged, else by reading the
-    /// file that `open` opens.
-    pub fn digest(
+    /// The digests of the file (or directory) at host path `path` with
+    /// stat `identity`: from the memo when the identity is unchanged, else
+    /// by reading the file that `open` opens (`None` for a directory, whose
+    /// content digest is of no bytes) and the extended attributes' digest
+    /// that `xattrs` makes.
+    pub fn digests(
         &mut self,
         path: &Path,
         identity: StatIdentity,
-        open: impl FnOnce() -> io::Result<File>,
-    ) -> Result<Digest, DigestError> {
+        open: impl FnOnce() -> io::Result<Option<File>>,
+        xattrs: impl FnOnce() -> io::Result<Option<Digest>>,
+    ) -> Result<FileDigests, DigestError> {
         let key = path.as_os_str().as_bytes();
-        if let Some((known, digest)) = self.lookup(key) {
+        if let Some((known, digests)) = self.lookup(key) {
             if known == identity {
-                return Ok(digest);
+                return Ok(digests);
             }
         }
         let read_err = |source| DigestError::Read {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = open().map_err(read_err)?;
         let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut buf).map_err(read_err)?;
-            if n == 0 {
-                break;
+        if let Some(mut file) = open().map_err(read_err)? {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = file.read(&mut buf).map_err(read_err)?;
+                if n == 0 {
+                    break;
+                }
+                self.bytes_read += n as u64;
+                hasher.update(buf.get(..n).unwrap_or_default());
             }
-            self.bytes_read += n as u64;
-            hasher.update(buf.get(..n).unwrap_or_default());
         }
-        let digest = hasher.finish();
+        let digests = FileDigests {
+            content: hasher.finish(),
+            xattrs: xattrs().map_err(read_err)?,
+        };
         if path.to_str().is_some() && !key.contains(&b'\n') {
             self.learned
-                .insert(Box::from(key), (identity, digest.clone()));
+                .insert(Box::from(key), (identity, digests.clone()));
         }
-        Ok(digest)
+        Ok(digests)
     }
 
     /// How many content bytes this memo has read since it was loaded.
@@ -302,9 +334,9 @@ impl DigestMemo {
                 lines.push((path, Cow::Borrowed(self.raw_line(at))));
             }
         }
-        for (path, (identity, digest)) in &self.learned {
+        for (path, (identity, digests)) in &self.learned {
             let mut line = Vec::new();
-            write_line(&mut line, path, identity, digest);
+            write_line(&mut line, path, identity, digests);
             lines.push((path, Cow::Owned(line)));
         }
         lines.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -347,7 +379,12 @@ mod tests {
     fn digest_all(memo: &mut DigestMemo, files: &[PathBuf]) -> Vec<Digest> {
         files
             .iter()
-            .map(|f| memo.digest(f, identity(f), || File::open(f)).unwrap())
+            .map(|f| {
+                let open = || File::open(f).map(Some);
+                memo.digests(f, identity(f), open, || Ok(None))
+                    .unwrap()
+                    .content
+            })
             .collect()
     }
 

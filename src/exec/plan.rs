@@ -13,7 +13,7 @@ use super::CopyError;
 use super::chmod::Chmod;
 use super::rootfs::{Node, RootfsView};
 use super::user::Ids;
-use crate::context::digest::{DigestMemo, StatIdentity};
+use crate::context::digest::{DigestMemo, FileDigests, StatIdentity};
 use crate::file_kind::{FileKind, SpecialFile};
 use crate::ignore::PatternMatcher;
 use crate::layer::hardlinks::Hardlinks;
@@ -50,9 +50,9 @@ enum PlannedKind {
 enum Xattrs {
     /// Known when planned (none for what the step makes up).
     Known(BTreeMap<String, Vec<u8>>),
-    /// The source's ([`Planned::origin`]), read only when the layer is
-    /// written: they are not part of the cache key, so a cache hit never
-    /// reads them.
+    /// The source's ([`Planned::origin`]), read when the layer is
+    /// written. The cache key has their digest from the digest memo, so a
+    /// hit on unchanged files reads none.
     Origin,
 }
 
@@ -103,6 +103,10 @@ pub struct SourceRecord {
     pub size: u64,
     /// Content digest (files), or link target (links).
     pub content: Option<String>,
+    /// Digest of the extended attributes the layer gives it (see
+    /// [`xattrs_digest`]), when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xattrs: Option<String>,
 }
 
 /// Everything a `COPY`/`ADD` result depends on, for the step's cache key:
@@ -123,19 +127,32 @@ pub struct CopyPlan {
 }
 
 impl CopyPlan {
-    /// The record of every source, with content digests taken through
-    /// `memo` (so unchanged files are not read again).
+    /// The record of every source, with the digests of contents and
+    /// extended attributes taken through `memo` (so unchanged files are
+    /// not read again).
     pub fn cache_input(&self, memo: &mut DigestMemo) -> Result<CacheInput, CopyError> {
         let mut sources = Vec::with_capacity(self.entries.len());
         for entry in &self.entries {
+            // What the layer copies of a source file or directory: its
+            // content and its extended attributes.
+            let digests = match &entry.origin {
+                Some(Origin { view, node })
+                    if matches!(node.kind, FileKind::File | FileKind::Dir) =>
+                {
+                    Some(source_digests(view, node, memo)?)
+                }
+                _ => None,
+            };
+            let xattrs = digests
+                .as_ref()
+                .and_then(|d| d.xattrs.as_ref())
+                .map(ToString::to_string);
             let (kind, size, content) = match &entry.kind {
                 PlannedKind::File { size, body } => {
-                    let digest = match body {
-                        Body::Bytes(bytes) => crate::digest::sha256(bytes),
-                        Body::Origin => match &entry.origin {
-                            Some(Origin { view, node }) => file_digest(view, node, memo)?,
-                            None => crate::digest::sha256(&[]),
-                        },
+                    let digest = match (body, digests) {
+                        (Body::Bytes(bytes), _) => crate::digest::sha256(bytes),
+                        (Body::Origin, Some(digests)) => digests.content,
+                        (Body::Origin, None) => crate::digest::sha256(&[]),
                     };
                     ("file", *size, Some(digest.to_string()))
                 }
@@ -166,6 +183,7 @@ impl CopyPlan {
                 gid: entry.gid,
                 size,
                 content,
+                xattrs,
             });
         }
         sources.sort_by(|a, b| a.dest.cmp(&b.dest));
@@ -229,10 +247,44 @@ pub fn file_digest(
     node: &Node,
     memo: &mut DigestMemo,
 ) -> Result<oci_spec::image::Digest, CopyError> {
+    Ok(source_digests(view, node, memo)?.content)
+}
+
+/// The digests of the file or directory `node` of `view` (its content,
+/// its extended attributes), read only when `memo` does not know its stat
+/// identity: an unchanged file costs no read and no `listxattr`.
+fn source_digests(
+    view: &RootfsView,
+    node: &Node,
+    memo: &mut DigestMemo,
+) -> Result<FileDigests, CopyError> {
     let host = view.host_path(node)?;
-    Ok(memo.digest(&host, identity(node), || {
-        view.open(node).map_err(std::io::Error::other)
-    })?)
+    let open = || match node.kind {
+        FileKind::File => view.open(node).map(Some).map_err(std::io::Error::other),
+        _ => Ok(None),
+    };
+    let xattrs = || {
+        view.xattrs(node)
+            .map(|xattrs| xattrs_digest(&xattrs))
+            .map_err(std::io::Error::other)
+    };
+    Ok(memo.digests(&host, identity(node), open, xattrs)?)
+}
+
+/// The digest of extended attributes as a layer records them (`None` for
+/// none): each name, a NUL, the value's length and the value, in name order.
+pub fn xattrs_digest(xattrs: &BTreeMap<String, Vec<u8>>) -> Option<oci_spec::image::Digest> {
+    if xattrs.is_empty() {
+        return None;
+    }
+    let mut hasher = crate::digest::Hasher::new();
+    for (name, value) in xattrs {
+        hasher.update(name.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(&(value.len() as u64).to_le_bytes());
+        hasher.update(value);
+    }
+    Some(hasher.finish())
 }
 
 fn identity(node: &Node) -> StatIdentity {

@@ -92,6 +92,7 @@ fn step_inputs(step: &LayerStep<'_>, input: CacheInput, options: &ExecOptions) -
                 .content
                 .unwrap_or_else(|| format!("{} {}", record.kind, record.dest));
             SourceDigest {
+                xattrs: record.xattrs,
                 path: if record.source.is_empty() {
                     record.dest
                 } else {
