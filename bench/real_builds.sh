@@ -216,7 +216,7 @@ done
 
 printf '\nbuilder vs BuildKit (docker %s) vs Buildah %s on %s, %s cores, kernel %s, load %s\n' \
     "$(/usr/bin/docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')" \
-    "$(buildah --version | awk '{print $3}')" \
+    "$(buildah --version 2>/dev/null | awk '{print $3}' || echo '?')" \
     "$(grep -oP '^PRETTY_NAME="?\K[^"]*' /etc/os-release)" "$(nproc)" "$(uname -r)" \
     "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'context: %s files; median of %s runs; ratio = tool / builder; peak RSS of the tool process\n\n' "$NFILES" "$RUNS"

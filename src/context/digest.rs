@@ -469,4 +469,38 @@ mod tests {
         assert!(memo.bytes_read() <= size(10) + size(20) + size(30));
         assert!(memo.bytes_read() >= size(10));
     }
+
+    #[test]
+    fn the_xattrs_digest_is_kept_and_asked_for_only_when_the_identity_changes() {
+        let ctx = tempfile::tempdir().unwrap();
+        let memo_dir = tempfile::tempdir().unwrap();
+        let file = ctx.path().join("f");
+        std::fs::write(&file, "f").unwrap();
+        let xattrs = crate::digest::sha256(b"user.k=v");
+        let mut asked = 0;
+        let mut ask = |memo: &mut DigestMemo| {
+            let open = || File::open(&file).map(Some);
+            let made = || {
+                asked += 1;
+                Ok(Some(xattrs.clone()))
+            };
+            memo.digests(&file, identity(&file), open, made).unwrap()
+        };
+        let mut memo = DigestMemo::load(memo_dir.path());
+        let first = ask(&mut memo);
+        assert_eq!(first.xattrs.as_ref(), Some(&xattrs));
+        memo.save().unwrap();
+        let mut memo = DigestMemo::load(memo_dir.path());
+        assert_eq!(ask(&mut memo), first);
+        assert_eq!(asked, 1, "an unchanged file's xattrs are not read");
+
+        // A directory: no content to read, its xattrs kept all the same.
+        let dir = ctx.path().join("d");
+        std::fs::create_dir(&dir).unwrap();
+        let got = memo
+            .digests(&dir, identity(&dir), || Ok(None), || Ok(None))
+            .unwrap();
+        assert_eq!(got.content, crate::digest::sha256(b""));
+        assert_eq!(got.xattrs, None);
+    }
 }
