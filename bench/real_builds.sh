@@ -29,7 +29,9 @@
 # `cargo build --release --locked` (or uses BUILDER=path), and keeps
 # everything else in one temp dir removed on exit (the registry it starts
 # is stopped). Docker images it tags (bench-*) are removed at the end.
-# BENCH_TOOLS="builder buildah" leaves BuildKit out (and so on).
+# BENCH_TOOLS="builder buildah" leaves BuildKit out (and so on);
+# BENCH_CASES="ctx-noop ctx-edit" runs only those cases (the ctx cases need
+# no registry: then none is checked or started, and no compressor timed).
 set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
@@ -37,9 +39,18 @@ REPO=$(cd "$(dirname "$SELF")/.." && pwd)
 RUNS=${BENCH_RUNS:-5}
 NFILES=${BENCH_CTX_FILES:-30000}
 TOOLS=${BENCH_TOOLS:-builder buildkit buildah}
+CASES=(${BENCH_CASES:-ctx-noop ctx-edit run-big run-push})
 REG=127.0.0.1:5000
 
 . "$REPO/bench/lib.sh"
+RUNCASES=false
+for case in "${CASES[@]}"; do
+    case $case in
+    ctx-noop | ctx-edit) ;;
+    run-big | run-push) RUNCASES=true ;;
+    *) die "unknown case '$case' in BENCH_CASES (ctx-noop, ctx-edit, run-big, run-push)" ;;
+    esac
+done
 [[ $EUID -eq 0 ]] || die "run as root (the peers' set-up installs packages; buildah and dockerd build as root)"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
 [[ $NFILES =~ ^[1-9][0-9]*$ ]] || die "BENCH_CTX_FILES must be a positive integer, got '$NFILES'"
@@ -51,10 +62,12 @@ if [[ $TOOLS != builder ]]; then
     log "setting up the peers (bash $PEERS)"
     bash "$PEERS" >&2 || die "peers-setup.sh failed"
 fi
-curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json' \
-    "http://$REG/v2/busybox/manifests/latest" ||
-    die "$REG/busybox:latest is not there (bash ../shared/difftest/peers-setup.sh puts it there)"
-[[ -x /usr/bin/docker-registry ]] || die "/usr/bin/docker-registry is missing (apt-get install docker-registry)"
+if $RUNCASES; then
+    curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json' \
+        "http://$REG/v2/busybox/manifests/latest" ||
+        die "$REG/busybox:latest is not there (bash ../shared/difftest/peers-setup.sh puts it there)"
+    [[ -x /usr/bin/docker-registry ]] || die "/usr/bin/docker-registry is missing (apt-get install docker-registry)"
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/builder-real-bench.XXXXXX")
 cleanup() {
@@ -77,22 +90,24 @@ mkdir -p "$WORK/logs"
 ensure_builder
 
 # A registry of our own to push to (127.0.0.1:5000 is only read).
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-PUSHREG=127.0.0.1:$PORT
-mkdir -p "$WORK/registry"
-cat >"$WORK/registry/config.yml" <<EOF
+if $RUNCASES; then
+    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PUSHREG=127.0.0.1:$PORT
+    mkdir -p "$WORK/registry"
+    cat >"$WORK/registry/config.yml" <<EOF
 version: 0.1
 log: { level: error }
 storage: { filesystem: { rootdirectory: $WORK/registry/storage }, delete: { enabled: true } }
 http: { addr: $PUSHREG }
 EOF
-/usr/bin/docker-registry serve "$WORK/registry/config.yml" >"$WORK/logs/registry.log" 2>&1 &
-REGISTRY_PID=$!
-for _ in $(seq 100); do
-    curl -fsS -o /dev/null "http://$PUSHREG/v2/" && break
-    sleep 0.1
-done
-curl -fsS -o /dev/null "http://$PUSHREG/v2/" || die "docker-registry did not start: $(cat "$WORK/logs/registry.log")"
+    /usr/bin/docker-registry serve "$WORK/registry/config.yml" >"$WORK/logs/registry.log" 2>&1 &
+    REGISTRY_PID=$!
+    for _ in $(seq 100); do
+        curl -fsS -o /dev/null "http://$PUSHREG/v2/" && break
+        sleep 0.1
+    done
+    curl -fsS -o /dev/null "http://$PUSHREG/v2/" || die "docker-registry did not start: $(cat "$WORK/logs/registry.log")"
+fi
 
 # --- contexts ----------------------------------------------------------------
 
@@ -160,7 +175,6 @@ measure() {
 }
 
 declare -A RESULT
-CASES=(${BENCH_CASES:-ctx-noop ctx-edit run-big run-push})
 for case in "${CASES[@]}"; do
     for tool in $TOOLS; do
         [[ $case == run-push && $tool != builder ]] && continue
@@ -171,19 +185,22 @@ done
 
 # The compressors alone on the RUN layer's tar (the store's largest plain
 # tar: builds store layers so; the gzip variants pushes made are beside it).
-LAYER=$(find "$WORK/builder/blobs/sha256" -type f -size +1M -printf '%s %p\n' | sort -n |
-    while read -r _ blob; do
-        [[ $(head -c2 "$blob" | od -An -tx1 | tr -d ' \n') == 1f8b ]] || echo "$blob"
-    done | tail -n1)
-if [[ -z $LAYER ]]; then
-    # A builder that compressed while building: its largest layer, unpacked.
-    gzip -dc "$(find "$WORK/builder/blobs/sha256" -type f -printf '%s %p\n' | sort -n | tail -n1 | cut -d' ' -f2)" \
-        >"$WORK/layer.tar" || die "no layer tar in the store"
-    LAYER=$WORK/layer.tar
+COMPRESSORS=()
+if $RUNCASES && [[ " $TOOLS " == *" builder "* ]]; then
+    LAYER=$(find "$WORK/builder/blobs/sha256" -type f -size +1M -printf '%s %p\n' | sort -n |
+        while read -r _ blob; do
+            [[ $(head -c2 "$blob" | od -An -tx1 | tr -d ' \n') == 1f8b ]] || echo "$blob"
+        done | tail -n1)
+    if [[ -z $LAYER ]]; then
+        # A builder that compressed while building: its largest layer, unpacked.
+        gzip -dc "$(find "$WORK/builder/blobs/sha256" -type f -printf '%s %p\n' | sort -n | tail -n1 | cut -d' ' -f2)" \
+            >"$WORK/layer.tar" || die "no layer tar in the store"
+        LAYER=$WORK/layer.tar
+    fi
+    COMPRESSORS+=("gzip -5 -c")
+    command -v pigz >/dev/null && COMPRESSORS+=("pigz -5 -c")
+    command -v zstd >/dev/null && COMPRESSORS+=("zstd -3 -T0 -c")
 fi
-COMPRESSORS=("gzip -5 -c")
-command -v pigz >/dev/null && COMPRESSORS+=("pigz -5 -c")
-command -v zstd >/dev/null && COMPRESSORS+=("zstd -3 -T0 -c")
 declare -A ALONE
 for compressor in "${COMPRESSORS[@]}"; do
     log "$compressor on the layer tar ($RUNS runs)"
@@ -199,7 +216,7 @@ done
 
 printf '\nbuilder vs BuildKit (docker %s) vs Buildah %s on %s, %s cores, kernel %s, load %s\n' \
     "$(/usr/bin/docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')" \
-    "$(buildah --version | awk '{print $3}')" \
+    "$(buildah --version 2>/dev/null | awk '{print $3}' || echo '?')" \
     "$(grep -oP '^PRETTY_NAME="?\K[^"]*' /etc/os-release)" "$(nproc)" "$(uname -r)" \
     "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'context: %s files; median of %s runs; ratio = tool / builder; peak RSS of the tool process\n\n' "$NFILES" "$RUNS"
@@ -215,7 +232,9 @@ for case in "${CASES[@]}"; do
             "$(awk -v a="$med" -v b="$base" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')" "$mem"
     done
 done
-printf '\ncompressors alone on the RUN layer tar (%s):\n' "$(du -h "$LAYER" | cut -f1)"
-for compressor in "${COMPRESSORS[@]}"; do
-    printf '%-16s %9.3fs\n' "${compressor% -c}" "${ALONE[$compressor]}"
-done
+if ((${#COMPRESSORS[@]})); then
+    printf '\ncompressors alone on the RUN layer tar (%s):\n' "$(du -h "$LAYER" | cut -f1)"
+    for compressor in "${COMPRESSORS[@]}"; do
+        printf '%-16s %9.3fs\n' "${compressor% -c}" "${ALONE[$compressor]}"
+    done
+fi

@@ -182,3 +182,58 @@ fn records_with_inline_inputs_still_hit_and_an_edit_reruns_only_what_it_touches(
         edited.stderr
     );
 }
+
+/// Sets the extended attribute `user.k` of `path` to `value`; false when
+/// the file system keeps no user xattrs.
+fn set_user_xattr(path: &std::path::Path, value: &[u8]) -> bool {
+    match rustix::fs::setxattr(path, "user.k", value, rustix::fs::XattrFlags::empty()) {
+        Ok(()) => true,
+        Err(rustix::io::Errno::NOTSUP) => {
+            eprintln!("SKIPPED: the temp file system keeps no user xattrs");
+            false
+        }
+        Err(e) => panic!("setxattr {}: {e}", path.display()),
+    }
+}
+
+#[test]
+fn an_xattr_change_of_a_copied_file_or_directory_misses_the_cache() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("xattrs", "FROM scratch\nCOPY d /d\n");
+    std::fs::create_dir_all(context.join("d/sub")).unwrap();
+    std::fs::write(context.join("d/a"), "a").unwrap();
+    if !set_user_xattr(&context.join("d/a"), b"v1") {
+        return;
+    }
+    let first = home.built(&context, &[]);
+    let again = home.built(&context, &[]);
+    assert!(again.stderr.contains(" CACHED\n"), "{}", again.stderr);
+    assert_eq!(again.manifest, first.manifest);
+
+    // Same length, same mtime: only the ctime tells, and the layer differs.
+    set_user_xattr(&context.join("d/a"), b"v2");
+    let edited = home.built(&context, &[]);
+    assert!(!edited.stderr.contains(" CACHED\n"), "{}", edited.stderr);
+    assert!(
+        edited
+            .stderr
+            .contains("cache miss: `d/a` extended attributes changed"),
+        "{}",
+        edited.stderr
+    );
+    assert_ne!(edited.manifest, first.manifest);
+
+    // A directory's too (its entries are unchanged).
+    set_user_xattr(&context.join("d/sub"), b"v1");
+    let dir = home.built(&context, &[]);
+    assert!(
+        dir.stderr
+            .contains("cache miss: `d/sub` extended attributes changed"),
+        "{}",
+        dir.stderr
+    );
+    assert_ne!(dir.manifest, edited.manifest);
+}

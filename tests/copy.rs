@@ -26,7 +26,7 @@ fn write(root: &Path, rel: &str, content: &str) {
 fn context(dir: &Path, ignore: &[&str]) -> SourceRoot {
     let matcher = (!ignore.is_empty()).then(|| PatternMatcher::new(ignore).unwrap());
     let entries = walk(dir, matcher.as_ref()).unwrap();
-    SourceRoot::Context(Arc::new(RootfsView::context(dir, &entries).unwrap()))
+    SourceRoot::Context(Arc::new(RootfsView::context(dir, entries).unwrap()))
 }
 
 /// `view` as the root filesystem a COPY writes onto, owners as on disk.
@@ -892,7 +892,7 @@ fn a_dangling_destination_symlink_leads_where_its_target_would_be() {
 }
 
 #[test]
-fn a_context_files_xattrs_are_in_the_layer_though_read_only_when_it_is_written() {
+fn a_context_files_and_directorys_xattrs_are_in_the_layer() {
     let ctx = tempfile::tempdir().unwrap();
     write(ctx.path(), "dir/f", "f");
     let set = |rel: &str| {

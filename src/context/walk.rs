@@ -9,15 +9,15 @@
 //! spends its walk waiting on `statx`; the scans are then put together in
 //! walk order, so the result does not depend on which thread scanned what.
 
-use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use rustix::fs::{AtFlags, CWD, Dir, Mode, OFlags, StatxFlags};
+use rustix::fs::{AtFlags, CWD, Mode, OFlags, RawDir, StatxFlags};
 
 use super::{ContextError, Entry, Timestamp};
 use crate::file_kind::FileKind;
@@ -31,6 +31,8 @@ const MAX_THREADS: usize = 4;
 /// a directory of many subdirectories holds one descriptor, not one per
 /// subdirectory waiting), its path, and what the ignore rules said about it.
 struct Job {
+    /// Its number in the walk: where its scan is kept.
+    id: usize,
     at: JobDir,
     rel: PathBuf,
     info: MatchInfo,
@@ -50,16 +52,16 @@ enum JobDir {
 struct Scanned {
     entry: Entry,
     excluded: bool,
-    /// Whether its contents were scanned (a directory walked into).
-    descended: bool,
+    /// The job that scans its contents (a directory walked into).
+    descended: Option<usize>,
 }
 
 /// The shared state of a walk: directories waiting, how many are not
-/// finished, the scans so far and the first error.
+/// finished, the scans so far (by job number) and the first error.
 struct Queue {
     jobs: Vec<Job>,
     unfinished: usize,
-    scans: HashMap<PathBuf, Vec<Scanned>>,
+    scans: Vec<Option<Vec<Scanned>>>,
     error: Option<ContextError>,
 }
 
@@ -76,35 +78,38 @@ pub fn walk(root: &Path, ignore: Option<&PatternMatcher>) -> Result<Vec<Entry>, 
     .map_err(io_err(root))?;
     let queue = Mutex::new(Queue {
         jobs: vec![Job {
+            id: 0,
             at: JobDir::Open(root_fd),
             rel: PathBuf::new(),
             info: MatchInfo::default(),
             excluded: false,
         }],
         unfinished: 1,
-        scans: HashMap::new(),
+        scans: Vec::new(),
         error: None,
     });
     let wake = Condvar::new();
+    let ids = AtomicUsize::new(1);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS));
     std::thread::scope(|scope| {
         for _ in 1..threads {
-            scope.spawn(|| work(&queue, &wake, ignore));
+            scope.spawn(|| work(&queue, &wake, &ids, ignore));
         }
-        work(&queue, &wake, ignore);
+        work(&queue, &wake, &ids, ignore);
     });
     let queue = queue.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(error) = queue.error {
         return Err(error);
     }
     let mut scans = queue.scans;
-    let mut entries = Vec::new();
-    assemble(Path::new(""), &mut scans, &mut Vec::new(), &mut entries);
+    let mut entries = Vec::with_capacity(scans.iter().flatten().map(Vec::len).sum());
+    assemble(0, &mut scans, &mut Vec::new(), &mut entries);
     Ok(entries)
 }
 
-/// A worker: scans directories until none is left (or one failed).
-fn work(queue: &Mutex<Queue>, wake: &Condvar, ignore: Option<&PatternMatcher>) {
+/// A worker: scans directories until none is left (or one failed);
+/// `ids` numbers the jobs.
+fn work(queue: &Mutex<Queue>, wake: &Condvar, ids: &AtomicUsize, ignore: Option<&PatternMatcher>) {
     let lock = || queue.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         let job = {
@@ -120,15 +125,20 @@ fn work(queue: &Mutex<Queue>, wake: &Condvar, ignore: Option<&PatternMatcher>) {
                 q = wake.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let rel = job.rel.clone();
-        let result = scan(job, ignore);
+        let id = job.id;
+        let result = scan(job, ids, ignore);
         let mut q = lock();
         q.unfinished -= 1;
         match result {
             Ok((scanned, children)) => {
                 q.unfinished += children.len();
                 q.jobs.extend(children);
-                q.scans.insert(rel, scanned);
+                if q.scans.len() <= id {
+                    q.scans.resize_with(id + 1, || None);
+                }
+                if let Some(slot) = q.scans.get_mut(id) {
+                    *slot = Some(scanned);
+                }
             }
             Err(e) => {
                 q.error.get_or_insert(e);
@@ -139,9 +149,10 @@ fn work(queue: &Mutex<Queue>, wake: &Condvar, ignore: Option<&PatternMatcher>) {
 }
 
 /// Lists, stats and matches the entries of one directory; returns them
-/// in name order with the subdirectories to scan next.
+/// in name order with the subdirectories to scan next (numbered from `ids`).
 fn scan(
     job: Job,
+    ids: &AtomicUsize,
     ignore: Option<&PatternMatcher>,
 ) -> Result<(Vec<Scanned>, Vec<Job>), ContextError> {
     let opened = match job.at {
@@ -158,11 +169,11 @@ fn scan(
         }
         Err(e) => return Err(io_err(&job.rel)(e)),
     };
-    let mut scanned = Vec::with_capacity(names.len());
+    let mut scanned = Vec::with_capacity(names.ranges.len());
     let mut children = Vec::new();
-    for name in names {
-        let rel = job.rel.join(OsStr::from_bytes(name.as_bytes()));
-        let Some(entry) = stat_entry(&fd, &name, &rel)? else {
+    for name in names.iter() {
+        let rel = job.rel.join(OsStr::from_bytes(name.to_bytes()));
+        let Some(entry) = stat_entry(&fd, name, &rel)? else {
             // Removed while we walked: it is simply not part of the context.
             continue;
         };
@@ -180,14 +191,18 @@ fn scan(
         };
         // An excluded directory is still walked when an exception may
         // bring back something inside it.
-        let descended = is_dir
+        let descend = is_dir
             && !(excluded
                 && ignore.is_some_and(|pm| pm.can_skip_excluded_dir(&rel.to_string_lossy())));
-        if descended {
+        let mut descended = None;
+        if descend {
+            let id = ids.fetch_add(1, Ordering::Relaxed);
+            descended = Some(id);
             children.push(Job {
+                id,
                 at: JobDir::In {
                     parent: Arc::clone(&fd),
-                    name,
+                    name: name.to_owned(),
                 },
                 rel: rel.clone(),
                 info,
@@ -203,17 +218,17 @@ fn scan(
     Ok((scanned, children))
 }
 
-/// Appends the entries of the scanned directory `rel` to `out` in walk
-/// order. `pending` holds the excluded directories being walked, outermost
-/// first: they are emitted before the first included entry found inside
-/// them, and not at all when none is.
+/// Appends the entries of the directory scanned by job `id` to `out` in
+/// walk order. `pending` holds the excluded directories being walked,
+/// outermost first: they are emitted before the first included entry
+/// found inside them, and not at all when none is.
 fn assemble(
-    rel: &Path,
-    scans: &mut HashMap<PathBuf, Vec<Scanned>>,
+    id: usize,
+    scans: &mut [Option<Vec<Scanned>>],
     pending: &mut Vec<Option<Entry>>,
     out: &mut Vec<Entry>,
 ) {
-    let Some(scanned) = scans.remove(rel) else {
+    let Some(scanned) = scans.get_mut(id).and_then(Option::take) else {
         return;
     };
     for Scanned {
@@ -222,19 +237,18 @@ fn assemble(
         descended,
     } in scanned
     {
-        let path = entry.path.clone();
         if excluded {
-            if descended {
+            if let Some(child) = descended {
                 pending.push(Some(entry));
-                assemble(&path, scans, pending, out);
+                assemble(child, scans, pending, out);
                 pending.pop();
             }
             continue;
         }
         out.extend(pending.iter_mut().filter_map(Option::take));
         out.push(entry);
-        if descended {
-            assemble(&path, scans, pending, out);
+        if let Some(child) = descended {
+            assemble(child, scans, pending, out);
         }
     }
 }
@@ -258,17 +272,45 @@ fn open_dir(dir: &OwnedFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
     )
 }
 
-/// The names in `dir`, in byte order.
-fn sorted_names(dir: &OwnedFd) -> rustix::io::Result<Vec<CString>> {
-    let mut names = Vec::new();
-    for entry in Dir::read_from(dir)? {
+/// The names of a directory, in byte order: one buffer of NUL-terminated
+/// names (a directory of many files costs one allocation, not one each).
+struct Names {
+    bytes: Vec<u8>,
+    /// Where each name is in `bytes`, its NUL included.
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl Names {
+    /// The names, in byte order.
+    fn iter(&self) -> impl Iterator<Item = &CStr> {
+        self.ranges
+            .iter()
+            .filter_map(|range| CStr::from_bytes_with_nul(self.bytes.get(range.clone())?).ok())
+    }
+}
+
+/// The names in `dir`, in byte order. Reads the directory through its own
+/// descriptor with a buffer large enough for a hundred-odd entries per call.
+fn sorted_names(dir: &OwnedFd) -> rustix::io::Result<Names> {
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 32 * 1024];
+    let mut listing = RawDir::new(dir, &mut buf);
+    let mut names = Names {
+        bytes: Vec::new(),
+        ranges: Vec::new(),
+    };
+    while let Some(entry) = listing.next() {
         let entry = entry?;
         let name = entry.file_name();
         if name != c"." && name != c".." {
-            names.push(name.to_owned());
+            let start = names.bytes.len();
+            names.bytes.extend_from_slice(name.to_bytes_with_nul());
+            names.ranges.push(start..names.bytes.len());
         }
     }
-    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let bytes = &names.bytes;
+    names
+        .ranges
+        .sort_unstable_by(|a, b| bytes.get(a.clone()).cmp(&bytes.get(b.clone())));
     Ok(names)
 }
 

@@ -25,6 +25,10 @@ pub struct SourceDigest {
     pub gid: u32,
     /// Digest of the content (or link target).
     pub digest: String,
+    /// Digest of the extended attributes, when it has any (absent from
+    /// the key otherwise, so keys of sources without any are as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xattrs: Option<String>,
 }
 
 /// Everything a step's result depends on.
@@ -103,6 +107,8 @@ struct CanonicalSource<'a> {
     mode: u32,
     path: &'a str,
     uid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xattrs: Option<&'a str>,
 }
 
 impl<'a> Canonical<'a> {
@@ -134,6 +140,7 @@ impl<'a> Canonical<'a> {
                     mode: s.mode,
                     path: &s.path,
                     uid: s.uid,
+                    xattrs: s.xattrs.as_deref(),
                 })
                 .collect(),
             user,
@@ -261,6 +268,9 @@ fn diff_sources(before: &[SourceDigest], now: &[SourceDigest], out: &mut Vec<Str
                 previous.mode, source.mode
             ));
         }
+        if previous.xattrs != source.xattrs {
+            out.push(format!("`{path}` extended attributes changed"));
+        }
         if (previous.uid, previous.gid) != (source.uid, source.gid) {
             out.push(format!(
                 "`{path}` owner changed ({}:{} → {}:{})",
@@ -290,6 +300,7 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 digest: format!("sha256:3f{}", "0".repeat(62)),
+                xattrs: None,
             }],
             ..StepInputs::default()
         }
@@ -308,6 +319,7 @@ mod tests {
             uid: 7,
             gid: 8,
             digest: "dir app/dir".into(),
+            xattrs: Some(format!("sha256:ab{}", "0".repeat(62))),
         });
         for inputs in [all, inputs(), StepInputs::default()] {
             let canonical = crate::image::manifest::canonical_json(&inputs.to_json()).unwrap();

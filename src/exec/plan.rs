@@ -13,7 +13,7 @@ use super::CopyError;
 use super::chmod::Chmod;
 use super::rootfs::{Node, RootfsView};
 use super::user::Ids;
-use crate::context::digest::{DigestMemo, StatIdentity};
+use crate::context::digest::{DigestMemo, FileDigests, StatIdentity};
 use crate::file_kind::{FileKind, SpecialFile};
 use crate::ignore::PatternMatcher;
 use crate::layer::hardlinks::Hardlinks;
@@ -23,10 +23,17 @@ use crate::layer::tar::{Content, LayerEntry, LayerEntryKind, WriteOptions, write
 /// Where a file's bytes come from.
 #[derive(Debug)]
 enum Body {
-    /// A file of a root filesystem view.
-    View(Arc<RootfsView>, Node),
+    /// The entry's source file ([`Planned::origin`]).
+    Origin,
     /// Bytes given with the step (a heredoc).
     Bytes(Vec<u8>),
+}
+
+/// The file of a root filesystem view an entry copies.
+#[derive(Debug)]
+struct Origin {
+    view: Arc<RootfsView>,
+    node: Node,
 }
 
 #[derive(Debug)]
@@ -43,16 +50,18 @@ enum PlannedKind {
 enum Xattrs {
     /// Known when planned (none for what the step makes up).
     Known(BTreeMap<String, Vec<u8>>),
-    /// The source's, read only when the layer is written: they are not
-    /// part of the cache key, so a cache hit never reads them.
-    Of(Arc<RootfsView>, Node),
+    /// The source's ([`Planned::origin`]), read when the layer is
+    /// written. The cache key has their digest from the digest memo, so a
+    /// hit on unchanged files reads none.
+    Origin,
 }
 
 impl Xattrs {
-    fn read(self) -> Result<BTreeMap<String, Vec<u8>>, CopyError> {
-        match self {
-            Self::Known(xattrs) => Ok(xattrs),
-            Self::Of(view, node) => Ok(view.xattrs(&node)?),
+    fn read(self, origin: Option<&Origin>) -> Result<BTreeMap<String, Vec<u8>>, CopyError> {
+        match (self, origin) {
+            (Self::Known(xattrs), _) => Ok(xattrs),
+            (Self::Origin, Some(origin)) => Ok(origin.view.xattrs(&origin.node)?),
+            (Self::Origin, None) => Ok(BTreeMap::new()),
         }
     }
 }
@@ -67,7 +76,10 @@ struct Planned {
     gid: u32,
     mtime: i64,
     xattrs: Xattrs,
-    /// The source path it came from (for the cache record), if any.
+    /// The source file it copies, if any: its path is the entry's source
+    /// in the cache record.
+    origin: Option<Origin>,
+    /// The source of an entry with no origin (a heredoc's `<<NAME`).
     source: Option<String>,
 }
 
@@ -91,6 +103,10 @@ pub struct SourceRecord {
     pub size: u64,
     /// Content digest (files), or link target (links).
     pub content: Option<String>,
+    /// Digest of the extended attributes the layer gives it (see
+    /// [`xattrs_digest`]), when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xattrs: Option<String>,
 }
 
 /// Everything a `COPY`/`ADD` result depends on, for the step's cache key:
@@ -111,16 +127,32 @@ pub struct CopyPlan {
 }
 
 impl CopyPlan {
-    /// The record of every source, with content digests taken through
-    /// `memo` (so unchanged files are not read again).
+    /// The record of every source, with the digests of contents and
+    /// extended attributes taken through `memo` (so unchanged files are
+    /// not read again).
     pub fn cache_input(&self, memo: &mut DigestMemo) -> Result<CacheInput, CopyError> {
         let mut sources = Vec::with_capacity(self.entries.len());
         for entry in &self.entries {
+            // What the layer copies of a source file or directory: its
+            // content and its extended attributes.
+            let digests = match &entry.origin {
+                Some(Origin { view, node })
+                    if matches!(node.kind, FileKind::File | FileKind::Dir) =>
+                {
+                    Some(source_digests(view, node, memo)?)
+                }
+                _ => None,
+            };
+            let xattrs = digests
+                .as_ref()
+                .and_then(|d| d.xattrs.as_ref())
+                .map(ToString::to_string);
             let (kind, size, content) = match &entry.kind {
                 PlannedKind::File { size, body } => {
-                    let digest = match body {
-                        Body::Bytes(bytes) => crate::digest::sha256(bytes),
-                        Body::View(view, node) => file_digest(view, node, memo)?,
+                    let digest = match (body, digests) {
+                        (Body::Bytes(bytes), _) => crate::digest::sha256(bytes),
+                        (Body::Origin, Some(digests)) => digests.content,
+                        (Body::Origin, None) => crate::digest::sha256(&[]),
                     };
                     ("file", *size, Some(digest.to_string()))
                 }
@@ -140,7 +172,10 @@ impl CopyPlan {
                 PlannedKind::Special(SpecialFile::Fifo) => ("fifo", 0, None),
             };
             sources.push(SourceRecord {
-                source: entry.source.clone().unwrap_or_default(),
+                source: match (&entry.origin, &entry.source) {
+                    (Some(origin), _) => origin.node.path.to_string_lossy().into_owned(),
+                    (None, source) => source.clone().unwrap_or_default(),
+                },
                 dest: entry.dest.to_string_lossy().into_owned(),
                 kind,
                 mode: entry.mode,
@@ -148,6 +183,7 @@ impl CopyPlan {
                 gid: entry.gid,
                 size,
                 content,
+                xattrs,
             });
         }
         sources.sort_by(|a, b| a.dest.cmp(&b.dest));
@@ -171,16 +207,20 @@ impl CopyPlan {
             .entries
             .into_iter()
             .map(|p| {
+                let xattrs = p.xattrs.read(p.origin.as_ref())?;
                 Ok(LayerEntry {
                     path: p.dest,
                     kind: match p.kind {
                         PlannedKind::File { size, body } => LayerEntryKind::File {
                             size,
-                            content: match body {
-                                Body::Bytes(bytes) => Content::Bytes(bytes),
-                                Body::View(view, node) => Content::Open(Box::new(move || {
-                                    view.open(&node).map_err(std::io::Error::other)
-                                })),
+                            content: match (body, p.origin) {
+                                (Body::Bytes(bytes), _) => Content::Bytes(bytes),
+                                (Body::Origin, Some(Origin { view, node })) => {
+                                    Content::Open(Box::new(move || {
+                                        view.open(&node).map_err(std::io::Error::other)
+                                    }))
+                                }
+                                (Body::Origin, None) => Content::Bytes(Vec::new()),
                             },
                         },
                         PlannedKind::Dir => LayerEntryKind::Dir,
@@ -192,7 +232,7 @@ impl CopyPlan {
                     uid: p.uid,
                     gid: p.gid,
                     mtime: p.mtime,
-                    xattrs: p.xattrs.read()?,
+                    xattrs,
                 })
             })
             .collect::<Result<Vec<_>, CopyError>>()?;
@@ -207,10 +247,44 @@ pub fn file_digest(
     node: &Node,
     memo: &mut DigestMemo,
 ) -> Result<oci_spec::image::Digest, CopyError> {
+    Ok(source_digests(view, node, memo)?.content)
+}
+
+/// The digests of the file or directory `node` of `view` (its content,
+/// its extended attributes), read only when `memo` does not know its stat
+/// identity: an unchanged file costs no read and no `listxattr`.
+fn source_digests(
+    view: &RootfsView,
+    node: &Node,
+    memo: &mut DigestMemo,
+) -> Result<FileDigests, CopyError> {
     let host = view.host_path(node)?;
-    Ok(memo.digest(&host, identity(node), || {
-        view.open(node).map_err(std::io::Error::other)
-    })?)
+    let open = || match node.kind {
+        FileKind::File => view.open(node).map(Some).map_err(std::io::Error::other),
+        _ => Ok(None),
+    };
+    let xattrs = || {
+        view.xattrs(node)
+            .map(|xattrs| xattrs_digest(&xattrs))
+            .map_err(std::io::Error::other)
+    };
+    Ok(memo.digests(&host, identity(node), open, xattrs)?)
+}
+
+/// The digest of extended attributes as a layer records them (`None` for
+/// none): each name, a NUL, the value's length and the value, in name order.
+pub fn xattrs_digest(xattrs: &BTreeMap<String, Vec<u8>>) -> Option<oci_spec::image::Digest> {
+    if xattrs.is_empty() {
+        return None;
+    }
+    let mut hasher = crate::digest::Hasher::new();
+    for (name, value) in xattrs {
+        hasher.update(name.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(&(value.len() as u64).to_le_bytes());
+        hasher.update(value);
+    }
+    Some(hasher.finish())
 }
 
 fn identity(node: &Node) -> StatIdentity {
@@ -333,6 +407,7 @@ impl<'d> Planner<'d> {
                 gid: dest.owners.gid(node.stat.gid),
                 mtime: node.stat.mtime.0,
                 xattrs: Xattrs::Known(dest.view.xattrs(&node)?),
+                origin: None,
                 source: None,
             });
         }
@@ -368,6 +443,7 @@ impl<'d> Planner<'d> {
                     gid: ids.gid,
                     mtime: 0,
                     xattrs: Xattrs::Known(BTreeMap::new()),
+                    origin: None,
                     source: None,
                 });
             }
@@ -408,6 +484,7 @@ impl<'d> Planner<'d> {
             gid: ids.gid,
             mtime: 0,
             xattrs: Xattrs::Known(BTreeMap::new()),
+            origin: None,
             source: Some(format!("<<{name}")),
         });
     }
@@ -424,7 +501,7 @@ impl<'d> Planner<'d> {
             let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
                 continue;
             };
-            self.add_tree(view, &child, &dest.join(&name), Path::new(&name))?;
+            self.add(view, child, &dest.join(&name), Path::new(&name), true)?;
         }
         Ok(())
     }
@@ -440,7 +517,7 @@ impl<'d> Planner<'d> {
         if self.planned_dirs.contains(dest) {
             return Ok(());
         }
-        self.add(view, dir, dest, Path::new(""), false)
+        self.add(view, dir.clone(), dest, Path::new(""), false)
     }
 
     /// `node` at `dest` and, for a directory, everything below it.
@@ -452,13 +529,13 @@ impl<'d> Planner<'d> {
         dest: &Path,
         rel: &Path,
     ) -> Result<(), CopyError> {
-        self.add(view, node, dest, rel, true)
+        self.add(view, node.clone(), dest, rel, true)
     }
 
     fn add(
         &mut self,
         view: &Arc<RootfsView>,
-        node: &Node,
+        node: Node,
         dest: &Path,
         rel: &Path,
         recurse: bool,
@@ -484,17 +561,15 @@ impl<'d> Planner<'d> {
             .chmod
             .as_ref()
             .map_or(node.stat.mode, |c| c.apply(node.stat.mode, is_dir));
+        let dest = dest.to_path_buf();
         let kind = match &node.kind {
             FileKind::File => {
                 let stat = &node.stat;
-                match self
-                    .links
-                    .first_of(stat.dev, stat.ino, stat.nlink, &dest.to_path_buf())
-                {
+                match self.links.first_of(stat.dev, stat.ino, stat.nlink, &dest) {
                     Some(first) => PlannedKind::Hardlink(first),
                     None => PlannedKind::File {
                         size: node.stat.size,
-                        body: Body::View(Arc::clone(view), node.clone()),
+                        body: Body::Origin,
                     },
                 }
             }
@@ -503,27 +578,33 @@ impl<'d> Planner<'d> {
             FileKind::Special(special) => PlannedKind::Special(*special),
             FileKind::Socket => return Ok(()),
         };
-        let xattrs = Xattrs::Of(Arc::clone(view), node.clone());
+        let children = if is_dir && recurse {
+            view.read_dir(&node)?
+        } else {
+            Vec::new()
+        };
+        if is_dir {
+            self.planned_dirs.insert(dest.clone());
+        }
         self.entries.push(Planned {
-            dest: dest.to_path_buf(),
+            dest: dest.clone(),
             kind,
             mode,
             uid,
             gid,
             mtime: node.stat.mtime.0,
-            xattrs,
-            source: Some(node.path.to_string_lossy().into_owned()),
+            xattrs: Xattrs::Origin,
+            origin: Some(Origin {
+                view: Arc::clone(view),
+                node,
+            }),
+            source: None,
         });
-        if is_dir {
-            self.planned_dirs.insert(dest.to_path_buf());
-        }
-        if is_dir && recurse {
-            for child in view.read_dir(node)? {
-                let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
-                    continue;
-                };
-                self.add_tree(view, &child, &dest.join(&name), &rel.join(&name))?;
-            }
+        for child in children {
+            let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
+                continue;
+            };
+            self.add(view, child, &dest.join(&name), &rel.join(&name), true)?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags, StatxFlags};
 use rustix::io::Errno;
+use smallvec::{SmallVec, smallvec};
 
 use crate::file_kind::FileKind;
 
@@ -83,8 +84,9 @@ pub struct Node {
     pub kind: FileKind,
     /// Its metadata, from the topmost layer that has it.
     pub stat: NodeStat,
-    /// The layers that hold it, top-first: one, or several for a merged directory.
-    layers: Vec<usize>,
+    /// The layers that hold it, top-first: one, or several for a merged
+    /// directory (kept inline: a context has a node per file).
+    layers: SmallVec<[usize; 2]>,
 }
 
 /// One directory of the view.
@@ -108,10 +110,76 @@ pub struct RootfsView {
 /// The context as the walk found it.
 #[derive(Debug)]
 struct Visible {
-    /// Each entry's kind and metadata, by path.
-    entries: HashMap<PathBuf, (FileKind, NodeStat)>,
-    /// Each directory's entries' names, in byte order.
-    children: HashMap<PathBuf, Vec<OsString>>,
+    /// The walk's entries.
+    entries: Vec<crate::context::Entry>,
+    /// Each directory's entries, as indexes into `entries` in byte order of
+    /// their names, by the directory's path (empty for the root).
+    children: HashMap<PathBuf, Vec<usize>>,
+}
+
+impl Visible {
+    /// The view of the walk's `entries`.
+    fn new(entries: Vec<crate::context::Entry>) -> Self {
+        let mut children: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+        // The walk gives a directory's entries in a row but for what is
+        // beneath them: the list being filled only changes at a new parent.
+        let mut run: Option<(&Path, Vec<usize>)> = None;
+        for (at, entry) in entries.iter().enumerate() {
+            let parent = entry.path.parent().unwrap_or(Path::new(""));
+            if run.as_ref().is_none_or(|(dir, _)| *dir != parent) {
+                if let Some((dir, list)) = run.take() {
+                    children.insert(dir.to_path_buf(), list);
+                }
+                run = Some((parent, children.remove(parent).unwrap_or_default()));
+            }
+            if let Some((_, list)) = &mut run {
+                list.push(at);
+            }
+        }
+        if let Some((dir, list)) = run {
+            children.insert(dir.to_path_buf(), list);
+        }
+        for list in children.values_mut() {
+            list.sort_unstable_by(|&a, &b| name_of(&entries, a).cmp(name_of(&entries, b)));
+        }
+        Self { entries, children }
+    }
+
+    /// The entry `name` of the directory at `dir`.
+    fn child(&self, dir: &Path, name: &OsStr) -> Option<&crate::context::Entry> {
+        let list = self.children.get(dir)?;
+        let at = list
+            .binary_search_by(|&at| name_of(&self.entries, at).cmp(name.as_bytes()))
+            .ok()?;
+        self.entries.get(*list.get(at)?)
+    }
+
+    /// The entries of the directory at `dir`, in name order.
+    fn list(&self, dir: &Path) -> impl Iterator<Item = &crate::context::Entry> {
+        self.children
+            .get(dir)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|&at| self.entries.get(at))
+    }
+}
+
+/// The name of entry `at` of `entries`, as bytes.
+fn name_of(entries: &[crate::context::Entry], at: usize) -> &[u8] {
+    entries
+        .get(at)
+        .and_then(|e| e.path.file_name())
+        .map_or(&[][..], OsStr::as_bytes)
+}
+
+/// A node of the context view for the walk's `entry`.
+fn context_node(entry: &crate::context::Entry) -> Node {
+    Node {
+        path: entry.path.clone(),
+        kind: entry.kind.clone(),
+        stat: context_stat(entry),
+        layers: smallvec![0],
+    }
 }
 
 impl RootfsView {
@@ -128,28 +196,9 @@ impl RootfsView {
     /// after `.dockerignore`) exist, with the metadata the walk read: the
     /// walk opened every directory beneath `dir` without following links,
     /// so its entries are the context's, and a file's metadata is read once.
-    pub fn context(dir: &Path, entries: &[crate::context::Entry]) -> Result<Self, RootfsError> {
+    pub fn context(dir: &Path, entries: Vec<crate::context::Entry>) -> Result<Self, RootfsError> {
         let mut view = Self::dir(dir)?;
-        let mut children: HashMap<PathBuf, Vec<OsString>> = HashMap::new();
-        for entry in entries {
-            if let Some(name) = entry.path.file_name() {
-                let parent = entry.path.parent().unwrap_or(Path::new(""));
-                children
-                    .entry(parent.to_path_buf())
-                    .or_default()
-                    .push(name.to_os_string());
-            }
-        }
-        for names in children.values_mut() {
-            names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        }
-        view.visible = Some(Visible {
-            entries: entries
-                .iter()
-                .map(|e| (e.path.clone(), (e.kind.clone(), context_stat(e))))
-                .collect(),
-            children,
-        });
+        view.visible = Some(Visible::new(entries));
         Ok(view)
     }
 
@@ -188,7 +237,7 @@ impl RootfsView {
 
     /// The root directory.
     pub fn root(&self) -> Result<Node, RootfsError> {
-        let layers: Vec<usize> = (0..self.layers.len()).collect();
+        let layers: SmallVec<[usize; 2]> = (0..self.layers.len()).collect();
         let top = layers.first().copied().unwrap_or_default();
         let stat = self
             .stat_in(top, Path::new(""))?
@@ -249,15 +298,7 @@ impl RootfsView {
     /// The entries of the directory `dir`, in byte order of their names.
     pub fn read_dir(&self, dir: &Node) -> Result<Vec<Node>, RootfsError> {
         if let Some(visible) = &self.visible {
-            let names = visible
-                .children
-                .get(&dir.path)
-                .map_or(&[][..], Vec::as_slice);
-            let mut nodes = Vec::with_capacity(names.len());
-            for name in names {
-                nodes.extend(self.child(dir, name)?);
-            }
-            return Ok(nodes);
+            return Ok(visible.list(&dir.path).map(context_node).collect());
         }
         let mut names = BTreeMap::<Vec<u8>, OsString>::new();
         let mut hidden = HashSet::<OsString>::new();
@@ -378,7 +419,7 @@ impl RootfsView {
         };
         for &layer in &dir.layers {
             for name in self.names_in(layer, &dir.path)? {
-                if !visible.entries.contains_key(&dir.path.join(&name)) {
+                if visible.child(&dir.path, &name).is_none() {
                     return Ok(true);
                 }
             }
@@ -406,16 +447,11 @@ impl RootfsView {
 
     /// The child `name` of the directory `dir`, merged across its layers.
     fn child(&self, dir: &Node, name: &OsStr) -> Result<Option<Node>, RootfsError> {
-        let path = dir.path.join(name);
         if let Some(visible) = &self.visible {
             // A context view is one plain directory: the walk saw it all.
-            return Ok(visible.entries.get(&path).map(|(kind, stat)| Node {
-                path,
-                kind: kind.clone(),
-                stat: stat.clone(),
-                layers: vec![0],
-            }));
+            return Ok(visible.child(&dir.path, name).map(context_node));
         }
+        let path = dir.path.join(name);
         let mut found: Option<Node> = None;
         for &layer in &dir.layers {
             let Some((opaque, stat, kind)) = self.stat_kind(layer, &path)? else {
@@ -431,7 +467,7 @@ impl RootfsView {
                         path: path.clone(),
                         kind,
                         stat,
-                        layers: vec![layer],
+                        layers: smallvec![layer],
                     });
                     if !is_dir || opaque {
                         break;

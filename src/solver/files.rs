@@ -87,18 +87,22 @@ fn step_inputs(step: &LayerStep<'_>, input: CacheInput, options: &ExecOptions) -
     let sources = input
         .sources
         .into_iter()
-        .map(|record| SourceDigest {
-            path: if record.source.is_empty() {
-                record.dest.clone()
-            } else {
-                record.source.clone()
-            },
-            mode: record.mode,
-            uid: record.uid,
-            gid: record.gid,
-            digest: record
+        .map(|record| {
+            let digest = record
                 .content
-                .unwrap_or_else(|| format!("{} {}", record.kind, record.dest)),
+                .unwrap_or_else(|| format!("{} {}", record.kind, record.dest));
+            SourceDigest {
+                xattrs: record.xattrs,
+                path: if record.source.is_empty() {
+                    record.dest
+                } else {
+                    record.source
+                },
+                mode: record.mode,
+                uid: record.uid,
+                gid: record.gid,
+                digest,
+            }
         })
         .collect();
     StepInputs {

@@ -188,7 +188,7 @@ impl Shared {
                         Some(format!("transferring context: {}", human_bytes(bytes)))
                     },
                 )?;
-                Ok(Arc::new(RootfsView::context(dir, &entries)?))
+                Ok(Arc::new(RootfsView::context(dir, entries)?))
             })
             .await
             .cloned()
@@ -211,7 +211,7 @@ impl Shared {
         let ignore = crate::ignore::IgnoreFile::for_build(dir, None)?;
         let matcher = ignore.as_ref().map(|f| f.matcher()).transpose()?;
         let entries = tokio::task::block_in_place(|| crate::context::walk(dir, matcher.as_ref()))?;
-        let view = Arc::new(RootfsView::context(dir, &entries)?);
+        let view = Arc::new(RootfsView::context(dir, entries)?);
         walked.insert(name.to_owned(), Arc::clone(&view));
         Ok(view)
     }
