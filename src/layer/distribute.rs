@@ -496,7 +496,7 @@ mod tests {
         );
         assert_eq!(again, fast);
         assert_eq!(
-            store.variants().get(plain.digest(), "gzip"),
+            store.variants().get(plain.digest(), "gzip5"),
             Some(pinned[0].clone())
         );
         assert_eq!(

@@ -1,7 +1,8 @@
 //! The layers of COPY, ADD and WORKDIR: planned from their sources, keyed
 //! by every source's content (through [`StepInputs`], the key scheme RUN
-//! uses), and on a miss written as a plain tar blob, unpacked as a
-//! snapshot, and only then recorded in the step cache.
+//! uses), and on a miss written as a plain tar blob and only then recorded
+//! in the step cache. Their snapshots are unpacked when a later step reads
+//! the files (a RUN, a COPY --chown by name, a WORKDIR), not before.
 
 use super::error::StepError;
 use crate::exec::cache_key::{SourceDigest, StepInputs, explain_miss};
@@ -117,13 +118,12 @@ fn step_inputs(step: &LayerStep<'_>, input: CacheInput, options: &ExecOptions) -
     }
 }
 
-/// Commits the layer `plan` on top of `parent`: from the cache when it
-/// has the step, else written, unpacked, and recorded.
+/// Commits the layer `plan` (its step's parent named by the step's key):
+/// from the cache when it has the step, else written and recorded.
 pub(super) fn commit(
     store: &Store,
     options: &ExecOptions,
     memo: &std::sync::Mutex<crate::context::digest::DigestMemo>,
-    parent: &[LayerRef],
     step: &LayerStep<'_>,
     plan: CopyPlan,
 ) -> Result<LayerOutcome, StepError> {
@@ -137,7 +137,7 @@ pub(super) fn commit(
     let cache = store.cache();
     if !step.no_cache {
         if let Some(record) = cache.get(&key)? {
-            if let Some(layer) = reuse(store, parent, &record)? {
+            if let Some(layer) = reuse(store, &record)? {
                 let created = created::of_hit(&cache, &key, step.position, &record)?;
                 return Ok(LayerOutcome {
                     layer,
@@ -157,12 +157,9 @@ pub(super) fn commit(
     let layer = if plan.paths().is_empty() {
         None
     } else {
-        let layer = write(store, options, plan)?;
-        let chains = snapshot_chain(store, parent)?;
-        store
-            .snapshots()
-            .unpack(&store.blobs(), &chains, &layer.blob, &layer.diff_id)?;
-        Some(layer)
+        // Its snapshot is unpacked when a later step reads the files (see
+        // `snapshot_dirs`), so a last `COPY . .` writes its files once.
+        Some(write(store, options, plan)?)
     };
     let created = created::now();
     let record = CacheRecord {
@@ -213,7 +210,6 @@ pub(super) fn alias(
 /// has it; no parent file is read.
 pub(super) fn by_alias(
     store: &Store,
-    parent: &[LayerRef],
     alias: &Digest,
     position: &str,
 ) -> Result<Option<LayerOutcome>, StepError> {
@@ -224,7 +220,7 @@ pub(super) fn by_alias(
     let Some(record) = cache.get(&key)? else {
         return Ok(None);
     };
-    let Some(layer) = reuse(store, parent, &record)? else {
+    let Some(layer) = reuse(store, &record)? else {
         return Ok(None);
     };
     let created = created::of_hit(&cache, &key, position, &record)?;
@@ -245,23 +241,10 @@ pub(super) fn all_stored(store: &Store, layers: &[LayerRef]) -> bool {
     layers.iter().all(|l| blobs.contains(l.blob.digest()))
 }
 
-/// The chain IDs of `parent`'s layers, bottom first, their snapshots unpacked.
-fn snapshot_chain(store: &Store, parent: &[LayerRef]) -> Result<Vec<Digest>, StepError> {
-    let descriptors: Vec<Descriptor> = parent.iter().map(|l| l.blob.clone()).collect();
-    let diff_ids: Vec<Digest> = parent.iter().map(|l| l.diff_id.clone()).collect();
-    Ok(store
-        .snapshots()
-        .unpack_all(&store.blobs(), &descriptors, &diff_ids)?)
-}
-
-/// The layer a cache record promises, its snapshot in place when its
-/// blobs are stored; `None` (do the step) when its blob is gone. A blob
-/// only a remote cache has stays there until something reads it.
-fn reuse(
-    store: &Store,
-    parent: &[LayerRef],
-    record: &CachedStep,
-) -> Result<Option<Option<LayerRef>>, StepError> {
+/// The layer a cache record promises; `None` (do the step) when its blob
+/// is gone. Its snapshot is unpacked when a later step reads the files,
+/// and a blob only a remote cache has stays there until something reads it.
+fn reuse(store: &Store, record: &CachedStep) -> Result<Option<Option<LayerRef>>, StepError> {
     let Some(cached) = &record.layer else {
         return Ok(Some(None));
     };
@@ -277,17 +260,6 @@ fn reuse(
         ),
         diff_id: cached.diff_id.clone(),
     };
-    let stored = parent
-        .iter()
-        .chain([&layer])
-        .all(|l| blobs.contains(l.blob.digest()));
-    if !stored {
-        return Ok(Some(Some(layer)));
-    }
-    let chains = snapshot_chain(store, parent)?;
-    store
-        .snapshots()
-        .unpack(&store.blobs(), &chains, &layer.blob, &layer.diff_id)?;
     Ok(Some(Some(layer)))
 }
 

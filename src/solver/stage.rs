@@ -709,7 +709,6 @@ impl StepContext<'_> {
                 store,
                 self.shared.executor.options(),
                 &self.shared.memo,
-                &state.layers,
                 &self.layer_step(state, "ADD", words, &user, &workdir),
                 plan,
             )
@@ -756,7 +755,7 @@ impl StepContext<'_> {
             _ => None,
         };
         if let (Some(alias), false) = (&alias, self.no_cache) {
-            if let Some(outcome) = files::by_alias(store, &state.layers, alias, self.position)? {
+            if let Some(outcome) = files::by_alias(store, alias, self.position)? {
                 return Ok(outcome);
             }
         }
@@ -766,7 +765,6 @@ impl StepContext<'_> {
             store,
             self.shared.executor.options(),
             &self.shared.memo,
-            &state.layers,
             step,
             planned,
         )?;
@@ -827,7 +825,6 @@ async fn context_base(
             store,
             shared.executor.options(),
             &shared.memo,
-            &[],
             &LayerStep {
                 parent_key: "scratch",
                 kind: "FROM",
