@@ -9,7 +9,7 @@ use super::error::RegistryError;
 use super::sources::Sources;
 use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
 use crate::progress::{BlobOutcome, Direction, Event, InternalState, ProgressSender};
-use crate::store::{BlobStore, BlobWriter, Expected, Store, StoreError};
+use crate::store::{BlobFollower, BlobStore, BlobWriter, Expected, Store, StoreError};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::{self, TryStreamExt as _};
@@ -82,13 +82,28 @@ impl PulledImage {
     }
 }
 
-/// Pulls `reference` into `store`; the caller tags it.
+/// Told of a pull's layers as their bytes land, so that something can be
+/// made of them meanwhile (a build unpacks them). The pull stays what it
+/// is: a feed cannot fail it, nor slow it down but by reading.
+pub trait LayerFeed: Sync {
+    /// The image's config `config` is stored and its layers (bottom
+    /// first) are to be fetched; called once, before any of them is.
+    fn image(&self, config: &Digest, layers: &[Descriptor]);
+    /// A download (an attempt: a dropped connection starts another) of the
+    /// layer `layer` begins; `bytes` reads its bytes as they land. A layer
+    /// the store already has is not downloaded, nor fed.
+    fn layer(&self, layer: &Descriptor, bytes: BlobFollower);
+}
+
+/// Pulls `reference` into `store`; the caller tags it. With a `feed`, the
+/// config is fetched first and each layer's bytes go to the feed too.
 pub async fn pull(
     client: &Client,
     store: &Store,
     reference: &Reference,
     options: &PullOptions,
     progress: &ProgressSender,
+    feed: Option<&dyn LayerFeed>,
 ) -> Result<PulledImage, RegistryError> {
     let subject = reference.to_string();
     let repository = reference.repository();
@@ -121,17 +136,24 @@ pub async fn pull(
         documents,
     } = resolved?;
     let blobs = store.blobs();
-    let mut wanted_blobs: Vec<&Descriptor> = vec![image.config()];
-    wanted_blobs.extend(image.layers().iter());
     let sources = Sources::new(store.root());
-    stream::iter(
-        wanted_blobs
-            .iter()
-            .map(|d| fetch_blob(client, &blobs, &sources, repository, d, &subject, progress)),
-    )
-    .buffer_unordered(options.parallel.max(1))
-    .try_collect::<Vec<()>>()
-    .await?;
+    let fetch = |d, feed| {
+        fetch_blob(
+            client, &blobs, &sources, repository, d, &subject, progress, feed,
+        )
+    };
+    let mut wanted_blobs: Vec<&Descriptor> = image.layers().iter().collect();
+    match feed {
+        Some(feed) => {
+            fetch(image.config(), None).await?;
+            feed.image(image.config().digest(), image.layers());
+        }
+        None => wanted_blobs.insert(0, image.config()),
+    }
+    stream::iter(wanted_blobs.into_iter().map(|d| fetch(d, feed)))
+        .buffer_unordered(options.parallel.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
     for doc in documents.into_iter().rev() {
         store_bytes(&blobs, doc, &subject).await?;
     }
@@ -279,7 +301,9 @@ fn describe(manifests: &[Descriptor]) -> String {
 
 /// Downloads one blob into the store unless it is there, retrying when the
 /// connection drops, and remembers the repository it came from (a push to
-/// the same registry mounts it from there).
+/// the same registry mounts it from there). Each download attempt is
+/// given to `feed`.
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch_blob(
     client: &Client,
     blobs: &BlobStore,
@@ -288,6 +312,7 @@ pub async fn fetch_blob(
     descriptor: &Descriptor,
     subject: &str,
     progress: &ProgressSender,
+    feed: Option<&dyn LayerFeed>,
 ) -> Result<(), RegistryError> {
     let digest = descriptor.digest();
     let registry = client.endpoint().name();
@@ -316,7 +341,11 @@ pub async fn fetch_blob(
     });
     let mut attempt = 1;
     loop {
-        match download(client, blobs, repository, descriptor, subject, progress).await {
+        match download(
+            client, blobs, repository, descriptor, subject, progress, feed,
+        )
+        .await
+        {
             Ok(()) => break,
             Err(e) if e.is_transient() && attempt < BLOB_ATTEMPTS => {
                 tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
@@ -345,16 +374,21 @@ async fn download(
     descriptor: &Descriptor,
     subject: &str,
     progress: &ProgressSender,
+    feed: Option<&dyn LayerFeed>,
 ) -> Result<(), RegistryError> {
     let digest = descriptor.digest().clone();
     let size = descriptor.size();
     let resp = client.get_blob(repository, &digest, subject).await?;
-    let writer = blobs
+    let mut writer = blobs
         .writer(Some(Expected {
             digest: digest.clone(),
             size: Some(size),
         }))
         .map_err(|e| store_error(subject, e))?;
+    if let Some(feed) = feed {
+        let bytes = writer.follow().map_err(|e| store_error(subject, e))?;
+        feed.layer(descriptor, bytes);
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
     let write_task = tokio::task::spawn_blocking(move || -> std::io::Result<BlobWriter> {
         let mut writer = writer;

@@ -216,11 +216,14 @@ impl Shared {
         Ok(view)
     }
 
-    /// The image `reference` for `platform`, resolved once per build.
+    /// The image `reference` for `platform`, resolved once per build; a
+    /// pull of it unpacks its layers meanwhile for step `unpack_for` (see
+    /// [`base::resolve`]).
     pub async fn image(
         &self,
         reference: &Reference,
         platform: &PlatformSpec,
+        unpack_for: Option<u64>,
     ) -> Result<Arc<ImageBase>, BaseError> {
         let mut images = self.images.lock().await;
         let key = format!("{reference} {platform}");
@@ -235,6 +238,7 @@ impl Shared {
             platform,
             self.options.pull,
             &self.progress,
+            unpack_for,
         )
         .await?;
         let image = Arc::new(image);

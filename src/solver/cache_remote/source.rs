@@ -121,6 +121,7 @@ impl RemoteBlobs {
                                     descriptor,
                                     &reference.to_string(),
                                     &self.progress.upgrade(),
+                                    None,
                                 )
                                 .await
                                 .map_err(|e| e.to_string())
