@@ -10,8 +10,10 @@
 # MIB MiB (default 150) of /usr files (compressible as real layers are),
 # then times RUNS (default 5) builds of `FROM base` + `RUN` each with a
 # fresh --root and prints the median. BUILDER names the binary to time
-# (default: a release build of this checkout). Needs busybox-static,
-# docker-registry and skopeo. Everything lives in one temp dir removed on exit.
+# (default: a release build of this checkout); BASELINE names another one
+# (an older build) to time too, its runs alternating with BUILDER's. Needs
+# busybox-static, docker-registry and skopeo. Everything lives in one temp
+# dir removed on exit.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 . "$REPO/bench/lib.sh"
@@ -86,17 +88,28 @@ du -sh "$WORK/registry/storage" >&2
 mkdir -p "$WORK/app"
 printf 'FROM 127.0.0.1:%s/big:latest\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox du -sk /big > /size"]\n' "$PORT" \
     >"$WORK/app/Dockerfile"
-times=()
-for i in $(seq "$RUNS"); do
+# time_build BINARY: seconds of one first build with a fresh store.
+time_build() {
     rm -rf "$WORK/root"
+    local start end
     start=$(date +%s.%N)
-    "$BUILDER" --root "$WORK/root" build --progress=plain "$WORK/app" >"$WORK/run.log" 2>&1 ||
+    "$1" --root "$WORK/root" build --progress=plain "$WORK/app" >"$WORK/run.log" 2>&1 ||
         die "the build failed: $(cat "$WORK/run.log")"
     end=$(date +%s.%N)
-    t=$(echo "$end - $start" | bc)
-    log "run $i: ${t}s"
-    times+=("$t")
+    echo "$end - $start" | bc
+}
+binaries=("$BUILDER")
+[[ -n ${BASELINE:-} ]] && binaries+=("$BASELINE")
+declare -A times
+for i in $(seq "$RUNS"); do
+    for binary in "${binaries[@]}"; do
+        t=$(time_build "$binary")
+        log "run $i, $binary: ${t}s"
+        times[$binary]+="$t "
+    done
 done
 [[ -n ${SHOW_LOG:-} ]] && cat "$WORK/run.log" >&2
-printf 'first build, %s MiB base layer: median %ss of %s runs\n' "$MIB" \
-    "$(printf '%s\n' "${times[@]}" | median)" "$RUNS"
+for binary in "${binaries[@]}"; do
+    printf 'first build, %s MiB base layer, %s: median %ss of %s runs\n' "$MIB" "$binary" \
+        "$(printf '%s\n' ${times[$binary]} | median)" "$RUNS"
+done

@@ -137,11 +137,15 @@ pub async fn pull(
     } = resolved?;
     let blobs = store.blobs();
     let sources = Sources::new(store.root());
-    let fetch = |d, feed| {
-        fetch_blob(
-            client, &blobs, &sources, repository, d, &subject, progress, feed,
-        )
+    let fetcher = BlobFetch {
+        client,
+        blobs: &blobs,
+        sources: &sources,
+        repository,
+        subject: &subject,
+        progress,
     };
+    let fetch = |d, feed| fetcher.blob(d, feed);
     let mut wanted_blobs: Vec<&Descriptor> = image.layers().iter().collect();
     match feed {
         Some(feed) => {
@@ -299,83 +303,103 @@ fn describe(manifests: &[Descriptor]) -> String {
     }
 }
 
-/// Downloads one blob into the store unless it is there, retrying when the
-/// connection drops, and remembers the repository it came from (a push to
-/// the same registry mounts it from there). Each download attempt is
-/// given to `feed`.
-#[allow(clippy::too_many_arguments)]
-pub async fn fetch_blob(
-    client: &Client,
-    blobs: &BlobStore,
-    sources: &Sources,
-    repository: &str,
-    descriptor: &Descriptor,
-    subject: &str,
-    progress: &ProgressSender,
-    feed: Option<&dyn LayerFeed>,
-) -> Result<(), RegistryError> {
-    let digest = descriptor.digest();
-    let registry = client.endpoint().name();
-    // A stored blob of the wrong size was damaged on disk: fetch it again
-    // (checking the size is cheap; the digest is checked when the blob is
-    // unpacked or pushed).
-    if blobs
-        .size(digest)
-        .is_ok_and(|size| size != descriptor.size())
-    {
-        blobs.remove(digest).map_err(|e| store_error(subject, e))?;
-    }
-    if blobs.contains(digest) {
+/// Where blobs are fetched from and into, and who hears of it.
+pub struct BlobFetch<'a> {
+    /// The registry's client.
+    pub client: &'a Client,
+    /// The store's blobs.
+    pub blobs: &'a BlobStore,
+    /// Where the store remembers blobs came from.
+    pub sources: &'a Sources,
+    /// The repository in the registry.
+    pub repository: &'a str,
+    /// What errors name (the reference).
+    pub subject: &'a str,
+    /// Where blob progress goes.
+    pub progress: &'a ProgressSender,
+}
+
+impl BlobFetch<'_> {
+    /// Downloads one blob into the store unless it is there, retrying when
+    /// the connection drops, and remembers the repository it came from (a
+    /// push to the same registry mounts it from there). Each download
+    /// attempt is given to `feed`.
+    pub async fn blob(
+        &self,
+        descriptor: &Descriptor,
+        feed: Option<&dyn LayerFeed>,
+    ) -> Result<(), RegistryError> {
+        let Self {
+            client,
+            blobs,
+            sources,
+            repository,
+            subject,
+            progress,
+        } = *self;
+        let digest = descriptor.digest();
+        let registry = client.endpoint().name();
+        // A stored blob of the wrong size was damaged on disk: fetch it again
+        // (checking the size is cheap; the digest is checked when the blob is
+        // unpacked or pushed).
+        if blobs
+            .size(digest)
+            .is_ok_and(|size| size != descriptor.size())
+        {
+            blobs.remove(digest).map_err(|e| store_error(subject, e))?;
+        }
+        if blobs.contains(digest) {
+            progress.send(Event::BlobFinished {
+                digest: digest.clone(),
+                direction: Direction::Download,
+                outcome: BlobOutcome::AlreadyPresent,
+            });
+            sources.record(digest, registry, repository);
+            return Ok(());
+        }
+        progress.send(Event::BlobStarted {
+            digest: digest.clone(),
+            direction: Direction::Download,
+            total: Some(descriptor.size()),
+        });
+        let mut attempt = 1;
+        loop {
+            match download(self, descriptor, feed).await {
+                Ok(()) => break,
+                Err(e) if e.is_transient() && attempt < BLOB_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                        .await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        sources.record(digest, registry, repository);
         progress.send(Event::BlobFinished {
             digest: digest.clone(),
             direction: Direction::Download,
-            outcome: BlobOutcome::AlreadyPresent,
+            outcome: BlobOutcome::Transferred,
         });
-        sources.record(digest, registry, repository);
-        return Ok(());
+        Ok(())
     }
-    progress.send(Event::BlobStarted {
-        digest: digest.clone(),
-        direction: Direction::Download,
-        total: Some(descriptor.size()),
-    });
-    let mut attempt = 1;
-    loop {
-        match download(
-            client, blobs, repository, descriptor, subject, progress, feed,
-        )
-        .await
-        {
-            Ok(()) => break,
-            Err(e) if e.is_transient() && attempt < BLOB_ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
-                    .await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    sources.record(digest, registry, repository);
-    progress.send(Event::BlobFinished {
-        digest: digest.clone(),
-        direction: Direction::Download,
-        outcome: BlobOutcome::Transferred,
-    });
-    Ok(())
 }
 
 /// One download attempt: the network task reads chunks and hands them to a
 /// blocking task that hashes and writes them; the store commits the blob
 /// only if digest and size match.
 async fn download(
-    client: &Client,
-    blobs: &BlobStore,
-    repository: &str,
+    fetch: &BlobFetch<'_>,
     descriptor: &Descriptor,
-    subject: &str,
-    progress: &ProgressSender,
     feed: Option<&dyn LayerFeed>,
 ) -> Result<(), RegistryError> {
+    let BlobFetch {
+        client,
+        blobs,
+        repository,
+        subject,
+        progress,
+        ..
+    } = *fetch;
     let digest = descriptor.digest().clone();
     let size = descriptor.size();
     let resp = client.get_blob(repository, &digest, subject).await?;
