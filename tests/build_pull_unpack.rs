@@ -5,7 +5,8 @@
 //! the one below), and the image is the one a build from a stored base
 //! gives. A layer whose diff ID is not the config's, or whose bytes are
 //! not its digest's, fails the FROM naming it and leaves no snapshot, not
-//! even a temp one. `builder pull` alone unpacks nothing. Builds need root
+//! even a temp one; one whose download is cut is unpacked from the next
+//! attempt. `builder pull` alone unpacks nothing. Builds need root
 //! (and Debian's docker-registry); skipped otherwise.
 
 mod support;
@@ -187,6 +188,8 @@ enum Spoiled {
     DiffId,
     /// The top layer's bytes are not its digest's (same length).
     Bytes,
+    /// The first download of the top layer is cut halfway (the next is whole).
+    CutOnce,
 }
 
 /// A registry serving `app:latest`: busybox's layer, then a 2 MiB one,
@@ -199,7 +202,7 @@ fn spoiled_registry(spoiled: Spoiled) -> (TestServer, String) {
     let digest = |bytes: &[u8]| builder::digest::sha256(bytes).to_string();
     let top_diff_id = match spoiled {
         Spoiled::DiffId => digest(b"another layer"),
-        Spoiled::Bytes => digest(&top_tar),
+        Spoiled::Bytes | Spoiled::CutOnce => digest(&top_tar),
     };
     let config = serde_json::to_vec(&json!({
         "architecture": host_arch(), "os": "linux",
@@ -225,6 +228,8 @@ fn spoiled_registry(spoiled: Spoiled) -> (TestServer, String) {
         served_top[middle] ^= 0x55;
     }
     let top_digest = digest(&top);
+    let top_path = format!("/v2/app/blobs/{top_digest}");
+    let top_requests = std::sync::atomic::AtomicUsize::new(0);
     let blobs = [
         (digest(&config), config),
         (digest(&bottom), bottom),
@@ -240,10 +245,18 @@ fn spoiled_registry(spoiled: Spoiled) -> (TestServer, String) {
                 .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
                 .body(manifest.clone());
         }
+        let first = || top_requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
         match blobs
             .iter()
             .find(|(d, _)| path == format!("/v2/app/blobs/{d}"))
         {
+            Some((_, bytes))
+                if matches!(spoiled, Spoiled::CutOnce) && path == top_path && first() =>
+            {
+                Response::new(200)
+                    .body(bytes.clone())
+                    .cut_after(bytes.len() / 2)
+            }
             Some((_, bytes)) => Response::new(200).body(bytes.clone()),
             None => Response::new(404).json(&json!({"errors": [{"code": "NOT_FOUND"}]})),
         }
@@ -279,4 +292,44 @@ fn a_wrong_diff_id_or_corrupt_blob_fails_the_from_and_leaves_no_snapshot() {
             "{tmp:?}"
         );
     }
+}
+
+#[test]
+fn a_layer_download_cut_midway_is_unpacked_from_the_next_attempt() {
+    if !can_build() {
+        return;
+    }
+    let (server, top) = spoiled_registry(Spoiled::CutOnce);
+    let home = Home::new();
+    let context = home.context(
+        "cut",
+        &format!(
+            "FROM {}/app:latest\nRUN wc -c < /srv/big > /size\n",
+            server.host()
+        ),
+    );
+    let built = home.built(&context, &[]);
+    match &built.files["size"].kind {
+        support::built::Kind::File(bytes) => {
+            assert_eq!(String::from_utf8_lossy(bytes).trim(), (2 << 20).to_string());
+        }
+        other => panic!("/size is {other:?}"),
+    }
+    assert!(
+        built
+            .stderr
+            .contains(&format!("#1 extracted {}", &top["sha256:".len()..][..12])),
+        "{}",
+        built.stderr
+    );
+    let (snapshots, tmp) = store_dirs(&home);
+    assert_eq!(
+        snapshots.len(),
+        3,
+        "two base layers and the RUN's: {snapshots:?}"
+    );
+    assert!(
+        !tmp.iter().any(|name| name.starts_with("snapshot-")),
+        "{tmp:?}"
+    );
 }

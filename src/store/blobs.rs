@@ -422,16 +422,16 @@ impl BlobWriter {
     /// follower reads it. Only a writer with an expected digest has one,
     /// and only one.
     pub fn follow(&mut self) -> Result<BlobFollower, StoreError> {
-        self.inner
-            .flush()
-            .map_err(|e| StoreError::io("write", &self.temp_path, e))?;
-        let file =
-            File::open(&self.temp_path).map_err(|e| StoreError::io("open", &self.temp_path, e))?;
         let Some(expected) = &self.expected else {
             let unannounced = io::Error::other("a blob of no announced digest cannot be followed");
             return Err(StoreError::io("follow", &self.temp_path, unannounced));
         };
         let digest = expected.digest.clone();
+        self.inner
+            .flush()
+            .map_err(|e| StoreError::io("write", &self.temp_path, e))?;
+        let file =
+            File::open(&self.temp_path).map_err(|e| StoreError::io("open", &self.temp_path, e))?;
         let (follower, feed) = BlobFollower::new(file, digest);
         feed.landed(self.written);
         self.feed = Some(feed);

@@ -46,6 +46,13 @@ impl Shared {
         change(&mut self.lock());
         self.changed.notify_all();
     }
+
+    /// Waits (`landed` released meanwhile) until the writer says more.
+    fn wait<'a>(&self, landed: MutexGuard<'a, Landed>) -> MutexGuard<'a, Landed> {
+        self.changed
+            .wait(landed)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The writer's side: says how many bytes landed and how it ended; a
@@ -128,13 +135,7 @@ impl BlobFollower {
                         self.digest
                     )));
                 }
-                None => {
-                    landed = self
-                        .shared
-                        .changed
-                        .wait(landed)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
+                None => landed = self.shared.wait(landed),
             }
         }
     }
@@ -160,13 +161,7 @@ impl BlobEnding {
                         digest: self.digest,
                     });
                 }
-                None => {
-                    landed = self
-                        .shared
-                        .changed
-                        .wait(landed)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
+                None => landed = self.shared.wait(landed),
             }
         }
     }
