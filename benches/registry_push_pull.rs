@@ -59,6 +59,7 @@ fn main() {
             &reference,
             &PullOptions::default(),
             &ProgressSender::discard(),
+            None,
         ))
         .expect("builder pull");
     let builder_pull = t.elapsed();

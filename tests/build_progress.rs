@@ -272,19 +272,27 @@ fn plain_progress_from_a_stored_image_is_done_and_a_push_is_said_once() {
             .output()
             .expect("builder runs")
     };
-    // Blob lines come in whatever order the transfers end, and how many
-    // `extracting` lines a layer gets depends on time: left out.
-    let steps = |output: String| -> String {
+    // Blob lines come in whatever order the transfers end, how many
+    // `extracting` lines a layer gets depends on time, and so does where
+    // the FROM's `extracted` comes (its layer is unpacked as it downloads,
+    // so before or after `pulled …`): left out, the last checked below.
+    let steps = |output: &str| -> String {
         let blob = regex::Regex::new(r"^[0-9a-f]{12} ").unwrap();
-        let under_way = regex::Regex::new(r"^#\d+ (extracting|compressing) ").unwrap();
+        let under_way = regex::Regex::new(r"^#\d+ (extracting|extracted|compressing) ").unwrap();
         output
             .lines()
             .filter(|line| !blob.is_match(line) && !under_way.is_match(line))
             .map(|line| format!("{line}\n"))
             .collect()
     };
-    let pulled = steps(progress_of(&build()));
-    let stored = steps(progress_of(&build()));
+    let pulled_log = progress_of(&build());
+    let unpacked = format!("#1 extracted {} ", &base.layer["sha256:".len()..][..12]);
+    assert!(
+        pulled_log.lines().any(|l| l.starts_with(&unpacked)),
+        "the FROM unpacks its layer: {pulled_log}"
+    );
+    let pulled = steps(&pulled_log);
+    let stored = steps(&progress_of(&build()));
     for output in [&pulled, &stored] {
         let pushed = output.lines().filter(|l| l.starts_with("pushed "));
         assert_eq!(pushed.count(), 1, "{output}");

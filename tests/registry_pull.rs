@@ -34,6 +34,7 @@ async fn pull_into(
         &reference(image),
         options,
         &ProgressSender::discard(),
+        None,
     )
     .await
 }

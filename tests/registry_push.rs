@@ -46,6 +46,7 @@ async fn pushed_images_read_back_identically_and_mount_across_repositories() {
         &reference(&image.reference),
         &PullOptions::default(),
         &ProgressSender::discard(),
+        None,
     )
     .await
     .expect("pull");
@@ -137,6 +138,7 @@ async fn chunked_uploads_to_another_registry_pull_back_byte_for_byte() {
         &reference(&image.reference),
         &PullOptions::default(),
         &ProgressSender::discard(),
+        None,
     )
     .await
     .expect("pull");
@@ -176,6 +178,7 @@ async fn chunked_uploads_to_another_registry_pull_back_byte_for_byte() {
         &by_digest,
         &PullOptions::default(),
         &ProgressSender::discard(),
+        None,
     )
     .await
     .expect("pull back");

@@ -60,7 +60,7 @@ pub fn run(globals: &Globals, args: PullArgs) -> Result<()> {
                     platform,
                     ..PullOptions::default()
                 };
-                last = Some(pull(&client, &store, &reference, &options, &progress).await?);
+                last = Some(pull(&client, &store, &reference, &options, &progress, None).await?);
             }
             last.ok_or_else(|| miette::miette!("{reference}: no platform to pull"))
         })

@@ -16,5 +16,5 @@ pub mod upload_check;
 pub use client::{Client, Endpoint};
 pub use credentials::{Credential, DockerConfig};
 pub use error::RegistryError;
-pub use pull::{PullOptions, PulledImage, index_platforms, pull};
+pub use pull::{LayerFeed, PullOptions, PulledImage, index_platforms, pull};
 pub use push::{PushOptions, push};

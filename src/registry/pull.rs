@@ -9,7 +9,7 @@ use super::error::RegistryError;
 use super::sources::Sources;
 use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
 use crate::progress::{BlobOutcome, Direction, Event, InternalState, ProgressSender};
-use crate::store::{BlobStore, BlobWriter, Expected, Store, StoreError};
+use crate::store::{BlobFollower, BlobStore, BlobWriter, Expected, Store, StoreError};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::{self, TryStreamExt as _};
@@ -82,13 +82,28 @@ impl PulledImage {
     }
 }
 
-/// Pulls `reference` into `store`; the caller tags it.
+/// Told of a pull's layers as their bytes land, so that something can be
+/// made of them meanwhile (a build unpacks them). The pull stays what it
+/// is: a feed cannot fail it, nor slow it down but by reading.
+pub trait LayerFeed: Sync {
+    /// The image's config `config` is stored and its layers (bottom
+    /// first) are to be fetched; called once, before any of them is.
+    fn image(&self, config: &Digest, layers: &[Descriptor]);
+    /// A download (an attempt: a dropped connection starts another) of the
+    /// layer `layer` begins; `bytes` reads its bytes as they land. A layer
+    /// the store already has is not downloaded, nor fed.
+    fn layer(&self, layer: &Descriptor, bytes: BlobFollower);
+}
+
+/// Pulls `reference` into `store`; the caller tags it. With a `feed`, the
+/// config is fetched first and each layer's bytes go to the feed too.
 pub async fn pull(
     client: &Client,
     store: &Store,
     reference: &Reference,
     options: &PullOptions,
     progress: &ProgressSender,
+    feed: Option<&dyn LayerFeed>,
 ) -> Result<PulledImage, RegistryError> {
     let subject = reference.to_string();
     let repository = reference.repository();
@@ -121,17 +136,28 @@ pub async fn pull(
         documents,
     } = resolved?;
     let blobs = store.blobs();
-    let mut wanted_blobs: Vec<&Descriptor> = vec![image.config()];
-    wanted_blobs.extend(image.layers().iter());
     let sources = Sources::new(store.root());
-    stream::iter(
-        wanted_blobs
-            .iter()
-            .map(|d| fetch_blob(client, &blobs, &sources, repository, d, &subject, progress)),
-    )
-    .buffer_unordered(options.parallel.max(1))
-    .try_collect::<Vec<()>>()
-    .await?;
+    let fetcher = BlobFetch {
+        client,
+        blobs: &blobs,
+        sources: &sources,
+        repository,
+        subject: &subject,
+        progress,
+    };
+    let fetch = |d, feed| fetcher.blob(d, feed);
+    let mut wanted_blobs: Vec<&Descriptor> = image.layers().iter().collect();
+    match feed {
+        Some(feed) => {
+            fetch(image.config(), None).await?;
+            feed.image(image.config().digest(), image.layers());
+        }
+        None => wanted_blobs.insert(0, image.config()),
+    }
+    stream::iter(wanted_blobs.into_iter().map(|d| fetch(d, feed)))
+        .buffer_unordered(options.parallel.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
     for doc in documents.into_iter().rev() {
         store_bytes(&blobs, doc, &subject).await?;
     }
@@ -277,84 +303,116 @@ fn describe(manifests: &[Descriptor]) -> String {
     }
 }
 
-/// Downloads one blob into the store unless it is there, retrying when the
-/// connection drops, and remembers the repository it came from (a push to
-/// the same registry mounts it from there).
-pub async fn fetch_blob(
-    client: &Client,
-    blobs: &BlobStore,
-    sources: &Sources,
-    repository: &str,
-    descriptor: &Descriptor,
-    subject: &str,
-    progress: &ProgressSender,
-) -> Result<(), RegistryError> {
-    let digest = descriptor.digest();
-    let registry = client.endpoint().name();
-    // A stored blob of the wrong size was damaged on disk: fetch it again
-    // (checking the size is cheap; the digest is checked when the blob is
-    // unpacked or pushed).
-    if blobs
-        .size(digest)
-        .is_ok_and(|size| size != descriptor.size())
-    {
-        blobs.remove(digest).map_err(|e| store_error(subject, e))?;
-    }
-    if blobs.contains(digest) {
+/// Where blobs are fetched from and into, and who hears of it.
+pub struct BlobFetch<'a> {
+    /// The registry's client.
+    pub client: &'a Client,
+    /// The store's blobs.
+    pub blobs: &'a BlobStore,
+    /// Where the store remembers blobs came from.
+    pub sources: &'a Sources,
+    /// The repository in the registry.
+    pub repository: &'a str,
+    /// What errors name (the reference).
+    pub subject: &'a str,
+    /// Where blob progress goes.
+    pub progress: &'a ProgressSender,
+}
+
+impl BlobFetch<'_> {
+    /// Downloads one blob into the store unless it is there, retrying when
+    /// the connection drops, and remembers the repository it came from (a
+    /// push to the same registry mounts it from there). Each download
+    /// attempt is given to `feed`.
+    pub async fn blob(
+        &self,
+        descriptor: &Descriptor,
+        feed: Option<&dyn LayerFeed>,
+    ) -> Result<(), RegistryError> {
+        let Self {
+            client,
+            blobs,
+            sources,
+            repository,
+            subject,
+            progress,
+        } = *self;
+        let digest = descriptor.digest();
+        let registry = client.endpoint().name();
+        // A stored blob of the wrong size was damaged on disk: fetch it again
+        // (checking the size is cheap; the digest is checked when the blob is
+        // unpacked or pushed).
+        if blobs
+            .size(digest)
+            .is_ok_and(|size| size != descriptor.size())
+        {
+            blobs.remove(digest).map_err(|e| store_error(subject, e))?;
+        }
+        if blobs.contains(digest) {
+            progress.send(Event::BlobFinished {
+                digest: digest.clone(),
+                direction: Direction::Download,
+                outcome: BlobOutcome::AlreadyPresent,
+            });
+            sources.record(digest, registry, repository);
+            return Ok(());
+        }
+        progress.send(Event::BlobStarted {
+            digest: digest.clone(),
+            direction: Direction::Download,
+            total: Some(descriptor.size()),
+        });
+        let mut attempt = 1;
+        loop {
+            match download(self, descriptor, feed).await {
+                Ok(()) => break,
+                Err(e) if e.is_transient() && attempt < BLOB_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                        .await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        sources.record(digest, registry, repository);
         progress.send(Event::BlobFinished {
             digest: digest.clone(),
             direction: Direction::Download,
-            outcome: BlobOutcome::AlreadyPresent,
+            outcome: BlobOutcome::Transferred,
         });
-        sources.record(digest, registry, repository);
-        return Ok(());
+        Ok(())
     }
-    progress.send(Event::BlobStarted {
-        digest: digest.clone(),
-        direction: Direction::Download,
-        total: Some(descriptor.size()),
-    });
-    let mut attempt = 1;
-    loop {
-        match download(client, blobs, repository, descriptor, subject, progress).await {
-            Ok(()) => break,
-            Err(e) if e.is_transient() && attempt < BLOB_ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
-                    .await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    sources.record(digest, registry, repository);
-    progress.send(Event::BlobFinished {
-        digest: digest.clone(),
-        direction: Direction::Download,
-        outcome: BlobOutcome::Transferred,
-    });
-    Ok(())
 }
 
 /// One download attempt: the network task reads chunks and hands them to a
 /// blocking task that hashes and writes them; the store commits the blob
 /// only if digest and size match.
 async fn download(
-    client: &Client,
-    blobs: &BlobStore,
-    repository: &str,
+    fetch: &BlobFetch<'_>,
     descriptor: &Descriptor,
-    subject: &str,
-    progress: &ProgressSender,
+    feed: Option<&dyn LayerFeed>,
 ) -> Result<(), RegistryError> {
+    let BlobFetch {
+        client,
+        blobs,
+        repository,
+        subject,
+        progress,
+        ..
+    } = *fetch;
     let digest = descriptor.digest().clone();
     let size = descriptor.size();
     let resp = client.get_blob(repository, &digest, subject).await?;
-    let writer = blobs
+    let mut writer = blobs
         .writer(Some(Expected {
             digest: digest.clone(),
             size: Some(size),
         }))
         .map_err(|e| store_error(subject, e))?;
+    if let Some(feed) = feed {
+        let bytes = writer.follow().map_err(|e| store_error(subject, e))?;
+        feed.layer(descriptor, bytes);
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
     let write_task = tokio::task::spawn_blocking(move || -> std::io::Result<BlobWriter> {
         let mut writer = writer;

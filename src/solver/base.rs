@@ -4,13 +4,15 @@
 //! in the store as `builder pull` names them.
 
 use super::error::BaseError;
+use super::unpack::Unpacking;
 use crate::exec::LayerRef;
 use crate::exec::config::ImageConfig;
 use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
 use crate::progress::ProgressSender;
-use crate::registry::{Client, PullOptions, pull};
+use crate::registry::{Client, LayerFeed, PullOptions, pull};
 use crate::store::{Store, StoreError};
 use oci_spec::image::{Descriptor, Digest};
+use std::sync::Arc;
 
 /// An image's parts as a build uses them.
 #[derive(Debug, Clone)]
@@ -25,6 +27,10 @@ pub(super) struct ImageBase {
 
 /// The image `reference` for `platform`: from the store unless `pull` or
 /// missing there, else pulled with `client()` and named in the store.
+/// With `unpack_for` (a step that reads the image's files), a pulled
+/// image's layers are unpacked into snapshots while they download, shown
+/// as that step's progress; else (or when the image is stored) they are
+/// unpacked when first needed.
 pub(super) async fn resolve(
     store: &Store,
     client: impl FnOnce() -> Result<Client, BaseError>,
@@ -32,6 +38,7 @@ pub(super) async fn resolve(
     platform: &PlatformSpec,
     pull_always: bool,
     progress: &ProgressSender,
+    unpack_for: Option<u64>,
 ) -> Result<ImageBase, BaseError> {
     if !pull_always {
         if let Some(descriptor) = store.refs().get(reference)? {
@@ -57,21 +64,34 @@ pub(super) async fn resolve(
         metadata_phase: true,
         ..PullOptions::default()
     };
+    let unpacking =
+        unpack_for.map(|step| Arc::new(Unpacking::new(store.clone(), progress.clone(), step)));
     // The pull future is not provably `Send` (a compiler limit with its
     // higher-ranked closures), so it runs on a blocking thread of its own.
-    let (task_store, task_reference, task_progress) =
-        (store.clone(), reference.clone(), progress.clone());
+    let (task_store, task_reference, task_progress, task_unpacking) = (
+        store.clone(),
+        reference.clone(),
+        progress.clone(),
+        unpacking.clone(),
+    );
     let pulled = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(pull(
+        let pulled = tokio::runtime::Handle::current().block_on(pull(
             &client,
             &task_store,
             &task_reference,
             &options,
             &task_progress,
-        ))
+            task_unpacking.as_deref().map(|u| u as &dyn LayerFeed),
+        ));
+        // A failed pull's unpacking stops at its first missing layer and
+        // is of no interest: the pull's error is the one to report.
+        let unpacked = task_unpacking.as_deref().map_or(Ok(()), Unpacking::finish);
+        pulled.map(|pulled| (pulled, unpacked))
     })
     .await
-    .map_err(|e| BaseError::Task(e.to_string()))??;
+    .map_err(|e| BaseError::Task(e.to_string()))?;
+    let (pulled, unpacked) = pulled?;
+    unpacked?;
     let name = match reference.tag() {
         Some(_) => reference.clone(),
         None => reference.with_digest(pulled.resolved.clone()),

@@ -8,6 +8,7 @@
 //! - [`failure`]: failed steps and FROMs as located reports;
 //! - [`files`]: the layers COPY, ADD and WORKDIR write, cached by content;
 //! - [`base`]: FROM images resolved in the store or pulled;
+//! - [`unpack`]: a pulled image's layers unpacked while they download;
 //! - [`image`]: the final config and manifest;
 //! - [`cache_remote`]: `--cache-from` and `--cache-to` (registry, local
 //!   layout, inline);
@@ -25,6 +26,7 @@ mod scheduler;
 pub mod secrets;
 mod ssh_agent;
 mod stage;
+mod unpack;
 
 pub use deliver::{DeliverError, Delivery, deliver, image_names, push_stored};
 pub use entitlements::{Entitlement, EntitlementError, Entitlements};

@@ -49,7 +49,7 @@ pub(super) struct Shared {
     /// Named local contexts walked so far, by name.
     named_contexts: Arc<tokio::sync::Mutex<HashMap<String, Arc<RootfsView>>>>,
     /// Images resolved so far, by reference and platform.
-    images: Arc<tokio::sync::Mutex<HashMap<String, Arc<ImageBase>>>>,
+    images: Arc<Mutex<HashMap<String, ImageCell>>>,
     /// RUN steps of this build by cache key.
     pub runs: Arc<RunOnce>,
     /// How each platform's RUN steps run (`None`: natively), decided once.
@@ -63,6 +63,9 @@ pub(super) struct Shared {
     /// …,mounts=true`.
     pub mounts_used: Arc<Mutex<cache_remote::MountsUsed>>,
 }
+
+/// An image of the build, resolved by the first stage that needs it.
+type ImageCell = Arc<tokio::sync::OnceCell<Arc<ImageBase>>>;
 
 /// A RUN step's result as the other builds of the same key take it.
 #[derive(Debug, Clone)]
@@ -216,30 +219,38 @@ impl Shared {
         Ok(view)
     }
 
-    /// The image `reference` for `platform`, resolved once per build.
+    /// The image `reference` for `platform`, resolved once per build; a
+    /// pull of it unpacks its layers meanwhile for step `unpack_for` (see
+    /// [`base::resolve`]).
     pub async fn image(
         &self,
         reference: &Reference,
         platform: &PlatformSpec,
+        unpack_for: Option<u64>,
     ) -> Result<Arc<ImageBase>, BaseError> {
-        let mut images = self.images.lock().await;
-        let key = format!("{reference} {platform}");
-        if let Some(image) = images.get(&key) {
-            return Ok(Arc::clone(image));
-        }
+        // One cell per image: images pulled by different stages (and
+        // unpacked meanwhile) do not wait for each other.
+        let cell = {
+            let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(images.entry(format!("{reference} {platform}")).or_default())
+        };
         let clients = Arc::clone(&self.clients);
-        let image = base::resolve(
-            &self.store,
-            || Ok(clients(reference.registry())?),
-            reference,
-            platform,
-            self.options.pull,
-            &self.progress,
-        )
-        .await?;
-        let image = Arc::new(image);
-        images.insert(key, Arc::clone(&image));
-        Ok(image)
+        let image = cell
+            .get_or_try_init(|| async {
+                let image = base::resolve(
+                    &self.store,
+                    || Ok(clients(reference.registry())?),
+                    reference,
+                    platform,
+                    self.options.pull,
+                    &self.progress,
+                    unpack_for,
+                )
+                .await?;
+                Ok::<_, BaseError>(Arc::new(image))
+            })
+            .await?;
+        Ok(Arc::clone(image))
     }
 
     /// The emulator of `platform`'s RUN steps (`None` when the host runs
@@ -347,7 +358,7 @@ pub async fn build(
             context: Arc::new(tokio::sync::OnceCell::new()),
             memo: Arc::new(Mutex::new(memo)),
             named_contexts: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
-            images: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            images: Arc::default(),
             runs: Arc::new(RunOnce::default()),
             emulators: Arc::new(Mutex::new(HashMap::new())),
             used: Arc::new(Mutex::new(Vec::new())),

@@ -133,16 +133,28 @@ pub(super) async fn run_stage(
                 id,
                 name: format!("{} FROM {reference}", counter.current()),
             });
-            let image = shared.image(reference, &platform).await.map_err(|source| {
-                shared.send(StepProgress::Failed {
-                    id,
-                    elapsed: started.elapsed(),
-                    message: source.to_string(),
-                });
-                let site = Site::new(graph.source(), node.span);
-                let failure = BaseFailure::new(site, reference.to_string(), source);
-                BuildError::Base(Box::new(failure))
-            })?;
+            // Unpacked while pulled when a step reads its files: one of
+            // the stage's own, or of a stage that builds on it or copies
+            // from it (an image's triggers are not known yet).
+            let read = shown_steps(graph, index) > 1
+                || graph
+                    .stages()
+                    .iter()
+                    .any(|n| n.stage_deps().contains(&index));
+            let unpack_for = read.then_some(id);
+            let image = shared
+                .image(reference, &platform, unpack_for)
+                .await
+                .map_err(|source| {
+                    shared.send(StepProgress::Failed {
+                        id,
+                        elapsed: started.elapsed(),
+                        message: source.to_string(),
+                    });
+                    let site = Site::new(graph.source(), node.span);
+                    let failure = BaseFailure::new(site, reference.to_string(), source);
+                    BuildError::Base(Box::new(failure))
+                })?;
             // DONE whether pulled or already stored: BuildKit never
             // prints CACHED for a FROM (scripts count CACHED steps).
             shared.send(StepProgress::Done {
@@ -201,9 +213,10 @@ pub(super) async fn run_stage(
             platform: &plan.platform,
             portable: &portable,
             no_cache,
+            id: step.kind.is_counted().then(|| shared.next_id()),
         };
-        let result = if step.kind.is_counted() {
-            context.run_counted(&mut state, &name).await
+        let result = if let Some(id) = context.id {
+            context.run_counted(&mut state, &name, id).await
         } else {
             metadata(&mut state, step, shared).map_err(StepError::from)
         }
@@ -315,13 +328,14 @@ struct StepContext<'a> {
     /// `position` without the Dockerfile's path.
     portable: &'a str,
     no_cache: bool,
+    /// The step's number (`#N`), when it shows as one.
+    id: Option<u64>,
 }
 
 impl StepContext<'_> {
     /// Runs a step that shows as `#N`: reports it, runs it, and records
     /// its layer and history.
-    async fn run_counted(&self, state: &mut State, name: &str) -> Result<(), StepError> {
-        let id = self.shared.next_id();
+    async fn run_counted(&self, state: &mut State, name: &str, id: u64) -> Result<(), StepError> {
         let started = Instant::now();
         self.shared.send(StepProgress::Started {
             id,
@@ -561,7 +575,7 @@ impl StepContext<'_> {
             plan::Source::Image(reference) => {
                 let platform = self.shared.graph.platforms().target.clone();
                 self.shared
-                    .image(reference, &platform)
+                    .image(reference, &platform, self.id)
                     .await
                     .map_err(|source| StepError::FromImage {
                         reference: reference.to_string(),

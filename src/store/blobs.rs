@@ -11,6 +11,7 @@
 //! `tokio::task::block_in_place`) and feed it chunks there, e.g. through a
 //! bounded channel from the network task; the writer is `Send + 'static`.
 
+use super::follow::{BlobFollower, Feed};
 use super::lock::{FileLock, Lease};
 use super::{Layout, StoreError};
 use crate::digest::{Hasher, HashingWriter};
@@ -297,6 +298,7 @@ impl BlobStore {
             expected,
             written: 0,
             blobs: self.clone(),
+            feed: None,
             _lease: lease,
         })
     }
@@ -358,6 +360,8 @@ pub struct BlobWriter {
     expected: Option<Expected>,
     written: u64,
     blobs: BlobStore,
+    /// What the follower learns, once there is one.
+    feed: Option<Feed>,
     _lease: Lease,
 }
 
@@ -372,6 +376,8 @@ impl BlobWriter {
     /// is stored and the temp file is removed.
     pub fn commit(self) -> Result<StoredBlob, StoreError> {
         let temp_path = self.temp_path;
+        // Dropped on any error below: the follower learns the blob was abandoned.
+        let feed = self.feed;
         let (buffered, digest, size) = self.inner.finish();
         if let Some(expected) = &self.expected {
             if let Some(expected_size) = expected.size {
@@ -405,7 +411,31 @@ impl BlobWriter {
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| StoreError::io("sync directory", dir, e))?;
+        if let Some(feed) = feed {
+            feed.committed();
+        }
         Ok(StoredBlob { digest, size })
+    }
+
+    /// A reader of the bytes as they are written (see [`BlobFollower`]):
+    /// from now on each write goes to the temp file at once, where the
+    /// follower reads it. Only a writer with an expected digest has one,
+    /// and only one.
+    pub fn follow(&mut self) -> Result<BlobFollower, StoreError> {
+        let Some(expected) = &self.expected else {
+            let unannounced = io::Error::other("a blob of no announced digest cannot be followed");
+            return Err(StoreError::io("follow", &self.temp_path, unannounced));
+        };
+        let digest = expected.digest.clone();
+        self.inner
+            .flush()
+            .map_err(|e| StoreError::io("write", &self.temp_path, e))?;
+        let file =
+            File::open(&self.temp_path).map_err(|e| StoreError::io("open", &self.temp_path, e))?;
+        let (follower, feed) = BlobFollower::new(file, digest);
+        feed.landed(self.written);
+        self.feed = Some(feed);
+        Ok(follower)
     }
 
     fn temp_path(&self) -> &Path {
@@ -437,6 +467,10 @@ impl Write for BlobWriter {
         }
         let n = self.inner.write(buf)?;
         self.written += n as u64;
+        if let Some(feed) = &self.feed {
+            self.inner.flush()?;
+            feed.landed(self.written);
+        }
         Ok(n)
     }
 

@@ -17,6 +17,7 @@ mod blobs;
 mod cache;
 mod cache_mounts;
 mod chains;
+mod follow;
 mod gc;
 mod images;
 mod lock;
@@ -32,6 +33,7 @@ pub use blobs::{
 };
 pub use cache::{CacheRecord, CacheStore, CachedLayer, CachedStep};
 pub use cache_mounts::{CacheMount, CacheMountAccess, CacheMountLock, CacheMountsPruned};
+pub use follow::{BlobEnding, BlobFollower};
 pub use gc::{PruneReport, PruneScope};
 pub use images::{NamedImage, ResolvedImage};
 pub use lock::Lease;
@@ -103,6 +105,13 @@ pub enum StoreError {
         cache: String,
         /// Why.
         reason: String,
+    },
+    /// A blob read as it was written was not stored in the end (the
+    /// download failed or its bytes were refused).
+    #[error("blob {digest} was not stored: its download failed or its bytes were refused")]
+    BlobAbandoned {
+        /// The blob.
+        digest: Digest,
     },
     /// No blob with that digest is stored.
     #[error("blob {digest} is not in the store")]

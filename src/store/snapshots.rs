@@ -14,7 +14,7 @@
 
 use super::lock::{FileLock, Lease};
 use super::remove::{remove_tree, tree_size};
-use super::{BlobStore, Layout, StoreError};
+use super::{BlobFollower, BlobStore, Layout, StoreError};
 use crate::userns::{Stack, extract_layer};
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
 use rustix::fs::{CWD, RenameFlags};
@@ -117,13 +117,52 @@ impl SnapshotStore {
         if self.contains(&chain) {
             return Ok(chain);
         }
+        // A blob damaged on disk is named as such, not as the gzip or tar
+        // error it causes.
+        let (blob, check) = blobs.open_checked(layer.digest())?;
+        self.unpack_from(below, layer, diff_id, blob, || check.finish(), read)
+    }
+
+    /// As [`SnapshotStore::unpack_observed`], reading the blob as it is
+    /// written (a download) through `blob`: the snapshot is committed only
+    /// if the blob is, so a download that fails or whose bytes do not
+    /// match its digest leaves none.
+    pub fn unpack_following(
+        &self,
+        below: &[Digest],
+        layer: &Descriptor,
+        diff_id: &Digest,
+        blob: BlobFollower,
+        read: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Digest, StoreError> {
+        let chain = chain_id(below.last(), diff_id);
+        if self.contains(&chain) {
+            return blob.ending().finish().map(|()| chain);
+        }
+        let ending = blob.ending();
+        self.unpack_from(below, layer, diff_id, blob, || ending.finish(), read)
+    }
+
+    /// Unpacks the blob of `layer` read through `blob` into a new snapshot
+    /// above `below`; `finish` says (after the unpacking, whatever its
+    /// outcome) whether the bytes read were the blob's, and its error
+    /// comes first.
+    fn unpack_from(
+        &self,
+        below: &[Digest],
+        layer: &Descriptor,
+        diff_id: &Digest,
+        blob: impl std::io::Read + Send,
+        finish: impl FnOnce() -> Result<(), StoreError>,
+        read: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Digest, StoreError> {
+        let chain = chain_id(below.last(), diff_id);
         let lowers = below
             .iter()
             .rev()
             .map(|chain| self.path(chain))
             .collect::<Result<Vec<_>, _>>()?;
         let pending = self.begin()?;
-        let (blob, check) = blobs.open_checked(layer.digest())?;
         let blob = Observed {
             inner: blob,
             done: 0,
@@ -134,13 +173,11 @@ impl SnapshotStore {
             source: Box::new(source),
         };
         let media_type = layer.media_type().to_string();
+        // Owners as the steps must see them (also rootless: see `userns`).
         let report = crate::layer::compress::decompress(blob, &media_type)
             .map_err(|e| layer_error(e.into()))
             .map(|tar| extract_layer(tar, pending.path(), Stack::Snapshot { lowers }));
-        // A blob damaged on disk is named as such, not as the gzip or
-        // tar error it causes. Owners as the steps must see them (also
-        // rootless: see `userns`).
-        check.finish()?;
+        finish()?;
         let report = report?.map_err(layer_error)?;
         if &report.diff_id != diff_id {
             return Err(StoreError::DiffIdMismatch {

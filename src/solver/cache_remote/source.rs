@@ -113,17 +113,20 @@ impl RemoteBlobs {
                             runtime.block_on(async {
                                 let client = (self.clients)(reference.registry())
                                     .map_err(|e| e.to_string())?;
-                                crate::registry::pull::fetch_blob(
-                                    &client,
+                                let subject = reference.to_string();
+                                let progress = self.progress.upgrade();
+                                let fetch = crate::registry::pull::BlobFetch {
+                                    client: &client,
                                     blobs,
-                                    &self.sources,
-                                    reference.repository(),
-                                    descriptor,
-                                    &reference.to_string(),
-                                    &self.progress.upgrade(),
-                                )
-                                .await
-                                .map_err(|e| e.to_string())
+                                    sources: &self.sources,
+                                    repository: reference.repository(),
+                                    subject: &subject,
+                                    progress: &progress,
+                                };
+                                fetch
+                                    .blob(descriptor, None)
+                                    .await
+                                    .map_err(|e| e.to_string())
                             })
                         })
                         .join()

@@ -1,0 +1,242 @@
+//! Reading a blob while it is written: a [`BlobFollower`] reads the
+//! writer's temp file up to what has landed, waits for more, and ends only
+//! once the writer has committed the blob (its digest and size checked),
+//! so whatever is made from the bytes (a snapshot unpacked as a layer
+//! downloads) is made from the blob the store keeps, or fails.
+
+use super::StoreError;
+use oci_spec::image::Digest;
+use std::fs::File;
+use std::io::{self, Read};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// How a followed blob's writing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The blob is in the store.
+    Committed,
+    /// The writer was dropped or its bytes were refused: nothing stored.
+    Abandoned,
+}
+
+/// What a writer tells its follower.
+#[derive(Debug, Default)]
+struct Landed {
+    /// Bytes in the temp file so far.
+    bytes: u64,
+    /// How it ended, once it has.
+    end: Option<End>,
+}
+
+/// The state writer and follower share.
+#[derive(Debug, Default)]
+struct Shared {
+    landed: Mutex<Landed>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Landed> {
+        self.landed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Landed)) {
+        change(&mut self.lock());
+        self.changed.notify_all();
+    }
+
+    /// Waits (`landed` released meanwhile) until the writer says more.
+    fn wait<'a>(&self, landed: MutexGuard<'a, Landed>) -> MutexGuard<'a, Landed> {
+        self.changed
+            .wait(landed)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The writer's side: says how many bytes landed and how it ended; a
+/// feed dropped before [`Feed::committed`] tells the follower the blob
+/// was abandoned.
+#[derive(Debug)]
+pub(super) struct Feed(Arc<Shared>);
+
+impl Feed {
+    /// `bytes` bytes are in the temp file.
+    pub(super) fn landed(&self, bytes: u64) {
+        self.0.update(|l| l.bytes = bytes);
+    }
+
+    /// The blob is committed.
+    pub(super) fn committed(self) {
+        self.0.update(|l| l.end = Some(End::Committed));
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.0.update(|l| {
+            l.end.get_or_insert(End::Abandoned);
+        });
+    }
+}
+
+/// Reads a blob as its writer writes it (see [`super::BlobWriter::follow`]).
+/// A read waits for bytes not yet written; the end of the stream comes
+/// only once the blob is committed, and an error instead when it was
+/// abandoned. A reader that stops early (a decompressor at its end marker)
+/// learns how the blob ended from its [`BlobFollower::ending`].
+#[derive(Debug)]
+pub struct BlobFollower {
+    file: File,
+    digest: Digest,
+    read: u64,
+    shared: Arc<Shared>,
+}
+
+impl BlobFollower {
+    /// A follower reading `file` (the writer's temp file, opened anew) and
+    /// the feed its writer keeps.
+    pub(super) fn new(file: File, digest: Digest) -> (Self, Feed) {
+        let shared = Arc::new(Shared::default());
+        let feed = Feed(Arc::clone(&shared));
+        let follower = Self {
+            file,
+            digest,
+            read: 0,
+            shared,
+        };
+        (follower, feed)
+    }
+
+    /// What tells how the writing ended, for after the reading (a reader
+    /// that stops early, such as a decompressor at its end marker, has not
+    /// seen the end).
+    pub fn ending(&self) -> BlobEnding {
+        BlobEnding {
+            digest: self.digest.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Bytes that may be read now, waiting until there are some or the
+    /// writing ended (0: the blob is complete).
+    fn available(&self) -> io::Result<u64> {
+        let mut landed = self.shared.lock();
+        loop {
+            if landed.bytes > self.read {
+                return Ok(landed.bytes - self.read);
+            }
+            match landed.end {
+                Some(End::Committed) => return Ok(0),
+                Some(End::Abandoned) => {
+                    return Err(io::Error::other(format!(
+                        "the download of blob {} was abandoned",
+                        self.digest
+                    )));
+                }
+                None => landed = self.shared.wait(landed),
+            }
+        }
+    }
+}
+
+/// How a followed blob's writing ended (see [`BlobFollower::ending`]).
+#[derive(Debug)]
+pub struct BlobEnding {
+    digest: Digest,
+    shared: Arc<Shared>,
+}
+
+impl BlobEnding {
+    /// Waits until the writer is done: `Ok` once the blob is committed,
+    /// [`StoreError::BlobAbandoned`] when it was not.
+    pub fn finish(self) -> Result<(), StoreError> {
+        let mut landed = self.shared.lock();
+        loop {
+            match landed.end {
+                Some(End::Committed) => return Ok(()),
+                Some(End::Abandoned) => {
+                    return Err(StoreError::BlobAbandoned {
+                        digest: self.digest,
+                    });
+                }
+                None => landed = self.shared.wait(landed),
+            }
+        }
+    }
+}
+
+impl Read for BlobFollower {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let available = self.available()?;
+        let want = buf
+            .len()
+            .min(usize::try_from(available).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("blob {} ended before its written bytes", self.digest),
+            ));
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Expected, Store};
+    use std::io::Write as _;
+
+    fn writer(store: &Store, bytes: &[u8]) -> crate::store::BlobWriter {
+        store
+            .blobs()
+            .writer(Some(Expected {
+                digest: crate::digest::sha256(bytes),
+                size: Some(bytes.len() as u64),
+            }))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_follower_reads_what_lands_and_ends_at_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bytes = b"first part, second part".to_vec();
+        let mut writer = writer(&store, &bytes);
+        let mut follower = writer.follow().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            follower.read_to_end(&mut got).map(|_| got)
+        });
+        writer.write_all(&bytes[..11]).unwrap();
+        writer.write_all(&bytes[11..]).unwrap();
+        writer.commit().unwrap();
+        assert_eq!(reader.join().unwrap().unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_follower_of_refused_bytes_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut writer = writer(&store, b"expected");
+        let mut follower = writer.follow().unwrap();
+        writer.write_all(b"whatever").unwrap();
+        assert!(writer.commit().is_err());
+        let mut got = Vec::new();
+        assert!(follower.read_to_end(&mut got).is_err());
+        assert!(matches!(
+            follower.ending().finish(),
+            Err(StoreError::BlobAbandoned { .. })
+        ));
+    }
+}
