@@ -8,7 +8,7 @@
 mod support;
 
 use support::build::{Home, can_build};
-use support::built::{BUSYBOX, Built};
+use support::built::{BUSYBOX, Built, Kind};
 
 const STEPS: &str = "ENV A=1\n\
     RUN echo one > /one\n\
@@ -236,4 +236,29 @@ fn an_xattr_change_of_a_copied_file_or_directory_misses_the_cache() {
         dir.stderr
     );
     assert_ne!(dir.manifest, edited.manifest);
+}
+
+#[test]
+fn a_last_copy_is_written_once_and_unpacked_only_when_a_step_reads_it() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("last-copy", "FROM scratch\nCOPY . /app/\n");
+    std::fs::write(context.join("a"), "a").unwrap();
+    let snapshots = || -> Vec<String> {
+        match std::fs::read_dir(home.path("store/snapshots")) {
+            Ok(dir) => dir
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    let built = home.built(&context, &[]);
+    assert_eq!(built.files["app/a"].kind, Kind::File(b"a".to_vec()));
+    assert_eq!(snapshots(), Vec::<String>::new(), "no step read the layer");
+    std::fs::write(context.join("a"), "b").unwrap();
+    let edited = home.built(&context, &[]);
+    assert_eq!(edited.files["app/a"].kind, Kind::File(b"b".to_vec()));
+    assert_eq!(snapshots(), Vec::<String>::new(), "no step read the layer");
 }
