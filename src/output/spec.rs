@@ -325,9 +325,11 @@ impl Output {
                     compression,
                 })
             }
-            "image" => {
+            // `registry` is `image` with push=true unless told otherwise.
+            image @ ("image" | "registry") => {
+                let registry = image == "registry";
                 attrs.only(
-                    "image",
+                    if registry { "registry" } else { "image" },
                     &[
                         "name",
                         "push",
@@ -338,24 +340,7 @@ impl Output {
                 )?;
                 Self::Image {
                     names: attrs.names()?,
-                    push: attrs.bool("push")?.unwrap_or(false),
-                    compression: attrs.compression()?,
-                }
-            }
-            "registry" => {
-                attrs.only(
-                    "registry",
-                    &[
-                        "name",
-                        "push",
-                        "compression",
-                        "compression-level",
-                        "force-compression",
-                    ],
-                )?;
-                Self::Image {
-                    names: attrs.names()?,
-                    push: attrs.bool("push")?.unwrap_or(true),
+                    push: attrs.bool("push")?.unwrap_or(registry),
                     compression: attrs.compression()?,
                 }
             }
