@@ -24,3 +24,4 @@ pub mod solver;
 pub mod store;
 pub mod terminal_text;
 pub mod userns;
+pub mod watched;

@@ -14,9 +14,10 @@ use crate::progress::work::{Work, WorkKind, WorkMeter};
 use crate::progress::{Event, ProgressSender, StepProgress};
 use crate::registry::LayerFeed;
 use crate::store::{BlobFollower, BlobStore, Store, StoreError, chain_id};
+use crate::watched::Watched;
 use oci_spec::image::{Descriptor, Digest};
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// The layers of one pull being unpacked; the pull's [`LayerFeed`].
@@ -122,11 +123,7 @@ struct Arrived {
 }
 
 /// [`Arrived`], and a signal when it changes.
-#[derive(Default)]
-struct Arrivals {
-    arrived: Mutex<Arrived>,
-    changed: Condvar,
-}
+type Arrivals = Watched<Arrived>;
 
 /// Where a layer's bytes come from.
 enum Source {
@@ -139,17 +136,6 @@ enum Source {
 }
 
 impl Arrivals {
-    fn lock(&self) -> MutexGuard<'_, Arrived> {
-        self.arrived
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn update(&self, change: impl FnOnce(&mut Arrived)) {
-        change(&mut self.lock());
-        self.changed.notify_all();
-    }
-
     /// Where the blob `digest` can be read from, waiting until it is
     /// downloading, stored, or known not to come.
     fn source(&self, digest: &Digest, blobs: &BlobStore) -> Source {
@@ -164,10 +150,7 @@ impl Arrivals {
             if arrived.pull_over {
                 return Source::Gone;
             }
-            arrived = self
-                .changed
-                .wait(arrived)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            arrived = self.wait(arrived);
         }
     }
 }

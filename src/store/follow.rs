@@ -5,10 +5,11 @@
 //! downloads) is made from the blob the store keeps, or fails.
 
 use super::StoreError;
+use crate::watched::Watched;
 use oci_spec::image::Digest;
 use std::fs::File;
 use std::io::{self, Read};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 
 /// How a followed blob's writing ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,31 +30,7 @@ struct Landed {
 }
 
 /// The state writer and follower share.
-#[derive(Debug, Default)]
-struct Shared {
-    landed: Mutex<Landed>,
-    changed: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Landed> {
-        self.landed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn update(&self, change: impl FnOnce(&mut Landed)) {
-        change(&mut self.lock());
-        self.changed.notify_all();
-    }
-
-    /// Waits (`landed` released meanwhile) until the writer says more.
-    fn wait<'a>(&self, landed: MutexGuard<'a, Landed>) -> MutexGuard<'a, Landed> {
-        self.changed
-            .wait(landed)
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+type Shared = Watched<Landed>;
 
 /// The writer's side: says how many bytes landed and how it ended; a
 /// feed dropped before [`Feed::committed`] tells the follower the blob
