@@ -4,6 +4,7 @@
 //! Maps are ordered so the JSON is the same on every run; fields this
 //! builder does not know are kept as they came from the base image.
 
+use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -149,6 +150,17 @@ pub struct RootFs {
     /// Diff IDs, bottom first.
     #[serde(default)]
     pub diff_ids: Vec<String>,
+}
+
+impl RootFs {
+    /// The diff IDs as digests, bottom first; `Err` names the first one
+    /// that is not a digest.
+    pub fn digests(&self) -> Result<Vec<Digest>, String> {
+        self.diff_ids
+            .iter()
+            .map(|d| d.parse().map_err(|_| d.clone()))
+            .collect()
+    }
 }
 
 impl Default for RootFs {

@@ -177,7 +177,7 @@ fn read(store: &Store, descriptor: &Descriptor) -> Result<ImageBase, BaseError> 
         digest: config_digest.to_string(),
         source,
     })?;
-    let diff_ids = &config.rootfs.diff_ids;
+    let diff_ids = config.rootfs.digests().map_err(BaseError::DiffId)?;
     if diff_ids.len() != manifest.layers().len() {
         return Err(BaseError::LayerCount {
             layers: manifest.layers().len(),
@@ -188,15 +188,11 @@ fn read(store: &Store, descriptor: &Descriptor) -> Result<ImageBase, BaseError> 
         .layers()
         .iter()
         .zip(diff_ids)
-        .map(|(blob, diff_id)| {
-            Ok(LayerRef {
-                blob: blob.clone(),
-                diff_id: diff_id
-                    .parse()
-                    .map_err(|_| BaseError::DiffId(diff_id.clone()))?,
-            })
+        .map(|(blob, diff_id)| LayerRef {
+            blob: blob.clone(),
+            diff_id,
         })
-        .collect::<Result<_, BaseError>>()?;
+        .collect();
     Ok(ImageBase {
         config,
         config_digest,

@@ -75,13 +75,7 @@ impl LayerFeed for Unpacking {
         let Ok(config) = ImageConfig::parse(&bytes) else {
             return;
         };
-        let Ok(diff_ids) = config
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|d| d.parse::<Digest>())
-            .collect::<Result<Vec<_>, _>>()
-        else {
+        let Ok(diff_ids) = config.rootfs.digests() else {
             return;
         };
         if diff_ids.len() != layers.len() {
