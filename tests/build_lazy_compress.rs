@@ -486,3 +486,82 @@ fn force_compression_recompresses_a_pulled_base_layer() {
     assert_eq!(forced_config, config);
     assert_layers(&manifest, &config, ZSTD, |d| registry_blob(&registry, d));
 }
+
+/// A registry that refuses a layer streamed while it is compressed (a
+/// `PATCH` of no announced length) still gets the image: the layer goes
+/// up again from the store once compressed, in one `PUT`.
+#[test]
+fn a_layer_whose_streamed_upload_is_refused_goes_up_from_the_store() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use support::http::{Response, TestServer};
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("refused", "FROM scratch\nCOPY busybox /bin/busybox\n");
+    let output = home
+        .build(&["-t", "refused:1", context.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+
+    // A registry in memory, as far as a push needs one; it answers a
+    // streamed PATCH with 400, as a registry without stream uploads.
+    let blobs: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+    let manifests: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let streamed = Arc::new(Mutex::new(0));
+    let server = TestServer::start({
+        let (blobs, manifests, streamed) = (blobs.clone(), manifests.clone(), streamed.clone());
+        move |req| {
+            let path = req.path();
+            match req.method.as_str() {
+                "GET" if path == "/v2/" => Response::new(200),
+                "HEAD" => match path.rsplit_once("/blobs/") {
+                    Some((_, digest)) if blobs.lock().unwrap().contains_key(digest) => {
+                        Response::new(200)
+                    }
+                    _ => Response::new(404),
+                },
+                "POST" => Response::new(202).header("Location", "/v2/app/blobs/uploads/1"),
+                "PATCH" => {
+                    *streamed.lock().unwrap() += 1;
+                    Response::new(400).json(&serde_json::json!({"errors": [
+                        {"code": "BLOB_UPLOAD_INVALID", "message": "no stream uploads here"}
+                    ]}))
+                }
+                "PUT" if path.contains("/blobs/uploads/") => {
+                    let digest = req.query("digest").pop().unwrap_or_default();
+                    if builder::digest::sha256(&req.body).to_string() != digest {
+                        return Response::new(400);
+                    }
+                    blobs.lock().unwrap().insert(digest, req.body.clone());
+                    Response::new(201)
+                }
+                "PUT" if path.contains("/manifests/") => {
+                    manifests.lock().unwrap().push(req.body.clone());
+                    Response::new(201)
+                }
+                _ => Response::new(404),
+            }
+        }
+    });
+    let target = format!("{}/app:1", server.host());
+    let (stdout, stderr) = push(&home, &["refused:1", &target]);
+    assert!(stderr.contains("exported layer "), "{stderr}");
+    assert_eq!(
+        *streamed.lock().unwrap(),
+        1,
+        "the layer was first sent as it was compressed"
+    );
+    let manifests = manifests.lock().unwrap();
+    let manifest: Value = serde_json::from_slice(manifests.last().unwrap()).unwrap();
+    assert_eq!(
+        digest_line(&stdout),
+        builder::digest::sha256(manifests.last().unwrap()).to_string()
+    );
+    let blobs = blobs.lock().unwrap();
+    let config: Value =
+        serde_json::from_slice(&blobs[manifest["config"]["digest"].as_str().unwrap()]).unwrap();
+    assert_layers(&manifest, &config, GZIP, |d| blobs[d].clone());
+}

@@ -1,12 +1,13 @@
 //! Pushing to a real registry: what builder pushes is accepted by skopeo,
 //! reads back byte for byte, mounts blobs across repositories, skips blobs
-//! already there, and survives chunked uploads.
+//! already there, survives chunked uploads, and sends a blob still being
+//! written as its bytes land.
 
 mod support;
 
 use builder::image::Reference;
 use builder::progress::{BlobOutcome, Direction, Event, ProgressSender};
-use builder::registry::{Client, PullOptions, PushOptions, pull, push};
+use builder::registry::{Client, PullOptions, PushOptions, pull, push, upload_written};
 use builder::store::Store;
 use support::image::BaseImage;
 use support::registry::Registry;
@@ -157,6 +158,7 @@ async fn chunked_uploads_to_another_registry_pull_back_byte_for_byte() {
         parallel: 2,
         monolithic_limit: 1024,
         chunk_size: 100 * 1024,
+        ..PushOptions::default()
     };
     let (tx, mut events) = ProgressSender::channel();
     let by_digest = reference(&format!("{}/mirror@{}", dest.host(), pulled.manifest));
@@ -187,4 +189,79 @@ async fn chunked_uploads_to_another_registry_pull_back_byte_for_byte() {
         let path = store2.blobs().path(&digest.parse().unwrap()).unwrap();
         assert!(&std::fs::read(path).unwrap() == bytes, "{digest} differs");
     }
+}
+
+/// A blob the store is still writing (a layer compressed for a push) goes
+/// up as its bytes land: the registry holds the first part before the rest
+/// is written, and the upload closes under the digest the store commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_goes_up_while_the_store_writes_it() {
+    use std::io::Write as _;
+    let Some(registry) = Registry::with_htpasswd("dave", "pw") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let client = Client::new(
+        &registry.host(),
+        Some(builder::registry::Credential::Basic {
+            username: "dave".into(),
+            password: "pw".into(),
+        }),
+        &[],
+    )
+    .unwrap();
+    let target = reference(&format!("{}/streamed:v1", registry.host()));
+    let first: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    let rest = b"the rest, written once the first part is up".repeat(1000);
+
+    let mut writer = store.blobs().writer(None).unwrap();
+    let follower = writer.follow().unwrap();
+    let upload = tokio::spawn(async move { upload_written(&client, &target, follower).await });
+    writer.write_all(&first).unwrap();
+    let uploads = registry
+        .storage()
+        .join("docker/registry/v2/repositories/streamed/_uploads");
+    let received = || -> u64 {
+        let Ok(sessions) = std::fs::read_dir(&uploads) else {
+            return 0;
+        };
+        sessions
+            .filter_map(|s| std::fs::metadata(s.ok()?.path().join("data")).ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0)
+    };
+    // Bounded wait for the registry, not a timing assertion.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while received() < first.len() as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the registry got {} of the {} bytes written so far\n{}",
+            received(),
+            first.len(),
+            registry.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!upload.is_finished(), "the upload waits for the rest");
+
+    writer.write_all(&rest).unwrap();
+    let stored = writer.commit().unwrap();
+    let digest = upload.await.unwrap().expect("streamed upload");
+    assert_eq!(digest, stored.digest);
+    let mut whole = first;
+    whole.extend_from_slice(&rest);
+    assert_eq!(builder::digest::sha256(&whole), digest);
+    let hex = digest.digest();
+    let kept = registry
+        .storage()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    assert!(
+        std::fs::read(&kept).unwrap() == whole,
+        "the registry's blob differs"
+    );
 }

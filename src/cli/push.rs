@@ -52,7 +52,7 @@ pub fn run(globals: &Globals, args: PushArgs) -> Result<()> {
     let digest = with_progress(ProgressMode::chosen(args.progress, "push"), |progress| {
         block_on(async {
             let digest =
-                push_stored(&client, &store, &image, &target, distribution, &progress).await?;
+                push_stored(client, &store, &image, &target, distribution, &progress).await?;
             progress.send(Event::Status(format!("pushed {target}@{digest}")));
             Ok(digest)
         })

@@ -22,7 +22,7 @@ use crate::image::ManifestOrIndex;
 use crate::image::manifest::canonical_json;
 use crate::image::media::{DOCKER_LAYER_GZIP, DOCKER_MANIFEST, document_kind};
 use crate::progress::{Work, WorkKind, WorkMeter};
-use crate::store::{Store, StoreError};
+use crate::store::{BlobFollower, Store, StoreError};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use std::io::Read;
 use std::sync::Mutex;
@@ -87,15 +87,25 @@ pub enum DistributeError {
     },
 }
 
+/// What hears about the compressions [`distribution_image`] makes.
+#[derive(Clone, Copy)]
+pub struct Observers<'a> {
+    /// Hears each compression that takes a while (`exporting layer …`).
+    pub on_work: &'a (dyn Fn(Work) + Sync),
+    /// Gets a reader of each compressed layer while it is written (a push
+    /// sends the bytes as they are made); it ends once the store has the
+    /// blob, whose digest it then tells.
+    pub on_writing: Option<&'a (dyn Fn(BlobFollower) + Sync)>,
+}
+
 /// The manifest or index `image` as it is sent with its layers
 /// compressed as `want` says: `image` itself when no layer changes, else
-/// a document stored beside it. `on_work` hears each compression that
-/// takes a while (`exporting layer …`).
+/// a document stored beside it. `observers` hear of each compression.
 pub fn distribution_image(
     store: &Store,
     image: &Descriptor,
     want: Distribution,
-    on_work: &(dyn Fn(Work) + Sync),
+    observers: Observers<'_>,
 ) -> Result<Descriptor, DistributeError> {
     let blobs = store.blobs();
     let media_type = image.media_type().to_string();
@@ -116,7 +126,7 @@ pub fn distribution_image(
         ManifestOrIndex::Index(index) => {
             let mut changed = false;
             for (i, child) in index.manifests().iter().enumerate() {
-                let sent = distribution_image(store, child, want, on_work)?;
+                let sent = distribution_image(store, child, want, observers)?;
                 if sent.digest() != child.digest() {
                     set_entry(&mut value, "manifests", i, None, &sent);
                     changed = true;
@@ -126,7 +136,7 @@ pub fn distribution_image(
         }
         ManifestOrIndex::Manifest(manifest) => {
             let docker = value.get("mediaType").and_then(|m| m.as_str()) == Some(DOCKER_MANIFEST);
-            let layers = distribution_layers(store, manifest.layers(), want, on_work)?;
+            let layers = distribution_layers(store, manifest.layers(), want, observers)?;
             let mut changed = false;
             for (i, (sent, stored)) in layers.iter().zip(manifest.layers()).enumerate() {
                 if sent.digest() != stored.digest() {
@@ -180,7 +190,7 @@ pub fn distribution_layers(
     store: &Store,
     layers: &[Descriptor],
     want: Distribution,
-    on_work: &(dyn Fn(Work) + Sync),
+    observers: Observers<'_>,
 ) -> Result<Vec<Descriptor>, DistributeError> {
     let mut jobs = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
@@ -212,7 +222,7 @@ pub fn distribution_layers(
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some(i) = next else { break };
                     let Some(layer) = layers.get(i) else { break };
-                    let result = variant(store, layer, want, on_work);
+                    let result = variant(store, layer, want, observers);
                     let failed = result.is_err();
                     results
                         .lock()
@@ -262,7 +272,7 @@ fn variant(
     store: &Store,
     layer: &Descriptor,
     want: Distribution,
-    on_work: &(dyn Fn(Work) + Sync),
+    observers: Observers<'_>,
 ) -> Result<Descriptor, DistributeError> {
     let source = layer.digest();
     let variants = store.variants();
@@ -284,9 +294,12 @@ fn variant(
             layer: source.clone(),
         },
         Some(layer.size()),
-        on_work,
+        observers.on_work,
     );
-    let writer = blobs.writer(None)?;
+    let mut writer = blobs.writer(None)?;
+    if let Some(on_writing) = observers.on_writing {
+        on_writing(writer.follow()?);
+    }
     let (writer, digests) = write_compressed(writer, want.codec, |out| {
         let mut tar = decompress(
             Metered {
@@ -342,6 +355,11 @@ impl<R: Read, F: FnMut(Work)> Read for Metered<'_, R, F> {
 mod tests {
     use super::*;
     use crate::image::manifest::new_manifest;
+
+    const QUIET: Observers<'static> = Observers {
+        on_work: &|_| {},
+        on_writing: None,
+    };
 
     fn tar_of(content: &[u8]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
@@ -403,9 +421,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (top, [plain, zipped]) = image(&store);
-        let quiet = |_: Work| {};
 
-        let sent = distribution_image(&store, &top, Distribution::default(), &quiet).unwrap();
+        let sent = distribution_image(&store, &top, Distribution::default(), QUIET).unwrap();
         assert_ne!(sent.digest(), top.digest());
         let sent_layers = layers(&store, &sent);
         assert_eq!(sent_layers[0].media_type(), &MediaType::ImageLayerGzip);
@@ -422,7 +439,7 @@ mod tests {
         );
 
         // Again: the memo's variant, the same document.
-        let again = distribution_image(&store, &top, Distribution::default(), &quiet).unwrap();
+        let again = distribution_image(&store, &top, Distribution::default(), QUIET).unwrap();
         assert_eq!(again, sent);
 
         // zstd: the plain layer as zstd, the gzip one as it is unless forced.
@@ -432,7 +449,7 @@ mod tests {
         };
         let sent = layers(
             &store,
-            &distribution_image(&store, &top, zstd, &quiet).unwrap(),
+            &distribution_image(&store, &top, zstd, QUIET).unwrap(),
         );
         assert_eq!(sent[0].media_type(), &MediaType::ImageLayerZstd);
         assert_eq!(sent[1], zipped);
@@ -442,7 +459,7 @@ mod tests {
         };
         let sent = layers(
             &store,
-            &distribution_image(&store, &top, forced, &quiet).unwrap(),
+            &distribution_image(&store, &top, forced, QUIET).unwrap(),
         );
         assert_eq!(sent[1].media_type(), &MediaType::ImageLayerZstd);
 
@@ -450,10 +467,42 @@ mod tests {
         store.blobs().remove(sent[1].digest()).unwrap();
         let remade = layers(
             &store,
-            &distribution_image(&store, &top, forced, &quiet).unwrap(),
+            &distribution_image(&store, &top, forced, QUIET).unwrap(),
         );
         assert_eq!(remade, sent);
         assert!(store.blobs().contains(sent[1].digest()));
+    }
+
+    #[test]
+    fn a_follower_reads_each_compressed_layer_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (top, _) = image(&store);
+        let readers = Mutex::new(Vec::new());
+        let on_writing = |mut follower: BlobFollower| {
+            let ending = follower.ending();
+            readers.lock().unwrap().push(std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                follower.read_to_end(&mut bytes).unwrap();
+                (bytes, ending.finish().unwrap())
+            }));
+        };
+        let observers = Observers {
+            on_writing: Some(&on_writing),
+            ..QUIET
+        };
+        let sent = distribution_image(&store, &top, Distribution::default(), observers).unwrap();
+        let followed: Vec<_> = readers
+            .into_inner()
+            .unwrap()
+            .into_iter()
+            .map(|reader| reader.join().unwrap())
+            .collect();
+        let compressed = &layers(&store, &sent)[0];
+        assert_eq!(followed.len(), 1, "only the plain layer is compressed");
+        let (bytes, stored) = &followed[0];
+        assert_eq!(&stored.digest, compressed.digest());
+        assert_eq!(bytes, &store.blobs().read(compressed.digest()).unwrap());
     }
 
     #[test]
@@ -461,18 +510,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (top, [plain, zipped]) = image(&store);
-        let quiet = |_: Work| {};
+
         let at = |level| Distribution {
             codec: Codec::with_level(Compression::Gzip, level).unwrap(),
             force: true,
         };
         let pinned = layers(
             &store,
-            &distribution_image(&store, &top, Distribution::default(), &quiet).unwrap(),
+            &distribution_image(&store, &top, Distribution::default(), QUIET).unwrap(),
         );
         let fast = layers(
             &store,
-            &distribution_image(&store, &top, at(1), &quiet).unwrap(),
+            &distribution_image(&store, &top, at(1), QUIET).unwrap(),
         );
         assert_ne!(fast[0], pinned[0], "the memo's level-5 blob handed back");
         let tar = tar_of(b"plain");
@@ -492,7 +541,7 @@ mod tests {
         // The same level again: the same bytes; the pinned one still there.
         let again = layers(
             &store,
-            &distribution_image(&store, &top, at(1), &quiet).unwrap(),
+            &distribution_image(&store, &top, at(1), QUIET).unwrap(),
         );
         assert_eq!(again, fast);
         assert_eq!(
@@ -514,7 +563,7 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[600] ^= 1;
         std::fs::write(&path, bytes).unwrap();
-        let err = distribution_image(&store, &top, Distribution::default(), &|_| {}).unwrap_err();
+        let err = distribution_image(&store, &top, Distribution::default(), QUIET).unwrap_err();
         assert!(
             err.to_string()
                 .contains(&format!("layer {} is damaged", plain.digest())),

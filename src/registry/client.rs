@@ -12,6 +12,7 @@ use crate::digest::sha256;
 use crate::image::media::MANIFEST_ACCEPT;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
 use oci_spec::image::Digest;
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION,
@@ -20,7 +21,7 @@ use reqwest::header::{
 use reqwest::{Method, Response, StatusCode, Url};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
@@ -111,7 +112,10 @@ fn host_part(registry: &str) -> &str {
     }
 }
 
-/// A request body that can be rebuilt for every attempt.
+/// A stream of bytes sent as a body once (see [`Body::Stream`]).
+pub type OnceStream = Arc<Mutex<Option<BoxStream<'static, std::io::Result<Bytes>>>>>;
+
+/// A request body that can be rebuilt for every attempt, but a stream.
 #[derive(Clone)]
 pub enum Body {
     /// No body.
@@ -127,6 +131,10 @@ pub enum Body {
         progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
         check: Option<Arc<UploadCheck>>,
     },
+    /// Bytes as a stream yields them (a blob being made), of a length not
+    /// known ahead: sent once; an attempt after the first (a retry, a
+    /// second answer to an auth challenge) fails.
+    Stream(OnceStream),
 }
 
 impl Body {
@@ -151,6 +159,19 @@ impl Body {
         Ok(match self {
             Body::Empty => rb.header(CONTENT_LENGTH, 0),
             Body::Bytes(b) => rb.body(b.clone()),
+            Body::Stream(stream) => {
+                let taken = stream.lock().ok().and_then(|mut s| s.take());
+                let Some(stream) = taken else {
+                    return Err(RegistryError::Protocol {
+                        subject: subject.to_string(),
+                        reason: "a blob streamed as it is made cannot be sent twice".to_owned(),
+                    });
+                };
+                let activity = activity.clone();
+                rb.body(reqwest::Body::wrap_stream(stream.inspect(move |_| {
+                    activity.touch();
+                })))
+            }
             Body::File {
                 path,
                 offset,
@@ -668,6 +689,31 @@ impl Client {
             body,
             subject,
             phase: format!("pushing blob bytes {start}-{end}"),
+        };
+        let resp = self
+            .send_expecting(req, |s| s == StatusCode::ACCEPTED)
+            .await?;
+        self.location(&resp, subject)
+    }
+
+    /// Sends the bytes of an upload as one stream of unannounced length
+    /// (`PATCH` without `Content-Range`, docker's stream upload); returns
+    /// the session URL for the closing `PUT`.
+    pub async fn upload_stream(
+        &self,
+        repository: &str,
+        session: &Url,
+        body: Body,
+        subject: &str,
+    ) -> Result<Url, RegistryError> {
+        let req = Req {
+            method: Method::PATCH,
+            url: session.clone(),
+            scope: &Scope::push(repository),
+            headers: octet_stream(),
+            body,
+            subject,
+            phase: "pushing blob bytes as they are made".to_owned(),
         };
         let resp = self
             .send_expecting(req, |s| s == StatusCode::ACCEPTED)

@@ -2,7 +2,9 @@
 //! mounted from another repository of the same registry when the store
 //! knows one that has it, else uploaded (monolithic when small, chunked
 //! when large, always streamed from the file). Blobs go up in parallel
-//! (bounded); manifests follow their blobs, an index its manifests.
+//! (bounded); manifests follow their blobs, an index its manifests. A
+//! blob still being written (a layer compressed for the push) can go up
+//! as it is written, with [`upload_written`].
 
 use super::client::{Body, Client, MountOutcome};
 use super::error::RegistryError;
@@ -12,15 +14,21 @@ use super::upload_check::UploadCheck;
 use crate::image::media::{OCI_INDEX, OCI_MANIFEST};
 use crate::image::{ManifestOrIndex, PlatformSpec, Reference};
 use crate::progress::{BlobOutcome, Direction, Event, ProgressSender};
-use crate::store::{BlobStore, Store};
+use crate::store::{BlobFollower, BlobStore, Store};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 use oci_spec::image::{Descriptor, Digest, ImageManifest};
 use reqwest::Url;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::io::Read as _;
+use std::sync::{Arc, Mutex};
 
 /// Upload attempts per blob (each opens a fresh upload session).
 const BLOB_ATTEMPTS: u32 = 3;
+/// The most bytes of a blob being written sent as one piece of its stream.
+const WRITTEN_PIECE: usize = 1 << 20;
+/// Pieces of a blob being written read ahead of the network.
+const WRITTEN_AHEAD: usize = 4;
 
 /// How to push.
 #[derive(Debug, Clone)]
@@ -31,6 +39,9 @@ pub struct PushOptions {
     pub monolithic_limit: u64,
     /// Larger blobs go up in `PATCH` chunks of this size.
     pub chunk_size: u64,
+    /// Blobs the target has from [`upload_written`] already: reported as
+    /// sent, not asked about.
+    pub uploaded: HashSet<Digest>,
 }
 
 impl Default for PushOptions {
@@ -39,6 +50,7 @@ impl Default for PushOptions {
             parallel: 4,
             monolithic_limit: 32 << 20,
             chunk_size: 128 << 20,
+            uploaded: HashSet::new(),
         }
     }
 }
@@ -106,6 +118,67 @@ pub async fn push(
         .unwrap_or_else(|| image.to_string());
     ctx.put_manifest(&reference, &media_type, bytes).await?;
     Ok(image.clone())
+}
+
+/// Uploads a blob while the store writes it (a layer compressed for this
+/// push): its bytes go up in one streamed `PATCH` as `follower` reads
+/// them, and the upload closes with the digest the store committed, which
+/// is returned. A blob whose upload fails is left to [`push`], which
+/// sends it from the store (mark those that went up in
+/// [`PushOptions::uploaded`]).
+pub async fn upload_written(
+    client: &Client,
+    target: &Reference,
+    follower: BlobFollower,
+) -> Result<Digest, RegistryError> {
+    let subject = target.to_string();
+    let repository = target.repository();
+    let ending = follower.ending();
+    let session = client.start_upload(repository, &subject).await?;
+    let (pieces, received) = tokio::sync::mpsc::channel(WRITTEN_AHEAD);
+    tokio::task::spawn_blocking(move || read_pieces(follower, &pieces));
+    let stream = stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|piece| (piece, received))
+    });
+    let body = Body::Stream(Arc::new(Mutex::new(Some(stream.boxed()))));
+    let session = client
+        .upload_stream(repository, &session, body, &subject)
+        .await?;
+    let stored = tokio::task::spawn_blocking(move || ending.finish())
+        .await
+        .map_err(|e| RegistryError::Io {
+            subject: subject.clone(),
+            context: "waiting for the blob being written".to_owned(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(|e| store_error(&subject, e))?;
+    client
+        .finish_upload(repository, &session, &stored.digest, Body::Empty, &subject)
+        .await?;
+    Ok(stored.digest)
+}
+
+/// Sends what `follower` reads, piece by piece, until the blob is stored
+/// (or its error, when it is not), or until nothing takes the pieces.
+fn read_pieces(
+    mut follower: BlobFollower,
+    pieces: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    loop {
+        let mut piece = vec![0; WRITTEN_PIECE];
+        let read = match follower.read(&mut piece) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) => {
+                let _ = pieces.blocking_send(Err(e));
+                return;
+            }
+        };
+        piece.truncate(read);
+        if pieces.blocking_send(Ok(piece.into())).is_err() {
+            return;
+        }
+    }
 }
 
 struct Ctx<'a> {
@@ -183,6 +256,19 @@ impl Ctx<'_> {
                 outcome,
             });
         };
+        if self.options.uploaded.contains(digest) {
+            let size = self
+                .blobs
+                .size(digest)
+                .map_err(|e| store_error(self.subject, e))?;
+            self.progress.send(Event::BlobStarted {
+                digest: digest.clone(),
+                direction: Direction::Upload,
+                total: Some(size),
+            });
+            finished(BlobOutcome::Transferred);
+            return Ok(());
+        }
         if self
             .client
             .blob_exists(self.repository, digest, &scope, self.subject)

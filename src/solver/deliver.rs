@@ -16,13 +16,15 @@ use super::ClientFactory;
 use super::cache_remote::{self, ExportError};
 use crate::image::Reference;
 use crate::layer::compression_attrs::CompressionAttrError;
-use crate::layer::distribute::{DistributeError, Distribution, distribution_image};
+use crate::layer::distribute::{DistributeError, Distribution, Observers, distribution_image};
 use crate::layer::extract::ExtractWarning;
 use crate::output::{Destination, Export, Output, OutputError};
 use crate::progress::{Event, ProgressSender};
-use crate::registry::{PushOptions, RegistryError, push};
-use crate::store::{Store, StoreError};
-use oci_spec::image::Descriptor;
+use crate::registry::{Client, PushOptions, RegistryError, push, upload_written};
+use crate::store::{BlobFollower, Store, StoreError};
+use oci_spec::image::{Descriptor, Digest};
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
 
 /// Why delivering a built image failed.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -77,16 +79,86 @@ impl Sent<'_> {
     /// The distribution image with its layers compressed as `want` says
     /// (each once).
     fn get(&mut self, want: Distribution) -> Result<Descriptor, DistributeError> {
-        if let Some((_, made)) = self.made.iter().find(|(d, _)| *d == want) {
-            return Ok(made.clone());
+        self.make(want, None)
+    }
+
+    /// As [`Self::get`]; `on_writing` reads each layer compressed now as
+    /// it is written.
+    fn make(
+        &mut self,
+        want: Distribution,
+        on_writing: Option<&(dyn Fn(BlobFollower) + Sync)>,
+    ) -> Result<Descriptor, DistributeError> {
+        if let Some(made) = self.made(want) {
+            return Ok(made);
         }
         let progress = self.progress;
         let on_work = |work| progress.send(Event::Work(work));
+        let observers = Observers {
+            on_work: &on_work,
+            on_writing,
+        };
         let made = tokio::task::block_in_place(|| {
-            distribution_image(self.store, self.image, want, &on_work)
+            distribution_image(self.store, self.image, want, observers)
         })?;
         self.made.push((want, made.clone()));
         Ok(made)
+    }
+
+    /// The distribution image `want` asks for, when made already.
+    fn made(&self, want: Distribution) -> Option<Descriptor> {
+        let (_, made) = self.made.iter().find(|(d, _)| *d == want)?;
+        Some(made.clone())
+    }
+
+    /// Pushes the distribution image `want` asks for to `target`; layers
+    /// compressed for it go up while they are compressed (those whose
+    /// streamed upload fails go up again from the store).
+    async fn push(
+        &mut self,
+        want: Distribution,
+        client: &Arc<Client>,
+        target: &Reference,
+    ) -> Result<Digest, DeliverError> {
+        let mut options = PushOptions::default();
+        let image = match self.made(want) {
+            Some(made) => made,
+            None => {
+                let runtime = tokio::runtime::Handle::current();
+                let uploads = Mutex::new(Vec::new());
+                let on_writing = |follower: BlobFollower| {
+                    let (client, target) = (Arc::clone(client), target.clone());
+                    let upload = runtime
+                        .spawn(async move { upload_written(&client, &target, follower).await });
+                    uploads
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(upload);
+                };
+                let made = self.make(want, Some(&on_writing));
+                let uploads = uploads.into_inner().unwrap_or_else(|e| e.into_inner());
+                if made.is_err() {
+                    uploads.iter().for_each(JoinHandle::abort);
+                }
+                let made = made?;
+                for upload in uploads {
+                    let r = upload.await;
+                    if let Ok(Ok(digest)) = r {
+                        options.uploaded.insert(digest);
+                    }
+                }
+                made
+            }
+        };
+        Ok(push(
+            client,
+            self.store,
+            image.digest(),
+            target,
+            &options,
+            self.progress,
+        )
+        .await?)
     }
 
     /// The first image made, as buildx reports one.
@@ -171,17 +243,8 @@ pub async fn deliver(
         }
     }
     for (name, want) in &to_push {
-        let image = sent.get(*want)?;
-        let client = clients(name.registry())?;
-        let digest = push(
-            &client,
-            store,
-            image.digest(),
-            name,
-            &PushOptions::default(),
-            progress,
-        )
-        .await?;
+        let client = Arc::new(clients(name.registry())?);
+        let digest = sent.push(*want, &client, name).await?;
         progress.send(Event::Status(format!("pushed {name}@{digest}")));
     }
     cache_remote::export_all(
@@ -200,13 +263,13 @@ pub async fn deliver(
 /// compressed as `distribution` says (each once: the store remembers);
 /// returns the digest the target now names.
 pub async fn push_stored(
-    client: &crate::registry::Client,
+    client: Client,
     store: &Store,
     image: &Descriptor,
     target: &Reference,
     distribution: Distribution,
     progress: &ProgressSender,
-) -> Result<oci_spec::image::Digest, DeliverError> {
+) -> Result<Digest, DeliverError> {
     let _lease = store.lease()?;
     let mut sent = Sent {
         store,
@@ -214,9 +277,7 @@ pub async fn push_stored(
         progress,
         made: Vec::new(),
     };
-    let image = sent.get(distribution)?;
-    let options = PushOptions::default();
-    Ok(push(client, store, image.digest(), target, &options, progress).await?)
+    sent.push(distribution, &Arc::new(client), target).await
 }
 
 /// Every name the image gets: `-t` names and `type=image` names.

@@ -411,22 +411,23 @@ impl BlobWriter {
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| StoreError::io("sync directory", dir, e))?;
+        let stored = StoredBlob { digest, size };
         if let Some(feed) = feed {
-            feed.committed();
+            feed.committed(stored.clone());
         }
-        Ok(StoredBlob { digest, size })
+        Ok(stored)
     }
 
     /// A reader of the bytes as they are written (see [`BlobFollower`]):
     /// from now on each write goes to the temp file at once, where the
-    /// follower reads it. Only a writer with an expected digest has one,
-    /// and only one.
+    /// follower reads it. A writer has one follower at most; one of a
+    /// blob with no expected digest learns it from the commit.
     pub fn follow(&mut self) -> Result<BlobFollower, StoreError> {
-        let Some(expected) = &self.expected else {
-            let unannounced = io::Error::other("a blob of no announced digest cannot be followed");
-            return Err(StoreError::io("follow", &self.temp_path, unannounced));
-        };
-        let digest = expected.digest.clone();
+        if self.feed.is_some() {
+            let twice = io::Error::other("a blob being written has one follower at most");
+            return Err(StoreError::io("follow", &self.temp_path, twice));
+        }
+        let digest = self.expected.as_ref().map(|e| e.digest.clone());
         self.inner
             .flush()
             .map_err(|e| StoreError::io("write", &self.temp_path, e))?;

@@ -2,9 +2,10 @@
 //! writer's temp file up to what has landed, waits for more, and ends only
 //! once the writer has committed the blob (its digest and size checked),
 //! so whatever is made from the bytes (a snapshot unpacked as a layer
-//! downloads) is made from the blob the store keeps, or fails.
+//! downloads, a compressed layer pushed as it is compressed) is made from
+//! the blob the store keeps, or fails.
 
-use super::StoreError;
+use super::{StoreError, StoredBlob};
 use crate::watched::Watched;
 use oci_spec::image::Digest;
 use std::fs::File;
@@ -12,10 +13,10 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 /// How a followed blob's writing ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum End {
     /// The blob is in the store.
-    Committed,
+    Committed(StoredBlob),
     /// The writer was dropped or its bytes were refused: nothing stored.
     Abandoned,
 }
@@ -44,9 +45,9 @@ impl Feed {
         self.0.update(|l| l.bytes = bytes);
     }
 
-    /// The blob is committed.
-    pub(super) fn committed(self) {
-        self.0.update(|l| l.end = Some(End::Committed));
+    /// The blob is committed as `stored`.
+    pub(super) fn committed(self, stored: StoredBlob) {
+        self.0.update(|l| l.end = Some(End::Committed(stored)));
     }
 }
 
@@ -66,7 +67,9 @@ impl Drop for Feed {
 #[derive(Debug)]
 pub struct BlobFollower {
     file: File,
-    digest: Digest,
+    /// The digest announced for the blob; `None` when it is known only
+    /// once written (a compressed layer).
+    digest: Option<Digest>,
     read: u64,
     shared: Arc<Shared>,
 }
@@ -74,7 +77,7 @@ pub struct BlobFollower {
 impl BlobFollower {
     /// A follower reading `file` (the writer's temp file, opened anew) and
     /// the feed its writer keeps.
-    pub(super) fn new(file: File, digest: Digest) -> (Self, Feed) {
+    pub(super) fn new(file: File, digest: Option<Digest>) -> (Self, Feed) {
         let shared = Arc::new(Shared::default());
         let feed = Feed(Arc::clone(&shared));
         let follower = Self {
@@ -105,11 +108,11 @@ impl BlobFollower {
                 return Ok(landed.bytes - self.read);
             }
             match landed.end {
-                Some(End::Committed) => return Ok(0),
+                Some(End::Committed(_)) => return Ok(0),
                 Some(End::Abandoned) => {
                     return Err(io::Error::other(format!(
-                        "the download of blob {} was abandoned",
-                        self.digest
+                        "the writing of {} was abandoned",
+                        named(self.digest.as_ref())
                     )));
                 }
                 None => landed = self.shared.wait(landed),
@@ -121,26 +124,35 @@ impl BlobFollower {
 /// How a followed blob's writing ended (see [`BlobFollower::ending`]).
 #[derive(Debug)]
 pub struct BlobEnding {
-    digest: Digest,
+    digest: Option<Digest>,
     shared: Arc<Shared>,
 }
 
 impl BlobEnding {
-    /// Waits until the writer is done: `Ok` once the blob is committed,
-    /// [`StoreError::BlobAbandoned`] when it was not.
-    pub fn finish(self) -> Result<(), StoreError> {
+    /// Waits until the writer is done: the blob as stored once it is
+    /// committed, [`StoreError::BlobAbandoned`] when it was not.
+    pub fn finish(self) -> Result<StoredBlob, StoreError> {
         let mut landed = self.shared.lock();
         loop {
-            match landed.end {
-                Some(End::Committed) => return Ok(()),
+            match &landed.end {
+                Some(End::Committed(stored)) => return Ok(stored.clone()),
                 Some(End::Abandoned) => {
                     return Err(StoreError::BlobAbandoned {
-                        digest: self.digest,
+                        what: named(self.digest.as_ref()),
                     });
                 }
                 None => landed = self.shared.wait(landed),
             }
         }
+    }
+}
+
+/// The followed blob, for errors: the blob announced, or one whose digest
+/// was to come from its bytes.
+fn named(digest: Option<&Digest>) -> String {
+    match digest {
+        Some(digest) => format!("blob {digest}"),
+        None => "the blob being written".to_owned(),
     }
 }
 
@@ -160,7 +172,10 @@ impl Read for BlobFollower {
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("blob {} ended before its written bytes", self.digest),
+                format!(
+                    "{} ended before its written bytes",
+                    named(self.digest.as_ref())
+                ),
             ));
         }
         self.read += n as u64;

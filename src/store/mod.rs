@@ -107,11 +107,11 @@ pub enum StoreError {
         reason: String,
     },
     /// A blob read as it was written was not stored in the end (the
-    /// download failed or its bytes were refused).
-    #[error("blob {digest} was not stored: its download failed or its bytes were refused")]
+    /// download or compression failed, or its bytes were refused).
+    #[error("{what} was not stored: its writing failed or its bytes were refused")]
     BlobAbandoned {
-        /// The blob.
-        digest: Digest,
+        /// The blob (`blob sha256:…`).
+        what: String,
     },
     /// No blob with that digest is stored.
     #[error("blob {digest} is not in the store")]

@@ -137,10 +137,17 @@ impl SnapshotStore {
     ) -> Result<Digest, StoreError> {
         let chain = chain_id(below.last(), diff_id);
         if self.contains(&chain) {
-            return blob.ending().finish().map(|()| chain);
+            return blob.ending().finish().map(|_| chain);
         }
         let ending = blob.ending();
-        self.unpack_from(below, layer, diff_id, blob, || ending.finish(), read)
+        self.unpack_from(
+            below,
+            layer,
+            diff_id,
+            blob,
+            || ending.finish().map(drop),
+            read,
+        )
     }
 
     /// Unpacks the blob of `layer` read through `blob` into a new snapshot

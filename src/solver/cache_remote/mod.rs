@@ -28,7 +28,7 @@ pub(crate) use mounts::{MountsUsed, is_empty as mount_is_empty, seed as seed_mou
 pub use source::RemoteBlobs;
 pub use spec::{CacheFrom, CacheLocation, CacheMode, CacheSpecError, CacheTo};
 
-use crate::layer::distribute::{DistributeError, Distribution, distribution_layers};
+use crate::layer::distribute::{DistributeError, Distribution, Observers, distribution_layers};
 use crate::progress::{Event, ProgressSender};
 use crate::registry::sources::Sources;
 use crate::solver::ClientFactory;
@@ -160,7 +160,15 @@ fn compressed(
     let layers = config.layers();
     let on_work = |work| progress.send(Event::Work(work));
     let sent = tokio::task::block_in_place(|| {
-        distribution_layers(store, &layers, distribution, &on_work)
+        distribution_layers(
+            store,
+            &layers,
+            distribution,
+            Observers {
+                on_work: &on_work,
+                on_writing: None,
+            },
+        )
     })?;
     let by_stored: std::collections::HashMap<_, _> = layers
         .iter()
