@@ -7,7 +7,9 @@ mod support;
 
 use builder::image::Reference;
 use builder::progress::{BlobOutcome, Direction, Event, ProgressSender};
-use builder::registry::{Client, PullOptions, PushOptions, pull, push, upload_written};
+use builder::registry::{
+    Client, PullOptions, PushOptions, WrittenUpload, pull, push, upload_written,
+};
 use builder::store::Store;
 use support::image::BaseImage;
 use support::registry::Registry;
@@ -248,7 +250,9 @@ async fn a_blob_goes_up_while_the_store_writes_it() {
 
     writer.write_all(&rest).unwrap();
     let stored = writer.commit().unwrap();
-    let digest = upload.await.unwrap().expect("streamed upload");
+    let WrittenUpload::Sent(digest) = upload.await.unwrap().expect("streamed upload") else {
+        panic!("the registry had nothing of it");
+    };
     assert_eq!(digest, stored.digest);
     let mut whole = first;
     whole.extend_from_slice(&rest);

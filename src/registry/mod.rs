@@ -17,4 +17,4 @@ pub use client::{Client, Endpoint};
 pub use credentials::{Credential, DockerConfig};
 pub use error::RegistryError;
 pub use pull::{LayerFeed, PullOptions, PulledImage, index_platforms, pull};
-pub use push::{PushOptions, push, upload_written};
+pub use push::{PushOptions, WrittenUpload, push, upload_written};

@@ -120,17 +120,28 @@ pub async fn push(
     Ok(image.clone())
 }
 
+/// What [`upload_written`] did with a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WrittenUpload {
+    /// The registry has the blob from this upload.
+    Sent(Digest),
+    /// The registry had the blob already (found once the store had
+    /// written it): the rest of the upload was dropped.
+    Present(Digest),
+}
+
 /// Uploads a blob while the store writes it (a layer compressed for this
 /// push): its bytes go up in one streamed `PATCH` as `follower` reads
-/// them, and the upload closes with the digest the store committed, which
-/// is returned. A blob whose upload fails is left to [`push`], which
-/// sends it from the store (mark those that went up in
+/// them, and the upload closes with the digest the store committed. A
+/// blob the registry turns out to have (asked once its digest is known)
+/// is not sent further. A blob whose upload fails is left to [`push`],
+/// which sends it from the store (mark those sent in
 /// [`PushOptions::uploaded`]).
 pub async fn upload_written(
     client: &Client,
     target: &Reference,
     follower: BlobFollower,
-) -> Result<Digest, RegistryError> {
+) -> Result<WrittenUpload, RegistryError> {
     let subject = target.to_string();
     let repository = target.repository();
     let ending = follower.ending();
@@ -141,21 +152,43 @@ pub async fn upload_written(
         received.recv().await.map(|piece| (piece, received))
     });
     let body = Body::Stream(Arc::new(Mutex::new(Some(stream.boxed()))));
-    let session = client
-        .upload_stream(repository, &session, body, &subject)
-        .await?;
-    let stored = tokio::task::spawn_blocking(move || ending.finish())
-        .await
-        .map_err(|e| RegistryError::Io {
-            subject: subject.clone(),
-            context: "waiting for the blob being written".to_owned(),
-            source: std::io::Error::other(e),
-        })?
-        .map_err(|e| store_error(&subject, e))?;
+    let upload = client.upload_stream(repository, &session, body, &subject);
+    tokio::pin!(upload);
+    let mut committed = tokio::task::spawn_blocking(move || ending.finish());
+    let mut sent = None;
+    let stored = loop {
+        tokio::select! {
+            session = &mut upload, if sent.is_none() => sent = Some(session?),
+            stored = &mut committed => {
+                break stored
+                    .map_err(|e| RegistryError::Io {
+                        subject: subject.clone(),
+                        context: "waiting for the blob being written".to_owned(),
+                        source: std::io::Error::other(e),
+                    })?
+                    .map_err(|e| store_error(&subject, e))?;
+            }
+        }
+    };
+    let session = match sent {
+        Some(session) => session,
+        None => {
+            // The store has it, the registry is still taking it: a
+            // registry that had it all along needs no more bytes.
+            let scope = super::auth::Scope::push(repository);
+            if let Ok(true) = client
+                .blob_exists(repository, &stored.digest, &scope, &subject)
+                .await
+            {
+                return Ok(WrittenUpload::Present(stored.digest));
+            }
+            upload.await?
+        }
+    };
     client
         .finish_upload(repository, &session, &stored.digest, Body::Empty, &subject)
         .await?;
-    Ok(stored.digest)
+    Ok(WrittenUpload::Sent(stored.digest))
 }
 
 /// Sends what `follower` reads, piece by piece, until the blob is stored

@@ -8,7 +8,9 @@
 //! image (a push, a `type=oci` or `type=docker` archive) is the
 //! distribution image, whose layers are compressed once (and remembered)
 //! by [`distribution_image`], as the output's compression attributes
-//! say over `--compression` (one image for each setting asked).
+//! say over `--compression` (one image for each setting asked). A push
+//! sends the layers it compresses while they are compressed
+//! ([`upload_written`]).
 //! `type=local` and `type=tar` read the uncompressed layers.
 
 use super::Built;
@@ -20,7 +22,7 @@ use crate::layer::distribute::{DistributeError, Distribution, Observers, distrib
 use crate::layer::extract::ExtractWarning;
 use crate::output::{Destination, Export, Output, OutputError};
 use crate::progress::{Event, ProgressSender};
-use crate::registry::{Client, PushOptions, RegistryError, push, upload_written};
+use crate::registry::{Client, PushOptions, RegistryError, WrittenUpload, push, upload_written};
 use crate::store::{BlobFollower, Store, StoreError};
 use oci_spec::image::{Descriptor, Digest};
 use std::sync::{Arc, Mutex};
@@ -142,8 +144,7 @@ impl Sent<'_> {
                 }
                 let made = made?;
                 for upload in uploads {
-                    let r = upload.await;
-                    if let Ok(Ok(digest)) = r {
+                    if let Ok(Ok(WrittenUpload::Sent(digest))) = upload.await {
                         options.uploaded.insert(digest);
                     }
                 }
