@@ -742,3 +742,77 @@ fn cache_mounts_in_a_local_cache_only_with_mounts_true_and_a_bad_blob_is_refused
     );
     assert_eq!(counter, "x", "{stderr}");
 }
+
+/// The layers an inline cache's records name (`digest` beside `diff_id`).
+fn inline_layers(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let (Some(Value::String(digest)), true) =
+                (map.get("digest"), map.contains_key("diff_id"))
+            {
+                out.push(digest.clone());
+            }
+            map.values().for_each(|v| inline_layers(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| inline_layers(v, out)),
+        _ => {}
+    }
+}
+
+/// An inline cache names the layers as the image is pushed: with
+/// `compression=zstd` on the pushing output (and gzip from
+/// `--compression`), its records name the zstd layers the registry has,
+/// and a build elsewhere that exports the image from that cache gets
+/// every layer.
+#[test]
+fn an_inline_cache_names_the_layers_as_its_output_compresses_them() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let image = format!("{}/inline-zstd:1", registry.host());
+    let a = Home::new();
+    let dir = context(&a, "src", FLAT, "#!/bin/sh\necho zstd\n");
+    run(
+        &a,
+        &[
+            "--cache-to",
+            "type=inline",
+            "-o",
+            &format!("type=registry,name={image},compression=zstd"),
+            dir.to_str().unwrap(),
+        ],
+    );
+    let pushed = registry_layers(&registry, &image);
+    let raw = registry.skopeo(&[
+        "inspect",
+        "--config",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ]);
+    let config: Value = serde_json::from_slice(&raw).unwrap();
+    let mut named = Vec::new();
+    inline_layers(&config["builder.cache.v1"], &mut named);
+    assert!(!named.is_empty(), "{config}");
+    for digest in &named {
+        assert!(pushed.contains(digest), "{digest} is not in {pushed:?}");
+    }
+
+    let b = Home::new();
+    let dir = context(&b, "src", FLAT, "#!/bin/sh\necho zstd\n");
+    let out = b.path("out.tar");
+    let stderr = run(
+        &b,
+        &[
+            "--cache-from",
+            &image,
+            "-o",
+            &format!("type=oci,dest={}", out.display()),
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(stderr.contains("0 steps run, 5 cached"), "{stderr}");
+}

@@ -323,6 +323,12 @@ pub fn build_image(
         })
         .transpose()?;
     let entitlements = entitlements(&args)?;
+    let names = image_names(&tags, &outputs);
+    let delivery = Delivery {
+        tags,
+        outputs,
+        push: args.push,
+    };
     let options = BuildOptions {
         context: input.context.clone(),
         dockerfile: input.dockerfile_path.clone(),
@@ -358,17 +364,14 @@ pub fn build_image(
         cache_from,
         cache_to,
         distribution,
+        inline_distribution: delivery
+            .sent_as(distribution)
+            .unwrap_or_else(|e| usage_error(&format!("--output: {e}"))),
     };
     let style = if args.quiet {
         Style::Quiet
     } else {
         ProgressMode::chosen(args.progress, "build").style()?
-    };
-    let names = image_names(&tags, &outputs);
-    let delivery = Delivery {
-        tags,
-        outputs,
-        push: args.push,
     };
     let (sender, renderer) = progress::spawn_renderer(style);
     sender.send(definition_loaded(&input.dockerfile));

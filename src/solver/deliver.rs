@@ -68,6 +68,65 @@ pub struct Delivery {
     pub push: bool,
 }
 
+impl Delivery {
+    /// Each name pushed, once, with how its layers are sent: as the first
+    /// `type=image` output naming it says (its compression attributes
+    /// over `default`, `--compression`), then the `--push`ed `-t` names.
+    pub fn pushes(
+        &self,
+        default: Distribution,
+    ) -> Result<Vec<(Reference, Distribution)>, CompressionAttrError> {
+        let tags = &self.tags;
+        let mut pushes: Vec<(Reference, Distribution)> = Vec::new();
+        for output in &self.outputs {
+            let Output::Image {
+                names,
+                push,
+                compression,
+            } = output
+            else {
+                continue;
+            };
+            let want = compression.resolve(default)?;
+            let names = if names.is_empty() { tags } else { names };
+            for name in names {
+                // `--push` pushes the -t names, or without any, the
+                // type=image names.
+                let pushed = *push || (self.push && (tags.is_empty() || tags.contains(name)));
+                if pushed && !pushes.iter().any(|(n, _)| n == name) {
+                    pushes.push((name.clone(), want));
+                }
+            }
+        }
+        if self.push {
+            for tag in tags {
+                if !pushes.iter().any(|(n, _)| n == tag) {
+                    pushes.push((tag.clone(), default));
+                }
+            }
+        }
+        Ok(pushes)
+    }
+
+    /// How the image's layers leave the store: as its first push sends
+    /// them, else as its first OCI or docker export writes them, else as
+    /// `default` says. What names its layers (an inline cache) names them
+    /// so.
+    pub fn sent_as(&self, default: Distribution) -> Result<Distribution, CompressionAttrError> {
+        if let Some((_, first)) = self.pushes(default)?.first() {
+            return Ok(*first);
+        }
+        for output in &self.outputs {
+            if let Output::Export(export) = output
+                && let Some(attrs) = export.compression()
+            {
+                return attrs.resolve(default);
+            }
+        }
+        Ok(default)
+    }
+}
+
 /// The image as it leaves the store, made once for each distribution
 /// an output asks for, when first needed.
 struct Sent<'a> {
@@ -191,9 +250,6 @@ pub async fn deliver(
     for tag in tags {
         refs.set(tag, built.image.clone())?;
     }
-    // Each name pushed once, as the first `type=image` output naming it
-    // says (its compression attributes over `--compression`).
-    let mut to_push: Vec<(Reference, Distribution)> = Vec::new();
     for output in &delivery.outputs {
         match output {
             Output::Export(export) => {
@@ -213,37 +269,18 @@ pub async fn deliver(
                     progress.send(Event::Status("loaded into docker (docker load)".to_owned()));
                 }
             }
-            Output::Image {
-                names,
-                push,
-                compression,
-            } => {
+            Output::Image { names, .. } => {
                 let names = if names.is_empty() { tags } else { names };
                 if names.is_empty() {
                     return Err(DeliverError::Unnamed);
                 }
-                let want = compression.resolve(built.distribution)?;
                 for name in names {
                     refs.set(name, built.image.clone())?;
-                    // `--push` pushes the -t names, or without any, the
-                    // type=image names.
-                    let pushed =
-                        *push || (delivery.push && (tags.is_empty() || tags.contains(name)));
-                    if pushed && !to_push.iter().any(|(n, _)| n == name) {
-                        to_push.push((name.clone(), want));
-                    }
                 }
             }
         }
     }
-    if delivery.push {
-        for tag in tags {
-            if !to_push.iter().any(|(n, _)| n == tag) {
-                to_push.push((tag.clone(), built.distribution));
-            }
-        }
-    }
-    for (name, want) in &to_push {
+    for (name, want) in &delivery.pushes(built.distribution)? {
         let client = Arc::new(clients(name.registry())?);
         let digest = sent.push(*want, &client, name).await?;
         progress.send(Event::Status(format!("pushed {name}@{digest}")));

@@ -80,9 +80,13 @@ pub struct BuildOptions {
     pub cache_from: Vec<cache_remote::CacheFrom>,
     /// `--cache-to`: where the build's cache goes (inline: into the image).
     pub cache_to: Vec<cache_remote::CacheTo>,
-    /// `--compression`: how layers leave the store (pushes, exports, and
-    /// the layers an inline cache names).
+    /// `--compression`: how layers leave the store (pushes, exports, a
+    /// remote cache) where an output or cache does not say.
     pub distribution: crate::layer::distribute::Distribution,
+    /// How the layers an inline cache names are compressed: as the image
+    /// is sent ([`Delivery::sent_as`]), so its records name the pushed
+    /// image's layers.
+    pub inline_distribution: crate::layer::distribute::Distribution,
 }
 
 /// What a build produced.

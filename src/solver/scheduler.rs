@@ -414,7 +414,9 @@ pub async fn build(
     let inline = options
         .cache_to
         .contains(&CacheTo::Inline)
-        .then(|| cache_remote::inline_value(&store, &steps_used, options.distribution, &progress))
+        .then(|| {
+            cache_remote::inline_value(&store, &steps_used, options.inline_distribution, &progress)
+        })
         .transpose()?;
     let mut platforms = Vec::with_capacity(builds.len());
     for (shared, done) in builds.iter().zip(&done) {
