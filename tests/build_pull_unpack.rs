@@ -166,6 +166,39 @@ fn a_pulled_base_is_unpacked_under_its_from_and_its_run_sees_the_files() {
     assert_eq!(again.manifest, built.manifest);
 }
 
+/// RUN steps on copies (`BUILDER_SNAPSHOTTER=copy`, as with chroot
+/// isolation) assemble their rootfs from the layer blobs: the pull then
+/// unpacks nothing into snapshots, which nothing would read.
+#[test]
+fn runs_on_copies_leave_the_pulled_base_packed() {
+    if !can_build() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let base = BaseImage::busybox_with_layer(&registry, "copied", big_parentless_layer());
+    let dockerfile = format!("FROM {}\nRUN wc -c < /srv/big > /size\n", base.reference);
+    let home = Home::new();
+    let context = home.context("copied", &dockerfile);
+    let out = home.path("out");
+    let output = home
+        .build(&["-o", &format!("type=local,dest={}", out.display())])
+        .arg(&context)
+        .env("BUILDER_SNAPSHOTTER", "copy")
+        .output()
+        .unwrap();
+    let log = stderr_of(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(!log.contains("extracting"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("size")).unwrap().trim(),
+        (2 << 20).to_string()
+    );
+    let (snapshots, _) = store_dirs(&home);
+    assert!(snapshots.is_empty(), "{snapshots:?}");
+}
+
 #[test]
 fn a_pull_alone_unpacks_nothing() {
     let Some(registry) = Registry::start() else {

@@ -319,6 +319,13 @@ impl Executor {
         self.owners
     }
 
+    /// Whether RUN steps run on overlays of snapshots (else on copies
+    /// assembled from the layer blobs: `BUILDER_SNAPSHOTTER=copy`, chroot
+    /// isolation, or overlayfs found unusable).
+    pub fn runs_on_snapshots(&self) -> bool {
+        !self.overlay_unavailable.load(Ordering::Relaxed)
+    }
+
     /// Whether RUN steps are known to run with chroot isolation, where a
     /// writable mount's source is moved into the step's rootfs (so one
     /// step at a time may have it).

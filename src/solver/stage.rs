@@ -135,12 +135,15 @@ pub(super) async fn run_stage(
             });
             // Unpacked while pulled when a step reads its files: one of
             // the stage's own, or of a stage that builds on it or copies
-            // from it (an image's triggers are not known yet).
-            let read = shown_steps(graph, index) > 1
+            // from it (an image's triggers are not known yet). RUN steps
+            // on copies read the blobs, not snapshots: then a step that
+            // reads a snapshot unpacks it when it does.
+            let read = (shown_steps(graph, index) > 1
                 || graph
                     .stages()
                     .iter()
-                    .any(|n| n.stage_deps().contains(&index));
+                    .any(|n| n.stage_deps().contains(&index)))
+                && shared.executor.runs_on_snapshots();
             let unpack_for = read.then_some(id);
             let image = shared
                 .image(reference, &platform, unpack_for)
