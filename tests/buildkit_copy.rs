@@ -380,3 +380,46 @@ fn chown_expands_args_and_env() {
     assert_eq!(image.owner("/a"), (12, 34));
     assert_eq!(image.owner("/e"), (56, 56));
 }
+
+/// `COPY --parents` matches each source as a `.dockerignore`-style pattern
+/// below its pivot, as BuildKit's frontend does (the source becomes an
+/// include pattern; BuildKit 0.8 has no `--parents`, so this follows the
+/// frontend and fsutil rather than a 0.8 build): `**` spans any number of
+/// directories, and what matches is copied as it is, so a symlink stays a
+/// symlink.
+#[test]
+fn parents_match_the_source_as_a_pattern() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context(
+        "parents-pattern",
+        &format!(
+            "{BUSYBOX}COPY --parents x/**/*.js /star/\nCOPY --parents ./x/./**/c.js /pivot/\nCOPY --parents x/lnk.js /one/\n"
+        ),
+    );
+    write_files(
+        &context,
+        &[
+            ("x/a.js", "a"),
+            ("x/a.txt", "t"),
+            ("x/y/b.js", "b"),
+            ("x/y/z/c.js", "c"),
+            ("x/y/z/d.txt", "d"),
+        ],
+    );
+    std::fs::set_permissions(context.join("x"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink("a.js", context.join("x/lnk.js")).unwrap();
+    let image = home.built(&context, &[]);
+    assert_eq!(image.list("/star/x"), ["a.js", "lnk.js", "y"]);
+    assert_eq!(image.list("/star/x/y"), ["b.js", "z"]);
+    assert_eq!(image.list("/star/x/y/z"), ["c.js"]);
+    assert_eq!(image.text("/star/x/y/z/c.js"), "c");
+    assert_eq!(image.link("/star/x/lnk.js"), "a.js");
+    // The kept parent comes with its source mode.
+    assert_eq!(image.mode("/star/x"), 0o700);
+    assert_eq!(image.list("/pivot"), ["y"]);
+    assert_eq!(image.list("/pivot/y/z"), ["c.js"]);
+    assert_eq!(image.link("/one/x/lnk.js"), "a.js");
+}

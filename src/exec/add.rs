@@ -108,7 +108,7 @@ pub async fn plan_add(
                 "--checksum for a source that is not a URL",
             ));
         }
-        for found in sources::resolve(view, path, from_context)? {
+        for found in sources::resolve(view, path, from_context, copy.flags.parents)? {
             if found.node.kind == FileKind::File && request.unpack != Some(false) {
                 let host = view.host_path(&found.node)?;
                 if is_archive_in(view, &found)? {

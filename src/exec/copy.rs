@@ -113,7 +113,7 @@ pub fn plan_copy(
     for source in &request.sources {
         match source {
             Source::Path(path) => {
-                for found in sources::resolve(view, path, from_context)? {
+                for found in sources::resolve(view, path, from_context, request.flags.parents)? {
                     target.place(view, &found)?;
                 }
             }

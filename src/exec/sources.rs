@@ -1,15 +1,18 @@
 //! Finding what a `COPY`/`ADD` source names in its root: a path clamped to
 //! the root (`../x` and `/x` name `x`), resolved with symlinks followed
 //! inside the root, or a wildcard expanded per path element with Go's
-//! `filepath.Match`, as BuildKit does. A missing source is reported with
-//! the near names that exist and whether `.dockerignore` excluded it.
+//! `filepath.Match`, as BuildKit does. With `--parents`, BuildKit matches a
+//! source as a `.dockerignore`-style pattern over the tree below its pivot
+//! (`**` spans directories) and takes what matches as it is (a symlink stays
+//! a symlink). A missing source is reported with the near names that exist
+//! and whether `.dockerignore` excluded it.
 
 use std::path::{Path, PathBuf};
 
 use super::CopyError;
 use super::rootfs::{Node, RootfsView};
 use crate::file_kind::FileKind;
-use crate::ignore::{clean_path, glob_match, has_wildcards};
+use crate::ignore::{PatternMatcher, clean_path, glob_match, has_wildcards};
 
 /// One file or directory a source names.
 #[derive(Debug, Clone)]
@@ -37,12 +40,14 @@ fn split_source(source: &str) -> (String, String) {
     (whole, kept)
 }
 
-/// What `source` names in `view`. A wildcard that matches nothing gives no
-/// matches (BuildKit allows it); a plain path that names nothing is an error.
+/// What `source` names in `view` (for `COPY --parents` when `parents`). A
+/// wildcard that matches nothing gives no matches (BuildKit allows it); a
+/// plain path that names nothing is an error.
 pub(super) fn resolve(
     view: &RootfsView,
     source: &str,
     from_context: bool,
+    parents: bool,
 ) -> Result<Vec<Match>, CopyError> {
     let (whole, kept) = split_source(source);
     let kept_base = whole
@@ -53,7 +58,7 @@ pub(super) fn resolve(
     let elements: Vec<&str> = whole.split('/').filter(|e| !e.is_empty()).collect();
     let Some(first_wild) = elements.iter().position(|e| has_wildcards(e)) else {
         let node = view
-            .lookup(Path::new(&whole), true)?
+            .lookup(Path::new(&whole), !parents)?
             .ok_or_else(|| not_found(view, source, &whole, from_context))?;
         return Ok(vec![Match {
             node,
@@ -63,7 +68,14 @@ pub(super) fn resolve(
     let prefix: PathBuf = elements.iter().take(first_wild).collect();
     let mut matches = Vec::new();
     if let Some(dir) = view.lookup(&prefix, true)? {
-        if dir.kind == FileKind::Dir {
+        if dir.kind == FileKind::Dir && parents {
+            let walk = PatternWalk {
+                matcher: PatternMatcher::new([kept.as_str()])?,
+                base: Path::new(&kept_base),
+                max_depth: (!kept.contains("**")).then(|| kept.split('/').count()),
+            };
+            walk.run(view, &dir, &prefix, &mut matches)?;
+        } else if dir.kind == FileKind::Dir {
             let patterns = elements.get(first_wild..).unwrap_or_default();
             expand(view, &dir, &prefix, patterns, &mut matches)?;
         }
@@ -113,6 +125,54 @@ fn expand(
         }
     }
     Ok(())
+}
+
+/// The `--parents` match of a wildcard source: every entry whose path below
+/// the pivot `base` matches the pattern, found by walking down from the
+/// source's literal prefix. A matched entry is taken as it is (its subtree
+/// comes with it); symlinked directories are not descended into.
+struct PatternWalk<'a> {
+    matcher: PatternMatcher,
+    /// The pivot, relative to the root (empty without `/./`).
+    base: &'a Path,
+    /// How deep below the pivot a match can be (`None` with `**`).
+    max_depth: Option<usize>,
+}
+
+impl PatternWalk<'_> {
+    /// Matches the entries of `dir`, whose path relative to the root is
+    /// `written`, and below.
+    fn run(
+        &self,
+        view: &RootfsView,
+        dir: &Node,
+        written: &Path,
+        out: &mut Vec<Match>,
+    ) -> Result<(), CopyError> {
+        for child in view.read_dir(dir)? {
+            let Some(name) = child.path.file_name() else {
+                continue;
+            };
+            let path = written.join(name);
+            let rel = path.strip_prefix(self.base).unwrap_or(&path).to_path_buf();
+            if self
+                .matcher
+                .matches_or_parent_matches(&rel.to_string_lossy())?
+            {
+                out.push(Match {
+                    node: child,
+                    rel: path,
+                });
+            } else if child.kind == FileKind::Dir
+                && self
+                    .max_depth
+                    .is_none_or(|max| rel.components().count() < max)
+            {
+                self.run(view, &child, &path, out)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The error for a source that names nothing, with what is there instead.
