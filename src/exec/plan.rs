@@ -1,6 +1,13 @@
 //! What a `COPY` or `ADD` puts in its layer, decided before anything is
 //! written: the entries with their final metadata, where each one's bytes
 //! come from, and the record of every source for the step's cache key.
+//!
+//! A plan's [`Hash`] feeds everything [`CopyPlan::cache_input`] reads but
+//! the source files' digests, with each source's full stat (device,
+//! inode, size, mtime, ctime, mode, owner) instead: the identity the
+//! digest memo trusts (see [`crate::context::digest`]). Two plans that
+//! hash alike therefore have the same cache input, which the solver uses
+//! to find an unchanged step's key without a digest lookup per file.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
@@ -21,7 +28,7 @@ use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{Content, LayerEntry, LayerEntryKind, WriteOptions, write_entries};
 
 /// Where a file's bytes come from.
-#[derive(Debug)]
+#[derive(Debug, Hash)]
 enum Body {
     /// The entry's source file ([`Planned::origin`]).
     Origin,
@@ -36,7 +43,15 @@ struct Origin {
     node: Node,
 }
 
-#[derive(Debug)]
+/// The node alone: its stat's device and inode name the host file
+/// whichever view holds it.
+impl std::hash::Hash for Origin {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.node.hash(state);
+    }
+}
+
+#[derive(Debug, Hash)]
 enum PlannedKind {
     File { size: u64, body: Body },
     Dir,
@@ -46,7 +61,7 @@ enum PlannedKind {
 }
 
 /// The extended attributes of a planned entry.
-#[derive(Debug)]
+#[derive(Debug, Hash)]
 enum Xattrs {
     /// Known when planned (none for what the step makes up).
     Known(BTreeMap<String, Vec<u8>>),
@@ -67,7 +82,7 @@ impl Xattrs {
 }
 
 /// One entry of the layer to write.
-#[derive(Debug)]
+#[derive(Debug, Hash)]
 struct Planned {
     dest: PathBuf,
     kind: PlannedKind,
@@ -111,7 +126,7 @@ pub struct SourceRecord {
 
 /// Everything a `COPY`/`ADD` result depends on, for the step's cache key:
 /// every source and the step's options.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CacheInput {
     /// Every entry of the layer with where it came from.
     pub sources: Vec<SourceRecord>,
@@ -119,8 +134,9 @@ pub struct CacheInput {
     pub options: BTreeMap<String, String>,
 }
 
-/// The planned layer of a `COPY` or `ADD`.
-#[derive(Debug)]
+/// The planned layer of a `COPY` or `ADD` (see the module's note on its
+/// [`Hash`]).
+#[derive(Debug, Hash)]
 pub struct CopyPlan {
     entries: Vec<Planned>,
     options: BTreeMap<String, String>,
