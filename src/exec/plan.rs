@@ -514,10 +514,11 @@ impl<'d> Planner<'d> {
         dest: &Path,
     ) -> Result<(), CopyError> {
         for child in view.read_dir(dir)? {
-            let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
+            let Some(name) = child.path.file_name() else {
                 continue;
             };
-            self.add(view, child, &dest.join(&name), Path::new(&name), true)?;
+            let (dest, rel) = (dest.join(name), PathBuf::from(name));
+            self.add(view, child, dest, &rel, true)?;
         }
         Ok(())
     }
@@ -533,7 +534,7 @@ impl<'d> Planner<'d> {
         if self.planned_dirs.contains(dest) {
             return Ok(());
         }
-        self.add(view, dir.clone(), dest, Path::new(""), false)
+        self.add(view, dir.clone(), dest.to_path_buf(), Path::new(""), false)
     }
 
     /// `node` at `dest` and, for a directory, everything below it.
@@ -545,14 +546,14 @@ impl<'d> Planner<'d> {
         dest: &Path,
         rel: &Path,
     ) -> Result<(), CopyError> {
-        self.add(view, node.clone(), dest, rel, true)
+        self.add(view, node.clone(), dest.to_path_buf(), rel, true)
     }
 
     fn add(
         &mut self,
         view: &Arc<RootfsView>,
         node: Node,
-        dest: &Path,
+        dest: PathBuf,
         rel: &Path,
         recurse: bool,
     ) -> Result<(), CopyError> {
@@ -577,7 +578,6 @@ impl<'d> Planner<'d> {
             .chmod
             .as_ref()
             .map_or(node.stat.mode, |c| c.apply(node.stat.mode, is_dir));
-        let dest = dest.to_path_buf();
         let kind = match &node.kind {
             FileKind::File => {
                 let stat = &node.stat;
@@ -594,16 +594,22 @@ impl<'d> Planner<'d> {
             FileKind::Special(special) => PlannedKind::Special(*special),
             FileKind::Socket => return Ok(()),
         };
-        let children = if is_dir && recurse {
-            view.read_dir(&node)?
-        } else {
-            Vec::new()
-        };
+        // Each child's destination and path below the source (an
+        // allocation per file saved: the planned entry keeps `dest`).
+        let mut children = Vec::new();
+        if is_dir && recurse {
+            for child in view.read_dir(&node)? {
+                if let Some(name) = child.path.file_name() {
+                    let (dest, rel) = (dest.join(name), rel.join(name));
+                    children.push((child, dest, rel));
+                }
+            }
+        }
         if is_dir {
             self.planned_dirs.insert(dest.clone());
         }
         self.entries.push(Planned {
-            dest: dest.clone(),
+            dest,
             kind,
             mode,
             uid,
@@ -616,11 +622,8 @@ impl<'d> Planner<'d> {
             }),
             source: None,
         });
-        for child in children {
-            let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
-                continue;
-            };
-            self.add(view, child, &dest.join(&name), &rel.join(&name), true)?;
+        for (child, dest, rel) in children {
+            self.add(view, child, dest, &rel, true)?;
         }
         Ok(())
     }
