@@ -1,8 +1,10 @@
 //! The layers of COPY, ADD and WORKDIR: planned from their sources, keyed
 //! by every source's content (through [`StepInputs`], the key scheme RUN
 //! uses), and on a miss written as a plain tar blob and only then recorded
-//! in the step cache. Their snapshots are unpacked when a later step reads
-//! the files (a RUN, a COPY --chown by name, a WORKDIR), not before.
+//! in the step cache. A step is first looked up by its stat alias (see
+//! [`commit`]), which an unchanged rebuild finds without a digest per
+//! source. Their snapshots are unpacked when a later step reads the files
+//! (a RUN, a COPY --chown by name, a WORKDIR), not before.
 
 use super::error::StepError;
 use crate::exec::cache_key::{SourceDigest, StepInputs, explain_miss};
