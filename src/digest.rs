@@ -54,6 +54,48 @@ pub fn sha256(bytes: &[u8]) -> Digest {
     hasher.finish()
 }
 
+/// The SHA-256 of the bytes `value`'s [`std::hash::Hash`] feeds a hasher:
+/// a digest that moves when any hashed field does. Those bytes follow std's
+/// `Hash` encoding, which another Rust release may change: fit to key a
+/// memo whose stale entries only miss, never to name content.
+pub fn sha256_of_hash(value: &impl std::hash::Hash) -> Digest {
+    let mut state = HashFeed {
+        hasher: Hasher::new(),
+        buf: Vec::with_capacity(HASH_FEED_BUF),
+    };
+    value.hash(&mut state);
+    state.hasher.update(&state.buf);
+    state.hasher.finish()
+}
+
+/// How many bytes [`HashFeed`] gathers before it hashes them: `Hash`
+/// feeds a few bytes at a time, which SHA-256 takes better in bulk.
+const HASH_FEED_BUF: usize = 64 * 1024;
+
+/// A [`std::hash::Hasher`] feeding a SHA-256 (see [`sha256_of_hash`]).
+struct HashFeed {
+    hasher: Hasher,
+    buf: Vec<u8>,
+}
+
+impl std::hash::Hasher for HashFeed {
+    fn write(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= HASH_FEED_BUF {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// The first 8 bytes of the SHA-256 so far.
+    fn finish(&self) -> u64 {
+        let mut hasher = self.hasher.clone();
+        hasher.update(&self.buf);
+        let digest = hasher.finish();
+        u64::from_str_radix(digest.digest().get(..16).unwrap_or_default(), 16).unwrap_or_default()
+    }
+}
+
 /// A writer that hashes every byte it passes on to `inner`.
 pub struct HashingWriter<W> {
     inner: W,
@@ -145,5 +187,16 @@ mod tests {
         let mut r = HashingReader::new(&data[..]);
         io::copy(&mut r, &mut io::sink()).unwrap();
         assert_eq!(r.finish().1, sha256(&data));
+    }
+
+    #[test]
+    fn a_hash_digest_is_stable_and_moves_with_any_field() {
+        let value = |name: &str, size: u64| (name.to_owned(), size, vec![1u8; 100_000]);
+        let first = sha256_of_hash(&value("a", 1));
+        assert_eq!(sha256_of_hash(&value("a", 1)), first);
+        assert_ne!(sha256_of_hash(&value("b", 1)), first);
+        assert_ne!(sha256_of_hash(&value("a", 2)), first);
+        // Field boundaries count: ("ab", "") is not ("a", "b").
+        assert_ne!(sha256_of_hash(&("ab", "")), sha256_of_hash(&("a", "b")));
     }
 }

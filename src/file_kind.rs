@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 /// What a file is, as its `stat` mode says, with what each kind carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FileKind {
     /// A regular file.
     File,
@@ -26,7 +26,7 @@ pub enum FileKind {
 }
 
 /// A special file: what `mknod` makes and a layer carries as a header alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpecialFile {
     /// A character device.
     CharDevice {

@@ -262,3 +262,76 @@ fn a_last_copy_is_written_once_and_unpacked_only_when_a_step_reads_it() {
     assert_eq!(edited.files["app/a"].kind, Kind::File(b"b".to_vec()));
     assert_eq!(snapshots(), Vec::<String>::new(), "no step read the layer");
 }
+
+#[test]
+fn a_copy_found_by_its_sources_stat_identities_still_sees_every_change() {
+    if !can_build() {
+        return;
+    }
+    let home = Home::new();
+    let context = home.context("stat-alias", "FROM scratch\nCOPY . /app/\n");
+    support::built::write_files(
+        &context,
+        &[
+            ("a", "aaaa"),
+            ("d/b", "bbbb"),
+            ("left-out", "x"),
+            (".dockerignore", "left-out\n"),
+        ],
+    );
+    let first = home.built(&context, &[]);
+    // A rebuild of an unchanged context is a hit: the first build left
+    // the COPY's key under its sources' stat identities.
+    let hit = |why: &str| {
+        let built = home.built(&context, &[]);
+        assert!(
+            built.stderr.contains(" CACHED\n"),
+            "{why}: {}",
+            built.stderr
+        );
+        built
+    };
+    let miss = |why: &str| {
+        let built = home.built(&context, &[]);
+        assert!(
+            !built.stderr.contains(" CACHED\n"),
+            "{why}: {}",
+            built.stderr
+        );
+        built
+    };
+    assert_eq!(hit("unchanged").manifest, first.manifest);
+
+    // Rewritten with the same size and its mtime set back: only the
+    // ctime tells.
+    let a = context.join("a");
+    let mtime = std::fs::metadata(&a).unwrap().modified().unwrap();
+    std::fs::write(&a, "AAAA").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(miss("content").text("app/a"), "AAAA");
+    hit("unchanged after the edit");
+
+    // The mode, a rename, a file added, and one that .dockerignore lets in.
+    let b = context.join("d/b");
+    std::fs::set_permissions(&b, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    assert_eq!(miss("mode").mode("app/d/b"), 0o600);
+    std::fs::rename(&b, context.join("d/c")).unwrap();
+    let renamed = miss("rename");
+    assert!(!renamed.has("app/d/b") && renamed.text("app/d/c") == "bbbb");
+    std::fs::write(context.join("d/new"), "new").unwrap();
+    assert_eq!(miss("added").text("app/d/new"), "new");
+    std::fs::write(context.join(".dockerignore"), "").unwrap();
+    assert_eq!(miss(".dockerignore").text("app/left-out"), "x");
+
+    // A change the layer does not carry (the owner: COPY makes files
+    // root's) changes the identities but not the key: still a hit, the
+    // same image.
+    let before = hit("unchanged again");
+    std::os::unix::fs::chown(context.join("d/new"), Some(1000), Some(1000)).unwrap();
+    assert_eq!(hit("owner").manifest, before.manifest);
+}

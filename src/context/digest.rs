@@ -23,7 +23,9 @@
 //! The first digest is of the content (of nothing for a directory), the
 //! second of the extended attributes (`-` when there are none); `mode` is
 //! the full `st_mode` (type and permission bits); the path is the rest of
-//! the line. Lines are sorted by path (in byte order). Loading
+//! the line. Lines are sorted by path (in byte order). The file is read
+//! when a digest is first asked for (a build whose steps are all found by
+//! their stat identities reads none), and loading
 //! only finds where each line starts (one `memchr` pass): a line's path,
 //! numbers and digest are split and parsed when that file is asked for,
 //! so a large memo costs little when a build needs few of its files. A
@@ -35,7 +37,7 @@
 //! remembered. A memo with another header is ignored and rewritten.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -103,16 +105,45 @@ pub struct FileDigests {
 #[derive(Debug)]
 pub struct DigestMemo {
     dir: PathBuf,
-    /// The loaded memo file (its lines are split and parsed on demand).
-    loaded: Vec<u8>,
-    /// Where each loaded line starts, in file order; one more entry at
-    /// the end marks where the last line ends (past its newline).
-    starts: Vec<usize>,
+    /// The memo file, read when first needed.
+    lines: OnceCell<Lines>,
     /// The line after the one last found: where the next lookup looks first.
     hint: Cell<usize>,
     /// What this run learned, by path: it overrides the loaded lines.
     learned: HashMap<Box<[u8]>, (StatIdentity, FileDigests)>,
     bytes_read: u64,
+}
+
+/// A loaded memo file (its lines are split and parsed on demand).
+#[derive(Debug)]
+struct Lines {
+    bytes: Vec<u8>,
+    /// Where each line starts, in file order; one more entry at the end
+    /// marks where the last line ends (past its newline).
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    /// The lines of the memo file `dir/MEMO_FILE`; none when it is
+    /// missing, unreadable or has another header.
+    fn read(dir: &Path) -> Self {
+        let bytes = std::fs::read(dir.join(MEMO_FILE))
+            .ok()
+            .filter(|bytes| bytes.starts_with(HEADER))
+            .unwrap_or_default();
+        Self::new(bytes)
+    }
+
+    /// The lines of the memo file holding `bytes`.
+    fn new(bytes: Vec<u8>) -> Self {
+        let body = HEADER.len().min(bytes.len());
+        let mut starts = vec![body];
+        starts.extend(
+            memchr::memchr_iter(b'\n', bytes.get(body..).unwrap_or_default())
+                .map(|nl| body + nl + 1),
+        );
+        Self { bytes, starts }
+    }
 }
 
 /// The eight fields before the path on a memo line: digests and numbers.
@@ -182,43 +213,33 @@ fn write_line(out: &mut Vec<u8>, path: &[u8], identity: &StatIdentity, digests: 
 }
 
 impl DigestMemo {
-    /// Loads the memo kept in `dir` (created if missing); a missing or
-    /// unreadable memo starts empty.
+    /// The memo kept in `dir` (created when saved); its file is read
+    /// when first needed, and a missing or unreadable one starts empty.
     pub fn load(dir: &Path) -> Self {
-        let loaded = std::fs::read(dir.join(MEMO_FILE))
-            .ok()
-            .filter(|bytes| bytes.starts_with(HEADER))
-            .unwrap_or_default();
-        Self::from_bytes(dir, loaded)
-    }
-
-    /// The memo of `dir` whose file holds `loaded`.
-    fn from_bytes(dir: &Path, loaded: Vec<u8>) -> Self {
-        let body = HEADER.len().min(loaded.len());
-        let mut starts = vec![body];
-        starts.extend(
-            memchr::memchr_iter(b'\n', loaded.get(body..).unwrap_or_default())
-                .map(|nl| body + nl + 1),
-        );
         Self {
             dir: dir.to_path_buf(),
-            loaded,
-            starts,
+            lines: OnceCell::new(),
             hint: Cell::new(0),
             learned: HashMap::new(),
             bytes_read: 0,
         }
     }
 
+    /// The memo file's lines, read now if they were not yet.
+    fn lines(&self) -> &Lines {
+        self.lines.get_or_init(|| Lines::read(&self.dir))
+    }
+
     /// How many lines the loaded memo has.
     fn line_count(&self) -> usize {
-        self.starts.len() - 1
+        self.lines().starts.len() - 1
     }
 
     /// Loaded line `at`, its newline included.
     fn raw_line(&self, at: usize) -> &[u8] {
-        match (self.starts.get(at), self.starts.get(at + 1)) {
-            (Some(&start), Some(&next)) => self.loaded.get(start..next).unwrap_or_default(),
+        let lines = self.lines();
+        match (lines.starts.get(at), lines.starts.get(at + 1)) {
+            (Some(&start), Some(&next)) => lines.bytes.get(start..next).unwrap_or_default(),
             _ => &[],
         }
     }
@@ -340,7 +361,7 @@ impl DigestMemo {
             lines.push((path, Cow::Owned(line)));
         }
         lines.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut out = Vec::with_capacity(self.loaded.len() + 4096);
+        let mut out = Vec::with_capacity(self.lines().bytes.len() + 4096);
         out.extend_from_slice(HEADER);
         for (_, line) in &lines {
             out.extend_from_slice(line);
@@ -351,9 +372,9 @@ impl DigestMemo {
         tmp.persist(self.dir.join(MEMO_FILE))
             .map_err(|e| save_err(e.error))?;
         // What was learned is now in the file.
-        let bytes_read = self.bytes_read;
-        *self = Self::from_bytes(&self.dir, out);
-        self.bytes_read = bytes_read;
+        self.lines = OnceCell::from(Lines::new(out));
+        self.learned.clear();
+        self.hint.set(0);
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One source file of a step (COPY/ADD), as the copy module digests it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SourceDigest {
     /// The path as the user knows it (relative to the context or stage).
     pub path: String,
@@ -32,7 +32,7 @@ pub struct SourceDigest {
 }
 
 /// Everything a step's result depends on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StepInputs {
     /// The previous step's key, or what the stage starts from
     /// (`scratch`, or the base image's config digest).

@@ -1,6 +1,13 @@
 //! What a `COPY` or `ADD` puts in its layer, decided before anything is
 //! written: the entries with their final metadata, where each one's bytes
 //! come from, and the record of every source for the step's cache key.
+//!
+//! A plan's [`Hash`] feeds everything [`CopyPlan::cache_input`] reads but
+//! the source files' digests, with each source's full stat (device,
+//! inode, size, mtime, ctime, mode, owner) instead: the identity the
+//! digest memo trusts (see [`crate::context::digest`]). Two plans that
+//! hash alike therefore have the same cache input, which the solver uses
+//! to find an unchanged step's key without a digest lookup per file.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
@@ -21,7 +28,7 @@ use crate::layer::owners::OwnerMap;
 use crate::layer::tar::{Content, LayerEntry, LayerEntryKind, WriteOptions, write_entries};
 
 /// Where a file's bytes come from.
-#[derive(Debug)]
+#[derive(Debug, Hash)]
 enum Body {
     /// The entry's source file ([`Planned::origin`]).
     Origin,
@@ -36,7 +43,15 @@ struct Origin {
     node: Node,
 }
 
-#[derive(Debug)]
+/// The node alone: its stat's device and inode name the host file
+/// whichever view holds it.
+impl std::hash::Hash for Origin {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.node.hash(state);
+    }
+}
+
+#[derive(Debug, Hash)]
 enum PlannedKind {
     File { size: u64, body: Body },
     Dir,
@@ -46,7 +61,7 @@ enum PlannedKind {
 }
 
 /// The extended attributes of a planned entry.
-#[derive(Debug)]
+#[derive(Debug, Hash)]
 enum Xattrs {
     /// Known when planned (none for what the step makes up).
     Known(BTreeMap<String, Vec<u8>>),
@@ -67,7 +82,7 @@ impl Xattrs {
 }
 
 /// One entry of the layer to write.
-#[derive(Debug)]
+#[derive(Debug, Hash)]
 struct Planned {
     dest: PathBuf,
     kind: PlannedKind,
@@ -111,7 +126,7 @@ pub struct SourceRecord {
 
 /// Everything a `COPY`/`ADD` result depends on, for the step's cache key:
 /// every source and the step's options.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CacheInput {
     /// Every entry of the layer with where it came from.
     pub sources: Vec<SourceRecord>,
@@ -119,8 +134,9 @@ pub struct CacheInput {
     pub options: BTreeMap<String, String>,
 }
 
-/// The planned layer of a `COPY` or `ADD`.
-#[derive(Debug)]
+/// The planned layer of a `COPY` or `ADD` (see the module's note on its
+/// [`Hash`]).
+#[derive(Debug, Hash)]
 pub struct CopyPlan {
     entries: Vec<Planned>,
     options: BTreeMap<String, String>,
@@ -498,10 +514,11 @@ impl<'d> Planner<'d> {
         dest: &Path,
     ) -> Result<(), CopyError> {
         for child in view.read_dir(dir)? {
-            let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
+            let Some(name) = child.path.file_name() else {
                 continue;
             };
-            self.add(view, child, &dest.join(&name), Path::new(&name), true)?;
+            let (dest, rel) = (dest.join(name), PathBuf::from(name));
+            self.add(view, child, dest, &rel, true)?;
         }
         Ok(())
     }
@@ -517,7 +534,7 @@ impl<'d> Planner<'d> {
         if self.planned_dirs.contains(dest) {
             return Ok(());
         }
-        self.add(view, dir.clone(), dest, Path::new(""), false)
+        self.add(view, dir.clone(), dest.to_path_buf(), Path::new(""), false)
     }
 
     /// `node` at `dest` and, for a directory, everything below it.
@@ -529,14 +546,14 @@ impl<'d> Planner<'d> {
         dest: &Path,
         rel: &Path,
     ) -> Result<(), CopyError> {
-        self.add(view, node.clone(), dest, rel, true)
+        self.add(view, node.clone(), dest.to_path_buf(), rel, true)
     }
 
     fn add(
         &mut self,
         view: &Arc<RootfsView>,
         node: Node,
-        dest: &Path,
+        dest: PathBuf,
         rel: &Path,
         recurse: bool,
     ) -> Result<(), CopyError> {
@@ -561,7 +578,6 @@ impl<'d> Planner<'d> {
             .chmod
             .as_ref()
             .map_or(node.stat.mode, |c| c.apply(node.stat.mode, is_dir));
-        let dest = dest.to_path_buf();
         let kind = match &node.kind {
             FileKind::File => {
                 let stat = &node.stat;
@@ -578,16 +594,22 @@ impl<'d> Planner<'d> {
             FileKind::Special(special) => PlannedKind::Special(*special),
             FileKind::Socket => return Ok(()),
         };
-        let children = if is_dir && recurse {
-            view.read_dir(&node)?
-        } else {
-            Vec::new()
-        };
+        // Each child's destination and path below the source (an
+        // allocation per file saved: the planned entry keeps `dest`).
+        let mut children = Vec::new();
+        if is_dir && recurse {
+            for child in view.read_dir(&node)? {
+                if let Some(name) = child.path.file_name() {
+                    let (dest, rel) = (dest.join(name), rel.join(name));
+                    children.push((child, dest, rel));
+                }
+            }
+        }
         if is_dir {
             self.planned_dirs.insert(dest.clone());
         }
         self.entries.push(Planned {
-            dest: dest.clone(),
+            dest,
             kind,
             mode,
             uid,
@@ -600,11 +622,8 @@ impl<'d> Planner<'d> {
             }),
             source: None,
         });
-        for child in children {
-            let Some(name) = child.path.file_name().map(|n| n.to_os_string()) else {
-                continue;
-            };
-            self.add(view, child, &dest.join(&name), &rel.join(&name), true)?;
+        for (child, dest, rel) in children {
+            self.add(view, child, dest, &rel, true)?;
         }
         Ok(())
     }

@@ -53,7 +53,7 @@ pub enum RootfsError {
 }
 
 /// The metadata of a file as found in one layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeStat {
     /// Permission bits, set-id and sticky included.
     pub mode: u32,
@@ -76,7 +76,7 @@ pub struct NodeStat {
 }
 
 /// A file found in the view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Node {
     /// Its path inside the root, plain components only (empty is the root).
     pub path: PathBuf,

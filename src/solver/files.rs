@@ -1,8 +1,10 @@
 //! The layers of COPY, ADD and WORKDIR: planned from their sources, keyed
 //! by every source's content (through [`StepInputs`], the key scheme RUN
 //! uses), and on a miss written as a plain tar blob and only then recorded
-//! in the step cache. Their snapshots are unpacked when a later step reads
-//! the files (a RUN, a COPY --chown by name, a WORKDIR), not before.
+//! in the step cache. A step is first looked up by its stat alias (see
+//! [`commit`]), which an unchanged rebuild finds without a digest per
+//! source. Their snapshots are unpacked when a later step reads the files
+//! (a RUN, a COPY --chown by name, a WORKDIR), not before.
 
 use super::error::StepError;
 use crate::exec::cache_key::{SourceDigest, StepInputs, explain_miss};
@@ -120,6 +122,10 @@ fn step_inputs(step: &LayerStep<'_>, input: CacheInput, options: &ExecOptions) -
 
 /// Commits the layer `plan` (its step's parent named by the step's key):
 /// from the cache when it has the step, else written and recorded.
+///
+/// The step's [`stat_alias`] is looked up first: when an earlier build
+/// recorded the same plan with the same stat identities, its key is this
+/// one's and no source digest is looked up.
 pub(super) fn commit(
     store: &Store,
     options: &ExecOptions,
@@ -127,6 +133,14 @@ pub(super) fn commit(
     step: &LayerStep<'_>,
     plan: CopyPlan,
 ) -> Result<LayerOutcome, StepError> {
+    let cache = store.cache();
+    let stat_alias = stat_alias(step, options, &plan);
+    let aliased = cache.alias(&stat_alias)?;
+    if let (Some(key), false) = (&aliased, step.no_cache) {
+        if let Some(outcome) = hit(store, key, step.position)? {
+            return Ok(outcome);
+        }
+    }
     let input = {
         // The memo only saves reads: one left by a panicking task is still usable.
         let mut memo = memo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -134,20 +148,13 @@ pub(super) fn commit(
     };
     let inputs = step_inputs(step, input, options);
     let key = inputs.key();
-    let cache = store.cache();
+    if aliased.as_ref() != Some(&key) {
+        // Before the record is written: an alias naming no record misses.
+        cache.put_alias(&stat_alias, &key)?;
+    }
     if !step.no_cache {
-        if let Some(record) = cache.get(&key)? {
-            if let Some(layer) = reuse(store, &record)? {
-                let created = created::of_hit(&cache, &key, step.position, &record)?;
-                return Ok(LayerOutcome {
-                    layer,
-                    cached: true,
-                    miss_reasons: Vec::new(),
-                    key: key.to_string(),
-                    created,
-                    alias: None,
-                });
-            }
+        if let Some(outcome) = hit(store, &key, step.position)? {
+            return Ok(outcome);
         }
     }
     let miss_reasons = match cache.last_at(step.position)? {
@@ -206,6 +213,17 @@ pub(super) fn alias(
     Ok(inputs.key())
 }
 
+/// Another key of a layer step: the step without its sources, and its
+/// plan with the stat identity of each source file in place of its
+/// content (the plan's `Hash`, see [`crate::exec::CopyPlan`]). Equal stat
+/// aliases mean equal cache inputs as far as the digest memo can tell, so
+/// it names the step's record and an unchanged rebuild finds its key
+/// without a digest lookup per source file.
+fn stat_alias(step: &LayerStep<'_>, options: &ExecOptions, plan: &CopyPlan) -> Digest {
+    let step = step_inputs(step, CacheInput::default(), options);
+    crate::digest::sha256_of_hash(&("layer step by stat identities", step, plan))
+}
+
 /// The cached result of the step whose [`alias`] is `alias`, if the cache
 /// has it; no parent file is read.
 pub(super) fn by_alias(
@@ -213,24 +231,33 @@ pub(super) fn by_alias(
     alias: &Digest,
     position: &str,
 ) -> Result<Option<LayerOutcome>, StepError> {
-    let cache = store.cache();
-    let Some(key) = cache.alias(alias)? else {
+    let Some(key) = store.cache().alias(alias)? else {
         return Ok(None);
     };
-    let Some(record) = cache.get(&key)? else {
+    Ok(hit(store, &key, position)?.map(|outcome| LayerOutcome {
+        alias: Some(alias.clone()),
+        ..outcome
+    }))
+}
+
+/// The cached result of the step with key `key` at `position`, if the
+/// cache has its record and layer.
+fn hit(store: &Store, key: &Digest, position: &str) -> Result<Option<LayerOutcome>, StepError> {
+    let cache = store.cache();
+    let Some(record) = cache.get(key)? else {
         return Ok(None);
     };
     let Some(layer) = reuse(store, &record)? else {
         return Ok(None);
     };
-    let created = created::of_hit(&cache, &key, position, &record)?;
+    let created = created::of_hit(&cache, key, position, &record)?;
     Ok(Some(LayerOutcome {
         layer,
         cached: true,
         miss_reasons: Vec::new(),
         key: key.to_string(),
         created,
-        alias: Some(alias.clone()),
+        alias: None,
     }))
 }
 

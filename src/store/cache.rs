@@ -263,8 +263,9 @@ impl CacheStore {
         Ok(true)
     }
 
-    /// Makes `alias` (another key of a step, one computed without reading
-    /// its parent's files) name the record `key`.
+    /// Makes `alias` (another key of a step: one computed without reading
+    /// its parent's files, or from its sources' stat identities) name the
+    /// record `key`.
     pub fn put_alias(&self, alias: &Digest, key: &Digest) -> Result<(), StoreError> {
         let path = self.alias_path(alias)?;
         write_atomically(
@@ -334,6 +335,21 @@ impl CacheStore {
     pub(super) fn remove(&self, key: &Digest) -> Result<(), StoreError> {
         remove_file(&self.record_path(key)?)?;
         remove_file(&self.inputs_path(key)?)
+    }
+
+    /// Removes the aliases that name no record `kept` keeps (and the
+    /// unreadable ones): every build whose sources changed leaves one, and
+    /// one naming a removed record can only miss.
+    pub(super) fn prune_aliases(&self, kept: impl Fn(&Digest) -> bool) -> Result<(), StoreError> {
+        for path in json_files(&self.layout.cache.join("aliases"))? {
+            let key: Option<Digest> = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| text.trim().parse().ok());
+            if !key.is_some_and(|key| kept(&key)) {
+                remove_file(&path)?;
+            }
+        }
+        Ok(())
     }
 
     /// Forgets which key each step position last recorded.

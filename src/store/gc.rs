@@ -187,6 +187,7 @@ impl Store {
         if scope == PruneScope::All {
             cache.clear_positions()?;
         }
+        cache.prune_aliases(|key| kept.contains_key(key))?;
         Ok(kept)
     }
 
@@ -399,7 +400,15 @@ mod tests {
         std::fs::create_dir(dir.path().join("tmp/snapshot-removed-x")).unwrap();
         std::fs::write(dir.path().join("cache/.record-killed"), b"{").unwrap();
 
+        // An alias of the record, and one of a record that is gone.
+        let (alias, stale) = (crate::digest::sha256(b"a"), crate::digest::sha256(b"s"));
+        store.cache().put_alias(&alias, &key).unwrap();
+        let gone = crate::digest::sha256(b"gone");
+        store.cache().put_alias(&stale, &gone).unwrap();
+
         let report = store.prune().unwrap();
+        assert_eq!(store.cache().alias(&alias).unwrap(), Some(key.clone()));
+        assert_eq!(store.cache().alias(&stale).unwrap(), None);
         assert!(report.removed_blobs.is_empty());
         assert_eq!(report.removed_snapshots, vec![orphan.clone()]);
         assert_eq!(report.removed_records, 0);
@@ -420,6 +429,7 @@ mod tests {
         assert_eq!(report.removed_snapshots, vec![diff_id.clone()]);
         assert!(store.cache().get(&key).unwrap().is_none());
         assert!(store.cache().last_at("Dockerfile:0:0").unwrap().is_none());
+        assert_eq!(store.cache().alias(&alias).unwrap(), None);
         // The record's inputs went with it.
         assert_eq!(
             std::fs::read_dir(dir.path().join("cache/inputs"))
