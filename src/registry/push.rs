@@ -290,15 +290,7 @@ impl Ctx<'_> {
             });
         };
         if self.options.uploaded.contains(digest) {
-            let size = self
-                .blobs
-                .size(digest)
-                .map_err(|e| store_error(self.subject, e))?;
-            self.progress.send(Event::BlobStarted {
-                digest: digest.clone(),
-                direction: Direction::Upload,
-                total: Some(size),
-            });
+            self.upload_started(digest)?;
             finished(BlobOutcome::Transferred);
             return Ok(());
         }
@@ -338,15 +330,7 @@ impl Ctx<'_> {
             .blobs
             .path(digest)
             .map_err(|e| store_error(self.subject, e))?;
-        let size = self
-            .blobs
-            .size(digest)
-            .map_err(|e| store_error(self.subject, e))?;
-        self.progress.send(Event::BlobStarted {
-            digest: digest.clone(),
-            direction: Direction::Upload,
-            total: Some(size),
-        });
+        let size = self.upload_started(digest)?;
         let progress = self.progress.clone();
         let progress_digest = digest.clone();
         let on_progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |done| {
@@ -383,6 +367,21 @@ impl Ctx<'_> {
         }
         finished(BlobOutcome::Transferred);
         Ok(())
+    }
+
+    /// Reports the upload of the stored blob `digest` started; returns its
+    /// size.
+    fn upload_started(&self, digest: &Digest) -> Result<u64, RegistryError> {
+        let size = self
+            .blobs
+            .size(digest)
+            .map_err(|e| store_error(self.subject, e))?;
+        self.progress.send(Event::BlobStarted {
+            digest: digest.clone(),
+            direction: Direction::Upload,
+            total: Some(size),
+        });
+        Ok(size)
     }
 
     /// Sends the file through an open session: one PUT when small, else
