@@ -464,14 +464,10 @@ async fn download(
         context: format!("writing {digest} to the store"),
         source,
     })?;
-    tokio::task::spawn_blocking(move || writer.commit())
-        .await
-        .map_err(|e| RegistryError::Io {
-            subject: subject.to_string(),
-            context: format!("committing {digest}"),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .map_err(|e| store_error(subject, e))?;
+    in_store(subject, format!("committing {digest}"), move || {
+        writer.commit()
+    })
+    .await?;
     Ok(())
 }
 
@@ -482,11 +478,25 @@ async fn store_bytes(
     subject: &str,
 ) -> Result<Digest, RegistryError> {
     let blobs = blobs.clone();
-    tokio::task::spawn_blocking(move || blobs.put(&bytes))
+    in_store(subject, "storing a manifest".into(), move || {
+        blobs.put(&bytes)
+    })
+    .await
+}
+
+/// Runs store work (which blocks) off the async threads; its errors in
+/// registry terms, `context` saying what it was doing when the work could
+/// not run to its end.
+pub(crate) async fn in_store<T: Send + 'static>(
+    subject: &str,
+    context: String,
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| RegistryError::Io {
             subject: subject.to_string(),
-            context: "storing a manifest".into(),
+            context,
             source: std::io::Error::other(e.to_string()),
         })?
         .map_err(|e| store_error(subject, e))

@@ -8,7 +8,7 @@
 
 use super::client::{Body, Client, MountOutcome};
 use super::error::RegistryError;
-use super::pull::store_error;
+use super::pull::{in_store, store_error};
 use super::sources::Sources;
 use super::upload_check::UploadCheck;
 use crate::image::media::{OCI_INDEX, OCI_MANIFEST};
@@ -154,20 +154,17 @@ pub async fn upload_written(
     let body = Body::Stream(Arc::new(Mutex::new(Some(stream.boxed()))));
     let upload = client.upload_stream(repository, &session, body, &subject);
     tokio::pin!(upload);
-    let mut committed = tokio::task::spawn_blocking(move || ending.finish());
+    let committed = in_store(
+        &subject,
+        "waiting for the blob being written".to_owned(),
+        move || ending.finish(),
+    );
+    tokio::pin!(committed);
     let mut sent = None;
     let stored = loop {
         tokio::select! {
             session = &mut upload, if sent.is_none() => sent = Some(session?),
-            stored = &mut committed => {
-                break stored
-                    .map_err(|e| RegistryError::Io {
-                        subject: subject.clone(),
-                        context: "waiting for the blob being written".to_owned(),
-                        source: std::io::Error::other(e),
-                    })?
-                    .map_err(|e| store_error(&subject, e))?;
-            }
+            stored = &mut committed => break stored?,
         }
     };
     let session = match sent {

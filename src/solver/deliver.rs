@@ -88,8 +88,7 @@ impl Delivery {
                 continue;
             };
             let want = compression.resolve(default)?;
-            let names = if names.is_empty() { tags } else { names };
-            for name in names {
+            for name in self.names_of(names) {
                 // `--push` pushes the -t names, or without any, the
                 // type=image names.
                 let pushed = *push || (self.push && (tags.is_empty() || tags.contains(name)));
@@ -106,6 +105,12 @@ impl Delivery {
             }
         }
         Ok(pushes)
+    }
+
+    /// The names a `type=image` output with `own` names gives: its own,
+    /// else the `-t` names.
+    fn names_of<'a>(&'a self, own: &'a [Reference]) -> &'a [Reference] {
+        if own.is_empty() { &self.tags } else { own }
     }
 
     /// How the image's layers leave the store: as its first push sends
@@ -270,7 +275,7 @@ pub async fn deliver(
                 }
             }
             Output::Image { names, .. } => {
-                let names = if names.is_empty() { tags } else { names };
+                let names = delivery.names_of(names);
                 if names.is_empty() {
                     return Err(DeliverError::Unnamed);
                 }

@@ -158,6 +158,16 @@ fn invalid(flag: &'static str, spec: &str, problem: String) -> CacheSpecError {
     }
 }
 
+/// The keys every remote `--cache-to` takes, after its location's.
+const EXPORT_KEYS: &[&str] = &[
+    "mode",
+    "compression",
+    "compression-level",
+    "force-compression",
+    "ignore-error",
+    "mounts",
+];
+
 /// Refuses keys outside `allowed` (and the ignored ones).
 fn check_keys(
     flag: &'static str,
@@ -280,43 +290,15 @@ impl CacheTo {
                 return Ok(Self::Inline);
             }
             "registry" => {
-                check_keys(
-                    FLAG,
-                    spec,
-                    &fields,
-                    kind,
-                    &[
-                        "ref",
-                        "mode",
-                        "compression",
-                        "compression-level",
-                        "force-compression",
-                        "ignore-error",
-                        "mounts",
-                    ],
-                )?;
+                check_keys(FLAG, spec, &fields, kind, &[&["ref"], EXPORT_KEYS].concat())?;
                 let value = fields
                     .get("ref")
                     .ok_or_else(|| invalid(FLAG, spec, "type=registry needs ref=REF".into()))?;
                 CacheLocation::Registry(reference(FLAG, spec, value)?)
             }
             "local" => {
-                check_keys(
-                    FLAG,
-                    spec,
-                    &fields,
-                    kind,
-                    &[
-                        "dest",
-                        "tag",
-                        "mode",
-                        "compression",
-                        "compression-level",
-                        "force-compression",
-                        "ignore-error",
-                        "mounts",
-                    ],
-                )?;
+                let keys = [&["dest", "tag"], EXPORT_KEYS].concat();
+                check_keys(FLAG, spec, &fields, kind, &keys)?;
                 tag_is_latest(FLAG, spec, &fields)?;
                 let dest = fields
                     .get("dest")
