@@ -684,3 +684,48 @@ fn a_missing_parent_keeps_the_lower_directorys_xattrs() {
         (0o750, 5, 6, 2_000)
     );
 }
+
+#[test]
+fn a_directory_a_layer_changes_below_without_naming_it_keeps_its_mtime() {
+    let sandbox = Sandbox::new();
+    let lower = TarBuf::new()
+        .dir_with("etc", 0o755, 1_000_000)
+        .file("etc/a", b"a")
+        .file("etc/b", b"b")
+        .dir_with("opt", 0o755, 2_000_000)
+        .dir_with("opt/o", 0o755, 3_000_000)
+        .file("opt/o/old", b"old")
+        .finish();
+    // No `etc/` or `opt/o/` entry: a file replaced, one added, one whited
+    // out, a directory made below, and `opt/o` emptied by its marker.
+    let upper = TarBuf::new()
+        .file("etc/b", b"b2")
+        .file("etc/c", b"c")
+        .file("etc/.wh.a", b"")
+        .file("etc/new/deep", b"d")
+        .file("opt/o/.wh..wh..opq", b"")
+        .finish();
+    extract(&lower[..], &sandbox.root(), &apply()).unwrap();
+    extract(&upper[..], &sandbox.root(), &apply()).unwrap();
+    let mtime = |path: &str| {
+        fs::symlink_metadata(sandbox.root().join(path))
+            .unwrap()
+            .mtime()
+    };
+    assert_eq!(
+        (mtime("etc"), mtime("opt"), mtime("opt/o")),
+        (1_000_000, 2_000_000, 3_000_000)
+    );
+    assert_eq!(
+        listing(&sandbox.root()),
+        [
+            "etc dir",
+            "etc/b file:b2",
+            "etc/c file:c",
+            "etc/new dir",
+            "etc/new/deep file:d",
+            "opt dir",
+            "opt/o dir"
+        ]
+    );
+}

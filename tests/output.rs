@@ -657,7 +657,16 @@ fn tar_output_is_the_final_filesystem_as_a_tar() {
         .write(&export(&format!("type=tar,dest={}", file.display())), &[])
         .unwrap();
     let bytes = std::fs::read(&file).unwrap();
-    let lines: Vec<String> = tar_entries(&bytes)
+    let entries = tar_entries(&bytes);
+    // Every entry's time is the layers' own: `etc`, changed below by the
+    // second layer without an `etc/` entry, keeps the first layer's.
+    let mtimes: Vec<(&str, u64)> = entries.iter().map(|e| (e.path.as_str(), e.mtime)).collect();
+    let expected: Vec<(&str, u64)> = entries
+        .iter()
+        .map(|e| (e.path.as_str(), 1_700_000_000))
+        .collect();
+    assert_eq!(mtimes, expected);
+    let lines: Vec<String> = entries
         .into_iter()
         .map(|e| {
             let path = e.path.trim_end_matches('/');

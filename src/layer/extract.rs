@@ -146,6 +146,7 @@ pub fn extract_above(
         lowers,
         written: HashSet::new(),
         dir_times: Vec::new(),
+        kept_times: HashSet::new(),
         warnings: Vec::new(),
     };
     let mut archive = tar::Archive::new(HashingReader::new(reader));
@@ -279,6 +280,9 @@ struct Extractor<'o> {
     written: HashSet<InRootPath>,
     /// Directory mtimes, restored once all their children exist.
     dir_times: Vec<(InRootPath, Timestamps)>,
+    /// Directories this layer changes below without naming them: their
+    /// mtime is already in `dir_times`, as it was before the layer.
+    kept_times: HashSet<InRootPath>,
     warnings: Vec<ExtractWarning>,
 }
 
@@ -321,7 +325,8 @@ impl Extractor<'_> {
                 .open_dir(&path, OFlags::RDONLY)
                 .map_err(at(name, "opening the root"))?;
             self.set_meta_fd(&fd, &meta, name)?;
-            self.dir_times.push((path, meta.times()));
+            self.dir_times.push((path.clone(), meta.times()));
+            self.written.insert(path);
             return Ok(());
         };
         let file_name = file_name.to_os_string();
@@ -331,6 +336,7 @@ impl Extractor<'_> {
         {
             return self.whiteout(&parent, OsStr::from_bytes(target), name);
         }
+        self.keep_dir_time(&parent, name)?;
         let dir = self.create_dirs(&parent, name, "creating its parent directory")?;
         let existing =
             resolve::stat_at(&dir, &file_name).map_err(at(name, "inspecting what is there"))?;
@@ -498,6 +504,7 @@ impl Extractor<'_> {
     ) -> Result<(), LayerError> {
         let opaque_suffix = &OPAQUE_MARKER[WHITEOUT_PREFIX.len()..];
         if target == OsStr::new(opaque_suffix) {
+            self.keep_dir_time(parent, name)?;
             return self.opaque(parent, name);
         }
         if target.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
@@ -507,6 +514,7 @@ impl Extractor<'_> {
         if target.is_empty() || target == "." || target == ".." {
             return Err(refused(name, Refusal::InvalidWhiteout));
         }
+        self.keep_dir_time(parent, name)?;
         let hidden = parent.join(target);
         let ours = self.written.contains(&hidden);
         match self.options.whiteouts {
@@ -560,6 +568,47 @@ impl Extractor<'_> {
                     .map_err(at(name, "opening the opaque directory"))?;
                 fsmeta::set_xattr(&fd, xattrs.opaque_name(), b"y")
                     .map_err(at(name, "marking the directory opaque"))
+            }
+        }
+    }
+
+    /// Keeps the mtime of the directory `dir` (or, when it is missing, of
+    /// its nearest existing parent) as it was before this layer, unless the
+    /// layer names that directory itself: a layer that changes `etc/hello`
+    /// without an `etc/` entry leaves `etc` as the layers below made it, as
+    /// a parent taken from the lower snapshots does, so that applying the
+    /// same layers twice gives the same tree.
+    fn keep_dir_time(&mut self, dir: &InRootPath, name: &str) -> Result<(), LayerError> {
+        let mut current = dir.clone();
+        loop {
+            if self.written.contains(&current) || !self.kept_times.insert(current.clone()) {
+                return Ok(());
+            }
+            match self.root.open_dir(&current, OFlags::PATH) {
+                Ok(fd) => {
+                    let stat =
+                        rfs::fstat(&fd).map_err(|e| at(name, "inspecting its parent")(e.into()))?;
+                    let times = Timestamps {
+                        last_access: Timespec {
+                            tv_sec: stat.st_atime,
+                            tv_nsec: i64::try_from(stat.st_atime_nsec).unwrap_or(0),
+                        },
+                        last_modification: Timespec {
+                            tv_sec: stat.st_mtime,
+                            tv_nsec: i64::try_from(stat.st_mtime_nsec).unwrap_or(0),
+                        },
+                    };
+                    self.dir_times.push((current, times));
+                    return Ok(());
+                }
+                Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
+                    match current.split() {
+                        Some((parent, _)) => current = parent,
+                        None => return Ok(()),
+                    }
+                }
+                // Not a directory: creating below it reports that.
+                Err(_) => return Ok(()),
             }
         }
     }
