@@ -299,7 +299,7 @@ fn pushes_compress_each_layer_once_and_send_the_same_manifest() {
         .assert()
         .success();
     assert_eq!(
-        std::fs::read_dir(home.path("store/variants/gzip5"))
+        std::fs::read_dir(home.path("store/variants/gzip5m"))
             .unwrap()
             .count(),
         3
@@ -310,7 +310,7 @@ fn pushes_compress_each_layer_once_and_send_the_same_manifest() {
         .args(["prune", "-f", "--all"])
         .assert()
         .success();
-    for kind in ["gzip5", "zstd3"] {
+    for kind in ["gzip5m", "zstd3"] {
         let dir = home.path("store/variants").join(kind);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "{kind}");
     }
@@ -335,7 +335,7 @@ fn pushes_compress_each_layer_once_and_send_the_same_manifest() {
         .assert()
         .success();
     assert_eq!(
-        std::fs::read_dir(home.path("store/variants/gzip5"))
+        std::fs::read_dir(home.path("store/variants/gzip5m"))
             .unwrap()
             .count(),
         0

@@ -77,7 +77,7 @@ fn layout_index(layout: &Path) -> (Value, BTreeMap<String, (Value, Value)>) {
 /// The files of a gzip layer blob of a layout, with their contents.
 fn layer_files(layout: &Path, digest: &str) -> BTreeMap<String, String> {
     let blob = layout_blob(layout, digest);
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&blob[..]));
     let mut files = BTreeMap::new();
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();

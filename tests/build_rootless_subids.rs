@@ -81,7 +81,7 @@ fn file_in_layout(layout: &Path, path: &str) -> String {
     let mut found = None;
     for layer in manifest["layers"].as_array().unwrap() {
         let blob = support::build::layout_blob(layout, layer["digest"].as_str().unwrap());
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&blob[..]));
         for entry in archive.entries().unwrap() {
             let mut entry = entry.unwrap();
             if entry.path().unwrap().to_string_lossy() == path {

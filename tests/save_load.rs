@@ -233,7 +233,7 @@ fn legacy_archive(root: &Path, name: &str, link: bool, damage: bool) -> (Vec<u8>
             let mut tar = Vec::new();
             if layer.media_type().to_string().ends_with("gzip") {
                 std::io::Read::read_to_end(
-                    &mut flate2::read::GzDecoder::new(&stored[..]),
+                    &mut flate2::read::MultiGzDecoder::new(&stored[..]),
                     &mut tar,
                 )
                 .unwrap();

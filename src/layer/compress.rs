@@ -172,14 +172,16 @@ impl Codec {
     }
 
     /// A name for the bytes this writes, for a memo of compressed blobs:
-    /// the compression with its level (`gzip5`, `zstd11`), or
-    /// `uncompressed`; ASCII letters and digits. Stores from before levels
-    /// kept gzip under a bare `gzip`, written by a compressor whose bytes
-    /// varied from run to run: those entries are never read.
+    /// the compression with its level and, for gzip, the writer's
+    /// [`FORMAT`](super::gzip::FORMAT) (`gzip5m`, `zstd11`), or
+    /// `uncompressed`; ASCII letters and digits. Entries of earlier gzip
+    /// writers (a bare `gzip`, whose bytes varied from run to run, then
+    /// `gzip5`, one zlib-rs member) are never read.
     pub fn variant_name(self) -> String {
         match self.compression {
             Compression::Uncompressed => self.compression.name().to_owned(),
-            _ => format!("{}{}", self.compression.name(), self.level),
+            Compression::Gzip => format!("gzip{}{}", self.level, super::gzip::FORMAT),
+            Compression::Zstd => format!("zstd{}", self.level),
         }
     }
 }

@@ -193,13 +193,13 @@ mod tests {
             Codec::with_level(Compression::Gzip, 9)
                 .unwrap()
                 .variant_name(),
-            "gzip9"
+            "gzip9m"
         );
         assert_eq!(
             Codec::with_level(Compression::Gzip, 5)
                 .unwrap()
                 .variant_name(),
-            "gzip5"
+            "gzip5m"
         );
     }
 }

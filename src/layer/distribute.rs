@@ -545,11 +545,11 @@ mod tests {
         );
         assert_eq!(again, fast);
         assert_eq!(
-            store.variants().get(plain.digest(), "gzip5"),
+            store.variants().get(plain.digest(), "gzip5m"),
             Some(pinned[0].clone())
         );
         assert_eq!(
-            store.variants().get(plain.digest(), "gzip1"),
+            store.variants().get(plain.digest(), "gzip1m"),
             Some(fast[0].clone())
         );
     }

@@ -162,7 +162,7 @@ pub fn layout_layer_entries(layout: &Path) -> Vec<Vec<TarEntry>> {
         .iter()
         .map(|layer| {
             let blob = layout_blob(layout, layer["digest"].as_str().unwrap());
-            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+            let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(&blob[..]));
             archive
                 .entries()
                 .unwrap()

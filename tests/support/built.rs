@@ -98,7 +98,7 @@ pub fn read_layout(layout: &Path, stderr: String) -> Built {
         let tar: Box<dyn Read> = if media_type.ends_with("zstd") {
             Box::new(zstd::Decoder::new(&blob[..]).expect("zstd"))
         } else if media_type.ends_with("gzip") {
-            Box::new(flate2::read::GzDecoder::new(&blob[..]))
+            Box::new(flate2::read::MultiGzDecoder::new(&blob[..]))
         } else {
             Box::new(&blob[..])
         };
