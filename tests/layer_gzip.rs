@@ -33,20 +33,25 @@ fn gzip(input: &[u8], compressor: BlockGzip) -> Vec<u8> {
     compressor.compress([input.to_vec()], Vec::new()).unwrap()
 }
 
-fn system_gunzip(blob: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("gzip")
-        .arg("-dc")
+/// What `program args…` writes reading `blob` on its stdin.
+fn gunzip_with(program: &str, args: &[&str], blob: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("running the system gzip");
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
     let mut stdin = child.stdin.take().unwrap();
     let blob = blob.to_vec();
     let feeder = std::thread::spawn(move || stdin.write_all(&blob));
     let output = child.wait_with_output().unwrap();
     feeder.join().unwrap().unwrap();
-    assert!(output.status.success(), "gzip -dc failed: {output:?}");
+    assert!(output.status.success(), "{program} failed: {output:?}");
     output.stdout
+}
+
+fn system_gunzip(blob: &[u8]) -> Vec<u8> {
+    gunzip_with("gzip", &["-dc"], blob)
 }
 
 const SIZES: [usize; 7] = [
@@ -60,22 +65,9 @@ const SIZES: [usize; 7] = [
 ];
 
 fn python_gunzip(blob: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import gzip, sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("running python3");
-    let mut stdin = child.stdin.take().unwrap();
-    let blob = blob.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&blob));
-    let output = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(output.status.success(), "python3 gzip failed: {output:?}");
-    output.stdout
+    let script =
+        "import gzip, sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))";
+    gunzip_with("python3", &["-c", script], blob)
 }
 
 /// The contents of each gzip member of `blob`, in order.
