@@ -682,6 +682,31 @@ fn tty_shows_running_steps_with_their_output_and_auto_picks_by_terminal_and_ci()
     );
 }
 
+/// The processes (by pid) whose process group is `group`, from /proc.
+fn processes_in_group(group: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, after)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if after.split_whitespace().nth(2).and_then(|g| g.parse().ok()) == Some(group) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 #[test]
 fn sigint_leaves_no_live_line_behind() {
     if !can_build() {
@@ -699,7 +724,19 @@ fn sigint_leaves_no_live_line_behind() {
         .arg(&context);
     let running = OnTerminal::spawn(command, COLUMNS);
     running.screen.wait_for("# two");
-    // Ctrl-C, typed: SIGINT to builder and what it runs.
+    // A ^C reaches builder alone: nothing it started is in the terminal's
+    // process group (builder's, as the session's leader), so no helper of
+    // the step dies of it first and fails the step before the cancel.
+    let builder_pid = running.child.id();
+    let in_group: Vec<u32> = processes_in_group(builder_pid)
+        .into_iter()
+        .filter(|pid| *pid != builder_pid)
+        .collect();
+    assert!(
+        in_group.is_empty(),
+        "in builder's process group: {in_group:?}"
+    );
+    // Ctrl-C, typed: SIGINT to the terminal's process group.
     (&running.keyboard).write_all(b"\x03").unwrap();
     let (status, drawn) = running.end();
     assert_eq!(

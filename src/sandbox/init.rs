@@ -94,8 +94,8 @@ fn prepare(
         Some(binfmt) => Some((binfmt, binfmt.open_interpreter()?)),
         None => None,
     };
-    // Detach from the caller's terminal: the step cannot read it, and a
-    // terminal's signals reach the helper, whose death ends the step.
+    // Detach from the caller's terminal: the step cannot read it nor get
+    // its signals (a ^C reaches builder, which cancels the step).
     rustix::process::setsid().context(|| "starting a new session".into())?;
     namespaces::unshare_step()?;
 

@@ -408,7 +408,13 @@ fn spawn_helper(helper: &Path, fd: RawFd) -> std::io::Result<tokio::process::Chi
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        // Out of builder's process group: a ^C typed on the terminal reaches
+        // builder alone, which cancels the build (dropping the helper kills
+        // it, and the step with it); the helper killed first would fail the
+        // step before the cancel was seen. Builder's own death still ends it
+        // (`PR_SET_PDEATHSIG`).
+        .process_group(0);
     // SAFETY: the closure runs between fork and exec and only calls dup2 and
     // fcntl, which are async-signal-safe; it touches no memory of the parent.
     unsafe {

@@ -16,6 +16,7 @@ use crate::layer::LayerError;
 use crate::layer::extract::{ExtractReport, extract_above};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -299,6 +300,9 @@ impl Helper {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Out of builder's process group, as the sandbox helper: a ^C
+            // reaches builder alone, which cancels what the helper does.
+            .process_group(0)
             .spawn()
             .map_err(UsernsError::Helper)?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
