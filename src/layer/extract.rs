@@ -229,10 +229,7 @@ impl EntryMeta {
     }
 
     fn times(&self) -> Timestamps {
-        Timestamps {
-            last_access: self.mtime,
-            last_modification: self.mtime,
-        }
+        times_of(self.mtime)
     }
 }
 
@@ -588,17 +585,7 @@ impl Extractor<'_> {
                 Ok(fd) => {
                     let stat =
                         rfs::fstat(&fd).map_err(|e| at(name, "inspecting its parent")(e.into()))?;
-                    let times = Timestamps {
-                        last_access: Timespec {
-                            tv_sec: stat.st_atime,
-                            tv_nsec: i64::try_from(stat.st_atime_nsec).unwrap_or(0),
-                        },
-                        last_modification: Timespec {
-                            tv_sec: stat.st_mtime,
-                            tv_nsec: i64::try_from(stat.st_mtime_nsec).unwrap_or(0),
-                        },
-                    };
-                    self.dir_times.push((current, times));
+                    self.dir_times.push((current, times_of(stat_mtime(&stat))));
                     return Ok(());
                 }
                 Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
@@ -796,10 +783,7 @@ fn lower_dir(lowers: &[PathBuf], path: &InRootPath) -> io::Result<Option<EntryMe
                     mode: stat.st_mode & 0o7777,
                     uid: u64::from(stat.st_uid),
                     gid: u64::from(stat.st_gid),
-                    mtime: Timespec {
-                        tv_sec: stat.st_mtime,
-                        tv_nsec: i64::try_from(stat.st_mtime_nsec).unwrap_or(0),
-                    },
+                    mtime: stat_mtime(&stat),
                     xattrs,
                 }));
             }
@@ -811,6 +795,23 @@ fn lower_dir(lowers: &[PathBuf], path: &InRootPath) -> io::Result<Option<EntryMe
         }
     }
     Ok(None)
+}
+
+/// The times set on what is extracted: `mtime` for both (a layer keeps
+/// no access time).
+fn times_of(mtime: Timespec) -> Timestamps {
+    Timestamps {
+        last_access: mtime,
+        last_modification: mtime,
+    }
+}
+
+/// The modification time `stat` gives.
+fn stat_mtime(stat: &rfs::Stat) -> Timespec {
+    Timespec {
+        tv_sec: stat.st_mtime,
+        tv_nsec: i64::try_from(stat.st_mtime_nsec).unwrap_or(0),
+    }
 }
 
 /// The `/proc/self/fd` path of an open directory, for calls that only take paths.

@@ -107,7 +107,7 @@ impl BlockGzip {
             for _ in 0..workers {
                 std::thread::Builder::new()
                     .name("gzip-deflate".to_owned())
-                    .spawn_scoped(scope, || deflate_jobs(&queue, level, header(self.level)))?;
+                    .spawn_scoped(scope, || deflate_jobs(&queue, level))?;
             }
             let mut writer = InOrder {
                 out: &mut out,
@@ -185,21 +185,10 @@ fn workers_stopped() -> io::Error {
     io::Error::other("a gzip compression worker stopped")
 }
 
-/// The fixed gzip member header: no name, no mtime, "unknown" OS, so that
-/// it is the same on every machine.
-fn header(level: u32) -> [u8; 10] {
-    let extra_flags = match level {
-        9.. => 2,
-        0 | 1 => 4,
-        _ => 0,
-    };
-    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, extra_flags, 255]
-}
-
 /// A worker: deflates blocks from the shared queue until it closes. One
 /// compressor serves every block: libdeflate keeps nothing of one call in
 /// the next, so a member's bytes do not depend on the worker.
-fn deflate_jobs(queue: &Mutex<Receiver<Job>>, level: CompressionLvl, head: [u8; 10]) {
+fn deflate_jobs(queue: &Mutex<Receiver<Job>>, level: CompressionLvl) {
     let mut compressor = Compressor::new(level);
     loop {
         let job = match queue.lock() {
@@ -210,24 +199,18 @@ fn deflate_jobs(queue: &Mutex<Receiver<Job>>, level: CompressionLvl, head: [u8; 
             return;
         };
         // The writer may have stopped on an error and no longer listen.
-        let _ = done.send(member(&mut compressor, head, &block));
+        let _ = done.send(member(&mut compressor, &block));
     }
 }
 
-/// `block` as one complete gzip member: header, raw deflate, CRC-32 and
-/// size.
-fn member(compressor: &mut Compressor, head: [u8; 10], block: &[u8]) -> io::Result<Vec<u8>> {
-    let bound = compressor.deflate_compress_bound(block.len());
-    let mut bytes = vec![0; head.len() + bound + 8];
-    bytes[..head.len()].copy_from_slice(&head);
-    let deflated = compressor
-        .deflate_compress(block, &mut bytes[head.len()..head.len() + bound])
+/// `block` as one complete gzip member, framed by libdeflate: a fixed
+/// header (no name, no mtime, "unknown" OS, so that it is the same on
+/// every machine), the raw deflate, CRC-32 and size.
+fn member(compressor: &mut Compressor, block: &[u8]) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0; compressor.gzip_compress_bound(block.len())];
+    let written = compressor
+        .gzip_compress(block, &mut bytes)
         .map_err(|e| io::Error::other(format!("deflate: {e:?}")))?;
-    bytes.truncate(head.len() + deflated);
-    let mut crc = libdeflater::Crc::new();
-    crc.update(block);
-    bytes.extend_from_slice(&crc.sum().to_le_bytes());
-    // ISIZE is the input size modulo 2^32; a block is far below it.
-    bytes.extend_from_slice(&u32::try_from(block.len()).unwrap_or(u32::MAX).to_le_bytes());
+    bytes.truncate(written);
     Ok(bytes)
 }
